@@ -1,0 +1,181 @@
+"""The `roombot` command line: serve, console, emulator, parse, check, audit.
+
+Exit codes: 0 success, 1 a command ran but something it did failed, 2 bad usage or configuration.
+Configuration problems print one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from bot import __version__
+from bot.config import ConfigError, Settings, load_settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad command-line usage detected after argument parsing; exits 2 with the message."""
+
+
+def _default_port() -> int:
+    raw = os.environ.get("PORT", "")
+    return int(raw) if raw.isdigit() else 3000
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="roombot",
+        description="Slack chat-ops for Tencent RTC Room Engine rooms.",
+    )
+    parser.add_argument("--version", action="version", version=f"roombot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)",
+        description="Run the Slack bot. Socket Mode when SLACK_APP_TOKEN is set, unless --http.",
+    )
+    serve.add_argument(
+        "--http", action="store_true", help="serve HTTP even if SLACK_APP_TOKEN is set"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="HTTP port (default: $PORT or 3000)",
+    )
+    serve.add_argument("--host", default="0.0.0.0", help="HTTP bind address (default 0.0.0.0)")  # noqa: S104
+
+    console = sub.add_parser(
+        "console",
+        help="type /room commands locally and see what the bot would post",
+        description="A local prompt running the real pipeline. Uses the real Room Engine when "
+        "TENCENT_* is configured, else an embedded emulator with demo rooms.",
+    )
+    console.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER_ID",
+        help="evaluate the policy as this Slack user ID "
+        "(default: a local operator with every permission)",
+    )
+
+    emulator = sub.add_parser(
+        "emulator",
+        help="run a local Room Engine emulator",
+        description="A local HTTP server that answers like the Room Engine REST API.",
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    emulator.add_argument("--port", type=int, default=9000, help="port (default 9000)")
+    emulator.add_argument(
+        "--room",
+        dest="rooms",
+        action="append",
+        default=[],
+        metavar="ROOM_ID",
+        help="create this room at start (repeatable)",
+    )
+    emulator.add_argument("--rooms-file", metavar="PATH", help="JSON file of rooms to create")
+    emulator.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
+    emulator.add_argument(
+        "--fail-rate", type=float, default=0.0, help="fraction of calls answered 100001"
+    )
+    emulator.add_argument(
+        "--http-502-rate", type=float, default=0.0, help="fraction of calls answered HTTP 502"
+    )
+    emulator.add_argument(
+        "--hang-rate", type=float, default=0.0, help="fraction of calls that never answer"
+    )
+
+    parse = sub.add_parser(
+        "parse",
+        help="print the request body /room TEXT would send, one JSON object per room",
+        description="Print, one JSON object per line, the exact update_room_info body that "
+        "`/room TEXT` would send for each room. Calls nothing.",
+    )
+    parse.add_argument("text", nargs="+", metavar="TEXT", help="the /room command text")
+
+    sub.add_parser(
+        "check",
+        help="validate a deployment: settings, Slack token and scopes, Tencent credentials, policy",
+        description="Validate settings, the Slack token and scopes, Tencent credentials and the "
+        "policy file; print a short report. Exit non-zero on any problem.",
+    )
+
+    audit = sub.add_parser(
+        "audit",
+        help="read the audit trail",
+        description="Read the audit trail (ROOMBOT_AUDIT_DB).",
+    )
+    audit.add_argument("--room", help="only this room ID")
+    audit.add_argument("--user", help="only this Slack user ID")
+    audit.add_argument("--since", help="only entries newer than this, e.g. 30m, 24h, 7d")
+    audit.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
+    audit.add_argument(
+        "--format", choices=["table", "jsonl", "csv"], default="table", help="output format"
+    )
+    return parser
+
+
+def _not_implemented(name: str) -> Callable[[argparse.Namespace, Settings], int]:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        print(f"roombot {name}: not implemented yet", file=sys.stderr)
+        return EXIT_USAGE
+
+    return run
+
+
+def _run_parse(args: argparse.Namespace, settings: Settings) -> int:
+    return _not_implemented("parse")(args, settings)
+
+
+def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    return _not_implemented("serve")(args, settings)
+
+
+def _run_console(args: argparse.Namespace, settings: Settings) -> int:
+    return _not_implemented("console")(args, settings)
+
+
+def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:
+    return _not_implemented("emulator")(args, settings)
+
+
+def _run_check(args: argparse.Namespace, settings: Settings) -> int:
+    return _not_implemented("check")(args, settings)
+
+
+def _run_audit(args: argparse.Namespace, settings: Settings) -> int:
+    return _not_implemented("audit")(args, settings)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "serve": _run_serve,
+    "console": _run_console,
+    "emulator": _run_emulator,
+    "parse": _run_parse,
+    "check": _run_check,
+    "audit": _run_audit,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `roombot` console script; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "port", None) is None and args.command == "serve":
+        args.port = _default_port()
+    try:
+        settings = load_settings()
+        return _COMMANDS[args.command](args, settings)
+    except (ConfigError, UsageError) as exc:
+        print(f"roombot {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,217 @@
+"""Settings: every knob roombot reads from the environment or a `.env` file.
+
+`load_settings()` is the one way in. It never raises a pydantic error at the caller: any problem
+becomes a `ConfigError` whose message is one line naming the variable (and never a secret's value).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.tencent.regions import Region
+
+#: Slack user IDs: `U…` (or `W…` on Enterprise Grid), upper-case letters and digits.
+USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+
+#: Variables whose values must never be echoed back, even inside an error message.
+SECRET_VARIABLES = frozenset(
+    {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "TENCENT_SECRET_KEY"}
+)
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+_URL = TypeAdapter(AnyHttpUrl)
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line a person can act on."""
+
+
+class Settings(BaseSettings):
+    """roombot's configuration. Field names are the environment variable names, lower-cased."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+
+    tencent_sdkappid: int | None = Field(default=None, gt=0)
+    tencent_secret_key: SecretStr | None = None
+    tencent_admin_id: str = "administrator"
+    tencent_region: Region = Region.SINGAPORE
+    tencent_api_url: str | None = None
+
+    roombot_allowed_users: Annotated[tuple[str, ...], NoDecode] = ()
+    roombot_policy_file: Path | None = None
+    roombot_audit_db: Path = Path("roombot-audit.sqlite3")
+    roombot_rate_limit: int = Field(default=50, ge=1, le=200)
+    roombot_confirm_above: int = Field(default=5, ge=0)
+    roombot_max_rooms: int = Field(default=500, ge=1, le=10_000)
+
+    @field_validator(
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "tencent_secret_key",
+        "tencent_api_url",
+        "roombot_policy_file",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # `FOO=` in a .env file means "not set", not "set to the empty string".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("tencent_sdkappid", mode="before")
+    @classmethod
+    def _sdkappid(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return None
+            if not text.isdigit():
+                raise ValueError(f"must be a positive integer, got {text!r}")
+            return int(text)
+        return value
+
+    @field_validator("tencent_region", mode="before")
+    @classmethod
+    def _region(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text not in {r.value for r in Region}:
+                valid = ", ".join(r.value for r in Region)
+                raise ValueError(f"unknown region {value.strip()!r} (valid: {valid})")
+            return text
+        return value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with 'xoxb-'")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with 'xapp-'")
+        return value
+
+    @field_validator("slack_api_url", "tencent_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip()
+        try:
+            _URL.validate_python(text)
+        except ValidationError:
+            raise ValueError(f"must be an http(s) URL, got {text!r}") from None
+        return text
+
+    @field_validator("tencent_admin_id")
+    @classmethod
+    def _admin_id(cls, value: str) -> str:
+        text = value.strip()
+        if not text or len(text.encode()) > 32 or any(c.isspace() for c in text):
+            raise ValueError("must be an account ID of 1-32 bytes without spaces")
+        return text
+
+    @field_validator("roombot_allowed_users", mode="before")
+    @classmethod
+    def _user_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            bad = [v for v in value if not isinstance(v, str) or not USER_ID_RE.match(v)]
+            if bad:
+                raise ValueError(
+                    f"malformed Slack user ID {bad[0]!r} (expected IDs like U012ABCDEF, "
+                    "comma-separated; display names are not accepted)"
+                )
+            return tuple(dict.fromkeys(value))
+        return value
+
+    # -- derived values -------------------------------------------------------------------------
+
+    @property
+    def tencent_base_url(self) -> str:
+        """The Room Engine base URL: `TENCENT_API_URL` if set, else the region's host."""
+        return (self.tencent_api_url or self.tencent_region.base_url).rstrip("/")
+
+    @property
+    def tencent_configured(self) -> bool:
+        """True when both the SDKAppID and the secret key are present."""
+        return self.tencent_sdkappid is not None and self.tencent_secret_key is not None
+
+    def require(self, *variables: str, purpose: str) -> None:
+        """Raise `ConfigError` naming the first unset one of `variables` and what needs it."""
+        for name in variables:
+            if getattr(self, name.lower()) in (None, ""):
+                raise ConfigError(f"{name} is required for {purpose} (see .env.example)")
+
+
+def load_settings(env_file: Path | str | None = ".env", **overrides: Any) -> Settings:
+    """Read the environment (and `env_file`, if it exists) into `Settings`.
+
+    Raises `ConfigError` with one line naming the offending variable.
+    """
+    try:
+        return Settings(_env_file=env_file, **overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] in {"int_parsing", "int_type"}:
+        message = "must be an integer"
+    elif error["type"] in {"greater_than_equal", "less_than_equal", "greater_than"}:
+        message = _range_message(name.lower()) or message.lower().replace(
+            "input should be", "must be"
+        )
+    raw = error.get("input")
+    if name in SECRET_VARIABLES and isinstance(raw, str) and raw:
+        # Belt and braces: no validator message may ever carry a secret's value.
+        message = message.replace(raw, "…")
+    count = exc.error_count()
+    more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+    return f"{name}: {message}{more}"
+
+
+def _range_message(field_name: str) -> str | None:
+    field = Settings.model_fields.get(field_name)
+    if field is None:
+        return None
+    low = next((m.ge for m in field.metadata if getattr(m, "ge", None) is not None), None)
+    high = next((m.le for m in field.metadata if getattr(m, "le", None) is not None), None)
+    if low is not None and high is not None:
+        return f"must be between {low} and {high}"
+    if low is not None:
+        return f"must be at least {low}"
+    return None

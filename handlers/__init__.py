@@ -1,0 +1,1 @@
+"""Thin Slack adapters: each module exposes `register(app, service)`."""
