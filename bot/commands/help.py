@@ -22,10 +22,13 @@ def render_help(allowed: Callable[[str], bool] | None = None) -> str:
     specs = [spec for spec in VERBS.values() if allowed is None or allowed(spec.name)]
     if not specs:
         return "You may not run any `/room` commands."
-    lines = [f"Usage: `{GENERAL_USAGE}`", ""]
+    writes = any(spec.kind is VerbKind.WRITE for spec in specs)
+    # Options only matter to someone who may change rooms.
+    usage = GENERAL_USAGE if writes else GENERAL_USAGE.partition(" [")[0]
+    lines = [f"Usage: `{usage}`", ""]
     lines += [f"`{spec.synopsis}` — {spec.summary}" for spec in specs]
     lines.append("")
-    if any(spec.kind is VerbKind.WRITE for spec in specs):
+    if writes:
         lines.append(_OPTIONS_HELP)
     lines.append("`/room help VERB` explains one command, with an example.")
     return "\n".join(lines)
