@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .errors import ParseError, did_you_mean, shown
 from .values import SHORT_KEY_OF
-from .verbs import GENERAL_USAGE, VERB_WORDS, VERBS, VerbKind, VerbSpec, canonical_verb
+from .verbs import GENERAL_USAGE, VERBS, VerbKind, VerbSpec, canonical_verb, unknown_verb
 
 _OPTIONS_HELP = (
     "`--dry-run` shows what would be sent without sending it. `--reason TEXT` is recorded "
@@ -41,8 +40,7 @@ def render_verb_help(verb: str) -> str:
     """
     name = canonical_verb(verb)
     if name is None:
-        hint = did_you_mean(verb, VERB_WORDS) or " — see `/room help` for the list"
-        raise ParseError(f"unknown command {shown(verb)}{hint}", VERBS["help"].usage)
+        raise unknown_verb(verb, VERBS["help"].usage)
     spec = VERBS[name]
     lines = [f"`{spec.usage}`", f"{spec.summary}."]
     lines += _changes_lines(spec)

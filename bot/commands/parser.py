@@ -13,12 +13,21 @@ from .errors import ParseError, did_you_mean, shown
 from .normalise import normalise
 from .tokens import Token, raw_text, tokenise
 from .values import SET_KEYS, SHORT_KEY_OF, InvalidValue, SettingKey, convert, lookup_key
-from .verbs import GENERAL_USAGE, VERB_WORDS, VERBS, ArgForm, VerbKind, VerbSpec, canonical_verb
+from .verbs import (
+    GENERAL_USAGE,
+    VERBS,
+    ArgForm,
+    VerbKind,
+    VerbSpec,
+    canonical_verb,
+    unknown_verb,
+)
 
 #: How many rooms one command may name unless the caller says otherwise.
 DEFAULT_MAX_ROOMS: Final = 500
 
-_OPTIONS: Final = ("--dry-run", "--reason")
+_OPTION_NAMES: Final = ("--dry-run", "--reason")
+_OPTIONS_HINT: Final = " — the options are --dry-run and --reason"
 # What Slack sends for a mention when the app escapes them: users, channels, groups, @here.
 _MENTION = re.compile(r"<[@#!]")
 
@@ -73,16 +82,11 @@ def _verb(token: Token) -> VerbSpec:
         raise ParseError(
             f"the command comes first, before options like {shown(token.value)}", GENERAL_USAGE
         )
-    hint = did_you_mean(token.value, VERB_WORDS) or " — see `/room help` for the list"
-    raise ParseError(f"unknown command {shown(token.value)}{hint}", GENERAL_USAGE)
+    raise unknown_verb(token.value, GENERAL_USAGE)
 
 
 def _split_options(text: str, tokens: list[Token], spec: VerbSpec) -> _Options:
-    """Take `--dry-run` and `--reason` out of the words after the verb, wherever they are.
-
-    `--reason` takes one quoted string, or else every word up to the next option or the end,
-    so `--reason abuse report` needs no quotes (and cannot quietly turn `report` into a room).
-    """
+    """Take `--dry-run` and `--reason` out of the words after the verb, wherever they are."""
     options = _Options(args=[])
     i = 0
     while i < len(tokens):
@@ -100,33 +104,39 @@ def _split_options(text: str, tokens: list[Token], spec: VerbSpec) -> _Options:
         elif option == "--reason":
             if options.reason is not None:
                 raise ParseError("`--reason` is given twice; give it once", spec.usage)
-            if eq and token.prefix == name + eq and token.quoted is not None:
-                reason = token.quoted  # --reason="…"
-            elif eq:
-                # --reason=abuse report: the rest of this word and the words after it, as typed.
-                words = _until_option(tokens, i)
-                end = words[-1].end if words else token.end
-                reason = text[token.start + len(name) + 1 : end].strip()
-                i += len(words)
-            elif i < len(tokens) and tokens[i].fully_quoted:
-                reason = tokens[i].value
-                i += 1
-            else:
-                words = _until_option(tokens, i)
-                reason = raw_text(text, words)
-                i += len(words)
-            if not reason.strip():
-                raise ParseError(
-                    "`--reason` needs some text, e.g. --reason abuse report", spec.usage
-                )
-            options.reason = reason
+            options.reason, i = _reason(text, tokens, i, spec)
         else:
-            hint = did_you_mean(option, _OPTIONS) or " — the options are --dry-run and --reason"
+            hint = did_you_mean(option, _OPTION_NAMES) or _OPTIONS_HINT
             raise ParseError(
                 f"unknown option {shown(token.value)}{hint} (quote a value that starts with --)",
                 spec.usage,
             )
     return options
+
+
+def _reason(text: str, tokens: list[Token], after: int, spec: VerbSpec) -> tuple[str, int]:
+    """The text of the `--reason` at `tokens[after - 1]`, and the index of the word after it.
+
+    One quoted string, or else every word up to the next option or the end, so that
+    `--reason abuse report` needs no quotes (and cannot quietly turn `report` into a room).
+    """
+    option = tokens[after - 1]
+    name, eq, _ = option.prefix.partition("=")
+    if eq and option.quoted is not None and option.prefix == name + eq:
+        reason, end = option.quoted, after  # --reason="abuse report"
+    elif eq:
+        # --reason=abuse report: the rest of this word and the words after it, as typed.
+        words = _until_option(tokens, after)
+        stop = words[-1].end if words else option.end
+        reason, end = text[option.start + len(name) + 1 : stop].strip(), after + len(words)
+    elif after < len(tokens) and tokens[after].fully_quoted:
+        reason, end = tokens[after].value, after + 1
+    else:
+        words = _until_option(tokens, after)
+        reason, end = raw_text(text, words), after + len(words)
+    if not reason.strip():
+        raise ParseError("`--reason` needs some text, e.g. --reason abuse report", spec.usage)
+    return reason, end
 
 
 def _until_option(tokens: list[Token], start: int) -> list[Token]:
@@ -149,11 +159,9 @@ def _topic(args: list[Token], spec: VerbSpec) -> str | None:
         return None
     if len(args) > 1:
         raise ParseError("`help` takes at most one command name", spec.usage)
-    word = args[0].value
-    topic = canonical_verb(word)
+    topic = canonical_verb(args[0].value)
     if topic is None:
-        hint = did_you_mean(word, VERB_WORDS) or " — see `/room help` for the list"
-        raise ParseError(f"unknown command {shown(word)}{hint}", spec.usage)
+        raise unknown_verb(args[0].value, spec.usage)
     return topic
 
 

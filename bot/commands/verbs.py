@@ -10,6 +10,8 @@ from typing import Final
 
 from bot.models import PATCH_FIELDS
 
+from .errors import ParseError, did_you_mean, shown
+
 #: The shape of every command, for errors that cannot name a verb.
 GENERAL_USAGE: Final = "/room VERB ROOM... [--dry-run] [--reason TEXT]"
 _OPTIONS: Final = "[--dry-run] [--reason TEXT]"
@@ -228,3 +230,9 @@ VERB_WORDS: Final[Mapping[str, str]] = MappingProxyType(
 def canonical_verb(word: str) -> str | None:
     """The canonical name of the verb or alias `word` (any case, `_` for `-`), or None."""
     return VERB_WORDS.get(word.strip().lower().replace("_", "-"))
+
+
+def unknown_verb(word: str, usage: str) -> ParseError:
+    """The error for a verb nobody defined: "unknown command `x` — did you mean `y`?"."""
+    hint = did_you_mean(word, VERB_WORDS) or " — see `/room help` for the list"
+    return ParseError(f"unknown command {shown(word)}{hint}", usage)
