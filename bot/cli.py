@@ -7,11 +7,13 @@ Configuration problems print one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 from bot import __version__
+from bot.commands import ParseError, VerbKind, parse_command
 from bot.config import ConfigError, Settings, load_settings
 
 EXIT_OK = 0
@@ -100,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print, one JSON object per line, the exact update_room_info body that "
         "`/room TEXT` would send for each room. Calls nothing.",
     )
-    parse.add_argument("text", nargs="+", metavar="TEXT", help="the /room command text")
+    # REMAINDER, so that options of the /room language (`--dry-run`) reach the parser untouched.
+    parse.add_argument(
+        "text", nargs=argparse.REMAINDER, metavar="TEXT", help="the /room command text"
+    )
 
     sub.add_parser(
         "check",
@@ -133,7 +138,20 @@ def _not_implemented(name: str) -> Callable[[argparse.Namespace, Settings], int]
 
 
 def _run_parse(args: argparse.Namespace, settings: Settings) -> int:
-    return _not_implemented("parse")(args, settings)
+    # The words are joined, so `parse mute-all r1` and `parse 'mute-all r1'` are the same text.
+    text = " ".join(args.text)
+    try:
+        command = parse_command(text, max_rooms=settings.roombot_max_rooms)
+    except ParseError as exc:
+        usage = f" — usage: {exc.usage}" if exc.usage else ""
+        print(f"roombot parse: {exc.message}{usage}", file=sys.stderr)
+        return EXIT_USAGE
+    if command.spec.kind is VerbKind.WRITE:
+        for patch in command.patches():
+            print(json.dumps(patch.body(), ensure_ascii=False))
+    else:
+        print(json.dumps(command.as_dict(), ensure_ascii=False))
+    return EXIT_OK
 
 
 def _run_serve(args: argparse.Namespace, settings: Settings) -> int:

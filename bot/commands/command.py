@@ -1,0 +1,84 @@
+"""`Command`: what a `/room` line asks for, as plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from bot.models import PATCH_FIELDS, RoomPatch
+
+from .tokens import quote, word
+from .values import SHORT_KEY_OF, render
+from .verbs import VERBS, ArgForm, VerbKind, VerbSpec
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed `/room` command.
+
+    `verb` is canonical; `rooms` are de-duplicated in the order given (empty for help);
+    `changes` maps API field names to JSON-ready values (empty unless the verb writes);
+    `topic` is the verb `help VERB` asked about. Immutable: `changes` is a read-only mapping.
+    """
+
+    verb: str
+    rooms: tuple[str, ...]
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
+    reason: str | None = None
+    topic: str | None = None
+
+    def __post_init__(self) -> None:
+        # Frozen all the way down, in the API's field order whatever order they were given in.
+        ordered = {name: self.changes[name] for name in PATCH_FIELDS if name in self.changes}
+        object.__setattr__(self, "rooms", tuple(self.rooms))
+        object.__setattr__(self, "changes", MappingProxyType(ordered))
+
+    @property
+    def spec(self) -> VerbSpec:
+        """The verb's entry in `VERBS`."""
+        return VERBS[self.verb]
+
+    def patches(self) -> list[RoomPatch]:
+        """One `update_room_info` patch per room: `RoomId` plus exactly `changes`.
+
+        Empty for commands that change nothing (`show`, `history`, `help`).
+        """
+        if self.spec.kind is not VerbKind.WRITE:
+            return []
+        return [RoomPatch.of(room, dict(self.changes)) for room in self.rooms]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The command as JSON-ready data (what `roombot parse` prints for read and help verbs)."""
+        return {
+            "verb": self.verb,
+            "rooms": list(self.rooms),
+            "changes": dict(self.changes),
+            "dry_run": self.dry_run,
+            "reason": self.reason,
+            "topic": self.topic,
+        }
+
+    def canonical_text(self) -> str:
+        """Text that `parse_command` turns back into this command (values quoted as needed)."""
+        spec = self.spec
+        parts = [self.verb]
+        if spec.form is ArgForm.TOPIC:
+            parts.extend([self.topic] if self.topic else [])
+        else:
+            parts.extend(word(room) for room in self.rooms)
+        if spec.form in (ArgForm.ROOM_VALUE, ArgForm.ROOM_TEXT):
+            name = spec.fields[0]
+            value = self.changes[name]
+            text = render(name, value)
+            parts.append(quote(text) if spec.form is ArgForm.ROOM_TEXT else word(text))
+        elif spec.form is ArgForm.ROOMS_SETTINGS:
+            for name, value in self.changes.items():
+                parts.append(f"{SHORT_KEY_OF[name].key}={word(render(name, value))}")
+        if self.dry_run:
+            parts.append("--dry-run")
+        if self.reason is not None:
+            parts.append(f"--reason {quote(self.reason)}")
+        return " ".join(parts)

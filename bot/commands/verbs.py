@@ -1,0 +1,238 @@
+"""The `/room` verbs: one table that the parser, the help text and the policy all read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+from bot.models import PATCH_FIELDS
+
+from .errors import ParseError, did_you_mean, shown
+
+#: The shape of every command, for errors that cannot name a verb.
+GENERAL_USAGE: Final = "/room VERB ROOM... [--dry-run] [--reason TEXT]"
+_OPTIONS: Final = "[--dry-run] [--reason TEXT]"
+
+
+class VerbKind(StrEnum):
+    """What running a verb does: change rooms, read them, or explain the language."""
+
+    WRITE = "write"
+    READ = "read"
+    HELP = "help"
+
+
+class ArgForm(StrEnum):
+    """The shape of a verb's arguments, which decides how the parser reads them."""
+
+    ROOMS = "ROOM..."  # one or more rooms
+    ROOM = "ROOM"  # exactly one room
+    ROOM_VALUE = "ROOM VALUE"  # one room, then one word
+    ROOM_TEXT = "ROOM TEXT..."  # one room, then the rest of the line
+    ROOMS_SETTINGS = "ROOM... KEY=VALUE..."  # rooms and assignments, in any order
+    TOPIC = "[VERB]"  # nothing, or one verb
+
+
+@dataclass(frozen=True)
+class VerbSpec:
+    """One verb: its names, what it does and the API fields it may set.
+
+    `sets` is the fixed patch of a toggle verb (`mute-all`: `IsAudioDisabled` true); value verbs
+    and `set` take their values from the text instead. `usage` is the full usage line with
+    options; `synopsis` the same without them.
+    """
+
+    name: str
+    aliases: tuple[str, ...]
+    kind: VerbKind
+    summary: str
+    usage: str
+    example: str
+    multi_room: bool
+    fields: tuple[str, ...]
+    form: ArgForm
+    synopsis: str
+    sets: tuple[tuple[str, bool], ...] = ()
+
+
+def _spec(
+    name: str,
+    form: ArgForm,
+    summary: str,
+    example: str,
+    *,
+    kind: VerbKind = VerbKind.WRITE,
+    aliases: tuple[str, ...] = (),
+    fields: tuple[str, ...] = (),
+    sets: tuple[tuple[str, bool], ...] = (),
+    args: str | None = None,
+) -> VerbSpec:
+    synopsis = f"/room {name} {args or form.value}"
+    return VerbSpec(
+        name=name,
+        aliases=aliases,
+        kind=kind,
+        summary=summary,
+        usage=f"{synopsis} {_OPTIONS}" if kind is VerbKind.WRITE else synopsis,
+        example=f"/room {name} {example}",
+        multi_room=form in (ArgForm.ROOMS, ArgForm.ROOMS_SETTINGS),
+        fields=fields or tuple(field for field, _ in sets),
+        form=form,
+        synopsis=synopsis,
+        sets=sets,
+    )
+
+
+def _toggle_pair(
+    on: str,
+    off: str,
+    fields: tuple[str, ...],
+    what: str,
+    *,
+    on_aliases: tuple[str, ...] = (),
+    off_aliases: tuple[str, ...] = (),
+) -> tuple[VerbSpec, VerbSpec]:
+    # `on` disables the feature (sets the fields true); `off` lifts it again.
+    return (
+        _spec(
+            on,
+            ArgForm.ROOMS,
+            f"Disable {what} in the rooms",
+            'room-test --reason "abuse report"',
+            aliases=on_aliases,
+            sets=tuple((field, True) for field in fields),
+        ),
+        _spec(
+            off,
+            ArgForm.ROOMS,
+            f"Enable {what} in the rooms again",
+            "room-test room-2",
+            aliases=off_aliases,
+            sets=tuple((field, False) for field in fields),
+        ),
+    )
+
+
+_LOCKDOWN_FIELDS: Final = (
+    "IsAudioDisabled",
+    "IsVideoDisabled",
+    "IsMessageDisabled",
+    "IsScreenSharingDisabled",
+)
+
+_TABLE: Final = (
+    *_toggle_pair(
+        "mute-all",
+        "unmute-all",
+        ("IsAudioDisabled",),
+        "everyone's audio",
+        on_aliases=("mute-audio", "disable-audio"),
+        off_aliases=("unmute-audio", "enable-audio"),
+    ),
+    *_toggle_pair("disable-video", "enable-video", ("IsVideoDisabled",), "everyone's video"),
+    *_toggle_pair(
+        "disable-chat",
+        "enable-chat",
+        ("IsMessageDisabled",),
+        "text chat",
+        on_aliases=("mute-chat",),
+        off_aliases=("unmute-chat",),
+    ),
+    *_toggle_pair(
+        "disable-screenshare",
+        "enable-screenshare",
+        ("IsScreenSharingDisabled",),
+        "screen sharing",
+    ),
+    *_toggle_pair(
+        "disable-recording", "enable-recording", ("IsCloudRecordingDisabled",), "cloud recording"
+    ),
+    *_toggle_pair(
+        "lockdown", "lift-lockdown", _LOCKDOWN_FIELDS, "audio, video, chat and screen sharing"
+    ),
+    _spec(
+        "rename",
+        ArgForm.ROOM_TEXT,
+        "Rename a room (1-100 UTF-8 bytes; quotes optional)",
+        'room-test "Weekly sync"',
+        fields=("RoomName",),
+        args="ROOM NAME...",
+    ),
+    _spec(
+        "set-capacity",
+        ArgForm.ROOM_VALUE,
+        "Set the most members a room admits (a positive whole number)",
+        "room-test 200",
+        aliases=("max-members",),
+        fields=("MaxMemberCount",),
+        args="ROOM N",
+    ),
+    _spec(
+        "seat-mode",
+        ArgForm.ROOM_VALUE,
+        "Let members take a seat freely, or only on request (`apply`)",
+        "room-test apply",
+        fields=("TakeSeatMode",),
+        args="ROOM free|apply",
+    ),
+    _spec(
+        "set-custom",
+        ArgForm.ROOM_TEXT,
+        'Set a room\'s custom info (up to 500 UTF-8 bytes; `""` clears it)',
+        'room-test {"tier": "gold"}',
+        aliases=("custom-info",),
+        fields=("CustomInfo",),
+        args="ROOM TEXT...",
+    ),
+    _spec(
+        "set",
+        ArgForm.ROOMS_SETTINGS,
+        "Change several settings of one or more rooms at once",
+        'room-1 room-2 audio=off chat=off name="Incident bridge" --dry-run',
+        fields=tuple(PATCH_FIELDS),
+    ),
+    _spec(
+        "show",
+        ArgForm.ROOMS,
+        "Show the rooms' current settings",
+        "room-test",
+        kind=VerbKind.READ,
+    ),
+    _spec(
+        "history",
+        ArgForm.ROOM,
+        "Show the recent changes roombot made to a room",
+        "room-test",
+        kind=VerbKind.READ,
+    ),
+    _spec(
+        "help",
+        ArgForm.TOPIC,
+        "List the commands you may run, or explain one",
+        "mute-all",
+        kind=VerbKind.HELP,
+        aliases=("?", "--help"),
+    ),
+)
+
+#: Canonical verb name -> spec, in help order. The one source of truth for the language.
+VERBS: Final[Mapping[str, VerbSpec]] = MappingProxyType({spec.name: spec for spec in _TABLE})
+
+#: Every spelling a verb may be typed as (names and aliases, lower case) -> canonical name.
+VERB_WORDS: Final[Mapping[str, str]] = MappingProxyType(
+    {word: spec.name for spec in _TABLE for word in (spec.name, *spec.aliases)}
+)
+
+
+def canonical_verb(word: str) -> str | None:
+    """The canonical name of the verb or alias `word` (any case, `_` for `-`), or None."""
+    return VERB_WORDS.get(word.strip().lower().replace("_", "-"))
+
+
+def unknown_verb(word: str, usage: str) -> ParseError:
+    """The error for a verb nobody defined: "unknown command `x` — did you mean `y`?"."""
+    hint = did_you_mean(word, VERB_WORDS) or " — see `/room help` for the list"
+    return ParseError(f"unknown command {shown(word)}{hint}", usage)
