@@ -163,7 +163,22 @@ def _run_console(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:
-    return _not_implemented("emulator")(args, settings)
+    from bot.tencent.emulator import EmulatorUsageError, run_cli
+
+    try:
+        return run_cli(
+            settings=settings,
+            host=args.host,
+            port=args.port,
+            rooms=args.rooms,
+            rooms_file=args.rooms_file,
+            latency_ms=args.latency_ms,
+            fail_rate=args.fail_rate,
+            http_502_rate=args.http_502_rate,
+            hang_rate=args.hang_rate,
+        )
+    except EmulatorUsageError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _run_check(args: argparse.Namespace, settings: Settings) -> int:

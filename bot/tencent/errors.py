@@ -1,0 +1,228 @@
+"""What can go wrong talking to Room Engine, as a small exception hierarchy with human hints.
+
+Everything the client raises is a `RoomEngineError`::
+
+    RoomEngineError            base; `.request_id` (Tencent's RequestId, when one was seen),
+    │                          `.hint` (one short sentence a user can act on), `.attempts`
+    ├── ApiError               Tencent answered `ActionStatus: FAIL` / `ErrorCode != 0`;
+    │                          `.code` (ErrorCode) and `.info` (ErrorInfo)
+    ├── TransportError         no usable HTTP answer: connection failed, or an HTTP status other
+    │   │                      than 200 (`.status`, None when there was no response at all)
+    │   └── RequestTimeout     no answer within the client's timeout
+    └── MalformedResponse      HTTP 200, but the body is not the documented JSON envelope
+
+`ERROR_HINTS` maps every error code the reference documents to a short hint; `hint_for()` also
+answers for codes nobody documented. `RETRYABLE_CODES` are the codes worth trying again.
+
+No message, `str()` or `repr()` of these errors carries a UserSig or a secret key: text that came
+from httpx (whose exceptions quote the request URL, `usersig=` included) goes through `redact()`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+#: ErrorCode → a short hint a Slack user can act on. Every code in the reference is here.
+ERROR_HINTS: Final[dict[int, str]] = {
+    # Room Engine's own codes (the update_room_info page).
+    100001: "Tencent had an internal error — it is safe to try again",
+    100002: "Tencent rejected a parameter — the error text says which field",
+    100004: "room does not exist or was destroyed — check the ID",
+    100005: "the account is not a member of this room",
+    100006: "the admin account lacks permission for this operation",
+    # Common REST codes.
+    60002: "Tencent could not parse the HTTP request — check TENCENT_API_URL and the query string",
+    60003: "Tencent could not parse the JSON body of the request",
+    60004: "the account or signature in the request is wrong — check TENCENT_ADMIN_ID",
+    60005: "the account or signature in the request is wrong — check TENCENT_ADMIN_ID",
+    60006: "the SDKAppID is invalid — check TENCENT_SDKAPPID",
+    60007: "too many Room Engine calls per second — lower ROOMBOT_RATE_LIMIT or try again shortly",
+    60008: "Tencent timed out or found the request malformed — try again",
+    60009: "Tencent does not know this API path — check TENCENT_API_URL",
+    60010: "this API needs an App administrator — TENCENT_ADMIN_ID must be one",
+    60011: "the SDKAppID hit its call-frequency limit — try again shortly",
+    60012: "the request carries no SDKAppID — check TENCENT_SDKAPPID",
+    60013: "Tencent could not parse its own response JSON — try again",
+    60014: "account switching timed out at Tencent — try again",
+    60015: "the account type is wrong: account IDs must be strings",
+    60016: "the SDKAppID is disabled — check the app in the Tencent console",
+    60017: "this request is disabled for the app — check the app in the Tencent console",
+    60018: "too many requests — try again shortly",
+    60019: "too many requests — try again shortly",
+    60020: "the app's professional plan has expired — renew it in the Tencent console",
+    60021: "Tencent refused this source IP — check the app's IP allow-list",
+    70001: "the UserSig expired — check the server clock (roombot re-signs automatically)",
+    70002: "the UserSig is empty — check TENCENT_SECRET_KEY",
+    70003: "the UserSig failed verification — check TENCENT_SECRET_KEY",
+    70004: "the UserSig failed verification — check TENCENT_SECRET_KEY",
+    70005: "the UserSig failed verification — check TENCENT_SECRET_KEY",
+    70006: "the UserSig failed verification — check TENCENT_SECRET_KEY",
+    70007: "the UserSig failed verification — check TENCENT_SECRET_KEY",
+    70008: "the UserSig failed verification — check TENCENT_SECRET_KEY",
+    70009: "the secret key belongs to another SDKAppID — check TENCENT_SECRET_KEY",
+    70010: "the UserSig failed verification — check TENCENT_SECRET_KEY",
+    70013: "the UserSig was made for another user — check TENCENT_ADMIN_ID",
+    70014: "the UserSig was made for another SDKAppID — check TENCENT_SDKAPPID",
+    70016: "Tencent has no public key for this app — check the app in the Tencent console",
+    70020: "Tencent does not know this SDKAppID — check TENCENT_SDKAPPID and TENCENT_REGION",
+    70050: "too many failed attempts — wait a while before trying again",
+    70051: "the admin account is blacklisted — check the app in the Tencent console",
+    70052: "the UserSig expired — check the server clock (roombot re-signs automatically)",
+    70107: "the admin account does not exist — check TENCENT_ADMIN_ID",
+    70169: "Tencent had an internal error — try again",
+    70402: "Tencent rejected a parameter of the request",
+    70403: "the operator is not an App administrator — TENCENT_ADMIN_ID must be one",
+}
+
+#: Codes that mean "not now" rather than "no": an internal error and the frequency limits.
+RETRYABLE_CODES: Final = frozenset({100001, 60007, 60011, 60018, 60019})
+
+#: The frequency-limit codes (a subset of `RETRYABLE_CODES`).
+RATE_LIMIT_CODES: Final = frozenset({60007, 60011, 60018, 60019})
+
+
+def hint_for(code: int) -> str:
+    """A short human hint for a Room Engine ErrorCode; undocumented codes still get a sentence."""
+    hint = ERROR_HINTS.get(code)
+    if hint is not None:
+        return hint
+    if 70000 <= code <= 79999:
+        return f"Tencent rejected the credentials (code {code}) — check TENCENT_* settings"
+    if 60000 <= code <= 69999:
+        return f"Tencent rejected the request (code {code}) — see Tencent's REST error codes"
+    return f"Tencent returned error code {code} — see the Room Engine error-code docs"
+
+
+# `usersig=<anything up to & or a quote/space>` in a URL, whatever the case or encoding of `=`.
+_USERSIG_IN_URL = re.compile(r"(?i)(usersig(?:=|%3D))[^&\s'\"<>]*")
+
+
+def redact(text: str, *secrets: str) -> str:
+    """`text` with every `usersig=` value and each of `secrets` replaced by `***`."""
+    text = _USERSIG_IN_URL.sub(r"\1***", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+class RoomEngineError(Exception):
+    """Base of everything the Room Engine client raises."""
+
+    #: Tencent's RequestId of the (last) answer seen, when there was one.
+    request_id: str | None
+    #: One short sentence telling a user what this means or what to check.
+    hint: str
+    #: How many HTTP attempts were made before giving up (1 when none were retried).
+    attempts: int
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str | None = None,
+        hint: str = "",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id or None
+        self.hint = hint
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        suffix = f" (RequestId {self.request_id})" if self.request_id else ""
+        return f"{self.message}{suffix}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class ApiError(RoomEngineError):
+    """Tencent answered, and the answer is a failure: `ErrorCode` (`.code`) and `ErrorInfo`."""
+
+    code: int
+    info: str
+
+    def __init__(
+        self,
+        code: int,
+        info: str,
+        *,
+        request_id: str | None = None,
+        command: str = "",
+        attempts: int = 1,
+    ) -> None:
+        where = f"{command}: " if command else ""
+        detail = f": {info}" if info else ""
+        super().__init__(
+            f"{where}Room Engine error {code}{detail}",
+            request_id=request_id,
+            hint=hint_for(code),
+            attempts=attempts,
+        )
+        self.code = code
+        self.info = info
+
+    @property
+    def retryable(self) -> bool:
+        """True when trying the same request again may succeed."""
+        return self.code in RETRYABLE_CODES
+
+
+class TransportError(RoomEngineError):
+    """No usable HTTP answer: a network failure (`.status` None) or an HTTP status but 200."""
+
+    status: int | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        hint: str = "",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(
+            message,
+            request_id=request_id,
+            hint=hint or _transport_hint(status),
+            attempts=attempts,
+        )
+        self.status = status
+
+
+class RequestTimeout(TransportError):
+    """No answer within the client's timeout; the change may or may not have applied."""
+
+    def __init__(self, message: str, *, request_id: str | None = None, attempts: int = 1) -> None:
+        super().__init__(
+            message,
+            request_id=request_id,
+            hint="Tencent did not answer in time — the change may or may not have applied; "
+            "check the room before trying again",
+            attempts=attempts,
+        )
+
+
+class MalformedResponse(RoomEngineError):
+    """HTTP 200, but the body is not the documented `ActionStatus`/`ErrorCode` JSON envelope."""
+
+    def __init__(self, message: str, *, request_id: str | None = None, attempts: int = 1) -> None:
+        super().__init__(
+            message,
+            request_id=request_id,
+            hint="Tencent's answer was not in the expected shape — check that TENCENT_API_URL "
+            "points at the Room Engine REST API",
+            attempts=attempts,
+        )
+
+
+def _transport_hint(status: int | None) -> str:
+    if status is None:
+        return "could not reach Tencent Room Engine — check the network and TENCENT_API_URL"
+    if status >= 500:
+        return f"Tencent's gateway answered HTTP {status} — a temporary problem; try again shortly"
+    return f"Tencent answered HTTP {status} — check TENCENT_API_URL"

@@ -1,0 +1,191 @@
+"""`roombot emulator` as a user runs it: a real process, a real port, SIGTERM to stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.models import RoomPatch
+from bot.tencent.client import RoomEngineClient
+from bot.tencent.ratelimit import RateBudget
+
+KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
+
+
+class Emulator:
+    """A `python -m bot emulator` child process and the lines it printed so far."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SLACK_", "TENCENT_", "ROOMBOT_"))
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "emulator", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**base, **(env or {})},
+        )
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith("Stop with"):
+                self._ready.set()
+        self._ready.set()
+
+    def wait_ready(self) -> str:
+        assert self._ready.wait(timeout=30), "emulator did not start"
+        text = "\n".join(self.lines)
+        match = re.search(r"^  TENCENT_API_URL=(http://\S+)$", text, re.MULTILINE)
+        assert match, text
+        return match.group(1)
+
+    def env_line(self, name: str) -> str:
+        for line in self.lines:
+            if line.startswith(f"  {name}="):
+                return line.split("=", 1)[1]
+        raise AssertionError(f"{name} not printed: {self.lines}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=30)
+        self._reader.join(timeout=10)
+        return code
+
+
+@pytest.fixture
+def spawned() -> Iterator[list[Emulator]]:
+    procs: list[Emulator] = []
+    yield procs
+    for proc in procs:
+        if proc.proc.poll() is None:
+            proc.proc.kill()
+            proc.proc.wait(timeout=30)
+
+
+async def test_demo_emulator_serves_the_client_and_stops_on_sigterm(
+    spawned: list[Emulator],
+) -> None:
+    emu = Emulator("--room", "room-test", "--room", "ops")
+    spawned.append(emu)
+    base_url = emu.wait_ready()
+    assert base_url.startswith("http://127.0.0.1:")
+    sdkappid = int(emu.env_line("TENCENT_SDKAPPID"))
+    secret = emu.env_line("TENCENT_SECRET_KEY").split()[0]
+    assert re.fullmatch(r"[0-9a-f]{64}", secret)  # generated for this run, so shown
+    assert emu.env_line("TENCENT_ADMIN_ID") == "administrator"
+    assert "2 room(s): ops, room-test" in "\n".join(emu.lines)
+
+    async with RoomEngineClient(
+        base_url=base_url,
+        sdkappid=sdkappid,
+        secret_key=secret,
+        admin_id="administrator",
+        rate_budget=RateBudget(50),
+    ) as client:
+        await client.update_room_info(RoomPatch.of("ops", {"IsMessageDisabled": True}))
+        snap = await client.get_room_info("ops")
+    assert snap.room.is_message_disabled is True
+
+    assert emu.stop(signal.SIGTERM) == 0
+    assert "stopped after 2 request(s)" in emu.lines[-1]
+
+
+def test_sigint_also_exits_zero(spawned: list[Emulator]) -> None:
+    emu = Emulator()
+    spawned.append(emu)
+    emu.wait_ready()
+    text = "\n".join(emu.lines)
+    assert "room-test" in text  # no rooms given: the demo rooms are seeded
+    assert emu.stop(signal.SIGINT) == 0
+
+
+def test_configured_credentials_are_used_but_the_key_is_not_printed(
+    spawned: list[Emulator], tmp_path: Path
+) -> None:
+    rooms = tmp_path / "rooms.json"
+    rooms.write_text(json.dumps({"from-file": {"RoomName": "From file"}}))
+    emu = Emulator(
+        "--rooms-file",
+        str(rooms),
+        "--latency-ms",
+        "5",
+        env={
+            "TENCENT_SDKAPPID": "1400123456",
+            "TENCENT_SECRET_KEY": KEY,
+            "TENCENT_ADMIN_ID": "ops_admin",
+        },
+    )
+    spawned.append(emu)
+    emu.wait_ready()
+    assert emu.env_line("TENCENT_SDKAPPID") == "1400123456"
+    assert emu.env_line("TENCENT_ADMIN_ID") == "ops_admin"
+    assert "configured" in emu.env_line("TENCENT_SECRET_KEY")
+    text = "\n".join(emu.lines)
+    assert KEY not in text
+    assert "from-file" in text
+    assert "latency_s 0.005" in text
+    assert emu.stop() == 0
+    assert emu.proc.stderr is not None
+    assert KEY not in emu.proc.stderr.read()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fail-rate", "1.5"], "fail_rate"),
+        (["--rooms-file", "/nonexistent/rooms.json"], "cannot read rooms file"),
+        (["--room", "bad room id"], "room ID"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(args: list[str], message: str) -> None:
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TENCENT_", "ROOMBOT_"))
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "emulator", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        env=base,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_rooms_file_formats(tmp_path: Path) -> None:
+    from bot.tencent.emulator import EmulatorUsageError, load_rooms_file
+
+    listing = tmp_path / "list.json"
+    listing.write_text(json.dumps(["a", {"RoomId": "b", "MaxMemberCount": 9}]))
+    assert load_rooms_file(listing) == ["a", {"RoomId": "b", "MaxMemberCount": 9}]
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({"c": {"RoomName": "C"}}))
+    assert load_rooms_file(mapping) == [{"RoomName": "C", "RoomId": "c"}]
+    for bad in ("{not json", "42", '{"c": 1}'):
+        broken = tmp_path / "bad.json"
+        broken.write_text(bad)
+        with pytest.raises(EmulatorUsageError):
+            load_rooms_file(broken)

@@ -1,0 +1,165 @@
+"""The process-wide rate budget: a hard one-second window, smooth pacing, shared per process."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+
+from bot.tencent.ratelimit import RateBudget, process_budget
+
+
+class FakeTime:
+    """A virtual clock: time moves only when every task is asleep, to the earliest wake-up."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = 0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._sleepers, (self.now + seconds, self._seq, future))
+        await future
+
+    async def run(self, *coros: Coroutine[Any, Any, None]) -> None:
+        """Run `coros` to completion, advancing virtual time whenever all of them sleep."""
+        job = asyncio.gather(*coros)
+        while not job.done():
+            for _ in range(5):  # let every runnable task reach its next sleep
+                await asyncio.sleep(0)
+            if self._sleepers:
+                target, _, future = heapq.heappop(self._sleepers)
+                self.now = max(self.now, target)
+                future.set_result(None)
+        await job
+
+
+def starts_of(budget: RateBudget, fake: FakeTime, calls: int) -> list[float]:
+    """Reserve `calls` consecutive starts at once, as `calls` concurrent callers would."""
+    return [fake.now + budget.reserve() for _ in range(calls)]
+
+
+def max_in_any_window(starts: list[float], window: float = 1.0) -> int:
+    ordered = sorted(starts)
+    best = 0
+    j = 0
+    for i, start in enumerate(ordered):
+        while ordered[j] <= start - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(100, None), (50, 1), (50, 50), (7.5, 3), (200, None)])
+def test_never_more_than_rate_starts_in_any_second(rate: float, burst: int | None) -> None:
+    fake = FakeTime()
+    budget = RateBudget(rate, burst=burst, clock=fake.clock, sleep=fake.sleep)
+    starts = starts_of(budget, fake, 1000)
+    assert max_in_any_window(starts) <= int(rate)
+    assert starts == sorted(starts)
+
+
+def test_a_200_call_job_at_rate_100_takes_about_two_seconds() -> None:
+    fake = FakeTime()
+    budget = RateBudget(100, clock=fake.clock, sleep=fake.sleep)
+    starts = starts_of(budget, fake, 200)
+    span = starts[-1] - starts[0]
+    assert 1.0 <= span <= 2.1
+
+
+def test_pacing_spreads_calls_instead_of_bunching_them() -> None:
+    fake = FakeTime()
+    budget = RateBudget(100, burst=1, clock=fake.clock, sleep=fake.sleep)
+    starts = starts_of(budget, fake, 50)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) == pytest.approx(0.01)
+
+
+def test_burst_after_a_quiet_spell_is_immediate() -> None:
+    fake = FakeTime()
+    budget = RateBudget(50, burst=5, clock=fake.clock, sleep=fake.sleep)
+    assert [budget.reserve() for _ in range(5)] == [0.0] * 5
+    assert budget.reserve() > 0
+    fake.now += 10  # quiet: the burst is available again
+    assert [budget.reserve() for _ in range(5)] == [0.0] * 5
+
+
+def test_default_burst_is_a_tenth_of_the_rate() -> None:
+    assert RateBudget(50).burst == 5
+    assert RateBudget(5).burst == 1
+    assert RateBudget(200).burst == 20
+
+
+@pytest.mark.parametrize("rate", [0, -1, 201, float("nan")])
+def test_rate_out_of_range_is_refused(rate: float) -> None:
+    with pytest.raises(ValueError, match="rate"):
+        RateBudget(rate)
+
+
+def test_burst_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="burst"):
+        RateBudget(10, burst=11)
+    with pytest.raises(ValueError, match="burst"):
+        RateBudget(10, burst=0)
+
+
+async def test_many_concurrent_tasks_keep_to_the_window() -> None:
+    fake = FakeTime()
+    budget = RateBudget(20, burst=4, clock=fake.clock, sleep=fake.sleep)
+    started: list[float] = []
+
+    async def caller() -> None:
+        await budget.acquire()
+        started.append(fake.now)
+
+    await fake.run(*(caller() for _ in range(120)))
+    assert len(started) == 120
+    assert max_in_any_window(started) <= 20
+    # ... and the budget is used: 120 calls at 20/s need five full windows, not many more.
+    assert 5.0 <= started[-1] - started[0] <= 6.0
+
+
+async def test_real_time_lower_bound() -> None:
+    # N calls at rate r: the (r+1)-th cannot start within a second of the first.
+    budget = RateBudget(40, burst=4)
+    began = time.monotonic()
+    await asyncio.gather(*(budget.acquire() for _ in range(60)))
+    assert time.monotonic() - began >= 1.0
+
+
+def test_threads_share_one_window() -> None:
+    fake = FakeTime()
+    budget = RateBudget(30, burst=30, clock=fake.clock, sleep=fake.sleep)
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(25):
+            start = fake.now + budget.reserve()
+            with lock:
+                starts.append(start)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(starts) == 100
+    assert max_in_any_window(starts) <= 30
+
+
+def test_process_budget_is_shared() -> None:
+    assert process_budget(50) is process_budget(50)
+    assert process_budget(50) is not process_budget(60)
+    assert process_budget(60).rate == 60
