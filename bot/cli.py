@@ -155,11 +155,44 @@ def _run_parse(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    return _not_implemented("serve")(args, settings)
+    import asyncio
+
+    from bot.app import build_bot
+    from bot.logs import configure_logging
+    from bot.serve import serve_http, serve_socket_mode
+
+    socket_mode = settings.slack_app_token is not None and not args.http
+    settings.require("SLACK_BOT_TOKEN", purpose="`roombot serve`")
+    if not socket_mode:
+        settings.require("SLACK_SIGNING_SECRET", purpose="HTTP mode (or set SLACK_APP_TOKEN)")
+    settings.require("TENCENT_SDKAPPID", "TENCENT_SECRET_KEY", purpose="`roombot serve`")
+    configure_logging()
+
+    async def run() -> None:
+        bot = build_bot(settings)
+        if socket_mode:
+            assert settings.slack_app_token is not None
+            await serve_socket_mode(bot, app_token=settings.slack_app_token.get_secret_value())
+        else:
+            await serve_http(bot, host=args.host, port=args.port)
+
+    asyncio.run(run())
+    return EXIT_OK
 
 
 def _run_console(args: argparse.Namespace, settings: Settings) -> int:
-    return _not_implemented("console")(args, settings)
+    import asyncio
+
+    from bot.config import USER_ID_RE
+    from bot.console import run_console
+    from bot.service import load_policy
+
+    if args.as_user is not None and not USER_ID_RE.match(args.as_user):
+        raise UsageError(
+            f"--as: malformed Slack user ID {args.as_user!r} (expected e.g. U012ABCDEF)"
+        )
+    policy = load_policy(settings)
+    return asyncio.run(run_console(settings, policy, as_user=args.as_user))
 
 
 def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:

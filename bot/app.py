@@ -1,0 +1,90 @@
+"""Wiring: Settings → Room Engine client, policy, service → bolt `AsyncApp` with the handlers.
+
+This is the only module in `bot/` that knows Slack types; everything below it is Slack-free.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+import handlers.actions
+import handlers.commands
+import handlers.mentions
+from bot.config import Settings
+from bot.policy import GroupDirectory
+from bot.service import RoomService, load_policy
+from bot.tencent.client import RoomEngineClient
+from handlers.runtime import SlackRuntime
+
+log = logging.getLogger(__name__)
+
+
+def build_slack_client(settings: Settings) -> AsyncWebClient:
+    """The Web API client: `SLACK_API_URL`, and Retry-After honoured on HTTP 429."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=15)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+def group_directory(client: AsyncWebClient) -> GroupDirectory:
+    """User-group membership through `usergroups.users.list` (cached and fail-closed by policy)."""
+
+    async def fetch(group_id: str) -> Collection[str]:
+        response = await client.usergroups_users_list(usergroup=group_id)
+        return [str(u) for u in response.get("users") or []]
+
+    return GroupDirectory(fetch)
+
+
+@dataclass
+class Bot:
+    """A fully wired bot: the bolt app and what it owns (closed together by `aclose`)."""
+
+    app: AsyncApp
+    service: RoomService
+    tencent: RoomEngineClient
+    slack: AsyncWebClient
+    runtime: SlackRuntime = field(default_factory=SlackRuntime)
+
+    async def aclose(self) -> None:
+        """Release network resources."""
+        await self.tencent.aclose()
+
+
+def build_bot(
+    settings: Settings,
+    *,
+    tencent: RoomEngineClient | None = None,
+) -> Bot:
+    """Build the bolt app and everything behind it from `settings`."""
+    slack = build_slack_client(settings)
+    policy = load_policy(settings)
+    if policy.is_empty:
+        log.warning("nobody may run any command: set ROOMBOT_ALLOWED_USERS or ROOMBOT_POLICY_FILE")
+    tencent = tencent or RoomEngineClient.from_settings(settings)
+    service = RoomService(
+        client=tencent,
+        policy=policy,
+        groups=group_directory(slack),
+        max_rooms=settings.roombot_max_rooms,
+    )
+    signing_secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    )
+    app = AsyncApp(
+        client=slack,
+        signing_secret=signing_secret,
+        request_verification_enabled=bool(signing_secret),
+    )
+    runtime = SlackRuntime()
+    handlers.commands.register(app, service, runtime)
+    handlers.mentions.register(app, service, runtime)
+    handlers.actions.register(app, service, runtime)
+    return Bot(app=app, service=service, tencent=tencent, slack=slack, runtime=runtime)

@@ -1,0 +1,236 @@
+"""Getting a request's outcome in front of the requester, whatever Slack says.
+
+`ThreadReporter` posts the parent message, keeps its status line up to date (throttled below
+chat.update's Tier 3 limit), and posts the outcome in the parent's thread. When the bot cannot post
+in the channel (a private channel it is not in, a DM) it falls back to the slash command's
+`response_url` (visible in the channel) and tells the requester how to get threads. If every way
+fails, the outcome is logged in full, so nothing is ever silently lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import render
+from bot.render import Message
+from bot.service import Progress, RunResult
+
+log = logging.getLogger(__name__)
+
+#: Errors meaning "the bot cannot post in this channel"; the response_url still works there.
+CANNOT_POST = frozenset({"not_in_channel", "channel_not_found", "is_archived", "access_denied"})
+
+#: Seconds between two progress edits of one parent message.
+PROGRESS_INTERVAL_S = 3.0
+
+
+class UpdateBudget:
+    """A process-wide allowance for progress edits, below chat.update's ~50/minute (Tier 3).
+
+    Progress edits are optional: when the budget is spent they are skipped, never queued.
+    Final status edits always go through (Slack's retry handler absorbs a rare 429).
+    """
+
+    def __init__(self, per_minute: int = 40, clock: Any = time.monotonic) -> None:
+        self._capacity = float(per_minute)
+        self._tokens = float(per_minute)
+        self._rate = per_minute / 60.0
+        self._clock = clock
+        self._last = clock()
+
+    def try_take(self) -> bool:
+        """Take one edit from the budget if there is one."""
+        now = self._clock()
+        self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """The `error` field of a failed Web API call."""
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, dict):
+        return str(data.get("error", "unknown_error"))
+    return "unknown_error"
+
+
+async def post_response_url(
+    url: str | None, message: Message, *, in_channel: bool, thread_ts: str | None = None
+) -> bool:
+    """POST a message to a slash command's `response_url`; True if Slack took it.
+
+    bolt's `respond()` swallows HTTP errors, so this checks the status itself.
+    """
+    if not url:
+        return False
+    payload: dict[str, Any] = {
+        "response_type": "in_channel" if in_channel else "ephemeral",
+        "text": message.text,
+        "replace_original": False,
+    }
+    if message.blocks:
+        payload["blocks"] = message.blocks
+    if thread_ts:
+        payload["thread_ts"] = thread_ts
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.post(url, json=payload) as response,
+        ):
+            if response.status == 200:
+                return True
+            log.warning("response_url answered HTTP %s", response.status)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("response_url failed: %s", type(exc).__name__)
+    return False
+
+
+@dataclass
+class ThreadReporter:
+    """Where one request's messages go: a parent in `channel` (optionally itself in a thread)."""
+
+    client: AsyncWebClient
+    channel: str
+    user_id: str
+    response_url: str | None = None
+    #: For mentions: the thread the mention was in; the parent becomes a reply there.
+    root_ts: str | None = None
+    budget: UpdateBudget | None = None
+    parent_ts: str | None = None
+    fallback: bool = False
+    _last_progress: float = field(default=0.0, repr=False)
+    _parent: Message | None = field(default=None, repr=False)
+
+    @property
+    def thread_ts(self) -> str | None:
+        """The thread the outcome goes into."""
+        return self.root_ts or self.parent_ts
+
+    async def start(self, parent: Message) -> None:
+        """Post the parent message; on 'cannot post here' switch to the response_url fallback."""
+        self._parent = parent
+        try:
+            reply = await self.client.chat_postMessage(
+                channel=self.channel,
+                text=parent.text,
+                blocks=parent.blocks or None,
+                thread_ts=self.root_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            self.parent_ts = str(reply["ts"])
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            if error in CANNOT_POST and self.response_url:
+                log.info("cannot post in %s (%s): using response_url", self.channel, error)
+            else:
+                log.warning("parent message failed in %s: %s", self.channel, error)
+            self.fallback = True
+        self._last_progress = time.monotonic()
+
+    async def progress(self, progress: Progress, parent: Message) -> None:
+        """Edit the parent's status line, at most every few seconds and within the budget."""
+        if self.fallback or self.parent_ts is None:
+            return
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_INTERVAL_S:
+            return
+        if self.budget is not None and not self.budget.try_take():
+            return
+        self._last_progress = now
+        await self._update(parent)
+
+    async def finish(self, run: RunResult, parent: Message, results: list[Message]) -> None:
+        """Deliver the outcome: in the thread and the parent's final status, or by fallback."""
+        if not self.fallback:
+            try:
+                for message in results:
+                    await self.client.chat_postMessage(
+                        channel=self.channel,
+                        text=message.text,
+                        blocks=message.blocks or None,
+                        thread_ts=self.thread_ts,
+                        unfurl_links=False,
+                        unfurl_media=False,
+                    )
+            except SlackApiError as exc:
+                log.warning("thread reply failed in %s: %s", self.channel, slack_error(exc))
+                self.fallback = True
+            else:
+                await self._update(parent)
+                return
+        await self._deliver_by_fallback(run, parent, results)
+
+    async def _update(self, parent: Message) -> None:
+        if self.parent_ts is None:
+            return
+        try:
+            await self.client.chat_update(
+                channel=self.channel, ts=self.parent_ts, text=parent.text, blocks=parent.blocks
+            )
+        except SlackApiError as exc:
+            # The outcome itself is already in the thread; a stale status line is not worth failing.
+            log.warning("parent update failed in %s: %s", self.channel, slack_error(exc))
+
+    async def _deliver_by_fallback(
+        self, run: RunResult, parent: Message, results: list[Message]
+    ) -> None:
+        combined = Message(
+            text=parent.text + "\n" + "\n".join(m.text for m in results),
+            blocks=(parent.blocks + [b for m in results for b in m.blocks])[: render.MAX_BLOCKS],
+        )
+        delivered = await post_response_url(self.response_url, combined, in_channel=True)
+        if delivered:
+            await post_response_url(
+                self.response_url,
+                Message(text=render.not_in_channel_hint()),
+                in_channel=False,
+            )
+            return
+        # Last resort: the log keeps every room's outcome and RequestId.
+        log.error(
+            "could not deliver outcome to %s for %s: %s",
+            self.channel,
+            self.user_id,
+            "; ".join(
+                f"{r.room_id}={'ok' if r.ok else 'failed'} request_id={r.request_id}"
+                for r in run.results
+            ),
+        )
+
+
+class BackgroundTasks:
+    """Strong references to work that continues after the ack, so shutdown can wait for it."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Any) -> asyncio.Task[None]:
+        """Run `coro` in the background and keep it referenced until it ends."""
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def pending(self) -> int:
+        """How many background jobs are still running."""
+        return len(self._tasks)
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait up to `timeout_s` for running work; return how many jobs were still unfinished."""
+        if not self._tasks:
+            return 0
+        _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        return len(pending)

@@ -1,0 +1,181 @@
+"""The end-to-end stack: roombot's real HTTP endpoint, the Room Engine emulator and a fake Slack,
+all on 127.0.0.1. Requests are signed exactly as Slack signs them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.app import Bot, build_bot
+from bot.config import Settings, load_settings
+from bot.serve import make_web_app
+from bot.tencent.emulator import RoomEngineEmulator
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_payloads import (
+    app_mention,
+    block_actions,
+    form_body,
+    interactive_body,
+    sign,
+    slash_command,
+)
+
+SDKAPPID = 1400000001
+SECRET_KEY = "e2e0test0secret0key0" + "0" * 44
+SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
+BOT_TOKEN = "xoxb-e2e-test-token"
+ALICE = "U0ALICE01"  # allow-listed
+MALLORY = "U0MALLORY"  # nobody granted her anything
+GENERAL = "C0GENERAL1"
+ROOMS = ("room-test", "room-2", "room-3")
+
+
+@dataclass
+class Reply:
+    """roombot's HTTP answer to one signed request."""
+
+    status: int
+    body: str
+    elapsed_s: float
+
+    def json(self) -> dict[str, Any]:
+        """The body as JSON (an empty ack is `{}`)."""
+        return json.loads(self.body) if self.body.strip() else {}
+
+
+@dataclass
+class Stack:
+    """A running roombot with its fakes. `slash`, `mention` and `click` send signed requests."""
+
+    bot: Bot
+    slack: FakeSlack
+    emulator: RoomEngineEmulator
+    url: str
+    settings: Settings
+    session: aiohttp.ClientSession
+    response_key: int = field(default=0)
+
+    async def post(
+        self,
+        body: bytes,
+        *,
+        timestamp: int | None = None,
+        secret: str = SIGNING_SECRET,
+        content_type: str = "application/x-www-form-urlencoded",
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """POST `body` to /slack/events, signed (with `secret`, at `timestamp`)."""
+        all_headers = {
+            "Content-Type": content_type,
+            **sign(body, secret, timestamp),
+            **(headers or {}),
+        }
+        started = time.perf_counter()
+        async with self.session.post(self.url, data=body, headers=all_headers) as response:
+            text = await response.text()
+        return Reply(status=response.status, body=text, elapsed_s=time.perf_counter() - started)
+
+    def new_response_url(self) -> tuple[str, str]:
+        """A fresh response_url and its key in the fake Slack."""
+        self.response_key += 1
+        key = f"r{self.response_key}"
+        return key, self.slack.response_url(key)
+
+    async def slash(
+        self, text: str, *, user: str = ALICE, channel: str = GENERAL, **fields: str
+    ) -> tuple[Reply, str]:
+        """Send `/room text`; returns the ack and the response_url key it carried."""
+        key, url = self.new_response_url()
+        body = form_body(
+            slash_command(text, user_id=user, channel_id=channel, response_url=url, **fields)
+        )
+        return await self.post(body), key
+
+    async def mention(self, text: str, **kwargs: Any) -> tuple[Reply, dict[str, Any]]:
+        """Send an `app_mention` event; returns the ack and the envelope sent."""
+        envelope = app_mention(text, **kwargs)
+        body = json.dumps(envelope).encode()
+        return await self.post(body, content_type="application/json"), envelope
+
+    async def click(self, action_id: str, value: str, **kwargs: Any) -> tuple[Reply, str]:
+        """Click a button; returns the ack and the response_url key of the click."""
+        key, url = self.new_response_url()
+        payload = block_actions(action_id, value, response_url=url, **kwargs)
+        return await self.post(interactive_body(payload)), key
+
+    async def settle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until every request roombot acknowledged has finished its background work."""
+        unfinished = await self.bot.runtime.tasks.drain(timeout)
+        assert unfinished == 0, f"{unfinished} request(s) still running after {timeout}s"
+
+    def response_posts(self, key: str) -> list[dict[str, Any]]:
+        """What roombot posted to one response_url."""
+        return [body for k, body in self.slack.response_posts if k == key]
+
+    def tencent_calls(self, command: str = "update_room_info") -> list[Any]:
+        """The emulator's recorded requests for `command`."""
+        return [r for r in self.emulator.requests if r.command == command]
+
+
+@asynccontextmanager
+async def running_stack(
+    tmp_path: Path,
+    *,
+    rooms: Iterable[str] = ROOMS,
+    allowed_users: tuple[str, ...] = (ALICE,),
+    policy_toml: str | None = None,
+    **settings_overrides: Any,
+) -> AsyncIterator[Stack]:
+    """Start the emulator, the fake Slack and roombot's HTTP app on real loopback ports."""
+    emulator = RoomEngineEmulator(sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=list(rooms))
+    await emulator.start()
+    slack = FakeSlack(bot_token=BOT_TOKEN)
+    await slack.start()
+    policy_file = None
+    if policy_toml is not None:
+        policy_file = tmp_path / "policy.toml"
+        policy_file.write_text(policy_toml, encoding="utf-8")
+    settings = load_settings(
+        env_file=None,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.api_url,
+        tencent_sdkappid=SDKAPPID,
+        tencent_secret_key=SECRET_KEY,
+        tencent_api_url=emulator.base_url,
+        roombot_allowed_users=",".join(allowed_users),
+        roombot_policy_file=policy_file,
+        roombot_audit_db=tmp_path / "audit.sqlite3",
+        **settings_overrides,
+    )
+    bot = build_bot(settings)
+    runner = web.AppRunner(make_web_app(bot), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    session = aiohttp.ClientSession()
+    try:
+        yield Stack(
+            bot=bot,
+            slack=slack,
+            emulator=emulator,
+            url=f"http://127.0.0.1:{port}/slack/events",
+            settings=settings,
+            session=session,
+        )
+    finally:
+        await session.close()
+        await bot.runtime.tasks.drain(10)
+        await runner.cleanup()
+        await bot.aclose()
+        await slack.stop()
+        await emulator.stop()
