@@ -336,8 +336,10 @@ async def test_claims_are_shared_by_stores_on_one_file(tmp_path: Path) -> None:
         assert await b.claim("Ev1") is False
         assert await b.claim("Ev2") is True
         assert await a.claim("Ev2") is False
-        results = await asyncio.gather(a.claim("Ev3"), b.claim("Ev3"))
-        assert sorted(results) == [False, True]
+        keys = [f"Ev-{i}" for i in range(50)]
+        results = await asyncio.gather(*(s.claim(key) for key in keys for s in (a, b)))
+    for key, via_a, via_b in zip(keys, results[0::2], results[1::2], strict=True):
+        assert sorted([via_a, via_b]) == [False, True], key
 
 
 async def test_claims_are_forgotten_after_a_day(store: AuditStore, clock: FakeClock) -> None:
