@@ -5,6 +5,7 @@ the shared state several bot instances need (one-shot claims, confirmation promp
   `AuditError`, the only exception a store operation raises for a storage problem.
 - `schema`: connection settings and the ordered migrations (`PRAGMA user_version`).
 - `store`: `AuditStore`, all SQLite work on one worker thread.
+- `report`: `parse_since` and `format_entries`, what `roombot audit` prints.
 
 Import from here: `from bot.audit import AuditStore, NewEntry, Outcome`.
 """
@@ -19,10 +20,12 @@ from bot.audit.records import (
     Outcome,
     Source,
 )
+from bot.audit.report import NO_ENTRIES, format_entries, parse_since, read_entries
 from bot.audit.store import DEFAULT_CONFIRMATION_TTL_S, RECOVERED_DETAIL, AuditStore
 
 __all__ = [
     "DEFAULT_CONFIRMATION_TTL_S",
+    "NO_ENTRIES",
     "RECOVERED_DETAIL",
     "AuditEntry",
     "AuditError",
@@ -33,4 +36,7 @@ __all__ = [
     "NewEntry",
     "Outcome",
     "Source",
+    "format_entries",
+    "parse_since",
+    "read_entries",
 ]
