@@ -196,6 +196,12 @@ async def test_begin_and_record_refuse_the_wrong_kind_of_row(store: AuditStore) 
         await store.record([entry()])
     assert await store.query() == []
     assert await store.begin([]) == []
+    # Outcomes given as plain strings are understood too.
+    [row_id] = await store.begin([entry(outcome="pending")])
+    assert len(await store.record([entry(outcome="denied")])) == 1
+    row = await store.get(row_id)
+    assert row is not None
+    assert row.outcome is Outcome.PENDING
 
 
 async def test_undo_rows_point_at_the_original(store: AuditStore) -> None:

@@ -141,9 +141,13 @@ class AuditStore:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
-        # Queued work runs first: the worker takes jobs in order and this is the last one.
-        await loop.run_in_executor(self._executor, self._conn.close)
-        self._executor.shutdown(wait=True)
+        try:
+            # Queued work runs first: the worker takes jobs in order and this is the last one.
+            await loop.run_in_executor(
+                self._executor, _guarded, "close", sqlite3.Connection.close, self._conn
+            )
+        finally:
+            self._executor.shutdown(wait=True)  # returns at once: nothing is left queued
 
     async def __aenter__(self) -> AuditStore:
         return self
@@ -161,7 +165,7 @@ class AuditStore:
     async def begin(self, entries: Sequence[NewEntry]) -> list[int]:
         """Write `pending` rows before the Room Engine call, in one transaction; ids in order."""
         for entry in entries:
-            if entry.outcome is not Outcome.PENDING:
+            if entry.outcome != Outcome.PENDING:
                 raise ValueError(f"begin() writes pending rows; got outcome {entry.outcome!s}")
         return await self._insert(entries, final=False)
 
@@ -169,7 +173,7 @@ class AuditStore:
         """Write rows whose outcome is already known (denied, invalid, dry_run, ...) in one
         transaction; `finished_at` equals `created_at`. Returns the ids in order."""
         for entry in entries:
-            if entry.outcome is Outcome.PENDING:
+            if entry.outcome == Outcome.PENDING:
                 raise ValueError("record() writes finished rows; use begin() for pending ones")
         return await self._insert(entries, final=True)
 
