@@ -219,7 +219,35 @@ def _run_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_audit(args: argparse.Namespace, settings: Settings) -> int:
-    return _not_implemented("audit")(args, settings)
+    # Imported here so the other subcommands never load the audit code.
+    import asyncio
+    import time
+
+    from bot.audit import AuditError, format_entries, parse_since, read_entries
+
+    if args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    since = None
+    if args.since is not None:
+        try:
+            since = parse_since(args.since, now=time.time())
+        except ValueError as exc:
+            raise UsageError(f"--since: {exc}") from None
+    path = settings.roombot_audit_db
+    # Checked first so that reading never creates an empty database where none was.
+    if not path.is_file():
+        raise UsageError(f"no audit database at {path} (set ROOMBOT_AUDIT_DB to the bot's file)")
+    try:
+        entries = asyncio.run(
+            read_entries(path, room=args.room, user=args.user, since=since, limit=args.limit)
+        )
+    except AuditError as exc:
+        print(f"roombot audit: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    text = format_entries(entries, args.format)
+    if text:
+        print(text)
+    return EXIT_OK
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {

@@ -1,0 +1,153 @@
+"""Reading the audit trail back for people and tools: `--since` values, and entries rendered as a
+fixed-width table, JSON Lines or CSV (what `roombot audit` prints).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from bot.audit.records import AuditEntry
+from bot.audit.store import AuditStore
+
+FORMATS: Final = ("table", "jsonl", "csv")
+#: What `format_entries(..., "table")` says when there is nothing to show.
+NO_ENTRIES: Final = "no entries"
+
+_AGE = re.compile(r"(\d+)([smhdw])", re.IGNORECASE)
+_UNIT_S: Final = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+_SINCE_HELP: Final = (
+    "expected an age like 90s, 30m, 24h, 7d or 2w, or an ISO date or datetime "
+    "such as 2024-05-01 or 2024-05-01T12:00Z"
+)
+_ENTRY_FIELDS: Final = tuple(f.name for f in fields(AuditEntry))
+
+
+def parse_since(text: str, *, now: float) -> float:
+    """The Unix time `text` means: an age before `now` (`90s`, `30m`, `24h`, `7d`, `2w`) or an
+    ISO 8601 date or datetime (UTC unless it carries an offset).
+
+    Raises `ValueError` with a one-line message saying what is accepted.
+    """
+    raw = text.strip()
+    age = _AGE.fullmatch(raw)
+    if age:
+        return now - int(age[1]) * _UNIT_S[age[2].lower()]
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{_SINCE_HELP}; got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+async def read_entries(
+    path: Path,
+    *,
+    room: str | None = None,
+    user: str | None = None,
+    since: float | None = None,
+    limit: int = 50,
+) -> list[AuditEntry]:
+    """Query the database at `path` read-only: it is never created, migrated or recovered, so
+    reading cannot disturb a running bot. Raises `AuditError` if it cannot be read."""
+    async with await AuditStore.open(path, read_only=True) as store:
+        return await store.query(room=room, user=user, since=since, limit=limit)
+
+
+def format_entries(entries: Sequence[AuditEntry], fmt: str) -> str:
+    """`entries` as `table` (fixed-width, long cells cut with "…"), `jsonl` (one object per
+    entry, every field) or `csv` (a header row, every field). No trailing newline; with no
+    entries, `table` gives `NO_ENTRIES` and the others an empty string.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if not entries:
+        return NO_ENTRIES if fmt == "table" else ""
+    if fmt == "jsonl":
+        return "\n".join(json.dumps(_record(e), ensure_ascii=False) for e in entries)
+    if fmt == "csv":
+        return _csv(entries)
+    return _table(entries)
+
+
+def iso_utc(timestamp: float, *, timespec: str = "seconds") -> str:
+    """Unix seconds as an ISO 8601 UTC time ending in `Z`."""
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def _record(entry: AuditEntry) -> dict[str, Any]:
+    """Every field, JSON-ready; times as ISO UTC with milliseconds."""
+    record = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
+    record["created_at"] = iso_utc(entry.created_at, timespec="milliseconds")
+    if entry.finished_at is not None:
+        record["finished_at"] = iso_utc(entry.finished_at, timespec="milliseconds")
+    record["outcome"] = entry.outcome.value
+    return record
+
+
+def _csv(entries: Sequence[AuditEntry]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_ENTRY_FIELDS)
+    for entry in entries:
+        record = _record(entry)
+        writer.writerow(_csv_cell(record[name]) for name in _ENTRY_FIELDS)
+    return out.getvalue().removesuffix("\n")
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+# (header, cell, widest allowed, right-aligned). The RequestId is what Tencent support asks for,
+# so its cap fits a whole one (`Id-<32 hex>-O-Seq-<n>`).
+_COLUMNS: Final[tuple[tuple[str, Callable[[AuditEntry], str], int, bool], ...]] = (
+    ("time", lambda e: iso_utc(e.created_at), 20, False),
+    ("user", lambda e: e.user_id, 14, False),
+    ("source", lambda e: e.source, 8, False),
+    ("verb", lambda e: e.verb or "", 14, False),
+    ("room", lambda e: e.room_id or "", 24, False),
+    ("outcome", lambda e: e.outcome.value, 9, False),
+    ("code", lambda e: "" if e.error_code is None else str(e.error_code), 7, True),
+    ("request id", lambda e: e.tencent_request_id or "", 48, False),
+    ("ms", lambda e: "" if e.latency_ms is None else f"{e.latency_ms:.0f}", 8, True),
+)
+
+
+def _table(entries: Sequence[AuditEntry]) -> str:
+    cells = [[_one_line(cell(e)) for _, cell, _, _ in _COLUMNS] for e in entries]
+    widths = [
+        min(cap, max(len(header), *(len(row[i]) for row in cells)))
+        for i, (header, _, cap, _) in enumerate(_COLUMNS)
+    ]
+    rights = [right for *_, right in _COLUMNS]
+    lines = [_line([header for header, *_ in _COLUMNS], widths, rights)]
+    lines += [_line(row, widths, rights) for row in cells]
+    return "\n".join(lines)
+
+
+def _line(cells: Sequence[str], widths: Sequence[int], rights: Sequence[bool]) -> str:
+    parts = []
+    for text, width, right in zip(cells, widths, rights, strict=True):
+        cut = text if len(text) <= width else text[: width - 1] + "…"
+        parts.append(cut.rjust(width) if right else cut.ljust(width))
+    return "  ".join(parts).rstrip()
+
+
+def _one_line(text: str) -> str:
+    # A cell must not break the table: newlines and tabs become single spaces.
+    return " ".join(text.split())

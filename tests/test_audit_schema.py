@@ -1,0 +1,178 @@
+"""The audit schema: databases at older versions are migrated, step by step and atomically; a
+database newer than the code is refused."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.audit import AuditError, AuditStore, Outcome
+from bot.audit.schema import MIGRATIONS, SCHEMA_VERSION, migrate, user_version
+
+# The schema as version 1 shipped it, copied here on purpose: if someone edits MIGRATIONS[0]
+# after release, databases in the field still look like this and must still migrate.
+_V1_SCHEMA = """
+CREATE TABLE audit_entries (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_key        TEXT    NOT NULL,
+    created_at         REAL    NOT NULL,
+    finished_at        REAL,
+    team_id            TEXT,
+    channel_id         TEXT,
+    user_id            TEXT    NOT NULL,
+    source             TEXT    NOT NULL,
+    verb               TEXT,
+    raw_text           TEXT    NOT NULL,
+    reason             TEXT,
+    room_id            TEXT,
+    patch              TEXT,
+    previous           TEXT,
+    outcome            TEXT    NOT NULL,
+    detail             TEXT,
+    undo_of            INTEGER REFERENCES audit_entries (id),
+    error_code         INTEGER,
+    error_info         TEXT,
+    tencent_request_id TEXT,
+    latency_ms         REAL
+);
+CREATE INDEX audit_entries_room_time ON audit_entries (room_id, created_at);
+CREATE INDEX audit_entries_user_time ON audit_entries (user_id, created_at);
+CREATE INDEX audit_entries_time ON audit_entries (created_at);
+CREATE INDEX audit_entries_request ON audit_entries (request_key);
+PRAGMA user_version = 1;
+"""
+
+
+def _v1_database(path: Path, *, extra_sql: str = "") -> None:
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_V1_SCHEMA + extra_sql)
+        conn.execute(
+            "INSERT INTO audit_entries (request_key, created_at, finished_at, user_id, source, "
+            "verb, raw_text, room_id, patch, outcome, tencent_request_id, latency_ms) "
+            "VALUES ('old', 1000.0, 1000.5, 'U1', 'slash', 'mute-all', '/room mute-all r1', "
+            "'r1', '{\"IsAudioDisabled\":true}', 'ok', 'Id-1', 500.0)"
+        )
+        conn.execute(
+            "INSERT INTO audit_entries (request_key, created_at, user_id, source, raw_text, "
+            "outcome) VALUES ('old-pending', 1001.0, 'U1', 'slash', '/room lock r2', 'pending')"
+        )
+    conn.close()
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    conn.close()
+    return {name for (name,) in rows}
+
+
+def _version(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        found = user_version(conn)
+    conn.close()
+    return found
+
+
+async def test_a_new_file_gets_the_current_schema(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    async with await AuditStore.open(path):
+        pass
+    assert _version(path) == SCHEMA_VERSION == len(MIGRATIONS)
+    assert {"audit_entries", "claims", "confirmations"} <= _tables(path)
+
+
+async def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    _v1_database(path)
+    assert "claims" not in _tables(path)
+
+    async with await AuditStore.open(path) as store:
+        assert store.recovered_unknown == 1  # recovery works on migrated data too
+        [old] = await store.rows_for_request("old")
+        assert old.outcome is Outcome.OK
+        assert old.patch == {"IsAudioDisabled": True}
+        assert (old.tencent_request_id, old.latency_ms) == ("Id-1", 500.0)
+        [was_pending] = await store.rows_for_request("old-pending")
+        assert was_pending.outcome is Outcome.UNKNOWN
+        # What version 2 added works.
+        assert await store.claim("Ev1") is True
+        key = await store.create_confirmation(
+            user_id="U1", team_id=None, channel_id=None, text="lockdown r1"
+        )
+        assert key
+
+    assert _version(path) == SCHEMA_VERSION
+    with sqlite3.connect(path) as conn:
+        indexes = {
+            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+    conn.close()
+    assert {
+        "audit_entries_room_time",
+        "audit_entries_user_time",
+        "audit_entries_time",
+        "audit_entries_request",
+        "audit_entries_pending",
+    } <= indexes
+
+
+async def test_opening_again_applies_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    async with await AuditStore.open(path):
+        pass
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert migrate(conn) == 0
+    finally:
+        conn.close()
+
+
+def test_migrate_goes_step_by_step(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "audit.sqlite3", isolation_level=None)
+    try:
+        assert migrate(conn, target=1) == 1
+        assert user_version(conn) == 1
+        assert migrate(conn) == SCHEMA_VERSION - 1
+        assert user_version(conn) == SCHEMA_VERSION
+    finally:
+        conn.close()
+
+
+async def test_a_failing_migration_changes_nothing(tmp_path: Path) -> None:
+    # A stray `claims` table makes step 2 fail half-way: none of step 2 may remain.
+    path = tmp_path / "audit.sqlite3"
+    _v1_database(path, extra_sql="CREATE TABLE claims (anything TEXT);")
+    with pytest.raises(AuditError, match="claims"):
+        await AuditStore.open(path)
+    assert _version(path) == 1
+    assert "confirmations" not in _tables(path)
+
+
+async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    async with await AuditStore.open(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(AuditError, match="newer"):
+        await AuditStore.open(path)
+    with pytest.raises(AuditError, match="schema version"):
+        await AuditStore.open(path, read_only=True)
+
+
+async def test_read_only_open_refuses_an_old_or_foreign_database(tmp_path: Path) -> None:
+    old = tmp_path / "old.sqlite3"
+    _v1_database(old)
+    with pytest.raises(AuditError, match="start the bot once"):
+        await AuditStore.open(old, read_only=True)
+    assert _version(old) == 1  # reading did not migrate it
+
+    foreign = tmp_path / "foreign.sqlite3"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    with pytest.raises(AuditError, match="not a roombot audit database"):
+        await AuditStore.open(foreign, read_only=True)

@@ -1,0 +1,488 @@
+"""AuditStore: rows written before and completed after a call, crash recovery, queries, claims,
+errors as AuditError, and SQLite kept off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.audit import RECOVERED_DETAIL, AuditError, AuditStore, NewEntry, Outcome
+
+
+class FakeClock:
+    """A settable clock: every timestamp the store writes comes from here."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def entry(room: str | None = "room-1", **overrides: Any) -> NewEntry:
+    values: dict[str, Any] = {
+        "request_key": "req-1",
+        "source": "slash",
+        "user_id": "U111",
+        "verb": "mute-all",
+        "raw_text": "/room mute-all room-1",
+        "room_id": room,
+        "team_id": "T1",
+        "channel_id": "C1",
+        "reason": "incident 42",
+        "patch": {"IsAudioDisabled": True},
+    }
+    values.update(overrides)
+    return NewEntry(**values)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[AuditStore]:
+    opened = await AuditStore.open(tmp_path / "audit.sqlite3", clock=clock)
+    yield opened
+    await opened.close()
+
+
+# -- begin / complete / record ------------------------------------------------------------------
+
+
+async def test_begin_writes_pending_rows_with_every_field(
+    store: AuditStore, clock: FakeClock
+) -> None:
+    ids = await store.begin([entry("room-1"), entry("room-2", previous={"IsAudioDisabled": False})])
+    assert len(ids) == 2
+    assert ids[0] < ids[1]
+    first = await store.get(ids[0])
+    assert first is not None
+    assert first.id == ids[0]
+    assert first.outcome is Outcome.PENDING
+    assert first.created_at == clock.now
+    assert first.finished_at is None
+    assert (first.request_key, first.source, first.user_id, first.verb) == (
+        "req-1",
+        "slash",
+        "U111",
+        "mute-all",
+    )
+    assert first.raw_text == "/room mute-all room-1"
+    assert (first.room_id, first.team_id, first.channel_id) == ("room-1", "T1", "C1")
+    assert first.reason == "incident 42"
+    assert first.patch == {"IsAudioDisabled": True}
+    assert first.previous is None
+    assert first.tencent_request_id is None
+    assert first.latency_ms is None
+    second = await store.get(ids[1])
+    assert second is not None
+    assert second.previous == {"IsAudioDisabled": False}
+
+
+async def test_complete_records_the_outcome_and_keeps_what_it_is_not_given(
+    store: AuditStore, clock: FakeClock
+) -> None:
+    [row_id] = await store.begin([entry(previous={"IsAudioDisabled": False}, detail="note")])
+    clock.now += 2.5
+    await store.complete(
+        row_id,
+        outcome=Outcome.FAILED,
+        tencent_request_id="Id-abc-O-Seq-1",
+        error_code=100004,
+        error_info="room not exist",
+        latency_ms=312.5,
+    )
+    done = await store.get(row_id)
+    assert done is not None
+    assert done.outcome is Outcome.FAILED
+    assert done.finished_at == clock.now
+    assert done.created_at == clock.now - 2.5
+    assert done.tencent_request_id == "Id-abc-O-Seq-1"
+    assert (done.error_code, done.error_info, done.latency_ms) == (100004, "room not exist", 312.5)
+    assert done.previous == {"IsAudioDisabled": False}
+    assert done.detail == "note"
+
+
+async def test_complete_can_set_previous_values_read_after_begin(store: AuditStore) -> None:
+    [row_id] = await store.begin([entry()])
+    await store.complete(row_id, outcome=Outcome.NOOP, previous={"IsAudioDisabled": True})
+    done = await store.get(row_id)
+    assert done is not None
+    assert done.outcome is Outcome.NOOP
+    assert done.previous == {"IsAudioDisabled": True}
+
+
+async def test_complete_twice_or_an_unknown_row_is_an_audit_error(store: AuditStore) -> None:
+    [row_id] = await store.begin([entry()])
+    await store.complete(row_id, outcome=Outcome.OK)
+    with pytest.raises(AuditError, match=str(row_id)):
+        await store.complete(row_id, outcome=Outcome.FAILED)
+    with pytest.raises(AuditError, match="9999"):
+        await store.complete(9999, outcome=Outcome.OK)
+    kept = await store.get(row_id)
+    assert kept is not None
+    assert kept.outcome is Outcome.OK
+
+
+async def test_complete_many_completes_every_row_in_one_call(store: AuditStore) -> None:
+    ids = await store.begin([entry(f"room-{i}") for i in range(3)])
+    await store.complete_many(
+        [
+            (ids[0], {"outcome": Outcome.OK, "tencent_request_id": "r0", "latency_ms": 10.0}),
+            (ids[1], {"outcome": "failed", "error_code": 100001, "error_info": "busy"}),
+            (ids[2], {"outcome": Outcome.NOOP}),
+        ]
+    )
+    rows = await store.rows_for_request("req-1")
+    assert [r.outcome for r in rows] == [Outcome.OK, Outcome.FAILED, Outcome.NOOP]
+    assert rows[0].tencent_request_id == "r0"
+    assert rows[1].error_code == 100001
+
+
+async def test_complete_many_records_the_good_rows_and_names_the_bad(store: AuditStore) -> None:
+    [good] = await store.begin([entry()])
+    with pytest.raises(AuditError, match="4242"):
+        await store.complete_many([(4242, {"outcome": Outcome.OK}), (good, {"outcome": "ok"})])
+    done = await store.get(good)
+    assert done is not None
+    assert done.outcome is Outcome.OK
+
+
+async def test_complete_arguments_are_checked_before_writing(store: AuditStore) -> None:
+    [row_id] = await store.begin([entry()])
+    with pytest.raises(ValueError, match="pending"):
+        await store.complete(row_id, outcome=Outcome.PENDING)
+    with pytest.raises(ValueError, match="bogus"):
+        await store.complete_many([(row_id, {"outcome": "bogus"})])
+    with pytest.raises(TypeError):
+        await store.complete_many([(row_id, {"outcome": "ok", "colour": "red"})])
+    still = await store.get(row_id)
+    assert still is not None
+    assert still.outcome is Outcome.PENDING
+
+
+async def test_record_writes_finished_rows(store: AuditStore, clock: FakeClock) -> None:
+    ids = await store.record(
+        [
+            entry("room-1", outcome=Outcome.DENIED, detail="no role grants lockdown"),
+            entry(None, verb=None, outcome=Outcome.INVALID, detail="unknown verb 'mutee'"),
+            entry("room-2", outcome=Outcome.DRY_RUN),
+        ]
+    )
+    rows = [await store.get(i) for i in ids]
+    assert [r.outcome for r in rows if r] == [Outcome.DENIED, Outcome.INVALID, Outcome.DRY_RUN]
+    for row in rows:
+        assert row is not None
+        assert row.finished_at == row.created_at == clock.now
+    assert rows[0] is not None
+    assert rows[0].detail == "no role grants lockdown"
+    assert rows[1] is not None
+    assert (rows[1].room_id, rows[1].verb) == (None, None)
+
+
+async def test_begin_and_record_refuse_the_wrong_kind_of_row(store: AuditStore) -> None:
+    with pytest.raises(ValueError, match="pending"):
+        await store.begin([entry(outcome=Outcome.OK)])
+    with pytest.raises(ValueError, match="begin"):
+        await store.record([entry()])
+    assert await store.query() == []
+    assert await store.begin([]) == []
+    # Outcomes given as plain strings are understood too.
+    [row_id] = await store.begin([entry(outcome="pending")])
+    assert len(await store.record([entry(outcome="denied")])) == 1
+    row = await store.get(row_id)
+    assert row is not None
+    assert row.outcome is Outcome.PENDING
+
+
+async def test_undo_rows_point_at_the_original(store: AuditStore) -> None:
+    [original] = await store.begin([entry()])
+    await store.complete(original, outcome=Outcome.OK, previous={"IsAudioDisabled": False})
+    [undo] = await store.begin(
+        [entry(request_key="req-2", source="button", verb="undo", undo_of=original)]
+    )
+    row = await store.get(undo)
+    assert row is not None
+    assert row.undo_of == original
+
+
+async def test_a_batch_is_one_transaction(store: AuditStore) -> None:
+    # The second row names an undo target that does not exist: the whole batch is refused.
+    with pytest.raises(AuditError):
+        await store.begin([entry("room-1"), entry("room-2", undo_of=12345)])
+    assert await store.query() == []
+
+
+async def test_a_patch_that_is_not_json_is_an_audit_error(store: AuditStore) -> None:
+    with pytest.raises(AuditError, match="patch"):
+        await store.begin([entry(patch={"when": object()})])
+
+
+async def test_get_unknown_row_is_none(store: AuditStore) -> None:
+    assert await store.get(1) is None
+
+
+async def test_rows_for_request_in_id_order(store: AuditStore) -> None:
+    await store.begin([entry("a", request_key="other")])
+    ids = await store.begin([entry("b"), entry("c")])
+    ids += await store.record([entry("d", outcome=Outcome.DENIED)])
+    rows = await store.rows_for_request("req-1")
+    assert [r.id for r in rows] == ids
+    assert [r.room_id for r in rows] == ["b", "c", "d"]
+    assert await store.rows_for_request("nope") == []
+
+
+# -- query --------------------------------------------------------------------------------------
+
+
+async def _three_hours_of_history(store: AuditStore, clock: FakeClock) -> None:
+    start = clock.now
+    for hour, (room, user) in enumerate([("r1", "U1"), ("r2", "U1"), ("r1", "U2")]):
+        clock.now = start + hour * 3600
+        await store.record([entry(room, user_id=user, outcome=Outcome.OK, request_key=f"k{hour}")])
+
+
+async def test_query_is_newest_first(store: AuditStore, clock: FakeClock) -> None:
+    await _three_hours_of_history(store, clock)
+    rows = await store.query()
+    assert [r.request_key for r in rows] == ["k2", "k1", "k0"]
+
+
+async def test_query_newest_first_within_one_batch_by_id(store: AuditStore) -> None:
+    ids = await store.begin([entry("a"), entry("b")])
+    assert [r.id for r in await store.query()] == list(reversed(ids))
+
+
+async def test_query_filters(store: AuditStore, clock: FakeClock) -> None:
+    await _three_hours_of_history(store, clock)
+    start = clock.now - 2 * 3600
+    assert [r.request_key for r in await store.query(room="r1")] == ["k2", "k0"]
+    assert [r.request_key for r in await store.query(user="U1")] == ["k1", "k0"]
+    assert [r.request_key for r in await store.query(room="r1", user="U1")] == ["k0"]
+    assert [r.request_key for r in await store.query(since=start + 3600)] == ["k2", "k1"]
+    assert [r.request_key for r in await store.query(since=start + 3601)] == ["k2"]
+    assert [r.request_key for r in await store.query(limit=2)] == ["k2", "k1"]
+    assert await store.query(room="nowhere") == []
+    with pytest.raises(ValueError, match="limit"):
+        await store.query(limit=0)
+
+
+# -- crash recovery -----------------------------------------------------------------------------
+
+
+async def test_rows_left_pending_become_unknown_on_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    first = await AuditStore.open(path)
+    assert first.recovered_unknown == 0
+    ids = await first.begin([entry("a"), entry("b"), entry("c")])
+    await first.complete(ids[1], outcome=Outcome.OK)
+    await first.close()  # as if the process stopped before completing a and c
+
+    second = await AuditStore.open(path)
+    try:
+        assert second.recovered_unknown == 2
+        rows = await second.rows_for_request("req-1")
+        assert [r.outcome for r in rows] == [Outcome.UNKNOWN, Outcome.OK, Outcome.UNKNOWN]
+        assert rows[0].detail == RECOVERED_DETAIL
+        assert rows[0].finished_at is None
+        assert rows[1].detail is None
+    finally:
+        await second.close()
+
+    third = await AuditStore.open(path)
+    assert third.recovered_unknown == 0
+    await third.close()
+
+
+async def test_a_late_completion_replaces_unknown(tmp_path: Path) -> None:
+    # Another instance opening the file marks this one's in-flight row unknown; the real outcome
+    # arriving afterwards must still be recorded, without the recovery note.
+    path = tmp_path / "audit.sqlite3"
+    async with await AuditStore.open(path) as running:
+        [row_id] = await running.begin([entry()])
+        async with await AuditStore.open(path) as other:
+            assert other.recovered_unknown == 1
+        await running.complete(row_id, outcome=Outcome.OK, tencent_request_id="rid")
+        row = await running.get(row_id)
+    assert row is not None
+    assert row.outcome is Outcome.OK
+    assert row.detail is None
+    assert row.tencent_request_id == "rid"
+
+
+# -- claims -------------------------------------------------------------------------------------
+
+
+async def test_claim_is_true_only_the_first_time(store: AuditStore) -> None:
+    assert await store.claim("Ev123") is True
+    assert await store.claim("Ev123") is False
+    assert await store.claim("Ev124") is True
+    with pytest.raises(ValueError, match="empty"):
+        await store.claim("")
+
+
+async def test_concurrent_claims_of_one_key_let_one_through(store: AuditStore) -> None:
+    results = await asyncio.gather(*(store.claim("click-7") for _ in range(10)))
+    assert sorted(results) == [False] * 9 + [True]
+
+
+async def test_claims_are_shared_by_stores_on_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    async with await AuditStore.open(path) as a, await AuditStore.open(path) as b:
+        assert await a.claim("Ev1") is True
+        assert await b.claim("Ev1") is False
+        assert await b.claim("Ev2") is True
+        assert await a.claim("Ev2") is False
+        keys = [f"Ev-{i}" for i in range(50)]
+        results = await asyncio.gather(*(s.claim(key) for key in keys for s in (a, b)))
+    for key, via_a, via_b in zip(keys, results[0::2], results[1::2], strict=True):
+        assert sorted([via_a, via_b]) == [False, True], key
+
+
+async def test_claims_are_forgotten_after_a_day(store: AuditStore, clock: FakeClock) -> None:
+    assert await store.claim("Ev1") is True
+    clock.now += 86_000
+    assert await store.claim("Ev1") is False
+    clock.now += 401
+    assert await store.claim("Ev1") is True
+
+
+# -- storage settings and threading -------------------------------------------------------------
+
+
+async def test_file_is_in_wal_mode_with_synchronous_normal(
+    store: AuditStore, tmp_path: Path
+) -> None:
+    await store.begin([entry()])
+    with sqlite3.connect(tmp_path / "audit.sqlite3") as other:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    synchronous = await store._run(
+        "read a pragma", lambda c: c.execute("PRAGMA synchronous").fetchone()[0]
+    )
+    assert synchronous == 1  # NORMAL
+
+
+async def test_all_sqlite_work_runs_on_one_worker_thread(store: AuditStore) -> None:
+    idents = {await store._run("probe", lambda _c: threading.get_ident()) for _ in range(5)}
+    await store.begin([entry()])
+    idents.add(await store._run("probe", lambda _c: threading.get_ident()))
+    assert len(idents) == 1
+    assert threading.get_ident() not in idents
+
+
+async def test_memory_database_works(clock: FakeClock) -> None:
+    async with await AuditStore.open(":memory:", clock=clock) as mem:
+        [row_id] = await mem.begin([entry()])
+        assert (await mem.get(row_id)) is not None
+        assert await mem.claim("x") is True
+
+
+async def test_the_event_loop_runs_while_a_big_write_waits_for_the_disk(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    async with await AuditStore.open(path) as store:
+        # Another connection holds the write lock, so the store's write must wait. Only the
+        # ticker (running on the event loop) releases it: if the write blocked the loop, the
+        # ticker could never run and the write would time out with AuditError.
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        ticks = 0
+        pending_at_release = False
+        write = asyncio.ensure_future(
+            store.begin([entry(f"room-{i}", request_key="big") for i in range(2_000)])
+        )
+
+        async def ticker() -> None:
+            nonlocal ticks, pending_at_release
+            while True:
+                ticks += 1
+                if ticks == 50:
+                    pending_at_release = not write.done()
+                    blocker.execute("COMMIT")
+                await asyncio.sleep(0)
+
+        ticking = asyncio.create_task(ticker())
+        try:
+            ids = await write
+        finally:
+            ticking.cancel()
+            blocker.close()
+        assert ticks >= 50
+        assert pending_at_release
+        assert len(ids) == 2_000
+        assert len(set(ids)) == 2_000
+        assert len(await store.rows_for_request("big")) == 2_000
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+async def test_a_corrupt_file_is_an_audit_error(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    path.write_bytes(b"this is not a database, just some bytes" * 200)
+    with pytest.raises(AuditError, match="cannot open the audit database"):
+        await AuditStore.open(path)
+
+
+async def test_an_unopenable_path_is_an_audit_error(tmp_path: Path) -> None:
+    with pytest.raises(AuditError):
+        await AuditStore.open(tmp_path / "no-such-dir" / "audit.sqlite3")
+    with pytest.raises(AuditError):
+        await AuditStore.open(tmp_path)  # a directory
+
+
+async def test_writes_to_a_read_only_store_are_audit_errors(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    async with await AuditStore.open(path) as writer:
+        [row_id] = await writer.begin([entry()])
+    async with await AuditStore.open(path, read_only=True) as reader:
+        assert reader.recovered_unknown == 0
+        row = await reader.get(row_id)
+        assert row is not None
+        with pytest.raises(AuditError, match="readonly"):
+            await reader.begin([entry()])
+        with pytest.raises(AuditError):
+            await reader.claim("Ev1")
+
+
+async def test_read_only_open_never_creates_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    with pytest.raises(AuditError):
+        await AuditStore.open(path, read_only=True)
+    assert os.listdir(tmp_path) == []
+
+
+async def test_a_closed_store_raises_audit_error(tmp_path: Path) -> None:
+    store = await AuditStore.open(tmp_path / "audit.sqlite3")
+    await store.close()
+    await store.close()  # idempotent
+    with pytest.raises(AuditError, match="closed"):
+        await store.begin([entry()])
+    with pytest.raises(AuditError, match="closed"):
+        await store.claim("x")
+
+
+async def test_a_lock_held_too_long_is_an_audit_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.audit.store.BUSY_TIMEOUT_S", 0.05)
+    path = tmp_path / "audit.sqlite3"
+    async with await AuditStore.open(path) as store:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(AuditError, match="locked"):
+                await store.begin([entry()])
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        # The store is still usable once the lock is gone.
+        assert len(await store.begin([entry()])) == 1
