@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 import handlers.actions
 import handlers.commands
 import handlers.mentions
+from bot.audit import AuditStore
 from bot.config import Settings
 from bot.policy import GroupDirectory
 from bot.service import RoomService, load_policy
@@ -51,29 +52,47 @@ class Bot:
     service: RoomService
     tencent: RoomEngineClient
     slack: AsyncWebClient
+    audit: AuditStore | None = None
     runtime: SlackRuntime = field(default_factory=SlackRuntime)
 
     async def aclose(self) -> None:
-        """Release network resources."""
+        """Release network resources and close the audit store."""
         await self.tencent.aclose()
+        if self.audit is not None:
+            await self.audit.close()
 
 
-def build_bot(
+async def open_audit(settings: Settings) -> AuditStore:
+    """Open (and migrate) the audit store; say loudly if a crash left outcomes unknown."""
+    store = await AuditStore.open(settings.roombot_audit_db)
+    if store.recovered_unknown:
+        log.warning(
+            "audit: %d request(s) were in flight when roombot last stopped; marked 'unknown' "
+            "(check those rooms: `roombot audit --since 24h`)",
+            store.recovered_unknown,
+        )
+    return store
+
+
+async def build_bot(
     settings: Settings,
     *,
     tencent: RoomEngineClient | None = None,
 ) -> Bot:
-    """Build the bolt app and everything behind it from `settings`."""
+    """Build the bolt app and everything behind it from `settings` (opens the audit store)."""
     slack = build_slack_client(settings)
     policy = load_policy(settings)
     if policy.is_empty:
         log.warning("nobody may run any command: set ROOMBOT_ALLOWED_USERS or ROOMBOT_POLICY_FILE")
+    audit = await open_audit(settings)
     tencent = tencent or RoomEngineClient.from_settings(settings)
     service = RoomService(
         client=tencent,
         policy=policy,
         groups=group_directory(slack),
+        audit=audit,
         max_rooms=settings.roombot_max_rooms,
+        confirm_above=settings.roombot_confirm_above,
     )
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
@@ -87,4 +106,4 @@ def build_bot(
     handlers.commands.register(app, service, runtime)
     handlers.mentions.register(app, service, runtime)
     handlers.actions.register(app, service, runtime)
-    return Bot(app=app, service=service, tencent=tencent, slack=slack, runtime=runtime)
+    return Bot(app=app, service=service, tencent=tencent, slack=slack, audit=audit, runtime=runtime)

@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: a local operator with every permission)",
     )
 
+    console.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm high-impact requests (lockdown, many rooms) without asking; for scripts",
+    )
+
     emulator = sub.add_parser(
         "emulator",
         help="run a local Room Engine emulator",
@@ -158,6 +164,7 @@ def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     from bot.app import build_bot
+    from bot.audit import AuditError
     from bot.logs import configure_logging
     from bot.serve import serve_http, serve_socket_mode
 
@@ -169,7 +176,12 @@ def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging()
 
     async def run() -> None:
-        bot = build_bot(settings)
+        try:
+            bot = await build_bot(settings)
+        except AuditError as exc:
+            raise ConfigError(
+                f"ROOMBOT_AUDIT_DB: cannot open {settings.roombot_audit_db}: {exc}"
+            ) from None
         if socket_mode:
             assert settings.slack_app_token is not None
             await serve_socket_mode(bot, app_token=settings.slack_app_token.get_secret_value())
@@ -192,7 +204,7 @@ def _run_console(args: argparse.Namespace, settings: Settings) -> int:
             f"--as: malformed Slack user ID {args.as_user!r} (expected e.g. U012ABCDEF)"
         )
     policy = load_policy(settings)
-    return asyncio.run(run_console(settings, policy, as_user=args.as_user))
+    return asyncio.run(run_console(settings, policy, as_user=args.as_user, assume_yes=args.yes))
 
 
 def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:

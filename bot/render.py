@@ -12,13 +12,31 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from bot.audit import AuditEntry
 from bot.commands import Command
-from bot.service import Actor, DryRun, Failure, Progress, RoomResult, RoomView, RunResult
+from bot.service import (
+    Actor,
+    DryRun,
+    Failure,
+    HistoryView,
+    NeedsConfirmation,
+    Progress,
+    RoomResult,
+    RoomView,
+    RunKind,
+    RunResult,
+)
 
 #: Slack's Block Kit limits (reference/slack-platform.md).
 MAX_BLOCKS: Final = 50
 MAX_SECTION_CHARS: Final = 3000
 MAX_TEXT_CHARS: Final = 3900  # chat.postMessage advises ≤ 4000 characters of text
+
+#: Button action ids (the Slack handlers route on these).
+ACTION_CONFIRM: Final = "roombot_confirm"
+ACTION_CANCEL: Final = "roombot_cancel"
+ACTION_UNDO: Final = "roombot_undo"
+ACTION_RETRY: Final = "roombot_retry_failed"
 
 OK_MARK: Final = "✅"
 FAIL_MARK: Final = "❌"
@@ -122,15 +140,24 @@ def describe_failure(failure: Failure) -> str:
 # -- slash command and mention flow ----------------------------------------------------------------
 
 
-def parent_message(command: Command, actor: Actor, status: str | None = None) -> Message:
-    """The channel message that threads a request: who ran what, on which rooms, and why."""
-    verb = f"/room {command.verb}"
+def parent_message(
+    command: Command, actor: Actor, status: str | None = None, kind: RunKind = RunKind.REQUEST
+) -> Message:
+    """The message that threads a request: who ran what, on which rooms, and why."""
     count = len(command.rooms)
     rooms = _rooms_phrase(command.rooms)
     plural = "s" if count != 1 else ""
-    head = f"{user(actor.user_id)} ran {code(verb)} on {count} room{plural}: {rooms}"
+    verb = code(f"/room {command.verb}")
+    if kind is RunKind.UNDO:
+        head = f"↩️ {user(actor.user_id)} is undoing {verb} on {count} room{plural}: {rooms}"
+    elif kind is RunKind.RETRY:
+        head = (
+            f"🔁 {user(actor.user_id)} is retrying {verb} on {count} failed room{plural}: {rooms}"
+        )
+    else:
+        head = f"{user(actor.user_id)} ran {verb} on {count} room{plural}: {rooms}"
     lines = [head]
-    if command.reason:
+    if command.reason and kind is RunKind.REQUEST:
         lines.append(f"Reason: {escape(command.reason)}")
     lines.append(status or f"{WORKING_MARK} working…")
     text = "\n".join(lines)
@@ -157,14 +184,53 @@ def final_status(run: RunResult) -> str:
 def room_line(result: RoomResult) -> str:
     """One room's outcome: mark, room, what changed or why not, and the RequestId."""
     if result.failure is None:
-        return (
-            f"{OK_MARK} {code(result.room_id)} — {describe_changes(result.changes)} · "
-            f"{_request_id(result.request_id)}"
-        )
+        what = describe_changes(result.changes)
+        if result.noop:
+            what += " — it already was, nothing changed"
+        return f"{OK_MARK} {code(result.room_id)} — {what} · {_request_id(result.request_id)}"
     return (
         f"{FAIL_MARK} {code(result.room_id)} — {describe_failure(result.failure)} · "
         f"{_request_id(result.failure.request_id or result.request_id)}"
     )
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def result_actions(run: RunResult) -> dict[str, Any] | None:
+    """The Undo / Retry failed buttons a finished request offers, if any."""
+    buttons = []
+    if run.undoable:
+        buttons.append(_button("Undo", ACTION_UNDO, run.request_key))
+    if run.failed and run.kind is not RunKind.UNDO:
+        buttons.append(_button(f"Retry {len(run.failed)} failed", ACTION_RETRY, run.request_key))
+    if not buttons:
+        return None
+    return {"type": "actions", "block_id": "roombot_result_actions", "elements": buttons}
+
+
+def _notes(run: RunResult) -> list[str]:
+    notes = []
+    if not run.read_before and run.kind is RunKind.REQUEST:
+        notes.append(
+            f"Previous values were not read first for a request this big ({len(run.results)} "
+            "rooms), so Undo is not offered."
+        )
+    if run.audit_error:
+        notes.append(
+            f"{WARN_MARK} The audit trail could not be written ({escape(run.audit_error)}); "
+            "the results above are still what Room Engine answered."
+        )
+    return notes
 
 
 def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS - 100) -> list[str]:
@@ -184,23 +250,77 @@ def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS - 100) -> 
 
 
 def result_messages(run: RunResult) -> list[Message]:
-    """The threaded outcome: a summary then every room's line, split to fit Block Kit limits.
-
-    Failed rooms come first so they are never lost below the fold of a long list.
-    """
+    """The threaded outcome: a summary, every room's line, notes and buttons, split to fit
+    Block Kit limits. Failed rooms come first so they are never lost below a long list."""
     summary = final_status(run)
     ordered = run.failed + run.succeeded
     chunks = _chunk_lines(room_line(r) for r in ordered)
-    per_message = MAX_BLOCKS - 2
+    notes = _notes(run)
+    actions = result_actions(run)
+    # Room lines per message: leave room for the summary, the notes and the buttons.
+    per_message = MAX_BLOCKS - 3 - len(notes)
     messages: list[Message] = []
-    for start in range(0, max(len(chunks), 1), per_message):
+    starts = list(range(0, max(len(chunks), 1), per_message))
+    for start in starts:
         part = chunks[start : start + per_message]
         blocks = [_section(c) for c in part]
+        lines = list(part)
         if start == 0:
             blocks.insert(0, _section(f"*{summary}*"))
-        text = "\n".join([summary, *part] if start == 0 else part)
-        messages.append(Message(text=_truncate(text, MAX_TEXT_CHARS), blocks=blocks))
+            # Notes go right under the summary in the text, so truncation never drops them.
+            lines[:0] = [summary, *notes]
+        if start == starts[-1]:
+            blocks += [_context(n) for n in notes]
+            if actions is not None:
+                blocks.append(actions)
+        messages.append(Message(text=_truncate("\n".join(lines), MAX_TEXT_CHARS), blocks=blocks))
     return messages
+
+
+def used_button_blocks(
+    blocks: list[dict[str, Any]], action_id: str, note: str
+) -> list[dict[str, Any]]:
+    """`blocks` of a message whose button `action_id` was used: that button removed (the others
+    kept) and `note` added, so it cannot be clicked again."""
+    updated: list[dict[str, Any]] = []
+    for block in blocks:
+        if block.get("type") == "actions":
+            remaining = [e for e in block.get("elements", []) if e.get("action_id") != action_id]
+            if remaining:
+                updated.append({**block, "elements": remaining})
+            continue
+        updated.append(block)
+    updated.append(_context(note))
+    return updated[:MAX_BLOCKS]
+
+
+def confirmation_message(needs: NeedsConfirmation) -> Message:
+    """The ephemeral prompt for a high-impact request: a summary and Confirm / Cancel."""
+    command = needs.command
+    count = len(command.rooms)
+    changes = describe_changes(dict(command.changes))
+    lines = [
+        f"{WARN_MARK} Please confirm: {code('/room ' + command.verb)} on {count} room"
+        f"{'s' if count != 1 else ''} ({escape(needs.reason)}).",
+        f"Rooms: {_rooms_phrase(command.rooms, limit=20)}",
+        f"Change: {changes}",
+    ]
+    if command.reason:
+        lines.append(f"Reason: {escape(command.reason)}")
+    lines.append("Only you can confirm; this prompt expires in 10 minutes.")
+    text = "\n".join(lines)
+    blocks = [
+        _section(text),
+        {
+            "type": "actions",
+            "block_id": "roombot_confirm_actions",
+            "elements": [
+                _button("Confirm", ACTION_CONFIRM, needs.key, "danger"),
+                _button("Cancel", ACTION_CANCEL, needs.key),
+            ],
+        },
+    ]
+    return Message(text=_truncate(text, MAX_TEXT_CHARS), blocks=blocks)
 
 
 def rejected_text(message: str, usage: str | None) -> str:
@@ -297,4 +417,34 @@ def unexpected_error_text(correlation_id: str) -> str:
     return (
         f"{FAIL_MARK} Something went wrong inside roombot (error id `{correlation_id}`). "
         "Nothing further was done for this request; report the id to the roombot maintainers."
+    )
+
+
+def _history_line(entry: AuditEntry) -> str:
+    from datetime import UTC, datetime
+
+    when = datetime.fromtimestamp(entry.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    what = describe_changes(entry.patch) if entry.patch else "—"
+    outcome = entry.outcome.value
+    if entry.error_code is not None:
+        outcome += f" ({entry.error_code})"
+    rid = f" · RequestId {code(entry.tencent_request_id)}" if entry.tencent_request_id else ""
+    verb = code(entry.verb or "?")
+    return f"{when} · {user(entry.user_id)} · {verb} · {what} · *{escape(outcome)}*{rid}"
+
+
+def history_message(view: HistoryView) -> Message:
+    """`history ROOM`: the newest audit entries for the room, one line each."""
+    if view.problem is not None:
+        text = f"{FAIL_MARK} No history for {code(view.room_id)}: {escape(view.problem)}"
+        return Message(text=text, blocks=[_section(text)])
+    if not view.entries:
+        text = f"No audit entries for {code(view.room_id)} yet."
+        return Message(text=text, blocks=[_section(text)])
+    head = f"Last {len(view.entries)} audit entries for {code(view.room_id)}, newest first:"
+    lines = [head, *(_history_line(e) for e in view.entries)]
+    chunks = _chunk_lines(lines)
+    return Message(
+        text=_truncate("\n".join(lines), MAX_TEXT_CHARS),
+        blocks=[_section(c) for c in chunks][:MAX_BLOCKS],
     )

@@ -1,13 +1,147 @@
-"""Button clicks (confirm, cancel, undo, retry failed)."""
+"""Button clicks: Confirm / Cancel a high-impact request, Undo a change, Retry failed rooms.
+
+Every click is acked at once; the work runs in the background. The state a click needs lives in
+the audit store (the button value only carries a key), so any instance can handle it, and the
+service re-checks the policy for whoever clicked.
+"""
 
 from __future__ import annotations
 
-from slack_bolt.async_app import AsyncApp
+import logging
+from typing import Any
 
-from bot.service import RoomService
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import render
+from bot.service import Actor, Rejected, RoomService, Source
+from handlers.delivery import ThreadReporter, post_response_url, slack_error
+from handlers.flow import run_plan
 from handlers.runtime import SlackRuntime
+
+log = logging.getLogger(__name__)
+
+
+def _actor(body: dict[str, Any]) -> Actor:
+    return Actor(
+        user_id=body["user"]["id"],
+        source=Source.BUTTON,
+        team_id=(body.get("team") or {}).get("id"),
+        channel_id=(body.get("channel") or {}).get("id"),
+    )
+
+
+def _value(body: dict[str, Any]) -> str:
+    return str(body["actions"][0].get("value") or "")
+
+
+async def _replace(body: dict[str, Any], text: str) -> None:
+    """Replace the (ephemeral) prompt the button was on, through the click's response_url."""
+    replaced = await post_response_url(
+        body.get("response_url"), render.Message(text=text), in_channel=False, replace_original=True
+    )
+    if not replaced:
+        log.warning("could not replace the prompt for %s", body["user"]["id"])
+
+
+async def _tell(body: dict[str, Any], text: str) -> None:
+    """An ephemeral note to whoever clicked."""
+    if not await post_response_url(
+        body.get("response_url"), render.Message(text=text), in_channel=False
+    ):
+        log.warning("could not tell %s: %s", body["user"]["id"], text)
 
 
 def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None:
     """Attach the button listeners to `app`."""
-    del app, service, runtime
+
+    @app.action(render.ACTION_CONFIRM)
+    async def on_confirm(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        runtime.tasks.spawn(_confirm(service, runtime, body, client))
+
+    @app.action(render.ACTION_CANCEL)
+    async def on_cancel(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        runtime.tasks.spawn(_cancel(service, body))
+
+    @app.action(render.ACTION_UNDO)
+    async def on_undo(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        runtime.tasks.spawn(_undo_or_retry(service, runtime, body, client, undo=True))
+
+    @app.action(render.ACTION_RETRY)
+    async def on_retry(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        runtime.tasks.spawn(_undo_or_retry(service, runtime, body, client, undo=False))
+
+
+async def _confirm(
+    service: RoomService, runtime: SlackRuntime, body: dict[str, Any], client: AsyncWebClient
+) -> None:
+    actor = _actor(body)
+    outcome = await service.confirm(_value(body), actor)
+    if isinstance(outcome, Rejected):
+        await _tell(body, render.rejected_text(outcome.message, None))
+        return
+    await _replace(body, f"{render.OK_MARK} Confirmed — running `/room {outcome.command.verb}`.")
+    reporter = ThreadReporter(
+        client=client,
+        channel=outcome.actor.channel_id or actor.channel_id or "",
+        user_id=actor.user_id,
+        response_url=body.get("response_url"),
+        budget=runtime.update_budget,
+    )
+    await run_plan(service, service.plan(outcome), reporter)
+
+
+async def _cancel(service: RoomService, body: dict[str, Any]) -> None:
+    outcome = await service.cancel(_value(body), _actor(body))
+    if isinstance(outcome, Rejected):
+        await _tell(body, render.rejected_text(outcome.message, None))
+        return
+    await _replace(body, f"Cancelled: `/room {outcome.verb}` was not run. Nothing changed.")
+
+
+async def _undo_or_retry(
+    service: RoomService,
+    runtime: SlackRuntime,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    *,
+    undo: bool,
+) -> None:
+    actor = _actor(body)
+    key = _value(body)
+    plan = await (service.plan_undo(key, actor) if undo else service.plan_retry(key, actor))
+    if isinstance(plan, Rejected):
+        await _tell(body, render.rejected_text(plan.message, None))
+        return
+    channel = actor.channel_id or ""
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    message_ts = container.get("message_ts") or message.get("ts")
+    thread_ts = container.get("thread_ts") or message.get("thread_ts") or message_ts
+    if message_ts and message:
+        # The button is spent (the audit claim already makes a second click a no-op): show it.
+        action_id = render.ACTION_UNDO if undo else render.ACTION_RETRY
+        used = "↩️ Undo" if undo else "🔁 Retry"
+        blocks = render.used_button_blocks(
+            list(message.get("blocks") or []), action_id, f"{used} used by <@{actor.user_id}>"
+        )
+        try:
+            await client.chat_update(
+                channel=channel, ts=message_ts, text=message.get("text") or "", blocks=blocks
+            )
+        except SlackApiError as exc:
+            log.warning("could not disable the used button: %s", slack_error(exc))
+    reporter = ThreadReporter(
+        client=client,
+        channel=channel,
+        user_id=actor.user_id,
+        response_url=body.get("response_url"),
+        root_ts=thread_ts,
+        budget=runtime.update_budget,
+    )
+    await run_plan(service, plan, reporter)

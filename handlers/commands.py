@@ -15,13 +15,14 @@ from bot.service import (
     Approved,
     DryRun,
     HelpReply,
+    NeedsConfirmation,
     Rejected,
     RoomService,
     Source,
     new_correlation_id,
 )
 from handlers.delivery import ThreadReporter, post_response_url
-from handlers.flow import run_write
+from handlers.flow import answer_read, run_plan
 from handlers.runtime import SlackRuntime
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
             message = render.dry_run_message(prepared)
             await ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
             return
+        if isinstance(prepared, NeedsConfirmation):
+            message = render.confirmation_message(prepared)
+            await ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+            return
 
         await ack()
         response_url = command.get("response_url")
@@ -73,15 +78,17 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
             response_url=response_url,
             budget=runtime.update_budget,
         )
-        runtime.tasks.spawn(run_write(service, prepared, reporter))
+        runtime.tasks.spawn(run_plan(service, service.plan(prepared), reporter))
 
 
 async def _show(service: RoomService, approved: Approved, response_url: str | None) -> None:
     try:
-        message = render.show_message(await service.show(approved))
+        message = await answer_read(service, approved)
     except Exception:
         correlation_id = new_correlation_id()
         log.exception("show failed [%s]", correlation_id)
         message = render.Message(text=render.unexpected_error_text(correlation_id))
     if not await post_response_url(response_url, message, in_channel=False):
-        log.error("could not deliver `show` result for %s", approved.actor.user_id)
+        log.error(
+            "could not deliver `%s` result for %s", approved.command.verb, approved.actor.user_id
+        )

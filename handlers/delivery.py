@@ -66,19 +66,23 @@ def slack_error(exc: SlackApiError) -> str:
 
 
 async def post_response_url(
-    url: str | None, message: Message, *, in_channel: bool, thread_ts: str | None = None
+    url: str | None,
+    message: Message,
+    *,
+    in_channel: bool,
+    thread_ts: str | None = None,
+    replace_original: bool = False,
 ) -> bool:
-    """POST a message to a slash command's `response_url`; True if Slack took it.
+    """POST a message to a `response_url`; True if Slack took it.
 
+    `replace_original` replaces the message an interaction came from (e.g. a spent prompt).
     bolt's `respond()` swallows HTTP errors, so this checks the status itself.
     """
     if not url:
         return False
-    payload: dict[str, Any] = {
-        "response_type": "in_channel" if in_channel else "ephemeral",
-        "text": message.text,
-        "replace_original": False,
-    }
+    payload: dict[str, Any] = {"text": message.text, "replace_original": replace_original}
+    if not replace_original:
+        payload["response_type"] = "in_channel" if in_channel else "ephemeral"
     if message.blocks:
         payload["blocks"] = message.blocks
     if thread_ts:
@@ -226,6 +230,12 @@ class BackgroundTasks:
     @property
     def pending(self) -> int:
         """How many background jobs are still running."""
+        return len(self._tasks)
+
+    def cancel(self) -> int:
+        """Cancel whatever is still running (its audit rows stay pending, then become unknown)."""
+        for task in self._tasks:
+            task.cancel()
         return len(self._tasks)
 
     async def drain(self, timeout_s: float) -> int:

@@ -1,28 +1,29 @@
-"""The part of a request that is the same whether it came as `/room` or as `@roombot`."""
+"""The part of a request that is the same whether it came as `/room`, `@roombot` or a button."""
 
 from __future__ import annotations
 
 import logging
 
 from bot import render
-from bot.service import Approved, Progress, RoomService, new_correlation_id
+from bot.commands import VerbKind
+from bot.service import Actor, Approved, Plan, Progress, RoomService, new_correlation_id
 from handlers.delivery import ThreadReporter, post_response_url
 
 log = logging.getLogger(__name__)
 
 
-async def run_write(service: RoomService, approved: Approved, reporter: ThreadReporter) -> None:
-    """Post the parent, run the request with progress, and deliver the outcome in its thread."""
-    command, actor = approved.command, approved.actor
+async def run_plan(service: RoomService, plan: Plan, reporter: ThreadReporter) -> None:
+    """Post the parent, run the plan with progress, and deliver the outcome in its thread."""
+    command, actor, kind = plan.command, plan.actor, plan.kind
     try:
-        await reporter.start(render.parent_message(command, actor))
+        await reporter.start(render.parent_message(command, actor, kind=kind))
 
         async def on_progress(progress: Progress) -> None:
             status = render.progress_status(progress)
-            await reporter.progress(progress, render.parent_message(command, actor, status))
+            await reporter.progress(progress, render.parent_message(command, actor, status, kind))
 
-        run = await service.execute(approved, progress=on_progress)
-        final = render.parent_message(command, actor, render.final_status(run))
+        run = await service.run(plan, progress=on_progress)
+        final = render.parent_message(command, actor, render.final_status(run), kind)
         await reporter.finish(run, final, render.result_messages(run))
     except Exception:
         correlation_id = new_correlation_id()
@@ -30,6 +31,15 @@ async def run_write(service: RoomService, approved: Approved, reporter: ThreadRe
             "request failed [%s] user=%s verb=%s", correlation_id, actor.user_id, command.verb
         )
         await tell_privately(reporter, render.unexpected_error_text(correlation_id))
+
+
+async def answer_read(service: RoomService, approved: Approved) -> render.Message:
+    """The message for a read verb: `show` or `history`."""
+    if approved.command.spec.kind is not VerbKind.READ:
+        raise ValueError(f"not a read verb: {approved.command.verb}")
+    if approved.command.verb == "history":
+        return render.history_message(await service.history(approved))
+    return render.show_message(await service.show(approved))
 
 
 async def tell_privately(reporter: ThreadReporter, text: str) -> None:
@@ -42,4 +52,15 @@ async def tell_privately(reporter: ThreadReporter, text: str) -> None:
             channel=reporter.channel, user=reporter.user_id, text=text, thread_ts=reporter.thread_ts
         )
     except Exception:
-        log.exception("could not tell %s: %s", reporter.user_id, text)
+        log.exception("could not tell %s privately", reporter.user_id)
+
+
+def actor_for(reporter: ThreadReporter, actor: Actor) -> Actor:
+    """`actor` as seen in the reporter's channel (for re-checks at click time)."""
+    return Actor(
+        user_id=actor.user_id,
+        source=actor.source,
+        team_id=actor.team_id,
+        channel_id=reporter.channel,
+        is_operator=actor.is_operator,
+    )

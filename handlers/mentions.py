@@ -16,13 +16,14 @@ from bot.service import (
     Approved,
     DryRun,
     HelpReply,
+    NeedsConfirmation,
     Rejected,
     RoomService,
     Source,
     new_correlation_id,
 )
 from handlers.delivery import ThreadReporter
-from handlers.flow import run_write
+from handlers.flow import answer_read, run_plan
 from handlers.runtime import SlackRuntime
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,10 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
         event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         event_id = str(body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}")
-        if not runtime.events.first_time(event_id):
-            log.info("ignoring repeated delivery of event %s", event_id)
-            return
         user_id = event.get("user")
-        if not user_id:
+        if not user_id or not runtime.events.first_time(event_id):
             return
         channel = event["channel"]
-        thread_ts = event.get("thread_ts") or event["ts"]
         actor = Actor(
             user_id=user_id,
             source=Source.MENTION,
@@ -61,25 +58,34 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
             client=client,
             channel=channel,
             user_id=user_id,
-            root_ts=thread_ts,
+            root_ts=event.get("thread_ts") or event["ts"],
             budget=runtime.update_budget,
         )
-        runtime.tasks.spawn(_handle(service, actor, command_text(event.get("text", "")), reporter))
+        text = command_text(event.get("text", ""))
+        runtime.tasks.spawn(_handle(service, actor, text, reporter, event_id))
 
 
-async def _handle(service: RoomService, actor: Actor, text: str, reporter: ThreadReporter) -> None:
+async def _handle(
+    service: RoomService, actor: Actor, text: str, reporter: ThreadReporter, event_id: str
+) -> None:
+    # Slack retries an event it thinks was not acknowledged; another instance may have it too.
+    if not await service.first_delivery(event_id):
+        log.info("ignoring repeated delivery of event %s", event_id)
+        return
     try:
         prepared = await service.prepare(text, actor)
         if isinstance(prepared, Approved):
             if prepared.command.spec.kind is VerbKind.READ:
-                await _ephemeral(reporter, render.show_message(await service.show(prepared)))
+                await _ephemeral(reporter, await answer_read(service, prepared))
             else:
-                await run_write(service, prepared, reporter)
+                await run_plan(service, service.plan(prepared), reporter)
             return
         if isinstance(prepared, Rejected):
             message = render.Message(text=render.rejected_text(prepared.message, prepared.usage))
         elif isinstance(prepared, HelpReply):
             message = render.help_message(prepared.text)
+        elif isinstance(prepared, NeedsConfirmation):
+            message = render.confirmation_message(prepared)
         else:
             assert isinstance(prepared, DryRun)
             message = render.dry_run_message(prepared)

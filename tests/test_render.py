@@ -20,7 +20,7 @@ ALICE = Actor(user_id="U0ALICE01", source=Source.SLASH, channel_id="C0GENERAL1")
 
 
 def _run(text: str, results: list[RoomResult]) -> RunResult:
-    return RunResult(command=parse_command(text), actor=ALICE, results=results)
+    return RunResult(command=parse_command(text), actor=ALICE, request_key="k1", results=results)
 
 
 def _fail(code: int, hint: str = "room does not exist or was destroyed — check the ID") -> Failure:
@@ -94,17 +94,25 @@ def test_many_rooms_fit_block_kit_limits_and_list_every_room() -> None:
     ]
     run = _run("mute-all " + " ".join(rooms), results)
     messages = render.result_messages(run)
-    everything = "\n".join(b["text"]["text"] for m in messages for b in m.blocks)
+    sections = [b for m in messages for b in m.blocks if b["type"] == "section"]
+    everything = "\n".join(b["text"]["text"] for b in sections)
     for room in rooms:
         assert f"`{room}`" in everything
     for message in messages:
         assert len(message.blocks) <= render.MAX_BLOCKS
         assert len(message.text) <= 4000
         for block in message.blocks:
-            assert len(block["text"]["text"]) <= render.MAX_SECTION_CHARS
+            if block["type"] == "section":
+                assert len(block["text"]["text"]) <= render.MAX_SECTION_CHARS
     # failures are listed first, so they are never lost in the tail of a long list
     first_lines = messages[0].blocks[1]["text"]["text"].splitlines()
     assert first_lines[0].startswith("❌")
+    # the Retry button sits on the last message, after every room line
+    [actions] = [b for b in messages[-1].blocks if b["type"] == "actions"]
+    [retry] = actions["elements"]
+    assert retry["action_id"] == render.ACTION_RETRY
+    assert retry["value"] == "k1"
+    assert retry["text"]["text"] == "Retry 43 failed"
 
 
 def test_dry_run_shows_exact_bodies() -> None:

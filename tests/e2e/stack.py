@@ -3,6 +3,7 @@ all on 127.0.0.1. Requests are signed exactly as Slack signs them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -112,9 +113,21 @@ class Stack:
         return await self.post(interactive_body(payload)), key
 
     async def settle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        """Wait until every request roombot acknowledged has finished its background work."""
-        unfinished = await self.bot.runtime.tasks.drain(timeout)
-        assert unfinished == 0, f"{unfinished} request(s) still running after {timeout}s"
+        """Wait until every request roombot acknowledged has finished its background work.
+
+        bolt runs a listener after the HTTP ack, so work may start just after a request returns:
+        wait until nothing has been running for a short quiet period.
+        """
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 0.2:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{self.bot.runtime.tasks.pending} request(s) still running"
+            if self.bot.runtime.tasks.pending:
+                unfinished = await self.bot.runtime.tasks.drain(left)
+                assert unfinished == 0, f"{unfinished} request(s) still running after {timeout}s"
+                quiet_since = time.monotonic()
+            await asyncio.sleep(0.02)
 
     def response_posts(self, key: str) -> list[dict[str, Any]]:
         """What roombot posted to one response_url."""
@@ -156,7 +169,7 @@ async def running_stack(
         roombot_audit_db=tmp_path / "audit.sqlite3",
         **settings_overrides,
     )
-    bot = build_bot(settings)
+    bot = await build_bot(settings)
     runner = web.AppRunner(make_web_app(bot), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

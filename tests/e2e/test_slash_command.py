@@ -46,23 +46,18 @@ async def test_mute_all_acks_fast_sends_partial_patch_and_threads_the_result(
 
 async def test_multi_room_toggle_is_partial_for_every_room(tmp_path: Path) -> None:
     async with running_stack(tmp_path) as stack:
-        await stack.slash("lockdown room-test room-2")
+        await stack.slash("disable-screenshare room-test room-2")
         await stack.settle()
         bodies = sorted(
             (c.body for c in stack.tencent_calls()), key=lambda b: b["RoomInfo"]["RoomId"]
         )
-        expected = {
-            "IsAudioDisabled": True,
-            "IsVideoDisabled": True,
-            "IsMessageDisabled": True,
-            "IsScreenSharingDisabled": True,
-        }
         assert bodies == [
-            {"RoomInfo": {"RoomId": "room-2", **expected}},
-            {"RoomInfo": {"RoomId": "room-test", **expected}},
+            {"RoomInfo": {"RoomId": "room-2", "IsScreenSharingDisabled": True}},
+            {"RoomInfo": {"RoomId": "room-test", "IsScreenSharingDisabled": True}},
         ]
         # partial means partial: fields not named are untouched
-        assert stack.emulator.rooms["room-test"]["IsCloudRecordingDisabled"] is False
+        assert stack.emulator.rooms["room-test"]["IsAudioDisabled"] is False
+        assert stack.emulator.rooms["room-test"]["RoomName"] == "room-test"
 
 
 async def test_unlisted_user_is_denied_in_the_ack_and_nothing_is_called(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ async def test_slash_command_over_socket_mode(tmp_path: Path) -> None:
             roombot_allowed_users=ALICE,
             roombot_audit_db=tmp_path / "audit.sqlite3",
         )
-        bot = build_bot(settings)
+        bot = await build_bot(settings)
         handler = AsyncSocketModeHandler(bot.app, APP_TOKEN)
         await handler.connect_async()  # type: ignore[no-untyped-call]
         try:
