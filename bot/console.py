@@ -15,31 +15,31 @@ import html
 import re
 import secrets
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from bot import render
+from bot.audit import AuditError, AuditStore
 from bot.commands import VerbKind
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.policy import Policy
 from bot.service import (
     Actor,
     Approved,
     DryRun,
     HelpReply,
+    NeedsConfirmation,
     Progress,
     Rejected,
     RoomService,
     Source,
 )
 from bot.tencent.client import RoomEngineClient
-from bot.tencent.emulator import DEMO_ROOMS, RoomEngineEmulator
+from bot.tencent.emulator import DEMO_ROOMS, DEMO_SDKAPPID, RoomEngineEmulator
 from bot.tencent.ratelimit import RateBudget
 
-#: The SDKAppID the embedded emulator pretends to be (not a real app).
-DEMO_SDKAPPID = 1400000000
 OPERATOR_ID = "U0OPERATOR"
 HISTORY_FILE = Path.home() / ".roombot_history"
 
@@ -109,19 +109,26 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
 
 
 def _demo_room_ids() -> list[str]:
-    ids = []
-    for room in DEMO_ROOMS:
-        ids.append(room if isinstance(room, str) else str(room.get("RoomId")))
-    return ids
+    return [str(room["RoomId"]) for room in DEMO_ROOMS]
+
+
+Confirmer = Callable[[str], Awaitable[bool]]
 
 
 class Console:
-    """Runs console lines through the service and prints what Slack would show."""
+    """Runs console lines through the service and prints what Slack would show.
 
-    def __init__(self, service: RoomService, actor: Actor, out: TextIO) -> None:
+    High-impact requests need `confirmer` to say yes (a prompt when interactive; `--yes` when
+    scripted); without one they are refused, so a runbook never locks rooms down by accident.
+    """
+
+    def __init__(
+        self, service: RoomService, actor: Actor, out: TextIO, confirmer: Confirmer | None = None
+    ) -> None:
         self._service = service
         self._actor = actor
         self._out = out
+        self._confirmer = confirmer
 
     def _print(self, text: str = "") -> None:
         print(to_terminal(text), file=self._out, flush=True)
@@ -141,9 +148,32 @@ class Console:
         if isinstance(prepared, DryRun):
             self._print(render.dry_run_message(prepared).text)
             return True
+        if isinstance(prepared, NeedsConfirmation):
+            confirmed = await self._confirm(prepared)
+            if confirmed is None:
+                return False
+            return await self._run_approved(confirmed)
         return await self._run_approved(prepared)
 
+    async def _confirm(self, needs: NeedsConfirmation) -> Approved | None:
+        prompt = render.confirmation_message(needs).text
+        prompt = prompt.replace("Only you can confirm; this prompt expires in 10 minutes.", "")
+        self._print(prompt.rstrip())
+        if self._confirmer is None or not await self._confirmer("Type yes to run it: "):
+            await self._service.cancel(needs.key, self._actor)
+            self._print("Not confirmed: nothing was done (scripts: pass --yes to confirm).")
+            return None
+        outcome = await self._service.confirm(needs.key, self._actor)
+        if isinstance(outcome, Rejected):
+            self._print(render.rejected_text(outcome.message, outcome.usage))
+            return None
+        return outcome
+
     async def _run_approved(self, approved: Approved) -> bool:
+        if approved.command.verb == "history":
+            view = await self._service.history(approved)
+            self._print(render.history_message(view).text)
+            return view.problem is None
         if approved.command.spec.kind is VerbKind.READ:
             views = await self._service.show(approved)
             self._print(render.show_message(views).text)
@@ -210,6 +240,7 @@ async def run_console(
     policy: Policy,
     *,
     as_user: str | None,
+    assume_yes: bool = False,
     stdin: TextIO = sys.stdin,
     out: TextIO = sys.stdout,
 ) -> int:
@@ -231,14 +262,50 @@ async def run_console(
             print(
                 "Type a command (e.g. `mute-all room-test`), `help`, or Ctrl-D to quit.", file=out
             )
-        service = RoomService(
-            client=backend.client, policy=policy, groups=None, max_rooms=settings.roombot_max_rooms
-        )
-        console = Console(service, actor, out)
-        all_ok = True
-        async for line in _lines(interactive, stdin):
-            if not interactive and line.strip() and not line.lstrip().startswith("#"):
-                print(f"/room {line.strip().removeprefix('/room').strip()}", file=out)
-            ok = await console.run_line(line)
-            all_ok = all_ok and ok
+        try:
+            audit = await AuditStore.open(settings.roombot_audit_db)
+        except AuditError as exc:
+            raise ConfigError(
+                f"ROOMBOT_AUDIT_DB: cannot open {settings.roombot_audit_db}: {exc}"
+            ) from None
+        try:
+            service = RoomService(
+                client=backend.client,
+                policy=policy,
+                groups=None,
+                audit=audit,
+                max_rooms=settings.roombot_max_rooms,
+                confirm_above=settings.roombot_confirm_above,
+            )
+            console = Console(service, actor, out, _confirmer(interactive, assume_yes, out))
+            all_ok = True
+            async for line in _lines(interactive, stdin):
+                if not interactive and line.strip() and not line.lstrip().startswith("#"):
+                    print(f"/room {line.strip().removeprefix('/room').strip()}", file=out)
+                ok = await console.run_line(line)
+                all_ok = all_ok and ok
+        finally:
+            await audit.close()
         return 0 if all_ok else 1
+
+
+def _confirmer(interactive: bool, assume_yes: bool, out: TextIO) -> Confirmer | None:
+    if assume_yes:
+
+        async def yes(prompt: str) -> bool:
+            print(prompt + "yes (--yes)", file=out)
+            return True
+
+        return yes
+    if not interactive:
+        return None
+
+    async def ask(prompt: str) -> bool:
+        loop = asyncio.get_running_loop()
+        try:
+            answer = await loop.run_in_executor(None, input, prompt)
+        except EOFError:
+            return False
+        return answer.strip().lower() in {"y", "yes"}
+
+    return ask
