@@ -17,7 +17,7 @@ import handlers.actions
 import handlers.commands
 import handlers.mentions
 from bot.audit import AuditStore
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.policy import GroupDirectory
 from bot.service import RoomService, load_policy
 from bot.tencent.client import RoomEngineClient
@@ -52,8 +52,20 @@ class Bot:
     service: RoomService
     tencent: RoomEngineClient
     slack: AsyncWebClient
+    settings: Settings
     audit: AuditStore | None = None
     runtime: SlackRuntime = field(default_factory=SlackRuntime)
+
+    def reload_policy(self) -> bool:
+        """Re-read `ROOMBOT_POLICY_FILE`; on any problem keep the current policy and say why."""
+        try:
+            policy = load_policy(self.settings)
+        except ConfigError as exc:
+            log.error("policy not reloaded, keeping the current one: %s", exc)
+            return False
+        self.service.set_policy(policy)
+        log.info("policy reloaded: %s", "; ".join(policy.describe()) or "nobody may run anything")
+        return True
 
     async def aclose(self) -> None:
         """Release network resources and close the audit store."""
@@ -106,4 +118,12 @@ async def build_bot(
     handlers.commands.register(app, service, runtime)
     handlers.mentions.register(app, service, runtime)
     handlers.actions.register(app, service, runtime)
-    return Bot(app=app, service=service, tencent=tencent, slack=slack, audit=audit, runtime=runtime)
+    return Bot(
+        app=app,
+        service=service,
+        tencent=tencent,
+        slack=slack,
+        settings=settings,
+        audit=audit,
+        runtime=runtime,
+    )

@@ -1,5 +1,7 @@
 """`roombot serve`: HTTP (`POST /slack/events`, `GET /healthz`) or Socket Mode, with clean shutdown.
 
+SIGHUP reloads `ROOMBOT_POLICY_FILE` (a broken file is logged and the old policy kept).
+
 On SIGTERM/SIGINT the server stops taking new requests, waits for work already acknowledged to
 finish (up to `DRAIN_TIMEOUT_S`), then closes. Whatever is still running then is logged.
 """
@@ -38,11 +40,13 @@ def make_web_app(bot: Bot) -> web.Application:
     return web_app
 
 
-def _stop_event() -> asyncio.Event:
+def _stop_event(bot: Bot) -> asyncio.Event:
+    """SIGTERM/SIGINT stop the server; SIGHUP re-reads the policy file without a restart."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, bot.reload_policy)
     return stop
 
 
@@ -61,7 +65,7 @@ async def serve_http(bot: Bot, *, host: str, port: int, ready: Any = None) -> No
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    stop = _stop_event()
+    stop = _stop_event(bot)
     log.info("roombot listening on http://%s:%d%s", host, port, EVENTS_PATH)
     print(f"roombot serving HTTP on http://{host}:{port}{EVENTS_PATH}", flush=True)
     await stop.wait()
@@ -78,7 +82,7 @@ async def serve_socket_mode(bot: Bot, *, app_token: str) -> None:
     handler = AsyncSocketModeHandler(bot.app, app_token)
     await handler.connect_async()  # type: ignore[no-untyped-call]
     print("roombot connected to Slack over Socket Mode", flush=True)
-    stop = _stop_event()
+    stop = _stop_event(bot)
     await stop.wait()
     log.info(
         "shutting down: closing the socket; waiting for %d in flight", bot.runtime.tasks.pending

@@ -127,3 +127,82 @@ async def test_serve_without_bot_token_fails_with_one_line(tmp_path: Path) -> No
     assert lines == [
         "roombot serve: SLACK_BOT_TOKEN is required for `roombot serve` (see .env.example)"
     ]
+
+
+async def test_sighup_reloads_the_policy_and_keeps_it_when_the_file_is_broken(
+    tmp_path: Path,
+) -> None:
+    emulator = RoomEngineEmulator(sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=["room-test"])
+    await emulator.start()
+    slack = FakeSlack(bot_token=BOT_TOKEN)
+    await slack.start()
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[roles.ops]\nverbs = ["*"]\nusers = ["U0ALICE01"]\n', encoding="utf-8")
+    port = _free_port()
+    env = _env(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        TENCENT_SDKAPPID=str(SDKAPPID),
+        TENCENT_SECRET_KEY=SECRET_KEY,
+        TENCENT_API_URL=emulator.base_url,
+        ROOMBOT_POLICY_FILE=str(policy),
+        ROOMBOT_AUDIT_DB=str(tmp_path / "audit.sqlite3"),
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "serve",
+        "--http",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+    async def help_text(session: aiohttp.ClientSession) -> str:
+        body = form_body(slash_command("help", user_id=ALICE, response_url=slack.response_url()))
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            **sign(body, SIGNING_SECRET),
+        }
+        async with session.post(
+            f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers
+        ) as r:
+            return str((await r.json())["text"])
+
+    async def wait_for_help(session: aiohttp.ClientSession, present: bool) -> None:
+        for _ in range(100):
+            if ("lockdown" in await help_text(session)) is present:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"help never {'listed' if present else 'dropped'} lockdown")
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            await _wait_healthy(session, f"http://127.0.0.1:{port}/healthz", proc)
+            await wait_for_help(session, present=True)
+            policy.write_text(
+                '[roles.ops]\nverbs = ["show"]\nusers = ["U0ALICE01"]\n', encoding="utf-8"
+            )
+            proc.send_signal(signal.SIGHUP)
+            await wait_for_help(session, present=False)
+            policy.write_text("[roles.ops]\nverbs = [\n", encoding="utf-8")  # broken TOML
+            proc.send_signal(signal.SIGHUP)
+            await asyncio.sleep(0.3)
+            assert "show" in await help_text(session)  # the last good policy still applies
+        proc.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+        assert proc.returncode == 0
+        assert "policy not reloaded, keeping the current one" in err.decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await slack.stop()
+        await emulator.stop()
