@@ -1,0 +1,70 @@
+"""The README cannot drift from the code: generated sections, every verb, every example."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bot import docs
+from bot.commands import VERBS, parse_command
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+_PLACEHOLDER = re.compile(
+    r"\b[A-Z][A-Z_]+\b"
+)  # ROOM, VERB, TEXT… mark a usage line, not an example
+
+
+def _text() -> str:
+    return README.read_text(encoding="utf-8")
+
+
+def _examples() -> list[str]:
+    text = _text()
+    found = []
+    in_code = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            in_code = not in_code
+        elif in_code:
+            if line.strip().startswith("/room "):
+                found.append(line.strip())
+        else:
+            found += [
+                span
+                for span in re.findall(r"`(/room [^`]+)`", line)
+                if not _PLACEHOLDER.search(span.removeprefix("/room "))
+            ]
+    return found
+
+
+def test_generated_sections_are_up_to_date() -> None:
+    assert docs.render(_text()) == _text(), "run `python -m bot.docs` to regenerate README sections"
+
+
+def test_every_verb_and_alias_is_documented() -> None:
+    text = _text()
+    for spec in VERBS.values():
+        assert f"`/room {spec.name}" in text, spec.name
+        for alias in spec.aliases:
+            assert f"`{alias}`" in text, alias
+
+
+def test_there_are_examples_and_every_one_parses() -> None:
+    examples = _examples()
+    assert len(examples) >= len(VERBS)
+    for example in examples:
+        parse_command(example)  # raises ParseError if the README shows something invalid
+
+
+@pytest.mark.parametrize("variable", ["SLACK_BOT_TOKEN", "TENCENT_REGION", "ROOMBOT_MAX_ROOMS"])
+def test_configuration_table_names_settings(variable: str) -> None:
+    assert f"| `{variable}` |" in _text()
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    from bot.config import Settings
+
+    for name in Settings.model_fields:
+        assert f"| `{name.upper()}` |" in _text(), name
