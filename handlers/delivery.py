@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import render
 from bot.render import Message
-from bot.service import Progress, RunResult
+from bot.service import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,11 @@ class ThreadReporter:
             self.fallback = True
         self._last_progress = time.monotonic()
 
-    async def progress(self, progress: Progress, parent: Message) -> None:
-        """Edit the parent's status line, at most every few seconds and within the budget."""
+    async def progress(self, parent: Callable[[], Message]) -> None:
+        """Edit the parent's status line, at most every few seconds and within the budget.
+
+        `parent` builds the edited message; it is only called when an edit is actually made.
+        """
         if self.fallback or self.parent_ts is None:
             return
         now = time.monotonic()
@@ -153,7 +157,7 @@ class ThreadReporter:
         if self.budget is not None and not self.budget.try_take():
             return
         self._last_progress = now
-        await self._update(parent)
+        await self._update(parent())
 
     async def finish(self, run: RunResult, parent: Message, results: list[Message]) -> None:
         """Deliver the outcome: in the thread and the parent's final status, or by fallback."""

@@ -6,7 +6,7 @@ import logging
 
 from bot import render
 from bot.commands import VerbKind
-from bot.service import Actor, Approved, Plan, Progress, RoomService, new_correlation_id
+from bot.service import Approved, Plan, Progress, RoomService, new_correlation_id
 from handlers.delivery import ThreadReporter, post_response_url
 
 log = logging.getLogger(__name__)
@@ -19,8 +19,11 @@ async def run_plan(service: RoomService, plan: Plan, reporter: ThreadReporter) -
         await reporter.start(render.parent_message(command, actor, kind=kind))
 
         async def on_progress(progress: Progress) -> None:
-            status = render.progress_status(progress)
-            await reporter.progress(progress, render.parent_message(command, actor, status, kind))
+            await reporter.progress(
+                lambda: render.parent_message(
+                    command, actor, render.progress_status(progress), kind
+                )
+            )
 
         run = await service.run(plan, progress=on_progress)
         final = render.parent_message(command, actor, render.final_status(run), kind)
@@ -53,14 +56,3 @@ async def tell_privately(reporter: ThreadReporter, text: str) -> None:
         )
     except Exception:
         log.exception("could not tell %s privately", reporter.user_id)
-
-
-def actor_for(reporter: ThreadReporter, actor: Actor) -> Actor:
-    """`actor` as seen in the reporter's channel (for re-checks at click time)."""
-    return Actor(
-        user_id=actor.user_id,
-        source=actor.source,
-        team_id=actor.team_id,
-        channel_id=reporter.channel,
-        is_operator=actor.is_operator,
-    )
