@@ -226,8 +226,16 @@ def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(str(exc)) from None
 
 
-def _run_check(args: argparse.Namespace, settings: Settings) -> int:
-    return _not_implemented("check")(args, settings)
+def _run_check(args: argparse.Namespace, settings: Settings | None) -> int:
+    # `settings` is unused: check reads them itself, so that a bad variable becomes one failed
+    # check in the report while the checks that do not depend on it still run.
+    import asyncio
+
+    from bot.check import exit_code, render, run_checks
+
+    results = asyncio.run(run_checks())
+    print(render(results))
+    return exit_code(results)
 
 
 def _run_audit(args: argparse.Namespace, settings: Settings) -> int:
@@ -278,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "port", None) is None and args.command == "serve":
         args.port = _default_port()
     try:
+        if args.command == "check":
+            return _run_check(args, None)  # reports bad settings itself, as one failed check
         settings = load_settings()
         return _COMMANDS[args.command](args, settings)
     except (ConfigError, UsageError) as exc:
