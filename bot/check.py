@@ -587,6 +587,33 @@ def check_policy(loaded: LoadedSettings) -> tuple[CheckResult, Policy | None]:
     return policy_result(policy, settings.roombot_policy_file), policy
 
 
+async def check_audit(loaded: LoadedSettings) -> CheckResult:
+    """The audit store opens (an existing file is opened read-only, so a running bot's in-flight
+    rows are left alone); a missing file needs a writable directory, where `serve` creates it."""
+    from bot.audit import AuditError, AuditStore
+
+    settings = _usable(loaded, ("ROOMBOT_AUDIT_DB",))
+    if isinstance(settings, str):
+        return _warn("audit trail", settings)
+    path = settings.roombot_audit_db
+    fix = "set ROOMBOT_AUDIT_DB to a file in a directory roombot can write, on persistent storage"
+    if not path.exists():
+        directory = path.parent if str(path.parent) else Path(".")
+        if directory.is_dir() and os.access(directory, os.W_OK):
+            return _ok("audit trail", f"{path} will be created at the first start")
+        return _fail(
+            "audit trail", f"cannot create {path}: {directory} is not a writable directory", fix
+        )
+    try:
+        store = await AuditStore.open(path, read_only=True)
+    except AuditError as exc:
+        return _fail("audit trail", f"cannot open {path}: {exc}", fix)
+    await store.close()
+    if not os.access(path, os.W_OK):
+        return _fail("audit trail", f"{path} is not writable", fix)
+    return _ok("audit trail", f"{path} opens and is writable")
+
+
 def policy_result(policy: Policy, policy_file: Path | None) -> CheckResult:
     """✓ with who may do what (`Policy.describe()`), or a warning when nobody may do anything."""
     if policy.is_empty:
@@ -613,10 +640,11 @@ async def run_checks(
     """Run every check (network checks concurrently) and return the results in report order."""
     loaded = load_settings_leniently(env_file)
     policy_check, policy = check_policy(loaded)
-    slack_outcome, socket_outcome, tencent_outcome = await asyncio.gather(
+    slack_outcome, socket_outcome, tencent_outcome, audit_outcome = await asyncio.gather(
         check_slack(loaded, policy, timeout_s=timeout_s),
         check_socket_mode(loaded, timeout_s=timeout_s),
         check_tencent(loaded, timeout_s=timeout_s),
+        check_audit(loaded),
         return_exceptions=True,
     )
     slack, groups = (
@@ -634,6 +662,11 @@ async def run_checks(
         if isinstance(tencent_outcome, BaseException)
         else tencent_outcome
     )
+    audit = (
+        _crashed("audit trail", audit_outcome)
+        if isinstance(audit_outcome, BaseException)
+        else audit_outcome
+    )
     results = [
         *settings_results(loaded, env_file),
         *slack,
@@ -641,6 +674,7 @@ async def run_checks(
         tencent,
         policy_check,
         *groups,
+        audit,
     ]
     secrets = _secret_values(loaded.settings, env_file)
     return [scrub(result, secrets) for result in results]
