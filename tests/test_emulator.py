@@ -516,6 +516,18 @@ async def test_fault_rates(
         await emu.stop()
 
 
+async def test_hang_rate_one_never_answers(http: httpx.AsyncClient) -> None:
+    emu = make_emulator(hang_rate=1.0)
+    await emu.start()
+    try:
+        url = emu.base_url + "/v4/room_engine_http_srv/get_room_info"
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post(url, params=query(), json={"RoomId": "room-test"}, timeout=0.2)
+    finally:
+        await asyncio.wait_for(emu.stop(), timeout=10)
+    assert emu.requests[0].http_status is None
+
+
 async def test_seeded_fault_rates_are_reproducible(http: httpx.AsyncClient) -> None:
     async def codes(seed: int) -> list[int]:
         emu = make_emulator(fail_rate=0.5, seed=seed)

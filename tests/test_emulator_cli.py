@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -173,6 +174,29 @@ def test_bad_options_exit_2_with_one_line(args: list[str], message: str) -> None
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_exits_2_with_one_line() -> None:
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TENCENT_", "ROOMBOT_"))
+    }
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", "emulator", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=base,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"roombot emulator: cannot listen on 127.0.0.1:{port}: ")
+    assert "in use" in lines[0].lower()
 
 
 def test_rooms_file_formats(tmp_path: Path) -> None:

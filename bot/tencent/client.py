@@ -341,9 +341,7 @@ class RoomEngineClient:
                 )
             )
         if not isinstance(data, dict):
-            return _Failure(
-                MalformedResponse(f"{command}: the answer is not a JSON object"), sent=True
-            )
+            return _Failure(MalformedResponse(f"{command}: the answer is not a JSON object"))
         try:
             envelope = _Envelope.model_validate(data)
         except ValidationError as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import random
 import secrets
 import signal
@@ -257,7 +258,11 @@ class RoomEngineEmulator:
         runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
         self._runner = runner
         bound_host, bound_port = runner.addresses[0][:2]
         shown = "127.0.0.1" if bound_host in {"0.0.0.0", "::"} else bound_host  # noqa: S104
@@ -659,7 +664,8 @@ async def _serve_until_signalled(
     try:
         base_url = await emulator.start(host, port)
     except OSError as exc:
-        raise EmulatorUsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise EmulatorUsageError(f"cannot listen on {host}:{port}: {reason}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
