@@ -208,6 +208,8 @@ def _button(text: str, action_id: str, value: str, style: str | None = None) -> 
 
 def result_actions(run: RunResult) -> dict[str, Any] | None:
     """The Undo / Retry failed buttons a finished request offers, if any."""
+    if run.audit_error:
+        return None  # both buttons find their request in the audit store, which failed
     buttons = []
     if run.undoable:
         buttons.append(_button("Undo", ACTION_UNDO, run.request_key))

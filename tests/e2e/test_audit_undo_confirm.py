@@ -463,3 +463,19 @@ async def test_120_rooms_with_failures_progress_summary_and_retry(tmp_path: Path
         assert sorted(c.body["RoomInfo"]["RoomId"] for c in retried) == failed_rooms
         assert all(c.error_code == 0 for c in retried)
         assert all(stack.emulator.rooms[r]["IsMessageDisabled"] for r in rooms)
+
+
+async def test_a_broken_audit_trail_is_shown_but_never_stops_the_request(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        assert stack.bot.audit is not None
+        await stack.bot.audit.close()  # e.g. the disk went away
+        await stack.slash("disable-video room-test")
+        await stack.settle()
+        [call] = stack.tencent_calls()
+        assert stack.emulator.rooms["room-test"]["IsVideoDisabled"] is True
+        parent = _parent(stack)
+        [result] = _thread(stack, parent)
+        assert "✅ `room-test` — video disabled" in result["text"]
+        assert call.request_id in result["text"]
+        assert "The audit trail could not be written" in result["text"]
+        assert _button(result, render.ACTION_UNDO) is None  # it could not find the request
