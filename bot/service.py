@@ -24,7 +24,15 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from bot.audit import AuditEntry, AuditError, AuditStore, ConfirmationStatus, NewEntry, Outcome
+from bot.audit import (
+    AuditEntry,
+    AuditError,
+    AuditStore,
+    ConfirmationStatus,
+    NewEntry,
+    Outcome,
+)
+from bot.audit import Source as Source  # re-exported: adapters build Actors with it
 from bot.commands import (
     VERBS,
     Command,
@@ -59,15 +67,6 @@ ALWAYS_CONFIRM = frozenset({"lockdown", "lift-lockdown"})
 CONFIRM_TTL_S = 600.0
 #: How many audit entries `history` shows.
 HISTORY_LIMIT = 10
-
-
-class Source(StrEnum):
-    """Where a request came from (recorded in the audit trail)."""
-
-    SLASH = "slash"
-    MENTION = "mention"
-    BUTTON = "button"
-    CONSOLE = "console"
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,19 @@
-"""`roombot serve --http` as a real process: health check, a signed command, clean SIGTERM."""
+"""`roombot serve --http` as a real process: health check, a signed command, clean SIGTERM,
+SIGHUP policy reload, and a missing setting refused at start-up."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -30,6 +36,73 @@ def _env(**extra: str) -> dict[str, str]:
     return {**base, **extra}
 
 
+@dataclass
+class Served:
+    """A `roombot serve --http` process and the fakes it talks to."""
+
+    proc: asyncio.subprocess.Process
+    port: int
+    slack: FakeSlack
+    emulator: RoomEngineEmulator
+    session: aiohttp.ClientSession
+
+    async def slash(self, text: str, user: str = ALICE) -> tuple[int, dict[str, Any]]:
+        """Send a signed `/room text`; the HTTP status and the ack's JSON body."""
+        body = form_body(slash_command(text, user_id=user, response_url=self.slack.response_url()))
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            **sign(body, SIGNING_SECRET),
+        }
+        url = f"http://127.0.0.1:{self.port}/slack/events"
+        async with self.session.post(url, data=body, headers=headers) as response:
+            text = await response.text()
+            return response.status, (json.loads(text) if text.strip() else {})
+
+    async def stop(self) -> tuple[int, str]:
+        """SIGTERM, then the exit status and everything logged."""
+        self.proc.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(self.proc.communicate(), timeout=30)
+        assert self.proc.returncode is not None
+        return self.proc.returncode, err.decode()
+
+
+@asynccontextmanager
+async def served(tmp_path: Path, **env: str) -> AsyncIterator[Served]:
+    """Start the fakes and `python -m bot serve --http`; wait until /healthz answers."""
+    emulator = RoomEngineEmulator(sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=["room-test"])
+    await emulator.start()
+    slack = FakeSlack(bot_token=BOT_TOKEN)
+    await slack.start()
+    port = _free_port()
+    settings = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "TENCENT_SDKAPPID": str(SDKAPPID),
+        "TENCENT_SECRET_KEY": SECRET_KEY,
+        "TENCENT_API_URL": emulator.base_url,
+        "ROOMBOT_AUDIT_DB": str(tmp_path / "audit.sqlite3"),
+        **env,
+    }
+    command = ["serve", "--http", "--host", "127.0.0.1", "--port", str(port)]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *command,
+        env=_env(**settings), cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    session = aiohttp.ClientSession()
+    try:
+        await _wait_healthy(session, f"http://127.0.0.1:{port}/healthz", proc)
+        yield Served(proc, port, slack, emulator, session)
+    finally:
+        await session.close()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await slack.stop()
+        await emulator.stop()
+
+
 async def _wait_healthy(
     session: aiohttp.ClientSession, url: str, proc: asyncio.subprocess.Process
 ) -> None:
@@ -47,162 +120,73 @@ async def _wait_healthy(
 
 
 async def test_serve_http_process_end_to_end_and_clean_shutdown(tmp_path: Path) -> None:
-    emulator = RoomEngineEmulator(sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=["room-test"])
-    await emulator.start()
-    slack = FakeSlack(bot_token=BOT_TOKEN)
-    await slack.start()
-    port = _free_port()
-    env = _env(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.api_url,
-        TENCENT_SDKAPPID=str(SDKAPPID),
-        TENCENT_SECRET_KEY=SECRET_KEY,
-        TENCENT_API_URL=emulator.base_url,
-        ROOMBOT_ALLOWED_USERS=ALICE,
-        ROOMBOT_AUDIT_DB=str(tmp_path / "audit.sqlite3"),
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        "--http",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with aiohttp.ClientSession() as session:
-            await _wait_healthy(session, f"http://127.0.0.1:{port}/healthz", proc)
-            body = form_body(
-                slash_command(
-                    "mute-all room-test", user_id=ALICE, response_url=slack.response_url()
-                )
-            )
-            headers = {
-                "Content-Type": "application/x-www-form-urlencoded",
-                **sign(body, SIGNING_SECRET),
-            }
-            async with session.post(
-                f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers
-            ) as r:
-                assert r.status == 200
-            await slack.wait_for(lambda: len(slack.calls_to("chat.update")) >= 1, timeout=10)
-        assert emulator.rooms["room-test"]["IsAudioDisabled"] is True
-        proc.send_signal(signal.SIGTERM)
-        _out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-        assert proc.returncode == 0, err.decode()
-        assert SECRET_KEY not in err.decode()
-        assert SIGNING_SECRET not in err.decode()
-        assert "usersig=" not in err.decode().replace("usersig=***", "")
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await slack.stop()
-        await emulator.stop()
+    async with served(tmp_path, ROOMBOT_ALLOWED_USERS=ALICE) as bot:
+        status, ack = await bot.slash("mute-all room-test")
+        assert status == 200
+        assert ack == {}
+        await bot.slack.wait_for(lambda: len(bot.slack.calls_to("chat.update")) >= 1, timeout=10)
+        assert bot.emulator.rooms["room-test"]["IsAudioDisabled"] is True
+        code, log = await bot.stop()
+    assert code == 0, log
+    assert SECRET_KEY not in log
+    assert SIGNING_SECRET not in log
+    assert BOT_TOKEN not in log
+    assert "usersig=" not in log.replace("usersig=***", "")
+
+
+async def test_sighup_reloads_the_policy_and_keeps_it_when_the_file_is_broken(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[roles.ops]\nverbs = ["*"]\nusers = ["U0ALICE01"]\n', encoding="utf-8")
+
+    async def help_lists_lockdown(bot: Served) -> bool:
+        before = len(bot.slack.calls)
+        body = form_body(
+            slash_command("help", user_id=ALICE, response_url=bot.slack.response_url())
+        )
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            **sign(body, SIGNING_SECRET),
+        }
+        url = f"http://127.0.0.1:{bot.port}/slack/events"
+        async with bot.session.post(url, data=body, headers=headers) as response:
+            text = str((await response.json())["text"])
+        assert len(bot.slack.calls) >= before
+        return "lockdown" in text
+
+    async def wait_until(bot: Served, listed: bool) -> None:
+        for _ in range(100):
+            if await help_lists_lockdown(bot) is listed:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"help never {'listed' if listed else 'dropped'} lockdown")
+
+    async with served(tmp_path, ROOMBOT_POLICY_FILE=str(policy)) as bot:
+        await wait_until(bot, listed=True)
+        policy.write_text(
+            '[roles.ops]\nverbs = ["show"]\nusers = ["U0ALICE01"]\n', encoding="utf-8"
+        )
+        bot.proc.send_signal(signal.SIGHUP)
+        await wait_until(bot, listed=False)
+        policy.write_text("[roles.ops]\nverbs = [\n", encoding="utf-8")  # broken TOML
+        bot.proc.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.3)
+        assert await help_lists_lockdown(bot) is False  # the last good policy still applies
+        code, log = await bot.stop()
+    assert code == 0
+    assert "policy not reloaded, keeping the current one" in log
 
 
 async def test_serve_without_bot_token_fails_with_one_line(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        "--http",
-        env=_env(TENCENT_SDKAPPID="1400000000"),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+        sys.executable, "-m", "bot", "serve", "--http",
+        env=_env(TENCENT_SDKAPPID="1400000000"), cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
     _out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
     assert lines == [
         "roombot serve: SLACK_BOT_TOKEN is required for `roombot serve` (see .env.example)"
     ]
-
-
-async def test_sighup_reloads_the_policy_and_keeps_it_when_the_file_is_broken(
-    tmp_path: Path,
-) -> None:
-    emulator = RoomEngineEmulator(sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=["room-test"])
-    await emulator.start()
-    slack = FakeSlack(bot_token=BOT_TOKEN)
-    await slack.start()
-    policy = tmp_path / "policy.toml"
-    policy.write_text('[roles.ops]\nverbs = ["*"]\nusers = ["U0ALICE01"]\n', encoding="utf-8")
-    port = _free_port()
-    env = _env(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.api_url,
-        TENCENT_SDKAPPID=str(SDKAPPID),
-        TENCENT_SECRET_KEY=SECRET_KEY,
-        TENCENT_API_URL=emulator.base_url,
-        ROOMBOT_POLICY_FILE=str(policy),
-        ROOMBOT_AUDIT_DB=str(tmp_path / "audit.sqlite3"),
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        "--http",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-    async def help_text(session: aiohttp.ClientSession) -> str:
-        body = form_body(slash_command("help", user_id=ALICE, response_url=slack.response_url()))
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            **sign(body, SIGNING_SECRET),
-        }
-        async with session.post(
-            f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers
-        ) as r:
-            return str((await r.json())["text"])
-
-    async def wait_for_help(session: aiohttp.ClientSession, present: bool) -> None:
-        for _ in range(100):
-            if ("lockdown" in await help_text(session)) is present:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"help never {'listed' if present else 'dropped'} lockdown")
-
-    try:
-        async with aiohttp.ClientSession() as session:
-            await _wait_healthy(session, f"http://127.0.0.1:{port}/healthz", proc)
-            await wait_for_help(session, present=True)
-            policy.write_text(
-                '[roles.ops]\nverbs = ["show"]\nusers = ["U0ALICE01"]\n', encoding="utf-8"
-            )
-            proc.send_signal(signal.SIGHUP)
-            await wait_for_help(session, present=False)
-            policy.write_text("[roles.ops]\nverbs = [\n", encoding="utf-8")  # broken TOML
-            proc.send_signal(signal.SIGHUP)
-            await asyncio.sleep(0.3)
-            assert "show" in await help_text(session)  # the last good policy still applies
-        proc.send_signal(signal.SIGTERM)
-        _out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-        assert proc.returncode == 0
-        assert "policy not reloaded, keeping the current one" in err.decode()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await slack.stop()
-        await emulator.stop()
