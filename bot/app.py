@@ -9,6 +9,7 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -26,10 +27,18 @@ from handlers.runtime import SlackRuntime
 log = logging.getLogger(__name__)
 
 
-def build_slack_client(settings: Settings) -> AsyncWebClient:
-    """The Web API client: `SLACK_API_URL`, and Retry-After honoured on HTTP 429."""
+def build_slack_client(
+    settings: Settings, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """The Web API client: `SLACK_API_URL`, and Retry-After honoured on HTTP 429.
+
+    Pass a long-lived `session` to reuse connections: without one, slack_sdk opens (and closes)
+    a new connection for every call, which was most of roombot's CPU per command.
+    """
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=15)
+    client = AsyncWebClient(
+        token=token, base_url=settings.slack_api_url, timeout=15, session=session
+    )
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     return client
 
@@ -70,6 +79,8 @@ class Bot:
     async def aclose(self) -> None:
         """Release network resources and close the audit store."""
         await self.tencent.aclose()
+        if self.slack.session is not None:
+            await self.slack.session.close()
         if self.audit is not None:
             await self.audit.close()
 
@@ -92,8 +103,10 @@ async def build_bot(
     tencent: RoomEngineClient | None = None,
 ) -> Bot:
     """Build the bolt app and everything behind it from `settings` (opens the audit store)."""
-    slack = build_slack_client(settings)
     policy = load_policy(settings)
+    slack = build_slack_client(
+        settings, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    )
     if policy.is_empty:
         log.warning("nobody may run any command: set ROOMBOT_ALLOWED_USERS or ROOMBOT_POLICY_FILE")
     audit = await open_audit(settings)

@@ -36,19 +36,26 @@ def _value(body: dict[str, Any]) -> str:
     return str(body["actions"][0].get("value") or "")
 
 
-async def _replace(body: dict[str, Any], text: str) -> None:
+async def _replace(body: dict[str, Any], text: str, client: AsyncWebClient) -> None:
     """Replace the (ephemeral) prompt the button was on, through the click's response_url."""
     replaced = await post_response_url(
-        body.get("response_url"), render.Message(text=text), in_channel=False, replace_original=True
+        body.get("response_url"),
+        render.Message(text=text),
+        in_channel=False,
+        replace_original=True,
+        session=client.session,
     )
     if not replaced:
         log.warning("could not replace the prompt for %s", body["user"]["id"])
 
 
-async def _tell(body: dict[str, Any], text: str) -> None:
+async def _tell(body: dict[str, Any], text: str, client: AsyncWebClient) -> None:
     """An ephemeral note to whoever clicked."""
     if not await post_response_url(
-        body.get("response_url"), render.Message(text=text), in_channel=False
+        body.get("response_url"),
+        render.Message(text=text),
+        in_channel=False,
+        session=client.session,
     ):
         log.warning("could not tell %s: %s", body["user"]["id"], text)
 
@@ -62,9 +69,9 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
         runtime.tasks.spawn(_confirm(service, runtime, body, client))
 
     @app.action(render.ACTION_CANCEL)
-    async def on_cancel(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def on_cancel(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        runtime.tasks.spawn(_cancel(service, body))
+        runtime.tasks.spawn(_cancel(service, body, client))
 
     @app.action(render.ACTION_UNDO)
     async def on_undo(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -83,9 +90,11 @@ async def _confirm(
     actor = _actor(body)
     outcome = await service.confirm(_value(body), actor)
     if isinstance(outcome, Rejected):
-        await _tell(body, render.rejected_text(outcome.message, None))
+        await _tell(body, render.rejected_text(outcome.message, None), client)
         return
-    await _replace(body, f"{render.OK_MARK} Confirmed — running `/room {outcome.command.verb}`.")
+    await _replace(
+        body, f"{render.OK_MARK} Confirmed — running `/room {outcome.command.verb}`.", client
+    )
     reporter = ThreadReporter(
         client=client,
         channel=outcome.actor.channel_id or actor.channel_id or "",
@@ -96,12 +105,12 @@ async def _confirm(
     await run_plan(service, service.plan(outcome), reporter)
 
 
-async def _cancel(service: RoomService, body: dict[str, Any]) -> None:
+async def _cancel(service: RoomService, body: dict[str, Any], client: AsyncWebClient) -> None:
     outcome = await service.cancel(_value(body), _actor(body))
     if isinstance(outcome, Rejected):
-        await _tell(body, render.rejected_text(outcome.message, None))
+        await _tell(body, render.rejected_text(outcome.message, None), client)
         return
-    await _replace(body, f"Cancelled: `/room {outcome.verb}` was not run. Nothing changed.")
+    await _replace(body, f"Cancelled: `/room {outcome.verb}` was not run. Nothing changed.", client)
 
 
 async def _undo_or_retry(
@@ -116,7 +125,7 @@ async def _undo_or_retry(
     key = _value(body)
     plan = await (service.plan_undo(key, actor) if undo else service.plan_retry(key, actor))
     if isinstance(plan, Rejected):
-        await _tell(body, render.rejected_text(plan.message, None))
+        await _tell(body, render.rejected_text(plan.message, None), client)
         return
     channel = actor.channel_id or ""
     container = body.get("container") or {}

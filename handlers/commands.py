@@ -69,7 +69,7 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
         await ack()
         response_url = command.get("response_url")
         if prepared.command.spec.kind is VerbKind.READ:
-            runtime.tasks.spawn(_show(service, prepared, response_url))
+            runtime.tasks.spawn(_show(service, prepared, response_url, client))
             return
         reporter = ThreadReporter(
             client=client,
@@ -81,14 +81,16 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
         runtime.tasks.spawn(run_plan(service, service.plan(prepared), reporter))
 
 
-async def _show(service: RoomService, approved: Approved, response_url: str | None) -> None:
+async def _show(
+    service: RoomService, approved: Approved, response_url: str | None, client: AsyncWebClient
+) -> None:
     try:
         message = await answer_read(service, approved)
     except Exception:
         correlation_id = new_correlation_id()
         log.exception("show failed [%s]", correlation_id)
         message = render.Message(text=render.unexpected_error_text(correlation_id))
-    if not await post_response_url(response_url, message, in_channel=False):
+    if not await post_response_url(response_url, message, in_channel=False, session=client.session):
         log.error(
             "could not deliver `%s` result for %s", approved.command.verb, approved.actor.user_id
         )

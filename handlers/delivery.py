@@ -73,10 +73,12 @@ async def post_response_url(
     in_channel: bool,
     thread_ts: str | None = None,
     replace_original: bool = False,
+    session: aiohttp.ClientSession | None = None,
 ) -> bool:
     """POST a message to a `response_url`; True if Slack took it.
 
     `replace_original` replaces the message an interaction came from (e.g. a spent prompt).
+    `session` is reused when given (the bot's shared one); otherwise a short-lived one is made.
     bolt's `respond()` swallows HTTP errors, so this checks the status itself.
     """
     if not url:
@@ -89,16 +91,21 @@ async def post_response_url(
     if thread_ts:
         payload["thread_ts"] = thread_ts
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
-            session.post(url, json=payload) as response,
-        ):
-            if response.status == 200:
-                return True
-            log.warning("response_url answered HTTP %s", response.status)
+        if session is not None and not session.closed:
+            return await _post_json(session, url, payload)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as own:
+            return await _post_json(own, url, payload)
     except (aiohttp.ClientError, TimeoutError) as exc:
         log.warning("response_url failed: %s", type(exc).__name__)
     return False
+
+
+async def _post_json(session: aiohttp.ClientSession, url: str, payload: dict[str, Any]) -> bool:
+    async with session.post(url, json=payload, timeout=aiohttp.ClientTimeout(total=10)) as response:
+        if response.status == 200:
+            return True
+        log.warning("response_url answered HTTP %s", response.status)
+        return False
 
 
 @dataclass
@@ -198,12 +205,16 @@ class ThreadReporter:
             text=parent.text + "\n" + "\n".join(m.text for m in results),
             blocks=(parent.blocks + [b for m in results for b in m.blocks])[: render.MAX_BLOCKS],
         )
-        delivered = await post_response_url(self.response_url, combined, in_channel=True)
+        session = self.client.session
+        delivered = await post_response_url(
+            self.response_url, combined, in_channel=True, session=session
+        )
         if delivered:
             await post_response_url(
                 self.response_url,
                 Message(text=render.not_in_channel_hint()),
                 in_channel=False,
+                session=session,
             )
             return
         # Last resort: the log keeps every room's outcome and RequestId.

@@ -48,7 +48,9 @@ async def answer_read(service: RoomService, approved: Approved) -> render.Messag
 async def tell_privately(reporter: ThreadReporter, text: str) -> None:
     """An ephemeral note to the requester: response_url when we have one, else postEphemeral."""
     message = render.Message(text=text)
-    if await post_response_url(reporter.response_url, message, in_channel=False):
+    if await post_response_url(
+        reporter.response_url, message, in_channel=False, session=reporter.client.session
+    ):
         return
     try:
         await reporter.client.chat_postEphemeral(
