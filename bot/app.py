@@ -128,6 +128,7 @@ async def build_bot(
         request_verification_enabled=bool(signing_secret),
     )
     runtime = SlackRuntime()
+    app.use(runtime.gate.track)
     handlers.commands.register(app, service, runtime)
     handlers.mentions.register(app, service, runtime)
     handlers.actions.register(app, service, runtime)

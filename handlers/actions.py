@@ -102,7 +102,7 @@ async def _confirm(
         response_url=body.get("response_url"),
         budget=runtime.update_budget,
     )
-    await run_plan(service, service.plan(outcome), reporter)
+    await run_plan(service, service.plan(outcome), reporter, runtime.gate)
 
 
 async def _cancel(service: RoomService, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -153,4 +153,4 @@ async def _undo_or_retry(
         root_ts=thread_ts,
         budget=runtime.update_budget,
     )
-    await run_plan(service, plan, reporter)
+    await run_plan(service, plan, reporter, runtime.gate)

@@ -78,7 +78,7 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
             response_url=response_url,
             budget=runtime.update_budget,
         )
-        runtime.tasks.spawn(run_plan(service, service.plan(prepared), reporter))
+        runtime.tasks.spawn(run_plan(service, service.plan(prepared), reporter, runtime.gate))
 
 
 async def _show(

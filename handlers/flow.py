@@ -8,14 +8,22 @@ from bot import render
 from bot.commands import VerbKind
 from bot.service import Approved, Plan, Progress, RoomService, new_correlation_id
 from handlers.delivery import ThreadReporter, post_response_url
+from handlers.runtime import AckGate
 
 log = logging.getLogger(__name__)
 
 
-async def run_plan(service: RoomService, plan: Plan, reporter: ThreadReporter) -> None:
-    """Post the parent, run the plan with progress, and deliver the outcome in its thread."""
+async def run_plan(
+    service: RoomService, plan: Plan, reporter: ThreadReporter, gate: AckGate | None = None
+) -> None:
+    """Post the parent, run the plan with progress, and deliver the outcome in its thread.
+
+    Before each step the work yields to requests still waiting for their ack (`gate`).
+    """
     command, actor, kind = plan.command, plan.actor, plan.kind
+    step = gate.wait_idle if gate is not None else _no_wait
     try:
+        await step()
         await reporter.start(render.parent_message(command, actor, kind=kind))
 
         async def on_progress(progress: Progress) -> None:
@@ -25,7 +33,9 @@ async def run_plan(service: RoomService, plan: Plan, reporter: ThreadReporter) -
                 )
             )
 
+        await step()
         run = await service.run(plan, progress=on_progress)
+        await step()
         final = render.parent_message(command, actor, render.final_status(run), kind)
         await reporter.finish(run, final, render.result_messages(run))
     except Exception:
@@ -34,6 +44,10 @@ async def run_plan(service: RoomService, plan: Plan, reporter: ThreadReporter) -
             "request failed [%s] user=%s verb=%s", correlation_id, actor.user_id, command.verb
         )
         await tell_privately(reporter, render.unexpected_error_text(correlation_id))
+
+
+async def _no_wait() -> None:
+    return None
 
 
 async def answer_read(service: RoomService, approved: Approved) -> render.Message:

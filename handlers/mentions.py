@@ -24,7 +24,7 @@ from bot.service import (
 )
 from handlers.delivery import ThreadReporter
 from handlers.flow import answer_read, run_plan
-from handlers.runtime import SlackRuntime
+from handlers.runtime import AckGate, SlackRuntime
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,16 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
             budget=runtime.update_budget,
         )
         text = command_text(event.get("text", ""))
-        runtime.tasks.spawn(_handle(service, actor, text, reporter, event_id))
+        runtime.tasks.spawn(_handle(service, actor, text, reporter, event_id, runtime.gate))
 
 
 async def _handle(
-    service: RoomService, actor: Actor, text: str, reporter: ThreadReporter, event_id: str
+    service: RoomService,
+    actor: Actor,
+    text: str,
+    reporter: ThreadReporter,
+    event_id: str,
+    gate: AckGate,
 ) -> None:
     # Slack retries an event it thinks was not acknowledged; another instance may have it too.
     if not await service.first_delivery(event_id):
@@ -78,7 +83,7 @@ async def _handle(
             if prepared.command.spec.kind is VerbKind.READ:
                 await _ephemeral(reporter, await answer_read(service, prepared))
             else:
-                await run_plan(service, service.plan(prepared), reporter)
+                await run_plan(service, service.plan(prepared), reporter, gate)
             return
         if isinstance(prepared, Rejected):
             message = render.Message(text=render.rejected_text(prepared.message, prepared.usage))
