@@ -1,0 +1,1 @@
+"""One module per benchmark scenario, each with `async def run(ctx) -> ScenarioResult`."""

@@ -1,0 +1,205 @@
+"""Bulk throughput: many rooms against the rate budget (`ROOMBOT_RATE_LIMIT=100`).
+
+Two cases, each repeated, for every roombot variant:
+
+- one command over 200 rooms: the wall time from sending it to the last threaded reply, against
+  the ideal N / rate (200 / 100 = 2 s);
+- 20 users each sending a 10-room command at the same moment: the 200 calls share one budget.
+
+The emulator enforces the bot's own budget (100 calls/s per API, sliding one-second window) rather
+than Tencent's 200: the customer's backend is assumed to use the rest, so the bot must keep to
+its budget exactly. Every 60007 ("frequency limit exceeded") it answers is counted, and the
+busiest one-second window of arrivals is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bench.load import Command, fire, pool
+from bench.procs import Server
+from bench.report import ScenarioResult, Table, Target
+from bench.stack import (
+    CHANNEL,
+    USERS,
+    Backends,
+    RunContext,
+    Variant,
+    start_backends,
+    start_roombot,
+)
+from bench.stats import max_in_window, percentile
+
+RATE = 100
+ROOMS = 200
+USERS_AT_ONCE = 20
+ROOMS_EACH = ROOMS // USERS_AT_ONCE
+TARGET_RATIO = 1.10
+#: Pause between repetitions: longer than both the bot's and the emulator's one-second window.
+SETTLE_S = 1.5
+
+
+def _rooms(first: int, count: int) -> str:
+    return " ".join(f"room-{i:04d}" for i in range(first, first + count))
+
+
+async def _case(
+    ctx: RunContext,
+    backends: Backends,
+    server: Server,
+    commands: list[Command],
+) -> dict[str, Any]:
+    """Send `commands` at once; timings from the first send to each request's threaded reply."""
+    before = await backends.stats()
+    slack_index, tencent_index = before["slack_calls"], before["tencent_calls"]
+    async with pool(len(commands)) as session:
+        shots = await fire(
+            session, server.base_url + "/slack/events", commands, concurrency=len(commands)
+        )
+    if any(s.status != 200 or s.body.strip() for s in shots):
+        raise RuntimeError(f"unexpected acks: {[(s.status, s.body[:100]) for s in shots][:3]}")
+    await backends.wait_finals(before["finals"] + len(commands), timeout_s=60)
+    slack = await backends.slack_calls(slack_index)
+    tencent = await backends.tencent_calls(tencent_index)
+    sent = min(s.sent for s in shots)
+    finals = [c for c in slack if c["final"]]
+    done = []
+    for final in finals:
+        replies = [c["at"] for c in slack if c["thread_ts"] == final["ts"]]
+        done.append(max(replies) - sent)
+    arrivals = [c["at"] for c in tencent]
+    span = max(arrivals) - min(arrivals) if len(arrivals) > 1 else 0.0
+    return {
+        "wall_s": max(done),
+        "per_request_s": sorted(done),
+        "acks_ms": [1000 * s.latency_s for s in shots],
+        "calls": len(tencent),
+        "rate_limited": sum(1 for c in tencent if c["code"] == 60007),
+        "failed_calls": sum(1 for c in tencent if c["code"] not in (0, 60007)),
+        "all_changed": all(f["last_line"].startswith("✅") for f in finals),
+        "max_calls_in_1s": max_in_window(arrivals, 1.0),
+        "achieved_rate": (len(arrivals) - 1) / span if span else 0.0,
+        "first_call_s": min(arrivals) - sent,
+        "last_call_s": max(arrivals) - sent,
+    }
+
+
+async def _variant(ctx: RunContext, variant: Variant, reps: int) -> dict[str, list[dict[str, Any]]]:
+    workdir = ctx.scratch(f"bulk/{variant.name}")
+    backends = await start_backends(ctx, workdir, rooms=ROOMS, rate_limit=RATE)
+    runs: dict[str, list[dict[str, Any]]] = {"single": [], "users": []}
+    try:
+        server = await start_roombot(ctx, variant, backends, workdir, rate_limit=RATE)
+        try:
+            # Warm-up: one small command, so imports and connections are not part of the figure.
+            warm = Command(
+                f"mute-all {_rooms(0, 3)}", USERS[0], CHANNEL, backends.response_url("w")
+            )
+            await _case(ctx, backends, server, [warm])
+            for rep in range(reps):
+                verb = "mute-all" if rep % 2 == 0 else "unmute-all"
+                await asyncio.sleep(SETTLE_S)
+                single = Command(
+                    f"{verb} {_rooms(0, ROOMS)}",
+                    USERS[0],
+                    CHANNEL,
+                    backends.response_url(f"s{rep}"),
+                )
+                runs["single"].append(await _case(ctx, backends, server, [single]))
+                await asyncio.sleep(SETTLE_S)
+                many = [
+                    Command(
+                        f"{verb} {_rooms(u * ROOMS_EACH, ROOMS_EACH)}",
+                        USERS[u],
+                        CHANNEL,
+                        backends.response_url(f"u{rep}-{u}"),
+                    )
+                    for u in range(USERS_AT_ONCE)
+                ]
+                runs["users"].append(await _case(ctx, backends, server, many))
+        finally:
+            await server.stop()
+    finally:
+        await backends.stop()
+    return runs
+
+
+async def run(ctx: RunContext) -> ScenarioResult:
+    """Run both bulk cases for every variant."""
+    reps = 1 if ctx.quick else 3
+    results = {v.name: await _variant(ctx, v, reps) for v in ctx.variants}
+    ideal = ROOMS / RATE
+    rows = []
+    targets = []
+    for name, runs in results.items():
+        for case, label in (
+            ("single", f"1 command × {ROOMS} rooms"),
+            ("users", f"{USERS_AT_ONCE} users × {ROOMS_EACH} rooms at once"),
+        ):
+            reps_data = runs[case]
+            walls = [r["wall_s"] for r in reps_data]
+            limited = sum(r["rate_limited"] for r in reps_data)
+            busiest = max(r["max_calls_in_1s"] for r in reps_data)
+            rows.append(
+                [
+                    name,
+                    label,
+                    len(reps_data),
+                    percentile(walls, 50),
+                    max(walls),
+                    ideal,
+                    percentile(walls, 50) / ideal,
+                    max(walls) / ideal,
+                    sum(r["calls"] for r in reps_data),
+                    limited,
+                    busiest,
+                    percentile([r["achieved_rate"] for r in reps_data], 50),
+                    all(r["all_changed"] for r in reps_data),
+                ]
+            )
+            if case == "single":
+                targets.append(
+                    Target(
+                        f"bulk wall ÷ ideal, worst of {len(walls)} ({name})",
+                        max(walls) / ideal,
+                        TARGET_RATIO,
+                        "×",
+                    )
+                )
+            targets.append(Target(f"60007 answers, {label} ({name})", float(limited), 0.0))
+            if case == "users":
+                targets.append(
+                    Target(f"busiest 1 s, {label} ({name})", float(busiest), float(RATE), " calls")
+                )
+    table = Table(
+        title=f"Bulk: ROOMBOT_RATE_LIMIT={RATE}, emulator limit {RATE} calls/s",
+        headers=[
+            "roombot",
+            "case",
+            "reps",
+            "wall s (median)",
+            "wall s (worst)",
+            "ideal s",
+            "÷ ideal (median)",
+            "÷ ideal (worst)",
+            "calls",
+            "60007",
+            "busiest 1 s",
+            "calls/s",
+            "all ✅",
+        ],
+        rows=rows,
+        notes=[
+            "wall: from sending the command(s) to the last threaded reply; ideal: "
+            f"{ROOMS} calls / {RATE} per s.",
+            "calls/s: Room Engine arrivals from first to last; busiest 1 s: most arrivals in any "
+            "one-second window.",
+        ],
+    )
+    return ScenarioResult(
+        name="bulk",
+        tables=[table],
+        targets=targets,
+        data={"params": {"rate": RATE, "rooms": ROOMS, "reps": reps}, "runs": results},
+    )
