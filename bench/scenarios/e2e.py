@@ -1,9 +1,10 @@
 """End-to-end overhead: from a `/room` command sent to its threaded reply reaching the fake Slack.
 
-Commands go one at a time (the next once the previous request has finished), with the emulator
-answering at once, so every millisecond is roombot, its libraries, loopback, and the fakes. The
-arrival of each step is timestamped where it lands (the fake Slack and the emulator run in the
-backends process; Linux's monotonic clock is shared by all processes):
+Commands go one at a time (the next once the previous request has finished), alternating between
+the roombot variants running side by side, with the emulator answering at once, so every
+millisecond is roombot, its libraries, loopback, and the fakes. The arrival of each step is
+timestamped where it lands (the fake Slack and the emulator run in the backends process; Linux's
+monotonic clock is shared by all processes):
 
     sent → ack → parent message posted → Room Engine call → threaded reply → parent's final status
 
@@ -44,17 +45,20 @@ _STEP_LABELS = {
 
 
 class _Driver:
-    """Sends commands one by one and reads each step's arrival time back from the backends."""
+    """Sends commands one at a time (to any server) and reads each step's arrival time back.
 
-    def __init__(self, ctx: RunContext, backends: Backends, server: Server) -> None:
+    Only one request is in flight across all servers, so the calls the backends record between a
+    send and its final status are that request's.
+    """
+
+    def __init__(self, ctx: RunContext, backends: Backends) -> None:
         self._ctx = ctx
         self._backends = backends
-        self._url = server.base_url + "/slack/events"
         self._sent = 0
         self._slack_index = 0
         self._tencent_index = 0
 
-    async def one(self) -> dict[str, float]:
+    async def one(self, server: Server) -> dict[str, float]:
         """Send one command and wait for its final status; seconds from send to each step."""
         i = self._sent
         self._sent += 1
@@ -62,7 +66,8 @@ class _Driver:
         command = Command(
             f"{verb} room-{i % ROOMS:04d}", USERS[0], CHANNEL, self._backends.response_url(f"e{i}")
         )
-        shot = await send(self._ctx.session, self._url, slash_body(command))
+        url = server.base_url + "/slack/events"
+        shot = await send(self._ctx.session, url, slash_body(command))
         if shot.status != 200 or shot.body.strip():
             raise RuntimeError(f"unexpected ack {shot.status}: {shot.body[:200]}")
         await self._backends.wait_finals(self._sent, timeout_s=30)
@@ -83,28 +88,39 @@ class _Driver:
         }
 
 
-async def _measure(ctx: RunContext, variant: Variant, count: int) -> dict[str, Any]:
-    workdir = ctx.scratch(f"e2e/{variant.name}")
+async def _measure(ctx: RunContext, count: int) -> dict[str, dict[str, Any]]:
+    """Every variant at once, commands alternating between them (so drift hits all alike)."""
+    workdir = ctx.scratch("e2e")
     backends = await start_backends(ctx, workdir, rooms=ROOMS)
+    servers: list[tuple[str, Server]] = []
     try:
-        server = await start_roombot(ctx, variant, backends, workdir)
-        try:
-            driver = _Driver(ctx, backends, server)
+        for variant in ctx.variants:
+            server = await start_roombot(ctx, variant, backends, ctx.scratch(f"e2e/{variant.name}"))
+            servers.append((variant.name, server))
+        driver = _Driver(ctx, backends)
+        for _name, server in servers:
             for _ in range(WARMUP):
-                await driver.one()
-            cpu0 = cpu_seconds(server.pid)
-            steps: dict[str, list[float]] = {step: [] for step in STEPS}
-            for _ in range(count):
-                for step, seconds in (await driver.one()).items():
-                    steps[step].append(seconds)
-            cpu = cpu_seconds(server.pid) - cpu0
-        finally:
-            await server.stop()
+                await driver.one(server)
+        steps: dict[str, dict[str, list[float]]] = {
+            name: {step: [] for step in STEPS} for name, _ in servers
+        }
+        cpu0 = {name: cpu_seconds(server.pid) for name, server in servers}
+        for i in range(count):
+            shift = i % len(servers)
+            for name, server in servers[shift:] + servers[:shift]:
+                for step, seconds in (await driver.one(server)).items():
+                    steps[name][step].append(seconds)
+        cpu = {name: cpu_seconds(server.pid) - cpu0[name] for name, server in servers}
     finally:
+        for _name, server in servers:
+            await server.stop()
         await backends.stop()
     return {
-        "steps": {step: latency_summary(values) for step, values in steps.items()},
-        "cpu_ms_per_command": 1000 * cpu / count,
+        name: {
+            "steps": {step: latency_summary(values) for step, values in steps[name].items()},
+            "cpu_ms_per_command": 1000 * cpu[name] / count,
+        }
+        for name, _ in servers
     }
 
 
@@ -115,13 +131,13 @@ async def _profile(ctx: RunContext, variant: Variant, count: int) -> dict[str, A
     try:
         server = await start_roombot(ctx, variant, backends, workdir, profile_to=profile)
         try:
-            driver = _Driver(ctx, backends, server)
+            driver = _Driver(ctx, backends)
             for _ in range(WARMUP):
-                await driver.one()
+                await driver.one(server)
             server.proc.send_signal(signal.SIGUSR1)
             cpu0 = cpu_seconds(server.pid)
             for _ in range(count):
-                await driver.one()
+                await driver.one(server)
             cpu = cpu_seconds(server.pid) - cpu0
             server.proc.send_signal(signal.SIGUSR2)
         finally:
@@ -135,7 +151,7 @@ async def run(ctx: RunContext) -> ScenarioResult:
     """Run the end-to-end benchmark (every variant) and profile this checkout's roombot."""
     count = 100 if ctx.quick else 300
     profiled = 300 if ctx.quick else 1000
-    measured = {v.name: await _measure(ctx, v, count) for v in ctx.variants}
+    measured = await _measure(ctx, count)
     profile = await _profile(ctx, ctx.variants[0], profiled)
     return _result(ctx, measured, profile, count, profiled)
 
