@@ -5,7 +5,7 @@
     python -m bench --only ack --only bulk
     python -m bench --variant fixed=/path/to/other/checkout   # compare a change in the same run
 
-A full run (every scenario, not --quick) also rewrites bench/RESULTS.md.
+A full run (every scenario, not --quick, no --variant) also rewrites bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ async def _run(args: argparse.Namespace) -> int:
     (args.out / "results.md").write_text(markdown)
     write_json(args.out / "run.json", {**meta, "scenarios": [r.as_json() for r in results]})
     print("\n" + _targets_table(results).markdown())
-    if not args.quick and not args.only and not failures:
+    if not args.quick and not args.only and not args.variant and not failures:
         (BENCH_DIR / "RESULTS.md").write_text(markdown)
         print(f"\nwrote {BENCH_DIR / 'RESULTS.md'}")
     print(f"JSON and markdown in {args.out}")

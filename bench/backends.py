@@ -16,6 +16,11 @@ Control API (all GET, JSON):
 
 Arrival times are `time.monotonic()`, which on Linux is one clock for every process, so the load
 generator can subtract its own send times from them.
+
+`--rtt-ms` puts Room Engine that far away: every call is held for one round trip before the
+emulator counts and answers it, and the first call on a new connection for `--handshake-rtts`
+more (TCP and TLS set-up, which a reused connection skips). Calls sent together then reach the
+emulator at different times, as they reach Tencent.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import asyncio
 import json
 import signal
 import time
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -63,16 +69,20 @@ class TencentArrival:
 class Backends:
     """FakeSlack plus the emulator, with arrival times of every Room Engine call."""
 
-    def __init__(self, *, rooms: int, rate_limit: int, latency_s: float) -> None:
+    def __init__(
+        self, *, rooms: int, rate_limit: int, rtt_s: float = 0.0, handshake_rtts: float = 0.0
+    ) -> None:
         self.slack = FakeSlack(bot_token=BOT_TOKEN)
         self.emulator = RoomEngineEmulator(
             sdkappid=SDKAPPID,
             secret_key=SECRET_KEY,
             rooms=room_ids(rooms),
             rate_limit_per_api=rate_limit,
-            latency_s=latency_s,
             max_recorded=1_000,  # the benchmark reads arrivals below, not this list
         )
+        self.rtt_s = rtt_s
+        self.handshake_s = handshake_rtts * rtt_s
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self.tencent: list[TencentArrival] = []
         self.emulator.app.middlewares.append(self._record_arrival)
         self._scanned = 0
@@ -91,6 +101,13 @@ class Backends:
     async def _record_arrival(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        delay = self.rtt_s
+        transport = request.transport
+        if self.handshake_s and transport is not None and transport not in self._connections:
+            self._connections.add(transport)
+            delay += self.handshake_s
+        if delay:
+            await asyncio.sleep(delay)
         at = time.monotonic()
         response = await handler(request)
         code = None
@@ -165,7 +182,12 @@ def _last_line(params: dict[str, Any]) -> str:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    backends = Backends(rooms=args.rooms, rate_limit=args.rate_limit, latency_s=args.latency_s)
+    backends = Backends(
+        rooms=args.rooms,
+        rate_limit=args.rate_limit,
+        rtt_s=args.rtt_ms / 1000,
+        handshake_rtts=args.handshake_rtts,
+    )
     await backends.slack.start()
     emulator_url = await backends.emulator.start()
     runner = web.AppRunner(backends.control_app(), access_log=None)
@@ -200,7 +222,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rate-limit", type=int, default=200, help="the emulator's calls/s per API (60007 above)"
     )
-    parser.add_argument("--latency-s", type=float, default=0.0, help="emulator latency per call")
+    parser.add_argument(
+        "--rtt-ms", type=float, default=0.0, help="round trip to Room Engine, held on every call"
+    )
+    parser.add_argument(
+        "--handshake-rtts",
+        type=float,
+        default=0.0,
+        help="extra round trips for the first call on a new connection",
+    )
     args = parser.parse_args(argv)
     asyncio.run(_serve(args))
 

@@ -136,12 +136,25 @@ async def start_backends(
     rooms: int,
     rate_limit: int = 200,
     yield_to_loadgen: bool = False,
+    rtt_ms: float = 0.0,
+    handshake_rtts: float = 0.0,
 ) -> Backends:
     """Start `python -m bench.backends` and wait for its URLs."""
     nice = BACKENDS_NICE_UNDER_LOAD if yield_to_loadgen and ctx.placement.backends else 0
     server = await start_server(
         "backends",
-        ["-m", "bench.backends", "--rooms", str(rooms), "--rate-limit", str(rate_limit)],
+        [
+            "-m",
+            "bench.backends",
+            "--rooms",
+            str(rooms),
+            "--rate-limit",
+            str(rate_limit),
+            "--rtt-ms",
+            str(rtt_ms),
+            "--handshake-rtts",
+            str(handshake_rtts),
+        ],
         env=clean_env(),
         cwd=workdir,
         cpus=ctx.placement.backends,

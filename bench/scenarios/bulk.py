@@ -10,7 +10,8 @@ The emulator enforces the bot's own budget (100 calls/s per API, sliding one-sec
 than Tencent's 200: the customer's backend is assumed to use the rest, so the bot must keep to
 its budget exactly. Every 60007 ("frequency limit exceeded") it answers is counted, and the
 busiest one-second window of arrivals is reported. Each case starts after a quiet spell, with no
-open connections, as real commands do.
+open connections, as real commands do, and Room Engine is modelled `RTT_MS` away: every call takes
+a round trip, and a call on a new connection two more (TCP and TLS set-up).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ ROOMS = 200
 USERS_AT_ONCE = 20
 ROOMS_EACH = ROOMS // USERS_AT_ONCE
 TARGET_RATIO = 1.10
+#: Room Engine's distance: a nearby region. New connections cost `HANDSHAKE_RTTS` more.
+RTT_MS = 20.0
+HANDSHAKE_RTTS = 2.0
 #: Pause before each case: past httpx's 5 s keep-alive expiry, so every case starts the way a
 #: command after a quiet spell does, opening new connections to Room Engine. (It is also far
 #: longer than both one-second windows, so cases never share one.)
@@ -90,7 +94,9 @@ async def _case(
 
 async def _variant(ctx: RunContext, variant: Variant, reps: int) -> dict[str, list[dict[str, Any]]]:
     workdir = ctx.scratch(f"bulk/{variant.name}")
-    backends = await start_backends(ctx, workdir, rooms=ROOMS, rate_limit=RATE)
+    backends = await start_backends(
+        ctx, workdir, rooms=ROOMS, rate_limit=RATE, rtt_ms=RTT_MS, handshake_rtts=HANDSHAKE_RTTS
+    )
     runs: dict[str, list[dict[str, Any]]] = {"single": [], "users": []}
     try:
         server = await start_roombot(ctx, variant, backends, workdir, rate_limit=RATE)
@@ -176,7 +182,8 @@ async def run(ctx: RunContext) -> ScenarioResult:
                     Target(f"busiest 1 s, {label} ({name})", float(busiest), float(RATE), " calls")
                 )
     table = Table(
-        title=f"Bulk: ROOMBOT_RATE_LIMIT={RATE}, emulator limit {RATE} calls/s",
+        title=f"Bulk: ROOMBOT_RATE_LIMIT={RATE}, emulator limit {RATE} calls/s, "
+        f"Room Engine {RTT_MS:g} ms away",
         headers=[
             "roombot",
             "case",
@@ -199,7 +206,9 @@ async def run(ctx: RunContext) -> ScenarioResult:
             "calls/s: Room Engine arrivals from first to last; busiest 1 s: most arrivals in any "
             "one-second window.",
             f"Each case starts after {COLD_S:g} s idle (past httpx's keep-alive expiry), so its "
-            "first calls open new connections, as after a quiet spell in production.",
+            "first calls open new connections, as after a quiet spell in production; Room Engine "
+            f"is {RTT_MS:g} ms away, and a new connection costs {HANDSHAKE_RTTS:g} more round "
+            "trips (TCP and TLS).",
         ],
     )
     return ScenarioResult(
