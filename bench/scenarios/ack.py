@@ -36,7 +36,7 @@ from bench.stack import (
     start_bare,
     start_roombot,
 )
-from bench.stats import latency_summary, ratio
+from bench.stats import latency_summary, percentile, ratio
 
 ROOMS = 100
 RATE_LIMIT = 200  # the most roombot may use, so background work drains quickly
@@ -70,7 +70,7 @@ async def run(ctx: RunContext) -> ScenarioResult:
     """Run the ack benchmark and return its tables and targets."""
     total = 400 if ctx.quick else 2000
     concurrency = 50
-    rounds = 2 if ctx.quick else 4
+    rounds = 2 if ctx.quick else 8
     warmup = 50 if ctx.quick else 100
     per_round = total // rounds
     workdir = ctx.scratch("ack")
@@ -111,6 +111,7 @@ async def run(ctx: RunContext) -> ScenarioResult:
                             "ack_s": 0.0,
                             "drain_s": 0.0,
                             "rate_limited": 0,
+                            "round_p99s": [],
                         },
                     )
                     commands = _commands(backends, mix, per_round, offset)
@@ -129,6 +130,7 @@ async def run(ctx: RunContext) -> ScenarioResult:
                     entry["cpu_s"] += cpu_seconds(server.pid) - cpu0
                     entry["rate_limited"] += (await backends.stats())["rate_limited"] - limited0
                     entry["latencies"] += [s.latency_s for s in shots]
+                    entry["round_p99s"].append(percentile([s.latency_s for s in shots], 99))
                     if mix == "write" and name != BARE:
                         # Let this round's Room Engine calls leave the emulator's one-second
                         # window, so they are not counted against the next server's round.
@@ -158,12 +160,17 @@ def _result(
     summaries: dict[str, dict[str, Any]] = {}
     for mix in MIXES:
         bare = latency_summary(samples[(mix, BARE)]["latencies"])
+        bare_rounds = samples[(mix, BARE)]["round_p99s"]
         for (entry_mix, name), entry in samples.items():
             if entry_mix != mix:
                 continue
             summary = latency_summary(entry["latencies"])
             n = summary["n"]
             p99_ratio = ratio(summary["p99_ms"], bare["p99_ms"])
+            per_round = [
+                ratio(mine, base)
+                for mine, base in zip(entry["round_p99s"], bare_rounds, strict=True)
+            ]
             summaries[f"{mix}/{name}"] = {
                 **summary,
                 "p99_ratio_to_bare": p99_ratio,
@@ -172,6 +179,7 @@ def _result(
                 "acks_per_s": n / entry["ack_s"],
                 "drain_s": entry["drain_s"],
                 "rate_limited": entry["rate_limited"],
+                "p99_ratio_per_round": per_round,
             }
             rows.append(
                 [
@@ -183,6 +191,7 @@ def _result(
                     summary["p99_ms"],
                     summary["max_ms"],
                     "1.00" if name == BARE else p99_ratio,
+                    None if name == BARE else f"{min(per_round):.2f}–{max(per_round):.2f}",
                     1000 * entry["cpu_s"] / n,
                     n / entry["ack_s"],
                     entry["rate_limited"] if mix == "write" and name != BARE else None,
@@ -204,6 +213,7 @@ def _result(
             "p99 ms",
             "max ms",
             "p99 ÷ bare",
+            "per round",
             "CPU ms/cmd",
             "acks/s",
             "60007",
@@ -216,6 +226,8 @@ def _result(
             "write: mute-all/unmute-all on one room (ack, then parent post, Room Engine call, "
             "threaded reply in the background); ack-only: the same with --dry-run, answered "
             "inside the ack.",
+            "per round: the lowest and highest p99 ÷ bare p99 of single rounds (the same round "
+            "number for both), to show how noisy the machine was.",
             "CPU ms/cmd: server CPU over the round, background work included.",
             f'60007: Room Engine answers "frequency limit exceeded" during the server\'s rounds '
             f"(ROOMBOT_RATE_LIMIT={RATE_LIMIT}, emulator limit {RATE_LIMIT}/s, Tencent's own); "
