@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import datetime
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -141,7 +142,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.keep:
         print(f"scratch directory (logs): {scratch}")
     else:
-        _remove_tree(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
     for name, error in failures.items():
         print(f"scenario {name} failed: {error}", file=sys.stderr)
     return 1 if failures else 0
@@ -189,15 +190,6 @@ def _document(meta: dict[str, Any], results: list[ScenarioResult]) -> str:
         lines += ["", "### failed scenarios", ""]
         lines += [f"- {name}: {error}" for name, error in meta["failures"].items()]
     return "\n".join(lines) + "\n"
-
-
-def _remove_tree(path: Path) -> None:
-    for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if child.is_dir() and not child.is_symlink():
-            child.rmdir()
-        else:
-            child.unlink()
-    path.rmdir()
 
 
 def main(argv: list[str] | None = None) -> int:

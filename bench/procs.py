@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -85,6 +86,16 @@ def listening_ports(pid: int) -> list[int]:
     return sorted(set(ports))
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: if the benchmark dies, even by SIGKILL, its servers get
+    # SIGTERM instead of serving on forever.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def pin(pid: int, cpus: set[int] | None) -> None:
     """Restrict `pid` to `cpus` (no-op for None)."""
     if cpus is not None:
@@ -153,6 +164,7 @@ async def start_server(
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
     server = Server(name=name, proc=proc, log_path=log_path)
     try:
