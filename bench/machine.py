@@ -51,7 +51,10 @@ def git_commit(path: Path) -> dict[str, Any]:
         "commit": commit,
         "short": commit[:9],
         "branch": run("rev-parse", "--abbrev-ref", "HEAD"),
-        "dirty": bool(run("status", "--porcelain", "--", "bot", "handlers", "bench")),
+        # Changed tracked code only: RESULTS.md and bench/out/ are what a run writes.
+        "dirty": bool(
+            run("status", "--porcelain", "--untracked-files=no", "--", "bot", "handlers", "bench")
+        ),
         "path": str(path),
     }
 
