@@ -174,7 +174,7 @@ def _document(meta: dict[str, Any], results: list[ScenarioResult]) -> str:
     lines = [
         "# roombot benchmark results",
         "",
-        f"- run: {meta['started']} (`python -m bench {' '.join(meta['argv'])}`".rstrip() + ")",
+        f"- run: {meta['started']} (`{' '.join(['python -m bench', *meta['argv']])}`)",
         f"- commit: `{git.get('commit')}`{' (uncommitted changes)' if git.get('dirty') else ''}",
         f"- machine: {machine['usable_cores']} cores, {machine['cpu_model']}, "
         f"{machine['memory_gib']} GiB; load average {machine['loadavg']} at start, "
