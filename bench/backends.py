@@ -2,9 +2,10 @@
 (`tests.fakes.FakeSlack`), the Room Engine emulator, and a small control API on 127.0.0.1.
 
 It runs apart from the load generator so that answering roombot's Slack and Tencent calls does
-not delay the load generator's own clock readings, and at a lower priority so that, sharing a core
-with the load generator, it yields to it. Run as `python -m bench.backends --rooms N ...`; it
-prints one JSON line with its three base URLs, then serves until SIGTERM.
+not delay the load generator's own clock readings (under the ack load it also runs at a lower
+priority, so that on the core they share it yields to the load generator). Run as
+`python -m bench.backends --rooms N ...`; it prints one JSON line with its three base URLs, then
+serves until SIGTERM.
 
 Control API (all GET, JSON):
 - `/healthz`

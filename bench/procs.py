@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -110,7 +110,6 @@ class Server:
     proc: asyncio.subprocess.Process
     log_path: Path
     port: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def pid(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,6 @@ class RunContext:
     workdir: Path
     variants: list[Variant]
     session: aiohttp.ClientSession
-    notes: list[str] = field(default_factory=list)
 
     def scratch(self, name: str) -> Path:
         """A fresh sub-directory of the scratch directory."""
