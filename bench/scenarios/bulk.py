@@ -3,8 +3,9 @@
 Two cases, each repeated, for every roombot variant:
 
 - one command over 200 rooms: the wall time from sending it to the last threaded reply, against
-  the ideal N / rate (200 / 100 = 2 s);
-- 20 users each sending a 10-room command at the same moment: the 200 calls share one budget.
+  the ideal N / rate, N being the Room Engine calls the work needs (200 updates: 2 s);
+- 20 users each sending a 10-room command at the same moment: their calls share one budget
+  (small requests read each room before changing it, so N is 400 there).
 
 The emulator enforces the bot's own budget (100 calls/s per API, sliding one-second window) rather
 than Tencent's 200: the customer's backend is assumed to use the rest, so the bot must keep to
@@ -77,12 +78,15 @@ async def _case(
         done.append(max(replies) - sent)
     arrivals = [c["at"] for c in tencent]
     span = max(arrivals) - min(arrivals) if len(arrivals) > 1 else 0.0
+    limited = sum(1 for c in tencent if c["code"] == 60007)
+    needed = len(tencent) - limited  # a 60007 is answered before any work: its retry is waste
     return {
         "wall_s": max(done),
+        "ideal_s": needed / RATE,
         "per_request_s": sorted(done),
         "acks_ms": [1000 * s.latency_s for s in shots],
         "calls": len(tencent),
-        "rate_limited": sum(1 for c in tencent if c["code"] == 60007),
+        "rate_limited": limited,
         "failed_calls": sum(1 for c in tencent if c["code"] not in (0, 60007)),
         "all_changed": all(f["last_line"].startswith("✅") for f in finals),
         "max_calls_in_1s": max_in_window(arrivals, 1.0),
@@ -138,7 +142,6 @@ async def run(ctx: RunContext) -> ScenarioResult:
     """Run both bulk cases for every variant."""
     reps = 1 if ctx.quick else 3
     results = {v.name: await _variant(ctx, v, reps) for v in ctx.variants}
-    ideal = ROOMS / RATE
     rows = []
     targets = []
     for name, runs in results.items():
@@ -148,6 +151,8 @@ async def run(ctx: RunContext) -> ScenarioResult:
         ):
             reps_data = runs[case]
             walls = [r["wall_s"] for r in reps_data]
+            ratios = [r["wall_s"] / r["ideal_s"] for r in reps_data]
+            ideal = percentile([r["ideal_s"] for r in reps_data], 50)
             limited = sum(r["rate_limited"] for r in reps_data)
             busiest = max(r["max_calls_in_1s"] for r in reps_data)
             rows.append(
@@ -158,8 +163,8 @@ async def run(ctx: RunContext) -> ScenarioResult:
                     percentile(walls, 50),
                     max(walls),
                     ideal,
-                    percentile(walls, 50) / ideal,
-                    max(walls) / ideal,
+                    percentile(ratios, 50),
+                    max(ratios),
                     sum(r["calls"] for r in reps_data),
                     limited,
                     busiest,
@@ -171,7 +176,7 @@ async def run(ctx: RunContext) -> ScenarioResult:
                 targets.append(
                     Target(
                         f"bulk wall ÷ ideal, worst of {len(walls)} ({name})",
-                        max(walls) / ideal,
+                        max(ratios),
                         TARGET_RATIO,
                         "×",
                     )
@@ -201,8 +206,8 @@ async def run(ctx: RunContext) -> ScenarioResult:
         ],
         rows=rows,
         notes=[
-            "wall: from sending the command(s) to the last threaded reply; ideal: "
-            f"{ROOMS} calls / {RATE} per s.",
+            "wall: from sending the command(s) to the last threaded reply; ideal: the Room "
+            f"Engine calls the work needs (all calls but 60007 retries) / {RATE} per s.",
             "calls/s: Room Engine arrivals from first to last; busiest 1 s: most arrivals in any "
             "one-second window.",
             f"Each case starts after {COLD_S:g} s idle (past httpx's keep-alive expiry), so its "
