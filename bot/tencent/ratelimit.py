@@ -5,7 +5,9 @@ that allowance, so the bot keeps to its own smaller budget. `RateBudget.acquire(
 before every HTTP attempt (retries included). Two rules together decide when a call may start:
 
 * a hard sliding window: never more than `floor(rate)` starts within any 1-second window (with
-  20 ms to spare), however many tasks (or threads) call at once;
+  50 ms to spare), however many tasks (or threads) call at once. It is checked twice: on the
+  booked start times, and again on the moments callers actually go, because a busy event loop
+  can wake several late sleepers at once and they would otherwise start together;
 * a GCRA pacer (a token bucket without the bookkeeping): calls are spaced `1/rate` apart, with up
   to `burst` of them allowed back to back after a quiet spell.
 
@@ -26,9 +28,10 @@ from typing import Final
 
 #: Tencent's documented per-API limit, and so the most the bot may ever ask for.
 MAX_RATE: Final = 200.0
-# One second plus 20 ms of slack: our start times and the server's arrival times differ by
-# network and scheduling jitter, and a call that lands a hair early would count as a 201st.
-_WINDOW_S: Final = 1.02
+# One second plus 50 ms of slack: our start times and the server's arrival times differ by
+# network jitter (a call that needs a new connection lands a couple of round trips later than
+# one that reuses a connection), and a call that lands early would count as a 201st.
+_WINDOW_S: Final = 1.05
 
 
 class RateBudget:
@@ -57,6 +60,7 @@ class RateBudget:
         self._lock = threading.Lock()
         self._tat = -math.inf  # GCRA "theoretical arrival time" of the next call
         self._starts: deque[float] = deque(maxlen=self._window_size)
+        self._went: deque[float] = deque(maxlen=self._window_size)  # when callers really went
 
     def reserve(self) -> float:
         """Book the earliest allowed start time and return how many seconds to wait for it."""
@@ -78,6 +82,20 @@ class RateBudget:
         delay = self.reserve()
         if delay > 0:
             await self._sleep(delay)
+        while (late := self._go()) > 0:
+            # Woken late together with others: wait for the real window to have room.
+            await self._sleep(late)
+
+    def _go(self) -> float:
+        """Record this caller's real start, or return how long it must still wait."""
+        with self._lock:
+            now = self._clock()
+            if len(self._went) == self._window_size:
+                wait = self._went[0] + _WINDOW_S - now
+                if wait > 0:
+                    return wait
+            self._went.append(now)
+            return 0.0
 
     def __repr__(self) -> str:
         return f"RateBudget(rate_per_second={self.rate:g}, burst={self.burst})"
