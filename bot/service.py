@@ -357,6 +357,10 @@ def describe_failure(exc: BaseException, *, room_id: str | None = None) -> Failu
     )
 
 
+async def _no_pause() -> None:
+    return None
+
+
 def _new_key() -> str:
     return uuid.uuid4().hex
 
@@ -579,10 +583,21 @@ class RoomService:
         """Send each room's patch (concurrently, paced by the client's rate budget), audited."""
         return await self.run(self.plan(approved), progress=progress)
 
-    async def run(self, plan: Plan, *, progress: ProgressCallback | None = None) -> RunResult:
+    async def run(
+        self,
+        plan: Plan,
+        *,
+        progress: ProgressCallback | None = None,
+        yield_to: Callable[[], Awaitable[None]] | None = None,
+    ) -> RunResult:
         """Carry out a plan: read previous values (small requests), audit each room before its
-        call, send the patches concurrently, and complete each audit row with the outcome."""
+        call, send the patches concurrently, and complete each audit row with the outcome.
+
+        `yield_to`, if given, is awaited before each Room Engine call: an adapter's way to let
+        more urgent work (Slack acks) go first.
+        """
         started = time.monotonic()
+        pause = yield_to or _no_pause
         request_key = _new_key()
         patches = plan.patches
         expected = plan.expected
@@ -590,7 +605,7 @@ class RoomService:
         previous: dict[str, dict[str, Any] | None] = {}
         conflicts: dict[str, Failure] = {}
         if read_before or expected is not None:
-            previous, conflicts = await self._read_previous(patches, expected)
+            previous, conflicts = await self._read_previous(patches, expected, pause)
 
         entries = [
             self._entry(
@@ -620,6 +635,7 @@ class RoomService:
                 )
             else:
                 async with gate:
+                    await pause()
                     result = await self._update(patch)
                 result = replace(result, previous=previous.get(patch.room_id))
             result = replace(result, row_id=row_ids[index])
@@ -646,7 +662,10 @@ class RoomService:
         )
 
     async def _read_previous(
-        self, patches: Sequence[RoomPatch], expected: Mapping[str, dict[str, Any]] | None
+        self,
+        patches: Sequence[RoomPatch],
+        expected: Mapping[str, dict[str, Any]] | None,
+        pause: Callable[[], Awaitable[None]],
     ) -> tuple[dict[str, dict[str, Any] | None], dict[str, Failure]]:
         """Read each room's current values of the fields about to change.
 
@@ -661,6 +680,7 @@ class RoomService:
             fields = list(patch.changes())
             try:
                 async with gate:
+                    await pause()
                     snapshot = await self._client.get_room_info(patch.room_id)
             except Exception as exc:
                 previous[patch.room_id] = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,10 +119,16 @@ class ThreadReporter:
     #: For mentions: the thread the mention was in; the parent becomes a reply there.
     root_ts: str | None = None
     budget: UpdateBudget | None = None
+    #: Awaited before each Web API call: lets requests waiting for their ack go first.
+    pause: Callable[[], Awaitable[None]] | None = None
     parent_ts: str | None = None
     fallback: bool = False
     _last_progress: float = field(default=0.0, repr=False)
     _parent: Message | None = field(default=None, repr=False)
+
+    async def _pause(self) -> None:
+        if self.pause is not None:
+            await self.pause()
 
     @property
     def thread_ts(self) -> str | None:
@@ -133,6 +139,7 @@ class ThreadReporter:
         """Post the parent message; on 'cannot post here' switch to the response_url fallback."""
         self._parent = parent
         try:
+            await self._pause()
             reply = await self.client.chat_postMessage(
                 channel=self.channel,
                 text=parent.text,
@@ -171,6 +178,7 @@ class ThreadReporter:
         if not self.fallback:
             try:
                 for message in results:
+                    await self._pause()
                     await self.client.chat_postMessage(
                         channel=self.channel,
                         text=message.text,
@@ -191,6 +199,7 @@ class ThreadReporter:
         if self.parent_ts is None:
             return
         try:
+            await self._pause()
             await self.client.chat_update(
                 channel=self.channel, ts=self.parent_ts, text=parent.text, blocks=parent.blocks
             )

@@ -22,8 +22,9 @@ async def run_plan(
     """
     command, actor, kind = plan.command, plan.actor, plan.kind
     step = gate.wait_idle if gate is not None else _no_wait
+    if reporter.pause is None:
+        reporter.pause = step
     try:
-        await step()
         await reporter.start(render.parent_message(command, actor, kind=kind))
 
         async def on_progress(progress: Progress) -> None:
@@ -33,9 +34,7 @@ async def run_plan(
                 )
             )
 
-        await step()
-        run = await service.run(plan, progress=on_progress)
-        await step()
+        run = await service.run(plan, progress=on_progress, yield_to=step)
         final = render.parent_message(command, actor, render.final_status(run), kind)
         await reporter.finish(run, final, render.result_messages(run))
     except Exception:
