@@ -1,7 +1,7 @@
 """The async Room Engine REST client: signed requests, parsed answers, retries, a rate budget.
 
 One `RoomEngineClient` (one pooled `httpx.AsyncClient`) per process is the intended use; every
-call waits on the shared `RateBudget` before each attempt. Failures are raised as the typed errors
+attempt runs inside a slot of the shared `RateBudget`. Failures are raised as the typed errors
 of `bot.tencent.errors`; a UserSig or secret key never appears in a message, a log line or a repr.
 """
 
@@ -276,8 +276,8 @@ class RoomEngineClient:
         attempt = 0
         while True:
             attempt += 1
-            await self._budget.acquire()
-            outcome = await self._attempt(command, payload)
+            async with self._budget.slot():
+                outcome = await self._attempt(command, payload)
             elapsed = self._monotonic() - started
             if isinstance(outcome, _Envelope):
                 return outcome, ApiResult(outcome.request_id, attempt, elapsed)

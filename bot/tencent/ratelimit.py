@@ -2,14 +2,17 @@
 
 Tencent allows 200 calls per second per API and SDKAppID, and the customer's own backend shares
 that allowance, so the bot keeps to its own smaller budget. `RateBudget.acquire()` is awaited
-before every HTTP attempt (retries included). Two rules together decide when a call may start:
+before every HTTP attempt (retries included); `RateBudget.slot()` wraps one attempt. Three rules
+together decide when a call may start:
 
 * a hard sliding window: never more than `floor(rate)` starts within any 1-second window (with
-  50 ms to spare), however many tasks (or threads) call at once. It is checked twice: on the
-  booked start times, and again on the moments callers actually go, because a busy event loop
-  can wake several late sleepers at once and they would otherwise start together;
+  20 ms to spare), however many tasks (or threads) call at once;
 * a GCRA pacer (a token bucket without the bookkeeping): calls are spaced `1/rate` apart, with up
-  to `burst` of them allowed back to back after a quiet spell.
+  to `burst` of them allowed back to back after a quiet spell;
+* inside `slot()`, a call counts against the window from its real start until a window after its
+  answer. Tencent counts a call when it arrives, somewhere between the two; a call that waited
+  for a new (TLS) connection arrives late, and without this rule the calls booked one window
+  after it would reach Tencent within the same second.
 
 Each caller reserves its start time synchronously (under a thread lock, no `await` inside), then
 sleeps until then. Reservations never wait on each other, so the budget is not tied to one event
@@ -19,19 +22,19 @@ loop and a cancelled caller costs at most one unused slot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 #: Tencent's documented per-API limit, and so the most the bot may ever ask for.
 MAX_RATE: Final = 200.0
-# One second plus 50 ms of slack: our start times and the server's arrival times differ by
-# network jitter (a call that needs a new connection lands a couple of round trips later than
-# one that reuses a connection), and a call that lands early would count as a 201st.
-_WINDOW_S: Final = 1.05
+# One second plus 20 ms of slack: our start times and the server's arrival times differ by
+# network and scheduling jitter, and a call that lands a hair early would count as a 201st.
+_WINDOW_S: Final = 1.02
 
 
 class RateBudget:
@@ -60,7 +63,8 @@ class RateBudget:
         self._lock = threading.Lock()
         self._tat = -math.inf  # GCRA "theoretical arrival time" of the next call
         self._starts: deque[float] = deque(maxlen=self._window_size)
-        self._went: deque[float] = deque(maxlen=self._window_size)  # when callers really went
+        self._in_flight = 0  # calls inside slot()
+        self._ended: deque[float] = deque()  # when calls that left slot() got their answer
 
     def reserve(self) -> float:
         """Book the earliest allowed start time and return how many seconds to wait for it."""
@@ -82,20 +86,34 @@ class RateBudget:
         delay = self.reserve()
         if delay > 0:
             await self._sleep(delay)
-        while (late := self._go()) > 0:
-            # Woken late together with others: wait for the real window to have room.
-            await self._sleep(late)
 
-    def _go(self) -> float:
-        """Record this caller's real start, or return how long it must still wait."""
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait until one call may start, and count it until a window after the block ends."""
+        await self.acquire()
+        while (delay := self._enter()) > 0:
+            await self._sleep(delay)
+        try:
+            yield
+        finally:
+            self._leave()
+
+    def _enter(self) -> float:
         with self._lock:
             now = self._clock()
-            if len(self._went) == self._window_size:
-                wait = self._went[0] + _WINDOW_S - now
-                if wait > 0:
-                    return wait
-            self._went.append(now)
-            return 0.0
+            while self._ended and self._ended[0] <= now - _WINDOW_S:
+                self._ended.popleft()
+            if self._in_flight + len(self._ended) < self._window_size:
+                self._in_flight += 1
+                return 0.0
+            if self._ended:
+                return self._ended[0] + _WINDOW_S - now
+            return self._interval  # every slot is taken by a call still waiting for its answer
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._ended.append(self._clock())
 
     def __repr__(self) -> str:
         return f"RateBudget(rate_per_second={self.rate:g}, burst={self.burst})"
