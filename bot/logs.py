@@ -36,3 +36,6 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # bolt logs every request body at DEBUG and some at INFO; keep its noise down.
     logging.getLogger("slack_bolt").setLevel(logging.WARNING)
+    # httpx logs every Room Engine call at INFO (its URL carries the UserSig, redacted at a
+    # cost); roombot logs what matters about a call itself, so only httpx's warnings remain.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

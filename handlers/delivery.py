@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,9 @@ CANNOT_POST = frozenset({"not_in_channel", "channel_not_found", "is_archived", "
 
 #: Seconds between two progress edits of one parent message.
 PROGRESS_INTERVAL_S = 3.0
+
+#: Background jobs (one per request) that may run at once; see `BackgroundTasks`.
+MAX_RUNNING_JOBS = 8
 
 
 class UpdateBudget:
@@ -239,21 +242,35 @@ class ThreadReporter:
 
 
 class BackgroundTasks:
-    """Strong references to work that continues after the ack, so shutdown can wait for it."""
+    """Work that continues after the ack, bounded and kept referenced so shutdown can wait for it.
 
-    def __init__(self) -> None:
+    At most `max_running` jobs run at once; the others wait their turn. The jobs share the event
+    loop with the acks of new requests, which Slack wants within 3 s: without a bound, a burst
+    of commands starts all its Slack and Room Engine calls at once and the acks queue behind
+    them. (The Room Engine rate budget already paces the calls; this bounds the rest.)
+    """
+
+    def __init__(self, max_running: int = MAX_RUNNING_JOBS) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running = asyncio.Semaphore(max_running)
 
-    def spawn(self, coro: Any) -> asyncio.Task[None]:
-        """Run `coro` in the background and keep it referenced until it ends."""
-        task: asyncio.Task[None] = asyncio.create_task(coro)
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run `coro` in the background (when a place is free) and keep it referenced."""
+        task: asyncio.Task[None] = asyncio.create_task(self._run(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # A job cancelled before its turn never ran: close it, or Python warns it was never
+        # awaited (a no-op for one that ran).
+        task.add_done_callback(lambda _task: coro.close())
         return task
+
+    async def _run(self, coro: Coroutine[Any, Any, None]) -> None:
+        async with self._running:
+            await coro
 
     @property
     def pending(self) -> int:
-        """How many background jobs are still running."""
+        """How many background jobs are running or waiting to run."""
         return len(self._tasks)
 
     def cancel(self) -> int:
