@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -270,6 +270,8 @@ class RunResult:
 
 
 ProgressCallback = Callable[[Progress], Awaitable[None]]
+#: Runs a coroutine later (e.g. after a Slack ack); the adapter keeps it referenced.
+Deferrer = Callable[[Coroutine[Any, Any, None]], object]
 
 
 def known_verbs() -> dict[str, str]:
@@ -442,25 +444,31 @@ class RoomService:
 
     # -- step 1: parse, authorize, decide --------------------------------------------------------
 
-    async def prepare(self, text: str, actor: Actor) -> Prepared:
-        """Parse `text` and check the policy for `actor`. Calls nothing on Room Engine."""
+    async def prepare(self, text: str, actor: Actor, *, defer: Deferrer | None = None) -> Prepared:
+        """Parse `text` and check the policy for `actor`. Calls nothing on Room Engine.
+
+        Refused, invalid and dry-run requests are audited here. An adapter that must answer fast
+        (a Slack ack) passes `defer`, which runs that write after the answer; without it the
+        write is awaited.
+        """
         try:
             command = parse_command(text, max_rooms=self._max_rooms)
         except ParseError as exc:
-            await self._audit.record(
-                [self._entry(actor, None, text, outcome=Outcome.INVALID, detail=exc.message)]
-            )
+            entry = self._entry(actor, None, text, outcome=Outcome.INVALID, detail=exc.message)
+            await self._record_refusal([entry], defer)
             return Rejected(message=exc.message, usage=exc.usage)
         if command.spec.kind is VerbKind.HELP:
             return HelpReply(text=await self.help_text(actor, topic=command.topic))
         decision = await self.authorize(command.verb, actor)
         if not decision.allowed:
-            await self._audit.record(
-                self._entries(actor, command, text, outcome=Outcome.DENIED, detail=decision.reason)
+            denied = self._entries(
+                actor, command, text, outcome=Outcome.DENIED, detail=decision.reason
             )
+            await self._record_refusal(denied, defer)
             return Rejected(message=decision.reason, denied=True)
         if command.dry_run and command.spec.kind is VerbKind.WRITE:
-            await self._audit.record(self._entries(actor, command, text, outcome=Outcome.DRY_RUN))
+            dry = self._entries(actor, command, text, outcome=Outcome.DRY_RUN)
+            await self._record_refusal(dry, defer)
             return DryRun(command=command, bodies=tuple(p.body() for p in command.patches()))
         why = self.confirmation_reason(command)
         if why is not None and self._audit.store is not None:
@@ -479,6 +487,17 @@ class RoomService:
                 )
             return NeedsConfirmation(command=command, actor=actor, key=key, reason=why)
         return Approved(command=command, actor=actor, decision=decision)
+
+    async def _record_refusal(self, entries: list[NewEntry], defer: Deferrer | None) -> None:
+        """Audit rows for a request that calls nothing: now, or later through `defer`."""
+
+        async def record() -> None:
+            await self._audit.record(entries)
+
+        if defer is None:
+            await record()
+        else:
+            defer(record())
 
     def confirmation_reason(self, command: Command) -> str | None:
         """Why `command` needs a confirmation first, or None."""

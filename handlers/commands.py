@@ -40,7 +40,9 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
             channel_id=command.get("channel_id"),
         )
         try:
-            prepared = await service.prepare(command.get("text") or "", actor)
+            prepared = await service.prepare(
+                command.get("text") or "", actor, defer=runtime.tasks.spawn
+            )
         except Exception:
             correlation_id = new_correlation_id()
             log.exception("prepare failed [%s] user=%s", correlation_id, actor.user_id)
