@@ -359,11 +359,11 @@ def help_message(text: str) -> Message:
 
 
 _STATUS_FLAGS: Final = (
-    ("audio", "is_audio_disabled"),
-    ("video", "is_video_disabled"),
-    ("chat", "is_message_disabled"),
-    ("screen share", "is_screen_sharing_disabled"),
-    ("recording", "is_cloud_recording_disabled"),
+    ("audio", "is_audio_disabled", "muted"),
+    ("video", "is_video_disabled", "disabled"),
+    ("chat", "is_message_disabled", "disabled"),
+    ("screen sharing", "is_screen_sharing_disabled", "disabled"),
+    ("recording", "is_cloud_recording_disabled", "disabled"),
 )
 
 
@@ -377,9 +377,10 @@ def room_view_text(view: RoomView) -> str:
         )
     room = view.snapshot.room
     flags = " · ".join(
-        f"{label} {'🔇 off' if getattr(room, attr) else 'on'}" for label, attr in _STATUS_FLAGS
+        f"{label} {'⛔ ' + off if getattr(room, attr) else 'on'}"
+        for label, attr, off in _STATUS_FLAGS
     )
-    seat = _SEAT_MODES.get(room.take_seat_mode, room.take_seat_mode or "none")
+    seat = _SEAT_MODES.get(room.take_seat_mode, "not set")
     lines = [
         f"*{escape(room.room_name or room.room_id)}* ({code(room.room_id)}) — "
         f"owner {code(room.owner_account or '?')}, status {escape(room.room_status or '?')}",

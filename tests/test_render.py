@@ -122,3 +122,32 @@ def test_dry_run_shows_exact_bodies() -> None:
     body = json.dumps(command.patches()[0].body(), ensure_ascii=False)
     assert body in message.text
     assert "nothing was sent" in message.text
+
+
+def test_show_renders_every_setting_plainly() -> None:
+    from bot.models import RoomInfo
+    from bot.service import RoomView
+    from bot.tencent.client import RoomSnapshot
+
+    room = RoomInfo.model_validate(
+        {
+            "RoomId": "room-test",
+            "RoomName": "Town <hall>",
+            "Owner_Account": "host-1",
+            "RoomStatus": "Running",
+            "MemberCount": 12,
+            "MaxMemberCount": 300,
+            "TakeSeatMode": "None",
+            "IsAudioDisabled": True,
+            "IsScreenSharingDisabled": True,
+            "CustomInfo": "tier=gold",
+        }
+    )
+    text = render.room_view_text(
+        RoomView(room_id="room-test", snapshot=RoomSnapshot(room=room, request_id="Id-1"))
+    )
+    assert "*Town &lt;hall&gt;* (`room-test`) — owner `host-1`, status Running" in text
+    assert "members 12/300 · seat mode not set" in text
+    assert "audio ⛔ muted · video on · chat on · screen sharing ⛔ disabled · recording on" in text
+    assert "custom info: `tier=gold`" in text
+    assert "RequestId `Id-1`" in text
