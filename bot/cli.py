@@ -135,14 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _not_implemented(name: str) -> Callable[[argparse.Namespace, Settings], int]:
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        print(f"roombot {name}: not implemented yet", file=sys.stderr)
-        return EXIT_USAGE
-
-    return run
-
-
 def _run_parse(args: argparse.Namespace, settings: Settings) -> int:
     # The words are joined, so `parse mute-all r1` and `parse 'mute-all r1'` are the same text.
     text = " ".join(args.text)

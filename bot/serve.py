@@ -12,7 +12,6 @@ import asyncio
 import gc
 import logging
 import signal
-from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -70,7 +69,7 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-async def serve_http(bot: Bot, *, host: str, port: int, ready: Any = None) -> None:
+async def serve_http(bot: Bot, *, host: str, port: int) -> None:
     """Serve HTTP until SIGTERM/SIGINT, then drain and close."""
     runner = web.AppRunner(make_web_app(bot), access_log=None)
     await runner.setup()
