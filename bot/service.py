@@ -380,7 +380,7 @@ class _Audit:
         try:
             return list(await self.store.begin(entries)), None
         except AuditError as exc:
-            return [None] * len(entries), self._failed("begin", exc)
+            return [None] * len(entries), self.failed("begin", exc)
 
     async def record(self, entries: Sequence[NewEntry]) -> str | None:
         if self.store is None or not entries:
@@ -388,7 +388,7 @@ class _Audit:
         try:
             await self.store.record(entries)
         except AuditError as exc:
-            return self._failed("record", exc)
+            return self.failed("record", exc)
         return None
 
     async def complete(self, row_id: int | None, **fields: Any) -> str | None:
@@ -397,11 +397,11 @@ class _Audit:
         try:
             await self.store.complete(row_id, **fields)
         except AuditError as exc:
-            return self._failed("complete", exc)
+            return self.failed("complete", exc)
         return None
 
     @staticmethod
-    def _failed(step: str, exc: AuditError) -> str:
+    def failed(step: str, exc: AuditError) -> str:
         log.error("AUDIT TRAIL NOT WRITTEN (%s): %s", step, exc)
         return str(exc) or type(exc).__name__
 
@@ -480,7 +480,7 @@ class RoomService:
                     text=command.canonical_text(),
                 )
             except AuditError as exc:
-                self._audit._failed("confirmation", exc)
+                self._audit.failed("confirmation", exc)
                 return Rejected(
                     message="this request needs a confirmation, but the audit store that keeps "
                     "confirmations is not working; nothing was done"
@@ -543,7 +543,7 @@ class RoomService:
             )
         except AuditError as exc:
             return Rejected(
-                message=f"could not read the confirmation: {self._audit._failed('confirm', exc)}"
+                message=f"could not read the confirmation: {self._audit.failed('confirm', exc)}"
             )
         if status is not ConfirmationStatus.OK or prompt is None:
             return Rejected(message=_CONFIRM_PROBLEMS.get(status, "this prompt cannot be used"))
@@ -568,7 +568,7 @@ class RoomService:
             status, prompt = await store.cancel_confirmation(key, user_id=actor.user_id)
         except AuditError as exc:
             return Rejected(
-                message=f"could not read the confirmation: {self._audit._failed('cancel', exc)}"
+                message=f"could not read the confirmation: {self._audit.failed('cancel', exc)}"
             )
         if status is not ConfirmationStatus.OK or prompt is None:
             return Rejected(message=_CONFIRM_PROBLEMS.get(status, "this prompt cannot be used"))
@@ -833,7 +833,7 @@ class RoomService:
             rows = await store.rows_for_request(request_key)
         except AuditError as exc:
             return Rejected(
-                message=f"could not read the audit trail: {self._audit._failed('read', exc)}"
+                message=f"could not read the audit trail: {self._audit.failed('read', exc)}"
             )
         if not rows:
             return Rejected(message="that request is not in the audit trail")
@@ -863,7 +863,7 @@ class RoomService:
         try:
             return await store.claim(key)
         except AuditError as exc:
-            self._audit._failed("claim", exc)
+            self._audit.failed("claim", exc)
             return False
 
     async def first_delivery(self, key: str) -> bool:
@@ -892,7 +892,7 @@ class RoomService:
         try:
             entries = await store.query(room=room_id, limit=HISTORY_LIMIT)
         except AuditError as exc:
-            return HistoryView(room_id=room_id, problem=self._audit._failed("history", exc))
+            return HistoryView(room_id=room_id, problem=self._audit.failed("history", exc))
         return HistoryView(room_id=room_id, entries=tuple(entries))
 
     # -- audit rows ------------------------------------------------------------------------------
