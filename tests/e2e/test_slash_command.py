@@ -272,3 +272,30 @@ usergroups = ["S0ONCALL01"]
         assert "S0ONCALL01" in reply.json()["text"]
         await stack.settle()
         assert stack.tencent_calls() == []
+
+
+async def test_when_slack_refuses_every_way_the_outcome_is_still_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        stack.slack.private_channel("G0PRIVATE2", error="not_in_channel")
+        key, url = stack.new_response_url()
+        stack.slack.expire_response_url(key)
+        body = form_body(
+            slash_command(
+                "mute-all room-test", user_id=ALICE, channel_id="G0PRIVATE2", response_url=url
+            )
+        )
+        with caplog.at_level("ERROR", logger="handlers.delivery"):
+            reply = await stack.post(body)
+            assert reply.status == 200
+            await stack.settle()
+        [call] = stack.tencent_calls()
+        assert stack.emulator.rooms["room-test"]["IsAudioDisabled"] is True
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "could not deliver outcome" in logged
+        assert f"room-test=ok request_id={call.request_id}" in logged
+        # ... and the audit trail has it too
+        assert stack.bot.audit is not None
+        [row] = await stack.bot.audit.query(room="room-test")
+        assert row.tencent_request_id == call.request_id
