@@ -15,13 +15,14 @@ from collections.abc import Callable, Sequence
 from bot import __version__
 from bot.commands import ParseError, VerbKind, parse_command
 from bot.config import ConfigError, Settings, load_settings
+from bot.errors import RoombotError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
+class UsageError(RoombotError):
     """Bad command-line usage detected after argument parsing; exits 2 with the message."""
 
 
@@ -200,7 +201,7 @@ def _run_console(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.tencent.emulator import EmulatorUsageError, run_cli
+    from bot.tencent.emulator_cli import EmulatorUsageError, run_cli
 
     try:
         return run_cli(

@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.errors import RoombotError
 from bot.tencent.regions import Region
 
 #: Slack user IDs: `U…` (or `W…` on Enterprise Grid), upper-case letters and digits.
@@ -34,7 +35,7 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 _URL = TypeAdapter(AnyHttpUrl)
 
 
-class ConfigError(Exception):
+class ConfigError(RoombotError):
     """A configuration problem, phrased as one line a person can act on."""
 
 

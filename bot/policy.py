@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from bot.config import USER_ID_RE, ConfigError
+from bot.errors import RoombotError
 
 #: The verb everyone may always run; it is never granted or refused by the policy.
 HELP_VERB: Final = "help"
@@ -61,7 +62,7 @@ class PolicyError(ConfigError):
     """The permission policy is invalid: one line naming the file and the key path."""
 
 
-class GroupLookupError(Exception):
+class GroupLookupError(RoombotError):
     """The members of a Slack user group could not be fetched, so the group grants nothing."""
 
     def __init__(self, group_id: str, detail: str) -> None:

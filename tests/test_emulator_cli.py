@@ -200,7 +200,7 @@ def test_port_in_use_exits_2_with_one_line() -> None:
 
 
 def test_rooms_file_formats(tmp_path: Path) -> None:
-    from bot.tencent.emulator import EmulatorUsageError, load_rooms_file
+    from bot.tencent.emulator_cli import EmulatorUsageError, load_rooms_file
 
     listing = tmp_path / "list.json"
     listing.write_text(json.dumps(["a", {"RoomId": "b", "MaxMemberCount": 9}]))

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from bot.errors import RoombotError
 
-class AuditError(Exception):
+
+class AuditError(RoombotError):
     """The audit store could not do what was asked (I/O, locking, corruption, a closed store...).
 
     Every SQLite failure is turned into this; no `sqlite3` exception leaves the store. The message

@@ -5,10 +5,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from bot.errors import RoombotError
+
 _SHOWN_MAX_CHARS = 40
 
 
-class ParseError(Exception):
+class ParseError(RoombotError):
     """The command text is not a valid `/room` command.
 
     `message` is one user-facing line saying what was wrong and why; `usage` is the relevant

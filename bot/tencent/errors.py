@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from bot.errors import RoombotError
+
 #: ErrorCode → a short hint a Slack user can act on. Every code in the reference is here.
 ERROR_HINTS: Final[dict[int, str]] = {
     # Room Engine's own codes (the update_room_info page).
@@ -107,7 +109,7 @@ def redact(text: str, *secrets: str) -> str:
     return text
 
 
-class RoomEngineError(Exception):
+class RoomEngineError(RoombotError):
     """Base of everything the Room Engine client raises."""
 
     #: Tencent's RequestId of the (last) answer seen, when there was one.
