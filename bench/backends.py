@@ -40,7 +40,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.tencent.emulator import RoomEngineEmulator
-from tests.fakes.slack_api import FakeSlack
+from testkit.slack_api import FakeSlack
 
 SDKAPPID = 1400000042
 SECRET_KEY = "bench0secret0key0" + "0" * 47

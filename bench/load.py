@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from bench.backends import SIGNING_SECRET
-from tests.fakes.slack_payloads import form_body, sign, slash_command
+from testkit.slack_payloads import form_body, sign, slash_command
 
 _HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 

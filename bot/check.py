@@ -1,22 +1,20 @@
-"""`roombot check`: is this deployment ready to go live?
+"""`roombot check`, the core's part: is this deployment ready to go live?
 
 Each check produces a `CheckResult` (✓ ok, ✗ a problem, ! a warning) with a short detail and, when
-something is wrong, one line saying how to fix it. `run_checks()` runs them all — the network ones
-concurrently, each bounded by a short timeout — and `render()` turns the results into the report
-`roombot check` prints. `exit_code()` is 0 when nothing is a problem (warnings allowed), else 1.
+something is wrong, one line saying how to fix it. The chat platform's checks (Slack token and
+scopes, Socket Mode, user groups) belong to its adapter (`handlers.checks`); the composition root
+(`bot.cli`) runs both sides concurrently and `assemble()` merges them into the report order.
+`render()` turns the results into the report `roombot check` prints; `exit_code()` is 0 when
+nothing is a problem (warnings allowed), else 1.
 
-What is checked:
+What the core checks:
 
 * settings: every variable parses. A bad one is a failed check, not a crash: it is set back to its
   default so that the checks which do not depend on it still run, and those that do are skipped.
-* slack token: `auth.test` accepts SLACK_BOT_TOKEN; slack scopes: the scopes Slack reports for it
-  (the `x-oauth-scopes` header) include every one the manifest asks for (`REQUIRED_BOT_SCOPES`).
-* socket mode: `apps.connections.open` accepts SLACK_APP_TOKEN (the URL it hands out is not
-  used); without an app token, HTTP mode needs SLACK_SIGNING_SECRET.
 * tencent: `get_room_info` on a probe room. Error 100004 (no such room) means Tencent accepted the
   SDKAppID and the UserSig; a 70xxx code means the credentials are wrong, and its hint says which.
 * policy: the policy loads, and who may run what (`Policy.describe()`); a warning when nobody may.
-* user groups: each user group the policy names resolves with `usergroups.users.list`.
+* audit trail: the database opens (read-only) and is writable, or can be created.
 
 No secret (token, secret key, UserSig) appears in a result: every line is scrubbed on the way out.
 """
@@ -26,26 +24,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import aiohttp
 from pydantic import ValidationError
-from slack_sdk.errors import SlackApiError, SlackRequestError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import (
-    DEFAULT_SLACK_API_URL,
     SECRET_VARIABLES,
     ConfigError,
     Settings,
     load_settings,
 )
-from bot.policy import Policy, PolicyError
+from bot.policy import Policy, PolicyError, policy_from_settings
 from bot.tencent.errors import (
     ApiError,
     MalformedResponse,
@@ -56,16 +49,6 @@ from bot.tencent.errors import (
 )
 
 log = logging.getLogger(__name__)
-
-#: The bot token scopes manifest.yml asks for. Kept here because an installed roombot has no
-#: manifest.yml to read; a test holds the two lists equal.
-REQUIRED_BOT_SCOPES: Final = (
-    "commands",
-    "chat:write",
-    "chat:write.public",
-    "app_mentions:read",
-    "usergroups:read",
-)
 
 #: How long any one network check may take.
 CHECK_TIMEOUT_S: Final = 10.0
@@ -78,10 +61,6 @@ _ROOM_NOT_FOUND: Final = 100004
 # Shorter values than this are not scrubbed: replacing every "abc" in a report helps nobody.
 _MIN_SECRET_CHARS: Final = 6
 _MAX_INFO_CHARS: Final = 160
-_SCOPES_HEADER: Final = "x-oauth-scopes"
-_REJECTED_TOKEN_ERRORS: Final = frozenset(
-    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
-)
 
 
 class Status(StrEnum):
@@ -116,15 +95,18 @@ class CheckResult:
         return self.status is Status.FAIL
 
 
-def _ok(name: str, detail: str, notes: Iterable[str] = ()) -> CheckResult:
+def ok(name: str, detail: str, notes: Iterable[str] = ()) -> CheckResult:
+    """A passed check, with optional lines to show under it."""
     return CheckResult(name, Status.OK, detail, notes=tuple(notes))
 
 
-def _warn(name: str, detail: str, fix: str | None = None) -> CheckResult:
+def warn(name: str, detail: str, fix: str | None = None) -> CheckResult:
+    """A warning: worth reading, not a reason to fail."""
     return CheckResult(name, Status.WARN, detail, fix)
 
 
-def _fail(name: str, detail: str, fix: str) -> CheckResult:
+def fail(name: str, detail: str, fix: str) -> CheckResult:
+    """A problem, and how to fix it."""
     return CheckResult(name, Status.FAIL, detail, fix)
 
 
@@ -187,12 +169,12 @@ def settings_results(loaded: LoadedSettings, env_file: Path | str | None) -> lis
     if not loaded.invalid:
         found = env_file is not None and Path(env_file).is_file()
         source = f"environment and {env_file}" if found else "environment only, no .env file"
-        return [_ok("settings", f"every variable parses ({source})")]
+        return [ok("settings", f"every variable parses ({source})")]
     results = []
     for name, problem in loaded.invalid.items():
         where = f"correct {name}" if name != "settings" else "correct the setting it names"
         results.append(
-            _fail(
+            fail(
                 "settings",
                 problem,
                 f"{where} in the environment or .env (see .env.example)",
@@ -201,7 +183,7 @@ def settings_results(loaded: LoadedSettings, env_file: Path | str | None) -> lis
     return results
 
 
-def _usable(loaded: LoadedSettings, variables: Iterable[str]) -> Settings | str:
+def usable(loaded: LoadedSettings, variables: Iterable[str]) -> Settings | str:
     """The settings, if a check that depends on `variables` can run; else why it is skipped.
 
     A check skipped for an invalid variable is only a warning: the settings check has already
@@ -216,256 +198,6 @@ def _usable(loaded: LoadedSettings, variables: Iterable[str]) -> Settings | str:
     return loaded.settings
 
 
-# -- Slack --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SlackFailure:
-    """A Slack call that did not succeed: Slack's `error` code, or "" when there was no usable
-    answer (then `detail` says what happened instead)."""
-
-    error: str
-    detail: str = ""
-    needed: str = ""  # missing_scope: the scope Slack wanted
-
-
-SlackOutcome = AsyncSlackResponse | SlackFailure
-
-
-async def _call_slack(
-    call: Callable[[], Awaitable[AsyncSlackResponse]], timeout_s: float
-) -> SlackOutcome:
-    """Run one Web API call, turning every way it can fail into a `SlackFailure`."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            return await call()
-    except SlackApiError as exc:
-        data = exc.response.data if isinstance(exc.response.data, dict) else {}
-        error = str(data.get("error") or "")
-        detail = "" if error else f"HTTP {exc.response.status_code}, not a Slack Web API answer"
-        return SlackFailure(error, detail, str(data.get("needed") or ""))
-    except TimeoutError:
-        return SlackFailure("", f"no answer within {timeout_s:g} s")
-    except (aiohttp.ClientError, OSError, SlackRequestError) as exc:
-        return SlackFailure("", type(exc).__name__)
-
-
-def _slack_client(settings: Settings, timeout_s: float) -> AsyncWebClient:
-    from bot.app import build_slack_client
-
-    client = build_slack_client(settings)
-    client.timeout = max(1, round(timeout_s))
-    return client
-
-
-def _no_answer(name: str, api_url: str, failure: SlackFailure) -> CheckResult:
-    """Check `name` failed because no Slack Web API answer came back from `api_url`."""
-    if failure.detail.startswith("HTTP"):
-        return _fail(
-            name,
-            f"{api_url} answered {failure.detail}",
-            f"check SLACK_API_URL (default {DEFAULT_SLACK_API_URL})",
-        )
-    where = "outbound HTTPS to slack.com" if api_url == DEFAULT_SLACK_API_URL else "SLACK_API_URL"
-    return _fail(name, f"cannot reach {api_url} ({failure.detail})", f"check {where}")
-
-
-def bot_token_result(outcome: SlackOutcome, api_url: str) -> CheckResult:
-    """The `slack token` check from `auth.test`'s outcome."""
-    name = "slack token"
-    if isinstance(outcome, SlackFailure):
-        if not outcome.error:
-            return _no_answer(name, api_url, outcome)
-        if outcome.error in _REJECTED_TOKEN_ERRORS:
-            return _fail(
-                name,
-                f"Slack rejected SLACK_BOT_TOKEN ({outcome.error})",
-                "copy the Bot User OAuth Token (xoxb-…) from OAuth & Permissions into "
-                "SLACK_BOT_TOKEN; reinstall the app if it was uninstalled or the token revoked",
-            )
-        if outcome.error == "ratelimited":
-            return _fail(name, "Slack rate-limited auth.test", "run `roombot check` again shortly")
-        return _fail(
-            name,
-            f"auth.test failed: {outcome.error}",
-            "see https://docs.slack.dev/reference/methods/auth.test for what it means",
-        )
-    data = outcome.data if isinstance(outcome.data, dict) else {}
-    bot = f"@{data.get('user', '?')} ({data.get('user_id', '?')})"
-    team = f"{data.get('team', '?')} ({data.get('team_id', '?')})"
-    return _ok(name, f"auth.test OK: bot {bot} in workspace {team}")
-
-
-def granted_scopes(response: AsyncSlackResponse) -> tuple[str, ...] | None:
-    """The scopes Slack reports for the calling token (`x-oauth-scopes`), or None if absent."""
-    headers: Mapping[str, Any] = response.headers or {}
-    for key, value in headers.items():
-        if key.lower() == _SCOPES_HEADER:
-            return tuple(scope.strip() for scope in str(value).split(",") if scope.strip())
-    return None
-
-
-def scopes_result(granted: Iterable[str] | None) -> CheckResult:
-    """The `slack scopes` check: does the bot token have every scope the manifest asks for?"""
-    name = "slack scopes"
-    if granted is None:
-        return _warn(
-            name,
-            "Slack did not say which scopes the token has (no x-oauth-scopes header)",
-            f"make sure OAuth & Permissions lists {', '.join(REQUIRED_BOT_SCOPES)}",
-        )
-    have = set(granted)
-    missing = [scope for scope in REQUIRED_BOT_SCOPES if scope not in have]
-    if missing:
-        noun = "scope" if len(missing) == 1 else "scopes"
-        verb = "it" if len(missing) == 1 else "them"
-        return _fail(
-            name,
-            f"missing {noun} {', '.join(missing)}",
-            f"add {verb} under OAuth & Permissions and reinstall the app",
-        )
-    return _ok(name, f"all {len(REQUIRED_BOT_SCOPES)} scopes the manifest asks for are granted")
-
-
-def app_token_result(outcome: SlackOutcome, api_url: str) -> CheckResult:
-    """The `socket mode` check from `apps.connections.open`'s outcome."""
-    name = "socket mode"
-    how_to_fix = (
-        "create an app-level token with the connections:write scope (Basic Information → "
-        "App-Level Tokens) and put it in SLACK_APP_TOKEN"
-    )
-    if isinstance(outcome, SlackFailure):
-        if not outcome.error:
-            return _no_answer(name, api_url, outcome)
-        if outcome.error in _REJECTED_TOKEN_ERRORS:
-            return _fail(name, f"Slack rejected SLACK_APP_TOKEN ({outcome.error})", how_to_fix)
-        if outcome.error == "not_allowed_token_type":
-            return _fail(name, "SLACK_APP_TOKEN is not an app-level token", how_to_fix)
-        if outcome.error == "missing_scope":
-            return _fail(
-                name,
-                f"SLACK_APP_TOKEN lacks the {outcome.needed or 'connections:write'} scope",
-                how_to_fix,
-            )
-        return _fail(
-            name,
-            f"apps.connections.open failed: {outcome.error}",
-            "turn Socket Mode on under Settings → Socket Mode, or unset SLACK_APP_TOKEN "
-            "to serve HTTP",
-        )
-    return _ok(name, "SLACK_APP_TOKEN works: Slack issued a Socket Mode URL (not connected)")
-
-
-def http_mode_result(settings: Settings) -> CheckResult:
-    """The `socket mode` check when there is no SLACK_APP_TOKEN: HTTP mode needs a signing
-    secret, or `roombot serve` cannot start at all."""
-    name = "socket mode"
-    if settings.slack_signing_secret is not None:
-        return _ok(
-            name,
-            "not used: SLACK_APP_TOKEN not set, so `roombot serve` serves HTTP "
-            "(SLACK_SIGNING_SECRET is set)",
-        )
-    return _fail(
-        name,
-        "skipped: SLACK_APP_TOKEN not set, and HTTP mode needs SLACK_SIGNING_SECRET (also not set)",
-        "set SLACK_APP_TOKEN (an app-level token with connections:write) for Socket Mode, or "
-        "SLACK_SIGNING_SECRET (Basic Information → Signing Secret) for HTTP mode",
-    )
-
-
-def usergroup_result(group_id: str, outcome: SlackOutcome, api_url: str) -> CheckResult:
-    """One user group named by the policy, from `usergroups.users.list`'s outcome."""
-    name = "user groups"
-    if isinstance(outcome, SlackFailure):
-        if not outcome.error:
-            return _no_answer(name, api_url, outcome)
-        if outcome.error == "no_such_subteam":
-            return _fail(
-                name,
-                f"{group_id}: no such user group in this workspace",
-                "fix the ID in the policy file (a user group's ID starts with S; "
-                "copy it from the group's page in Slack)",
-            )
-        if outcome.error == "missing_scope":
-            return _warn(name, f"{group_id}: not checked, the token lacks usergroups:read")
-        if outcome.error == "plan_upgrade_required":
-            return _fail(
-                name,
-                f"{group_id}: this Slack plan has no user groups",
-                "grant verbs to users instead of usergroups in the policy file",
-            )
-        return _fail(
-            name,
-            f"{group_id}: usergroups.users.list failed: {outcome.error}",
-            "see https://docs.slack.dev/reference/methods/usergroups.users.list",
-        )
-    data = outcome.data if isinstance(outcome.data, dict) else {}
-    count = len(data.get("users") or [])
-    if count == 0:
-        return _warn(
-            name,
-            f"{group_id} has no members, so its roles grant nobody anything",
-            "add people to the group in Slack, or remove it from the policy file",
-        )
-    return _ok(name, f"{group_id} resolves ({count} member{'s' if count != 1 else ''})")
-
-
-async def check_slack(
-    loaded: LoadedSettings, policy: Policy | None, *, timeout_s: float = CHECK_TIMEOUT_S
-) -> tuple[list[CheckResult], list[CheckResult]]:
-    """The `slack token` and `slack scopes` results, and one result per user group the policy
-    names (checked only once the token works)."""
-    settings = _usable(loaded, ("SLACK_BOT_TOKEN", "SLACK_API_URL"))
-    groups = sorted({group for role in policy.roles for group in role.usergroups}) if policy else []
-    if isinstance(settings, str):
-        tail = [_warn("user groups", settings)] if groups else []
-        return [_warn("slack token", settings), _warn("slack scopes", settings)], tail
-    if settings.slack_bot_token is None:
-        not_set = _fail(
-            "slack token",
-            "skipped: SLACK_BOT_TOKEN not set",
-            "copy the Bot User OAuth Token (xoxb-…) from OAuth & Permissions into SLACK_BOT_TOKEN",
-        )
-        waiting = "skipped: needs SLACK_BOT_TOKEN"
-        tail = [_warn("user groups", waiting)] if groups else []
-        return [not_set, _warn("slack scopes", waiting)], tail
-    client = _slack_client(settings, timeout_s)
-    api_url = settings.slack_api_url
-    outcome = await _call_slack(client.auth_test, timeout_s)
-    token = bot_token_result(outcome, api_url)
-    if isinstance(outcome, SlackFailure):
-        waiting = "skipped: needs a working SLACK_BOT_TOKEN"
-        tail = [_warn("user groups", waiting)] if groups else []
-        return [token, _warn("slack scopes", waiting)], tail
-    scopes = scopes_result(granted_scopes(outcome))
-    outcomes = await asyncio.gather(*(_group_members(client, g, timeout_s) for g in groups))
-    tail = [usergroup_result(g, o, api_url) for g, o in zip(groups, outcomes, strict=True)]
-    return [token, scopes], tail
-
-
-async def _group_members(client: AsyncWebClient, group_id: str, timeout_s: float) -> SlackOutcome:
-    return await _call_slack(lambda: client.usergroups_users_list(usergroup=group_id), timeout_s)
-
-
-async def check_socket_mode(
-    loaded: LoadedSettings, *, timeout_s: float = CHECK_TIMEOUT_S
-) -> CheckResult:
-    """The `socket mode` check: `apps.connections.open` with SLACK_APP_TOKEN (the URL is not
-    used, so no connection is kept), or whether HTTP mode is possible without it."""
-    settings = _usable(loaded, ("SLACK_APP_TOKEN", "SLACK_API_URL"))
-    if isinstance(settings, str):
-        return _warn("socket mode", settings)
-    if settings.slack_app_token is None:
-        return http_mode_result(settings)
-    app_token = settings.slack_app_token.get_secret_value()
-    client = AsyncWebClient(base_url=settings.slack_api_url, timeout=max(1, round(timeout_s)))
-    outcome = await _call_slack(
-        lambda: client.apps_connections_open(app_token=app_token), timeout_s
-    )
-    return app_token_result(outcome, settings.slack_api_url)
-
-
 # -- Tencent ------------------------------------------------------------------------------------
 
 
@@ -475,7 +207,7 @@ def tencent_result(
     """The `tencent` check from the probe's outcome (None: the probe room exists, also fine)."""
     name = "tencent"
     if outcome is None or (isinstance(outcome, ApiError) and outcome.code == _ROOM_NOT_FOUND):
-        return _ok(
+        return ok(
             name,
             f"{base_url} accepted SDKAppID {sdkappid} and the UserSig for {admin_id} "
             f"(probe room {'exists' if outcome is None else 'not found, as expected'})",
@@ -483,7 +215,7 @@ def tencent_result(
     if isinstance(outcome, ApiError):
         info = _shortened(outcome.info)
         what = "refused the credentials" if 70000 <= outcome.code <= 79999 else "answered"
-        return _fail(
+        return fail(
             name,
             f"{base_url} {what}: error {outcome.code}{f' ({info})' if info else ''}",
             outcome.hint,
@@ -491,16 +223,16 @@ def tencent_result(
     if isinstance(outcome, RequestTimeout) or (
         isinstance(outcome, TransportError) and outcome.status is None
     ):
-        return _fail(
+        return fail(
             name,
             f"cannot reach {base_url} ({_transport_detail(outcome)})",
             "check TENCENT_REGION / TENCENT_API_URL and outbound HTTPS",
         )
     if isinstance(outcome, TransportError):
-        return _fail(name, f"{base_url} answered HTTP {outcome.status}", outcome.hint)
+        return fail(name, f"{base_url} answered HTTP {outcome.status}", outcome.hint)
     if isinstance(outcome, MalformedResponse):
-        return _fail(name, f"{base_url} did not answer like Room Engine", outcome.hint)
-    return _fail(name, f"{base_url}: {outcome.message}", outcome.hint)
+        return fail(name, f"{base_url} did not answer like Room Engine", outcome.hint)
+    return fail(name, f"{base_url}: {outcome.message}", outcome.hint)
 
 
 def _transport_detail(error: RoomEngineError) -> str:
@@ -522,9 +254,9 @@ async def check_tencent(
     variables = ["TENCENT_SDKAPPID", "TENCENT_SECRET_KEY", "TENCENT_ADMIN_ID", "TENCENT_API_URL"]
     if loaded.settings is None or loaded.settings.tencent_api_url is None:
         variables.append("TENCENT_REGION")  # TENCENT_API_URL wins over the region when set
-    settings = _usable(loaded, variables)
+    settings = usable(loaded, variables)
     if isinstance(settings, str):
-        return _warn("tencent", settings)
+        return warn("tencent", settings)
     missing = [
         name
         for name, value in (
@@ -534,7 +266,7 @@ async def check_tencent(
         if value is None
     ]
     if missing:
-        return _fail(
+        return fail(
             "tencent",
             f"skipped: {' and '.join(missing)} not set",
             "copy the SDKAppID and its SDKSecretKey from the Tencent RTC console into "
@@ -568,16 +300,14 @@ async def check_tencent(
 
 def check_policy(loaded: LoadedSettings) -> tuple[CheckResult, Policy | None]:
     """The `policy` check and, when it loads, the policy (for the user group check)."""
-    from bot.service import load_policy
-
-    settings = _usable(loaded, ("ROOMBOT_ALLOWED_USERS", "ROOMBOT_POLICY_FILE"))
+    settings = usable(loaded, ("ROOMBOT_ALLOWED_USERS", "ROOMBOT_POLICY_FILE"))
     if isinstance(settings, str):
-        return _warn("policy", settings), None
+        return warn("policy", settings), None
     try:
-        policy = load_policy(settings)
+        policy = policy_from_settings(settings)
     except PolicyError as exc:
         return (
-            _fail(
+            fail(
                 "policy",
                 str(exc),
                 "correct the policy file (ROOMBOT_POLICY_FILE); the README shows its format",
@@ -592,32 +322,32 @@ async def check_audit(loaded: LoadedSettings) -> CheckResult:
     rows are left alone); a missing file needs a writable directory, where `serve` creates it."""
     from bot.audit import AuditError, AuditStore
 
-    settings = _usable(loaded, ("ROOMBOT_AUDIT_DB",))
+    settings = usable(loaded, ("ROOMBOT_AUDIT_DB",))
     if isinstance(settings, str):
-        return _warn("audit trail", settings)
+        return warn("audit trail", settings)
     path = settings.roombot_audit_db
     fix = "set ROOMBOT_AUDIT_DB to a file in a directory roombot can write, on persistent storage"
     if not path.exists():
         directory = path.parent if str(path.parent) else Path(".")
         if directory.is_dir() and os.access(directory, os.W_OK):
-            return _ok("audit trail", f"{path} will be created at the first start")
-        return _fail(
+            return ok("audit trail", f"{path} will be created at the first start")
+        return fail(
             "audit trail", f"cannot create {path}: {directory} is not a writable directory", fix
         )
     try:
         store = await AuditStore.open(path, read_only=True)
     except AuditError as exc:
-        return _fail("audit trail", f"cannot open {path}: {exc}", fix)
+        return fail("audit trail", f"cannot open {path}: {exc}", fix)
     await store.close()
     if not os.access(path, os.W_OK):
-        return _fail("audit trail", f"{path} is not writable", fix)
-    return _ok("audit trail", f"{path} opens and is writable")
+        return fail("audit trail", f"{path} is not writable", fix)
+    return ok("audit trail", f"{path} opens and is writable")
 
 
 def policy_result(policy: Policy, policy_file: Path | None) -> CheckResult:
     """✓ with who may do what (`Policy.describe()`), or a warning when nobody may do anything."""
     if policy.is_empty:
-        return _warn(
+        return warn(
             "policy",
             "nobody may run any verb but help (deny by default)",
             "list Slack user IDs in ROOMBOT_ALLOWED_USERS, or roles in ROOMBOT_POLICY_FILE",
@@ -628,65 +358,81 @@ def policy_result(policy: Policy, policy_file: Path | None) -> CheckResult:
     if policy_file is not None:
         count = len(policy.roles)
         sources.append(f"{policy_file} ({count} role{'s' if count != 1 else ''})")
-    return _ok("policy", f"valid: {' and '.join(sources)}", notes=policy.describe())
+    return ok("policy", f"valid: {' and '.join(sources)}", notes=policy.describe())
 
 
 # -- running and reporting ----------------------------------------------------------------------
 
 
-async def run_checks(
-    *, env_file: Path | str | None = ".env", timeout_s: float = CHECK_TIMEOUT_S
-) -> list[CheckResult]:
-    """Run every check (network checks concurrently) and return the results in report order."""
+@dataclass(frozen=True)
+class Inputs:
+    """What every check starts from: the settings as far as they parse, and the policy's check
+    (with the policy itself when it loads, for the user-group checks)."""
+
+    env_file: Path | str | None
+    loaded: LoadedSettings
+    policy_check: CheckResult
+    policy: Policy | None
+
+
+@dataclass(frozen=True)
+class ChatChecks:
+    """What the chat platform's adapter checked: its connection lines (token, scopes, mode) and
+    one line per user group the policy names."""
+
+    connection: list[CheckResult]
+    groups: list[CheckResult]
+
+
+@dataclass(frozen=True)
+class CoreChecks:
+    """What the core checked over the network or on disk."""
+
+    tencent: CheckResult
+    audit: CheckResult
+
+
+def prepare(env_file: Path | str | None = ".env") -> Inputs:
+    """Load the settings leniently and check the policy: the inputs of every other check."""
     loaded = load_settings_leniently(env_file)
     policy_check, policy = check_policy(loaded)
-    slack_outcome, socket_outcome, tencent_outcome, audit_outcome = await asyncio.gather(
-        check_slack(loaded, policy, timeout_s=timeout_s),
-        check_socket_mode(loaded, timeout_s=timeout_s),
-        check_tencent(loaded, timeout_s=timeout_s),
-        check_audit(loaded),
+    return Inputs(env_file, loaded, policy_check, policy)
+
+
+async def run_core_checks(inputs: Inputs, *, timeout_s: float = CHECK_TIMEOUT_S) -> CoreChecks:
+    """The core's network and disk checks, concurrently; a check that breaks is one failed line."""
+    tencent, audit = await asyncio.gather(
+        check_tencent(inputs.loaded, timeout_s=timeout_s),
+        check_audit(inputs.loaded),
         return_exceptions=True,
     )
-    slack, groups = (
-        ([_crashed("slack token", slack_outcome)], [])
-        if isinstance(slack_outcome, BaseException)
-        else slack_outcome
+    return CoreChecks(
+        tencent=crashed("tencent", tencent) if isinstance(tencent, BaseException) else tencent,
+        audit=crashed("audit trail", audit) if isinstance(audit, BaseException) else audit,
     )
-    socket_mode = (
-        _crashed("socket mode", socket_outcome)
-        if isinstance(socket_outcome, BaseException)
-        else socket_outcome
-    )
-    tencent = (
-        _crashed("tencent", tencent_outcome)
-        if isinstance(tencent_outcome, BaseException)
-        else tencent_outcome
-    )
-    audit = (
-        _crashed("audit trail", audit_outcome)
-        if isinstance(audit_outcome, BaseException)
-        else audit_outcome
-    )
+
+
+def assemble(inputs: Inputs, chat: ChatChecks, core: CoreChecks) -> list[CheckResult]:
+    """Every result in report order, with every secret scrubbed."""
     results = [
-        *settings_results(loaded, env_file),
-        *slack,
-        socket_mode,
-        tencent,
-        policy_check,
-        *groups,
-        audit,
+        *settings_results(inputs.loaded, inputs.env_file),
+        *chat.connection,
+        core.tencent,
+        inputs.policy_check,
+        *chat.groups,
+        core.audit,
     ]
-    secrets = _secret_values(loaded.settings, env_file)
+    secrets = _secret_values(inputs.loaded.settings, inputs.env_file)
     return [scrub(result, secrets) for result in results]
 
 
-def _crashed(name: str, error: BaseException) -> CheckResult:
+def crashed(name: str, error: BaseException) -> CheckResult:
     """A check that broke in an unforeseen way: one failed line, not a traceback. Only the
     exception's type is shown (its text could quote a secret); debug logging has the rest."""
     if not isinstance(error, Exception):
         raise error  # cancellation and interrupts are not results
     log.debug("check %r failed unexpectedly", name, exc_info=error)
-    return _fail(
+    return fail(
         name,
         f"the check itself failed unexpectedly ({type(error).__name__})",
         "please report this to the roombot maintainers with this output",

@@ -1,4 +1,7 @@
-"""The `roombot` command line: serve, console, emulator, parse, check, audit.
+"""The `roombot` command line (serve, console, emulator, parse, check, audit): the composition root.
+
+This module (with `bot.__main__`) is the only part of `bot/` allowed to import the Slack adapter
+(`handlers`): it wires the core to the adapter each subcommand needs.
 
 Exit codes: 0 success, 1 a command ran but something it did failed, 2 bad usage or configuration.
 Configuration problems print one line on stderr, never a traceback.
@@ -11,11 +14,15 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.commands import ParseError, VerbKind, parse_command
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import RoombotError
+
+if TYPE_CHECKING:
+    from bot.check import CheckResult
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -156,10 +163,10 @@ def _run_parse(args: argparse.Namespace, settings: Settings) -> int:
 def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from bot.app import build_bot
     from bot.audit import AuditError
     from bot.logs import configure_logging
-    from bot.serve import serve_http, serve_socket_mode
+    from handlers.app import build_bot
+    from handlers.serve import serve_http, serve_socket_mode
 
     socket_mode = settings.slack_app_token is not None and not args.http
     settings.require("SLACK_BOT_TOKEN", purpose="`roombot serve`")
@@ -190,13 +197,13 @@ def _run_console(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.config import USER_ID_RE
     from bot.console import run_console
-    from bot.service import load_policy
+    from bot.policy import policy_from_settings
 
     if args.as_user is not None and not USER_ID_RE.match(args.as_user):
         raise UsageError(
             f"--as: malformed Slack user ID {args.as_user!r} (expected e.g. U012ABCDEF)"
         )
-    policy = load_policy(settings)
+    policy = policy_from_settings(settings)
     return asyncio.run(run_console(settings, policy, as_user=args.as_user, assume_yes=args.yes))
 
 
@@ -224,11 +231,29 @@ def _run_check(args: argparse.Namespace, settings: Settings | None) -> int:
     # check in the report while the checks that do not depend on it still run.
     import asyncio
 
-    from bot.check import exit_code, render, run_checks
+    from bot.check import exit_code, render
 
-    results = asyncio.run(run_checks())
+    results = asyncio.run(run_all_checks())
     print(render(results))
     return exit_code(results)
+
+
+async def run_all_checks(
+    *, env_file: str | None = ".env", timeout_s: float | None = None
+) -> list[CheckResult]:
+    """Every check of `roombot check`, the core's and Slack's concurrently, in report order."""
+    import asyncio
+
+    from bot import check
+    from handlers.checks import slack_checks
+
+    timeout = check.CHECK_TIMEOUT_S if timeout_s is None else timeout_s
+    inputs = check.prepare(env_file)
+    chat, core = await asyncio.gather(
+        slack_checks(inputs.loaded, inputs.policy, timeout_s=timeout),
+        check.run_core_checks(inputs, timeout_s=timeout),
+    )
+    return check.assemble(inputs, chat, core)
 
 
 def _run_audit(args: argparse.Namespace, settings: Settings) -> int:

@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.defaults import CONFIRM_ABOVE, MAX_ROOMS, RATE_LIMIT
 from bot.errors import RoombotError
 from bot.tencent.regions import Region
 
@@ -64,9 +65,9 @@ class Settings(BaseSettings):
     roombot_allowed_users: Annotated[tuple[str, ...], NoDecode] = ()
     roombot_policy_file: Path | None = None
     roombot_audit_db: Path = Path("roombot-audit.sqlite3")
-    roombot_rate_limit: int = Field(default=50, ge=1, le=200)
-    roombot_confirm_above: int = Field(default=5, ge=0)
-    roombot_max_rooms: int = Field(default=500, ge=1, le=10_000)
+    roombot_rate_limit: int = Field(default=RATE_LIMIT, ge=1, le=200)
+    roombot_confirm_above: int = Field(default=CONFIRM_ABOVE, ge=0)
+    roombot_max_rooms: int = Field(default=MAX_ROOMS, ge=1, le=10_000)
 
     @field_validator(
         "slack_bot_token",

@@ -20,3 +20,9 @@ from __future__ import annotations
 
 class RoombotError(Exception):
     """Base of every error roombot itself raises on purpose."""
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short line for a user-facing reason (library errors span lines)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

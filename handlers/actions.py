@@ -8,28 +8,24 @@ service re-checks the policy for whoever clicked.
 from __future__ import annotations
 
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import render
-from bot.service import Actor, Rejected, RoomService, Source
+from bot import wording
+from bot.outcomes import Actor, Rejected
+from bot.service import RoomService
+from handlers import blocks
 from handlers.delivery import ThreadReporter, post_response_url, slack_error
 from handlers.flow import run_plan
+from handlers.middleware import actor_of
 from handlers.runtime import SlackRuntime
 
 log = logging.getLogger(__name__)
-
-
-def _actor(body: dict[str, Any]) -> Actor:
-    return Actor(
-        user_id=body["user"]["id"],
-        source=Source.BUTTON,
-        team_id=(body.get("team") or {}).get("id"),
-        channel_id=(body.get("channel") or {}).get("id"),
-    )
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -40,7 +36,7 @@ async def _replace(body: dict[str, Any], text: str, client: AsyncWebClient) -> N
     """Replace the (ephemeral) prompt the button was on, through the click's response_url."""
     replaced = await post_response_url(
         body.get("response_url"),
-        render.Message(text=text),
+        blocks.Message(text=text),
         in_channel=False,
         replace_original=True,
         session=client.session,
@@ -53,7 +49,7 @@ async def _tell(body: dict[str, Any], text: str, client: AsyncWebClient) -> None
     """An ephemeral note to whoever clicked."""
     if not await post_response_url(
         body.get("response_url"),
-        render.Message(text=text),
+        blocks.Message(text=text),
         in_channel=False,
         session=client.session,
     ):
@@ -63,37 +59,58 @@ async def _tell(body: dict[str, Any], text: str, client: AsyncWebClient) -> None
 def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None:
     """Attach the button listeners to `app`."""
 
-    @app.action(render.ACTION_CONFIRM)
-    async def on_confirm(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        runtime.tasks.spawn(_confirm(service, runtime, body, client))
+    def spawn(
+        body: dict[str, Any], client: AsyncWebClient, work: Coroutine[Any, Any, None]
+    ) -> None:
+        async def tell(correlation_id: str) -> None:
+            await _tell(body, blocks.unexpected_error_text(correlation_id), client)
 
-    @app.action(render.ACTION_CANCEL)
-    async def on_cancel(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        runtime.tasks.spawn(_cancel(service, body, client))
+        runtime.tasks.spawn(work, on_error=tell)
 
-    @app.action(render.ACTION_UNDO)
-    async def on_undo(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    @app.action(blocks.ACTION_CONFIRM)
+    async def on_confirm(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         await ack()
-        runtime.tasks.spawn(_undo_or_retry(service, runtime, body, client, undo=True))
+        spawn(body, client, _confirm(service, runtime, actor_of(context), body, client))
 
-    @app.action(render.ACTION_RETRY)
-    async def on_retry(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    @app.action(blocks.ACTION_CANCEL)
+    async def on_cancel(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         await ack()
-        runtime.tasks.spawn(_undo_or_retry(service, runtime, body, client, undo=False))
+        spawn(body, client, _cancel(service, actor_of(context), body, client))
+
+    @app.action(blocks.ACTION_UNDO)
+    async def on_undo(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        work = _undo_or_retry(service, runtime, actor_of(context), body, client, undo=True)
+        spawn(body, client, work)
+
+    @app.action(blocks.ACTION_RETRY)
+    async def on_retry(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        work = _undo_or_retry(service, runtime, actor_of(context), body, client, undo=False)
+        spawn(body, client, work)
 
 
 async def _confirm(
-    service: RoomService, runtime: SlackRuntime, body: dict[str, Any], client: AsyncWebClient
+    service: RoomService,
+    runtime: SlackRuntime,
+    actor: Actor,
+    body: dict[str, Any],
+    client: AsyncWebClient,
 ) -> None:
-    actor = _actor(body)
     outcome = await service.confirm(_value(body), actor)
     if isinstance(outcome, Rejected):
-        await _tell(body, render.rejected_text(outcome.message, None), client)
+        await _tell(body, blocks.rejected_text(outcome), client)
         return
     await _replace(
-        body, f"{render.OK_MARK} Confirmed — running `/room {outcome.command.verb}`.", client
+        body, f"{wording.OK_MARK} Confirmed — running `/room {outcome.command.verb}`.", client
     )
     reporter = ThreadReporter(
         client=client,
@@ -105,10 +122,12 @@ async def _confirm(
     await run_plan(service, service.plan(outcome), reporter, runtime.gate)
 
 
-async def _cancel(service: RoomService, body: dict[str, Any], client: AsyncWebClient) -> None:
-    outcome = await service.cancel(_value(body), _actor(body))
+async def _cancel(
+    service: RoomService, actor: Actor, body: dict[str, Any], client: AsyncWebClient
+) -> None:
+    outcome = await service.cancel(_value(body), actor)
     if isinstance(outcome, Rejected):
-        await _tell(body, render.rejected_text(outcome.message, None), client)
+        await _tell(body, blocks.rejected_text(outcome), client)
         return
     await _replace(body, f"Cancelled: `/room {outcome.verb}` was not run. Nothing changed.", client)
 
@@ -116,16 +135,16 @@ async def _cancel(service: RoomService, body: dict[str, Any], client: AsyncWebCl
 async def _undo_or_retry(
     service: RoomService,
     runtime: SlackRuntime,
+    actor: Actor,
     body: dict[str, Any],
     client: AsyncWebClient,
     *,
     undo: bool,
 ) -> None:
-    actor = _actor(body)
     key = _value(body)
     plan = await (service.plan_undo(key, actor) if undo else service.plan_retry(key, actor))
     if isinstance(plan, Rejected):
-        await _tell(body, render.rejected_text(plan.message, None), client)
+        await _tell(body, blocks.rejected_text(plan), client)
         return
     channel = actor.channel_id or ""
     container = body.get("container") or {}
@@ -134,14 +153,14 @@ async def _undo_or_retry(
     thread_ts = container.get("thread_ts") or message.get("thread_ts") or message_ts
     if message_ts and message:
         # The button is spent (the audit claim already makes a second click a no-op): show it.
-        action_id = render.ACTION_UNDO if undo else render.ACTION_RETRY
+        action_id = blocks.ACTION_UNDO if undo else blocks.ACTION_RETRY
         used = "↩️ Undo" if undo else "🔁 Retry"
-        blocks = render.used_button_blocks(
+        spent = blocks.used_button_blocks(
             list(message.get("blocks") or []), action_id, f"{used} used by <@{actor.user_id}>"
         )
         try:
             await client.chat_update(
-                channel=channel, ts=message_ts, text=message.get("text") or "", blocks=blocks
+                channel=channel, ts=message_ts, text=message.get("text") or "", blocks=spent
             )
         except SlackApiError as exc:
             log.warning("could not disable the used button: %s", slack_error(exc))

@@ -6,72 +6,44 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import render
 from bot.commands import VerbKind
-from bot.service import (
-    Actor,
-    Approved,
-    DryRun,
-    HelpReply,
-    NeedsConfirmation,
-    Rejected,
-    RoomService,
-    Source,
-    new_correlation_id,
-)
+from bot.outcomes import Approved
+from bot.presenter import Presenter
+from handlers.blocks import Message
 from handlers.delivery import ThreadReporter, post_response_url
-from handlers.flow import answer_read, run_plan
+from handlers.flow import run_plan, spawn_for
+from handlers.middleware import actor_of
 from handlers.runtime import SlackRuntime
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None:
+def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime) -> None:
     """Attach the `/room` listener to `app`."""
 
     @app.command("/room")
-    async def on_room(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
-        actor = Actor(
-            user_id=command["user_id"],
-            source=Source.SLASH,
-            team_id=command.get("team_id"),
-            channel_id=command.get("channel_id"),
-        )
-        try:
-            prepared = await service.prepare(
-                command.get("text") or "", actor, defer=runtime.tasks.spawn
-            )
-        except Exception:
-            correlation_id = new_correlation_id()
-            log.exception("prepare failed [%s] user=%s", correlation_id, actor.user_id)
-            await ack(response_type="ephemeral", text=render.unexpected_error_text(correlation_id))
-            return
-
-        if isinstance(prepared, Rejected):
-            await ack(
-                response_type="ephemeral",
-                text=render.rejected_text(prepared.message, prepared.usage),
-            )
-            return
-        if isinstance(prepared, HelpReply):
-            message = render.help_message(prepared.text)
-            await ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
-            return
-        if isinstance(prepared, DryRun):
-            message = render.dry_run_message(prepared)
-            await ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
-            return
-        if isinstance(prepared, NeedsConfirmation):
-            message = render.confirmation_message(prepared)
-            await ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+    async def on_room(
+        ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
+        actor = actor_of(context)
+        reply = await presenter.answer(command.get("text") or "", actor, defer=runtime.tasks.spawn)
+        if not isinstance(reply, Approved):
+            message = reply.message
+            await ack(response_type="ephemeral", text=message.text, blocks=message.blocks or None)
             return
 
         await ack()
         response_url = command.get("response_url")
-        if prepared.command.spec.kind is VerbKind.READ:
-            runtime.tasks.spawn(_show(service, prepared, response_url, client))
+        if reply.command.spec.kind is VerbKind.READ:
+
+            async def tell(correlation_id: str) -> None:
+                message = presenter.renderer.unexpected_error(correlation_id)
+                await _deliver(message, reply, response_url, client)
+
+            runtime.tasks.spawn(_read(presenter, reply, response_url, client), on_error=tell)
             return
         reporter = ThreadReporter(
             client=client,
@@ -80,18 +52,23 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
             response_url=response_url,
             budget=runtime.update_budget,
         )
-        runtime.tasks.spawn(run_plan(service, service.plan(prepared), reporter, runtime.gate))
+        service = presenter.service
+        spawn_for(runtime, reporter, run_plan(service, service.plan(reply), reporter, runtime.gate))
 
 
-async def _show(
-    service: RoomService, approved: Approved, response_url: str | None, client: AsyncWebClient
+async def _read(
+    presenter: Presenter[Message],
+    approved: Approved,
+    response_url: str | None,
+    client: AsyncWebClient,
 ) -> None:
-    try:
-        message = await answer_read(service, approved)
-    except Exception:
-        correlation_id = new_correlation_id()
-        log.exception("show failed [%s]", correlation_id)
-        message = render.Message(text=render.unexpected_error_text(correlation_id))
+    answer = await presenter.read(approved)
+    await _deliver(answer.message, approved, response_url, client)
+
+
+async def _deliver(
+    message: Message, approved: Approved, response_url: str | None, client: AsyncWebClient
+) -> None:
     if not await post_response_url(response_url, message, in_channel=False, session=client.session):
         log.error(
             "could not deliver `%s` result for %s", approved.command.verb, approved.actor.user_id

@@ -9,10 +9,9 @@ fails, the outcome is logged in full, so nothing is ever silently lost.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +19,10 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import render
-from bot.render import Message
-from bot.service import RunResult
+from bot.outcomes import RunResult
+from handlers import blocks
+from handlers.blocks import Message
+from handlers.update_budget import UpdateBudget
 
 log = logging.getLogger(__name__)
 
@@ -31,34 +31,6 @@ CANNOT_POST = frozenset({"not_in_channel", "channel_not_found", "is_archived", "
 
 #: Seconds between two progress edits of one parent message.
 PROGRESS_INTERVAL_S = 3.0
-
-#: Background jobs (one per request) that may run at once; see `BackgroundTasks`.
-MAX_RUNNING_JOBS = 8
-
-
-class UpdateBudget:
-    """A process-wide allowance for progress edits, below chat.update's ~50/minute (Tier 3).
-
-    Progress edits are optional: when the budget is spent they are skipped, never queued.
-    Final status edits always go through (Slack's retry handler absorbs a rare 429).
-    """
-
-    def __init__(self, per_minute: int = 40, clock: Any = time.monotonic) -> None:
-        self._capacity = float(per_minute)
-        self._tokens = float(per_minute)
-        self._rate = per_minute / 60.0
-        self._clock = clock
-        self._last = clock()
-
-    def try_take(self) -> bool:
-        """Take one edit from the budget if there is one."""
-        now = self._clock()
-        self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
 
 
 def slack_error(exc: SlackApiError) -> str:
@@ -215,7 +187,7 @@ class ThreadReporter:
     ) -> None:
         combined = Message(
             text=parent.text + "\n" + "\n".join(m.text for m in results),
-            blocks=(parent.blocks + [b for m in results for b in m.blocks])[: render.MAX_BLOCKS],
+            blocks=(parent.blocks + [b for m in results for b in m.blocks])[: blocks.MAX_BLOCKS],
         )
         session = self.client.session
         delivered = await post_response_url(
@@ -224,7 +196,7 @@ class ThreadReporter:
         if delivered:
             await post_response_url(
                 self.response_url,
-                Message(text=render.not_in_channel_hint()),
+                Message(text=blocks.not_in_channel_hint()),
                 in_channel=False,
                 session=session,
             )
@@ -239,49 +211,3 @@ class ThreadReporter:
                 for r in run.results
             ),
         )
-
-
-class BackgroundTasks:
-    """Work that continues after the ack, bounded and kept referenced so shutdown can wait for it.
-
-    At most `max_running` jobs run at once; the others wait their turn. The jobs share the event
-    loop with the acks of new requests, which Slack wants within 3 s: without a bound, a burst
-    of commands starts all its Slack and Room Engine calls at once and the acks queue behind
-    them. (The Room Engine rate budget already paces the calls; this bounds the rest.)
-    """
-
-    def __init__(self, max_running: int = MAX_RUNNING_JOBS) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._running = asyncio.Semaphore(max_running)
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run `coro` in the background (when a place is free) and keep it referenced."""
-        task: asyncio.Task[None] = asyncio.create_task(self._run(coro))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        # A job cancelled before its turn never ran: close it, or Python warns it was never
-        # awaited (a no-op for one that ran).
-        task.add_done_callback(lambda _task: coro.close())
-        return task
-
-    async def _run(self, coro: Coroutine[Any, Any, None]) -> None:
-        async with self._running:
-            await coro
-
-    @property
-    def pending(self) -> int:
-        """How many background jobs are running or waiting to run."""
-        return len(self._tasks)
-
-    def cancel(self) -> int:
-        """Cancel whatever is still running (its audit rows stay pending, then become unknown)."""
-        for task in self._tasks:
-            task.cancel()
-        return len(self._tasks)
-
-    async def drain(self, timeout_s: float) -> int:
-        """Wait up to `timeout_s` for running work; return how many jobs were still unfinished."""
-        if not self._tasks:
-            return 0
-        _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        return len(pending)

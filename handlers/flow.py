@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
-from bot import render
-from bot.commands import VerbKind
-from bot.service import Approved, Plan, Progress, RoomService, new_correlation_id
+from bot import wording
+from bot.outcomes import Plan, Progress
+from bot.service import RoomService
+from handlers import blocks
 from handlers.delivery import ThreadReporter, post_response_url
-from handlers.runtime import AckGate
+from handlers.runtime import AckGate, SlackRuntime
 
 log = logging.getLogger(__name__)
 
@@ -24,43 +27,36 @@ async def run_plan(
     step = gate.wait_idle if gate is not None else _no_wait
     if reporter.pause is None:
         reporter.pause = step
-    try:
-        await reporter.start(render.parent_message(command, actor, kind=kind))
+    await reporter.start(blocks.parent_message(command, actor, kind=kind))
 
-        async def on_progress(progress: Progress) -> None:
-            await reporter.progress(
-                lambda: render.parent_message(
-                    command, actor, render.progress_status(progress), kind
-                )
-            )
-
-        run = await service.run(plan, progress=on_progress, yield_to=step)
-        final = render.parent_message(command, actor, render.final_status(run), kind)
-        await reporter.finish(run, final, render.result_messages(run))
-    except Exception:
-        correlation_id = new_correlation_id()
-        log.exception(
-            "request failed [%s] user=%s verb=%s", correlation_id, actor.user_id, command.verb
+    async def on_progress(progress: Progress) -> None:
+        await reporter.progress(
+            lambda: blocks.parent_message(command, actor, wording.progress_status(progress), kind)
         )
-        await tell_privately(reporter, render.unexpected_error_text(correlation_id))
+
+    run = await service.run(plan, progress=on_progress, yield_to=step)
+    final = blocks.parent_message(command, actor, wording.final_status(run), kind)
+    await reporter.finish(run, final, blocks.result_messages(run))
+
+
+def spawn_for(
+    runtime: SlackRuntime, reporter: ThreadReporter, work: Coroutine[Any, Any, None]
+) -> None:
+    """Run `work` after the ack; if it fails unexpectedly, tell the requester the error id."""
+
+    async def tell(correlation_id: str) -> None:
+        await tell_privately(reporter, blocks.unexpected_error_text(correlation_id))
+
+    runtime.tasks.spawn(work, on_error=tell)
 
 
 async def _no_wait() -> None:
     return None
 
 
-async def answer_read(service: RoomService, approved: Approved) -> render.Message:
-    """The message for a read verb: `show` or `history`."""
-    if approved.command.spec.kind is not VerbKind.READ:
-        raise ValueError(f"not a read verb: {approved.command.verb}")
-    if approved.command.verb == "history":
-        return render.history_message(await service.history(approved))
-    return render.show_message(await service.show(approved))
-
-
 async def tell_privately(reporter: ThreadReporter, text: str) -> None:
     """An ephemeral note to the requester: response_url when we have one, else postEphemeral."""
-    message = render.Message(text=text)
+    message = blocks.Message(text=text)
     if await post_response_url(
         reporter.response_url, message, in_channel=False, session=reporter.client.session
     ):

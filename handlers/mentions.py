@@ -7,23 +7,16 @@ import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import render
 from bot.commands import VerbKind
-from bot.service import (
-    Actor,
-    Approved,
-    DryRun,
-    HelpReply,
-    NeedsConfirmation,
-    Rejected,
-    RoomService,
-    Source,
-    new_correlation_id,
-)
+from bot.outcomes import Actor, Approved
+from bot.presenter import Presenter
+from handlers.blocks import Message
 from handlers.delivery import ThreadReporter
-from handlers.flow import answer_read, run_plan
+from handlers.flow import run_plan
+from handlers.middleware import actor_of
 from handlers.runtime import AckGate, SlackRuntime
 
 log = logging.getLogger(__name__)
@@ -36,74 +29,60 @@ def command_text(event_text: str) -> str:
     return _LEADING_MENTIONS.sub("", event_text or "", count=1).strip()
 
 
-def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None:
+def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime) -> None:
     """Attach the `app_mention` listener to `app`."""
 
     @app.event("app_mention")
     async def on_mention(
-        event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
+        event: dict[str, Any],
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         event_id = str(body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}")
-        user_id = event.get("user")
-        if not user_id or not runtime.events.first_time(event_id):
+        if not event.get("user") or not runtime.events.first_time(event_id):
             return
-        channel = event["channel"]
-        actor = Actor(
-            user_id=user_id,
-            source=Source.MENTION,
-            team_id=body.get("team_id"),
-            channel_id=channel,
-        )
+        actor = actor_of(context)
         reporter = ThreadReporter(
             client=client,
-            channel=channel,
-            user_id=user_id,
+            channel=event["channel"],
+            user_id=actor.user_id,
             root_ts=event.get("thread_ts") or event["ts"],
             budget=runtime.update_budget,
         )
         text = command_text(event.get("text", ""))
-        runtime.tasks.spawn(_handle(service, actor, text, reporter, event_id, runtime.gate))
+
+        async def tell(correlation_id: str) -> None:
+            await _ephemeral(reporter, presenter.renderer.unexpected_error(correlation_id))
+
+        runtime.tasks.spawn(
+            _handle(presenter, actor, text, reporter, event_id, runtime.gate), on_error=tell
+        )
 
 
 async def _handle(
-    service: RoomService,
+    presenter: Presenter[Message],
     actor: Actor,
     text: str,
     reporter: ThreadReporter,
     event_id: str,
     gate: AckGate,
 ) -> None:
+    service = presenter.service
     # Slack retries an event it thinks was not acknowledged; another instance may have it too.
     if not await service.first_delivery(event_id):
         log.info("ignoring repeated delivery of event %s", event_id)
         return
-    try:
-        prepared = await service.prepare(text, actor)
-        if isinstance(prepared, Approved):
-            if prepared.command.spec.kind is VerbKind.READ:
-                await _ephemeral(reporter, await answer_read(service, prepared))
-            else:
-                await run_plan(service, service.plan(prepared), reporter, gate)
-            return
-        if isinstance(prepared, Rejected):
-            message = render.Message(text=render.rejected_text(prepared.message, prepared.usage))
-        elif isinstance(prepared, HelpReply):
-            message = render.help_message(prepared.text)
-        elif isinstance(prepared, NeedsConfirmation):
-            message = render.confirmation_message(prepared)
-        else:
-            assert isinstance(prepared, DryRun)
-            message = render.dry_run_message(prepared)
-        await _ephemeral(reporter, message)
-    except Exception:
-        correlation_id = new_correlation_id()
-        log.exception("mention failed [%s] user=%s", correlation_id, actor.user_id)
-        await _ephemeral(
-            reporter, render.Message(text=render.unexpected_error_text(correlation_id))
-        )
+    reply = await presenter.answer(text, actor)
+    if not isinstance(reply, Approved):
+        await _ephemeral(reporter, reply.message)
+    elif reply.command.spec.kind is VerbKind.READ:
+        await _ephemeral(reporter, (await presenter.read(reply)).message)
+    else:
+        await run_plan(service, service.plan(reply), reporter, gate)
 
 
-async def _ephemeral(reporter: ThreadReporter, message: render.Message) -> None:
+async def _ephemeral(reporter: ThreadReporter, message: Message) -> None:
     try:
         await reporter.client.chat_postEphemeral(
             channel=reporter.channel,

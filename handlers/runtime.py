@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.delivery import BackgroundTasks, UpdateBudget
+from handlers.tasks import BackgroundTasks
+from handlers.update_budget import UpdateBudget
 
 
 class RecentIds:

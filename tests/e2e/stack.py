@@ -15,12 +15,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.app import Bot, build_bot
 from bot.config import Settings, load_settings
-from bot.serve import make_web_app
 from bot.tencent.emulator import RoomEngineEmulator
-from tests.fakes.slack_api import FakeSlack
-from tests.fakes.slack_payloads import (
+from handlers.app import Bot, build_bot
+from handlers.serve import make_web_app
+from testkit.slack_api import FakeSlack
+from testkit.slack_payloads import (
     app_mention,
     block_actions,
     form_body,

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from bot import render
 from bot.audit import AuditStore, Outcome
 from bot.cli import main
-from bot.policy import Policy
-from bot.service import known_verbs
+from bot.policy import known_verbs, load_policy
+from handlers import blocks
 from tests.e2e.stack import ALICE, GENERAL, MALLORY, Stack, running_stack
 
 
@@ -192,7 +191,7 @@ async def _muted_with_undo(stack: Stack) -> tuple[dict[str, Any], dict[str, Any]
     await stack.settle()
     parent = _parent(stack)
     [result] = _thread(stack, parent)
-    undo = _button(result, render.ACTION_UNDO)
+    undo = _button(result, blocks.ACTION_UNDO)
     assert undo is not None, result
     return parent, result, undo["value"]
 
@@ -204,7 +203,7 @@ async def test_undo_restores_exactly_the_changed_fields_and_is_audited(tmp_path:
         assert stack.emulator.rooms["room-test"]["IsAudioDisabled"] is True
         before = len(stack.tencent_calls())
         reply, _ = await stack.click(
-            render.ACTION_UNDO, key, message_ts=result["ts"], thread_ts=parent["ts"], message=result
+            blocks.ACTION_UNDO, key, message_ts=result["ts"], thread_ts=parent["ts"], message=result
         )
         assert reply.status == 200
         await stack.settle()
@@ -221,7 +220,7 @@ async def test_undo_restores_exactly_the_changed_fields_and_is_audited(tmp_path:
         assert "✅ done: 2/2 rooms changed" in texts  # the undo's status line, updated
         assert "✅ `room-test` — audio unmuted" in texts
         updated = next(m for m in stack.slack.messages(GENERAL) if m["ts"] == result["ts"])
-        assert _button(updated, render.ACTION_UNDO) is None
+        assert _button(updated, blocks.ACTION_UNDO) is None
         assert "Undo used by" in json.dumps(updated["blocks"])
         rows = await _rows(stack)
         originals = {r.room_id: r.id for r in rows if r.verb == "mute-all" and r.undo_of is None}
@@ -237,7 +236,7 @@ async def test_undo_refuses_a_room_changed_since(tmp_path: Path) -> None:
         stack.emulator.rooms["room-2"]["IsAudioDisabled"] = True
         before = len(stack.tencent_calls())
         await stack.click(
-            render.ACTION_UNDO, key, message_ts=result["ts"], thread_ts=parent["ts"], message=result
+            blocks.ACTION_UNDO, key, message_ts=result["ts"], thread_ts=parent["ts"], message=result
         )
         await stack.settle()
         undo_calls = stack.tencent_calls()[before:]
@@ -257,7 +256,7 @@ users = ["U0MUTER01"]
         parent, result, key = await _muted_with_undo(stack)
         before = len(stack.tencent_calls())
         _reply, click_key = await stack.click(
-            render.ACTION_UNDO,
+            blocks.ACTION_UNDO,
             key,
             user_id="U0MUTER01",
             message_ts=result["ts"],
@@ -272,7 +271,7 @@ users = ["U0MUTER01"]
         assert "U0MUTER01" in note["text"]
         # the button still works for someone allowed
         await stack.click(
-            render.ACTION_UNDO, key, message_ts=result["ts"], thread_ts=parent["ts"], message=result
+            blocks.ACTION_UNDO, key, message_ts=result["ts"], thread_ts=parent["ts"], message=result
         )
         await stack.settle()
         assert len(stack.tencent_calls()[before:]) == 2
@@ -283,10 +282,10 @@ async def test_double_click_on_undo_acts_once(tmp_path: Path) -> None:
         parent, result, key = await _muted_with_undo(stack)
         before = len(stack.tencent_calls())
         await stack.click(
-            render.ACTION_UNDO, key, message_ts=result["ts"], thread_ts=parent["ts"], message=result
+            blocks.ACTION_UNDO, key, message_ts=result["ts"], thread_ts=parent["ts"], message=result
         )
         _reply, second = await stack.click(
-            render.ACTION_UNDO, key, message_ts=result["ts"], thread_ts=parent["ts"], message=result
+            blocks.ACTION_UNDO, key, message_ts=result["ts"], thread_ts=parent["ts"], message=result
         )
         await stack.settle()
         assert len(stack.tencent_calls()[before:]) == 2  # two rooms, once each
@@ -305,7 +304,7 @@ async def _prompt(stack: Stack, text: str, user: str = ALICE) -> str:
         for b in body["blocks"]
         if b["type"] == "actions"
         for e in b["elements"]
-        if e["action_id"] == render.ACTION_CONFIRM
+        if e["action_id"] == blocks.ACTION_CONFIRM
     )
     return str(confirm["value"])
 
@@ -316,7 +315,7 @@ async def test_lockdown_asks_for_confirmation_then_runs_once_confirmed(tmp_path:
         await stack.settle()
         assert stack.emulator.requests == []
         _reply, click = await stack.click(
-            render.ACTION_CONFIRM, key, is_ephemeral=True, message_ts="1.000001"
+            blocks.ACTION_CONFIRM, key, is_ephemeral=True, message_ts="1.000001"
         )
         await stack.settle()
         [call] = stack.tencent_calls()
@@ -327,7 +326,7 @@ async def test_lockdown_asks_for_confirmation_then_runs_once_confirmed(tmp_path:
         assert _thread(stack, parent)
         # a second click does nothing more
         _reply, again = await stack.click(
-            render.ACTION_CONFIRM, key, is_ephemeral=True, message_ts="1.000001"
+            blocks.ACTION_CONFIRM, key, is_ephemeral=True, message_ts="1.000001"
         )
         await stack.settle()
         assert len(stack.tencent_calls()) == 1
@@ -338,14 +337,14 @@ async def test_cancel_runs_nothing_and_is_audited(tmp_path: Path) -> None:
     async with running_stack(tmp_path) as stack:
         key = await _prompt(stack, "lift-lockdown room-test")
         _reply, click = await stack.click(
-            render.ACTION_CANCEL, key, is_ephemeral=True, message_ts="1.000002"
+            blocks.ACTION_CANCEL, key, is_ephemeral=True, message_ts="1.000002"
         )
         await stack.settle()
         assert stack.emulator.requests == []
         assert "Cancelled" in stack.response_posts(click)[0]["text"]
         assert [r.outcome for r in await _rows(stack)] == [Outcome.CANCELLED]
         _reply, late = await stack.click(
-            render.ACTION_CONFIRM, key, is_ephemeral=True, message_ts="1.000002"
+            blocks.ACTION_CONFIRM, key, is_ephemeral=True, message_ts="1.000002"
         )
         await stack.settle()
         assert stack.emulator.requests == []
@@ -356,7 +355,7 @@ async def test_only_the_requester_can_confirm(tmp_path: Path) -> None:
     async with running_stack(tmp_path, allowed_users=(ALICE, "U0BOB0001")) as stack:
         key = await _prompt(stack, "lockdown room-test")
         _reply, click = await stack.click(
-            render.ACTION_CONFIRM,
+            blocks.ACTION_CONFIRM,
             key,
             user_id="U0BOB0001",
             is_ephemeral=True,
@@ -378,10 +377,10 @@ async def test_policy_is_checked_again_at_confirm_time(tmp_path: Path) -> None:
         revoked = tmp_path / "revoked.toml"
         revoked.write_text('[roles.a]\nverbs = ["show"]\nusers = ["U0ALICE01"]\n', encoding="utf-8")
         stack.bot.service.set_policy(
-            Policy.load(allowed_users=(), policy_file=revoked, known_verbs=known_verbs())
+            load_policy(allowed_users=(), policy_file=revoked, known_verbs=known_verbs())
         )
         _reply, click = await stack.click(
-            render.ACTION_CONFIRM, key, is_ephemeral=True, message_ts="1.000004"
+            blocks.ACTION_CONFIRM, key, is_ephemeral=True, message_ts="1.000004"
         )
         await stack.settle()
         assert stack.emulator.requests == []
@@ -396,7 +395,7 @@ async def test_expired_prompt_is_refused(tmp_path: Path) -> None:
             db.execute("UPDATE confirmations SET created_at = created_at - 601")
         db.close()
         _reply, click = await stack.click(
-            render.ACTION_CONFIRM, key, is_ephemeral=True, message_ts="1.000005"
+            blocks.ACTION_CONFIRM, key, is_ephemeral=True, message_ts="1.000005"
         )
         await stack.settle()
         assert stack.emulator.requests == []
@@ -407,7 +406,7 @@ async def test_more_rooms_than_the_threshold_ask_for_confirmation(tmp_path: Path
     async with running_stack(tmp_path, roombot_confirm_above=2) as stack:
         key = await _prompt(stack, "mute-all room-test room-2 room-3")
         assert stack.emulator.requests == []
-        await stack.click(render.ACTION_CONFIRM, key, is_ephemeral=True, message_ts="1.000006")
+        await stack.click(blocks.ACTION_CONFIRM, key, is_ephemeral=True, message_ts="1.000006")
         await stack.settle()
         assert len(stack.tencent_calls()) == 3
         # two rooms is not more than 2: no prompt
@@ -448,11 +447,11 @@ async def test_120_rooms_with_failures_progress_summary_and_retry(tmp_path: Path
         assert sections.count("❌ `") == 5
         assert sections.count("✅ `") == 115
         assert "Undo is not offered" in "\n".join(m["text"] for m in replies)
-        retry = next(b for m in replies if (b := _button(m, render.ACTION_RETRY)))
+        retry = next(b for m in replies if (b := _button(m, blocks.ACTION_RETRY)))
         failed_rooms = sorted(c.body["RoomInfo"]["RoomId"] for c in calls if c.error_code == 100006)
-        last = next(m for m in replies if _button(m, render.ACTION_RETRY))
+        last = next(m for m in replies if _button(m, blocks.ACTION_RETRY))
         await stack.click(
-            render.ACTION_RETRY,
+            blocks.ACTION_RETRY,
             retry["value"],
             message_ts=last["ts"],
             thread_ts=parent["ts"],
@@ -478,4 +477,4 @@ async def test_a_broken_audit_trail_is_shown_but_never_stops_the_request(tmp_pat
         assert "✅ `room-test` — video disabled" in result["text"]
         assert call.request_id in result["text"]
         assert "The audit trail could not be written" in result["text"]
-        assert _button(result, render.ACTION_UNDO) is None  # it could not find the request
+        assert _button(result, blocks.ACTION_UNDO) is None  # it could not find the request

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from testkit.slack_payloads import message_ts
 from tests.e2e.stack import GENERAL, MALLORY, running_stack
-from tests.fakes.slack_payloads import message_ts
 
 
 async def test_mention_in_a_thread_is_answered_in_that_thread(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 
 from bot.tencent.emulator import RoomEngineEmulator
+from testkit.slack_api import FakeSlack
+from testkit.slack_payloads import form_body, sign, slash_command
 from tests.e2e.stack import ALICE, BOT_TOKEN, SDKAPPID, SECRET_KEY, SIGNING_SECRET
-from tests.fakes.slack_api import FakeSlack
-from tests.fakes.slack_payloads import form_body, sign, slash_command
 
 
 def _free_port() -> int:

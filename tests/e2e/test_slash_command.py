@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.slack_payloads import form_body, sign, slash_command
 from tests.e2e.stack import ALICE, GENERAL, MALLORY, SIGNING_SECRET, running_stack
-from tests.fakes.slack_payloads import form_body, sign, slash_command
 
 
 def _texts(messages: list[dict]) -> str:

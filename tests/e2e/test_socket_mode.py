@@ -7,11 +7,11 @@ from pathlib import Path
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.app import build_bot
 from bot.config import load_settings
 from bot.tencent.emulator import RoomEngineEmulator
+from handlers.app import build_bot
+from testkit import FakeSlack, FakeSocketMode, close_handler, slash_command
 from tests.e2e.stack import ALICE, BOT_TOKEN, GENERAL, MALLORY, SDKAPPID, SECRET_KEY
-from tests.fakes import FakeSlack, FakeSocketMode, close_handler, slash_command
 
 APP_TOKEN = "xapp-1-A0ROOMBOT1-e2e"
 

@@ -1,0 +1,74 @@
+"""Exceptions from a Room Engine call → `Failure`, the one place this translation happens.
+
+Expected failures (Tencent's error codes, timeouts, transport errors, unreadable answers) become a
+`Failure` with a hint. Anything else is a bug: it is logged with a fresh short correlation id, and
+the `Failure` carries that id so the user can report it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from bot.outcomes import Failure, FailureKind
+from bot.tencent.errors import (
+    ApiError,
+    MalformedResponse,
+    RequestTimeout,
+    RoomEngineError,
+    TransportError,
+)
+
+log = logging.getLogger(__name__)
+
+
+def new_correlation_id() -> str:
+    """A short id for an unexpected error, shown to the user and written to the log."""
+    return secrets.token_hex(4)
+
+
+def describe_failure(exc: BaseException, *, room_id: str | None = None) -> Failure:
+    """Turn any exception from a Room Engine call into a `Failure` (the one place this happens).
+
+    Unexpected exceptions are logged with a fresh correlation id, which the `Failure` carries.
+    """
+    if isinstance(exc, ApiError):
+        return Failure(
+            kind=FailureKind.API,
+            message=exc.info or f"error {exc.code}",
+            hint=exc.hint,
+            code=exc.code,
+            request_id=exc.request_id,
+        )
+    if isinstance(exc, RequestTimeout):
+        return Failure(
+            kind=FailureKind.TIMEOUT,
+            message="Room Engine did not answer in time",
+            hint=exc.hint,
+            request_id=exc.request_id,
+        )
+    if isinstance(exc, MalformedResponse):
+        return Failure(
+            kind=FailureKind.MALFORMED,
+            message="Room Engine sent a reply roombot could not read",
+            hint=exc.hint,
+            request_id=exc.request_id,
+        )
+    if isinstance(exc, TransportError | RoomEngineError):
+        return Failure(
+            kind=FailureKind.TRANSPORT, message=str(exc), hint=exc.hint, request_id=exc.request_id
+        )
+    correlation_id = new_correlation_id()
+    log.error(
+        "unexpected error [%s] room=%s: %s",
+        correlation_id,
+        room_id,
+        type(exc).__name__,
+        exc_info=exc,
+    )
+    return Failure(
+        kind=FailureKind.INTERNAL,
+        message="unexpected error inside roombot",
+        hint=f"report error id {correlation_id} to the roombot maintainers",
+        correlation_id=correlation_id,
+    )

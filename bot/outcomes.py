@@ -1,0 +1,265 @@
+"""The result types every adapter renders: what `RoomService` and the runner return.
+
+Plain data, no behaviour beyond derived properties, no Slack or terminal wording. The flow:
+
+* `RoomService.prepare(text, actor)` returns a `Prepared`: `Rejected`, `HelpReply`, `DryRun`,
+  `NeedsConfirmation` or `Approved`.
+* An approved write becomes a `Plan` (exactly which patches, for whom); running it yields a
+  `RunResult` with one `RoomResult` per room, each `ok`, a no-op, or a `Failure`.
+* Reads yield `RoomView`s (`show`) or a `HistoryView` (`history`).
+
+Text fields here (`Rejected.message`, `Failure.message`, `Failure.hint`) are plain sentences; the
+one markup they may hold is a code span in backticks (`like-this`), which each adapter renders in
+its own way. They never hold Slack markup: user and channel IDs travel as fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bot.audit import AuditEntry, Source
+from bot.commands import Command
+from bot.models import RoomPatch
+from bot.policy import Decision, Denial
+from bot.tencent.client import RoomSnapshot
+
+__all__ = [
+    "Actor",
+    "Approved",
+    "Deferrer",
+    "DryRun",
+    "Failure",
+    "FailureKind",
+    "HelpReply",
+    "HistoryView",
+    "NeedsConfirmation",
+    "Plan",
+    "Prepared",
+    "Progress",
+    "ProgressCallback",
+    "Rejected",
+    "RoomResult",
+    "RoomView",
+    "RunKind",
+    "RunResult",
+    "Source",
+]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is asking, and where. `user_id` comes from the request envelope, never the text."""
+
+    user_id: str
+    source: Source
+    team_id: str | None = None
+    channel_id: str | None = None
+    #: The console's local operator: every verb allowed, no policy lookup.
+    is_operator: bool = False
+
+
+# -- outcomes of `prepare` -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Nothing will be called: the text did not parse, the policy said no, or a click was stale.
+
+    `message` is a plain sentence; `usage` the relevant usage line, if any. `denied` marks a
+    permission refusal; when the policy refused, `denial` holds its reasons for the adapter to
+    word (and `message` is then only the plain summary).
+    """
+
+    message: str
+    usage: str | None = None
+    denied: bool = False
+    denial: Denial | None = None
+
+    @classmethod
+    def by_policy(cls, decision: Decision) -> Rejected:
+        """The refusal of a policy decision that did not allow."""
+        return cls(message=decision.reason, denied=True, denial=decision.denial)
+
+
+@dataclass(frozen=True)
+class HelpReply:
+    """`help` or `help VERB`: text listing only what the caller may run."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """`--dry-run`: the exact request bodies that would be sent; nothing is called."""
+
+    command: Command
+    bodies: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Approved:
+    """Parsed and permitted: ready for `execute` (writes) or `show`/`history` (reads)."""
+
+    command: Command
+    actor: Actor
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class NeedsConfirmation:
+    """High impact (lockdown, or many rooms): the requester must confirm with `key` first."""
+
+    command: Command
+    actor: Actor
+    key: str
+    reason: str
+
+
+Prepared = Rejected | HelpReply | DryRun | NeedsConfirmation | Approved
+
+
+class RunKind(StrEnum):
+    """What a run of patches is: a request, an undo of one, or a retry of its failed rooms."""
+
+    REQUEST = "request"
+    UNDO = "undo"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Exactly which patches a run will send, for whom, and (for undo) what must still hold."""
+
+    command: Command
+    actor: Actor
+    patches: tuple[RoomPatch, ...]
+    raw_text: str
+    kind: RunKind = RunKind.REQUEST
+    #: undo: room → the audit row being reverted.
+    undo_of: Mapping[str, int] | None = None
+    #: undo: room → the values roombot set; a room that no longer has them is left alone.
+    expected: Mapping[str, dict[str, Any]] | None = None
+
+
+# -- outcomes of calls ----------------------------------------------------------------------------
+
+
+class FailureKind(StrEnum):
+    """How a room's request failed, coarsely, for rendering."""
+
+    API = "api"
+    TRANSPORT = "transport"
+    TIMEOUT = "timeout"
+    MALFORMED = "malformed"
+    CONFLICT = "conflict"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed call, ready to show a user: what, the Tencent code if any, and a hint."""
+
+    kind: FailureKind
+    message: str
+    hint: str
+    code: int | None = None
+    request_id: str | None = None
+    #: Set for unexpected errors only: the id the user can report, also in the log line.
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RoomResult:
+    """The outcome of one room's `update_room_info`."""
+
+    room_id: str
+    changes: dict[str, Any]
+    request_id: str | None = None
+    failure: Failure | None = None
+    attempts: int = 0
+    elapsed_s: float = 0.0
+    #: The values of the changed fields before the call, when they were read first.
+    previous: dict[str, Any] | None = None
+    #: The audit row of this room's request.
+    row_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when Tencent answered OK."""
+        return self.failure is None
+
+    @property
+    def noop(self) -> bool:
+        """True when the room already had these values (the call was still made and succeeded)."""
+        return self.ok and self.previous is not None and self.previous == self.changes
+
+    @property
+    def undoable(self) -> bool:
+        """True when this room changed and we know what it was before."""
+        return self.ok and self.previous is not None and not self.noop
+
+
+@dataclass(frozen=True)
+class RoomView:
+    """The outcome of one room's `get_room_info`."""
+
+    room_id: str
+    snapshot: RoomSnapshot | None = None
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True)
+class HistoryView:
+    """`history ROOM`: the newest audit entries for one room (or why there are none)."""
+
+    room_id: str
+    entries: tuple[AuditEntry, ...] = ()
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a many-room request has got."""
+
+    done: int
+    failed: int
+    total: int
+
+
+@dataclass
+class RunResult:
+    """Everything a write request produced, in the order its rooms were named."""
+
+    command: Command
+    actor: Actor
+    request_key: str
+    results: list[RoomResult] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    kind: RunKind = RunKind.REQUEST
+    #: False when the request was too big to read previous values first (so no Undo).
+    read_before: bool = True
+    #: Set when the audit trail could not be written; the results are still real.
+    audit_error: str | None = None
+
+    @property
+    def failed(self) -> list[RoomResult]:
+        """The rooms that did not change."""
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def succeeded(self) -> list[RoomResult]:
+        """The rooms Tencent confirmed."""
+        return [r for r in self.results if r.ok]
+
+    @property
+    def undoable(self) -> bool:
+        """True when an Undo button makes sense: some room changed and its old values are known."""
+        return self.kind is not RunKind.UNDO and any(r.undoable for r in self.results)
+
+
+ProgressCallback = Callable[[Progress], Awaitable[None]]
+#: Runs a coroutine later (e.g. after a Slack ack); the adapter keeps it referenced.
+Deferrer = Callable[[Coroutine[Any, Any, None]], object]

@@ -1,0 +1,136 @@
+"""The one place a typed request becomes "what to say": shared by `/room`, mentions and the console.
+
+`Presenter.answer(text, actor)` runs `RoomService.prepare` and turns its result into one of
+
+* `Answer` — say this to the requester now (privately) and stop: a refusal, a parse error, help,
+  a dry run, or an unexpected error (logged with a correlation id that the message shows);
+* `Confirm` — show this Confirm / Cancel prompt for `needs`;
+* `Approved` — acknowledged work for the adapter to carry out: `read(approved)` for `show` and
+  `history`, or `RoomService.plan` + `run` for writes, each adapter with its own progress display.
+
+Each adapter supplies a `Renderer` that words the outcomes in its own medium (Block Kit for Slack,
+plain text for the terminal); the presenter decides what is said, the renderer how.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from bot.commands import VerbKind
+from bot.failures import new_correlation_id
+from bot.outcomes import (
+    Actor,
+    Approved,
+    Deferrer,
+    DryRun,
+    HelpReply,
+    HistoryView,
+    NeedsConfirmation,
+    Rejected,
+    RoomView,
+)
+from bot.service import RoomService
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M")
+M_co = TypeVar("M_co", covariant=True)
+
+
+class Renderer(Protocol[M_co]):
+    """How one adapter words the core's outcomes as messages of its own type."""
+
+    def rejected(self, rejected: Rejected) -> M_co:
+        """A refusal, a parse error or a stale click."""
+        ...
+
+    def help(self, reply: HelpReply) -> M_co:
+        """Help listing only what the caller may run."""
+        ...
+
+    def dry_run(self, dry: DryRun) -> M_co:
+        """The exact request bodies a `--dry-run` would send."""
+        ...
+
+    def confirmation(self, needs: NeedsConfirmation) -> M_co:
+        """The prompt asking the requester to confirm a high-impact request."""
+        ...
+
+    def show(self, views: Sequence[RoomView]) -> M_co:
+        """`show`: each room's current settings, or why it could not be read."""
+        ...
+
+    def history(self, view: HistoryView) -> M_co:
+        """`history`: the newest audit entries of a room."""
+        ...
+
+    def unexpected_error(self, correlation_id: str) -> M_co:
+        """roombot itself failed; the id is in the log line too."""
+        ...
+
+
+@dataclass(frozen=True)
+class Answer(Generic[M]):
+    """Say `message` to the requester now; nothing else happens. `ok` is False for refusals,
+    invalid input and errors (the console's exit status counts them)."""
+
+    message: M
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Confirm(Generic[M]):
+    """Show `message`, the Confirm / Cancel prompt for `needs`."""
+
+    message: M
+    needs: NeedsConfirmation
+
+
+class Presenter(Generic[M]):
+    """Turns requests into answers through `service`, worded by `renderer`."""
+
+    def __init__(self, service: RoomService, renderer: Renderer[M]) -> None:
+        self.service = service
+        self.renderer = renderer
+
+    async def answer(
+        self, text: str, actor: Actor, *, defer: Deferrer | None = None
+    ) -> Answer[M] | Confirm[M] | Approved:
+        """What to do about `text` from `actor`: an answer now, a prompt, or approved work.
+
+        Never raises: an unexpected error becomes an `Answer` naming a correlation id that is
+        also logged (the one place this happens on the acknowledgement path). `defer` is passed
+        to `RoomService.prepare` (audit writes after a fast answer).
+        """
+        try:
+            prepared = await self.service.prepare(text, actor, defer=defer)
+        except Exception:
+            return self.unexpected(actor, "prepare")
+        if isinstance(prepared, Rejected):
+            return Answer(self.renderer.rejected(prepared), ok=False)
+        if isinstance(prepared, HelpReply):
+            return Answer(self.renderer.help(prepared), ok=True)
+        if isinstance(prepared, DryRun):
+            return Answer(self.renderer.dry_run(prepared), ok=True)
+        if isinstance(prepared, NeedsConfirmation):
+            return Confirm(self.renderer.confirmation(prepared), prepared)
+        return prepared
+
+    async def read(self, approved: Approved) -> Answer[M]:
+        """Carry out a read verb (`show`, `history`) and word its answer."""
+        if approved.command.spec.kind is not VerbKind.READ:
+            raise ValueError(f"not a read verb: {approved.command.verb}")
+        if approved.command.verb == "history":
+            view = await self.service.history(approved)
+            return Answer(self.renderer.history(view), ok=view.problem is None)
+        views = await self.service.show(approved)
+        return Answer(self.renderer.show(views), ok=all(v.failure is None for v in views))
+
+    def unexpected(self, actor: Actor, step: str) -> Answer[M]:
+        """Log the exception being handled with a fresh correlation id; the answer naming it."""
+        correlation_id = new_correlation_id()
+        log.exception("%s failed [%s] user=%s", step, correlation_id, actor.user_id)
+        return Answer(self.renderer.unexpected_error(correlation_id), ok=False)

@@ -1,0 +1,154 @@
+"""The Slack adapter's wiring: Settings → Room Engine client, policy, service, presenter → a bolt
+`AsyncApp` with every listener registered (`register_all`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.audit import AuditStore
+from bot.config import ConfigError, Settings
+from bot.policy import GroupDirectory, policy_from_settings
+from bot.presenter import Presenter
+from bot.service import RoomService
+from bot.tencent.client import RoomEngineClient
+from handlers import actions, commands, mentions
+from handlers.blocks import Message, SlackRenderer
+from handlers.middleware import attach_actor
+from handlers.runtime import SlackRuntime
+
+log = logging.getLogger(__name__)
+
+
+def build_slack_client(
+    settings: Settings, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """The Web API client: `SLACK_API_URL`, and Retry-After honoured on HTTP 429.
+
+    Pass a long-lived `session` to reuse connections: without one, slack_sdk opens (and closes)
+    a new connection for every call, which was most of roombot's CPU per command.
+    """
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = AsyncWebClient(
+        token=token, base_url=settings.slack_api_url, timeout=15, session=session
+    )
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+def group_directory(client: AsyncWebClient) -> GroupDirectory:
+    """User-group membership through `usergroups.users.list` (cached and fail-closed by policy)."""
+
+    async def fetch(group_id: str) -> Collection[str]:
+        response = await client.usergroups_users_list(usergroup=group_id)
+        return [str(u) for u in response.get("users") or []]
+
+    return GroupDirectory(fetch)
+
+
+@dataclass
+class Bot:
+    """A fully wired bot: the bolt app and what it owns (closed together by `aclose`)."""
+
+    app: AsyncApp
+    presenter: Presenter[Message]
+    tencent: RoomEngineClient
+    slack: AsyncWebClient
+    settings: Settings
+    audit: AuditStore | None = None
+    runtime: SlackRuntime = field(default_factory=SlackRuntime)
+
+    @property
+    def service(self) -> RoomService:
+        """The service behind every listener."""
+        return self.presenter.service
+
+    def reload_policy(self) -> bool:
+        """Re-read `ROOMBOT_POLICY_FILE`; on any problem keep the current policy and say why."""
+        try:
+            policy = policy_from_settings(self.settings)
+        except ConfigError as exc:
+            log.error("policy not reloaded, keeping the current one: %s", exc)
+            return False
+        self.service.set_policy(policy)
+        log.info("policy reloaded: %s", "; ".join(policy.describe()) or "nobody may run anything")
+        return True
+
+    async def aclose(self) -> None:
+        """Release network resources and close the audit store."""
+        await self.tencent.aclose()
+        if self.slack.session is not None:
+            await self.slack.session.close()
+        if self.audit is not None:
+            await self.audit.close()
+
+
+async def open_audit(settings: Settings) -> AuditStore:
+    """Open (and migrate) the audit store; say loudly if a crash left outcomes unknown."""
+    store = await AuditStore.open(settings.roombot_audit_db)
+    if store.recovered_unknown:
+        log.warning(
+            "audit: %d request(s) were in flight when roombot last stopped; marked 'unknown' "
+            "(check those rooms: `roombot audit --since 24h`)",
+            store.recovered_unknown,
+        )
+    return store
+
+
+async def build_bot(
+    settings: Settings,
+    *,
+    tencent: RoomEngineClient | None = None,
+) -> Bot:
+    """Build the bolt app and everything behind it from `settings` (opens the audit store)."""
+    policy = policy_from_settings(settings)
+    slack = build_slack_client(
+        settings, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    )
+    if policy.is_empty:
+        log.warning("nobody may run any command: set ROOMBOT_ALLOWED_USERS or ROOMBOT_POLICY_FILE")
+    audit = await open_audit(settings)
+    tencent = tencent or RoomEngineClient.from_settings(settings)
+    service = RoomService(
+        client=tencent,
+        policy=policy,
+        groups=group_directory(slack),
+        audit=audit,
+        max_rooms=settings.roombot_max_rooms,
+        confirm_above=settings.roombot_confirm_above,
+    )
+    signing_secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    )
+    app = AsyncApp(
+        client=slack,
+        signing_secret=signing_secret,
+        request_verification_enabled=bool(signing_secret),
+    )
+    runtime = SlackRuntime()
+    presenter = Presenter(service, SlackRenderer())
+    register_all(app, presenter, runtime)
+    return Bot(
+        app=app,
+        presenter=presenter,
+        tencent=tencent,
+        slack=slack,
+        settings=settings,
+        audit=audit,
+        runtime=runtime,
+    )
+
+
+def register_all(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime) -> None:
+    """Install the middleware and every listener on `app`."""
+    app.use(runtime.gate.track)
+    app.use(attach_actor)
+    commands.register(app, presenter, runtime)
+    mentions.register(app, presenter, runtime)
+    actions.register(app, presenter.service, runtime)

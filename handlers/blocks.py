@@ -1,0 +1,360 @@
+"""The core's outcomes → Slack messages (mrkdwn text + Block Kit) within Slack's limits.
+
+Pure functions of `bot.outcomes` types; nothing here talks to Slack. Every piece of user or
+Tencent text is escaped before it is put into mrkdwn, so a room name or a reason can never ping
+`@channel` or inject a link. `SlackRenderer` is this adapter's `bot.presenter.Renderer`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from bot import wording
+from bot.commands import Command
+from bot.config import USER_ID_RE
+from bot.defaults import CONFIRMATION_TTL_TEXT
+from bot.outcomes import (
+    Actor,
+    DryRun,
+    HelpReply,
+    HistoryView,
+    NeedsConfirmation,
+    Rejected,
+    RoomResult,
+    RoomView,
+    RunKind,
+    RunResult,
+)
+from bot.wording import FAIL_MARK, WARN_MARK, WORKING_MARK, Style
+
+#: Slack's Block Kit limits (reference/slack-platform.md).
+MAX_BLOCKS: Final = 50
+MAX_SECTION_CHARS: Final = 3000
+MAX_TEXT_CHARS: Final = 3900  # chat.postMessage advises ≤ 4000 characters of text
+
+#: Button action ids (the Slack handlers route on these).
+ACTION_CONFIRM: Final = "roombot_confirm"
+ACTION_CANCEL: Final = "roombot_cancel"
+ACTION_UNDO: Final = "roombot_undo"
+ACTION_RETRY: Final = "roombot_retry_failed"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message to post: `text` is complete on its own (notifications, fallbacks, the console)."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats specially."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code(text: str) -> str:
+    """`text` as an inline code span (escaped; backticks, which would end it, are swapped)."""
+    return "`" + escape(text).replace("`", "ˋ") + "`"
+
+
+def user(user_id: str) -> str:
+    """A Slack mention of a user ID (IDs are validated upstream: only [A-Z0-9])."""
+    return f"<@{user_id}>"
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": _truncate(text, MAX_SECTION_CHARS)},
+    }
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _truncate(text, 3000)}]}
+
+
+def _you(user_id: str) -> str:
+    # Both the mention (readable) and the raw ID (what an admin pastes into the policy file).
+    # Only a well-formed ID is wrapped in mention markup.
+    if USER_ID_RE.match(user_id):
+        return f"You ({user(user_id)}, `{user_id}`)"
+    return f"You ({code(user_id)})"
+
+
+#: How Slack says things: mrkdwn code spans, escaped text, mentions, bold titles.
+SLACK: Final = Style(
+    literal=code,
+    text=escape,
+    user=user,
+    channel=lambda channel_id: f"<#{channel_id}>",
+    you=_you,
+    strong=lambda text: f"*{text}*",
+)
+
+
+# -- slash command and mention flow ----------------------------------------------------------------
+
+
+def parent_message(
+    command: Command, actor: Actor, status: str | None = None, kind: RunKind = RunKind.REQUEST
+) -> Message:
+    """The message that threads a request: who ran what, on which rooms, and why."""
+    lines = [wording.request_head(SLACK, command, actor, kind)]
+    if command.reason and kind is RunKind.REQUEST:
+        lines.append(f"Reason: {escape(command.reason)}")
+    lines.append(status or f"{WORKING_MARK} working…")
+    text = "\n".join(lines)
+    return Message(text=_truncate(text, MAX_TEXT_CHARS), blocks=[_section(text)])
+
+
+def room_line(result: RoomResult) -> str:
+    """One room's outcome in mrkdwn."""
+    return wording.room_line(SLACK, result)
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def result_actions(run: RunResult) -> dict[str, Any] | None:
+    """The Undo / Retry failed buttons a finished request offers, if any."""
+    if run.audit_error:
+        return None  # both buttons find their request in the audit store, which failed
+    buttons = []
+    if run.undoable:
+        buttons.append(_button("Undo", ACTION_UNDO, run.request_key))
+    if run.failed and run.kind is not RunKind.UNDO:
+        buttons.append(_button(f"Retry {len(run.failed)} failed", ACTION_RETRY, run.request_key))
+    if not buttons:
+        return None
+    return {"type": "actions", "block_id": "roombot_result_actions", "elements": buttons}
+
+
+def _notes(run: RunResult) -> list[str]:
+    notes = [wording.read_before_note(run), wording.audit_failed_note(SLACK, run)]
+    return [note for note in notes if note is not None]
+
+
+def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS - 100) -> list[str]:
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        line = _truncate(line, limit)
+        if current and size + len(line) + 1 > limit:
+            chunks.append("\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        chunks.append("\n".join(current))
+    return chunks
+
+
+def result_messages(run: RunResult) -> list[Message]:
+    """The threaded outcome: a summary, every room's line, notes and buttons, split to fit
+    Block Kit limits. Failed rooms come first so they are never lost below a long list."""
+    summary = wording.final_status(run)
+    ordered = run.failed + run.succeeded
+    chunks = _chunk_lines(room_line(r) for r in ordered)
+    notes = _notes(run)
+    actions = result_actions(run)
+    # Room lines per message: leave room for the summary, the notes and the buttons.
+    per_message = MAX_BLOCKS - 3 - len(notes)
+    messages: list[Message] = []
+    starts = list(range(0, max(len(chunks), 1), per_message))
+    for start in starts:
+        part = chunks[start : start + per_message]
+        blocks = [_section(c) for c in part]
+        lines = list(part)
+        if start == 0:
+            blocks.insert(0, _section(f"*{summary}*"))
+            # Notes go right under the summary in the text, so truncation never drops them.
+            lines[:0] = [summary, *notes]
+        if start == starts[-1]:
+            blocks += [_context(n) for n in notes]
+            if actions is not None:
+                blocks.append(actions)
+        messages.append(Message(text=_truncate("\n".join(lines), MAX_TEXT_CHARS), blocks=blocks))
+    return messages
+
+
+def used_button_blocks(
+    blocks: list[dict[str, Any]], action_id: str, note: str
+) -> list[dict[str, Any]]:
+    """`blocks` of a message whose button `action_id` was used: that button removed (the others
+    kept) and `note` added, so it cannot be clicked again."""
+    updated: list[dict[str, Any]] = []
+    for block in blocks:
+        if block.get("type") == "actions":
+            remaining = [e for e in block.get("elements", []) if e.get("action_id") != action_id]
+            if remaining:
+                updated.append({**block, "elements": remaining})
+            continue
+        updated.append(block)
+    updated.append(_context(note))
+    return updated[:MAX_BLOCKS]
+
+
+def confirmation_message(needs: NeedsConfirmation) -> Message:
+    """The ephemeral prompt for a high-impact request: a summary and Confirm / Cancel."""
+    command = needs.command
+    count = len(command.rooms)
+    changes = wording.describe_changes(SLACK, dict(command.changes))
+    lines = [
+        f"{WARN_MARK} Please confirm: {code('/room ' + command.verb)} on {count} room"
+        f"{'s' if count != 1 else ''} ({SLACK.prose(needs.reason)}).",
+        f"Rooms: {wording.rooms_phrase(SLACK, command.rooms, limit=20)}",
+        f"Change: {changes}",
+    ]
+    if command.reason:
+        lines.append(f"Reason: {escape(command.reason)}")
+    lines.append(f"Only you can confirm; this prompt expires in {CONFIRMATION_TTL_TEXT}.")
+    text = "\n".join(lines)
+    blocks = [
+        _section(text),
+        {
+            "type": "actions",
+            "block_id": "roombot_confirm_actions",
+            "elements": [
+                _button("Confirm", ACTION_CONFIRM, needs.key, "danger"),
+                _button("Cancel", ACTION_CANCEL, needs.key),
+            ],
+        },
+    ]
+    return Message(text=_truncate(text, MAX_TEXT_CHARS), blocks=blocks)
+
+
+def rejected_text(rejected: Rejected) -> str:
+    """A parse error, refusal or stale click as an ephemeral reply."""
+    if rejected.denial is not None:
+        text = f"{FAIL_MARK} {wording.denial_sentence(SLACK, rejected.denial)}"
+    else:
+        text = f"{FAIL_MARK} {escape(rejected.message)}"
+    if rejected.usage:
+        text += f"\nUsage: {code(rejected.usage)}"
+    return text
+
+
+def dry_run_message(dry: DryRun) -> Message:
+    """What `--dry-run` would send: the exact JSON bodies, one per room."""
+    count = len(dry.bodies)
+    head = (
+        f"Dry run of {code('/room ' + dry.command.verb)} on {count} room"
+        f"{'s' if count != 1 else ''}: nothing was sent. Each request body would be:"
+    )
+    bodies = "\n".join(json.dumps(b, ensure_ascii=False) for b in dry.bodies)
+    body_text = "```" + escape(bodies).replace("```", "ˋˋˋ") + "```"
+    text = _truncate(f"{head}\n{body_text}", MAX_TEXT_CHARS)
+    chunks = _chunk_lines(json.dumps(b, ensure_ascii=False) for b in dry.bodies)
+    blocks = [_section(head)] + [
+        _section("```" + escape(c).replace("```", "ˋˋˋ") + "```") for c in chunks[: MAX_BLOCKS - 1]
+    ]
+    return Message(text=text, blocks=blocks)
+
+
+def help_message(text: str) -> Message:
+    """Help text (already mrkdwn-friendly) as a message."""
+    return Message(
+        text=_truncate(text, MAX_TEXT_CHARS),
+        blocks=[_section(c) for c in _chunk_lines(text.splitlines())][:MAX_BLOCKS],
+    )
+
+
+def room_view_text(view: RoomView) -> str:
+    """A room as `show` renders it, compactly."""
+    return "\n".join(wording.room_view_lines(SLACK, view))
+
+
+def show_message(views: Sequence[RoomView]) -> Message:
+    """`show` output for one or more rooms (ephemeral)."""
+    parts = [room_view_text(v) for v in views]
+    blocks: list[dict[str, Any]] = []
+    for part in parts[: MAX_BLOCKS // 2]:
+        if blocks:
+            blocks.append({"type": "divider"})
+        blocks.append(_section(part))
+    if len(parts) > MAX_BLOCKS // 2:
+        blocks.append(_context(f"…and {len(parts) - MAX_BLOCKS // 2} more rooms not shown"))
+    return Message(text=_truncate("\n\n".join(parts), MAX_TEXT_CHARS), blocks=blocks)
+
+
+def not_in_channel_hint() -> str:
+    """Told (ephemerally) to a requester whose channel the bot cannot post in."""
+    return (
+        "I could not post in this channel (private channel or DM I am not in), so the result "
+        "came back here instead. To get threaded results with an Undo button, invite me: "
+        "`/invite @roombot`."
+    )
+
+
+def unexpected_error_text(correlation_id: str) -> str:
+    """What a user sees when roombot itself failed: a short id they can report."""
+    return (
+        f"{FAIL_MARK} Something went wrong inside roombot (error id `{correlation_id}`). "
+        "Nothing further was done for this request; report the id to the roombot maintainers."
+    )
+
+
+def history_message(view: HistoryView) -> Message:
+    """`history ROOM`: the newest audit entries for the room, one line each."""
+    if view.problem is not None:
+        text = f"{FAIL_MARK} No history for {code(view.room_id)}: {escape(view.problem)}"
+        return Message(text=text, blocks=[_section(text)])
+    if not view.entries:
+        text = f"No audit entries for {code(view.room_id)} yet."
+        return Message(text=text, blocks=[_section(text)])
+    head = f"Last {len(view.entries)} audit entries for {code(view.room_id)}, newest first:"
+    lines = [head, *(wording.history_line(SLACK, e) for e in view.entries)]
+    chunks = _chunk_lines(lines)
+    return Message(
+        text=_truncate("\n".join(lines), MAX_TEXT_CHARS),
+        blocks=[_section(c) for c in chunks][:MAX_BLOCKS],
+    )
+
+
+class SlackRenderer:
+    """The Slack adapter's `Renderer`: every answer as a `Message` (text + blocks)."""
+
+    def rejected(self, rejected: Rejected) -> Message:
+        """A refusal, parse error or stale click."""
+        return Message(text=rejected_text(rejected))
+
+    def help(self, reply: HelpReply) -> Message:
+        """Help listing what the caller may run."""
+        return help_message(reply.text)
+
+    def dry_run(self, dry: DryRun) -> Message:
+        """What a `--dry-run` would send."""
+        return dry_run_message(dry)
+
+    def confirmation(self, needs: NeedsConfirmation) -> Message:
+        """The Confirm / Cancel prompt."""
+        return confirmation_message(needs)
+
+    def show(self, views: Sequence[RoomView]) -> Message:
+        """`show`'s answer."""
+        return show_message(views)
+
+    def history(self, view: HistoryView) -> Message:
+        """`history`'s answer."""
+        return history_message(view)
+
+    def unexpected_error(self, correlation_id: str) -> Message:
+        """roombot itself failed: the id to report."""
+        return Message(text=unexpected_error_text(correlation_id))

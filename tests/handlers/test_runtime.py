@@ -1,0 +1,113 @@
+"""Per-process Slack helpers: event de-duplication, the progress-edit budget, the ack gate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from handlers.runtime import AckGate, RecentIds
+from handlers.tasks import BackgroundTasks
+from handlers.update_budget import UpdateBudget
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_recent_ids_see_a_repeat_once_and_forget_after_the_ttl() -> None:
+    clock = Clock()
+    ids = RecentIds(ttl_s=60, clock=clock)
+    assert ids.first_time("Ev1") is True
+    assert ids.first_time("Ev1") is False
+    clock.now = 61
+    assert ids.first_time("Ev1") is True
+
+
+def test_recent_ids_stay_bounded() -> None:
+    ids = RecentIds(ttl_s=600, max_size=100, clock=Clock())
+    for i in range(1000):
+        ids.first_time(f"Ev{i}")
+    assert len(ids._seen) <= 100
+
+
+def test_update_budget_refills_at_its_rate() -> None:
+    clock = Clock()
+    budget = UpdateBudget(per_minute=2, clock=clock)
+    assert budget.try_take() is True
+    assert budget.try_take() is True
+    assert budget.try_take() is False
+    clock.now = 30  # half a minute: one more edit
+    assert budget.try_take() is True
+    assert budget.try_take() is False
+
+
+async def test_ack_gate_lets_work_through_when_nothing_is_being_acked() -> None:
+    gate = AckGate(max_wait_s=5)
+    started = time.monotonic()
+    await gate.wait_idle()
+    assert time.monotonic() - started < 1
+
+
+async def test_ack_gate_holds_background_work_until_the_ack_is_out() -> None:
+    gate = AckGate(max_wait_s=5)
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def request() -> str:
+        await release.wait()
+        order.append("acked")
+        return "response"
+
+    acking = asyncio.create_task(gate.track(request))
+    await asyncio.sleep(0)
+    assert gate.acking == 1
+
+    async def background() -> None:
+        await gate.wait_idle()
+        order.append("background")
+
+    waiting = asyncio.create_task(background())
+    await asyncio.sleep(0.05)
+    assert order == []
+    release.set()
+    assert await acking == "response"
+    await waiting
+    assert order == ["acked", "background"]
+    assert gate.acking == 0
+
+
+async def test_ack_gate_never_starves_background_work() -> None:
+    gate = AckGate(max_wait_s=0.05)
+    never = asyncio.Event()
+    acking = asyncio.create_task(gate.track(never.wait))
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    await gate.wait_idle()  # gives up waiting after max_wait_s
+    assert time.monotonic() - started < 2
+    acking.cancel()
+
+
+async def test_background_tasks_drain_and_cancel() -> None:
+    tasks = BackgroundTasks()
+    done = asyncio.Event()
+
+    async def quick() -> None:
+        done.set()
+
+    async def stuck() -> None:
+        await asyncio.Event().wait()
+
+    tasks.spawn(quick())
+    tasks.spawn(stuck())
+    assert await tasks.drain(0.1) == 1
+    assert done.is_set()
+    assert tasks.cancel() == 1
+    for _ in range(100):
+        if tasks.pending == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert tasks.pending == 0
