@@ -26,6 +26,9 @@ from testkit import (
     FakeSocketMode,
 )
 
+#: `roombot check` against real servers on loopback, some as a real process.
+pytestmark = pytest.mark.slow
+
 SDKAPPID = 1400000042
 SECRET_KEY = "check0test0secret0key0" + "7" * 42
 BOT_TOKEN = "xoxb-check-bot-token-0123456789"

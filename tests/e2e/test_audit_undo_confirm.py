@@ -31,7 +31,8 @@ def _button(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
     for block in message["blocks"]:
         for element in block.get("elements", []) if block["type"] == "actions" else []:
             if element["action_id"] == action_id:
-                return element
+                found: dict[str, Any] = element
+                return found
     return None
 
 

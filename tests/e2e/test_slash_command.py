@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from testkit.slack_payloads import form_body, sign, slash_command
 from tests.e2e.stack import ALICE, GENERAL, MALLORY, SIGNING_SECRET, running_stack
 
 
-def _texts(messages: list[dict]) -> str:
+def _texts(messages: list[dict[str, Any]]) -> str:
     return "\n".join(m["text"] for m in messages)
 
 

@@ -117,6 +117,7 @@ async def test_a_slack_api_url_that_is_not_the_web_api(monkeypatch: pytest.Monke
     assert groups == []
 
 
+@pytest.mark.slow  # the real clock
 async def test_a_rate_limited_auth_test_is_retried_then_reported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -29,7 +29,8 @@ def manifest() -> dict[str, Any]:
 def room_command(manifest: dict[str, Any]) -> dict[str, Any]:
     commands = [c for c in manifest["features"]["slash_commands"] if c["command"] == "/room"]
     assert len(commands) == 1
-    return commands[0]
+    command: dict[str, Any] = commands[0]
+    return command
 
 
 def test_validates_against_slacks_manifest_schema(manifest: dict[str, Any]) -> None:

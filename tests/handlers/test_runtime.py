@@ -8,18 +8,11 @@ import time
 from handlers.runtime import AckGate, RecentIds
 from handlers.tasks import BackgroundTasks
 from handlers.update_budget import UpdateBudget
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from testkit.clock import FakeClock
 
 
 def test_recent_ids_see_a_repeat_once_and_forget_after_the_ttl() -> None:
-    clock = Clock()
+    clock = FakeClock(0.0)
     ids = RecentIds(ttl_s=60, clock=clock)
     assert ids.first_time("Ev1") is True
     assert ids.first_time("Ev1") is False
@@ -28,14 +21,14 @@ def test_recent_ids_see_a_repeat_once_and_forget_after_the_ttl() -> None:
 
 
 def test_recent_ids_stay_bounded() -> None:
-    ids = RecentIds(ttl_s=600, max_size=100, clock=Clock())
+    ids = RecentIds(ttl_s=600, max_size=100, clock=FakeClock(0.0))
     for i in range(1000):
         ids.first_time(f"Ev{i}")
     assert len(ids._seen) <= 100
 
 
 def test_update_budget_refills_at_its_rate() -> None:
-    clock = Clock()
+    clock = FakeClock(0.0)
     budget = UpdateBudget(per_minute=2, clock=clock)
     assert budget.try_take() is True
     assert budget.try_take() is True

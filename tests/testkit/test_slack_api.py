@@ -311,6 +311,7 @@ async def test_rate_limit_without_retry_handler_raises_with_retry_after(
     assert slack.messages() == []
 
 
+@pytest.mark.slow  # the real clock
 async def test_rate_limit_is_retried_after_retry_after_by_the_sdk_handler(
     slack: FakeSlack,
 ) -> None:

@@ -8,7 +8,12 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.tencent.emulator import RoomEngineEmulator
+
+#: Each test runs `roombot console` as a real process.
+pytestmark = pytest.mark.slow
 
 KEY = "c0ffee" * 10 + "abcd"
 

@@ -1,10 +1,12 @@
-"""Test doubles shared by the policy tests (no tests here): a fake clock, a fake Slack user group
-API, and the verb table the command parser will pass in."""
+"""Test doubles shared by the policy tests (no tests here): a fake Slack user group API and the
+verb table the command parser will pass in (plus the shared fake clock, re-exported)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
+
+from testkit.clock import FakeClock
 
 # Every word the command parser accepts, mapped to its canonical verb (DESIGN §1 table).
 KNOWN_VERBS: dict[str, str] = {
@@ -41,18 +43,7 @@ KNOWN_VERBS: dict[str, str] = {
 #: The canonical verbs a "*" role grants (help is not a policy verb).
 POLICY_VERBS = frozenset(KNOWN_VERBS.values()) - {"help"}
 
-
-class FakeClock:
-    """A monotonic clock that moves only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+__all__ = ["KNOWN_VERBS", "POLICY_VERBS", "FakeClock", "FakeGroups"]
 
 
 class FakeGroups:

@@ -27,7 +27,7 @@ async def test_members_are_fetched_once_and_cached_until_the_ttl_expires() -> No
     fake.groups[ONCALL] = ["U0CAROL"]  # membership changes in Slack
     clock.advance(299)
     assert await groups.members(ONCALL) == {"U0ALICE", "U0BOB"}  # still the cached answer
-    assert groups.cached(ONCALL) == {"U0ALICE", "U0BOB"}
+    assert groups.cached(ONCALL) == frozenset({"U0ALICE", "U0BOB"})
     assert fake.calls == [ONCALL]
 
     clock.advance(1)  # TTL reached

@@ -19,6 +19,9 @@ from bot.models import RoomPatch
 from bot.tencent.client import RoomEngineClient
 from bot.tencent.ratelimit import RateBudget
 
+#: Each test runs `roombot emulator` as a real process.
+pytestmark = pytest.mark.slow
+
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 
 

@@ -152,6 +152,7 @@ async def test_nothing_listening_is_a_transport_error() -> None:
     assert "usersig" not in str(err).replace("usersig=***", "")
 
 
+@pytest.mark.slow  # the real clock
 async def test_hang_is_a_timeout_after_retries(
     emulator: RoomEngineEmulator,
 ) -> None:
@@ -245,6 +246,7 @@ async def test_random_faults_are_absorbed_by_retries() -> None:
 # -- the rate budget --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the real clock
 async def test_rate_budget_keeps_a_burst_under_the_emulator_limit() -> None:
     # The emulator allows 25/s per API; the bot's budget is 20/s. 50 concurrent calls must take
     # at least two windows' worth of time and never draw a single 60007.

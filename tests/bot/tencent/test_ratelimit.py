@@ -174,6 +174,7 @@ async def test_a_failed_call_gives_its_slot_back() -> None:
     assert len(started) == 2
 
 
+@pytest.mark.slow  # the real clock
 async def test_real_time_lower_bound() -> None:
     # N calls at rate r: the (r+1)-th cannot start within a second of the first.
     budget = RateBudget(40, burst=4)

@@ -1,0 +1,71 @@
+"""The architecture's hard rule, enforced: the core (`bot/`) imports neither Slack nor the Slack
+adapter (`handlers/`); only the composition root (`bot.cli`) may.
+
+The contract itself lives in pyproject.toml (`[tool.importlinter]`) and `scripts/check` runs it;
+these tests prove it holds on this tree and that it bites when broken.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: Each test runs lint-imports as a real process.
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    lint = Path(sys.executable).with_name("lint-imports")
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    return subprocess.run(
+        [str(lint), "--no-cache", "--config", str(tree / "pyproject.toml")],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _copy_of_the_tree(tmp_path: Path) -> Path:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name in ("bot", "handlers"):
+        shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    return tree
+
+
+def test_the_core_imports_no_slack(tmp_path: Path) -> None:
+    result = _lint_imports(_copy_of_the_tree(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "forbidden"),
+    [
+        ("bot/models.py", "import slack_sdk", "slack_sdk"),
+        ("bot/service.py", "from slack_bolt.async_app import AsyncApp", "slack_bolt"),
+        ("bot/wording.py", "from handlers import blocks", "handlers"),
+    ],
+)
+def test_the_contract_breaks_when_the_core_imports_slack(
+    tmp_path: Path, module: str, line: str, forbidden: str
+) -> None:
+    tree = _copy_of_the_tree(tmp_path)
+    path = tree / module
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{line}  # noqa\n", encoding="utf-8")
+    result = _lint_imports(tree)
+    assert result.returncode != 0
+    dotted = module.removesuffix(".py").replace("/", ".")
+    assert f"bot is not allowed to import {forbidden}" in result.stdout
+    assert f"{dotted} -> {forbidden}" in result.stdout
