@@ -49,7 +49,7 @@ SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"
 
 #: How often `/wait` looks at the call list; arrival times are recorded exactly regardless.
 _WAIT_POLL_S = 0.002
-#: How roombot's final status line starts (bot/render.py: final_status).
+#: How roombot's final status line starts (bot/wording.py: final_status).
 _FINAL_MARKS = ("✅", "❌", "⚠️")
 
 

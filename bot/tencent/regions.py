@@ -18,13 +18,8 @@ class Region(StrEnum):
 
     @property
     def host(self) -> str:
-        """The primary REST host for this region."""
-        return _HOSTS[self][0]
-
-    @property
-    def backup_host(self) -> str:
-        """The documented backup host for this region."""
-        return _HOSTS[self][1]
+        """The REST host for this region."""
+        return _HOSTS[self]
 
     @property
     def base_url(self) -> str:
@@ -32,12 +27,14 @@ class Region(StrEnum):
         return f"https://{self.host}"
 
 
-_HOSTS: dict[Region, tuple[str, str]] = {
-    Region.CHINA: ("console.tim.qq.com", "adminapi.my-imcloud.com"),
-    Region.SINGAPORE: ("adminapisgp.im.qcloud.com", "adminapisgp.my-imcloud.com"),
-    Region.KOREA: ("adminapikr.im.qcloud.com", "adminapikr.my-imcloud.com"),
-    Region.GERMANY: ("adminapiger.im.qcloud.com", "adminapiger.my-imcloud.com"),
-    Region.INDIA: ("adminapiind.im.qcloud.com", "adminapiind.my-imcloud.com"),
-    Region.USA: ("adminapiusa.im.qcloud.com", "adminapiusa.my-imcloud.com"),
-    Region.INDONESIA: ("adminapiidn.im.qcloud.com", "adminapiidn.my-imcloud.com"),
+# Tencent also documents a backup host per region (`*.my-imcloud.com`); roombot does not fail
+# over to it (a TENCENT_API_URL override can point there by hand), so it is not listed here.
+_HOSTS: dict[Region, str] = {
+    Region.CHINA: "console.tim.qq.com",
+    Region.SINGAPORE: "adminapisgp.im.qcloud.com",
+    Region.KOREA: "adminapikr.im.qcloud.com",
+    Region.GERMANY: "adminapiger.im.qcloud.com",
+    Region.INDIA: "adminapiind.im.qcloud.com",
+    Region.USA: "adminapiusa.im.qcloud.com",
+    Region.INDONESIA: "adminapiidn.im.qcloud.com",
 }
