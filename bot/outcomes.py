@@ -197,6 +197,11 @@ class RoomResult:
         return self.ok and self.previous is not None and self.previous == self.changes
 
     @property
+    def changed(self) -> bool:
+        """True when the room certainly changed: read before, and different from the patch."""
+        return self.undoable
+
+    @property
     def undoable(self) -> bool:
         """True when this room changed and we know what it was before."""
         return self.ok and self.previous is not None and not self.noop
@@ -251,8 +256,23 @@ class RunResult:
 
     @property
     def succeeded(self) -> list[RoomResult]:
-        """The rooms Tencent confirmed."""
+        """The rooms Tencent confirmed (changed, already so, or set without a read first)."""
         return [r for r in self.results if r.ok]
+
+    @property
+    def changed(self) -> list[RoomResult]:
+        """The rooms that certainly changed (their values were read first and differed)."""
+        return [r for r in self.results if r.changed]
+
+    @property
+    def already(self) -> list[RoomResult]:
+        """The rooms that already had the values: the call succeeded and changed nothing."""
+        return [r for r in self.results if r.noop]
+
+    @property
+    def set_unread(self) -> list[RoomResult]:
+        """The rooms Tencent confirmed without a read first: now so, changed or not."""
+        return [r for r in self.results if r.ok and r.previous is None]
 
     @property
     def undoable(self) -> bool:

@@ -151,14 +151,36 @@ def progress_status(progress: Progress) -> str:
 
 
 def final_status(run: RunResult) -> str:
-    """The status line once a request has finished."""
+    """The status line once a request has finished, counting what changed, what already was so
+    (nothing changed there), what was set without a read first, and what failed.
+
+    E.g. "✅ done: 2/2 rooms changed", "✅ done: 1/2 rooms changed, 1 already so",
+    "⚠️ partly done: 1/3 rooms changed, 1 already so, 1 failed".
+    """
     total = len(run.results)
     failed = len(run.failed)
-    if failed == 0:
-        return f"{OK_MARK} done: {total}/{total} room{'s' if total != 1 else ''} changed"
-    if failed == total:
+    if total and failed == total:
         return f"{FAIL_MARK} failed: no room changed ({failed} error{'s' if failed != 1 else ''})"
-    return f"{WARN_MARK} partly done: {total - failed}/{total} rooms changed, {failed} failed"
+    counts = [
+        (len(run.changed), "changed"),
+        (len(run.set_unread), "set"),
+        (len(run.already), "already so"),
+        (failed, "failed"),
+    ]
+    parts = [(count, label) for count, label in counts if count]
+    first_count, first_label = parts[0] if parts else (0, "changed")
+    rooms = "room" if total == 1 else "rooms"
+    phrase = ", ".join(
+        [
+            f"{first_count}/{total} {rooms} {first_label}",
+            *(f"{c} {label}" for c, label in parts[1:]),
+        ]
+    )
+    if not run.changed and not run.set_unread and run.already and not failed:
+        phrase += ", nothing changed"
+    if failed:
+        return f"{WARN_MARK} partly done: {phrase}"
+    return f"{OK_MARK} done: {phrase}"
 
 
 def room_line(style: Style, result: RoomResult) -> str:

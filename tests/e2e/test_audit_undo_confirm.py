@@ -433,12 +433,12 @@ async def test_120_rooms_with_failures_progress_summary_and_retry(tmp_path: Path
         assert stack.emulator.rate_limited == 0
         assert not stack.tencent_calls("get_room_info")  # too big to read first: said so below
         parent = _parent(stack)
-        assert "115/120 rooms changed, 5 failed" in parent["text"]
+        assert "115/120 rooms set, 5 failed" in parent["text"]  # not read first: set, not "changed"
         updates = stack.slack.calls_to("chat.update")
         # ≈4 s at 30 calls/s: progress edits at most every 3 s, then the final status
         assert 2 <= len(updates) <= 4, [u.params["text"] for u in updates]
         assert "/120 done" in updates[0].params["text"]
-        assert "115/120 rooms changed" in updates[-1].params["text"]
+        assert "115/120 rooms set" in updates[-1].params["text"]
         replies = _thread(stack, parent)
         sections = "\n".join(
             b["text"]["text"] for m in replies for b in m["blocks"] if b["type"] == "section"

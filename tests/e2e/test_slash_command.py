@@ -300,3 +300,23 @@ async def test_when_slack_refuses_every_way_the_outcome_is_still_logged(
         assert stack.bot.audit is not None
         [row] = await stack.bot.audit.query(room="room-test")
         assert row.tencent_request_id == call.request_id
+
+
+async def test_a_no_op_is_counted_as_already_so_not_as_a_change(tmp_path: Path) -> None:
+    """#12.2: muting an already muted room must not say "1/1 room changed" anywhere."""
+    async with running_stack(tmp_path) as stack:
+        stack.emulator.rooms["room-test"]["IsAudioDisabled"] = True
+        stack.emulator.rooms["room-2"]["IsAudioDisabled"] = False
+        await stack.slash("mute-all room-test room-2")
+        await stack.settle()
+        [parent] = [m for m in stack.slack.messages(GENERAL) if m["thread_ts"] is None]
+        status = parent["text"].splitlines()[-1]
+        assert status == "✅ done: 1/2 rooms changed, 1 already so"
+        [summary] = stack.slack.thread(GENERAL, parent["ts"])
+        assert summary["text"].startswith("✅ done: 1/2 rooms changed, 1 already so")
+        assert "`room-test` — audio muted — it already was, nothing changed" in summary["text"]
+        await stack.slash("mute-all room-test")
+        await stack.settle()
+        second = [m for m in stack.slack.messages(GENERAL) if m["thread_ts"] is None][-1]
+        assert second["text"].splitlines()[-1] == "✅ done: 1/1 room already so, nothing changed"
+        assert "changed" not in second["text"].replace("nothing changed", "")

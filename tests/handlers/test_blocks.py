@@ -56,7 +56,8 @@ def test_result_lines_carry_marks_changes_codes_hints_and_request_ids() -> None:
     assert "❌ `room-b` — error 100004" in text
     assert "check the ID" in text
     assert "RequestId `Id-fail-1`" in text
-    assert wording.final_status(run) == "⚠️ partly done: 1/2 rooms changed, 1 failed"
+    # room-a was not read first, so it is "set", not claimed as "changed"
+    assert wording.final_status(run) == "⚠️ partly done: 1/2 rooms set, 1 failed"
 
 
 def test_failure_without_request_id_says_so() -> None:

@@ -136,3 +136,12 @@ async def test_bad_as_value_is_a_usage_error(tmp_path: Path) -> None:
     assert err.strip().splitlines() == [
         "roombot console: --as: malformed Slack user ID 'alice' (expected e.g. U012ABCDEF)"
     ]
+
+
+async def test_a_no_op_is_counted_as_already_so(tmp_path: Path) -> None:
+    """#12.2: the console counts "already so" apart from "changed"."""
+    code, lines, err = await _console(tmp_path, "mute-all room-test\nmute-all room-test\n")
+    assert code == 0, err
+    finals = [line for line in lines if line.startswith("✅ done")]
+    assert finals == ["✅ done: 1/1 room changed", "✅ done: 1/1 room already so, nothing changed"]
+    assert any("it already was, nothing changed" in line for line in lines)
