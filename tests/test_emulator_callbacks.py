@@ -550,3 +550,18 @@ def test_every_callback_command_is_known() -> None:
         "Room.CallbackAfterMemberLeave",
         "Mic.CallbackAfterSeatInfoChanged",
     )
+
+
+async def test_callbacks_are_signed_when_sent_not_when_queued(receiver: Receiver) -> None:
+    now = [float(NOW)]
+    sender = CallbackSender(sdkappid=APP, token=TOKEN, clock=lambda: now[0])
+    sender.post(receiver.url, {"CallbackCommand": UPDATE}, client_ip="127.0.0.1", platform="Web")
+    now[0] += 90  # it waited in the queue for a minute and a half
+    await sender.start()
+    try:
+        await sender.settle()
+    finally:
+        await sender.close()
+    ((_, query, _),) = receiver.got
+    assert query["RequestTime"] == str(NOW + 90)
+    assert query["Sign"] == callback_sign(TOKEN, NOW + 90)

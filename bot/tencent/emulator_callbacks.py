@@ -281,10 +281,6 @@ class CallbackSender:
             "ClientIP": client_ip,
             "OptPlatform": platform,
         }
-        if self._token is not None:
-            request_time = int(self._clock())
-            params["Sign"] = callback_sign(self._token, request_time)
-            params["RequestTime"] = str(request_time)
         url = URL(target).extend_query(params)
         self._queue.put_nowait(_Pending(url, command, body))
 
@@ -340,16 +336,22 @@ class CallbackSender:
     async def _deliver(self, pending: _Pending) -> SentCallback:
         assert self._session is not None
         payload = json.dumps(pending.body, ensure_ascii=False).encode("utf-8")
-        shown = str(pending.url.with_query(None))
+        url = pending.url
+        if self._token is not None:
+            # Signed when sent, not when queued, so a wait in the queue never makes it stale.
+            request_time = int(self._clock())
+            sign = callback_sign(self._token, request_time)
+            url = url.extend_query({"Sign": sign, "RequestTime": str(request_time)})
+        shown = str(url.with_query(None))
         record = SentCallback(
             command=pending.command,
             target=shown,
-            query=dict(pending.url.query),
+            query=dict(url.query),
             body=pending.body,
             status=None,
         )
         try:
-            async with self._session.post(pending.url, data=payload) as response:
+            async with self._session.post(url, data=payload) as response:
                 raw = await response.read()
                 status = response.status
         except TimeoutError:
