@@ -469,3 +469,18 @@ async def test_a_next_offset_that_goes_back_is_malformed() -> None:
     async with make_client(Recorder(*pages)) as client:
         with pytest.raises(MalformedResponse, match="NextOffset"):
             await client.get_banned_members("r")
+
+
+async def test_a_page_longer_than_asked_for_still_respects_the_cap() -> None:
+    # Tencent ignoring Count must not push the list past the cap, nor hide that it was cut.
+    recorder = Recorder(_page("Id-1", "", "a", "b", "c", "d"))
+    async with make_client(recorder) as client:
+        listing = await client.get_room_members("r", max_members=3, page_size=3)
+    assert [m.account for m in listing.members] == ["a", "b", "c"]
+    assert listing.truncated
+    assert listing.next_cursor == ""  # no cursor that would not skip "d"
+    bans = [{"Member_Account": a, "BannedUntil": 1} for a in "abcd"]
+    recorder = Recorder(ok(Response={"BannedAccountList": bans, "NextOffset": 0}))
+    async with make_client(recorder) as client:
+        banned = await client.get_banned_members("r", max_members=2, page_size=2)
+    assert ([b.account for b in banned.members], banned.truncated) == (["a", "b"], True)

@@ -15,7 +15,7 @@ Which calls are retried after a failure whose effect is unknown (a timeout, HTTP
   the configuration exists (100300) or is gone (100301)) and a success would be reported as a
   failure. They are retried only when the request certainly had no effect: refused by a
   frequency limit (60007, 60011, 60018, 60019) or never sent (the connection was not made).
-  Otherwise the caller gets the error, whose hint says the change may or may not have applied.
+  Otherwise the caller gets the error and should look at the room before trying again.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
@@ -154,9 +154,11 @@ class MemberPage:
 class MemberList:
     """A room's members gathered over pages, up to a cap.
 
-    `truncated` is True when the cap was reached and Tencent said there were more; how many
-    more, cursor paging cannot tell (`get_room_info`'s `MemberCount` can). `next_cursor`
-    continues where the list stopped ("" when complete). `request_ids` has one per page.
+    `truncated` is True when the cap was reached and Tencent had more; how many more, cursor
+    paging cannot tell (`get_room_info`'s `MemberCount` can). `next_cursor` continues where the
+    list stopped ("" when complete, and when a page longer than asked for overflowed the cap,
+    as continuing from it would skip members).
+    `request_ids` has one per page.
     """
 
     members: tuple[RoomMember, ...]
@@ -269,6 +271,7 @@ class _Failure:
 
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
 
 #: ErrorCode of the callback-configuration APIs when there is no configuration yet.
 NO_CALLBACK_CONFIG: Final = 100301
@@ -462,12 +465,12 @@ class RoomEngineClient:
             page = await self.get_room_member_list(room_id, count=want, next_cursor=cursor)
             request_ids.append(page.request_id)
             before = len(seen)
-            for member in page.members:
-                if len(seen) < max_members:
-                    seen.setdefault(member.account, member)
+            overflow = _keep(seen, ((m.account, m) for m in page.members), max_members)
             cursor = page.next_cursor
-            if page.done:
-                return MemberList(tuple(seen.values()), False, "", tuple(request_ids))
+            if page.done or overflow:
+                # Only a page longer than asked for overflows the cap; the cursor after it would
+                # skip what did not fit, so there is then no place to continue from.
+                return MemberList(tuple(seen.values()), overflow, "", tuple(request_ids))
             if len(seen) >= max_members:
                 return MemberList(tuple(seen.values()), True, cursor, tuple(request_ids))
             idle = idle + 1 if len(seen) == before else 0
@@ -553,11 +556,9 @@ class RoomEngineClient:
             want = min(page_size, max_members - len(seen))
             page = await self.get_banned_member_list(room_id, limit=want, offset=offset)
             request_ids.append(page.request_id)
-            for ban in page.members:
-                if len(seen) < max_members:
-                    seen.setdefault(ban.account, ban)
-            if page.done:
-                return BannedList(tuple(seen.values()), False, 0, tuple(request_ids))
+            overflow = _keep(seen, ((b.account, b) for b in page.members), max_members)
+            if page.done or overflow:
+                return BannedList(tuple(seen.values()), overflow, 0, tuple(request_ids))
             if len(seen) >= max_members:
                 return BannedList(tuple(seen.values()), True, page.next_offset, tuple(request_ids))
             if page.next_offset <= offset:
@@ -736,6 +737,17 @@ class RoomEngineClient:
                 )
             )
         return envelope
+
+
+def _keep(seen: dict[str, _T], items: Iterable[tuple[str, _T]], cap: int) -> bool:
+    """Add items new to `seen` (by account) up to `cap`; True when a new one did not fit."""
+    for account, item in items:
+        if account in seen:
+            continue
+        if len(seen) >= cap:
+            return True
+        seen[account] = item
+    return False
 
 
 def _checked_accounts(accounts: Sequence[str]) -> list[str]:
