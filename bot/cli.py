@@ -109,6 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--hang-rate", type=float, default=0.0, help="fraction of calls that never answer"
     )
+    emulator.add_argument(
+        "--callback-url",
+        metavar="URL",
+        help="post Room Engine callbacks here (every command) until a configuration is made "
+        "through v4/room_config/set_callback",
+    )
+    emulator.add_argument(
+        "--callback-token",
+        metavar="TOKEN",
+        help="also sign callback URLs: Sign=sha256(TOKEN + RequestTime) and RequestTime",
+    )
+    emulator.add_argument(
+        "--other-admin",
+        dest="other_admins",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="accept this identifier as an App administrator too, so its changes look like "
+        "changes made outside the bot (repeatable)",
+    )
 
     parse = sub.add_parser(
         "parse",
@@ -221,6 +241,9 @@ def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:
             fail_rate=args.fail_rate,
             http_502_rate=args.http_502_rate,
             hang_rate=args.hang_rate,
+            callback_url=args.callback_url,
+            callback_token=args.callback_token,
+            other_admins=args.other_admins,
         )
     except EmulatorUsageError as exc:
         raise UsageError(str(exc)) from None

@@ -1,5 +1,6 @@
 """Room Engine data: the partial `update_room_info` patch, the room as `get_room_info` reports it,
-and the field rules both the parser and the emulator enforce (one copy of each limit).
+the field rules both the parser and the emulator enforce (one copy of each limit), the limits of
+the member-moderation APIs, and the names of the callback commands.
 
 Field names on the wire are the API's (`RoomId`, `IsAudioDisabled`, ...); Python attributes are
 snake_case aliases of them.
@@ -7,6 +8,7 @@ snake_case aliases of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, Final
 
@@ -15,6 +17,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 ROOM_ID_MAX_BYTES: Final = 48
 ROOM_NAME_MAX_BYTES: Final = 100
 CUSTOM_INFO_MAX_BYTES: Final = 500
+
+
+#: Most accounts one `kick_user_out`, `ban_room_member` or `unban_room_member` call may name.
+MAX_ACCOUNTS_PER_CALL: Final = 20
+#: Longest kick/ban `Reason`, in UTF-8 bytes.
+REASON_MAX_BYTES: Final = 1000
+#: `get_room_member_list`'s documented default page size (`Count`).
+MEMBER_PAGE_DEFAULT: Final = 50
+#: Largest `Count` the emulator accepts. Tencent documents no maximum; 100 is an assumption
+#: (the banned list's documented maximum), so a client that stays at or below it is safe.
+MEMBER_PAGE_MAX: Final = 100
+#: Largest `Limit` of `get_banned_member_list` (documented).
+BANNED_PAGE_MAX: Final = 100
+#: Largest ban `Duration` in seconds the emulator accepts (a signed 32-bit integer; no documented
+#: maximum, so anything larger is assumed to be refused).
+BAN_DURATION_MAX_S: Final = 2**31 - 1
 
 
 class TakeSeatMode(StrEnum):
@@ -38,6 +56,37 @@ PATCH_FIELDS: Final[dict[str, type]] = {
 }
 
 BOOL_FIELDS: Final = tuple(name for name, kind in PATCH_FIELDS.items() if kind is bool)
+
+
+class MemberRole(StrEnum):
+    """A room member's role as `get_room_member_list` reports it."""
+
+    OWNER = "Owner"
+    ADMIN = "Admin"
+    MEMBER = "Member"
+
+
+class CallbackCommand(StrEnum):
+    """The Room Engine callbacks (reference §5), by their `CallbackCommand` names."""
+
+    CREATE_ROOM = "Room.CallbackAfterCreateRoom"
+    DESTROY_ROOM = "Room.CallbackAfterDestroyRoom"
+    UPDATE_ROOM_INFO = "Room.CallbackAfterUpdateRoomInfo"
+    MEMBER_ENTER = "Room.CallbackAfterMemberEnter"
+    MEMBER_LEAVE = "Room.CallbackAfterMemberLeave"
+    SEAT_INFO_CHANGED = "Mic.CallbackAfterSeatInfoChanged"
+
+
+#: Every callback command, in the order of the reference.
+CALLBACK_COMMANDS: Final = tuple(command.value for command in CallbackCommand)
+
+
+class LeaveType(StrEnum):
+    """Why members left, as `Room.CallbackAfterMemberLeave` says (`Type`)."""
+
+    LEAVE = "Leave"
+    KICKED = "Kicked"
+    EXPIRED = "Expired"  # heartbeat lost
 
 
 def utf8_len(text: str) -> int:
@@ -89,6 +138,44 @@ def max_member_count_problem(value: int) -> str | None:
         return f"member limit must be a positive whole number, not {value!r}"
     if value > 2**31 - 1:
         return f"member limit {value} is too large (at most {2**31 - 1})"
+    return None
+
+
+def accounts_problem(accounts: Sequence[Any]) -> str | None:
+    """Why `accounts` is not a valid `MemberList_Account` (1-20 distinct non-empty strings)."""
+    if isinstance(accounts, str):
+        return "must be a list of account IDs, not one string"
+    if not accounts:
+        return "must name at least one account"
+    if len(accounts) > MAX_ACCOUNTS_PER_CALL:
+        return f"names {len(accounts)} accounts; at most {MAX_ACCOUNTS_PER_CALL} fit in one call"
+    if not all(isinstance(account, str) and account for account in accounts):
+        return "every account ID must be a non-empty string"
+    if len(set(accounts)) != len(accounts):
+        return "names an account more than once"
+    return None
+
+
+def reason_problem(reason: Any) -> str | None:
+    """Why `reason` is not a valid kick/ban `Reason` (1-1000 UTF-8 bytes), or None."""
+    if not isinstance(reason, str):
+        return "must be a string"
+    if not reason:
+        return "is required and must not be empty"
+    size = utf8_len(reason)
+    if size > REASON_MAX_BYTES:
+        return f"is {size} bytes in UTF-8; the limit is {REASON_MAX_BYTES} bytes"
+    return None
+
+
+def duration_problem(value: Any) -> str | None:
+    """Why `value` is not a valid ban `Duration` (a positive whole number of seconds), or None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "must be a whole number of seconds"
+    if value < 1:
+        return f"must be positive, not {value}"
+    if value > BAN_DURATION_MAX_S:
+        return f"{value} s is too long (at most {BAN_DURATION_MAX_S} s)"
     return None
 
 

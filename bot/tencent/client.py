@@ -3,6 +3,19 @@
 One `RoomEngineClient` (one pooled `httpx.AsyncClient`) per process is the intended use; every
 attempt runs inside a slot of the shared `RateBudget`. Failures are raised as the typed errors
 of `bot.tencent.errors`; a UserSig or secret key never appears in a message, a log line or a repr.
+
+Which calls are retried after a failure whose effect is unknown (a timeout, HTTP 5xx, 100001):
+
+* reads (`get_*`) and calls that set values (`update_room_info`, `update_callback`): repeating
+  them leaves the same state and gets the same answer, so every transient failure is retried;
+* `create_room`, `destroy_room`, `kick_user_out`, `ban_room_member`, `unban_room_member`,
+  `set_callback`, `delete_callback`: the state they leave is the same when repeated, but the
+  answer is not. If the first attempt worked unseen, the repeat answers an error (the room exists
+  (100003) or is gone (100004), the account is no longer a member or no longer banned (100005),
+  the configuration exists (100300) or is gone (100301)) and a success would be reported as a
+  failure. They are retried only when the request certainly had no effect: refused by a
+  frequency limit (60007, 60011, 60018, 60019) or never sent (the connection was not made).
+  Otherwise the caller gets the error and should look at the room before trying again.
 """
 
 from __future__ import annotations
@@ -13,16 +26,24 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from bot.config import Settings
-from bot.models import RoomInfo, RoomPatch
+from bot.models import (
+    BANNED_PAGE_MAX,
+    MEMBER_PAGE_DEFAULT,
+    RoomInfo,
+    RoomPatch,
+    accounts_problem,
+    duration_problem,
+    reason_problem,
+)
 from bot.tencent.errors import (
     RATE_LIMIT_CODES,
     RETRYABLE_CODES,
@@ -40,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 #: The path prefix of every Room Engine room API.
 SERVICE_PATH: Final = "/v4/room_engine_http_srv"
+#: The path prefix of the callback-configuration APIs (a different service).
+CONFIG_PATH: Final = "/v4/room_config"
 #: The only RoomType Room Engine's create_room accepts today.
 CONFERENCE: Final = "Conference"
 
@@ -96,6 +119,98 @@ class RoomSnapshot:
     elapsed_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class RoomMember:
+    """One member as `get_room_member_list` reports it.
+
+    `role` is "Owner", "Admin" or "Member" (a Tencent sample's "RoomOwner" is read as "Owner";
+    any other value is kept as sent).
+    """
+
+    account: str
+    name_card: str = ""
+    role: str = "Member"
+    marks: tuple[int, ...] = ()
+    custom_info: str = ""
+
+
+@dataclass(frozen=True)
+class MemberPage:
+    """One page of `get_room_member_list`; `next_cursor` is "" when there is no more."""
+
+    members: tuple[RoomMember, ...]
+    next_cursor: str
+    request_id: str
+    attempts: int = 1
+    elapsed_s: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        """True when this was the last page."""
+        return not self.next_cursor
+
+
+@dataclass(frozen=True)
+class MemberList:
+    """A room's members gathered over pages, up to a cap.
+
+    `truncated` is True when the cap was reached and Tencent had more; how many more, cursor
+    paging cannot tell (`get_room_info`'s `MemberCount` can). `next_cursor` continues where the
+    list stopped ("" when complete, and when a page longer than asked for overflowed the cap,
+    as continuing from it would skip members).
+    `request_ids` has one per page.
+    """
+
+    members: tuple[RoomMember, ...]
+    truncated: bool
+    next_cursor: str
+    request_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BannedMember:
+    """One ban: the account and when it ends (`banned_until`, unix seconds)."""
+
+    account: str
+    banned_until: int
+
+
+@dataclass(frozen=True)
+class BannedPage:
+    """One page of `get_banned_member_list`; `next_offset` is 0 when there is no more."""
+
+    members: tuple[BannedMember, ...]
+    next_offset: int
+    request_id: str
+    attempts: int = 1
+    elapsed_s: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        """True when this was the last page."""
+        return self.next_offset == 0
+
+
+@dataclass(frozen=True)
+class BannedList:
+    """A room's bans gathered over pages, up to a cap; fields as in `MemberList`
+    (`next_offset` 0 when complete)."""
+
+    members: tuple[BannedMember, ...]
+    truncated: bool
+    next_offset: int
+    request_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CallbackConfig:
+    """The app's Room Engine callback configuration: the URL and the commands it receives."""
+
+    url: str
+    commands: tuple[str, ...]
+    request_id: str
+
+
 class _Envelope(BaseModel):
     """The JSON every Room Engine answer is wrapped in."""
 
@@ -108,6 +223,45 @@ class _Envelope(BaseModel):
     response: dict[str, Any] | None = Field(default=None, alias="Response")
 
 
+class _MemberModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    account: StrictStr = Field(alias="Member_Account", min_length=1)
+    name_card: str = Field(default="", alias="NameCard")
+    role: str = Field(default="", alias="Role")
+    marks: list[int] = Field(default_factory=list, alias="Marks")
+    custom_info: str = Field(default="", alias="CustomInfo")
+
+
+class _MemberPageModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    # Missing means empty: an empty room or the last page may well leave them out.
+    next_cursor: StrictStr = Field(default="", alias="Next")
+    members: list[_MemberModel] = Field(default_factory=list, alias="MemberList")
+
+
+class _BanModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    account: StrictStr = Field(alias="Member_Account", min_length=1)
+    banned_until: int = Field(alias="BannedUntil")
+
+
+class _BannedPageModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    members: list[_BanModel] = Field(default_factory=list, alias="BannedAccountList")
+    next_offset: int = Field(default=0, alias="NextOffset", ge=0)
+
+
+class _CallbackConfigModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: StrictStr = Field(default="", alias="Url")
+    commands: list[StrictStr] = Field(default_factory=list, alias="CallbackCommandList")
+
+
 @dataclass(frozen=True)
 class _Failure:
     """One failed attempt; `sent` is False when the request certainly never reached Tencent."""
@@ -115,6 +269,19 @@ class _Failure:
     error: RoomEngineError
     sent: bool = True
 
+
+_M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
+
+#: ErrorCode of the callback-configuration APIs when there is no configuration yet.
+NO_CALLBACK_CONFIG: Final = 100301
+
+# A page that adds no new member may happen while the room changes; this many in a row means
+# the cursor is not getting anywhere.
+_MAX_IDLE_PAGES: Final = 3
+
+# "RoomOwner" appears in a Tencent sample where the field table says "Owner".
+_ROLE_ALIASES: Final = {"RoomOwner": "Owner"}
 
 # Connection never established: nothing reached the server, so even a non-idempotent call
 # (create_room) may safely be sent again.
@@ -246,8 +413,208 @@ class RoomEngineClient:
         return result
 
     async def destroy_room(self, room_id: str) -> ApiResult:
-        """Destroy a room. Raises `ApiError` 100004 when it does not exist."""
-        _, result = await self._call("destroy_room", {"RoomId": room_id}, idempotent=True)
+        """Destroy a room. Raises `ApiError` 100004 when it does not exist.
+
+        Not retried after a failure whose effect is unknown (a repeat would answer 100004).
+        """
+        _, result = await self._call("destroy_room", {"RoomId": room_id}, idempotent=False)
+        return result
+
+    # -- members ------------------------------------------------------------------------------
+
+    async def get_room_member_list(
+        self, room_id: str, *, count: int = MEMBER_PAGE_DEFAULT, next_cursor: str = ""
+    ) -> MemberPage:
+        """One page of the room's members: up to `count` after `next_cursor` ("" = first page)."""
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count}")
+        body = {"RoomId": room_id, "Count": count, "Next": next_cursor}
+        envelope, result = await self._call("get_room_member_list", body, idempotent=True)
+        page = _parse_response(_MemberPageModel, envelope, result, "get_room_member_list")
+        members = tuple(
+            RoomMember(
+                account=m.account,
+                name_card=m.name_card,
+                role=_ROLE_ALIASES.get(m.role, m.role),
+                marks=tuple(m.marks),
+                custom_info=m.custom_info,
+            )
+            for m in page.members
+        )
+        return MemberPage(
+            members, page.next_cursor, result.request_id, result.attempts, result.elapsed_s
+        )
+
+    async def get_room_members(
+        self, room_id: str, *, max_members: int = 1000, page_size: int = MEMBER_PAGE_DEFAULT
+    ) -> MemberList:
+        """The room's members, page after page, stopping at `max_members`.
+
+        A member listed on two pages (the room changed while paging) is kept once. Raises
+        `MalformedResponse` when Tencent's cursor goes round in circles or stops advancing.
+        """
+        if max_members < 1 or page_size < 1:
+            raise ValueError("max_members and page_size must be at least 1")
+        seen: dict[str, RoomMember] = {}
+        request_ids: list[str] = []
+        cursors: set[str] = set()
+        cursor = ""
+        idle = 0
+        while True:
+            want = min(page_size, max_members - len(seen))
+            page = await self.get_room_member_list(room_id, count=want, next_cursor=cursor)
+            request_ids.append(page.request_id)
+            before = len(seen)
+            overflow = _keep(seen, ((m.account, m) for m in page.members), max_members)
+            cursor = page.next_cursor
+            if page.done or overflow:
+                # Only a page longer than asked for overflows the cap; the cursor after it would
+                # skip what did not fit, so there is then no place to continue from.
+                return MemberList(tuple(seen.values()), overflow, "", tuple(request_ids))
+            if len(seen) >= max_members:
+                return MemberList(tuple(seen.values()), True, cursor, tuple(request_ids))
+            idle = idle + 1 if len(seen) == before else 0
+            if cursor in cursors or idle >= _MAX_IDLE_PAGES:
+                raise MalformedResponse(
+                    "get_room_member_list: the Next cursor does not advance",
+                    request_id=page.request_id,
+                )
+            cursors.add(cursor)
+
+    async def kick_user_out(self, room_id: str, accounts: Sequence[str], reason: str) -> ApiResult:
+        """Remove `accounts` (1-20) from the room; `reason` (1-1000 UTF-8 bytes) is required.
+
+        Raises `ValueError` for bad arguments before calling anything (splitting a longer list
+        into calls is the caller's job). Retried only when certainly not applied (see above).
+        """
+        names = _checked_accounts(accounts)
+        _check(reason_problem(reason), "reason")
+        body = {"RoomId": room_id, "MemberList_Account": names, "Reason": reason}
+        _, result = await self._call("kick_user_out", body, idempotent=False)
+        return result
+
+    async def ban_room_member(
+        self, room_id: str, accounts: Sequence[str], reason: str, duration_s: int
+    ) -> ApiResult:
+        """Ban `accounts` (1-20) for `duration_s` seconds: they are removed and cannot re-enter.
+
+        `reason` (1-1000 UTF-8 bytes) is required. Raises `ValueError` for bad arguments before
+        calling anything. Retried only when certainly not applied (see the module docstring).
+        """
+        names = _checked_accounts(accounts)
+        _check(reason_problem(reason), "reason")
+        _check(duration_problem(duration_s), "duration_s")
+        body = {
+            "RoomId": room_id,
+            "MemberList_Account": names,
+            "Reason": reason,
+            "Duration": duration_s,
+        }
+        _, result = await self._call("ban_room_member", body, idempotent=False)
+        return result
+
+    async def unban_room_member(self, room_id: str, accounts: Sequence[str]) -> ApiResult:
+        """Lift the bans of `accounts` (1-20). Raises `ValueError` for bad arguments first.
+
+        Retried only when certainly not applied (see the module docstring).
+        """
+        names = _checked_accounts(accounts)
+        body = {"RoomId": room_id, "MemberList_Account": names}
+        _, result = await self._call("unban_room_member", body, idempotent=False)
+        return result
+
+    async def get_banned_member_list(
+        self, room_id: str, *, limit: int = BANNED_PAGE_MAX, offset: int = 0
+    ) -> BannedPage:
+        """One page of the room's bans: up to `limit` (1-100) from `offset` (0 = first page)."""
+        if not 1 <= limit <= BANNED_PAGE_MAX:
+            raise ValueError(f"limit must be from 1 to {BANNED_PAGE_MAX}, not {limit}")
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, not {offset}")
+        body = {"RoomId": room_id, "Limit": limit, "Offset": offset}
+        envelope, result = await self._call("get_banned_member_list", body, idempotent=True)
+        page = _parse_response(_BannedPageModel, envelope, result, "get_banned_member_list")
+        members = tuple(BannedMember(m.account, m.banned_until) for m in page.members)
+        return BannedPage(
+            members, page.next_offset, result.request_id, result.attempts, result.elapsed_s
+        )
+
+    async def get_banned_members(
+        self, room_id: str, *, max_members: int = 1000, page_size: int = BANNED_PAGE_MAX
+    ) -> BannedList:
+        """The room's bans, page after page, stopping at `max_members`.
+
+        An account listed twice (bans changed while paging) is kept once. Raises
+        `MalformedResponse` when `NextOffset` does not move forward.
+        """
+        if max_members < 1 or not 1 <= page_size <= BANNED_PAGE_MAX:
+            raise ValueError(f"max_members must be positive and page_size 1-{BANNED_PAGE_MAX}")
+        seen: dict[str, BannedMember] = {}
+        request_ids: list[str] = []
+        offset = 0
+        while True:
+            want = min(page_size, max_members - len(seen))
+            page = await self.get_banned_member_list(room_id, limit=want, offset=offset)
+            request_ids.append(page.request_id)
+            overflow = _keep(seen, ((b.account, b) for b in page.members), max_members)
+            if page.done or overflow:
+                return BannedList(tuple(seen.values()), overflow, 0, tuple(request_ids))
+            if len(seen) >= max_members:
+                return BannedList(tuple(seen.values()), True, page.next_offset, tuple(request_ids))
+            if page.next_offset <= offset:
+                raise MalformedResponse(
+                    "get_banned_member_list: NextOffset does not move forward",
+                    request_id=page.request_id,
+                )
+            offset = page.next_offset
+
+    # -- callback configuration (v4/room_config/) -------------------------------------------
+
+    async def set_callback(self, url: str, commands: Sequence[str]) -> ApiResult:
+        """Create the app's callback configuration. Raises `ApiError` 100300 when one exists.
+
+        Retried only when certainly not applied (see the module docstring).
+        """
+        body = _callback_body(url, commands)
+        _, result = await self._call("set_callback", body, idempotent=False, service=CONFIG_PATH)
+        return result
+
+    async def update_callback(self, url: str, commands: Sequence[str]) -> ApiResult:
+        """Replace the app's callback configuration. Raises `ApiError` 100301 when there is none.
+
+        Idempotent (it sets values), so every transient failure is retried.
+        """
+        body = _callback_body(url, commands)
+        _, result = await self._call("update_callback", body, idempotent=True, service=CONFIG_PATH)
+        return result
+
+    async def get_callback(self) -> CallbackConfig | None:
+        """The app's callback configuration, or None when there is none.
+
+        "None" is answered as 100301 (as update_callback does) or as a success without a URL:
+        Tencent does not document which, so both are read as "no configuration".
+        """
+        try:
+            envelope, result = await self._call(
+                "get_callback", {}, idempotent=True, service=CONFIG_PATH
+            )
+        except ApiError as exc:
+            if exc.code == NO_CALLBACK_CONFIG:
+                return None
+            raise
+        if envelope.response is None:
+            return None
+        config = _parse_response(_CallbackConfigModel, envelope, result, "get_callback")
+        if not config.url:
+            return None
+        return CallbackConfig(config.url, tuple(config.commands), result.request_id)
+
+    async def delete_callback(self) -> ApiResult:
+        """Delete the app's callback configuration. Raises `ApiError` 100301 when there is none.
+
+        Retried only when certainly not applied (see the module docstring).
+        """
+        _, result = await self._call("delete_callback", {}, idempotent=False, service=CONFIG_PATH)
         return result
 
     async def aclose(self) -> None:
@@ -268,7 +635,7 @@ class RoomEngineClient:
     # -- the machinery --------------------------------------------------------------------------
 
     async def _call(
-        self, command: str, body: dict[str, Any], *, idempotent: bool
+        self, command: str, body: dict[str, Any], *, idempotent: bool, service: str = SERVICE_PATH
     ) -> tuple[_Envelope, ApiResult]:
         started = self._monotonic()
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -277,7 +644,7 @@ class RoomEngineClient:
         while True:
             attempt += 1
             async with self._budget.slot():
-                outcome = await self._attempt(command, payload)
+                outcome = await self._attempt(command, payload, service)
             elapsed = self._monotonic() - started
             if isinstance(outcome, _Envelope):
                 return outcome, ApiResult(outcome.request_id, attempt, elapsed)
@@ -297,7 +664,7 @@ class RoomEngineClient:
             )
             await self._sleep(pause)
 
-    async def _attempt(self, command: str, payload: bytes) -> _Envelope | _Failure:
+    async def _attempt(self, command: str, payload: bytes, service: str) -> _Envelope | _Failure:
         params = {
             "sdkappid": str(self._sdkappid),
             "identifier": self._admin_id,
@@ -305,7 +672,7 @@ class RoomEngineClient:
             "random": str(secrets.randbits(32)),
             "contenttype": "json",
         }
-        url = f"{self._base_url}{SERVICE_PATH}/{command}"
+        url = f"{self._base_url}{service}/{command}"
         # Errors are built inside `except` but raised by the caller, outside it, so the httpx
         # exception (whose text quotes the URL, UserSig included) is not chained onto ours.
         try:
@@ -370,6 +737,52 @@ class RoomEngineClient:
                 )
             )
         return envelope
+
+
+def _keep(seen: dict[str, _T], items: Iterable[tuple[str, _T]], cap: int) -> bool:
+    """Add items new to `seen` (by account) up to `cap`; True when a new one did not fit."""
+    for account, item in items:
+        if account in seen:
+            continue
+        if len(seen) >= cap:
+            return True
+        seen[account] = item
+    return False
+
+
+def _checked_accounts(accounts: Sequence[str]) -> list[str]:
+    if isinstance(accounts, str):
+        raise ValueError("accounts must be a list of account IDs, not one string")
+    names = list(accounts)
+    _check(accounts_problem(names), "accounts")
+    return names
+
+
+def _check(problem: str | None, name: str) -> None:
+    if problem:
+        raise ValueError(f"{name} {problem}")
+
+
+def _callback_body(url: str, commands: Sequence[str]) -> dict[str, Any]:
+    if not url:
+        raise ValueError("the callback URL must not be empty")
+    if isinstance(commands, str):
+        raise ValueError("commands must be a list of callback commands, not one string")
+    return {"Url": url, "CallbackCommandList": list(commands)}
+
+
+def _parse_response(model: type[_M], envelope: _Envelope, result: ApiResult, command: str) -> _M:
+    """`Response` read as `model`; MalformedResponse when it is missing or does not fit."""
+    try:
+        if envelope.response is None:
+            raise ValueError("no Response")
+        return model.model_validate(envelope.response)
+    except (ValidationError, ValueError):
+        raise MalformedResponse(
+            f"{command}: the answer has no valid Response",
+            request_id=result.request_id,
+            attempts=result.attempts,
+        ) from None
 
 
 def _request_id_of(data: Any) -> str | None:

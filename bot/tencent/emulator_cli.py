@@ -57,6 +57,9 @@ def run_cli(
     fail_rate: float,
     http_502_rate: float,
     hang_rate: float,
+    callback_url: str | None = None,
+    callback_token: str | None = None,
+    other_admins: Sequence[str] = (),
     out: TextIO = sys.stdout,
 ) -> int:
     """`roombot emulator`: serve until SIGINT/SIGTERM, printing how to point the bot at it.
@@ -80,6 +83,9 @@ def run_cli(
             fail_rate=fail_rate,
             http_502_rate=http_502_rate,
             hang_rate=hang_rate,
+            callback_url=callback_url,
+            callback_token=callback_token,
+            other_admins=other_admins,
         )
     except ValueError as exc:
         raise EmulatorUsageError(str(exc)) from None
@@ -113,11 +119,13 @@ async def _serve_until_signalled(
         )
         if value
     ]
+    also = "".join(f" (also {admin!r})" for admin in emulator.other_admins)
     lines = [
         f"Room Engine emulator listening on {base_url}",
-        f"  SDKAppID {emulator.sdkappid}, admin {emulator.admin_id!r}, "
+        f"  SDKAppID {emulator.sdkappid}, admin {emulator.admin_id!r}{also}, "
         f"{len(emulator.rooms)} room(s): {', '.join(sorted(emulator.rooms))}",
         f"  faults: {', '.join(faults) if faults else 'none'}",
+        f"  callbacks: {_callbacks_line(emulator)}",
         "Point the bot at it (environment or .env):",
         f"  TENCENT_API_URL={base_url}",
         f"  TENCENT_SDKAPPID={emulator.sdkappid}",
@@ -134,8 +142,17 @@ async def _serve_until_signalled(
         await emulator.stop()
     print(
         f"emulator stopped after {len(emulator.requests)} request(s), "
-        f"{emulator.rate_limited} rate-limited",
+        f"{emulator.rate_limited} rate-limited, {len(emulator.callbacks)} callback(s) sent",
         file=out,
         flush=True,
     )
     return 0
+
+
+def _callbacks_line(emulator: RoomEngineEmulator) -> str:
+    """Where callbacks go, without the URL's query (it may carry the receiver's token)."""
+    if emulator.callback_url is None:
+        return "none until configured through v4/room_config/set_callback"
+    shown = emulator.callback_url.split("?", 1)[0]
+    signed = ", signed" if emulator.callback_signed else ""
+    return f"every command to {shown}{signed} (until a configuration is set through the API)"

@@ -27,12 +27,16 @@ from bot.errors import RoombotError
 
 #: ErrorCode → a short hint a Slack user can act on. Every code in the reference is here.
 ERROR_HINTS: Final[dict[int, str]] = {
-    # Room Engine's own codes (the update_room_info page).
+    # Room Engine's own codes (the update_room_info and member-moderation pages).
     100001: "Tencent had an internal error — it is safe to try again",
     100002: "Tencent rejected a parameter — the error text says which field",
     100004: "room does not exist or was destroyed — check the ID",
-    100005: "the account is not a member of this room",
+    100005: "the account is not a member of this room (for unban: it is not banned)",
     100006: "the admin account lacks permission for this operation",
+    # The callback-configuration APIs (v4/room_config/): set_callback refuses a second
+    # configuration (code from the Live set_callback page), the others need one.
+    100300: "a callback configuration exists already — update it rather than create another",
+    100301: "no callback configuration yet — create one first (`roombot callbacks install`)",
     # Common REST codes.
     60002: "Tencent could not parse the HTTP request — check TENCENT_API_URL and the query string",
     60003: "Tencent could not parse the JSON body of the request",

@@ -324,7 +324,7 @@ async def test_permanent_codes_are_never_retried(code: int) -> None:
 async def test_http_5xx_is_retried(status: int) -> None:
     recorder = Recorder(httpx.Response(status, text="bad gateway"), ok())
     async with make_client(recorder) as client:
-        result = await client.destroy_room("r")
+        result = await client.update_room_info(RoomPatch.of("r", {"IsAudioDisabled": True}))
     assert result.attempts == 2
 
 
@@ -332,7 +332,7 @@ async def test_http_502_gives_up_with_status() -> None:
     recorder = Recorder(httpx.Response(502, text="bad gateway"))
     async with make_client(recorder) as client:
         with pytest.raises(TransportError) as excinfo:
-            await client.destroy_room("r")
+            await client.update_room_info(RoomPatch.of("r", {"IsAudioDisabled": True}))
     assert excinfo.value.status == 502
     assert excinfo.value.attempts == 4
     assert "502" in str(excinfo.value)
@@ -382,7 +382,7 @@ async def test_backoff_is_exponential_jittered_and_bounded() -> None:
     clocks = Clocks()
     async with make_client(Recorder(fail(100001)), clocks, retry=policy) as client:
         with pytest.raises(ApiError):
-            await client.destroy_room("r")
+            await client.update_room_info(RoomPatch.of("r", {"IsAudioDisabled": True}))
     assert len(clocks.sleeps) == 5
     for retry, pause in enumerate(clocks.sleeps, start=1):
         ceiling = min(0.5, 0.1 * 2 ** (retry - 1))

@@ -304,8 +304,11 @@ async def test_body_that_is_not_a_json_object_is_60003(
 @pytest.mark.parametrize(
     "path",
     [
-        "/v4/room_engine_http_srv/kick_user_out",
+        "/v4/room_engine_http_srv/change_room_owner",  # real, but not emulated
         "/v4/room_engine_http_srv/",
+        "/v4/room_engine_http_srv/set_callback",  # a room_config command under the wrong service
+        "/v4/room_config/update_room_info",
+        "/v4/room_config/",
         "/v4/live_engine_http_srv/update_room_info",
         "/v4/room_engine_http_mic/get_seat_list",
         "/",
@@ -471,7 +474,7 @@ async def test_script_for_any_command(
 def test_script_rejects_nonsense() -> None:
     emu = make_emulator()
     with pytest.raises(ValueError, match="command"):
-        emu.script("kick_user_out", [100001])
+        emu.script("change_room_owner", [100001])
     with pytest.raises(ValueError, match="outcome"):
         emu.script("get_room_info", ["boom"])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import os
 import re
@@ -216,3 +218,64 @@ def test_rooms_file_formats(tmp_path: Path) -> None:
         broken.write_text(bad)
         with pytest.raises(EmulatorUsageError):
             load_rooms_file(broken)
+
+
+@pytest.mark.slow
+async def test_callback_url_and_token_options(spawned: list[Emulator]) -> None:
+    from aiohttp import web
+
+    got: list[tuple[dict[str, str], object]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        got.append((dict(request.query), await request.json()))
+        return web.json_response({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0})
+
+    app = web.Application()
+    app.router.add_post("/cb", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    target = f"http://127.0.0.1:{runner.addresses[0][1]}/cb"
+    try:
+        emu = Emulator(
+            "--callback-url",
+            f"{target}?token=query-secret",
+            "--callback-token",
+            "sign-secret",
+            "--other-admin",
+            "ops-console",
+            env={"TENCENT_SECRET_KEY": KEY},
+        )
+        spawned.append(emu)
+        base_url = emu.wait_ready()
+        banner = "\n".join(emu.lines)
+        assert f"callbacks: every command to {target}, signed" in banner
+        assert "also 'ops-console'" in banner
+        async with RoomEngineClient(
+            base_url=base_url,
+            sdkappid=int(emu.env_line("TENCENT_SDKAPPID")),
+            secret_key=KEY,
+            admin_id="ops-console",
+            rate_budget=RateBudget(50),
+        ) as client:
+            await client.update_room_info(RoomPatch.of("room-test", {"IsAudioDisabled": True}))
+            members = await client.get_room_members("room-test")
+        assert [m.role for m in members.members].count("Owner") == 1  # demo members
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.05)
+        assert emu.stop() == 0
+    finally:
+        await runner.cleanup()
+    ((query, body),) = got
+    assert query["token"] == "query-secret"
+    assert query["CallbackCommand"] == "Room.CallbackAfterUpdateRoomInfo"
+    signed = f"sign-secret{query['RequestTime']}".encode()
+    assert query["Sign"] == hashlib.sha256(signed).hexdigest()
+    assert isinstance(body, dict)
+    assert body["Operator_Account"] == "ops-console"
+    assert "1 callback(s) sent" in emu.lines[-1]
+    text = "\n".join(emu.lines)
+    assert "query-secret" not in text
+    assert "sign-secret" not in text
