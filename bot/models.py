@@ -1,5 +1,6 @@
-"""Room Engine data: the partial `update_room_info` patch, the room as `get_room_info` reports it,
-and the field rules both the parser and the emulator enforce (one copy of each limit).
+"""Room Engine data: the calls roombot makes (the partial `update_room_info` patch, the member
+calls, `destroy_room`), the room as `get_room_info` reports it, and the field rules both the parser
+and the emulator enforce (one copy of each limit).
 
 Field names on the wire are the API's (`RoomId`, `IsAudioDisabled`, ...); Python attributes are
 snake_case aliases of them.
@@ -8,13 +9,23 @@ snake_case aliases of them.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ROOM_ID_MAX_BYTES: Final = 48
 ROOM_NAME_MAX_BYTES: Final = 100
 CUSTOM_INFO_MAX_BYTES: Final = 500
+#: The API's limit on a kick or ban `Reason`; roombot holds every `--reason` to it.
+REASON_MAX_BYTES: Final = 1000
+#: Room Engine account IDs (`Member_Account`): Tencent's UserID limit is 32 bytes.
+ACCOUNT_ID_MAX_BYTES: Final = 32
+#: The most accounts one kick/ban/unban call may carry (`MemberList_Account`).
+MEMBER_CALL_MAX_ACCOUNTS: Final = 20
+#: The largest `Duration` (seconds) a ban call may carry: the wire's signed 32-bit integer.
+DURATION_MAX_SECONDS: Final = 2**31 - 1
+# How much of a bad value a message quotes: enough to recognise it, never a whole paste.
+_EXCERPT_CHARS: Final = 40
 
 
 class TakeSeatMode(StrEnum):
@@ -45,18 +56,74 @@ def utf8_len(text: str) -> int:
     return len(text.encode("utf-8", errors="surrogatepass"))
 
 
+def excerpt(value: str, limit: int = _EXCERPT_CHARS) -> str:
+    """`value` quoted for a message (`repr` style), its first `limit` characters and `…` if longer.
+
+    Messages about bad input quote it through this so that they stay short whatever was pasted.
+    """
+    if len(value) <= limit:
+        return repr(value)
+    return repr(value[: limit - 1]) + "…"
+
+
+def _number(value: int) -> str:
+    # A JSON body can hold a number of thousands of digits; a message shows its start (and
+    # never asks str() for more digits than Python converts).
+    if value.bit_length() > 256:
+        return f"a number of {value.bit_length()} bits"
+    text = str(value)
+    return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 1] + "…"
+
+
 def room_id_problem(value: str) -> str | None:
-    """Why `value` is not a valid RoomId, or None if it is one."""
+    """Why `value` is not a valid RoomId, or None if it is one. Quotes at most an excerpt."""
     if not value:
         return "a room ID cannot be empty"
     if not all(" " < ch <= "~" for ch in value):
         return (
-            f"room ID {value!r} must be printable ASCII without spaces "
+            f"room ID {excerpt(value)} must be printable ASCII without spaces "
             "(letters, digits and punctuation)"
         )
     if len(value) > ROOM_ID_MAX_BYTES:
-        return f"room ID {value!r} is {len(value)} bytes; the limit is {ROOM_ID_MAX_BYTES}"
+        return f"room ID {excerpt(value)} is {len(value)} bytes; the limit is {ROOM_ID_MAX_BYTES}"
     return None
+
+
+def account_id_problem(value: str) -> str | None:
+    """Why `value` is not a valid Room Engine account ID, or None. Quotes at most an excerpt.
+
+    roombot's rule: 1-32 UTF-8 bytes of printable characters, no spaces (Tencent's UserID limit
+    is 32 bytes; it recommends letters, digits, `_` and `-` but allows more, so this allows more).
+    """
+    if not value:
+        return "an account ID cannot be empty"
+    if not value.isprintable() or " " in value:
+        return f"account ID {excerpt(value)} must be printable characters without spaces"
+    size = utf8_len(value)
+    if size > ACCOUNT_ID_MAX_BYTES:
+        return (
+            f"account ID {excerpt(value)} is {size} bytes in UTF-8; "
+            f"the limit is {ACCOUNT_ID_MAX_BYTES}"
+        )
+    return None
+
+
+def reason_problem(value: str) -> str | None:
+    """Why `value` is not a valid `Reason` (1-1000 UTF-8 bytes, not blank), or None."""
+    if not value.strip():
+        return "a reason cannot be empty"
+    size = utf8_len(value)
+    if size > REASON_MAX_BYTES:
+        return (
+            f"the reason is {size} bytes in UTF-8; the limit is {REASON_MAX_BYTES} bytes "
+            "(emoji and CJK characters take 3-4 bytes each)"
+        )
+    return None
+
+
+def default_reason(requester: str) -> str:
+    """The `Reason` sent when the command gave none: who asked, and through what."""
+    return f"by {requester} via roombot"
 
 
 def room_name_problem(value: str) -> str | None:
@@ -86,9 +153,9 @@ def custom_info_problem(value: str) -> str | None:
 def max_member_count_problem(value: int) -> str | None:
     """Why `value` is not a valid MaxMemberCount (a positive integer), or None."""
     if isinstance(value, bool) or value < 1:
-        return f"member limit must be a positive whole number, not {value!r}"
+        return f"member limit must be a positive whole number, not {_number(value)}"
     if value > 2**31 - 1:
-        return f"member limit {value} is too large (at most {2**31 - 1})"
+        return f"member limit {_number(value)} is too large (at most {2**31 - 1})"
     return None
 
 
@@ -126,9 +193,108 @@ class RoomPatch(BaseModel):
         """The `RoomInfo` object of the request body: RoomId first, then the changed fields."""
         return {"RoomId": self.room_id, **self.changes()}
 
+    @property
+    def api(self) -> Literal["update_room_info"]:
+        """The Room Engine command this call is made with."""
+        return "update_room_info"
+
     def body(self) -> dict[str, Any]:
         """The exact JSON body of the `update_room_info` request."""
         return {"RoomInfo": self.room_info()}
+
+
+class MemberApi(StrEnum):
+    """The Room Engine commands that act on some members of a room."""
+
+    KICK = "kick_user_out"
+    BAN = "ban_room_member"
+    UNBAN = "unban_room_member"
+
+
+class MemberCall(BaseModel):
+    """One kick, ban or unban request: a room, 1-20 distinct accounts, and what the API requires.
+
+    Kick and ban carry a `reason` (required by the API, 1-1000 bytes); a ban also carries
+    `duration_s` (seconds, 1 or more); unban carries neither. Construction checks all of it
+    (raises `pydantic.ValidationError`, a `ValueError`), so a built call is one the API accepts.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api: MemberApi
+    room_id: str
+    accounts: tuple[str, ...]
+    reason: str | None = None
+    duration_s: int | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> MemberCall:
+        problems = [room_id_problem(self.room_id)]
+        if not 1 <= len(self.accounts) <= MEMBER_CALL_MAX_ACCOUNTS:
+            problems.append(
+                f"a call carries 1-{MEMBER_CALL_MAX_ACCOUNTS} accounts, not {len(self.accounts)}"
+            )
+        if len(set(self.accounts)) != len(self.accounts):
+            problems.append("the accounts of a call must be distinct")
+        problems += [account_id_problem(account) for account in self.accounts]
+        if self.api is MemberApi.UNBAN:
+            if self.reason is not None or self.duration_s is not None:
+                problems.append("unban_room_member takes no Reason and no Duration")
+        else:
+            problems.append(
+                f"{self.api.value} requires a Reason"
+                if self.reason is None
+                else reason_problem(self.reason)
+            )
+        if self.api is MemberApi.BAN:
+            if self.duration_s is None or not 1 <= self.duration_s <= DURATION_MAX_SECONDS:
+                problems.append(
+                    f"ban_room_member requires a Duration of 1-{DURATION_MAX_SECONDS} seconds"
+                )
+        elif self.api is MemberApi.KICK and self.duration_s is not None:
+            problems.append("kick_user_out takes no Duration")
+        found = [problem for problem in problems if problem is not None]
+        if found:
+            raise ValueError("; ".join(found))
+        return self
+
+    def body(self) -> dict[str, Any]:
+        """The exact JSON body: `RoomId`, `MemberList_Account`, then `Reason`/`Duration` if any."""
+        body: dict[str, Any] = {"RoomId": self.room_id, "MemberList_Account": list(self.accounts)}
+        if self.reason is not None:
+            body["Reason"] = self.reason
+        if self.duration_s is not None:
+            body["Duration"] = self.duration_s
+        return body
+
+
+class DestroyCall(BaseModel):
+    """A `destroy_room` request for one room."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    room_id: str
+
+    @field_validator("room_id")
+    @classmethod
+    def _valid_room(cls, value: str) -> str:
+        problem = room_id_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @property
+    def api(self) -> Literal["destroy_room"]:
+        """The Room Engine command this call is made with."""
+        return "destroy_room"
+
+    def body(self) -> dict[str, Any]:
+        """The exact JSON body of the `destroy_room` request."""
+        return {"RoomId": self.room_id}
+
+
+#: Every write call a command can make; each has `.api`, `.room_id` and `.body()`.
+Call: TypeAlias = RoomPatch | MemberCall | DestroyCall
 
 
 def _lenient_bool(value: Any) -> Any:
