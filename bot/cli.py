@@ -29,6 +29,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
+#: Who `roombot parse` pretends asked: the console's local operator (`bot.console.OPERATOR_ID`).
+PARSE_REQUESTER = "U0OPERATOR"
+
+
 class UsageError(RoombotError):
     """Bad command-line usage detected after argument parsing; exits 2 with the message."""
 
@@ -132,9 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     parse = sub.add_parser(
         "parse",
-        help="print the request body /room TEXT would send, one JSON object per room",
-        description="Print, one JSON object per line, the exact update_room_info body that "
-        "`/room TEXT` would send for each room. Calls nothing.",
+        help="print the request body of each call /room TEXT would make, one JSON object a line",
+        description="Print, one JSON object per line, the exact body of each Room Engine call "
+        "`/room TEXT` would make (update_room_info per room; kick/ban/unban per 20 accounts; "
+        "destroy_room), or the parsed command for read and help verbs. Calls nothing.",
+    )
+    parse.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER_ID",
+        default=PARSE_REQUESTER,
+        help="the Slack user ID the default kick/ban Reason names "
+        f"(default: the console's local operator, {PARSE_REQUESTER})",
     )
     # REMAINDER, so that options of the /room language (`--dry-run`) reach the parser untouched.
     parse.add_argument(
@@ -164,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_parse(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import USER_ID_RE
+
+    if not USER_ID_RE.match(args.as_user):
+        raise UsageError(
+            f"--as: malformed Slack user ID {args.as_user[:40]!r} (expected e.g. U012ABCDEF)"
+        )
     # The words are joined, so `parse mute-all r1` and `parse 'mute-all r1'` are the same text.
     text = " ".join(args.text)
     try:
@@ -173,8 +192,8 @@ def _run_parse(args: argparse.Namespace, settings: Settings) -> int:
         print(f"roombot parse: {exc.message}{usage}", file=sys.stderr)
         return EXIT_USAGE
     if command.spec.kind is VerbKind.WRITE:
-        for patch in command.patches():
-            print(json.dumps(patch.body(), ensure_ascii=False))
+        for call in command.calls(args.as_user):
+            print(json.dumps(call.body(), ensure_ascii=False))
     else:
         print(json.dumps(command.as_dict(), ensure_ascii=False))
     return EXIT_OK

@@ -1,6 +1,6 @@
-"""Room Engine data: the partial `update_room_info` patch, the room as `get_room_info` reports it,
-the field rules both the parser and the emulator enforce (one copy of each limit), the limits of
-the member-moderation APIs, and the names of the callback commands.
+"""Room Engine data: the calls roombot makes (the partial `update_room_info` patch, the member
+calls, `destroy_room`), the room as `get_room_info` reports it, the names of the callback commands,
+and the rules the parser, the client and the emulator all enforce (one copy of each limit).
 
 Field names on the wire are the API's (`RoomId`, `IsAudioDisabled`, ...); Python attributes are
 snake_case aliases of them.
@@ -10,19 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ROOM_ID_MAX_BYTES: Final = 48
 ROOM_NAME_MAX_BYTES: Final = 100
 CUSTOM_INFO_MAX_BYTES: Final = 500
-
-
+#: The API's limit on a kick or ban `Reason`; roombot holds every `--reason` to it.
+REASON_MAX_BYTES: Final = 1000
+#: Room Engine account IDs (`Member_Account`): Tencent's UserID limit is 32 bytes.
+ACCOUNT_ID_MAX_BYTES: Final = 32
 #: Most accounts one `kick_user_out`, `ban_room_member` or `unban_room_member` call may name.
 MAX_ACCOUNTS_PER_CALL: Final = 20
-#: Longest kick/ban `Reason`, in UTF-8 bytes.
-REASON_MAX_BYTES: Final = 1000
+#: The largest ban `Duration` in seconds: a signed 32-bit integer (Tencent documents no maximum,
+#: so anything larger is assumed to be refused).
+BAN_DURATION_MAX_S: Final = 2**31 - 1
 #: `get_room_member_list`'s documented default page size (`Count`).
 MEMBER_PAGE_DEFAULT: Final = 50
 #: Largest `Count` the emulator accepts. Tencent documents no maximum; 100 is an assumption
@@ -30,9 +33,8 @@ MEMBER_PAGE_DEFAULT: Final = 50
 MEMBER_PAGE_MAX: Final = 100
 #: Largest `Limit` of `get_banned_member_list` (documented).
 BANNED_PAGE_MAX: Final = 100
-#: Largest ban `Duration` in seconds the emulator accepts (a signed 32-bit integer; no documented
-#: maximum, so anything larger is assumed to be refused).
-BAN_DURATION_MAX_S: Final = 2**31 - 1
+# How much of a bad value a message quotes: enough to recognise it, never a whole paste.
+_EXCERPT_CHARS: Final = 40
 
 
 class TakeSeatMode(StrEnum):
@@ -94,18 +96,105 @@ def utf8_len(text: str) -> int:
     return len(text.encode("utf-8", errors="surrogatepass"))
 
 
+def excerpt(value: str, limit: int = _EXCERPT_CHARS) -> str:
+    """`value` quoted for a message (`repr` style), its first `limit` characters and `…` if longer.
+
+    Messages about bad input quote it through this so that they stay short whatever was pasted.
+    """
+    if len(value) <= limit:
+        return repr(value)
+    return repr(value[: limit - 1]) + "…"
+
+
+def _number(value: int) -> str:
+    # A JSON body can hold a number of thousands of digits; a message shows its start (and
+    # never asks str() for more digits than Python converts).
+    if value.bit_length() > 256:
+        return f"a number of {value.bit_length()} bits"
+    text = str(value)
+    return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 1] + "…"
+
+
 def room_id_problem(value: str) -> str | None:
-    """Why `value` is not a valid RoomId, or None if it is one."""
+    """Why `value` is not a valid RoomId, or None if it is one. Quotes at most an excerpt."""
     if not value:
         return "a room ID cannot be empty"
     if not all(" " < ch <= "~" for ch in value):
         return (
-            f"room ID {value!r} must be printable ASCII without spaces "
+            f"room ID {excerpt(value)} must be printable ASCII without spaces "
             "(letters, digits and punctuation)"
         )
     if len(value) > ROOM_ID_MAX_BYTES:
-        return f"room ID {value!r} is {len(value)} bytes; the limit is {ROOM_ID_MAX_BYTES}"
+        return f"room ID {excerpt(value)} is {len(value)} bytes; the limit is {ROOM_ID_MAX_BYTES}"
     return None
+
+
+def account_id_problem(value: str) -> str | None:
+    """Why `value` is not a valid Room Engine account ID, or None. Quotes at most an excerpt.
+
+    roombot's rule: 1-32 UTF-8 bytes of printable characters, no spaces (Tencent's UserID limit
+    is 32 bytes; it recommends letters, digits, `_` and `-` but allows more, so this allows more).
+    """
+    if not value:
+        return "an account ID cannot be empty"
+    if not value.isprintable() or " " in value:
+        return f"account ID {excerpt(value)} must be printable characters without spaces"
+    size = utf8_len(value)
+    if size > ACCOUNT_ID_MAX_BYTES:
+        return (
+            f"account ID {excerpt(value)} is {size} bytes in UTF-8; "
+            f"the limit is {ACCOUNT_ID_MAX_BYTES}"
+        )
+    return None
+
+
+def reason_problem(value: Any) -> str | None:
+    """Why `value` is not a valid `Reason` (a string of 1-1000 UTF-8 bytes, not blank), or None.
+
+    Checks a parsed `--reason` and a JSON body's `Reason` alike (the client and the emulator).
+    """
+    if not isinstance(value, str):
+        return "a reason must be a string"
+    if not value.strip():
+        return "a reason cannot be empty"
+    size = utf8_len(value)
+    if size > REASON_MAX_BYTES:
+        return (
+            f"the reason is {size} bytes in UTF-8; the limit is {REASON_MAX_BYTES} bytes "
+            "(emoji and CJK characters take 3-4 bytes each)"
+        )
+    return None
+
+
+def accounts_problem(accounts: Sequence[Any]) -> str | None:
+    """Why `accounts` is not a valid `MemberList_Account` (1-20 distinct non-empty strings)."""
+    if isinstance(accounts, str):
+        return "must be a list of account IDs, not one string"
+    if not accounts:
+        return "must name at least one account"
+    if len(accounts) > MAX_ACCOUNTS_PER_CALL:
+        return f"names {len(accounts)} accounts; at most {MAX_ACCOUNTS_PER_CALL} fit in one call"
+    if not all(isinstance(account, str) and account for account in accounts):
+        return "every account ID must be a non-empty string"
+    if len(set(accounts)) != len(accounts):
+        return "names an account more than once"
+    return None
+
+
+def duration_problem(value: Any) -> str | None:
+    """Why `value` is not a valid ban `Duration` (a positive whole number of seconds), or None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "must be a whole number of seconds"
+    if value < 1:
+        return f"must be positive, not {value}"
+    if value > BAN_DURATION_MAX_S:
+        return f"{value} s is too long (at most {BAN_DURATION_MAX_S} s)"
+    return None
+
+
+def default_reason(requester: str) -> str:
+    """The `Reason` sent when the command gave none: who asked, and through what."""
+    return f"by {requester} via roombot"
 
 
 def room_name_problem(value: str) -> str | None:
@@ -135,47 +224,9 @@ def custom_info_problem(value: str) -> str | None:
 def max_member_count_problem(value: int) -> str | None:
     """Why `value` is not a valid MaxMemberCount (a positive integer), or None."""
     if isinstance(value, bool) or value < 1:
-        return f"member limit must be a positive whole number, not {value!r}"
+        return f"member limit must be a positive whole number, not {_number(value)}"
     if value > 2**31 - 1:
-        return f"member limit {value} is too large (at most {2**31 - 1})"
-    return None
-
-
-def accounts_problem(accounts: Sequence[Any]) -> str | None:
-    """Why `accounts` is not a valid `MemberList_Account` (1-20 distinct non-empty strings)."""
-    if isinstance(accounts, str):
-        return "must be a list of account IDs, not one string"
-    if not accounts:
-        return "must name at least one account"
-    if len(accounts) > MAX_ACCOUNTS_PER_CALL:
-        return f"names {len(accounts)} accounts; at most {MAX_ACCOUNTS_PER_CALL} fit in one call"
-    if not all(isinstance(account, str) and account for account in accounts):
-        return "every account ID must be a non-empty string"
-    if len(set(accounts)) != len(accounts):
-        return "names an account more than once"
-    return None
-
-
-def reason_problem(reason: Any) -> str | None:
-    """Why `reason` is not a valid kick/ban `Reason` (1-1000 UTF-8 bytes), or None."""
-    if not isinstance(reason, str):
-        return "must be a string"
-    if not reason:
-        return "is required and must not be empty"
-    size = utf8_len(reason)
-    if size > REASON_MAX_BYTES:
-        return f"is {size} bytes in UTF-8; the limit is {REASON_MAX_BYTES} bytes"
-    return None
-
-
-def duration_problem(value: Any) -> str | None:
-    """Why `value` is not a valid ban `Duration` (a positive whole number of seconds), or None."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return "must be a whole number of seconds"
-    if value < 1:
-        return f"must be positive, not {value}"
-    if value > BAN_DURATION_MAX_S:
-        return f"{value} s is too long (at most {BAN_DURATION_MAX_S} s)"
+        return f"member limit {_number(value)} is too large (at most {2**31 - 1})"
     return None
 
 
@@ -213,9 +264,108 @@ class RoomPatch(BaseModel):
         """The `RoomInfo` object of the request body: RoomId first, then the changed fields."""
         return {"RoomId": self.room_id, **self.changes()}
 
+    @property
+    def api(self) -> Literal["update_room_info"]:
+        """The Room Engine command this call is made with."""
+        return "update_room_info"
+
     def body(self) -> dict[str, Any]:
         """The exact JSON body of the `update_room_info` request."""
         return {"RoomInfo": self.room_info()}
+
+
+class MemberApi(StrEnum):
+    """The Room Engine commands that act on some members of a room."""
+
+    KICK = "kick_user_out"
+    BAN = "ban_room_member"
+    UNBAN = "unban_room_member"
+
+
+class MemberCall(BaseModel):
+    """One kick, ban or unban request: a room, 1-20 distinct accounts, and what the API requires.
+
+    Kick and ban carry a `reason` (required by the API, 1-1000 bytes); a ban also carries
+    `duration_s` (seconds, 1 or more); unban carries neither. Construction checks all of it
+    (raises `pydantic.ValidationError`, a `ValueError`), so a built call is one the API accepts.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api: MemberApi
+    room_id: str
+    accounts: tuple[str, ...]
+    reason: str | None = None
+    duration_s: int | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> MemberCall:
+        problems = [room_id_problem(self.room_id)]
+        if not 1 <= len(self.accounts) <= MAX_ACCOUNTS_PER_CALL:
+            problems.append(
+                f"a call carries 1-{MAX_ACCOUNTS_PER_CALL} accounts, not {len(self.accounts)}"
+            )
+        if len(set(self.accounts)) != len(self.accounts):
+            problems.append("the accounts of a call must be distinct")
+        problems += [account_id_problem(account) for account in self.accounts]
+        if self.api is MemberApi.UNBAN:
+            if self.reason is not None or self.duration_s is not None:
+                problems.append("unban_room_member takes no Reason and no Duration")
+        else:
+            problems.append(
+                f"{self.api.value} requires a Reason"
+                if self.reason is None
+                else reason_problem(self.reason)
+            )
+        if self.api is MemberApi.BAN:
+            if self.duration_s is None or not 1 <= self.duration_s <= BAN_DURATION_MAX_S:
+                problems.append(
+                    f"ban_room_member requires a Duration of 1-{BAN_DURATION_MAX_S} seconds"
+                )
+        elif self.api is MemberApi.KICK and self.duration_s is not None:
+            problems.append("kick_user_out takes no Duration")
+        found = [problem for problem in problems if problem is not None]
+        if found:
+            raise ValueError("; ".join(found))
+        return self
+
+    def body(self) -> dict[str, Any]:
+        """The exact JSON body: `RoomId`, `MemberList_Account`, then `Reason`/`Duration` if any."""
+        body: dict[str, Any] = {"RoomId": self.room_id, "MemberList_Account": list(self.accounts)}
+        if self.reason is not None:
+            body["Reason"] = self.reason
+        if self.duration_s is not None:
+            body["Duration"] = self.duration_s
+        return body
+
+
+class DestroyCall(BaseModel):
+    """A `destroy_room` request for one room."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    room_id: str
+
+    @field_validator("room_id")
+    @classmethod
+    def _valid_room(cls, value: str) -> str:
+        problem = room_id_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @property
+    def api(self) -> Literal["destroy_room"]:
+        """The Room Engine command this call is made with."""
+        return "destroy_room"
+
+    def body(self) -> dict[str, Any]:
+        """The exact JSON body of the `destroy_room` request."""
+        return {"RoomId": self.room_id}
+
+
+#: Every write call a command can make; each has `.api`, `.room_id` and `.body()`.
+Call: TypeAlias = RoomPatch | MemberCall | DestroyCall
 
 
 def _lenient_bool(value: Any) -> Any:

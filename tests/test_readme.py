@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from bot import docs
-from bot.commands import VERBS, parse_command
+from bot.commands import VERBS, canonical_verb, parse_command
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 _PLACEHOLDER = re.compile(
@@ -68,3 +69,14 @@ def test_every_setting_is_in_the_configuration_table() -> None:
 
     for name in Settings.model_fields:
         assert f"| `{name.upper()}` |" in _text(), name
+
+
+def test_the_policy_example_names_real_verbs_and_keeps_destroy_from_moderators() -> None:
+    block = re.search(r"```toml\n(# policy.toml\n.*?)```", _text(), re.S)
+    assert block is not None
+    roles = tomllib.loads(block.group(1))["roles"]
+    for role in roles.values():
+        assert all(verb == "*" or canonical_verb(verb) == verb for verb in role["verbs"])
+    moderators = set(roles["moderators"]["verbs"])
+    assert "destroy" not in moderators
+    assert {"members", "banned", "kick", "ban", "unban"} <= moderators

@@ -1,4 +1,4 @@
-"""`Command`: what a `/room` line asks for, as plain data."""
+"""`Command`: what a `/room` line asks for, as plain data, and the calls that carry it out."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from bot.models import PATCH_FIELDS, RoomPatch
+from bot.models import (
+    MAX_ACCOUNTS_PER_CALL,
+    PATCH_FIELDS,
+    Call,
+    DestroyCall,
+    MemberApi,
+    MemberCall,
+    RoomPatch,
+    default_reason,
+)
 
+from .durations import format_duration, looks_like_duration
 from .tokens import quote, word
 from .values import SHORT_KEY_OF, render
 from .verbs import VERBS, ArgForm, VerbKind, VerbSpec
@@ -19,8 +29,10 @@ class Command:
     """A parsed `/room` command.
 
     `verb` is canonical; `rooms` are de-duplicated in the order given (empty for help);
-    `changes` maps API field names to JSON-ready values (empty unless the verb writes);
-    `topic` is the verb `help VERB` asked about. Immutable: `changes` is a read-only mapping.
+    `changes` maps API field names to JSON-ready values (empty unless the verb changes rooms);
+    `accounts` are the Room Engine account IDs a member verb names, de-duplicated in order;
+    `duration_s` is a ban's length in seconds; `topic` is the verb `help VERB` asked about.
+    Immutable: `changes` is a read-only mapping.
     """
 
     verb: str
@@ -29,11 +41,14 @@ class Command:
     dry_run: bool = False
     reason: str | None = None
     topic: str | None = None
+    accounts: tuple[str, ...] = ()
+    duration_s: int | None = None
 
     def __post_init__(self) -> None:
         # Frozen all the way down, in the API's field order whatever order they were given in.
         ordered = {name: self.changes[name] for name in PATCH_FIELDS if name in self.changes}
         object.__setattr__(self, "rooms", tuple(self.rooms))
+        object.__setattr__(self, "accounts", tuple(self.accounts))
         object.__setattr__(self, "changes", MappingProxyType(ordered))
 
     @property
@@ -44,18 +59,51 @@ class Command:
     def patches(self) -> list[RoomPatch]:
         """One `update_room_info` patch per room: `RoomId` plus exactly `changes`.
 
-        Empty for commands that change nothing (`show`, `history`, `help`).
+        Empty for commands that change no room settings (reads, help, member verbs, `destroy`).
         """
-        if self.spec.kind is not VerbKind.WRITE:
+        if self.spec.kind is not VerbKind.WRITE or self.spec.api != "update_room_info":
             return []
         return [RoomPatch.of(room, dict(self.changes)) for room in self.rooms]
+
+    def calls(self, requester: str) -> list[Call]:
+        """Every write call this command makes, in order; empty for read and help verbs.
+
+        Room changes give `patches()`; `destroy` one `DestroyCall` per room; kick, ban and unban
+        one `MemberCall` per room and per 20 accounts, in the order named. Kick and ban carry
+        `reason`, or, without one, `default_reason(requester)` ("by U012ABCDEF via roombot"),
+        where `requester` is the Slack user ID the request came from.
+        """
+        spec = self.spec
+        if spec.kind is not VerbKind.WRITE:
+            return []
+        if spec.api == "update_room_info":
+            return list(self.patches())
+        if spec.api == "destroy_room":
+            return [DestroyCall(room_id=room) for room in self.rooms]
+        api = MemberApi(str(spec.api))
+        reason = None if api is MemberApi.UNBAN else self.reason or default_reason(requester)
+        duration = self.duration_s if api is MemberApi.BAN else None
+        size = MAX_ACCOUNTS_PER_CALL
+        return [
+            MemberCall(
+                api=api,
+                room_id=room,
+                accounts=self.accounts[start : start + size],
+                reason=reason,
+                duration_s=duration,
+            )
+            for room in self.rooms
+            for start in range(0, len(self.accounts), size)
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         """The command as JSON-ready data (what `roombot parse` prints for read and help verbs)."""
         return {
             "verb": self.verb,
             "rooms": list(self.rooms),
+            "accounts": list(self.accounts),
             "changes": dict(self.changes),
+            "duration_s": self.duration_s,
             "dry_run": self.dry_run,
             "reason": self.reason,
             "topic": self.topic,
@@ -77,6 +125,14 @@ class Command:
         elif spec.form is ArgForm.ROOMS_SETTINGS:
             for name, value in self.changes.items():
                 parts.append(f"{SHORT_KEY_OF[name].key}={word(render(name, value))}")
+        elif spec.form is ArgForm.ROOM_USERS:
+            # A quoted account is taken as typed, even one shaped like a duration (`30m`).
+            parts.extend(
+                quote(account) if looks_like_duration(account) else word(account)
+                for account in self.accounts
+            )
+        if self.duration_s is not None:
+            parts.append(f"--for {format_duration(self.duration_s)}")
         if self.dry_run:
             parts.append("--dry-run")
         if self.reason is not None:

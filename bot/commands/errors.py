@@ -8,6 +8,9 @@ from collections.abc import Iterable
 from bot.errors import RoombotError
 
 _SHOWN_MAX_CHARS = 40
+# Messages quote input only through `shown`, so they stay short; this bounds them even if a
+# future message forgets to.
+_MESSAGE_MAX_CHARS = 400
 
 
 class ParseError(RoombotError):
@@ -22,6 +25,8 @@ class ParseError(RoombotError):
         # Messages quote user input, which is normalised to one line already; this keeps the
         # one-line promise even for a caller that builds a message from raw text.
         self.message = " ".join(message.split())
+        if len(self.message) > _MESSAGE_MAX_CHARS:
+            self.message = self.message[: _MESSAGE_MAX_CHARS - 1] + "…"
         self.usage = usage
         super().__init__(self.message)
 

@@ -4,13 +4,69 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bot.models import ACCOUNT_ID_MAX_BYTES, MAX_ACCOUNTS_PER_CALL, REASON_MAX_BYTES
+
+from .durations import BAN_MAX_SECONDS, DURATION_EXAMPLES
+from .limits import MAX_ACCOUNTS
 from .values import SHORT_KEY_OF
 from .verbs import GENERAL_USAGE, VERBS, VerbKind, VerbSpec, canonical_verb, unknown_verb
 
 _OPTIONS_HELP = (
     "`--dry-run` shows what would be sent without sending it. `--reason TEXT` is recorded "
-    "with the change: one quoted string, or the rest of the line up to the next option."
+    "with the change: one quoted string, or the rest of the line up to the next option "
+    f"(at most {REASON_MAX_BYTES} UTF-8 bytes)."
 )
+
+_SET_RULES = (
+    "Rooms come first: every word before the first KEY=VALUE is a room, and none after it is.",
+    "A `name` or `custom` value runs on over spaces, as typed, up to the next word shaped "
+    '`KEY=` or the end: `name=Incident bridge` names the room "Incident bridge", and '
+    '`custom={"a": 1}` is one value. Quote a value that has a word shaped `KEY=` in it '
+    '(`name="a b=c"`); a quoted value ends at its closing quote.',
+    "Every other value is one word; a word after it is an error, not a room.",
+    "A word shaped `KEY=` with an unknown KEY is an error, never part of a value. "
+    "`--dry-run` and `--reason` are options wherever they stand; quote a value that contains "
+    "them.",
+)
+
+_USER_HELP = (
+    f"USER is a Room Engine account ID (`Member_Account`, 1-{ACCOUNT_ID_MAX_BYTES} bytes, no "
+    "spaces), not a Slack user: `/room members ROOM` lists them. "
+    f"At most {MAX_ACCOUNTS} a command, sent {MAX_ACCOUNTS_PER_CALL} to a call."
+)
+_DEFAULT_REASON_HELP = (
+    "The API requires a reason: without `--reason`, roombot sends `by <your Slack user ID> "
+    "via roombot`."
+)
+
+# What each member and room-removal verb adds to its help: its call and whether it can be undone.
+_API_LINES: dict[str, tuple[str, ...]] = {
+    "members": ("Reads `get_room_member_list`: each member's account ID, role and name card.",),
+    "banned": ("Reads `get_banned_member_list`: each banned account and when its ban ends.",),
+    "kick": (
+        "Calls `kick_user_out`. " + _USER_HELP,
+        _DEFAULT_REASON_HELP,
+        "Not undoable: kicked members may join again on their own.",
+    ),
+    "ban": (
+        "Calls `ban_room_member`: the members leave and cannot enter until the ban ends. "
+        + _USER_HELP,
+        f"`--for DURATION` is required: {DURATION_EXAMPLES} (parts add up; units s, m, h, d, "
+        f"w), from 1s to {BAN_MAX_SECONDS // 86_400}d, sent in seconds.",
+        _DEFAULT_REASON_HELP,
+        "Undo: `unban` of exactly these accounts.",
+    ),
+    "unban": (
+        "Calls `unban_room_member`. " + _USER_HELP,
+        "The API takes no reason: `--reason` is only recorded.",
+        "Not undoable: to keep them out again, `ban` them again.",
+    ),
+    "destroy": (
+        "Calls `destroy_room`: the room ends for everyone in it. Always asks for confirmation. "
+        "The API takes no reason: `--reason` is only recorded.",
+        "Not undoable: the room and its settings are gone.",
+    ),
+}
 
 
 def render_help(allowed: Callable[[str], bool] | None = None) -> str:
@@ -51,6 +107,8 @@ def render_verb_help(verb: str) -> str:
 
 
 def _changes_lines(spec: VerbSpec) -> list[str]:
+    if spec.name in _API_LINES:
+        return list(_API_LINES[spec.name])
     if spec.sets:
         sent = ", ".join(f"`{field}: {str(value).lower()}`" for field, value in spec.sets)
         return [f"Sends {sent} for each room."]
@@ -65,5 +123,6 @@ def _changes_lines(spec: VerbSpec) -> list[str]:
         "`audio`, `video`, `chat`, `screenshare` and `recording` take on/off (also true/false, "
         "yes/no, enabled/disabled): `audio=off` disables audio. The API's `Is…Disabled` fields "
         "take true/false as the API means them.",
-        "Only the fields you name are sent; rooms and keys may come in any order.",
+        *_SET_RULES,
+        "Only the fields you name are sent.",
     ]

@@ -6,13 +6,23 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot.models import room_id_problem
+from bot.models import account_id_problem, reason_problem, room_id_problem
 
 from .command import Command
+from .durations import looks_like_duration, parse_duration
 from .errors import ParseError, did_you_mean, shown
+from .limits import DEFAULT_MAX_ROOMS, MAX_ACCOUNTS, max_command_chars
 from .normalise import normalise
 from .tokens import Token, raw_text, tokenise
-from .values import SET_KEYS, SHORT_KEY_OF, InvalidValue, SettingKey, convert, lookup_key
+from .values import (
+    SET_KEYS,
+    SHORT_KEY_OF,
+    TEXT_FIELDS,
+    InvalidValue,
+    SettingKey,
+    convert,
+    lookup_key,
+)
 from .verbs import (
     GENERAL_USAGE,
     VERBS,
@@ -23,13 +33,14 @@ from .verbs import (
     unknown_verb,
 )
 
-#: How many rooms one command may name unless the caller says otherwise.
-DEFAULT_MAX_ROOMS: Final = 500
-
-_OPTION_NAMES: Final = ("--dry-run", "--reason")
-_OPTIONS_HINT: Final = " — the options are --dry-run and --reason"
+_OPTION_NAMES: Final = ("--dry-run", "--reason", "--for")
+_OPTIONS_HINT: Final = " — the options are --dry-run, --reason and --for"
 # What Slack sends for a mention when the app escapes them: users, channels, groups, @here.
 _MENTION = re.compile(r"<[@#!]")
+# A word that starts a `set` assignment once one has been seen: a key-shaped name, then `=`.
+# Any other word after an assignment belongs to its value (see `help set`).
+_KEY_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*=")
+_MEMBERS_HINT = "USER is a Room Engine account ID; `/room members ROOM` lists them"
 
 
 @dataclass
@@ -37,14 +48,23 @@ class _Options:
     args: list[Token]
     dry_run: bool = False
     reason: str | None = None
+    duration: str | None = None
 
 
 def parse_command(text: str, *, max_rooms: int = DEFAULT_MAX_ROOMS) -> Command:
     """Parse `/room` command text (as Slack delivers it) into a `Command`.
 
     Empty text and `help` give the help command. Raises `ParseError` (and nothing else) when the
-    text is not a valid command, before anything is sent anywhere.
+    text is not a valid command, before anything is sent anywhere: first of all when it is longer
+    than `max_command_chars(max_rooms)`. No message quotes more than a short excerpt of the text.
     """
+    limit = max_command_chars(max_rooms)
+    if len(text) > limit:
+        raise ParseError(
+            f"the command is {len(text):,} characters long; the limit is {limit:,} "
+            "(split it into several commands)",
+            GENERAL_USAGE,
+        )
     normalised = normalise(text)
     tokens = tokenise(normalised)
     if not tokens:
@@ -53,16 +73,20 @@ def parse_command(text: str, *, max_rooms: int = DEFAULT_MAX_ROOMS) -> Command:
     options = _split_options(normalised, tokens[1:], spec)
     if spec.kind is not VerbKind.WRITE:
         _refuse_options(options, spec)
+    duration = _duration(options, spec)
     args = options.args
     if spec.form is ArgForm.TOPIC:
         return Command(spec.name, (), topic=_topic(args, spec))
-    changes: dict[str, Any]
+    changes: dict[str, Any] = {}
+    accounts: tuple[str, ...] = ()
     if spec.form is ArgForm.ROOMS:
         rooms, changes = args, dict(spec.sets)
     elif spec.form is ArgForm.ROOM:
-        rooms, changes = _one_room(args, spec), {}
+        rooms = _one_room(args, spec)
     elif spec.form is ArgForm.ROOMS_SETTINGS:
-        rooms, changes = _settings(args, spec)
+        rooms, changes = _settings(normalised, args, spec)
+    elif spec.form is ArgForm.ROOM_USERS:
+        rooms, accounts = _room_and_accounts(args, spec)
     else:
         rooms, changes = _room_and_value(normalised, args, spec)
     return Command(
@@ -71,6 +95,8 @@ def parse_command(text: str, *, max_rooms: int = DEFAULT_MAX_ROOMS) -> Command:
         changes,
         dry_run=options.dry_run,
         reason=options.reason,
+        accounts=accounts,
+        duration_s=duration,
     )
 
 
@@ -86,7 +112,7 @@ def _verb(token: Token) -> VerbSpec:
 
 
 def _split_options(text: str, tokens: list[Token], spec: VerbSpec) -> _Options:
-    """Take `--dry-run` and `--reason` out of the words after the verb, wherever they are."""
+    """Take `--dry-run`, `--reason` and `--for` out of the words after the verb, wherever."""
     options = _Options(args=[])
     i = 0
     while i < len(tokens):
@@ -105,6 +131,10 @@ def _split_options(text: str, tokens: list[Token], spec: VerbSpec) -> _Options:
             if options.reason is not None:
                 raise ParseError("`--reason` is given twice; give it once", spec.usage)
             options.reason, i = _reason(text, tokens, i, spec)
+        elif option == "--for":
+            if options.duration is not None:
+                raise ParseError("`--for` is given twice; give it once", spec.usage)
+            options.duration, i = _for(tokens, i, spec)
         else:
             hint = did_you_mean(option, _OPTION_NAMES) or _OPTIONS_HINT
             raise ParseError(
@@ -136,7 +166,26 @@ def _reason(text: str, tokens: list[Token], after: int, spec: VerbSpec) -> tuple
         reason, end = raw_text(text, words), after + len(words)
     if not reason.strip():
         raise ParseError("`--reason` needs some text, e.g. --reason abuse report", spec.usage)
+    problem = reason_problem(reason)
+    if problem is not None:
+        raise ParseError(problem, spec.usage)
     return reason, end
+
+
+def _for(tokens: list[Token], after: int, spec: VerbSpec) -> tuple[str, int]:
+    """The duration text of the `--for` at `tokens[after - 1]` (`--for 2h`, `--for=2h`), and the
+    index of the word after it. One word: `1h30m`, or a quoted `"1h 30m"`."""
+    option = tokens[after - 1]
+    name, eq, _ = option.prefix.partition("=")
+    if eq:
+        value, end = option.value[len(name) + 1 :], after
+    elif after < len(tokens) and not tokens[after].is_option:
+        value, end = tokens[after].value, after + 1
+    else:
+        value, end = "", after
+    if not value.strip():
+        raise ParseError("`--for` needs a duration, e.g. --for 2h", spec.usage)
+    return value, end
 
 
 def _until_option(tokens: list[Token], start: int) -> list[Token]:
@@ -147,11 +196,41 @@ def _until_option(tokens: list[Token], start: int) -> list[Token]:
 
 
 def _refuse_options(options: _Options, spec: VerbSpec) -> None:
-    given = "--dry-run" if options.dry_run else "--reason" if options.reason is not None else None
+    given = (
+        "--dry-run"
+        if options.dry_run
+        else "--reason"
+        if options.reason is not None
+        else "--for"
+        if options.duration is not None
+        else None
+    )
     if given is not None:
         raise ParseError(
             f"`{given}` does not apply to `{spec.name}`: it changes nothing", spec.usage
         )
+
+
+def _duration(options: _Options, spec: VerbSpec) -> int | None:
+    if options.duration is None:
+        if spec.needs_duration:
+            raise ParseError(
+                f"`{spec.name}` needs `--for DURATION`, how long the ban lasts: "
+                f"e.g. `{spec.example}`",
+                spec.usage,
+            )
+        return None
+    if not spec.needs_duration:
+        hint = (
+            ": to keep members out for a time, use `/room ban ROOM USER... --for DURATION`"
+            if spec.takes_accounts
+            else ""
+        )
+        raise ParseError(f"`--for` does not apply to `{spec.name}`{hint}", spec.usage)
+    try:
+        return parse_duration(options.duration)
+    except InvalidValue as exc:
+        raise ParseError(f"--for: {exc}", spec.usage) from None
 
 
 def _topic(args: list[Token], spec: VerbSpec) -> str | None:
@@ -183,6 +262,7 @@ def _room_and_value(
         what = 'the text (`""` clears it)' if field == "CustomInfo" else f"the new {setting.key}"
         raise ParseError(f"`{spec.name}` needs {what} after the room ID", spec.usage)
     if spec.form is ArgForm.ROOM_TEXT:
+        _refuse_assignment(rest[0], spec)
         raw = rest[0].value if len(rest) == 1 and rest[0].fully_quoted else raw_text(text, rest)
     elif len(rest) > 1:
         raise ParseError(
@@ -195,35 +275,141 @@ def _room_and_value(
     return [room], {field: _converted(setting, raw, spec)}
 
 
-def _settings(args: list[Token], spec: VerbSpec) -> tuple[list[Token], dict[str, Any]]:
+def _refuse_assignment(first: Token, spec: VerbSpec) -> None:
+    """`rename r1 name=X` would name the room "name=X": refuse `set` syntax in a text verb."""
+    match = _KEY_WORD.match(first.prefix)
+    if match is None or lookup_key(match.group(0)[:-1]) is None:
+        return
+    raise ParseError(
+        f"`{spec.name}` takes the text itself, not {shown(match.group(0))}: "
+        f"e.g. `{spec.example}`, or `/room set ROOM KEY=VALUE...` "
+        "(quote the text to mean it literally)",
+        spec.usage,
+    )
+
+
+def _settings(text: str, args: list[Token], spec: VerbSpec) -> tuple[list[Token], dict[str, Any]]:
+    """Rooms, then assignments: the rule `help set` states.
+
+    Every word before the first assignment is a room (a quoted word even with `=` inside; an
+    unquoted word with `=` is an assignment). After it, a word shaped `KEY=` starts the next
+    assignment and any other word belongs to the value before it.
+    """
     rooms: list[Token] = []
+    assignments: list[tuple[Token, SettingKey, list[Token]]] = []
+    for token in args:
+        if not assignments and "=" not in token.prefix:
+            rooms.append(token)
+        elif not assignments or _KEY_WORD.match(token.prefix):
+            key = token.prefix.partition("=")[0]
+            assignments.append((token, _setting(key, token, bool(assignments), spec), []))
+        else:
+            assignments[-1][2].append(token)
+    if not assignments:
+        raise ParseError("`set` needs at least one KEY=VALUE, e.g. audio=off", spec.usage)
+    if not rooms:
+        raise ParseError(
+            "`set` needs at least one room ID, before the first KEY=VALUE: "
+            "e.g. `/room set room-1 audio=off`",
+            spec.usage,
+        )
     changes: dict[str, Any] = {}
     said: dict[str, str] = {}  # field -> the assignment that set it, for conflict messages
-    for token in args:
-        key, eq, _ = token.prefix.partition("=")
-        if not eq:  # a quoted word is always a room, even one with `=` inside
-            rooms.append(token)
-            continue
-        setting = lookup_key(key)
-        if setting is None:
-            hint = (
-                did_you_mean(key, [k.key for k in SET_KEYS.values()])
-                or " — see `/room help set` for the keys"
-            )
-            raise ParseError(
-                f"unknown setting {shown(key)} in {shown(token.value)}{hint}", spec.usage
-            )
+    for token, setting, more in assignments:
+        typed = raw_text(text, [token, *more])
+        value = _converted(setting, _assigned(typed, token, setting, more, spec), spec)
         field = setting.field
-        value = _converted(setting, token.value[len(key) + 1 :], spec)
         if field in changes and changes[field] != value:
             raise ParseError(
-                f"conflicting values for {field}: {shown(said[field])} and {shown(token.value)}",
+                f"conflicting values for {field}: {shown(said[field])} and {shown(typed)}",
                 spec.usage,
             )
-        changes[field], said[field] = value, token.value
-    if not changes:
-        raise ParseError("`set` needs at least one KEY=VALUE, e.g. audio=off", spec.usage)
+        changes[field], said[field] = value, typed
     return rooms, changes
+
+
+def _setting(key: str, token: Token, after_value: bool, spec: VerbSpec) -> SettingKey:
+    setting = lookup_key(key)
+    if setting is not None:
+        return setting
+    hint = (
+        did_you_mean(key, [k.key for k in SET_KEYS.values()])
+        or " — see `/room help set` for the keys"
+    )
+    where = (
+        "; a word shaped KEY= always starts a new setting, so quote a value that contains one"
+        if after_value
+        else ""
+    )
+    raise ParseError(
+        f"unknown setting {shown(key)} in {shown(token.value)}{hint}{where}", spec.usage
+    )
+
+
+def _assigned(
+    typed: str, token: Token, setting: SettingKey, more: list[Token], spec: VerbSpec
+) -> str:
+    """The value text of one assignment: its word after `KEY=`, or, for `name` and `custom`,
+    everything up to the next assignment as typed."""
+    key_end = token.prefix.index("=") + 1
+    if not more:
+        return token.value[key_end:]
+    stray = shown(more[0].value)
+    if token.quoted is not None and len(token.prefix) == key_end:
+        raise ParseError(
+            f"{stray} follows the quoted value of {shown(token.prefix[:-1])}: a quoted value ends "
+            "at its closing quote, and rooms go before the first KEY=VALUE",
+            spec.usage,
+        )
+    if setting.field not in TEXT_FIELDS:
+        raise ParseError(
+            f"{stray} follows {shown(token.value)}, whose value is one word: rooms go before the "
+            "first KEY=VALUE, and only `name` and `custom` values run on over spaces",
+            spec.usage,
+        )
+    # The value as typed, spacing and quotes kept, without the space after a bare `KEY=`.
+    return typed[key_end:].lstrip()
+
+
+def _room_and_accounts(args: list[Token], spec: VerbSpec) -> tuple[list[Token], tuple[str, ...]]:
+    if not args:
+        raise ParseError(f"`{spec.name}` needs a room ID, then account IDs", spec.usage)
+    room, rest = args[0], args[1:]
+    if not rest:
+        raise ParseError(
+            f"`{spec.name}` needs at least one account ID after the room ID ({_MEMBERS_HINT})",
+            spec.usage,
+        )
+    typed = {token.value: token for token in reversed(rest)}  # the first token of each value
+    accounts = tuple(dict.fromkeys(token.value for token in rest))
+    if len(accounts) > MAX_ACCOUNTS:
+        raise ParseError(
+            f"too many accounts: {len(accounts)} given, at most {MAX_ACCOUNTS} per command "
+            "(split the request)",
+            spec.usage,
+        )
+    for account in accounts:
+        _check_account(typed[account], spec)
+    return [room], accounts
+
+
+def _check_account(token: Token, spec: VerbSpec) -> None:
+    account = token.value
+    if account.startswith("<@"):
+        raise ParseError(f"{shown(account)}: that is a Slack user; {_MEMBERS_HINT}", spec.usage)
+    if _MENTION.match(account):
+        raise ParseError(
+            f"{shown(account)}: that looks like a Slack mention; {_MEMBERS_HINT}", spec.usage
+        )
+    if not token.fully_quoted and looks_like_duration(account):
+        raise ParseError(
+            f"{shown(account)} looks like part of a duration: write it in one word, "
+            "e.g. `--for 1h30m` (quote it if it really is an account ID)",
+            spec.usage,
+        )
+    problem = account_id_problem(account)
+    if problem is not None:
+        raise ParseError(problem, spec.usage)
 
 
 def _converted(setting: SettingKey, raw: str, spec: VerbSpec) -> Any:

@@ -55,6 +55,10 @@ SET_KEYS: Final[dict[str, SettingKey]] = {
     **{name.lower(): SettingKey(name, name) for name in PATCH_FIELDS},
 }
 
+#: Fields whose values are free text: in `set`, their value runs on over spaces to the next
+#: `KEY=` word (`name=Incident bridge`); every other value is one word.
+TEXT_FIELDS: Final = ("RoomName", "CustomInfo")
+
 #: The short key canonical text uses for each field.
 SHORT_KEY_OF: Final[dict[str, SettingKey]] = {k.field: k for k in _SHORT_KEYS}
 

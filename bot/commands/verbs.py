@@ -18,7 +18,8 @@ _OPTIONS: Final = "[--dry-run] [--reason TEXT]"
 
 
 class VerbKind(StrEnum):
-    """What running a verb does: change rooms, read them, or explain the language."""
+    """What running a verb does: change rooms or their members, read them, or explain the
+    language."""
 
     WRITE = "write"
     READ = "read"
@@ -32,17 +33,24 @@ class ArgForm(StrEnum):
     ROOM = "ROOM"  # exactly one room
     ROOM_VALUE = "ROOM VALUE"  # one room, then one word
     ROOM_TEXT = "ROOM TEXT..."  # one room, then the rest of the line
-    ROOMS_SETTINGS = "ROOM... KEY=VALUE..."  # rooms and assignments, in any order
+    ROOMS_SETTINGS = "ROOM... KEY=VALUE..."  # rooms, then assignments
+    ROOM_USERS = "ROOM USER..."  # one room, then one or more Room Engine account IDs
     TOPIC = "[VERB]"  # nothing, or one verb
 
 
 @dataclass(frozen=True)
 class VerbSpec:
-    """One verb: its names, what it does and the API fields it may set.
+    """One verb: its names, what it does, the API command it calls and the fields it may set.
 
     `sets` is the fixed patch of a toggle verb (`mute-all`: `IsAudioDisabled` true); value verbs
     and `set` take their values from the text instead. `usage` is the full usage line with
     options; `synopsis` the same without them.
+
+    `api` is the Room Engine command the verb calls (`update_room_info`, `kick_user_out`, ...),
+    None when it calls none (`history` reads the audit trail, `help` nothing). `undoable` says
+    whether roombot can undo it: room changes by restoring the values read before, a verb with
+    an `undo_verb` by running that verb on the same room and accounts (`ban` -> `unban`).
+    `needs_duration`: the verb requires `--for DURATION`. `confirm`: always ask before running.
     """
 
     name: str
@@ -56,6 +64,19 @@ class VerbSpec:
     form: ArgForm
     synopsis: str
     sets: tuple[tuple[str, bool], ...] = ()
+    api: str | None = None
+    undoable: bool = False
+    undo_verb: str | None = None
+    needs_duration: bool = False
+    confirm: bool = False
+
+    @property
+    def takes_accounts(self) -> bool:
+        """True for verbs that name Room Engine accounts after the room (`kick`, `ban`, ...)."""
+        return self.form is ArgForm.ROOM_USERS
+
+
+_UPDATE: Final = "update_room_info"
 
 
 def _spec(
@@ -69,8 +90,13 @@ def _spec(
     fields: tuple[str, ...] = (),
     sets: tuple[tuple[str, bool], ...] = (),
     args: str | None = None,
+    api: str | None = _UPDATE,
+    undo_verb: str | None = None,
+    needs_duration: bool = False,
+    confirm: bool = False,
 ) -> VerbSpec:
     synopsis = f"/room {name} {args or form.value}"
+    room_change = kind is VerbKind.WRITE and api == _UPDATE
     return VerbSpec(
         name=name,
         aliases=aliases,
@@ -83,6 +109,11 @@ def _spec(
         form=form,
         synopsis=synopsis,
         sets=sets,
+        api=api,
+        undoable=room_change or undo_verb is not None,
+        undo_verb=undo_verb,
+        needs_duration=needs_duration,
+        confirm=confirm,
     )
 
 
@@ -200,6 +231,7 @@ _TABLE: Final = (
         "Show the rooms' current settings",
         "room-test",
         kind=VerbKind.READ,
+        api="get_room_info",
     ),
     _spec(
         "history",
@@ -207,6 +239,55 @@ _TABLE: Final = (
         "Show the recent changes roombot made to a room",
         "room-test",
         kind=VerbKind.READ,
+        api=None,
+    ),
+    _spec(
+        "members",
+        ArgForm.ROOM,
+        "List a room's members: account IDs, roles and name cards",
+        "room-test",
+        kind=VerbKind.READ,
+        api="get_room_member_list",
+    ),
+    _spec(
+        "kick",
+        ArgForm.ROOM_USERS,
+        "Remove members from a room (they may join again; not undoable)",
+        'room-test user_42 user_43 --reason "spam"',
+        api="kick_user_out",
+    ),
+    _spec(
+        "ban",
+        ArgForm.ROOM_USERS,
+        "Remove members from a room and keep them out for a time",
+        'room-test user_42 --for 2h --reason "abuse report"',
+        args="ROOM USER... --for DURATION",
+        api="ban_room_member",
+        undo_verb="unban",
+        needs_duration=True,
+    ),
+    _spec(
+        "unban",
+        ArgForm.ROOM_USERS,
+        "Let banned members into a room again",
+        "room-test user_42",
+        api="unban_room_member",
+    ),
+    _spec(
+        "banned",
+        ArgForm.ROOM,
+        "List a room's banned members and when each ban ends",
+        "room-test",
+        kind=VerbKind.READ,
+        api="get_banned_member_list",
+    ),
+    _spec(
+        "destroy",
+        ArgForm.ROOM,
+        "Destroy a room for everyone in it (always asks first; not undoable)",
+        'room-test --reason "incident closed"',
+        api="destroy_room",
+        confirm=True,
     ),
     _spec(
         "help",
@@ -215,6 +296,7 @@ _TABLE: Final = (
         "mute-all",
         kind=VerbKind.HELP,
         aliases=("?", "--help"),
+        api=None,
     ),
 )
 

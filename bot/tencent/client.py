@@ -488,7 +488,7 @@ class RoomEngineClient:
         into calls is the caller's job). Retried only when certainly not applied (see above).
         """
         names = _checked_accounts(accounts)
-        _check(reason_problem(reason), "reason")
+        _check(reason_problem(reason))
         body = {"RoomId": room_id, "MemberList_Account": names, "Reason": reason}
         _, result = await self._call("kick_user_out", body, idempotent=False)
         return result
@@ -502,7 +502,7 @@ class RoomEngineClient:
         calling anything. Retried only when certainly not applied (see the module docstring).
         """
         names = _checked_accounts(accounts)
-        _check(reason_problem(reason), "reason")
+        _check(reason_problem(reason))
         _check(duration_problem(duration_s), "duration_s")
         body = {
             "RoomId": room_id,
@@ -758,9 +758,10 @@ def _checked_accounts(accounts: Sequence[str]) -> list[str]:
     return names
 
 
-def _check(problem: str | None, name: str) -> None:
+def _check(problem: str | None, name: str | None = None) -> None:
+    # `name` prefixes the predicate-style problems ("must name at least one account").
     if problem:
-        raise ValueError(f"{name} {problem}")
+        raise ValueError(f"{name} {problem}" if name else problem)
 
 
 def _callback_body(url: str, commands: Sequence[str]) -> dict[str, Any]:

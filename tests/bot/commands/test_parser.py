@@ -72,6 +72,12 @@ CANONICAL_NAMES = [
     "set",
     "show",
     "history",
+    "members",
+    "kick",
+    "ban",
+    "unban",
+    "banned",
+    "destroy",
     "help",
 ]
 
@@ -145,12 +151,52 @@ def test_spec_kinds_room_counts_and_fields() -> None:
         assert VERBS[name].fields == ()
 
 
+def test_every_verb_names_the_api_command_it_calls_and_whether_it_can_be_undone() -> None:
+    for name in CANONICAL_NAMES[:17]:
+        assert VERBS[name].api == "update_room_info"
+        assert VERBS[name].undoable
+        assert VERBS[name].undo_verb is None
+    expected = {
+        # verb: (kind, api, undoable, undo verb, asks for confirmation)
+        "show": (VerbKind.READ, "get_room_info", False, None, False),
+        "history": (VerbKind.READ, None, False, None, False),
+        "members": (VerbKind.READ, "get_room_member_list", False, None, False),
+        "kick": (VerbKind.WRITE, "kick_user_out", False, None, False),
+        "ban": (VerbKind.WRITE, "ban_room_member", True, "unban", False),
+        "unban": (VerbKind.WRITE, "unban_room_member", False, None, False),
+        "banned": (VerbKind.READ, "get_banned_member_list", False, None, False),
+        "destroy": (VerbKind.WRITE, "destroy_room", False, None, True),
+        "help": (VerbKind.HELP, None, False, None, False),
+    }
+    for name, (kind, api, undoable, undo_verb, confirm) in expected.items():
+        spec = VERBS[name]
+        assert (spec.kind, spec.api, spec.undoable, spec.undo_verb, spec.confirm) == (
+            kind,
+            api,
+            undoable,
+            undo_verb,
+            confirm,
+        ), name
+        assert spec.multi_room == (name == "show")
+    assert [name for name, spec in VERBS.items() if spec.needs_duration] == ["ban"]
+    assert [name for name, spec in VERBS.items() if spec.takes_accounts] == [
+        "kick",
+        "ban",
+        "unban",
+    ]
+
+
 def test_usage_lines_show_options_only_for_write_verbs() -> None:
     assert VERBS["mute-all"].usage == "/room mute-all ROOM... [--dry-run] [--reason TEXT]"
     assert VERBS["rename"].usage == "/room rename ROOM NAME... [--dry-run] [--reason TEXT]"
     assert VERBS["show"].usage == "/room show ROOM..."
     assert VERBS["history"].usage == "/room history ROOM"
     assert VERBS["help"].usage == "/room help [VERB]"
+    assert VERBS["kick"].usage == "/room kick ROOM USER... [--dry-run] [--reason TEXT]"
+    assert VERBS["ban"].usage == "/room ban ROOM USER... --for DURATION [--dry-run] [--reason TEXT]"
+    assert VERBS["destroy"].usage == "/room destroy ROOM [--dry-run] [--reason TEXT]"
+    assert VERBS["members"].usage == "/room members ROOM"
+    assert VERBS["banned"].usage == "/room banned ROOM"
 
 
 # -- toggles -----------------------------------------------------------------------------------
@@ -306,8 +352,8 @@ def test_api_field_names_take_the_fields_own_value(word: str, flag: bool) -> Non
     assert parse_command(f"set r1 IsAudioDisabled={word}").changes == {"IsAudioDisabled": flag}
 
 
-def test_set_many_rooms_and_keys_in_any_order_sends_exactly_those_fields() -> None:
-    command = parse_command('set audio=off r1 name="Incident bridge" r2 r1 chat=off --dry-run')
+def test_set_many_rooms_then_keys_sends_exactly_those_fields() -> None:
+    command = parse_command('set r1 r2 r1 audio=off name="Incident bridge" chat=off --dry-run')
     assert command.rooms == ("r1", "r2")
     assert command.dry_run
     assert _bodies(command) == [
@@ -321,6 +367,116 @@ def test_set_many_rooms_and_keys_in_any_order_sends_exactly_those_fields() -> No
         }
         for room in ("r1", "r2")
     ]
+
+
+# Issue #12 item 1: rooms come before the first KEY=VALUE; after it, a `name` or `custom` value
+# runs on to the next word shaped KEY=. Each of these sent a change to a stray "room" before.
+RUN_ON_VALUES: list[tuple[str, dict[str, Any]]] = [
+    ("set room-test name=Incident bridge", {"RoomName": "Incident bridge"}),
+    ('set room-test custom={"a": 1}', {"CustomInfo": '{"a": 1}'}),
+    ('set room-test custom={"a=b": 1}', {"CustomInfo": '{"a=b": 1}'}),
+    (
+        'set room-test custom={"a": 1, "b": "two words", "c": "x=y"} audio=off',
+        {"CustomInfo": '{"a": 1, "b": "two words", "c": "x=y"}', "IsAudioDisabled": True},
+    ),
+    (
+        "set room-test name=Incident bridge chat=off",
+        {"RoomName": "Incident bridge", "IsMessageDisabled": True},
+    ),
+    (
+        "set room-test audio=off name=Incident bridge",
+        {"RoomName": "Incident bridge", "IsAudioDisabled": True},
+    ),
+    ("set room-test name=Incident   bridge", {"RoomName": "Incident   bridge"}),
+    ("set room-test name= Incident bridge", {"RoomName": "Incident bridge"}),
+    ('set room-test custom= {"a": 1}', {"CustomInfo": '{"a": 1}'}),
+    ("set room-test name=Bob's room", {"RoomName": "Bob's room"}),
+    ('set room-test name=The "Best" room', {"RoomName": 'The "Best" room'}),
+    ("set room-test name=a=b c", {"RoomName": "a=b c"}),
+    ("set room-test name=Team -- Sync", {"RoomName": "Team -- Sync"}),
+    ('set room-test name="Incident bridge" audio=off', {"RoomName": "Incident bridge", **AUDIO}),
+    ('set room-test name="a b=c"', {"RoomName": "a b=c"}),
+    ("set room-test name=See https://x.test/?a=b", {"RoomName": "See https://x.test/?a=b"}),
+    # The rule cuts both ways: a room typed after a name is part of the name (help says so,
+    # and `--dry-run` / `roombot parse` show it) — never a second room.
+    ("set room-test name=Incident room-2", {"RoomName": "Incident room-2"}),
+]
+
+
+@pytest.mark.parametrize(("text", "changes"), RUN_ON_VALUES)
+def test_set_text_values_run_on_to_the_next_key(text: str, changes: dict[str, Any]) -> None:
+    command = parse_command(text)
+    assert command == Command("set", ("room-test",), changes)
+    assert _bodies(command) == [{"RoomInfo": {"RoomId": "room-test", **changes}}]
+
+
+def test_set_options_end_a_value_wherever_they_stand() -> None:
+    command = parse_command("set room-test name=Incident bridge --reason typo fix")
+    assert command.changes == {"RoomName": "Incident bridge"}
+    assert command.reason == "typo fix"
+    command = parse_command("set room-test --dry-run name=Incident bridge --dry-run")
+    assert (command.changes, command.dry_run) == ({"RoomName": "Incident bridge"}, True)
+
+
+@pytest.mark.parametrize(
+    ("text", "piece"),
+    [
+        ("set r1 audio=off r2", "`r2` follows `audio=off`, whose value is one word"),
+        ("set r1 max-members=50 r2", "rooms go before the first KEY=VALUE"),
+        ("set r1 seat-mode=free r2", "only `name` and `custom` values run on"),
+        ('set r1 name="Incident bridge" r2', "`r2` follows the quoted value of `name`"),
+        ("set r1 custom='x' r2", "a quoted value ends at its closing quote"),
+        ("set audio=off r1", "`set` needs at least one room ID, before the first KEY=VALUE"),
+        ("set name=Incident bridge", "needs at least one room ID"),
+        ("set r1 name=Incident bridge adio=off", "unknown setting `adio` in `adio=off`"),
+        ("set r1 name=Incident bridge adio=off", "did you mean `audio`"),
+        ("set r1 name=a x=y", "a word shaped KEY= always starts a new setting, so quote"),
+        ("set r1 name=A audio=off name=B", "conflicting values for RoomName: `name=A` and"),
+    ],
+)
+def test_set_stray_words_are_errors_not_rooms(text: str, piece: str) -> None:
+    err = _error(text)
+    assert piece in err.message
+    assert err.usage == VERBS["set"].usage
+
+
+def test_set_help_states_the_rule() -> None:
+    from bot.commands import render_verb_help
+
+    text = render_verb_help("set")
+    assert "every word before the first KEY=VALUE is a room, and none after it is" in text
+    assert '`name=Incident bridge` names the room "Incident bridge"' in text
+    assert "a word after it is an error, not a room" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "changes"),
+    [
+        # The value verbs take one room, then the value: no word can become a second room.
+        ("rename room-test Incident bridge", {"RoomName": "Incident bridge"}),
+        ('set-custom room-test {"a": 1}', {"CustomInfo": '{"a": 1}'}),
+        ('rename room-test "name=Incident bridge"', {"RoomName": "name=Incident bridge"}),
+        ("rename room-test Incident name=bridge", {"RoomName": "Incident name=bridge"}),
+    ],
+)
+def test_value_verbs_take_the_rest_of_the_line_as_the_value(
+    text: str, changes: dict[str, Any]
+) -> None:
+    assert parse_command(text) == Command(text.split()[0], ("room-test",), changes)
+
+
+@pytest.mark.parametrize(
+    ("text", "piece"),
+    [
+        ("rename room-test name=Incident bridge", "`rename` takes the text itself, not `name=`"),
+        ("rename room-test audio=off", "not `audio=`"),
+        ('set-custom room-test custom={"a": 1}', "`set-custom` takes the text itself"),
+        ("set-capacity room-test 100 room-2", "takes one room and one value"),
+        ("seat-mode room-test apply room-2", "takes one room and one value"),
+    ],
+)
+def test_value_verbs_refuse_set_syntax_and_extra_rooms(text: str, piece: str) -> None:
+    assert piece in _error(text).message
 
 
 def test_set_accepts_the_same_value_twice() -> None:
@@ -461,6 +617,7 @@ ERRORS: list[tuple[str, str, str | None]] = [
     ("set r1 seat-mode=sometimes", "seat mode must be `free` or `apply`", "set"),
     ("set r1", "`set` needs at least one KEY=VALUE", "set"),
     ("set audio=off", "`set` needs at least one room ID", "set"),
+    ("set audio=off r1", "needs at least one room ID, before the first KEY=VALUE", "set"),
     ("set r1 audio=on audio=off", "conflicting values for IsAudioDisabled", "set"),
     ("set r1 audio=off IsAudioDisabled=false", "`audio=off` and `IsAudioDisabled=false`", "set"),
     ("set r1 name=A name=B", "conflicting values for RoomName", "set"),
@@ -481,6 +638,10 @@ ERRORS: list[tuple[str, str, str | None]] = [
     ("show r1 --dry-run", "`--dry-run` does not apply to `show`", "show"),
     ("history r1 --reason x", "`--reason` does not apply to `history`", "history"),
     ("help --dry-run", "does not apply to `help`", "help"),
+    ("show r1 --for 2h", "`--for` does not apply to `show`", "show"),
+    ("mute-all r1 --for 2h", "`--for` does not apply to `mute-all`", "mute-all"),
+    ("mute-all r1 --reason " + "x" * 1001, "the reason is 1001 bytes in UTF-8", "mute-all"),
+    ("mute-all r1 --reason " + "会" * 334, "the reason is 1002 bytes", "mute-all"),
 ]
 
 

@@ -1,5 +1,6 @@
 """Properties of the parser over generated input: it fails only with ParseError, canonical text
-parses back to the same command, and the UTF-8 byte limits hold for any Unicode."""
+parses back to the same command, the UTF-8 byte limits hold for any Unicode, member calls never
+carry more than 20 accounts, and durations round-trip."""
 
 from __future__ import annotations
 
@@ -8,11 +9,23 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.commands import VERBS, ArgForm, Command, ParseError, parse_command
+from bot.commands import (
+    BAN_MAX_SECONDS,
+    MAX_ACCOUNTS,
+    VERBS,
+    ArgForm,
+    Command,
+    InvalidValue,
+    ParseError,
+    VerbKind,
+    format_duration,
+    parse_command,
+    parse_duration,
+)
 from bot.commands.normalise import ODD_WHITESPACE
 from bot.commands.tokens import quote
 from bot.commands.verbs import VERB_WORDS
-from bot.models import BOOL_FIELDS, TakeSeatMode, utf8_len
+from bot.models import BOOL_FIELDS, MemberCall, TakeSeatMode, account_id_problem, utf8_len
 
 # deadline=None: a noisy CI machine must not turn a slow example into a failure.
 _SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -72,6 +85,19 @@ _FRAGMENTS = st.one_of(
             "\u200b",
             "room-1",
             "room-2",
+            "u1",
+            "user_42",
+            "--for",
+            "--for=",
+            "2h",
+            "1h30m",
+            "30m",
+            "0s",
+            "bridge",
+            '{"a":',
+            "1}",
+            '{"a=b":',
+            "x=y",
         ]
     ),
     _room_ids,
@@ -105,6 +131,8 @@ def test_any_text_gives_a_command_or_a_parse_error(text: str) -> None:
     assert command.verb in VERBS
     for patch in command.patches():
         assert patch.body()["RoomInfo"]["RoomId"] in command.rooms
+    for call in command.calls("U012ABCDEF"):  # building a call validates it
+        assert call.room_id in command.rooms
 
 
 @_SETTINGS
@@ -132,11 +160,35 @@ def _field_values(field: str) -> st.SearchStrategy[Any]:
     return st.text(_VALUE_CHARS, max_size=120).filter(lambda v: utf8_len(v) <= 500)
 
 
+_account_ids = st.text(
+    st.characters(
+        exclude_categories=["Cs", "Cc", "Cf", "Co", "Cn", "Zs", "Zl", "Zp"],
+        exclude_characters=_REWRITTEN,
+    ),
+    min_size=1,
+    max_size=32,
+).filter(lambda a: account_id_problem(a) is None and not a.startswith(("<@", "<#", "<!")))
+
+
 @st.composite
 def _commands(draw: st.DrawFn) -> Command:
     spec = draw(st.sampled_from(list(VERBS.values())))
     if spec.form is ArgForm.TOPIC:
         return Command(spec.name, (), topic=draw(st.none() | st.sampled_from(list(VERBS))))
+    if spec.takes_accounts or spec.api == "destroy_room":
+        accounts = draw(st.lists(_account_ids, min_size=1, max_size=25, unique=True))
+        return Command(
+            spec.name,
+            (draw(_room_ids),),
+            dry_run=draw(st.booleans()),
+            reason=draw(st.none() | _values.filter(str.strip)),
+            accounts=tuple(accounts) if spec.takes_accounts else (),
+            duration_s=(
+                draw(st.integers(min_value=1, max_value=BAN_MAX_SECONDS))
+                if spec.needs_duration
+                else None
+            ),
+        )
     many = spec.form in (ArgForm.ROOMS, ArgForm.ROOMS_SETTINGS)
     rooms = draw(st.lists(_room_ids, min_size=1, max_size=5 if many else 1, unique=True))
     if spec.sets:
@@ -146,7 +198,7 @@ def _commands(draw: st.DrawFn) -> Command:
         changes = {field: draw(_field_values(field)) for field in fields}
     else:
         changes = {field: draw(_field_values(field)) for field in spec.fields}
-    write = bool(changes)
+    write = spec.kind is VerbKind.WRITE
     reason = draw(st.none() | _values.filter(str.strip)) if write else None
     return Command(
         spec.name,
@@ -161,6 +213,60 @@ def _commands(draw: st.DrawFn) -> Command:
 @given(_commands())
 def test_canonical_text_parses_to_the_same_command(command: Command) -> None:
     assert parse_command(command.canonical_text()) == command
+
+
+# -- member calls and durations ----------------------------------------------------------------
+
+
+@_SETTINGS
+@given(
+    st.lists(_account_ids, min_size=1, max_size=MAX_ACCOUNTS, unique=True),
+    st.sampled_from(["kick", "ban", "unban"]),
+    st.none() | _values.filter(str.strip),
+)
+def test_a_member_call_never_carries_more_than_20_accounts(
+    accounts: list[str], verb: str, reason: str | None
+) -> None:
+    command = Command(
+        verb,
+        ("room-test",),
+        reason=reason,
+        accounts=tuple(accounts),
+        duration_s=3_600 if verb == "ban" else None,
+    )
+    calls = command.calls("U012ABCDEF")
+    assert all(isinstance(call, MemberCall) for call in calls)
+    bodies = [call.body() for call in calls]
+    assert all(1 <= len(body["MemberList_Account"]) <= 20 for body in bodies)
+    assert len(bodies) == -(-len(accounts) // 20)  # as few calls as the limit allows
+    assert [a for body in bodies for a in body["MemberList_Account"]] == accounts
+    if verb != "unban":
+        assert {body["Reason"] for body in bodies} == {reason or "by U012ABCDEF via roombot"}
+
+
+@_SETTINGS
+@given(st.integers(min_value=1, max_value=BAN_MAX_SECONDS))
+def test_durations_round_trip(seconds: int) -> None:
+    text = format_duration(seconds)
+    assert parse_duration(text) == seconds
+    assert parse_command(f"ban r1 u1 --for {text}").duration_s == seconds
+
+
+_UNITS = st.sampled_from(["s", "m", "h", "d", "w", "min", "hours", "Days", "SEC"])
+
+
+@_SETTINGS
+@given(st.lists(st.tuples(st.integers(0, 400), _UNITS, st.sampled_from(["", " "])), min_size=1))
+def test_any_typed_duration_means_what_its_canonical_form_means(
+    parts: list[tuple[int, str, str]],
+) -> None:
+    text = "".join(f"{count}{unit}{space}" for count, unit, space in parts)
+    try:
+        seconds = parse_duration(text)
+    except InvalidValue:
+        return
+    assert 1 <= seconds <= BAN_MAX_SECONDS
+    assert parse_duration(format_duration(seconds)) == seconds
 
 
 # -- byte limits -------------------------------------------------------------------------------
