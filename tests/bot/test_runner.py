@@ -110,11 +110,11 @@ async def test_pending_rows_are_written_before_any_call_and_completed_after(core
     reads = [s for s in seen if s[0] == "get_room_info"]
     updates = [s for s in seen if s[0] == "update_room_info"]
     assert len(reads) == 3
-    assert all(rows == {} for _, _, rows in reads)  # reads come before the rows (they hold them)
+    assert all(then == {} for _, _, then in reads)  # reads come first: the rows hold their values
     assert len(updates) == 3
-    for _, room, rows in updates:
-        assert set(rows) == {"room-test", "room-2", "room-3"}  # every room's row, before any call
-        assert rows[room] is Outcome.PENDING  # this room's row is not completed yet
+    for _, room, then in updates:
+        assert set(then) == {"room-test", "room-2", "room-3"}  # every room's row, before any call
+        assert then[room] is Outcome.PENDING  # this room's row is not completed yet
 
     rows = await core.rows()
     assert [r.id for r in rows] == [r.row_id for r in run.results]
@@ -374,7 +374,10 @@ async def test_no_call_is_made_before_yield_to_returns(core: Core) -> None:
     assert yields == len(core.emulator.requests) == 4  # once before each read and each write
 
 
-async def test_no_more_than_the_limit_of_rooms_are_in_flight(make_core: CoreFactory) -> None:
+@pytest.mark.parametrize("phase", ["update_room_info", "get_room_info"])
+async def test_no_more_than_the_limit_of_rooms_are_in_flight(
+    make_core: CoreFactory, phase: str
+) -> None:
     rooms = [f"bulk-{i:03d}" for i in range(MAX_CONCURRENT_ROOMS + 6)]
     core = await make_core(rooms=rooms)
     release = asyncio.Event()
@@ -383,6 +386,8 @@ async def test_no_more_than_the_limit_of_rooms_are_in_flight(make_core: CoreFact
 
     async def hold(command: str, body: dict[str, Any]) -> None:
         nonlocal in_flight, peak
+        if command != phase:
+            return
         in_flight += 1
         peak = max(peak, in_flight)
         if in_flight == MAX_CONCURRENT_ROOMS:
@@ -391,8 +396,14 @@ async def test_no_more_than_the_limit_of_rooms_are_in_flight(make_core: CoreFact
         in_flight -= 1
 
     core.wire.hook = hold
-    task = asyncio.create_task(core.runner().run(plan_for("disable-chat " + " ".join(rooms))))
-    # A bound, not a pause: the audit rows are written on the store's thread first.
+    if phase == "get_room_info":  # only an undo reads this many rooms first
+        plan = _undo_plan(
+            {r: ({"IsAudioDisabled": True}, {"IsAudioDisabled": False}) for r in rooms}
+        )
+    else:
+        plan = plan_for("disable-chat " + " ".join(rooms))
+    task = asyncio.create_task(core.runner().run(plan))
+    # A bound, not a pause: a write's audit rows are written on the store's thread first.
     await asyncio.wait_for(full.wait(), timeout=10)
     for _ in range(100):  # every room past the limit could now reach the wire without blocking
         await asyncio.sleep(0)
@@ -402,6 +413,15 @@ async def test_no_more_than_the_limit_of_rooms_are_in_flight(make_core: CoreFact
     assert peak == MAX_CONCURRENT_ROOMS
     assert len(run.results) == len(rooms)
     assert all(r.ok for r in run.results)
+
+
+async def test_without_an_audit_store_a_run_is_unrecorded_but_complete(core: Core) -> None:
+    run = await Runner(core.client, AuditRecorder(None)).run(plan_for("mute-all room-test"))
+    [result] = run.results
+    assert result.ok
+    assert result.row_id is None
+    assert run.audit_error is None
+    assert await core.rows() == []
 
 
 # -- a broken audit trail -------------------------------------------------------------------------
