@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     roombot_rate_limit: int = Field(default=RATE_LIMIT, ge=1, le=200)
     roombot_confirm_above: int = Field(default=CONFIRM_ABOVE, ge=0)
     roombot_max_rooms: int = Field(default=MAX_ROOMS, ge=1, le=10_000)
+    #: Go ahead with a change whose audit rows cannot be written (each outcome is logged
+    #: instead). Off: such a change is refused, so the audit trail cannot be skipped.
+    roombot_allow_unaudited: bool = False
 
     @field_validator(
         "slack_bot_token",

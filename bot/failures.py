@@ -14,6 +14,7 @@ from bot.outcomes import Failure, FailureKind
 from bot.tencent.errors import (
     ApiError,
     MalformedResponse,
+    NotSent,
     RequestTimeout,
     RoomEngineError,
     TransportError,
@@ -32,6 +33,8 @@ def describe_failure(exc: BaseException, *, room_id: str | None = None) -> Failu
 
     Unexpected exceptions are logged with a fresh correlation id, which the `Failure` carries.
     """
+    if isinstance(exc, NotSent):
+        return Failure(kind=FailureKind.NOT_ATTEMPTED, message=exc.message, hint="")
     if isinstance(exc, ApiError):
         return Failure(
             kind=FailureKind.API,

@@ -192,6 +192,12 @@ def duration_problem(value: Any) -> str | None:
     return None
 
 
+def chunked(accounts: Sequence[str], size: int = MAX_ACCOUNTS_PER_CALL) -> list[tuple[str, ...]]:
+    """`accounts` in order, split into the calls that carry them (at most `size` a call)."""
+    items = tuple(accounts)
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
 def default_reason(requester: str) -> str:
     """The `Reason` sent when the command gave none: who asked, and through what."""
     return f"by {requester} via roombot"
@@ -228,6 +234,29 @@ def max_member_count_problem(value: int) -> str | None:
     if value > 2**31 - 1:
         return f"member limit {_number(value)} is too large (at most {2**31 - 1})"
     return None
+
+
+def restorable(values: dict[str, Any]) -> dict[str, Any]:
+    """Those of `values` (read with `get_room_info`) that `update_room_info` can set back.
+
+    A room's reported state is not always settable: a new room's `TakeSeatMode` reads "None",
+    and an unnamed room's `RoomName` reads "". Undo restores only what it can.
+    """
+    kept: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = PATCH_FIELDS.get(name)
+        if kind is None or type(value) is not kind:
+            continue
+        if isinstance(value, str) and (
+            (name == "TakeSeatMode" and value not in {m.value for m in TakeSeatMode})
+            or (name == "RoomName" and room_name_problem(value) is not None)
+            or (name == "CustomInfo" and custom_info_problem(value) is not None)
+        ):
+            continue
+        if isinstance(value, int) and name == "MaxMemberCount" and max_member_count_problem(value):
+            continue
+        kept[name] = value
+    return kept
 
 
 class RoomPatch(BaseModel):

@@ -4,9 +4,11 @@ Plain data, no behaviour beyond derived properties, no Slack or terminal wording
 
 * `RoomService.prepare(text, actor)` returns a `Prepared`: `Rejected`, `HelpReply`, `DryRun`,
   `NeedsConfirmation` or `Approved`.
-* An approved write becomes a `Plan` (exactly which patches, for whom); running it yields a
-  `RunResult` with one `RoomResult` per room, each `ok`, a no-op, or a `Failure`.
-* Reads yield `RoomView`s (`show`) or a `HistoryView` (`history`).
+* An approved write becomes a `Plan` (exactly which calls, for whom); running it yields a
+  `RunResult` with one `RoomResult` per target (a room, or one account of a member verb), each
+  `ok`, a no-op, or a `Failure`.
+* Reads yield `RoomView`s (`show`), a `HistoryView` (`history`), a `MembersView` (`members`) or
+  a `BannedView` (`banned`).
 
 Text fields here (`Rejected.message`, `Failure.message`, `Failure.hint`) are plain sentences; the
 one markup they may hold is a code span in backticks (`like-this`), which each adapter renders in
@@ -22,19 +24,21 @@ from typing import Any
 
 from bot.audit import AuditEntry, Source
 from bot.commands import Command
-from bot.models import RoomPatch
+from bot.models import Call, restorable
 from bot.policy import Decision, Denial
-from bot.tencent.client import RoomSnapshot
+from bot.tencent.client import BannedMember, RoomMember, RoomSnapshot
 
 __all__ = [
     "Actor",
     "Approved",
+    "BannedView",
     "Deferrer",
     "DryRun",
     "Failure",
     "FailureKind",
     "HelpReply",
     "HistoryView",
+    "MembersView",
     "NeedsConfirmation",
     "Plan",
     "Prepared",
@@ -46,6 +50,7 @@ __all__ = [
     "RunKind",
     "RunResult",
     "Source",
+    "TargetKey",
 ]
 
 
@@ -122,24 +127,31 @@ Prepared = Rejected | HelpReply | DryRun | NeedsConfirmation | Approved
 
 
 class RunKind(StrEnum):
-    """What a run of patches is: a request, an undo of one, or a retry of its failed rooms."""
+    """What a run of calls is: a request, an undo of one, or a retry of its failed targets."""
 
     REQUEST = "request"
     UNDO = "undo"
     RETRY = "retry"
 
 
+#: What one audit row and one result are about: a room, and the account for member verbs.
+TargetKey = tuple[str, str | None]
+
+
 @dataclass(frozen=True)
 class Plan:
-    """Exactly which patches a run will send, for whom, and (for undo) what must still hold."""
+    """Exactly which calls a run will send, for whom, and (for undo) what must still hold.
+
+    `calls` are `update_room_info` patches, member calls (kick/ban/unban) or `destroy_room`.
+    """
 
     command: Command
     actor: Actor
-    patches: tuple[RoomPatch, ...]
+    calls: tuple[Call, ...]
     raw_text: str
     kind: RunKind = RunKind.REQUEST
-    #: undo: room → the audit row being reverted.
-    undo_of: Mapping[str, int] | None = None
+    #: undo: target → the audit row being reverted.
+    undo_of: Mapping[TargetKey, int] | None = None
     #: undo: room → the values roombot set; a room that no longer has them is left alone.
     expected: Mapping[str, dict[str, Any]] | None = None
 
@@ -155,6 +167,9 @@ class FailureKind(StrEnum):
     TIMEOUT = "timeout"
     MALFORMED = "malformed"
     CONFLICT = "conflict"
+    #: Withdrawn before its call: an earlier call proved the credentials wrong, or the audit
+    #: trail could not be written.
+    NOT_ATTEMPTED = "not_attempted"
     INTERNAL = "internal"
 
 
@@ -173,7 +188,9 @@ class Failure:
 
 @dataclass(frozen=True)
 class RoomResult:
-    """The outcome of one room's `update_room_info`."""
+    """The outcome for one target: a room's `update_room_info` or `destroy_room`, or one account
+    of a kick, ban or unban (`account` set; `changes` then holds `Member_Account` and, for a ban,
+    `Duration`: what the audit row records)."""
 
     room_id: str
     changes: dict[str, Any]
@@ -183,8 +200,15 @@ class RoomResult:
     elapsed_s: float = 0.0
     #: The values of the changed fields before the call, when they were read first.
     previous: dict[str, Any] | None = None
-    #: The audit row of this room's request.
+    #: The audit row of this target.
     row_id: int | None = None
+    #: The member account this result is about (member verbs only).
+    account: str | None = None
+
+    @property
+    def key(self) -> TargetKey:
+        """The room and (member verbs) account this result is about."""
+        return (self.room_id, self.account)
 
     @property
     def ok(self) -> bool:
@@ -199,12 +223,18 @@ class RoomResult:
     @property
     def changed(self) -> bool:
         """True when the room certainly changed: read before, and different from the patch."""
-        return self.undoable
+        return self.ok and self.previous is not None and not self.noop
 
     @property
     def undoable(self) -> bool:
-        """True when this room changed and we know what it was before."""
-        return self.ok and self.previous is not None and not self.noop
+        """True when this room changed, we know what it was before, and `update_room_info` can
+        set some of that back (a seat mode that was never set cannot be)."""
+        return (
+            self.ok
+            and self.previous is not None
+            and not self.noop
+            and bool(restorable(self.previous))
+        )
 
 
 @dataclass(frozen=True)
@@ -248,6 +278,8 @@ class RunResult:
     read_before: bool = True
     #: Set when the audit trail could not be written; the results are still real.
     audit_error: str | None = None
+    #: Set when nothing was called at all, and why (the audit trail could not be written).
+    refused: str | None = None
 
     @property
     def failed(self) -> list[RoomResult]:
@@ -275,11 +307,47 @@ class RunResult:
         return [r for r in self.results if r.ok and r.previous is None]
 
     @property
+    def not_attempted(self) -> list[RoomResult]:
+        """The targets withdrawn before their call (they certainly did not change)."""
+        return [
+            r for r in self.results if r.failure and r.failure.kind is FailureKind.NOT_ATTEMPTED
+        ]
+
+    @property
     def undoable(self) -> bool:
-        """True when an Undo button makes sense: some room changed and its old values are known."""
-        return self.kind is not RunKind.UNDO and any(r.undoable for r in self.results)
+        """True when an Undo button makes sense: a room changed and its old values are known, or
+        a member verb with an inverse (ban → unban) succeeded for some account."""
+        if self.kind is RunKind.UNDO:
+            return False
+        if self.command.spec.undo_verb is not None:
+            return any(r.ok for r in self.results)
+        return any(r.undoable for r in self.results)
 
 
 ProgressCallback = Callable[[Progress], Awaitable[None]]
 #: Runs a coroutine later (e.g. after a Slack ack); the adapter keeps it referenced.
 Deferrer = Callable[[Coroutine[Any, Any, None]], object]
+
+
+@dataclass(frozen=True)
+class MembersView:
+    """`members ROOM`: who is in the room (up to a cap), and how many more there are."""
+
+    room_id: str
+    members: tuple[RoomMember, ...] = ()
+    #: How many members the room has, when known (`get_room_info`'s MemberCount).
+    total: int | None = None
+    truncated: bool = False
+    request_ids: tuple[str, ...] = ()
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True)
+class BannedView:
+    """`banned ROOM`: who is banned, until when (up to a cap)."""
+
+    room_id: str
+    banned: tuple[BannedMember, ...] = ()
+    truncated: bool = False
+    request_ids: tuple[str, ...] = ()
+    failure: Failure | None = None

@@ -5,8 +5,9 @@
 * `Answer` — say this to the requester now (privately) and stop: a refusal, a parse error, help,
   a dry run, or an unexpected error (logged with a correlation id that the message shows);
 * `Confirm` — show this Confirm / Cancel prompt for `needs`;
-* `Approved` — acknowledged work for the adapter to carry out: `read(approved)` for `show` and
-  `history`, or `RoomService.plan` + `run` for writes, each adapter with its own progress display.
+* `Approved` — acknowledged work for the adapter to carry out: `read(approved)` for `show`,
+  `history`, `members` and `banned`, or `RoomService.plan` + `run` for writes, each adapter
+  with its own progress display.
 
 Each adapter supplies a `Renderer` that words the outcomes in its own medium (Block Kit for Slack,
 plain text for the terminal); the presenter decides what is said, the renderer how.
@@ -24,10 +25,12 @@ from bot.failures import new_correlation_id
 from bot.outcomes import (
     Actor,
     Approved,
+    BannedView,
     Deferrer,
     DryRun,
     HelpReply,
     HistoryView,
+    MembersView,
     NeedsConfirmation,
     Rejected,
     RoomView,
@@ -65,6 +68,14 @@ class Renderer(Protocol[M_co]):
 
     def history(self, view: HistoryView) -> M_co:
         """`history`: the newest audit entries of a room."""
+        ...
+
+    def members(self, view: MembersView) -> M_co:
+        """`members`: who is in a room."""
+        ...
+
+    def banned(self, view: BannedView) -> M_co:
+        """`banned`: who is banned from a room, until when."""
         ...
 
     def unexpected_error(self, correlation_id: str) -> M_co:
@@ -123,9 +134,16 @@ class Presenter(Generic[M]):
         """Carry out a read verb (`show`, `history`) and word its answer."""
         if approved.command.spec.kind is not VerbKind.READ:
             raise ValueError(f"not a read verb: {approved.command.verb}")
-        if approved.command.verb == "history":
+        verb = approved.command.verb
+        if verb == "history":
             view = await self.service.history(approved)
             return Answer(self.renderer.history(view), ok=view.problem is None)
+        if verb == "members":
+            members = await self.service.members(approved)
+            return Answer(self.renderer.members(members), ok=members.failure is None)
+        if verb == "banned":
+            banned = await self.service.banned(approved)
+            return Answer(self.renderer.banned(banned), ok=banned.failure is None)
         views = await self.service.show(approved)
         return Answer(self.renderer.show(views), ok=all(v.failure is None for v in views))
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bot.audit import AuditError, AuditStore, NewEntry, Outcome
-from bot.commands import Command
+from bot.commands import Command, clip_for_audit
+from bot.models import Call, DestroyCall, RoomPatch
 from bot.outcomes import Actor
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,33 @@ log = logging.getLogger(__name__)
 def new_request_key() -> str:
     """A fresh key that groups the audit rows of one request (and that buttons carry)."""
     return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Target:
+    """One audit row and one result: a room, or one account of a member call (kick/ban/unban).
+
+    `changes` is what the row's `patch` column records: the room's new values, or
+    `Member_Account` (and a ban's `Duration`); empty for `destroy_room`.
+    """
+
+    call: int  # index of the call in its plan
+    room_id: str
+    account: str | None
+    changes: dict[str, Any]
+
+
+def targets_of(call: Call, index: int = 0) -> list[Target]:
+    """The targets one call covers: its room, or each of its accounts."""
+    if isinstance(call, RoomPatch):
+        return [Target(index, call.room_id, None, call.changes())]
+    if isinstance(call, DestroyCall):
+        return [Target(index, call.room_id, None, {})]
+    extra = {"Duration": call.duration_s} if call.duration_s is not None else {}
+    return [
+        Target(index, call.room_id, account, {"Member_Account": account, **extra})
+        for account in call.accounts
+    ]
 
 
 def entry(
@@ -37,18 +66,25 @@ def entry(
     detail: str | None = None,
     undo_of: int | None = None,
     request_key: str | None = None,
+    verb: str | None = None,
+    reason: str | None = None,
 ) -> NewEntry:
-    """One audit row of `actor`'s request (a fresh request key unless one is given)."""
+    """One audit row of `actor`'s request (a fresh request key unless one is given).
+
+    `verb` and `reason` default to the command's; an undo records "undo", and a member call
+    the `Reason` it really sent. The text is clipped (`clip_for_audit`): whoever may type may not
+    fill the audit trail.
+    """
     return NewEntry(
         request_key=request_key or new_request_key(),
         source=actor.source.value,
         user_id=actor.user_id,
-        verb=command.verb if command else None,
-        raw_text=raw_text,
+        verb=verb or (command.verb if command else None),
+        raw_text=clip_for_audit(raw_text),
         room_id=room_id,
         team_id=actor.team_id,
         channel_id=actor.channel_id,
-        reason=command.reason if command else None,
+        reason=reason or (command.reason if command else None),
         patch=patch,
         previous=previous,
         outcome=outcome,
@@ -66,22 +102,40 @@ def entries(
     detail: str | None = None,
 ) -> list[NewEntry]:
     """The finished rows of a request that calls nothing (denied, dry run, cancelled): one per
-    room it names (or one row without a room), sharing one request key."""
+    target it names (a room, or an account of a member verb), or one row for a read or a
+    command without rooms, sharing one request key."""
     key = new_request_key()
-    patches = {p.room_id: p.changes() for p in command.patches()}
-    rooms: Sequence[str | None] = command.rooms or [None]
+    targets = [
+        t
+        for index, call in enumerate(command.calls(actor.user_id))
+        for t in targets_of(call, index)
+    ]
+    if not targets:
+        rooms: Sequence[str | None] = command.rooms or [None]
+        return [
+            entry(
+                actor,
+                command,
+                raw_text,
+                room_id=room,
+                outcome=outcome,
+                detail=detail,
+                request_key=key,
+            )
+            for room in rooms
+        ]
     return [
         entry(
             actor,
             command,
             raw_text,
-            room_id=room,
-            patch=patches.get(room) if room is not None else None,
+            room_id=t.room_id,
+            patch=t.changes or None,
             outcome=outcome,
             detail=detail,
             request_key=key,
         )
-        for room in rooms
+        for t in targets
     ]
 
 

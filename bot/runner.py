@@ -1,21 +1,31 @@
-"""Carrying out a `Plan`: read before write, audit before and after, rooms concurrently.
+"""Carrying out a `Plan`: read before write, audit before and after, calls concurrently.
 
-For each plan the runner
+A plan is a list of calls: `update_room_info` patches, member calls (kick / ban / unban, up to
+20 accounts each) or `destroy_room`. Its targets are what the audit trail and the results count:
+a room, or one account of a member call. For each plan the runner
 
-1. reads the current values of the fields about to change (requests of up to
+1. reads the current values of the fields about to change (room patches only: requests of up to
    `READ_BEFORE_MAX_ROOMS` rooms, and every undo), so no-ops are reported honestly and Undo knows
    what to restore; an undo skips a room someone changed since (a conflict);
-2. writes one `pending` audit row per room before any call;
-3. sends each room's patch (at most `MAX_CONCURRENT_ROOMS` in flight; the client's rate budget
-   paces the actual calls) and completes its audit row with the outcome.
+2. writes one `pending` audit row per target before any call. The audit trail is the promise:
+   a write that fails is retried for `AUDIT_RETRY_S`; if it still fails nothing is called and
+   every target is reported "not attempted" (unless the operator allowed unaudited changes, in
+   which case each outcome is logged in one structured line instead);
+3. sends the calls (at most `MAX_CONCURRENT_CALLS` in flight; the client's rate budget paces
+   them) and completes each target's row with its outcome. A configuration or credentials error
+   (`CONFIGURATION_CODES`) withdraws every call still waiting for its turn: they would fail the
+   same way, so they are reported "not attempted" once, after the one that failed. A member call
+   refused with 100005 (an account is not a member: Room Engine then changes nothing) is retried
+   account by account, so each account gets its own answer.
 
-The Room Engine client and the audit store are its only collaborators; progress is reported
-through a callback, and `yield_to` lets an adapter put more urgent work (Slack acks) first.
+Progress is reported through a callback; `yield_to` lets an adapter put more urgent work (Slack
+acks) first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,7 +34,7 @@ from typing import Any, Final
 
 from bot.audit import Outcome
 from bot.failures import describe_failure
-from bot.models import RoomPatch
+from bot.models import Call, DestroyCall, MemberApi, MemberCall, RoomPatch
 from bot.outcomes import (
     Failure,
     FailureKind,
@@ -32,30 +42,69 @@ from bot.outcomes import (
     Progress,
     ProgressCallback,
     RoomResult,
+    RunKind,
     RunResult,
 )
-from bot.recorder import AuditRecorder, entry, new_request_key
-from bot.tencent.client import RoomEngineClient
+from bot.recorder import AuditRecorder, Target, entry, new_request_key, targets_of
+from bot.tencent.client import ApiResult, RoomEngineClient
+from bot.tencent.errors import CONFIGURATION_CODES
 
 log = logging.getLogger(__name__)
 
-#: Rooms of one request in flight at once; the client's rate budget paces the actual calls.
-MAX_CONCURRENT_ROOMS: Final = 64
+#: Calls of one request in flight at once; the client's rate budget paces the actual calls.
+MAX_CONCURRENT_CALLS: Final = 64
 #: Requests for more rooms than this skip read-before-write (it doubles the API calls), so they
 #: get no Undo; the result says so.
 READ_BEFORE_MAX_ROOMS: Final = 20
+#: How long a failing audit write is retried before the request is refused (seconds, spread
+#: over a few attempts).
+AUDIT_RETRY_S: Final = 1.5
+_AUDIT_PAUSES: Final = (0.1, 0.4, 1.0)
+#: Room Engine's "not a room member": a member call that names one changes nothing at all.
+NOT_A_MEMBER: Final = 100005
 
 
 async def _no_pause() -> None:
     return None
 
 
-class Runner:
-    """Runs plans against Room Engine through `client`, recording each room in `audit`."""
+class _Withdrawal:
+    """Once a call proves roombot's configuration wrong, every call still queued is withdrawn."""
 
-    def __init__(self, client: RoomEngineClient, audit: AuditRecorder) -> None:
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def __call__(self) -> str | None:
+        return self.reason
+
+    def note(self, failure: Failure | None) -> None:
+        """Withdraw what is still queued if `failure` is a configuration or credentials error."""
+        if failure is not None and failure.code in CONFIGURATION_CODES and self.reason is None:
+            self.reason = (
+                "Tencent refused roombot's configuration for an earlier call "
+                f"(error {failure.code}, above)"
+            )
+
+
+class Runner:
+    """Runs plans against Room Engine through `client`, recording each target in `audit`.
+
+    `allow_unaudited` (ROOMBOT_ALLOW_UNAUDITED) lets a request go ahead when its audit rows
+    cannot be written; `sleep` paces the audit retries (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        client: RoomEngineClient,
+        audit: AuditRecorder,
+        *,
+        allow_unaudited: bool = False,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._client = client
         self._audit = audit
+        self._allow_unaudited = allow_unaudited
+        self._sleep = sleep
 
     async def run(
         self,
@@ -64,55 +113,55 @@ class Runner:
         progress: ProgressCallback | None = None,
         yield_to: Callable[[], Awaitable[None]] | None = None,
     ) -> RunResult:
-        """Carry out `plan` and return every room's outcome, in the order the rooms were named.
+        """Carry out `plan` and return every target's outcome, in the order they were named.
 
-        `progress` is called after each room (its failures are logged, never raised); `yield_to`,
-        if given, is awaited before each Room Engine call.
+        `progress` is called after each target (its failures are logged, never raised);
+        `yield_to`, if given, is awaited before each Room Engine call.
         """
         started = time.monotonic()
         pause = yield_to or _no_pause
         request_key = new_request_key()
-        patches = plan.patches
+        calls = plan.calls
+        targets = [t for index, call in enumerate(calls) for t in targets_of(call, index)]
+        patches = [c for c in calls if isinstance(c, RoomPatch)]
         expected = plan.expected
-        read_before = len(patches) <= READ_BEFORE_MAX_ROOMS or expected is not None
+        room_info_only = len(patches) == len(calls)
+        read_before = room_info_only and (
+            len(patches) <= READ_BEFORE_MAX_ROOMS or expected is not None
+        )
         previous: dict[str, dict[str, Any] | None] = {}
         conflicts: dict[str, Failure] = {}
+        abort = _Withdrawal()
         if read_before:
-            previous, conflicts = await self._read_previous(patches, expected, pause)
+            previous, conflicts = await self._read_previous(patches, expected, pause, abort)
 
+        verb = "undo" if plan.kind is RunKind.UNDO else None
         rows = [
             entry(
                 plan.actor,
                 plan.command,
                 plan.raw_text,
-                room_id=p.room_id,
-                patch=p.changes(),
-                previous=previous.get(p.room_id),
-                undo_of=(plan.undo_of or {}).get(p.room_id),
+                room_id=t.room_id,
+                patch=t.changes,
+                previous=previous.get(t.room_id),
+                undo_of=(plan.undo_of or {}).get((t.room_id, t.account)),
                 request_key=request_key,
+                verb=verb,
+                reason=_reason_sent(calls[t.call]),
             )
-            for p in patches
+            for t in targets
         ]
-        row_ids, audit_error = await self._audit.begin(rows)
+        row_ids, audit_error = await self._begin(rows)
+        if audit_error is not None and not self._allow_unaudited:
+            return self._refused(plan, request_key, targets, audit_error, started)
 
-        total = len(patches)
+        total = len(targets)
         done = failed = 0
-        gate = asyncio.Semaphore(MAX_CONCURRENT_ROOMS)
+        gate = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
 
-        async def one(index: int) -> RoomResult:
+        async def report(result: RoomResult) -> None:
             nonlocal done, failed, audit_error
-            patch = patches[index]
-            if patch.room_id in conflicts:
-                result = RoomResult(
-                    room_id=patch.room_id, changes=patch.changes(), failure=conflicts[patch.room_id]
-                )
-            else:
-                async with gate:
-                    await pause()
-                    result = await self._update(patch)
-                result = replace(result, previous=previous.get(patch.room_id))
-            result = replace(result, row_id=row_ids[index])
-            audit_error = await self._complete(result) or audit_error
+            audit_error = await self._complete(result, plan, request_key) or audit_error
             done += 1
             failed += 0 if result.ok else 1
             if progress is not None:
@@ -120,45 +169,135 @@ class Runner:
                     await progress(Progress(done=done, failed=failed, total=total))
                 except Exception:  # a progress display must never break the request itself
                     log.exception("progress callback failed")
-            return result
 
-        results = await asyncio.gather(*(one(i) for i in range(total)))
-        return RunResult(
+        async def one(index: int, call: Call) -> list[RoomResult]:
+            mine = [(i, t) for i, t in enumerate(targets) if t.call == index]
+            if isinstance(call, RoomPatch) and call.room_id in conflicts:
+                results = [
+                    RoomResult(call.room_id, call.changes(), failure=conflicts[call.room_id])
+                ]
+            else:
+                async with gate:
+                    await pause()
+                    results = await self._send(call, abort)
+                if isinstance(call, RoomPatch):
+                    results = [replace(results[0], previous=previous.get(call.room_id))]
+            for result in results:
+                abort.note(result.failure)
+            finished = [
+                replace(result, row_id=row_ids[i])
+                for (i, _), result in zip(mine, results, strict=True)
+            ]
+            for result in finished:
+                await report(result)
+            return finished
+
+        per_call = await asyncio.gather(*(one(i, c) for i, c in enumerate(calls)))
+        results = [r for chunk in per_call for r in chunk]
+        run = RunResult(
             command=plan.command,
             actor=plan.actor,
             request_key=request_key,
-            results=list(results),
+            results=results,
             elapsed_s=time.monotonic() - started,
             kind=plan.kind,
-            read_before=read_before,
+            read_before=read_before or not room_info_only,
             audit_error=audit_error,
         )
+        if audit_error is not None:
+            _log_unaudited(run)
+        return run
+
+    # -- calls ------------------------------------------------------------------------------------
+
+    async def _send(self, call: Call, abort: Callable[[], str | None]) -> list[RoomResult]:
+        """Make one call; one result per target (a member call refused with 100005 is retried
+        account by account, so the members among them are still acted on)."""
+        started = time.monotonic()
+        try:
+            outcome = await self._invoke(call, abort)
+        except Exception as exc:
+            failure = describe_failure(exc, room_id=call.room_id)
+            if (
+                isinstance(call, MemberCall)
+                and len(call.accounts) > 1
+                and failure.code == NOT_A_MEMBER
+            ):
+                singles = [call.model_copy(update={"accounts": (a,)}) for a in call.accounts]
+                return [r for single in singles for r in await self._send(single, abort)]
+            elapsed = time.monotonic() - started
+            return [
+                RoomResult(
+                    t.room_id,
+                    t.changes,
+                    failure=failure,
+                    request_id=failure.request_id,
+                    elapsed_s=elapsed,
+                    account=t.account,
+                )
+                for t in targets_of(call)
+            ]
+        elapsed = time.monotonic() - started
+        return [
+            RoomResult(
+                t.room_id,
+                t.changes,
+                request_id=outcome.request_id,
+                attempts=outcome.attempts,
+                elapsed_s=elapsed,
+                account=t.account,
+            )
+            for t in targets_of(call)
+        ]
+
+    async def _invoke(self, call: Call, abort: Callable[[], str | None]) -> ApiResult:
+        client = self._client
+        if isinstance(call, RoomPatch):
+            return await client.update_room_info(call, abort=abort)
+        if isinstance(call, DestroyCall):
+            return await client.destroy_room(call.room_id, abort=abort)
+        if call.api is MemberApi.KICK:
+            assert call.reason is not None
+            return await client.kick_user_out(call.room_id, call.accounts, call.reason, abort=abort)
+        if call.api is MemberApi.BAN:
+            assert call.reason is not None
+            assert call.duration_s is not None
+            return await client.ban_room_member(
+                call.room_id, call.accounts, call.reason, call.duration_s, abort=abort
+            )
+        return await client.unban_room_member(call.room_id, call.accounts, abort=abort)
 
     async def _read_previous(
         self,
         patches: Sequence[RoomPatch],
         expected: Mapping[str, dict[str, Any]] | None,
         pause: Callable[[], Awaitable[None]],
+        abort: _Withdrawal,
     ) -> tuple[dict[str, dict[str, Any] | None], dict[str, Failure]]:
         """Read each room's current values of the fields about to change.
 
         With `expected` (undo), a room whose current values differ from what we set is a conflict:
-        someone changed it since, and undo must not clobber that.
+        someone changed it since, and undo must not clobber that. A read refused for roombot's
+        configuration fails its room (the write would fail the same way) and withdraws the rest.
         """
         previous: dict[str, dict[str, Any] | None] = {}
         conflicts: dict[str, Failure] = {}
-        gate = asyncio.Semaphore(MAX_CONCURRENT_ROOMS)
+        gate = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
 
         async def one(patch: RoomPatch) -> None:
             fields = list(patch.changes())
             try:
                 async with gate:
                     await pause()
-                    snapshot = await self._client.get_room_info(patch.room_id)
+                    snapshot = await self._client.get_room_info(patch.room_id, abort=abort)
             except Exception as exc:
                 previous[patch.room_id] = None
-                if expected is not None:
-                    conflicts[patch.room_id] = describe_failure(exc, room_id=patch.room_id)
+                failure = describe_failure(exc, room_id=patch.room_id)
+                if failure.code in CONFIGURATION_CODES:
+                    abort.note(failure)
+                    conflicts[patch.room_id] = failure
+                elif expected is not None:
+                    conflicts[patch.room_id] = failure
                 return
             current = snapshot.room.api_values(fields)
             previous[patch.room_id] = current
@@ -174,43 +313,128 @@ class Runner:
         await asyncio.gather(*(one(p) for p in patches))
         return previous, conflicts
 
-    async def _update(self, patch: RoomPatch) -> RoomResult:
-        started = time.monotonic()
-        try:
-            outcome = await self._client.update_room_info(patch)
-        except Exception as exc:
-            failure = describe_failure(exc, room_id=patch.room_id)
-            return RoomResult(
-                room_id=patch.room_id,
-                changes=patch.changes(),
-                failure=failure,
-                request_id=failure.request_id,
-                elapsed_s=time.monotonic() - started,
-            )
-        return RoomResult(
-            room_id=patch.room_id,
-            changes=patch.changes(),
-            request_id=outcome.request_id,
-            attempts=outcome.attempts,
-            elapsed_s=time.monotonic() - started,
-        )
+    # -- the audit trail --------------------------------------------------------------------------
 
-    async def _complete(self, result: RoomResult) -> str | None:
+    async def _begin(self, rows: Sequence[Any]) -> tuple[list[int | None], str | None]:
+        """Write the pending rows, retrying a failure for about `AUDIT_RETRY_S`."""
+        row_ids, problem = await self._audit.begin(rows)
+        for pause in _AUDIT_PAUSES:
+            if problem is None:
+                break
+            await self._sleep(pause)
+            row_ids, problem = await self._audit.begin(rows)
+        return row_ids, problem
+
+    async def _complete(self, result: RoomResult, plan: Plan, request_key: str) -> str | None:
         failure = result.failure
         if failure is None:
             outcome = Outcome.NOOP if result.noop else Outcome.OK
+        elif failure.kind is FailureKind.NOT_ATTEMPTED:
+            outcome = Outcome.NOT_ATTEMPTED
         else:
             outcome = Outcome.FAILED
-        return await self._audit.complete(
-            result.row_id,
-            outcome=outcome,
-            tencent_request_id=result.request_id,
-            error_code=failure.code if failure else None,
-            error_info=(failure.message if failure else None),
-            latency_ms=round(result.elapsed_s * 1000, 3),
-            previous=result.previous,
-            detail=failure.kind.value if failure and failure.kind is FailureKind.CONFLICT else None,
+        fields: dict[str, Any] = {
+            "outcome": outcome,
+            "tencent_request_id": result.request_id,
+            "error_code": failure.code if failure else None,
+            "error_info": (failure.message if failure else None),
+            "latency_ms": round(result.elapsed_s * 1000, 3),
+            "previous": result.previous,
+            "detail": failure.kind.value
+            if failure and failure.kind in (FailureKind.CONFLICT, FailureKind.NOT_ATTEMPTED)
+            else None,
+        }
+        problem = await self._audit.complete(result.row_id, **fields)
+        for pause in _AUDIT_PAUSES:
+            if problem is None:
+                break
+            await self._sleep(pause)
+            problem = await self._audit.complete(result.row_id, **fields)
+        if problem is not None:
+            # The row stays pending; the truth is here instead, in one line a log search finds.
+            log.error(
+                "AUDIT ROW NOT COMPLETED %s",
+                json.dumps(
+                    {
+                        "request_key": request_key,
+                        "row_id": result.row_id,
+                        "user": plan.actor.user_id,
+                        "verb": plan.command.verb,
+                        "room": result.room_id,
+                        "account": result.account,
+                        "outcome": outcome.value,
+                        "request_id": result.request_id,
+                    }
+                ),
+            )
+        return problem
+
+    def _refused(
+        self,
+        plan: Plan,
+        request_key: str,
+        targets: Sequence[Target],
+        problem: str,
+        started: float,
+    ) -> RunResult:
+        why = f"the audit trail could not be written ({problem}), so nothing was sent"
+        failure = Failure(
+            kind=FailureKind.NOT_ATTEMPTED,
+            message=why,
+            hint="fix the audit database (roombot check), then run the command again",
         )
+        log.error(
+            "request refused, the audit trail cannot be written: user=%s verb=%s targets=%d",
+            plan.actor.user_id,
+            plan.command.verb,
+            len(targets),
+        )
+        return RunResult(
+            command=plan.command,
+            actor=plan.actor,
+            request_key=request_key,
+            results=[
+                RoomResult(t.room_id, t.changes, failure=failure, account=t.account)
+                for t in targets
+            ],
+            elapsed_s=time.monotonic() - started,
+            kind=plan.kind,
+            read_before=False,
+            audit_error=problem,
+            refused="the audit trail could not be written, so nothing was changed",
+        )
+
+
+def _reason_sent(call: Call) -> str | None:
+    # A member call carries the Reason Room Engine records (the default names the requester).
+    return call.reason if isinstance(call, MemberCall) else None
+
+
+def _log_unaudited(run: RunResult) -> None:
+    """With the audit trail down (and unaudited changes allowed), the outcome of every target in
+    one structured line: the only record there will be."""
+    log.error(
+        "UNAUDITED REQUEST %s",
+        json.dumps(
+            {
+                "request_key": run.request_key,
+                "user": run.actor.user_id,
+                "channel": run.actor.channel_id,
+                "verb": run.command.verb,
+                "targets": [
+                    {
+                        "room": r.room_id,
+                        "account": r.account,
+                        "ok": r.ok,
+                        "error_code": r.failure.code if r.failure else None,
+                        "request_id": r.request_id,
+                    }
+                    for r in run.results
+                ],
+            },
+            ensure_ascii=False,
+        ),
+    )
 
 
 def _differences(want: Mapping[str, Any], current: Mapping[str, Any]) -> str:

@@ -31,14 +31,25 @@ from bot.commands import (
 )
 from bot.defaults import CONFIRM_ABOVE, CONFIRMATION_TTL_S, CONFIRMATION_TTL_TEXT, MAX_ROOMS
 from bot.failures import describe_failure
-from bot.models import RoomPatch
+from bot.models import (
+    BANNED_PAGE_MAX,
+    Call,
+    DestroyCall,
+    MemberApi,
+    MemberCall,
+    RoomPatch,
+    chunked,
+    restorable,
+)
 from bot.outcomes import (
     Actor,
     Approved,
+    BannedView,
     Deferrer,
     DryRun,
     HelpReply,
     HistoryView,
+    MembersView,
     NeedsConfirmation,
     Plan,
     Prepared,
@@ -53,10 +64,17 @@ from bot.recorder import AuditRecorder, entries, entry
 from bot.runner import Runner
 from bot.tencent.client import RoomEngineClient
 
-#: Verbs that always ask for confirmation, whatever the room count.
-ALWAYS_CONFIRM: Final = frozenset({"lockdown", "lift-lockdown"})
+#: Why the verbs that always ask first (`VerbSpec.confirm`) do.
+_ALWAYS_CONFIRM_WHY: Final = {
+    "lockdown": "`lockdown` changes several settings at once",
+    "lift-lockdown": "`lift-lockdown` changes several settings at once",
+    "destroy": "`destroy` removes the room for everyone in it and cannot be undone",
+}
 #: How many audit entries `history` shows.
 HISTORY_LIMIT: Final = 10
+#: Most members `members` lists; most bans `banned` lists (each is "… and N more" beyond).
+MEMBERS_LIMIT: Final = 500
+BANNED_LIMIT: Final = 500
 
 
 def verbs_that_set(field_name: str, value: Any) -> frozenset[str]:
@@ -85,12 +103,16 @@ class RoomService:
         audit: AuditStore | None = None,
         max_rooms: int = MAX_ROOMS,
         confirm_above: int = CONFIRM_ABOVE,
+        allow_unaudited: bool = False,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`allow_unaudited` (ROOMBOT_ALLOW_UNAUDITED) lets changes go ahead when their audit rows
+        cannot be written (each outcome is then logged instead); `sleep` paces retries."""
         self._client = client
         self._policy = policy
         self._groups = groups
         self._audit = AuditRecorder(audit)
-        self._runner = Runner(client, self._audit)
+        self._runner = Runner(client, self._audit, allow_unaudited=allow_unaudited, sleep=sleep)
         self._max_rooms = max_rooms
         self._confirm_above = confirm_above
 
@@ -123,8 +145,14 @@ class RoomService:
         if command.dry_run and command.spec.kind is VerbKind.WRITE:
             dry = entries(actor, command, text, outcome=Outcome.DRY_RUN)
             await self._record_refusal(dry, defer)
-            return DryRun(command=command, bodies=tuple(p.body() for p in command.patches()))
+            calls = command.calls(actor.user_id)
+            return DryRun(command=command, bodies=tuple(c.body() for c in calls))
         why = self.confirmation_reason(command)
+        if why is not None and self._audit.store is None:
+            return Rejected(
+                message=f"this request needs a confirmation ({why}), which needs the audit "
+                "store; nothing was done"
+            )
         if why is not None and self._audit.store is not None:
             try:
                 key = await self._audit.store.create_confirmation(
@@ -157,8 +185,8 @@ class RoomService:
         """Why `command` needs a confirmation first, or None."""
         if command.spec.kind is not VerbKind.WRITE:
             return None
-        if command.verb in ALWAYS_CONFIRM:
-            return f"`{command.verb}` changes several settings at once"
+        if command.spec.confirm:
+            return _ALWAYS_CONFIRM_WHY.get(command.verb, f"`{command.verb}` always asks first")
         if self._confirm_above and len(command.rooms) > self._confirm_above:
             return f"it changes {len(command.rooms)} rooms (more than {self._confirm_above})"
         return None
@@ -237,12 +265,12 @@ class RoomService:
     # -- step 2: writes --------------------------------------------------------------------------
 
     def plan(self, approved: Approved) -> Plan:
-        """The patches an approved write request will send."""
+        """The calls an approved write request will make."""
         command = approved.command
         return Plan(
             command=command,
             actor=approved.actor,
-            patches=tuple(command.patches()),
+            calls=tuple(command.calls(approved.actor.user_id)),
             raw_text=command.canonical_text(),
         )
 
@@ -270,28 +298,38 @@ class RoomService:
     # -- undo and retry (button clicks) ----------------------------------------------------------
 
     async def plan_undo(self, request_key: str, actor: Actor) -> Plan | Rejected:
-        """Plan restoring the previous values of a request's changed rooms. Refused when the
-        clicker lacks permission for a restored field, or the request was already undone."""
+        """Plan undoing a request: restore the previous values of the rooms it changed (those
+        `update_room_info` can set back), or unban the accounts a ban banned. Refused when the
+        clicker lacks permission for the inverse, or the request was already undone."""
         rows = await self._rows(request_key)
         if isinstance(rows, Rejected):
             return rows
+        banned = [
+            r
+            for r in rows
+            if r.outcome is Outcome.OK and r.verb == "ban" and _account(r) and r.room_id
+        ]
+        if banned:
+            return await self._plan_unban(request_key, actor, banned)
         targets = [
             r
             for r in rows
             if r.outcome is Outcome.OK
             and r.room_id
-            and r.previous
             and r.patch
+            and r.previous
             and r.previous != r.patch
+            and restorable(r.previous)
         ]
         if not targets:
             return Rejected(message="there is nothing to undo for this request")
-        needed = {(k, _freeze(v)) for r in targets for k, v in (r.previous or {}).items()}
+        needed = {(k, _freeze(v)) for r in targets for k, v in restorable(r.previous or {}).items()}
         refusal = await self._refuse_fields(actor, needed, "undo this")
         if refusal is not None:
             return refusal
-        if not await self._claim(f"undo:{request_key}"):
-            return Rejected(message="this request was already undone")
+        claimed = await self._claim(f"undo:{request_key}", "undone")
+        if claimed is not None:
+            return claimed
         original = targets[0]
         return Plan(
             command=_command_like(
@@ -300,36 +338,77 @@ class RoomService:
                 reason=f"undo of {original.verb} run by {original.user_id}",
             ),
             actor=actor,
-            patches=tuple(RoomPatch.of(r.room_id or "", dict(r.previous or {})) for r in targets),
+            calls=tuple(
+                RoomPatch.of(r.room_id or "", restorable(r.previous or {})) for r in targets
+            ),
             raw_text=f"undo {request_key}",
             kind=RunKind.UNDO,
-            undo_of={r.room_id or "": r.id for r in targets},
-            expected={r.room_id or "": dict(r.patch or {}) for r in targets},
+            undo_of={(r.room_id or "", None): r.id for r in targets},
+            expected={
+                r.room_id or "": {
+                    k: v for k, v in (r.patch or {}).items() if k in restorable(r.previous or {})
+                }
+                for r in targets
+            },
+        )
+
+    async def _plan_unban(
+        self, request_key: str, actor: Actor, banned: list[AuditEntry]
+    ) -> Plan | Rejected:
+        """Undo of a ban: unban exactly the accounts it banned (needs permission for `unban`)."""
+        decision = await self.authorize("unban", actor)
+        if not decision.allowed:
+            return Rejected.by_policy(decision)
+        claimed = await self._claim(f"undo:{request_key}", "undone")
+        if claimed is not None:
+            return claimed
+        by_room: dict[str, list[str]] = {}
+        for row in banned:
+            by_room.setdefault(row.room_id or "", []).append(_account(row) or "")
+        calls = tuple(
+            MemberCall(api=MemberApi.UNBAN, room_id=room, accounts=chunk)
+            for room, accounts in by_room.items()
+            for chunk in chunked(accounts)
+        )
+        original = banned[0]
+        return Plan(
+            command=Command(
+                verb="unban",
+                rooms=tuple(by_room),
+                accounts=tuple(a for accounts in by_room.values() for a in accounts),
+                reason=f"undo of ban run by {original.user_id}",
+            ),
+            actor=actor,
+            calls=calls,
+            raw_text=f"undo {request_key}",
+            kind=RunKind.UNDO,
+            undo_of={(r.room_id or "", _account(r)): r.id for r in banned},
         )
 
     async def plan_retry(self, request_key: str, actor: Actor) -> Plan | Rejected:
-        """Plan re-running just the rooms of a request that failed (or whose outcome is unknown).
-        The clicker needs the request's verb; a request's failures are retried once."""
+        """Plan re-running just the targets of a request that failed, were not attempted, or
+        whose outcome is unknown. The clicker needs the request's verb; once per request."""
         rows = await self._rows(request_key)
         if isinstance(rows, Rejected):
             return rows
-        failed = [
-            r
-            for r in rows
-            if r.outcome in (Outcome.FAILED, Outcome.UNKNOWN) and r.room_id and r.patch
-        ]
+        again = (Outcome.FAILED, Outcome.UNKNOWN, Outcome.NOT_ATTEMPTED)
+        failed = [r for r in rows if r.outcome in again and r.room_id and r.verb]
         if not failed:
             return Rejected(message="no room of this request failed, so there is nothing to retry")
         verb = failed[0].verb or "set"
         decision = await self.authorize(verb, actor)
         if not decision.allowed:
             return Rejected.by_policy(decision)
-        if not await self._claim(f"retry:{request_key}"):
-            return Rejected(message="the failed rooms of this request were already retried")
+        calls = _calls_again(verb, failed)
+        if not calls:
+            return Rejected(message="the failed part of this request cannot be retried")
+        claimed = await self._claim(f"retry:{request_key}", "retried")
+        if claimed is not None:
+            return claimed
         return Plan(
-            command=_command_like(failed[0], rooms=tuple(r.room_id or "" for r in failed)),
+            command=_command_like(failed[0], rooms=tuple(dict.fromkeys(c.room_id for c in calls))),
             actor=actor,
-            patches=tuple(RoomPatch.of(r.room_id or "", dict(r.patch or {})) for r in failed),
+            calls=calls,
             raw_text=f"retry failed of {request_key}",
             kind=RunKind.RETRY,
         )
@@ -365,19 +444,38 @@ class RoomService:
                 )
         return None
 
-    async def _claim(self, key: str) -> bool:
+    async def _claim(self, key: str, done: str) -> Rejected | None:
+        """Claim a one-shot action (None: go ahead), or say why not: already `done`, or the
+        audit store that keeps the claim could not record it."""
+        store = self._audit.store
+        if store is None:
+            return None
+        try:
+            if await store.claim(key):
+                return None
+        except AuditError as exc:
+            problem = self._audit.failed("claim", exc)
+            return Rejected(
+                message=f"the audit store could not record this click ({problem}); nothing was "
+                "done, try again in a minute"
+            )
+        return Rejected(message=f"this request was already {done}")
+
+    async def first_delivery(self, key: str) -> bool:
+        """True the first time `key` (e.g. a Slack event_id) is seen on this audit store.
+
+        When the store cannot record it the answer is True: the request goes ahead (a write
+        then meets the same store and is refused with a clear message), rather than being
+        silently dropped as a repeat.
+        """
         store = self._audit.store
         if store is None:
             return True
         try:
-            return await store.claim(key)
+            return await store.claim(f"event:{key}")
         except AuditError as exc:
             self._audit.failed("claim", exc)
-            return False
-
-    async def first_delivery(self, key: str) -> bool:
-        """True the first time `key` (e.g. a Slack event_id) is seen on this audit store."""
-        return await self._claim(f"event:{key}")
+            return True
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -391,6 +489,40 @@ class RoomService:
                 return RoomView(room_id=room_id, failure=describe_failure(exc, room_id=room_id))
 
         return list(await asyncio.gather(*(one(r) for r in approved.command.rooms)))
+
+    async def members(self, approved: Approved) -> MembersView:
+        """`members ROOM`: every member, page after page up to `MEMBERS_LIMIT`, and the total."""
+        room_id = approved.command.rooms[0]
+        try:
+            listing = await self._client.get_room_members(room_id, max_members=MEMBERS_LIMIT)
+            total = len(listing.members)
+            if listing.truncated:
+                total = (await self._client.get_room_info(room_id)).room.member_count
+        except Exception as exc:
+            return MembersView(room_id=room_id, failure=describe_failure(exc, room_id=room_id))
+        return MembersView(
+            room_id=room_id,
+            members=listing.members,
+            total=max(total, len(listing.members)),
+            truncated=listing.truncated,
+            request_ids=listing.request_ids,
+        )
+
+    async def banned(self, approved: Approved) -> BannedView:
+        """`banned ROOM`: every ban with its end time, page after page up to `BANNED_LIMIT`."""
+        room_id = approved.command.rooms[0]
+        try:
+            listing = await self._client.get_banned_members(
+                room_id, max_members=BANNED_LIMIT, page_size=BANNED_PAGE_MAX
+            )
+        except Exception as exc:
+            return BannedView(room_id=room_id, failure=describe_failure(exc, room_id=room_id))
+        return BannedView(
+            room_id=room_id,
+            banned=listing.members,
+            truncated=listing.truncated,
+            request_ids=listing.request_ids,
+        )
 
     async def history(self, approved: Approved) -> HistoryView:
         """The newest audit entries for the room named in a `history` command."""
@@ -415,6 +547,34 @@ _CONFIRM_PROBLEMS: dict[ConfirmationStatus, str] = {
 }
 
 
+def _account(row: AuditEntry) -> str | None:
+    account = (row.patch or {}).get("Member_Account")
+    return account if isinstance(account, str) else None
+
+
+def _calls_again(verb: str, rows: list[AuditEntry]) -> tuple[Call, ...]:
+    """The calls that retry `rows` (all of one request, so of one verb)."""
+    if verb == "destroy":
+        return tuple(DestroyCall(room_id=r.room_id or "") for r in rows)
+    spec = VERBS.get(verb)
+    if spec is not None and spec.takes_accounts:
+        api = MemberApi(str(spec.api))
+        groups: dict[tuple[str, str | None, int | None], list[str]] = {}
+        for row in rows:
+            account = _account(row)
+            duration = (row.patch or {}).get("Duration")
+            if account is None:
+                continue
+            key = (row.room_id or "", row.reason, duration if isinstance(duration, int) else None)
+            groups.setdefault(key, []).append(account)
+        return tuple(
+            MemberCall(api=api, room_id=room, accounts=chunk, reason=reason, duration_s=duration)
+            for (room, reason, duration), accounts in groups.items()
+            for chunk in chunked(accounts)
+        )
+    return tuple(RoomPatch.of(r.room_id or "", dict(r.patch)) for r in rows if r.patch)
+
+
 def _freeze(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool) or value is None else str(value)
 
@@ -423,9 +583,10 @@ def _command_like(
     row: AuditEntry, *, rooms: tuple[str, ...] | None = None, reason: str | None = None
 ) -> Command:
     """A `Command` describing an undo or retry, for the parent message and the audit rows."""
+    patch = {k: v for k, v in (row.patch or {}).items() if k not in ("Member_Account", "Duration")}
     return Command(
         verb=row.verb or "set",
         rooms=rooms if rooms is not None else (row.room_id or "",),
-        changes=dict(row.patch or {}),
+        changes=patch,
         reason=reason if reason is not None else row.reason,
     )

@@ -20,8 +20,18 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from bot.audit import AuditEntry
-from bot.commands import Command
-from bot.outcomes import Actor, Failure, Progress, RoomResult, RoomView, RunKind, RunResult
+from bot.commands import Command, format_duration
+from bot.outcomes import (
+    Actor,
+    BannedView,
+    Failure,
+    MembersView,
+    Progress,
+    RoomResult,
+    RoomView,
+    RunKind,
+    RunResult,
+)
 from bot.policy import Denial
 
 OK_MARK: Final = "✅"
@@ -107,6 +117,50 @@ def describe_changes(style: Style, changes: dict[str, Any]) -> str:
     return ", ".join(describe_change(style, k, v) for k, v in changes.items())
 
 
+#: What a member verb or `destroy` did, in the past tense.
+_DONE: Final = {"kick": "kicked", "ban": "banned", "unban": "unbanned", "destroy": "destroyed"}
+
+
+def describe_target(style: Style, changes: dict[str, Any]) -> str:
+    """What a row is about, whatever became of it: the room changes, or the account (and a ban's
+    length) of a member verb. Beside the verb and the outcome, as `history` shows it."""
+    account = changes.get("Member_Account")
+    if not isinstance(account, str):
+        return describe_changes(style, changes)
+    duration = changes.get("Duration")
+    length = f" for {format_duration(duration)}" if isinstance(duration, int) else ""
+    return f"account {style.literal(account)}{length}"
+
+
+def command_change(style: Style, command: Command) -> str:
+    """What a command will do, for a confirmation prompt."""
+    if command.verb == "destroy":
+        return "the room is destroyed for everyone in it"
+    if command.accounts:
+        who = rooms_phrase(style, command.accounts, limit=20)
+        length = f" for {format_duration(command.duration_s)}" if command.duration_s else ""
+        return f"{_DONE.get(command.verb, command.verb)} {who}{length}"
+    return describe_changes(style, dict(command.changes))
+
+
+def describe_effect(style: Style, verb: str | None, changes: dict[str, Any]) -> str:
+    """What one target's call did: "`bob` banned for 2h", "room destroyed", or the room changes.
+
+    `changes` is what the target's audit row records (`RoomResult.changes`, `AuditEntry.patch`).
+    """
+    account = changes.get("Member_Account")
+    if isinstance(account, str):
+        done = _DONE.get(verb or "", f"{verb} done")
+        text = f"{style.literal(account)} {done}"
+        duration = changes.get("Duration")
+        if isinstance(duration, int):
+            text += f" for {format_duration(duration)}"
+        return text
+    if verb == "destroy":
+        return "room destroyed"
+    return describe_changes(style, changes)
+
+
 def rooms_phrase(style: Style, rooms: Sequence[str], limit: int = 10) -> str:
     """The first `limit` rooms, then "and N more"."""
     shown = ", ".join(style.literal(r) for r in rooms[:limit])
@@ -131,9 +185,12 @@ def failure_phrase(style: Style, failure: Failure) -> str:
 
 
 def request_head(style: Style, command: Command, actor: Actor, kind: RunKind) -> str:
-    """Who ran what on which rooms: the first line of a request's parent message."""
+    """Who ran what on which rooms (and accounts): the first line of a request's parent."""
     count = len(command.rooms)
     rooms = rooms_phrase(style, command.rooms)
+    if command.accounts:
+        noun = "account" if len(command.accounts) == 1 else "accounts"
+        rooms += f" ({noun} {rooms_phrase(style, command.accounts)})"
     plural = "s" if count != 1 else ""
     verb = style.literal(f"/room {command.verb}")
     who = style.user(actor.user_id)
@@ -159,17 +216,26 @@ def final_status(run: RunResult) -> str:
     """
     total = len(run.results)
     failed = len(run.failed)
+    verb = run.command.verb
+    noun = "account" if run.command.accounts else "room"
+    done = _DONE.get(verb, "changed")
+    if run.refused is not None:
+        return f"{FAIL_MARK} not done: {run.refused}"
     if total and failed == total:
-        return f"{FAIL_MARK} failed: no room changed ({failed} error{'s' if failed != 1 else ''})"
-    counts = [
-        (len(run.changed), "changed"),
-        (len(run.set_unread), "set"),
-        (len(run.already), "already so"),
-        (failed, "failed"),
-    ]
+        errors = f"{failed} error{'s' if failed != 1 else ''}"
+        return f"{FAIL_MARK} failed: no {noun} {done} ({errors})"
+    if verb in _DONE:
+        counts = [(len(run.succeeded), done), (failed, "failed")]
+    else:
+        counts = [
+            (len(run.changed), "changed"),
+            (len(run.set_unread), "set"),
+            (len(run.already), "already so"),
+            (failed, "failed"),
+        ]
     parts = [(count, label) for count, label in counts if count]
-    first_count, first_label = parts[0] if parts else (0, "changed")
-    rooms = "room" if total == 1 else "rooms"
+    first_count, first_label = parts[0] if parts else (0, done)
+    rooms = noun if total == 1 else f"{noun}s"
     phrase = ", ".join(
         [
             f"{first_count}/{total} {rooms} {first_label}",
@@ -183,11 +249,14 @@ def final_status(run: RunResult) -> str:
     return f"{OK_MARK} done: {phrase}"
 
 
-def room_line(style: Style, result: RoomResult) -> str:
-    """One room's outcome: mark, room, what changed or why not, and the RequestId."""
+def room_line(style: Style, result: RoomResult, verb: str | None = None) -> str:
+    """One target's outcome: mark, room, what changed (or, for `verb` a member verb or destroy,
+    what was done) or why not, and the RequestId."""
     room = style.literal(result.room_id)
+    if result.account is not None and result.failure is not None:
+        room += f" · {style.literal(result.account)}"
     if result.failure is None:
-        what = describe_changes(style, result.changes)
+        what = describe_effect(style, verb, result.changes)
         if result.noop:
             what += " — it already was, nothing changed"
         return f"{OK_MARK} {room} — {what} · {request_id_phrase(style, result.request_id)}"
@@ -228,7 +297,7 @@ def room_view_lines(style: Style, view: RoomView) -> list[str]:
 def history_line(style: Style, entry: AuditEntry) -> str:
     """One audit entry as `history` lists it."""
     when = datetime.fromtimestamp(entry.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    what = describe_changes(style, entry.patch) if entry.patch else "—"
+    what = describe_target(style, entry.patch or {}) if entry.patch else "—"
     outcome = entry.outcome.value
     if entry.error_code is not None:
         outcome += f" ({entry.error_code})"
@@ -252,6 +321,28 @@ def read_before_note(run: RunResult) -> str | None:
             "rooms), so Undo is not offered."
         )
     return None
+
+
+def not_undoable_note(run: RunResult) -> str | None:
+    """That what was done cannot be undone (kick, destroy), or None."""
+    if run.kind is not RunKind.REQUEST or not run.succeeded:
+        return None
+    if run.command.verb == "kick":
+        return "A kick cannot be undone: the accounts may join again unless they are banned."
+    if run.command.verb == "destroy":
+        return "A destroyed room cannot be brought back."
+    return None
+
+
+def not_attempted_line(style: Style, run: RunResult) -> str | None:
+    """One line for every target withdrawn before its call (said once, not once per target)."""
+    skipped = run.not_attempted
+    if not skipped:
+        return None
+    names = [r.account or r.room_id for r in skipped]
+    why = skipped[0].failure.message if skipped[0].failure else "not attempted"
+    listed = rooms_phrase(style, names)
+    return f"{FAIL_MARK} {len(skipped)} not attempted — {style.text(why)}: {listed}"
 
 
 def audit_failed_note(style: Style, run: RunResult) -> str | None:
@@ -288,3 +379,60 @@ def denial_sentence(style: Style, denial: Denial) -> str:
     if denial.groups_unavailable:
         text += " Note: roles granted through user groups cannot be checked here."
     return text
+
+
+#: Most lines a members or banned listing shows; the rest are counted ("… and N more").
+LISTING_LINES: Final = 100
+
+
+def members_lines(style: Style, view: MembersView) -> list[str]:
+    """`members ROOM`: a head line, then one line per member (owner and admins first)."""
+    room = style.literal(view.room_id)
+    if view.failure is not None:
+        return [
+            f"{FAIL_MARK} {room} — {failure_phrase(style, view.failure)} · "
+            f"{request_id_phrase(style, view.failure.request_id)}"
+        ]
+    if not view.members:
+        return [f"Nobody is in {room}."]
+    total = view.total if view.total is not None else len(view.members)
+    rank = {"Owner": 0, "Admin": 1}
+    ordered = sorted(view.members, key=lambda m: (rank.get(m.role, 2), m.account))
+    lines = [f"{total} member{'s' if total != 1 else ''} in {room}:"]
+    for member in ordered[:LISTING_LINES]:
+        line = style.literal(member.account)
+        if member.role and member.role != "Member":
+            line += f" · {style.text(member.role.lower())}"
+        if member.name_card:
+            line += f" · “{style.text(member.name_card)}”"
+        lines.append(line)
+    more = total - min(len(ordered), LISTING_LINES)
+    if more > 0:
+        lines.append(f"… and {more} more")
+    return lines
+
+
+def banned_lines(style: Style, view: BannedView, now: float) -> list[str]:
+    """`banned ROOM`: a head line, then one line per ban (soonest to end first) with its end."""
+    room = style.literal(view.room_id)
+    if view.failure is not None:
+        return [
+            f"{FAIL_MARK} {room} — {failure_phrase(style, view.failure)} · "
+            f"{request_id_phrase(style, view.failure.request_id)}"
+        ]
+    if not view.banned:
+        return [f"Nobody is banned from {room}."]
+    count = len(view.banned)
+    lines = [f"{count}{'+' if view.truncated else ''} banned from {room}:"]
+    for ban in sorted(view.banned, key=lambda b: b.banned_until)[:LISTING_LINES]:
+        until = datetime.fromtimestamp(ban.banned_until, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        line = f"{style.literal(ban.account)} · until {until}"
+        left = int(ban.banned_until - now)
+        if left > 0:
+            # To the minute: "2h" reads better than "1h59m58s".
+            line += f" ({format_duration(max(60, round(left / 60) * 60))} left)"
+        lines.append(line)
+    more = count - min(count, LISTING_LINES)
+    if more or view.truncated:
+        lines.append(f"… and {more} more" + (", and the list goes on" if view.truncated else ""))
+    return lines

@@ -122,6 +122,7 @@ async def build_bot(
         audit=audit,
         max_rooms=settings.roombot_max_rooms,
         confirm_above=settings.roombot_confirm_above,
+        allow_unaudited=settings.roombot_allow_unaudited,
     )
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""

@@ -8,6 +8,7 @@ Tencent text is escaped before it is put into mrkdwn, so a room name or a reason
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -18,9 +19,11 @@ from bot.config import USER_ID_RE
 from bot.defaults import CONFIRMATION_TTL_TEXT
 from bot.outcomes import (
     Actor,
+    BannedView,
     DryRun,
     HelpReply,
     HistoryView,
+    MembersView,
     NeedsConfirmation,
     Rejected,
     RoomResult,
@@ -114,9 +117,9 @@ def parent_message(
     return Message(text=_truncate(text, MAX_TEXT_CHARS), blocks=[_section(text)])
 
 
-def room_line(result: RoomResult) -> str:
-    """One room's outcome in mrkdwn."""
-    return wording.room_line(SLACK, result)
+def room_line(result: RoomResult, verb: str | None = None) -> str:
+    """One target's outcome in mrkdwn."""
+    return wording.room_line(SLACK, result, verb)
 
 
 def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
@@ -146,8 +149,24 @@ def result_actions(run: RunResult) -> dict[str, Any] | None:
 
 
 def _notes(run: RunResult) -> list[str]:
-    notes = [wording.read_before_note(run), wording.audit_failed_note(SLACK, run)]
+    notes = [
+        wording.read_before_note(run),
+        wording.not_undoable_note(run),
+        wording.audit_failed_note(SLACK, run),
+    ]
     return [note for note in notes if note is not None]
+
+
+def result_lines(run: RunResult) -> list[str]:
+    """Every target's line: failures first (so none is lost below a long list), the targets
+    withdrawn before their call in one line, then the successes."""
+    verb = run.command.verb
+    skipped = {id(r) for r in run.not_attempted}
+    lines = [room_line(r, verb) for r in run.failed if id(r) not in skipped]
+    withdrawn = wording.not_attempted_line(SLACK, run)
+    if withdrawn is not None:
+        lines.append(withdrawn)
+    return lines + [room_line(r, verb) for r in run.succeeded]
 
 
 def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS - 100) -> list[str]:
@@ -170,8 +189,7 @@ def result_messages(run: RunResult) -> list[Message]:
     """The threaded outcome: a summary, every room's line, notes and buttons, split to fit
     Block Kit limits. Failed rooms come first so they are never lost below a long list."""
     summary = wording.final_status(run)
-    ordered = run.failed + run.succeeded
-    chunks = _chunk_lines(room_line(r) for r in ordered)
+    chunks = _chunk_lines(result_lines(run))
     notes = _notes(run)
     actions = result_actions(run)
     # Room lines per message: leave room for the summary, the notes and the buttons.
@@ -215,7 +233,7 @@ def confirmation_message(needs: NeedsConfirmation) -> Message:
     """The ephemeral prompt for a high-impact request: a summary and Confirm / Cancel."""
     command = needs.command
     count = len(command.rooms)
-    changes = wording.describe_changes(SLACK, dict(command.changes))
+    changes = wording.command_change(SLACK, command)
     lines = [
         f"{WARN_MARK} Please confirm: {code('/room ' + command.verb)} on {count} room"
         f"{'s' if count != 1 else ''} ({SLACK.prose(needs.reason)}).",
@@ -328,6 +346,16 @@ def history_message(view: HistoryView) -> Message:
     )
 
 
+def listing_message(lines: list[str]) -> Message:
+    """A members or banned listing: the head, then the lines in sections within Block Kit's
+    limits."""
+    text = "\n".join(lines)
+    chunks = _chunk_lines(lines)
+    return Message(
+        text=_truncate(text, MAX_TEXT_CHARS), blocks=[_section(c) for c in chunks][:MAX_BLOCKS]
+    )
+
+
 class SlackRenderer:
     """The Slack adapter's `Renderer`: every answer as a `Message` (text + blocks)."""
 
@@ -354,6 +382,14 @@ class SlackRenderer:
     def history(self, view: HistoryView) -> Message:
         """`history`'s answer."""
         return history_message(view)
+
+    def members(self, view: MembersView) -> Message:
+        """`members`' answer."""
+        return listing_message(wording.members_lines(SLACK, view))
+
+    def banned(self, view: BannedView) -> Message:
+        """`banned`' answer."""
+        return listing_message(wording.banned_lines(SLACK, view, time.time()))
 
     def unexpected_error(self, correlation_id: str) -> Message:
         """roombot itself failed: the id to report."""

@@ -26,6 +26,7 @@ class Outcome(StrEnum):
     OK = "ok"
     NOOP = "noop"  # succeeded, but the values were already so
     FAILED = "failed"
+    NOT_ATTEMPTED = "not_attempted"  # withdrawn before its call: credentials refused, audit down
     DENIED = "denied"
     INVALID = "invalid"
     DRY_RUN = "dry_run"

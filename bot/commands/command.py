@@ -8,13 +8,13 @@ from types import MappingProxyType
 from typing import Any
 
 from bot.models import (
-    MAX_ACCOUNTS_PER_CALL,
     PATCH_FIELDS,
     Call,
     DestroyCall,
     MemberApi,
     MemberCall,
     RoomPatch,
+    chunked,
     default_reason,
 )
 
@@ -83,17 +83,10 @@ class Command:
         api = MemberApi(str(spec.api))
         reason = None if api is MemberApi.UNBAN else self.reason or default_reason(requester)
         duration = self.duration_s if api is MemberApi.BAN else None
-        size = MAX_ACCOUNTS_PER_CALL
         return [
-            MemberCall(
-                api=api,
-                room_id=room,
-                accounts=self.accounts[start : start + size],
-                reason=reason,
-                duration_s=duration,
-            )
+            MemberCall(api=api, room_id=room, accounts=chunk, reason=reason, duration_s=duration)
             for room in self.rooms
-            for start in range(0, len(self.accounts), size)
+            for chunk in chunked(self.accounts)
         ]
 
     def as_dict(self) -> dict[str, Any]:

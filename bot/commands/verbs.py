@@ -125,6 +125,7 @@ def _toggle_pair(
     *,
     on_aliases: tuple[str, ...] = (),
     off_aliases: tuple[str, ...] = (),
+    confirm: bool = False,
 ) -> tuple[VerbSpec, VerbSpec]:
     # `on` disables the feature (sets the fields true); `off` lifts it again.
     return (
@@ -135,6 +136,7 @@ def _toggle_pair(
             'room-test --reason "abuse report"',
             aliases=on_aliases,
             sets=tuple((field, True) for field in fields),
+            confirm=confirm,
         ),
         _spec(
             off,
@@ -143,6 +145,7 @@ def _toggle_pair(
             "room-test room-2",
             aliases=off_aliases,
             sets=tuple((field, False) for field in fields),
+            confirm=confirm,
         ),
     )
 
@@ -182,7 +185,11 @@ _TABLE: Final = (
         "disable-recording", "enable-recording", ("IsCloudRecordingDisabled",), "cloud recording"
     ),
     *_toggle_pair(
-        "lockdown", "lift-lockdown", _LOCKDOWN_FIELDS, "audio, video, chat and screen sharing"
+        "lockdown",
+        "lift-lockdown",
+        _LOCKDOWN_FIELDS,
+        "audio, video, chat and screen sharing",
+        confirm=True,  # several settings at once: always asks first
     ),
     _spec(
         "rename",

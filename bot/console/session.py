@@ -183,6 +183,7 @@ async def run_console(
                 audit=audit,
                 max_rooms=settings.roombot_max_rooms,
                 confirm_above=settings.roombot_confirm_above,
+                allow_unaudited=settings.roombot_allow_unaudited,
             )
             presenter = Presenter(service, TextRenderer())
             console = Console(presenter, actor, out, _confirmer(interactive, assume_yes, out))

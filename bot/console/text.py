@@ -8,6 +8,7 @@ what only makes sense in Slack (buttons, threads, "only you can confirm").
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from typing import Final
 
@@ -15,9 +16,11 @@ from bot import wording
 from bot.commands import Command
 from bot.outcomes import (
     Actor,
+    BannedView,
     DryRun,
     HelpReply,
     HistoryView,
+    MembersView,
     NeedsConfirmation,
     Rejected,
     RoomView,
@@ -57,10 +60,20 @@ def request_lines(command: Command, actor: Actor, kind: RunKind = RunKind.REQUES
 
 
 def result_lines(run: RunResult) -> list[str]:
-    """Every room's outcome (failures first, so none is lost above a long list), the notes, and
-    the final status last."""
-    lines = [f"  └ {wording.room_line(PLAIN, r)}" for r in run.failed + run.succeeded]
-    notes = [wording.read_before_note(run), wording.audit_failed_note(PLAIN, run)]
+    """Every target's outcome (failures first, so none is lost above a long list; targets
+    withdrawn before their call in one line), the notes, and the final status last."""
+    verb = run.command.verb
+    skipped = {id(r) for r in run.not_attempted}
+    lines = [f"  └ {wording.room_line(PLAIN, r, verb)}" for r in run.failed if id(r) not in skipped]
+    withdrawn = wording.not_attempted_line(PLAIN, run)
+    if withdrawn is not None:
+        lines.append(f"  └ {withdrawn}")
+    lines += [f"  └ {wording.room_line(PLAIN, r, verb)}" for r in run.succeeded]
+    notes = [
+        wording.read_before_note(run),
+        wording.not_undoable_note(run),
+        wording.audit_failed_note(PLAIN, run),
+    ]
     lines += [f"  {note}" for note in notes if note is not None]
     lines.append(wording.final_status(run))
     return lines
@@ -100,7 +113,7 @@ class TextRenderer:
             f"{WARN_MARK} Please confirm: /room {command.verb} on {count} room"
             f"{'s' if count != 1 else ''} ({PLAIN.prose(needs.reason)}).",
             f"Rooms: {wording.rooms_phrase(PLAIN, command.rooms, limit=20)}",
-            f"Change: {wording.describe_changes(PLAIN, dict(command.changes))}",
+            f"Change: {wording.command_change(PLAIN, command)}",
         ]
         if command.reason:
             lines.append(f"Reason: {command.reason}")
@@ -118,6 +131,16 @@ class TextRenderer:
             return f"No audit entries for {view.room_id} yet."
         head = f"Last {len(view.entries)} audit entries for {view.room_id}, newest first:"
         return "\n".join([head, *(f"  {wording.history_line(PLAIN, e)}" for e in view.entries)])
+
+    def members(self, view: MembersView) -> str:
+        """`members`: who is in the room, one a line."""
+        head, *rest = wording.members_lines(PLAIN, view)
+        return "\n".join([head, *(f"  {line}" for line in rest)])
+
+    def banned(self, view: BannedView) -> str:
+        """`banned`: who is banned, until when, one a line."""
+        head, *rest = wording.banned_lines(PLAIN, view, time.time())
+        return "\n".join([head, *(f"  {line}" for line in rest)])
 
     def unexpected_error(self, correlation_id: str) -> str:
         """roombot itself failed: the id to report (it is in the log too)."""

@@ -49,6 +49,7 @@ from bot.tencent.errors import (
     RETRYABLE_CODES,
     ApiError,
     MalformedResponse,
+    NotSent,
     RequestTimeout,
     RoomEngineError,
     TransportError,
@@ -63,6 +64,10 @@ logger = logging.getLogger(__name__)
 SERVICE_PATH: Final = "/v4/room_engine_http_srv"
 #: The path prefix of the callback-configuration APIs (a different service).
 CONFIG_PATH: Final = "/v4/room_config"
+#: Asked after a write call's turn comes (its rate-budget slot): a reason to withdraw it, or
+#: None to send it. A withdrawn call raises `NotSent` and reaches nobody.
+Abort = Callable[[], str | None]
+
 #: The only RoomType Room Engine's create_room accepts today.
 CONFERENCE: Final = "Conference"
 
@@ -384,14 +389,16 @@ class RoomEngineClient:
 
     # -- the API ------------------------------------------------------------------------------
 
-    async def update_room_info(self, patch: RoomPatch) -> ApiResult:
+    async def update_room_info(self, patch: RoomPatch, *, abort: Abort | None = None) -> ApiResult:
         """Change exactly the fields `patch` names. Idempotent, so every failure kind is retried."""
-        _, result = await self._call("update_room_info", patch.body(), idempotent=True)
+        _, result = await self._call("update_room_info", patch.body(), idempotent=True, abort=abort)
         return result
 
-    async def get_room_info(self, room_id: str) -> RoomSnapshot:
+    async def get_room_info(self, room_id: str, *, abort: Abort | None = None) -> RoomSnapshot:
         """The room's current settings. Raises `ApiError` 100004 when it does not exist."""
-        envelope, result = await self._call("get_room_info", {"RoomId": room_id}, idempotent=True)
+        envelope, result = await self._call(
+            "get_room_info", {"RoomId": room_id}, idempotent=True, abort=abort
+        )
         data = (envelope.response or {}).get("RoomInfo")
         try:
             room = RoomInfo.model_validate(data)
@@ -412,12 +419,14 @@ class RoomEngineClient:
         _, result = await self._call("create_room", {"RoomInfo": info}, idempotent=False)
         return result
 
-    async def destroy_room(self, room_id: str) -> ApiResult:
+    async def destroy_room(self, room_id: str, *, abort: Abort | None = None) -> ApiResult:
         """Destroy a room. Raises `ApiError` 100004 when it does not exist.
 
         Not retried after a failure whose effect is unknown (a repeat would answer 100004).
         """
-        _, result = await self._call("destroy_room", {"RoomId": room_id}, idempotent=False)
+        _, result = await self._call(
+            "destroy_room", {"RoomId": room_id}, idempotent=False, abort=abort
+        )
         return result
 
     # -- members ------------------------------------------------------------------------------
@@ -481,7 +490,9 @@ class RoomEngineClient:
                 )
             cursors.add(cursor)
 
-    async def kick_user_out(self, room_id: str, accounts: Sequence[str], reason: str) -> ApiResult:
+    async def kick_user_out(
+        self, room_id: str, accounts: Sequence[str], reason: str, *, abort: Abort | None = None
+    ) -> ApiResult:
         """Remove `accounts` (1-20) from the room; `reason` (1-1000 UTF-8 bytes) is required.
 
         Raises `ValueError` for bad arguments before calling anything (splitting a longer list
@@ -490,11 +501,17 @@ class RoomEngineClient:
         names = _checked_accounts(accounts)
         _check(reason_problem(reason))
         body = {"RoomId": room_id, "MemberList_Account": names, "Reason": reason}
-        _, result = await self._call("kick_user_out", body, idempotent=False)
+        _, result = await self._call("kick_user_out", body, idempotent=False, abort=abort)
         return result
 
     async def ban_room_member(
-        self, room_id: str, accounts: Sequence[str], reason: str, duration_s: int
+        self,
+        room_id: str,
+        accounts: Sequence[str],
+        reason: str,
+        duration_s: int,
+        *,
+        abort: Abort | None = None,
     ) -> ApiResult:
         """Ban `accounts` (1-20) for `duration_s` seconds: they are removed and cannot re-enter.
 
@@ -510,17 +527,19 @@ class RoomEngineClient:
             "Reason": reason,
             "Duration": duration_s,
         }
-        _, result = await self._call("ban_room_member", body, idempotent=False)
+        _, result = await self._call("ban_room_member", body, idempotent=False, abort=abort)
         return result
 
-    async def unban_room_member(self, room_id: str, accounts: Sequence[str]) -> ApiResult:
+    async def unban_room_member(
+        self, room_id: str, accounts: Sequence[str], *, abort: Abort | None = None
+    ) -> ApiResult:
         """Lift the bans of `accounts` (1-20). Raises `ValueError` for bad arguments first.
 
         Retried only when certainly not applied (see the module docstring).
         """
         names = _checked_accounts(accounts)
         body = {"RoomId": room_id, "MemberList_Account": names}
-        _, result = await self._call("unban_room_member", body, idempotent=False)
+        _, result = await self._call("unban_room_member", body, idempotent=False, abort=abort)
         return result
 
     async def get_banned_member_list(
@@ -635,7 +654,13 @@ class RoomEngineClient:
     # -- the machinery --------------------------------------------------------------------------
 
     async def _call(
-        self, command: str, body: dict[str, Any], *, idempotent: bool, service: str = SERVICE_PATH
+        self,
+        command: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool,
+        service: str = SERVICE_PATH,
+        abort: Abort | None = None,
     ) -> tuple[_Envelope, ApiResult]:
         started = self._monotonic()
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -644,6 +669,11 @@ class RoomEngineClient:
         while True:
             attempt += 1
             async with self._budget.slot():
+                # Asked only now, after the wait for a slot: a many-room request withdraws the
+                # calls still queued once an earlier one proved the credentials wrong.
+                withdrawn = abort() if abort is not None else None
+                if withdrawn:
+                    raise NotSent(withdrawn)
                 outcome = await self._attempt(command, payload, service)
             elapsed = self._monotonic() - started
             if isinstance(outcome, _Envelope):

@@ -87,6 +87,14 @@ RETRYABLE_CODES: Final = frozenset({100001, 60007, 60011, 60018, 60019})
 #: The frequency-limit codes (a subset of `RETRYABLE_CODES`).
 RATE_LIMIT_CODES: Final = frozenset({60007, 60011, 60018, 60019})
 
+#: Codes that say roombot's own credentials or configuration are wrong (the URL, the SDKAppID,
+#: the admin account, the secret key, the app's plan or IP allow-list): every further call made
+#: with them fails the same way, so a many-room request stops at the first one.
+CONFIGURATION_CODES: Final = frozenset(
+    {60002, 60004, 60005, 60006, 60009, 60010, 60012, 60015, 60016, 60017, 60020, 60021}
+    | {code for code in ERROR_HINTS if 70000 <= code <= 79999} - {70169, 70402}
+)
+
 
 def hint_for(code: int) -> str:
     """A short human hint for a Room Engine ErrorCode; undocumented codes still get a sentence."""
@@ -224,6 +232,13 @@ class MalformedResponse(RoomEngineError):
             "points at the Room Engine REST API",
             attempts=attempts,
         )
+
+
+class NotSent(RoomEngineError):
+    """The call was never sent: the caller withdrew it before its turn (see `Abort`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, hint="", attempts=0)
 
 
 def _transport_hint(status: int | None) -> str:

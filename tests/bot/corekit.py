@@ -108,7 +108,7 @@ def plan_for(text: str, who: Actor | None = None, *, kind: RunKind = RunKind.REQ
     return Plan(
         command=command,
         actor=who or actor(),
-        patches=tuple(command.patches()),
+        calls=tuple(command.calls(who.user_id if who else actor().user_id)),
         raw_text=text,
         kind=kind,
     )
@@ -150,9 +150,15 @@ class Core:
     tmp_path: Path
     policy: Policy
 
-    def runner(self) -> Runner:
-        """A runner over this core's client and audit store (what the service uses)."""
-        return Runner(self.client, AuditRecorder(self.store))
+    def runner(self, *, allow_unaudited: bool = False) -> Runner:
+        """A runner over this core's client and audit store (what the service uses); its audit
+        retries sleep on the core's fake clock."""
+        return Runner(
+            self.client,
+            AuditRecorder(self.store),
+            allow_unaudited=allow_unaudited,
+            sleep=self.clock.sleep,
+        )
 
     def calls(self, command: str = "update_room_info") -> list[RecordedRequest]:
         """The emulator's recorded requests for `command`, in arrival order."""
@@ -221,6 +227,7 @@ async def open_core(
         audit=store if with_audit else None,
         max_rooms=max_rooms,
         confirm_above=confirm_above,
+        sleep=clock.sleep,
     )
     try:
         yield Core(

@@ -16,9 +16,11 @@ import pytest
 
 from bot.outcomes import (
     Approved,
+    BannedView,
     DryRun,
     HelpReply,
     HistoryView,
+    MembersView,
     NeedsConfirmation,
     Rejected,
     RoomView,
@@ -58,6 +60,12 @@ class RecordingRenderer:
 
     def history(self, view: HistoryView) -> Said:
         return Said("history", view)
+
+    def members(self, view: MembersView) -> Said:
+        return Said("members", view)
+
+    def banned(self, view: BannedView) -> Said:
+        return Said("banned", view)
 
     def unexpected_error(self, correlation_id: str) -> Said:
         return Said("unexpected_error", correlation_id)

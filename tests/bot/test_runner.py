@@ -8,6 +8,7 @@ calls where the emulator cannot (the audit trail at the moment of a call, a time
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -18,10 +19,10 @@ from bot.audit import Outcome
 from bot.models import RoomPatch
 from bot.outcomes import FailureKind, Plan, Progress, RunKind
 from bot.recorder import AuditRecorder
-from bot.runner import MAX_CONCURRENT_ROOMS, READ_BEFORE_MAX_ROOMS, Runner
+from bot.runner import AUDIT_RETRY_S, MAX_CONCURRENT_CALLS, READ_BEFORE_MAX_ROOMS, Runner
 from bot.tencent.errors import hint_for
 from tests.bot.conftest import CoreFactory
-from tests.bot.corekit import BrokenStore, Core, actor, plan_for, room_of
+from tests.bot.corekit import ALICE, BrokenStore, Core, actor, plan_for, room_of
 
 
 def _undo_plan(rooms: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> Plan:
@@ -30,10 +31,10 @@ def _undo_plan(rooms: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> Plan:
     return Plan(
         command=base.command,
         actor=base.actor,
-        patches=tuple(RoomPatch.of(room, restore) for room, (restore, _) in rooms.items()),
+        calls=tuple(RoomPatch.of(room, restore) for room, (restore, _) in rooms.items()),
         raw_text="undo k",
         kind=RunKind.UNDO,
-        undo_of=dict.fromkeys(rooms, 1),
+        undo_of={(room, None): 1 for room in rooms},
         expected={room: want for room, (_, want) in rooms.items()},
     )
 
@@ -378,7 +379,7 @@ async def test_no_call_is_made_before_yield_to_returns(core: Core) -> None:
 async def test_no_more_than_the_limit_of_rooms_are_in_flight(
     make_core: CoreFactory, phase: str
 ) -> None:
-    rooms = [f"bulk-{i:03d}" for i in range(MAX_CONCURRENT_ROOMS + 6)]
+    rooms = [f"bulk-{i:03d}" for i in range(MAX_CONCURRENT_CALLS + 6)]
     core = await make_core(rooms=rooms)
     release = asyncio.Event()
     full = asyncio.Event()
@@ -390,7 +391,7 @@ async def test_no_more_than_the_limit_of_rooms_are_in_flight(
             return
         in_flight += 1
         peak = max(peak, in_flight)
-        if in_flight == MAX_CONCURRENT_ROOMS:
+        if in_flight == MAX_CONCURRENT_CALLS:
             full.set()
         await release.wait()
         in_flight -= 1
@@ -407,10 +408,10 @@ async def test_no_more_than_the_limit_of_rooms_are_in_flight(
     await asyncio.wait_for(full.wait(), timeout=10)
     for _ in range(100):  # every room past the limit could now reach the wire without blocking
         await asyncio.sleep(0)
-    assert in_flight == peak == MAX_CONCURRENT_ROOMS
+    assert in_flight == peak == MAX_CONCURRENT_CALLS
     release.set()
     run = await task
-    assert peak == MAX_CONCURRENT_ROOMS
+    assert peak == MAX_CONCURRENT_CALLS
     assert len(run.results) == len(rooms)
     assert all(r.ok for r in run.results)
 
@@ -427,16 +428,38 @@ async def test_without_an_audit_store_a_run_is_unrecorded_but_complete(core: Cor
 # -- a broken audit trail -------------------------------------------------------------------------
 
 
-async def test_when_rows_cannot_be_written_the_results_are_still_real(
+async def test_when_rows_cannot_be_written_nothing_is_sent(
+    make_core: CoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """#12.8: the audit trail is the promise: no row, no change (after retrying the write)."""
+    core = await make_core(store_class=BrokenStore)
+    assert isinstance(core.store, BrokenStore)
+    core.store.fail_begin = True
+    with caplog.at_level(logging.ERROR):
+        run = await core.runner().run(plan_for("disable-video room-test room-2"))
+
+    assert core.calls() == []
+    assert core.emulator.rooms["room-test"]["IsVideoDisabled"] is False
+    assert run.refused is not None
+    assert "audit trail could not be written" in run.refused
+    assert [r.failure.kind if r.failure else None for r in run.results] == [
+        FailureKind.NOT_ATTEMPTED,
+        FailureKind.NOT_ATTEMPTED,
+    ]
+    assert sum(core.clock.sleeps) == pytest.approx(AUDIT_RETRY_S)  # retried, within a bound
+    failed_writes = [r for r in caplog.records if "AUDIT TRAIL NOT WRITTEN" in r.getMessage()]
+    assert len(failed_writes) == 4  # the first try and three retries
+    assert await core.rows() == []
+
+
+async def test_an_operator_may_allow_unaudited_changes_which_are_logged(
     make_core: CoreFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     core = await make_core(store_class=BrokenStore)
     assert isinstance(core.store, BrokenStore)
     core.store.fail_begin = True
     with caplog.at_level(logging.ERROR):
-        run = await Runner(core.client, AuditRecorder(core.store)).run(
-            plan_for("disable-video room-test")
-        )
+        run = await core.runner(allow_unaudited=True).run(plan_for("disable-video room-test"))
 
     [result] = run.results
     assert result.ok
@@ -447,7 +470,18 @@ async def test_when_rows_cannot_be_written_the_results_are_still_real(
     assert run.audit_error is not None
     assert "disk I/O error" in run.audit_error
     assert await core.rows() == []
-    assert any("AUDIT TRAIL NOT WRITTEN" in r.getMessage() for r in caplog.records)
+    [line] = [r.getMessage() for r in caplog.records if "UNAUDITED REQUEST" in r.getMessage()]
+    logged = json.loads(line.split(" ", 2)[2])
+    assert logged["user"] == ALICE
+    assert logged["targets"] == [
+        {
+            "room": "room-test",
+            "account": None,
+            "ok": True,
+            "error_code": None,
+            "request_id": call.request_id,
+        }
+    ]
 
 
 async def test_when_rows_cannot_be_completed_the_results_are_still_real(

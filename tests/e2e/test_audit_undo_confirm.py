@@ -465,8 +465,28 @@ async def test_120_rooms_with_failures_progress_summary_and_retry(tmp_path: Path
         assert all(stack.emulator.rooms[r]["IsMessageDisabled"] for r in rooms)
 
 
-async def test_a_broken_audit_trail_is_shown_but_never_stops_the_request(tmp_path: Path) -> None:
+async def test_a_broken_audit_trail_refuses_the_change_and_says_so(tmp_path: Path) -> None:
+    """#12.8: with no audit row there is no change; the requester is told, in the thread."""
     async with running_stack(tmp_path) as stack:
+        assert stack.bot.audit is not None
+        await stack.bot.audit.close()  # e.g. the disk went away
+        await stack.slash("disable-video room-test room-2")
+        await stack.settle()
+        assert stack.tencent_calls() == []
+        assert stack.emulator.rooms["room-test"]["IsVideoDisabled"] is False
+        parent = _parent(stack)
+        assert parent["text"].splitlines()[-1] == (
+            "❌ not done: the audit trail could not be written, so nothing was changed"
+        )
+        [result] = _thread(stack, parent)
+        assert "2 not attempted — the audit trail could not be written" in result["text"]
+        assert "`room-test`, `room-2`" in result["text"]
+        assert _button(result, blocks.ACTION_UNDO) is None
+        assert _button(result, blocks.ACTION_RETRY) is None
+
+
+async def test_an_operator_may_allow_unaudited_changes(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, roombot_allow_unaudited=True) as stack:
         assert stack.bot.audit is not None
         await stack.bot.audit.close()  # e.g. the disk went away
         await stack.slash("disable-video room-test")
