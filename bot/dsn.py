@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 from typing import Any, Final
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 #: The schemes that select the PostgreSQL store.
 SCHEMES: Final = ("postgresql", "postgres")
@@ -108,18 +108,20 @@ class DatabaseUrl:
 
 
 def _mask(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if parts.password is not None:
-            userinfo, _, hostinfo = netloc.rpartition("@")
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:{MASK}@{hostinfo}"
-        query = _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, parts.query)
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        # Too malformed to parse: show the scheme only, never a guess at where the password is.
-        return url.split("://", 1)[0] + "://" + MASK
+    """`url` with the password of its user part and any `password=` parameter as `***`; the
+    rest exactly as written (no normalising, so people recognise their URL)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, url)
+    # Up to the last "@" before the query is the user part, even if an unencoded "/" or "@"
+    # in the password would make a parser end it earlier: mask too much rather than too little.
+    end = min((i for i in (rest.find(c) for c in "?#") if i >= 0), default=len(rest))
+    head, tail = rest[:end], rest[end:]
+    userinfo, at, after = head.rpartition("@")
+    if at and ":" in userinfo:
+        head = f"{userinfo.split(':', 1)[0]}:{MASK}@{after}"
+    tail = _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, tail)
+    return f"{scheme}://{head}{tail}"
 
 
 def redact(text: str, *urls: DatabaseUrl) -> str:
@@ -129,7 +131,8 @@ def redact(text: str, *urls: DatabaseUrl) -> str:
         password = url.password
         if not password:
             continue
-        for form in {password, quote(password, safe=""), quote(password)}:
+        # Longest first, so no form is cut into by a shorter one it contains.
+        for form in sorted({password, quote(password, safe=""), quote(password)}, key=len)[::-1]:
             text = text.replace(form, MASK)
     return _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
 

@@ -50,7 +50,9 @@ def find_bindir() -> Path:
     Debian version, or the `PATH`. Raises `PostgresUnavailable` naming what is missing."""
     configured = os.environ.get("ROOMBOT_PG_BINDIR")
     candidates: list[Path] = [Path(configured)] if configured else []
-    if _DEBIAN_ROOT.is_dir():
+    if configured:
+        pass  # only where it says
+    elif _DEBIAN_ROOT.is_dir():
         versions = sorted(
             (p for p in _DEBIAN_ROOT.iterdir() if p.name.isdigit()),
             key=lambda p: int(p.name),
@@ -58,7 +60,7 @@ def find_bindir() -> Path:
         )
         candidates += [v / "bin" for v in versions]
     on_path = shutil.which("initdb")
-    if on_path:
+    if on_path and not configured:
         candidates.append(Path(on_path).parent)
     for candidate in candidates:
         if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():

@@ -9,6 +9,7 @@ carried out, the Room Engine rate budget).
   (`postgres`: `PostgresAuditStore`, psycopg's async pool), imported only when used.
 - `schema` / `pg_schema`: each backend's numbered, forward-only migrations.
 - `budget`: `SharedRateBudget`, the Room Engine rate budget on PostgreSQL.
+- `heartbeat`: `LeaseHeartbeat`, one task per replica renewing all of its leases.
 - `health`: `check_database`, is a target reachable, migrated and writable (`roombot check`).
 - `report`: `parse_since`, `read_entries` and `format_entries`, what `roombot audit` prints.
 

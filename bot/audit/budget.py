@@ -365,6 +365,8 @@ class SharedRateBudget:
     def _end(self, slot_id: int) -> None:
         """Record (in the background) that a slot's call has ended; until that is written, the
         slot keeps counting."""
+        if self._closed:
+            return  # the connections are gone: the slot counts until its hold runs out
         self._ended.append(slot_id)
         if self._releaser is None or self._releaser.done():
             with contextlib.suppress(RuntimeError):  # no running loop: the hold frees it

@@ -126,7 +126,7 @@ async def _check_postgres(url: DatabaseUrl, timeout_s: float) -> DatabaseHealth:
                 f"{where} has schema version {version}, newer than this roombot "
                 f"understands ({SCHEMA_VERSION}); upgrade roombot",
             )
-        problem = await _write_problem(conn, url, migrated=bool(version))
+        problem = await _write_problem(conn, url, migrated=version == SCHEMA_VERSION)
         if problem is not None:
             return DatabaseHealth(Health.FAIL, f"{where} is not writable: {problem}")
         if not version:
@@ -151,7 +151,8 @@ async def _check_postgres(url: DatabaseUrl, timeout_s: float) -> DatabaseHealth:
 async def _write_problem(
     conn: psycopg.AsyncConnection[TupleRow], url: DatabaseUrl, *, migrated: bool
 ) -> str | None:
-    """Why a write would fail (read-only server, missing privilege), or None; nothing is kept."""
+    """Why a write would fail (read-only server, missing privilege), or None; nothing is kept.
+    A current schema must take a row; one still to be created or migrated, a new table."""
     import psycopg
 
     from bot.audit.postgres import describe_error
