@@ -20,6 +20,7 @@ from bot.audit import (
     StrandedRequest,
 )
 from bot.audit.heartbeat import LeaseHeartbeat
+from bot.audit.store import UNLEASED_GRACE_S
 
 LEASE_S = 0.5
 CONTEXT = {"channel": "C1", "thread_ts": "1700000000.000100", "response_url": None}
@@ -284,3 +285,36 @@ async def test_a_failing_heartbeat_keeps_beating(tmp_path: Path) -> None:
     assert heartbeat.failures >= 3
     with pytest.raises(ValueError, match="interval"):
         LeaseHeartbeat(store, interval=0)
+
+
+# -- rows nobody leased -------------------------------------------------------------------------
+
+
+async def test_pending_rows_without_a_lease_are_found_once_they_are_old(
+    target: str | Path,
+) -> None:
+    # A code path that wrote pending rows but forgot take_lease: after UNLEASED_GRACE_S they
+    # are taken over like an expired lease, so even they are never left silent.
+    now = [1_700_000_000.0]
+    async with (
+        await AuditStore.open(target, owner="w", clock=lambda: now[0], lease_s=3600) as worker,
+        await AuditStore.open(target, owner="s1", clock=lambda: now[0]) as s1,
+        await AuditStore.open(target, owner="s2", clock=lambda: now[0]) as s2,
+    ):
+        ids = await worker.begin([entry("room-1", key="forgot"), entry("room-2", key="forgot")])
+        await worker.take_lease("leased", CONTEXT)
+        await worker.begin([entry("room-3", key="leased")])
+        now[0] += UNLEASED_GRACE_S - 1
+        assert await s1.claim_expired_leases() == []
+        now[0] += 2
+        got = await asyncio.gather(s1.claim_expired_leases(), s2.claim_expired_leases())
+        [stranded] = got[0] or got[1]
+        assert sorted(map(len, got)) == [0, 1]
+        assert (stranded.request_key, stranded.previous_owner, stranded.context) == (
+            "forgot",
+            None,
+            {},
+        )
+        assert [r.id for r in stranded.rows] == ids
+        # The leased request is still the worker's: its lease is alive.
+        assert await worker.renew_leases() == frozenset({"leased"})

@@ -44,7 +44,10 @@ Degrading safely
 
 Cost: one round trip per grant (a locked row, a few index operations in one function call),
 batched when several callers of one replica wait at once; the `ended_at` writes are batched in
-the background and never delay a caller.
+the background and never delay a caller. Measured on a local PostgreSQL 15 with its durable
+defaults (a shared 2-core machine): median 1.2-1.7 ms, p99 3.4 ms for one grant; 2.4 ms for a
+batch of ten; median 2-3 ms, p99 7-8 ms with four replicas asking at once. A Room Engine call
+takes about a hundred times that, and acks never wait on the budget.
 
 Replicas configured with different `ROOMBOT_RATE_LIMIT`s share the slots: each grants only while
 fewer than its own N are counted, so the total stays within the largest of them.
@@ -66,7 +69,8 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from bot.dsn import DatabaseUrl, redact
+from bot.audit.postgres import describe_error
+from bot.dsn import DatabaseUrl
 from bot.errors import RoombotError
 from bot.tencent.ratelimit import MAX_RATE
 
@@ -243,7 +247,8 @@ class SharedRateBudget:
         failures = 0
         try:
             while self._prune_waiters():
-                wanted = min(len(self._waiters), self._max_batch)
+                waiting = sum(1 for future in self._waiters if not future.done())
+                wanted = min(waiting, self._max_batch)
                 try:
                     reply = await self._reserve(wanted)
                 except (psycopg.Error, OSError) as exc:
@@ -253,7 +258,7 @@ class SharedRateBudget:
                     if failures == 1:
                         logger.warning(
                             "rate budget: cannot reach the database, calls wait: %s",
-                            _describe(exc, self._url),
+                            describe_error(exc, self._url),
                         )
                     if now - failing_since >= self._wait_s:
                         self._fail_waiters(
@@ -391,13 +396,8 @@ class SharedRateBudget:
                         "rate budget: could not record %d call end(s); those slots count until "
                         "they expire: %s",
                         len(batch),
-                        _describe(exc, self._url),
+                        describe_error(exc, self._url),
                     )
                     return
                 self._ended = batch + self._ended
                 await self._sleep(min(0.05 * 2**failures, 1.0))
-
-
-def _describe(exc: BaseException, url: DatabaseUrl) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return redact(text, url)

@@ -57,7 +57,12 @@ from bot.audit.rows import (
     lease_from_row,
     settle,
 )
-from bot.audit.store import DEFAULT_CONFIRMATION_TTL_S, DEFAULT_LEASE_S, AuditStore
+from bot.audit.store import (
+    DEFAULT_CONFIRMATION_TTL_S,
+    DEFAULT_LEASE_S,
+    UNLEASED_GRACE_S,
+    AuditStore,
+)
 from bot.dsn import DatabaseUrl, redact, scrub_logs_of
 
 if TYPE_CHECKING:
@@ -95,6 +100,17 @@ _PRUNE_CLAIMS: Final = """
     DELETE FROM claims WHERE key IN (
         SELECT key FROM claims WHERE claimed_at < %s LIMIT 1000 FOR UPDATE SKIP LOCKED)
 """
+# Pending rows without any lease get an expired one (owner ''), in key order so two survivors
+# doing this at once cannot deadlock on each other's new keys.
+_ADOPT_UNLEASED: Final = f"""
+    INSERT INTO leases ({LEASE_COLUMNS})
+    SELECT DISTINCT e.request_key, '', '{{}}', {_DB_NOW}, 0, 0
+      FROM audit_entries e
+     WHERE e.outcome = 'pending' AND e.created_at < %s
+       AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.request_key = e.request_key)
+     ORDER BY e.request_key
+    ON CONFLICT (request_key) DO NOTHING
+"""  # noqa: S608
 _PRUNE_CONFIRMATIONS: Final = """
     DELETE FROM confirmations WHERE key IN (
         SELECT key FROM confirmations WHERE created_at < %s LIMIT 1000 FOR UPDATE SKIP LOCKED)
@@ -411,8 +427,11 @@ class PostgresAuditStore(AuditStore):
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
 
+        unleased_before = self._clock() - UNLEASED_GRACE_S
+
         async def write(conn: Connection) -> list[StrandedRequest]:
             async with conn.transaction():
+                await conn.execute(_ADOPT_UNLEASED, (unleased_before,))
                 # SKIP LOCKED: a lease another survivor is claiming right now is not waited for,
                 # and once that claim commits the lease is alive again and no longer matches.
                 cur = await conn.execute(
@@ -437,7 +456,7 @@ class PostgresAuditStore(AuditStore):
             return [
                 StrandedRequest(
                     request_key=lease.request_key,
-                    previous_owner=lease.owner,
+                    previous_owner=lease.owner or None,
                     context=lease.context,
                     rows=tuple(by_key[lease.request_key]),
                     takeovers=lease.takeovers + 1,

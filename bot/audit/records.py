@@ -160,8 +160,9 @@ class StrandedRequest:
     """A request whose replica stopped before finishing it, now held by the store that found it.
 
     `rows` are all its audit rows in id order (`unsettled_rows` are the ones to verify);
-    `context` and `previous_owner` come from its lease, and are `{}` and
-    None when it had none (a SQLite row left pending by a version without leases).
+    `context` and `previous_owner` come from its lease, and are `{}` and None when it had none
+    (rows written without `take_lease`, or by a version without leases); the rows' `channel_id`
+    is then all there is to report to.
     `takeovers` counts this claim too.
     """
 

@@ -56,6 +56,7 @@ from bot.audit.store import (
     DEFAULT_CONFIRMATION_TTL_S,
     DEFAULT_LEASE_S,
     RECOVERED_DETAIL,
+    UNLEASED_GRACE_S,
     AuditStore,
 )
 
@@ -77,6 +78,16 @@ _COMPLETE_ENTRY: Final = f"""
            latency_ms = ?, previous = COALESCE(?, previous),
            detail = COALESCE(?, CASE WHEN outcome = 'pending' THEN detail ELSE NULL END)
      WHERE id = ? AND outcome IN ({PROVISIONAL_SQL})
+"""  # noqa: S608
+
+
+# Pending rows without any lease get an expired one (owner ''): see `claim_expired_leases`.
+_ADOPT_UNLEASED: Final = f"""
+    INSERT OR IGNORE INTO leases ({LEASE_COLUMNS})
+    SELECT DISTINCT e.request_key, '', '{{}}', ?, 0, 0
+      FROM audit_entries e
+     WHERE e.outcome = 'pending' AND e.created_at < ?
+       AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.request_key = e.request_key)
 """  # noqa: S608
 
 
@@ -372,6 +383,7 @@ class SqliteAuditStore(AuditStore):
         def write(conn: sqlite3.Connection) -> list[StrandedRequest]:
             # IMMEDIATE holds the write lock from the read on: one store gets each lease.
             with _transaction(conn):
+                conn.execute(_ADOPT_UNLEASED, (now, now - UNLEASED_GRACE_S))
                 found = [
                     lease_from_row(row)
                     for row in conn.execute(
@@ -566,7 +578,7 @@ def _hand_over(
     )
     return StrandedRequest(
         request_key=lease.request_key,
-        previous_owner=lease.owner,
+        previous_owner=lease.owner or None,
         context=lease.context,
         rows=tuple(_rows_for_request(conn, lease.request_key)),
         takeovers=lease.takeovers + 1,

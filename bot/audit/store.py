@@ -54,6 +54,9 @@ RECOVERED_DETAIL: Final = "process stopped before the outcome was recorded"
 DEFAULT_CONFIRMATION_TTL_S: Final = 600.0
 #: How long a lease lives without renewal (`ROOMBOT_LEASE_S`'s default).
 DEFAULT_LEASE_S: Final = 30.0
+#: Rows still pending this long after they were written, with no lease on their request (a
+#: code path that forgot `take_lease`), are taken over like an expired lease: never silence.
+UNLEASED_GRACE_S: Final = 300.0
 
 #: What `open_store` (and `AuditStore.open`) accept: a SQLite path or a PostgreSQL URL.
 StoreTarget = str | Path | DatabaseUrl
@@ -291,7 +294,12 @@ class AuditStore(abc.ABC):
         """Take over up to `limit` expired leases (oldest expiry first), each by exactly one of
         the stores asking at once: each becomes this owner's lease for `lease_s` (so if this
         replica stops too, another survivor gets it later) and comes back with its rows.
-        Report each, then `release_lease` it. Leases still alive are never touched."""
+        Report each, then `release_lease` it. Leases still alive are never touched.
+
+        A request with rows pending for over `UNLEASED_GRACE_S` (by the store's clock) and no
+        lease at all is given an expired one first, so it is found too (with `previous_owner`
+        None and an empty context).
+        """
 
     # -- the shared rate budget -----------------------------------------------------------------
 
