@@ -326,6 +326,16 @@ async def check_audit(loaded: LoadedSettings) -> CheckResult:
     if isinstance(settings, str):
         return warn("audit trail", settings)
     path = settings.roombot_audit_db
+    if not isinstance(path, Path):  # a PostgreSQL URL: the core check covers it
+        from bot.audit.health import Health, check_database
+
+        health = await check_database(path)
+        if health.status is Health.FAIL:
+            fix = "check ROOMBOT_AUDIT_DB's URL, that the server is up and the user may write"
+            return fail("audit trail", health.detail, fix)
+        if health.status is Health.WARN:
+            return warn("audit trail", health.detail)
+        return ok("audit trail", health.detail)
     fix = "set ROOMBOT_AUDIT_DB to a file in a directory roombot can write, on persistent storage"
     if not path.exists():
         directory = path.parent if str(path.parent) else Path(".")

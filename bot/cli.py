@@ -313,9 +313,11 @@ def _run_audit(args: argparse.Namespace, settings: Settings) -> int:
             since = parse_since(args.since, now=time.time())
         except ValueError as exc:
             raise UsageError(f"--since: {exc}") from None
+    from pathlib import Path
+
     path = settings.roombot_audit_db
     # Checked first so that reading never creates an empty database where none was.
-    if not path.is_file():
+    if isinstance(path, Path) and not path.is_file():
         raise UsageError(f"no audit database at {path} (set ROOMBOT_AUDIT_DB to the bot's file)")
     try:
         entries = asyncio.run(

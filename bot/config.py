@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.defaults import CONFIRM_ABOVE, MAX_ROOMS, RATE_LIMIT
+from bot.dsn import DatabaseUrl, is_database_url
 from bot.errors import RoombotError
 from bot.tencent.regions import Region
 
@@ -64,7 +65,10 @@ class Settings(BaseSettings):
 
     roombot_allowed_users: Annotated[tuple[str, ...], NoDecode] = ()
     roombot_policy_file: Path | None = None
-    roombot_audit_db: Path = Path("roombot-audit.sqlite3")
+    # A SQLite path, or a `postgresql://` URL for several replicas (its text form hides the
+    # password: see `bot.dsn`).
+    roombot_audit_db: Path | DatabaseUrl = Path("roombot-audit.sqlite3")
+    roombot_lease_s: float = Field(default=30.0, ge=5, le=600)
     roombot_rate_limit: int = Field(default=RATE_LIMIT, ge=1, le=200)
     roombot_confirm_above: int = Field(default=CONFIRM_ABOVE, ge=0)
     roombot_max_rooms: int = Field(default=MAX_ROOMS, ge=1, le=10_000)
@@ -86,6 +90,14 @@ class Settings(BaseSettings):
         # `FOO=` in a .env file means "not set", not "set to the empty string".
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("roombot_audit_db", mode="before")
+    @classmethod
+    def _audit_db(cls, value: Any) -> Any:
+        # Decided here, not by the union: any string would also pass as a Path.
+        if isinstance(value, str) and is_database_url(value):
+            return DatabaseUrl(value)
         return value
 
     @field_validator("tencent_sdkappid", mode="before")
@@ -196,6 +208,8 @@ def _describe(exc: ValidationError) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] in {"int_parsing", "int_type"}:
         message = "must be an integer"
+    elif error["type"] in {"float_parsing", "float_type", "finite_number"}:
+        message = "must be a number"
     elif error["type"] in {"greater_than_equal", "less_than_equal", "greater_than"}:
         message = _range_message(name.lower()) or message.lower().replace(
             "input should be", "must be"

@@ -1,5 +1,5 @@
-"""What the audit store holds: entries (one row per room per request), confirmation prompts, and
-the one error type every store operation raises.
+"""What the audit store holds: entries (one row per room per request), confirmation prompts,
+leases on requests being carried out, and the one error type every store operation raises.
 """
 
 from __future__ import annotations
@@ -32,6 +32,16 @@ class Outcome(StrEnum):
     DRY_RUN = "dry_run"
     CANCELLED = "cancelled"
     UNKNOWN = "unknown"  # the process stopped before the outcome was recorded
+    # A survivor's verdict on a request whose replica stopped mid-call: it read the room back.
+    IN_PLACE = "in_place"  # the room holds the values the request set
+    NOT_APPLIED = "not_applied"  # the room does not hold them (offer Retry)
+
+
+#: Outcomes that are a guess or a later reading rather than the call's own answer: `complete()`
+#: may still replace them with the truth when the call that was thought lost does report back.
+PROVISIONAL_OUTCOMES: frozenset[Outcome] = frozenset(
+    {Outcome.PENDING, Outcome.UNKNOWN, Outcome.IN_PLACE, Outcome.NOT_APPLIED}
+)
 
 
 class Source(StrEnum):
@@ -126,3 +136,45 @@ class Confirmation:
     text: str
     created_at: float
     state: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A replica's claim on a request it is carrying out.
+
+    `owner` is the holding store's `owner` id; `context` is what the adapter stored to report in
+    the request's original place (channel, thread, response_url...), opaque to the store.
+    `expires_at` is Unix seconds on the database's clock (PostgreSQL) or the store's (SQLite);
+    `takeovers` counts how many times survivors have claimed it.
+    """
+
+    request_key: str
+    owner: str
+    context: dict[str, Any]
+    taken_at: float
+    expires_at: float
+    takeovers: int = 0
+
+
+@dataclass(frozen=True)
+class StrandedRequest:
+    """A request whose replica stopped before finishing it, now held by the store that found it.
+
+    `rows` are all its audit rows in id order (`unsettled_rows` are the ones to verify);
+    `context` and `previous_owner` come from its lease, and are `{}` and None when it had none
+    (rows written without `take_lease`, or by a version without leases); the rows' `channel_id`
+    is then all there is to report to.
+    `takeovers` counts this claim too.
+    """
+
+    request_key: str
+    previous_owner: str | None
+    context: dict[str, Any]
+    rows: tuple[AuditEntry, ...]
+    takeovers: int = 1
+
+    @property
+    def unsettled_rows(self) -> tuple[AuditEntry, ...]:
+        """The rows without the call's own answer: pending, unknown, or an earlier survivor's
+        verdict (that survivor may have stopped before reporting it)."""
+        return tuple(r for r in self.rows if r.outcome in PROVISIONAL_OUTCOMES)

@@ -11,11 +11,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 from bot.audit.records import AuditEntry
-from bot.audit.store import AuditStore
+from bot.audit.store import StoreTarget, open_store
 
 FORMATS: Final = ("table", "jsonl", "csv")
 #: What `format_entries(..., "table")` says when there is nothing to show.
@@ -50,16 +49,17 @@ def parse_since(text: str, *, now: float) -> float:
 
 
 async def read_entries(
-    path: Path,
+    path: StoreTarget,
     *,
     room: str | None = None,
     user: str | None = None,
     since: float | None = None,
     limit: int = 50,
 ) -> list[AuditEntry]:
-    """Query the database at `path` read-only: it is never created, migrated or recovered, so
-    reading cannot disturb a running bot. Raises `AuditError` if it cannot be read."""
-    async with await AuditStore.open(path, read_only=True) as store:
+    """Query the store at `path` (a SQLite path or a PostgreSQL URL) read-only: it is never
+    created, migrated or recovered, so reading cannot disturb a running bot. Raises `AuditError`
+    if it cannot be read."""
+    async with await open_store(path, read_only=True) as store:
         return await store.query(room=room, user=user, since=since, limit=limit)
 
 
@@ -121,7 +121,7 @@ _COLUMNS: Final[tuple[tuple[str, Callable[[AuditEntry], str], int, bool], ...]] 
     ("source", lambda e: e.source, 8, False),
     ("verb", lambda e: e.verb or "", 14, False),
     ("room", lambda e: e.room_id or "", 24, False),
-    ("outcome", lambda e: e.outcome.value, 9, False),
+    ("outcome", lambda e: e.outcome.value, 11, False),
     ("code", lambda e: "" if e.error_code is None else str(e.error_code), 7, True),
     ("request id", lambda e: e.tencent_request_id or "", 48, False),
     ("ms", lambda e: "" if e.latency_ms is None else f"{e.latency_ms:.0f}", 8, True),

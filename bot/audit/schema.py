@@ -1,4 +1,5 @@
-"""The audit database's schema: connection settings and the ordered list of migrations.
+"""The SQLite audit database's schema: connection settings and the ordered list of migrations.
+(`bot.audit.pg_schema` is PostgreSQL's, step for step the same tables.)
 
 `PRAGMA user_version` holds how many migrations a database has had. `MIGRATIONS[n]` takes a
 database from version n to n + 1. Released migrations are never edited: a change to the schema
@@ -73,6 +74,22 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """,
         "CREATE INDEX confirmations_time ON confirmations (created_at)",
         "CREATE INDEX audit_entries_pending ON audit_entries (id) WHERE outcome = 'pending'",
+    ),
+    # 3: leases on requests being carried out, so what a stopped process left can be reported
+    # in its original place (`context` is the adapter's JSON).
+    (
+        """
+        CREATE TABLE leases (
+            request_key TEXT    PRIMARY KEY,
+            owner       TEXT    NOT NULL,
+            context     TEXT    NOT NULL,
+            taken_at    REAL    NOT NULL,
+            expires_at  REAL    NOT NULL,
+            takeovers   INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX leases_expiry ON leases (expires_at)",
+        "CREATE INDEX leases_owner ON leases (owner)",
     ),
 )
 

@@ -1,153 +1,137 @@
-"""The audit store: SQLite behind one worker thread, so the event loop never waits on the disk.
+"""The audit store's interface, and `open_store`, which picks the backend from the target.
 
-Every request is written as `pending` rows *before* the Room Engine call and completed after it;
-a row still pending when a store is next opened is marked `unknown`, so a crash leaves a visible
-"outcome unknown" rather than nothing. The same file also holds what several bot instances must
-agree on: one-shot claims (Slack retries, double clicks) and confirmation prompts.
+`AuditStore` is what the rest of roombot annotates with and calls. Two implementations:
 
-All SQLite work runs on one dedicated thread that owns the only connection (`check_same_thread`
-stays on, so any slip onto another thread fails loudly). Failures surface as `AuditError`; the
-caller decides what to do (the service logs loudly and tells the user; a command never fails
-because of the audit). Arguments that are wrong whatever the database holds (completing a row
-as `pending`, an empty claim key) raise `ValueError` or `TypeError` before anything is written.
+* `SqliteAuditStore` (`bot.audit.sqlite`) — one file, one process (the embedded default);
+* `PostgresAuditStore` (`bot.audit.postgres`) — one database shared by any number of replicas.
+
+Both keep the same promises:
+
+* the trail: every request is written as `pending` rows *before* the Room Engine call and
+  completed after it, so a stop mid-call leaves a visible row rather than nothing;
+* one-shot claims (Slack retries, double clicks) and confirmation prompts, atomic across every
+  store on the same database;
+* leases: a replica takes a lease on each request it carries out (`take_lease`, before `begin`),
+  renews all of its leases on a heartbeat (`renew_leases`) and releases each when done
+  (`release_lease`). A lease not renewed for `lease_s` has expired; `claim_expired_leases`
+  hands each expired one, with its rows and delivery context, to exactly one survivor
+  (`bot.takeover` then reads the rooms and says what happened);
+* the Room Engine rate budget every replica on the database shares (`rate_budget`).
+
+Failures are `AuditError` with one-line messages that never carry a stored value or a password.
+Arguments that are wrong whatever the database holds raise `ValueError`/`TypeError` first.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
+import abc
+import os
 import secrets
-import sqlite3
+import socket
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
 from bot.audit.records import (
     AuditEntry,
-    AuditError,
     Confirmation,
-    ConfirmationState,
     ConfirmationStatus,
+    Lease,
     NewEntry,
     Outcome,
+    StrandedRequest,
 )
-from bot.audit.schema import BUSY_TIMEOUT_S, SCHEMA_VERSION, configure, migrate, user_version
+from bot.dsn import DatabaseUrl, is_database_url
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:
+    from bot.tencent.ratelimit import CallBudget
 
-#: The `detail` of rows found pending when a store is opened.
+#: The `detail` of rows found pending when a SQLite store is opened.
 RECOVERED_DETAIL: Final = "process stopped before the outcome was recorded"
-#: Claims older than this are pruned; a key may be claimed again after it.
-CLAIM_RETENTION_S: Final = 86_400.0
-#: Confirmation prompts older than this are forgotten (far beyond any sensible TTL).
-CONFIRMATION_RETENTION_S: Final = 86_400.0
 #: How long a confirmation prompt may wait for its click by default.
 DEFAULT_CONFIRMATION_TTL_S: Final = 600.0
+#: How long a lease lives without renewal (`ROOMBOT_LEASE_S`'s default).
+DEFAULT_LEASE_S: Final = 30.0
+#: Rows still pending this long after they were written, with no lease on their request (a
+#: code path that forgot `take_lease`), are taken over like an expired lease: never silence.
+UNLEASED_GRACE_S: Final = 300.0
 
-# Column names are the dataclass field names, so rows map to entries by position.
-_ENTRY_COLUMNS: Final = tuple(f.name for f in fields(AuditEntry))
-_INSERT_COLUMNS: Final = (*(f.name for f in fields(NewEntry)), "created_at", "finished_at")
-_SELECT_ENTRIES: Final = f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM audit_entries"  # noqa: S608
-_INSERT_ENTRY: Final = (
-    f"INSERT INTO audit_entries ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
-    f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})"
-)
-# Columns in SET expressions read the row's values from before the update, so `outcome` in the
-# CASE is the old one: a late completion of a recovered row drops the recovery note.
-_COMPLETE_ENTRY: Final = """
-    UPDATE audit_entries
-       SET outcome = ?, finished_at = ?, tencent_request_id = ?, error_code = ?, error_info = ?,
-           latency_ms = ?, previous = COALESCE(?, previous),
-           detail = COALESCE(?, CASE WHEN outcome = 'unknown' THEN NULL ELSE detail END)
-     WHERE id = ? AND outcome IN ('pending', 'unknown')
-"""
-_CONFIRMATION_COLUMNS: Final = "key, user_id, team_id, channel_id, text, created_at, state"
+#: What `open_store` (and `AuditStore.open`) accept: a SQLite path or a PostgreSQL URL.
+StoreTarget = str | Path | DatabaseUrl
 
 
-@dataclass(frozen=True)
-class _Completion:
-    """The keyword arguments of `AuditStore.complete`, validated."""
-
-    outcome: Outcome
-    tencent_request_id: str | None = None
-    error_code: int | None = None
-    error_info: str | None = None
-    latency_ms: float | None = None
-    previous: dict[str, Any] | None = None
-    detail: str | None = None
-
-    def __post_init__(self) -> None:
-        outcome = Outcome(self.outcome)  # ValueError for a string that is no outcome
-        if outcome is Outcome.PENDING:
-            raise ValueError("an audit row cannot be completed as pending")
-        object.__setattr__(self, "outcome", outcome)
+def default_owner() -> str:
+    """An owner id unique to this process: host, pid and a random suffix (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-class AuditStore:
-    """The audit trail, claims and confirmation prompts in one SQLite file.
+async def open_store(
+    target: StoreTarget,
+    *,
+    clock: Callable[[], float] = time.time,
+    read_only: bool = False,
+    owner: str | None = None,
+    lease_s: float = DEFAULT_LEASE_S,
+) -> AuditStore:
+    """Open the audit store at `target`: a `DatabaseUrl` or a string starting with
+    `postgresql://` / `postgres://` opens `PostgresAuditStore`, anything else is a SQLite path
+    (":memory:" included) for `SqliteAuditStore`.
 
-    Create with `await AuditStore.open(path)`; `close()` when done (or `async with`). Safe to
-    share between tasks: operations run one at a time, in call order, on the store's thread.
+    A writable store migrates the schema first (one step at a time, under a lock, so stores
+    opening together apply each step once). With `read_only` nothing is created, migrated or
+    recovered, the schema must be current, and every write raises `AuditError`.
+    `clock` gives the Unix seconds of the trail's timestamps (leases and the rate budget use the
+    database's clock on PostgreSQL). `owner` names this replica in leases (default: host, pid and
+    a random suffix). `lease_s` is how long a lease lives without renewal.
+    """
+    if lease_s <= 0:
+        raise ValueError("lease_s must be positive")
+    owner = owner or default_owner()
+    if isinstance(target, DatabaseUrl) or (isinstance(target, str) and is_database_url(target)):
+        from bot.audit.postgres import PostgresAuditStore
+
+        url = target if isinstance(target, DatabaseUrl) else DatabaseUrl(target)
+        return await PostgresAuditStore.connect(
+            url, clock=clock, read_only=read_only, owner=owner, lease_s=lease_s
+        )
+    from bot.audit.sqlite import SqliteAuditStore
+
+    return await SqliteAuditStore.connect(
+        target, clock=clock, read_only=read_only, owner=owner, lease_s=lease_s
+    )
+
+
+class AuditStore(abc.ABC):
+    """The audit trail, claims, confirmation prompts, leases and the shared rate budget.
+
+    Open with `await AuditStore.open(target)` (the same as `open_store`); `close()` when done, or
+    `async with`. Safe to share between the tasks of one event loop.
     """
 
-    def __init__(
-        self,
-        *,
-        executor: ThreadPoolExecutor,
-        conn: sqlite3.Connection,
-        clock: Callable[[], float],
-        recovered_unknown: int,
-    ) -> None:
-        """Internal: use `AuditStore.open`, which builds the connection on the worker thread."""
-        self._executor = executor
-        self._conn = conn
-        self._clock = clock
-        self._closed = False
-        #: How many rows were found pending, and marked `unknown`, when this store was opened.
-        self.recovered_unknown = recovered_unknown
+    #: How many rows were found pending, and marked `unknown`, when this store was opened (SQLite,
+    #: whose single process means any pending row at start-up is from a stopped one; always 0 on
+    #: PostgreSQL, where survivors go by leases instead).
+    recovered_unknown: int = 0
+    #: The requests that were recovered at opening (SQLite only), held by this store's owner:
+    #: tell their threads, then `release_lease` each. Always empty on PostgreSQL.
+    recovered: tuple[StrandedRequest, ...] = ()
 
     @classmethod
     async def open(
         cls,
-        path: Path | str,
+        target: StoreTarget,
         *,
         clock: Callable[[], float] = time.time,
         read_only: bool = False,
+        owner: str | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
     ) -> AuditStore:
-        """Open (creating and migrating if needed) the database at `path`; ":memory:" is allowed.
-
-        Rows left pending by a stopped process are marked `unknown`; `recovered_unknown` says how
-        many. With `read_only`, the file must exist at the current schema version; it is neither
-        created, migrated nor recovered, and every write raises `AuditError`.
-        `clock` gives Unix seconds for every timestamp the store writes or compares.
-        """
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roombot-audit")
-        loop = asyncio.get_running_loop()
-        try:
-            conn, recovered = await loop.run_in_executor(executor, _connect, str(path), read_only)
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return cls(executor=executor, conn=conn, clock=clock, recovered_unknown=recovered)
-
-    async def close(self) -> None:
-        """Close the connection and stop the worker; later calls raise `AuditError`."""
-        if self._closed:
-            return
-        self._closed = True
-        loop = asyncio.get_running_loop()
-        try:
-            # Queued work runs first: the worker takes jobs in order and this is the last one.
-            await loop.run_in_executor(
-                self._executor, _guarded, "close", sqlite3.Connection.close, self._conn
-            )
-        finally:
-            self._executor.shutdown(wait=True)  # returns at once: nothing is left queued
+        """`open_store(target, ...)`: the backend follows from the target (see there)."""
+        return await open_store(
+            target, clock=clock, read_only=read_only, owner=owner, lease_s=lease_s
+        )
 
     async def __aenter__(self) -> AuditStore:
         return self
@@ -160,23 +144,43 @@ class AuditStore:
     ) -> None:
         await self.close()
 
+    # -- identity -------------------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def backend(self) -> str:
+        """ "sqlite" or "postgresql"."""
+
+    @property
+    @abc.abstractmethod
+    def owner(self) -> str:
+        """This replica's id in leases."""
+
+    @property
+    @abc.abstractmethod
+    def lease_s(self) -> float:
+        """How long this store's leases live without renewal."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the store is, for people: a path, or the URL with its password masked."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the connection(s); idempotent. Later calls raise `AuditError`."""
+
     # -- the audit trail ------------------------------------------------------------------------
 
+    @abc.abstractmethod
     async def begin(self, entries: Sequence[NewEntry]) -> list[int]:
         """Write `pending` rows before the Room Engine call, in one transaction; ids in order."""
-        for entry in entries:
-            if entry.outcome != Outcome.PENDING:
-                raise ValueError(f"begin() writes pending rows; got outcome {entry.outcome!s}")
-        return await self._insert(entries, final=False)
 
+    @abc.abstractmethod
     async def record(self, entries: Sequence[NewEntry]) -> list[int]:
         """Write rows whose outcome is already known (denied, invalid, dry_run, ...) in one
         transaction; `finished_at` equals `created_at`. Returns the ids in order."""
-        for entry in entries:
-            if entry.outcome == Outcome.PENDING:
-                raise ValueError("record() writes finished rows; use begin() for pending ones")
-        return await self._insert(entries, final=True)
 
+    @abc.abstractmethod
     async def complete(
         self,
         row_id: int,
@@ -189,47 +193,29 @@ class AuditStore:
         previous: dict[str, Any] | None = None,
         detail: str | None = None,
     ) -> None:
-        """Record the outcome of a pending row (or of one recovered as `unknown`: the late truth
-        wins). `previous` and `detail` keep their stored values when not given.
+        """Record the outcome of a pending row, or of one whose outcome is provisional
+        (`unknown`, or a survivor's `in_place`/`not_applied`): the late truth wins, and the
+        provisional note is dropped. `previous` and `detail` keep their stored values when not
+        given.
 
-        Raises `AuditError` if the row does not exist or already has a final outcome.
+        Raises `AuditError` if the row does not exist or already has the call's own outcome.
         """
-        completion = _Completion(
-            outcome=outcome,
-            tencent_request_id=tencent_request_id,
-            error_code=error_code,
-            error_info=error_info,
-            latency_ms=latency_ms,
-            previous=previous,
-            detail=detail,
-        )
-        await self._complete([(row_id, completion)])
 
+    @abc.abstractmethod
     async def complete_many(self, updates: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """`complete` for many rows in one transaction; each update is (row id, complete's
         keyword arguments). Rows that can be completed are, even if some cannot; those then
         raise one `AuditError` naming them."""
-        completions = [(row_id, _Completion(**kwargs)) for row_id, kwargs in updates]
-        await self._complete(completions)
 
+    @abc.abstractmethod
     async def get(self, row_id: int) -> AuditEntry | None:
         """The row with this id, or None."""
 
-        def read(conn: sqlite3.Connection) -> AuditEntry | None:
-            row = conn.execute(f"{_SELECT_ENTRIES} WHERE id = ?", (row_id,)).fetchone()
-            return None if row is None else _entry(row)
-
-        return await self._run("read an entry", read)
-
+    @abc.abstractmethod
     async def rows_for_request(self, request_key: str) -> list[AuditEntry]:
         """Every row of one request, in the order they were written."""
 
-        def read(conn: sqlite3.Connection) -> list[AuditEntry]:
-            sql = f"{_SELECT_ENTRIES} WHERE request_key = ? ORDER BY id"
-            return [_entry(row) for row in conn.execute(sql, (request_key,))]
-
-        return await self._run("read a request's entries", read)
-
+    @abc.abstractmethod
     async def query(
         self,
         *,
@@ -240,295 +226,86 @@ class AuditStore:
     ) -> list[AuditEntry]:
         """Up to `limit` rows, newest first, for this room and/or user, created at or after
         `since` (Unix seconds)."""
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit}")
-        clauses: list[str] = []
-        params: list[Any] = []
-        if room is not None:
-            clauses.append("room_id = ?")
-            params.append(room)
-        if user is not None:
-            clauses.append("user_id = ?")
-            params.append(user)
-        if since is not None:
-            clauses.append("created_at >= ?")
-            params.append(since)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"{_SELECT_ENTRIES}{where} ORDER BY created_at DESC, id DESC LIMIT ?"
-        params.append(limit)
-
-        def read(conn: sqlite3.Connection) -> list[AuditEntry]:
-            return [_entry(row) for row in conn.execute(sql, params)]
-
-        return await self._run("query entries", read)
 
     # -- claims ---------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     async def claim(self, key: str) -> bool:
-        """True only the first time `key` is claimed, by any store on this file (for a day).
+        """True only the first time `key` is claimed, by any store on this database (for a day).
 
-        For Slack `event_id` de-duplication and "a double click acts once".
+        For Slack `event_id` de-duplication and "a double click acts once", across replicas.
         """
-        if not key:
-            raise ValueError("a claim key cannot be empty")
-        now = self._clock()
-
-        def write(conn: sqlite3.Connection) -> bool:
-            with _transaction(conn):
-                conn.execute("DELETE FROM claims WHERE claimed_at < ?", (now - CLAIM_RETENTION_S,))
-                cursor = conn.execute(
-                    "INSERT OR IGNORE INTO claims (key, claimed_at) VALUES (?, ?)", (key, now)
-                )
-            return cursor.rowcount == 1
-
-        return await self._run("claim a key", write)
 
     # -- confirmation prompts -------------------------------------------------------------------
 
+    @abc.abstractmethod
     async def create_confirmation(
         self, *, user_id: str, team_id: str | None, channel_id: str | None, text: str
     ) -> str:
         """Store a prompt awaiting `user_id`'s click; returns its key (url-safe, 32 chars), the
         only thing the buttons need to carry."""
-        key = secrets.token_urlsafe(24)
-        now = self._clock()
 
-        def write(conn: sqlite3.Connection) -> str:
-            with _transaction(conn):
-                conn.execute(
-                    "DELETE FROM confirmations WHERE created_at < ?",
-                    (now - CONFIRMATION_RETENTION_S,),
-                )
-                conn.execute(
-                    f"INSERT INTO confirmations ({_CONFIRMATION_COLUMNS}) "  # noqa: S608
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key, user_id, team_id, channel_id, text, now, ConfirmationState.PENDING),
-                )
-            return key
-
-        return await self._run("create a confirmation", write)
-
+    @abc.abstractmethod
     async def resolve_confirmation(
         self, key: str, *, user_id: str, ttl_s: float = DEFAULT_CONFIRMATION_TTL_S
     ) -> tuple[ConfirmationStatus, Confirmation | None]:
         """Confirm a prompt, exactly once, and only by the user it awaits.
 
         OK marks it confirmed atomically (a second call, even a concurrent one from another
-        instance, gets ALREADY_RESOLVED). WRONG_USER changes nothing. A prompt older than `ttl_s`
+        replica, gets ALREADY_RESOLVED). WRONG_USER changes nothing. A prompt older than `ttl_s`
         becomes expired and reports EXPIRED, now and later. NOT_FOUND comes with None; every
         other status with the prompt as it now stands.
         """
-        return await self._settle(key, user_id, ConfirmationState.CONFIRMED, ttl_s)
 
+    @abc.abstractmethod
     async def cancel_confirmation(
         self, key: str, *, user_id: str
     ) -> tuple[ConfirmationStatus, Confirmation | None]:
         """Cancel a prompt: the same checks as `resolve_confirmation` except the age."""
-        return await self._settle(key, user_id, ConfirmationState.CANCELLED, None)
 
-    # -- internals ------------------------------------------------------------------------------
+    # -- leases ---------------------------------------------------------------------------------
 
-    async def _run(self, action: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run `work(connection)` on the store's thread; sqlite3 errors become `AuditError`."""
-        if self._closed:
-            raise AuditError(f"cannot {action}: the audit store is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _guarded, action, work, self._conn)
+    @abc.abstractmethod
+    async def take_lease(self, request_key: str, context: Mapping[str, Any]) -> Lease:
+        """Hold `request_key` for this owner for `lease_s`, with the `context` (JSON-ready) a
+        survivor needs to report in the request's original place. Take it before `begin()`.
 
-    async def _insert(self, entries: Sequence[NewEntry], *, final: bool) -> list[int]:
-        if not entries:
-            return []
-        now = self._clock()
-        rows = [_insert_params(entry, created_at=now, final=final) for entry in entries]
+        Taking it again as its holder renews it and replaces the context (e.g. once the parent
+        message exists). Raises `AuditError` if another owner holds it.
+        """
 
-        def write(conn: sqlite3.Connection) -> list[int]:
-            ids: list[int] = []
-            with _transaction(conn):
-                for row in rows:
-                    row_id = conn.execute(_INSERT_ENTRY, row).lastrowid
-                    if row_id is None:  # cannot happen for an INSERT; keeps ids aligned if it did
-                        raise AuditError("SQLite returned no id for a new audit row")
-                    ids.append(row_id)
-            return ids
+    @abc.abstractmethod
+    async def renew_leases(self) -> frozenset[str]:
+        """Push back the expiry of every lease this owner holds (the heartbeat: call it every
+        `lease_s / 3` or so); returns the request keys still held. A key missing from the answer
+        was taken over by a survivor: its outcome is being reported by someone else."""
 
-        return await self._run("write entries", write)
+    @abc.abstractmethod
+    async def release_lease(self, request_key: str) -> bool:
+        """Drop this owner's lease on `request_key` (the request is finished and reported).
+        False when this owner no longer held it."""
 
-    async def _complete(self, completions: Sequence[tuple[int, _Completion]]) -> None:
-        if not completions:
-            return
-        now = self._clock()
-        rows = [
-            (
-                c.outcome.value,
-                now,
-                c.tencent_request_id,
-                c.error_code,
-                c.error_info,
-                c.latency_ms,
-                _to_json(c.previous, "previous"),
-                c.detail,
-                row_id,
-            )
-            for row_id, c in completions
-        ]
+    @abc.abstractmethod
+    async def get_lease(self, request_key: str) -> Lease | None:
+        """The lease on `request_key`, whoever holds it, or None."""
 
-        def write(conn: sqlite3.Connection) -> list[int]:
-            with _transaction(conn):
-                return [row[-1] for row in rows if conn.execute(_COMPLETE_ENTRY, row).rowcount == 0]
+    @abc.abstractmethod
+    async def claim_expired_leases(self, *, limit: int = 10) -> list[StrandedRequest]:
+        """Take over up to `limit` expired leases (oldest expiry first), each by exactly one of
+        the stores asking at once: each becomes this owner's lease for `lease_s` (so if this
+        replica stops too, another survivor gets it later) and comes back with its rows.
+        Report each, then `release_lease` it. Leases still alive are never touched.
 
-        stale = await self._run("complete entries", write)
-        if stale:
-            ids = ", ".join(str(row_id) for row_id in stale)
-            raise AuditError(
-                f"audit row(s) {ids} could not be completed: missing or already finished"
-            )
+        A request with rows pending for over `UNLEASED_GRACE_S` (by the store's clock) and no
+        lease at all is given an expired one first, so it is found too (with `previous_owner`
+        None and an empty context).
+        """
 
-    async def _settle(
-        self, key: str, user_id: str, to: ConfirmationState, ttl_s: float | None
-    ) -> tuple[ConfirmationStatus, Confirmation | None]:
-        now = self._clock()
+    # -- the shared rate budget -----------------------------------------------------------------
 
-        def write(conn: sqlite3.Connection) -> tuple[ConfirmationStatus, Confirmation | None]:
-            # IMMEDIATE takes the write lock before reading, so check-then-update is atomic
-            # across instances sharing the file, not only within this one.
-            with _transaction(conn):
-                row = conn.execute(
-                    f"SELECT {_CONFIRMATION_COLUMNS} FROM confirmations WHERE key = ?",  # noqa: S608
-                    (key,),
-                ).fetchone()
-                if row is None:
-                    return ConfirmationStatus.NOT_FOUND, None
-                prompt = Confirmation(*row)
-                if prompt.user_id != user_id:
-                    return ConfirmationStatus.WRONG_USER, prompt
-                if prompt.state == ConfirmationState.EXPIRED:
-                    return ConfirmationStatus.EXPIRED, prompt
-                if prompt.state != ConfirmationState.PENDING:
-                    return ConfirmationStatus.ALREADY_RESOLVED, prompt
-                expired = ttl_s is not None and now - prompt.created_at > ttl_s
-                state = ConfirmationState.EXPIRED if expired else to
-                conn.execute(
-                    "UPDATE confirmations SET state = ?, resolved_at = ? "
-                    "WHERE key = ? AND state = ?",
-                    (state, now, key, ConfirmationState.PENDING),
-                )
-            status = ConfirmationStatus.EXPIRED if expired else ConfirmationStatus.OK
-            return status, replace(prompt, state=state.value)
-
-        return await self._run("settle a confirmation", write)
-
-
-# -- worker-thread functions (each runs on the store's thread with its connection) -------------
-
-
-def _connect(target: str, read_only: bool) -> tuple[sqlite3.Connection, int]:
-    """Open, configure, migrate and recover; returns the connection and the recovered count."""
-    try:
-        if read_only:
-            uri = f"{Path(target).resolve().as_uri()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S)
-        else:
-            conn = sqlite3.connect(target, isolation_level=None, timeout=BUSY_TIMEOUT_S)
-    except sqlite3.Error as exc:
-        raise AuditError(f"cannot open the audit database {target}: {exc}") from exc
-    try:
-        configure(conn, read_only=read_only)
-        if read_only:
-            _require_current(conn, target)
-            return conn, 0
-        migrate(conn)
-        return conn, _recover(conn)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise AuditError(f"cannot open the audit database {target}: {exc}") from exc
-    except BaseException:
-        conn.close()
-        raise
-
-
-def _require_current(conn: sqlite3.Connection, target: str) -> None:
-    found = user_version(conn)
-    if found == 0:
-        raise AuditError(f"{target} is not a roombot audit database (it has no schema)")
-    if found != SCHEMA_VERSION:
-        raise AuditError(
-            f"the audit database {target} has schema version {found}, this roombot reads "
-            f"version {SCHEMA_VERSION}; start the bot once to migrate it"
-        )
-
-
-def _recover(conn: sqlite3.Connection) -> int:
-    """Mark rows a stopped process left pending as `unknown`; return how many."""
-    with _transaction(conn):
-        cursor = conn.execute(
-            "UPDATE audit_entries SET outcome = ?, detail = ? WHERE outcome = ?",
-            (Outcome.UNKNOWN.value, RECOVERED_DETAIL, Outcome.PENDING.value),
-        )
-    return cursor.rowcount
-
-
-def _guarded(action: str, work: Callable[[sqlite3.Connection], _T], conn: sqlite3.Connection) -> _T:
-    try:
-        return work(conn)
-    except sqlite3.Error as exc:
-        # sqlite3 messages name tables and constraints, never the values being written.
-        raise AuditError(f"the audit store could not {action}: {exc}") from exc
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction; IMMEDIATE so it never fails half-way for want of the lock."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-# -- conversions --------------------------------------------------------------------------------
-
-
-def _insert_params(entry: NewEntry, *, created_at: float, final: bool) -> tuple[Any, ...]:
-    values = {f.name: getattr(entry, f.name) for f in fields(NewEntry)}
-    values["patch"] = _to_json(entry.patch, "patch")
-    values["previous"] = _to_json(entry.previous, "previous")
-    values["outcome"] = Outcome(entry.outcome).value
-    values["created_at"] = created_at
-    values["finished_at"] = created_at if final else None
-    return tuple(values[name] for name in _INSERT_COLUMNS)
-
-
-def _to_json(value: dict[str, Any] | None, what: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise AuditError(f"the audit entry's {what} cannot be stored as JSON: {exc}") from exc
-
-
-def _from_json(text: str | None, row_id: int) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise AuditError(f"audit row {row_id} holds malformed JSON") from exc
-    if not isinstance(value, dict):
-        raise AuditError(f"audit row {row_id} holds JSON that is not an object")
-    return value
-
-
-def _entry(row: Sequence[Any]) -> AuditEntry:
-    values = dict(zip(_ENTRY_COLUMNS, row, strict=True))
-    row_id = int(values["id"])
-    try:
-        values["outcome"] = Outcome(values["outcome"])
-    except ValueError as exc:
-        raise AuditError(f"audit row {row_id} has an unknown outcome") from exc
-    values["patch"] = _from_json(values["patch"], row_id)
-    values["previous"] = _from_json(values["previous"], row_id)
-    return AuditEntry(**values)
+    @abc.abstractmethod
+    def rate_budget(self, rate_per_second: float, *, burst: int | None = None) -> CallBudget:
+        """The Room Engine rate budget that every store on this database shares: at most
+        `floor(rate_per_second)` call starts in any one-second window, all replicas together.
+        (SQLite, one process: the process's `RateBudget`.) Same `acquire()`/`slot()` as
+        `bot.tencent.ratelimit.RateBudget`."""

@@ -17,6 +17,9 @@ together decide when a call may start:
 Each caller reserves its start time synchronously (under a thread lock, no `await` inside), then
 sleeps until then. Reservations never wait on each other, so the budget is not tied to one event
 loop and a cancelled caller costs at most one unused slot.
+
+`CallBudget` is the interface a client needs (`acquire()`, `slot()`); `RateBudget` is the one
+for a process, `bot.audit.budget.SharedRateBudget` the one several replicas share on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -28,13 +31,23 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final
+from typing import Final, Protocol
 
 #: Tencent's documented per-API limit, and so the most the bot may ever ask for.
 MAX_RATE: Final = 200.0
 # One second plus 20 ms of slack: our start times and the server's arrival times differ by
 # network and scheduling jitter, and a call that lands a hair early would count as a 201st.
 _WINDOW_S: Final = 1.02
+
+
+class CallBudget(Protocol):
+    """What a Room Engine client awaits around each attempt: any pacer with these two."""
+
+    async def acquire(self) -> None:
+        """Wait until this caller may start one call."""
+
+    def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Wait until one call may start; the block is the call, counted until its answer."""
 
 
 class RateBudget:

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from bot.audit import AuditEntry, AuditError, AuditStore, NewEntry
+from bot.audit.sqlite import SqliteAuditStore
 from bot.commands import parse_command
 from bot.outcomes import Actor, Plan, RunKind, Source
 from bot.policy import Policy, known_verbs, load_policy
@@ -114,7 +115,7 @@ def plan_for(text: str, who: Actor | None = None, *, kind: RunKind = RunKind.REQ
     )
 
 
-class BrokenStore(AuditStore):
+class BrokenStore(SqliteAuditStore):
     """A real audit store whose chosen operations fail as a broken disk would make them fail."""
 
     fail_begin = False
@@ -198,7 +199,7 @@ async def open_core(
     confirm_above: int = 5,
     max_rooms: int = 500,
     with_audit: bool = True,
-    store_class: type[AuditStore] = AuditStore,
+    store_class: type[SqliteAuditStore] = SqliteAuditStore,
     retry: RetryPolicy | None = None,
 ) -> AsyncIterator[Core]:
     """Start the emulator, the client and the store, and build a `RoomService` over them."""
@@ -219,7 +220,7 @@ async def open_core(
         transport=wire,
         sleep=pacing.sleep,
     )
-    store = await store_class.open(":memory:", clock=clock)
+    store = await store_class.connect(":memory:", clock=clock, owner="test-replica")
     policy = load_policy_file(tmp_path, policy_toml, allowed_users=allowed_users)
     service = RoomService(
         client=client,

@@ -1,5 +1,5 @@
-"""`roombot audit`: every format and filter, bad input as one line and exit 2, and reading that
-never creates or disturbs a database."""
+"""`roombot audit`: every format and filter (on both backends, with the same output), bad input
+as one line and exit 2, and reading that never creates or disturbs a database."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _new(room: str, user: str, key: str, outcome: Outcome = Outcome.OK) -> NewEn
     )
 
 
-async def _populate(path: Path) -> None:
+async def _populate(path: str | Path) -> None:
     """Four rows: k-old (3 days ago), k1 (3 h ago), k2 (2 h ago), k3 (1 h ago, failed)."""
     now = time.time()
     moments = iter([now - 72 * HOUR, now - 3 * HOUR, now - 2 * HOUR, now - HOUR, now - HOUR + 1])
@@ -52,11 +52,10 @@ async def _populate(path: Path) -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "trail.sqlite3"
-    asyncio.run(_populate(path))
-    monkeypatch.setenv("ROOMBOT_AUDIT_DB", str(path))
-    return path
+def db(target: str | Path, monkeypatch: pytest.MonkeyPatch) -> str | Path:
+    asyncio.run(_populate(target))
+    monkeypatch.setenv("ROOMBOT_AUDIT_DB", str(target))
+    return target
 
 
 def _jsonl(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, object]]:
@@ -68,7 +67,9 @@ def _keys(capsys: pytest.CaptureFixture[str], *args: str) -> list[object]:
     return [row["request_key"] for row in _jsonl(capsys, *args)]
 
 
-def test_table_is_the_default_newest_first(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_table_is_the_default_newest_first(
+    db: str | Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["audit"]) == 0
     captured = capsys.readouterr()
     assert captured.err == ""
@@ -88,7 +89,7 @@ def test_table_is_the_default_newest_first(db: Path, capsys: pytest.CaptureFixtu
     assert [line.split()[4] for line in lines[1:]] == ["room-a", "room-b", "room-a", "room-a"]
 
 
-def test_jsonl_has_every_field(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_jsonl_has_every_field(db: str | Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = _jsonl(capsys)
     assert [row["request_key"] for row in rows] == ["k3", "k2", "k1", "k-old"]
     failed = rows[0]
@@ -102,7 +103,7 @@ def test_jsonl_has_every_field(db: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert {"id", "created_at", "finished_at", "undo_of", "detail", "previous"} <= set(failed)
 
 
-def test_csv_has_a_header_row(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_csv_has_a_header_row(db: str | Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [row["request_key"] for row in rows] == ["k3", "k2", "k1", "k-old"]
@@ -110,7 +111,7 @@ def test_csv_has_a_header_row(db: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert rows[1]["room_id"] == "room-b"
 
 
-def test_filters(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_filters(db: str | Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _keys(capsys, "--room", "room-a") == ["k3", "k1", "k-old"]
     assert _keys(capsys, "--user", "U2") == ["k3", "k2"]
     assert _keys(capsys, "--room", "room-a", "--user", "U1") == ["k1", "k-old"]
@@ -121,27 +122,29 @@ def test_filters(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _keys(capsys, "--room", "room-a", "--since", "24h", "--limit", "1") == ["k3"]
 
 
-def test_since_an_iso_date(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_since_an_iso_date(db: str | Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _keys(capsys, "--since", "2000-01-01") == ["k3", "k2", "k1", "k-old"]
     assert _keys(capsys, "--since", "2999-01-01T00:00Z") == []
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_nothing_matching_prints_nothing_for_tools(
-    db: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+    db: str | Path, fmt: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["audit", "--room", "nowhere", "--format", fmt]) == 0
     assert capsys.readouterr().out == ""
 
 
-def test_nothing_matching_says_so_in_a_table(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_nothing_matching_says_so_in_a_table(
+    db: str | Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["audit", "--user", "U999"]) == 0
     assert capsys.readouterr().out == "no entries\n"
 
 
 @pytest.mark.parametrize("since", ["3x", "yesterday", "-1h", "24 h"])
 def test_bad_since_is_one_line_and_exit_2(
-    db: Path, since: str, capsys: pytest.CaptureFixture[str]
+    db: str | Path, since: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["audit", f"--since={since}"]) == 2  # "=" so argparse takes "-1h" as a value
     captured = capsys.readouterr()
@@ -152,7 +155,7 @@ def test_bad_since_is_one_line_and_exit_2(
     assert repr(since) in lines[0]
 
 
-def test_bad_limit_is_exit_2(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_limit_is_exit_2(db: str | Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", "--limit", "0"]) == 2
     assert "--limit" in capsys.readouterr().err
 
@@ -214,3 +217,38 @@ async def test_reading_while_the_bot_runs_shows_pending_and_disturbs_nothing(
     assert done is not None
     assert done.outcome is Outcome.OK
     assert done.detail is None
+
+
+@pytest.mark.postgres
+def test_both_backends_print_the_same(
+    tmp_path: Path,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    outputs: dict[str, list[str]] = {}
+    for name, where in (("sqlite", str(tmp_path / "same.sqlite3")), ("postgresql", pg_url)):
+
+        async def fill(where: str = where) -> None:
+            times = iter(range(1_700_000_000, 1_700_000_100, 7))
+            async with await AuditStore.open(where, clock=lambda: float(next(times))) as store:
+                await store.record([_new("room-a", "U1", "k1"), _new("room-b", "U2", "k1")])
+                [row_id] = await store.begin([_new("room-ü", "U2", "k2", Outcome.PENDING)])
+                await store.complete(
+                    row_id,
+                    outcome=Outcome.FAILED,
+                    error_code=100004,
+                    error_info='room not exist, "quoted", comma',
+                    tencent_request_id="Id-x-O-Seq-1",
+                    latency_ms=12.345,
+                    previous={"IsAudioDisabled": False},
+                )
+
+        asyncio.run(fill())
+        monkeypatch.setenv("ROOMBOT_AUDIT_DB", where)
+        outputs[name] = []
+        for fmt in ("table", "jsonl", "csv"):
+            assert main(["audit", "--format", fmt, "--since", "2000-01-01"]) == 0
+            outputs[name].append(capsys.readouterr().out)
+    assert outputs["sqlite"] == outputs["postgresql"]
+    assert "room-ü" in outputs["postgresql"][0]

@@ -129,6 +129,13 @@ class Stack:
                 quiet_since = time.monotonic()
             await asyncio.sleep(0.02)
 
+    @property
+    def audit_path(self) -> Path:
+        """The SQLite file of this stack's audit trail."""
+        target = self.settings.roombot_audit_db
+        assert isinstance(target, Path), "the e2e stack's audit trail is a SQLite file"
+        return target
+
     def response_posts(self, key: str) -> list[dict[str, Any]]:
         """What roombot posted to one response_url."""
         return [body for k, body in self.slack.response_posts if k == key]

@@ -100,7 +100,7 @@ def test_audit_cli_reads_what_slack_requests_wrote(
         async with running_stack(tmp_path) as stack:
             await stack.slash("disable-video room-test")
             await stack.settle()
-            return stack.settings.roombot_audit_db
+            return stack.audit_path
 
     db = asyncio.run(populate())
     monkeypatch.setenv("ROOMBOT_AUDIT_DB", str(db))
@@ -127,7 +127,7 @@ async def test_crash_between_write_and_completion_leaves_unknown_row(tmp_path: P
         )
         rows = await _rows(stack)
         assert [r.outcome for r in rows] == [Outcome.PENDING]
-        db = stack.settings.roombot_audit_db
+        db = stack.audit_path
         # Simulate the crash: copy the database as it is on disk right now, mid-call.
         crashed = tmp_path / "crashed.sqlite3"
         source = sqlite3.connect(db)
@@ -391,7 +391,7 @@ async def test_policy_is_checked_again_at_confirm_time(tmp_path: Path) -> None:
 async def test_expired_prompt_is_refused(tmp_path: Path) -> None:
     async with running_stack(tmp_path) as stack:
         key = await _prompt(stack, "lockdown room-test")
-        db = sqlite3.connect(stack.settings.roombot_audit_db)
+        db = sqlite3.connect(stack.audit_path)
         with db:
             db.execute("UPDATE confirmations SET created_at = created_at - 601")
         db.close()

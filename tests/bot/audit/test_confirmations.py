@@ -1,5 +1,5 @@
 """Confirmation prompts: stored server-side, resolved exactly once, only by the requester, and
-only while fresh."""
+only while fresh; on both backends."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[AuditStore]:
-    opened = await AuditStore.open(tmp_path / "audit.sqlite3", clock=clock)
+async def store(target: str | Path, clock: FakeClock) -> AsyncIterator[AuditStore]:
+    opened = await AuditStore.open(target, clock=clock)
     yield opened
     await opened.close()
 
@@ -150,11 +150,10 @@ async def test_concurrent_double_click_confirms_once(store: AuditStore) -> None:
     assert statuses == sorted([ConfirmationStatus.OK] + [ConfirmationStatus.ALREADY_RESOLVED] * 4)
 
 
-async def test_two_instances_on_one_file_confirm_once(tmp_path: Path) -> None:
+async def test_two_instances_on_one_database_confirm_once(target: str | Path) -> None:
     # Many prompts, each clicked through both instances at once: enough interleavings that a
-    # check-then-update without the write lock would be caught (as a double OK or an error).
-    path = tmp_path / "audit.sqlite3"
-    async with await AuditStore.open(path) as a, await AuditStore.open(path) as b:
+    # check-then-update without the lock would be caught (as a double OK or an error).
+    async with await AuditStore.open(target) as a, await AuditStore.open(target) as b:
         keys = [
             await a.create_confirmation(user_id=OWNER, team_id=None, channel_id=None, text="x")
             for _ in range(40)
@@ -167,8 +166,8 @@ async def test_two_instances_on_one_file_confirm_once(tmp_path: Path) -> None:
         assert statuses == [ConfirmationStatus.ALREADY_RESOLVED, ConfirmationStatus.OK], key
 
 
-async def test_a_prompt_survives_a_restart(tmp_path: Path) -> None:
-    path = tmp_path / "audit.sqlite3"
+async def test_a_prompt_survives_a_restart(target: str | Path) -> None:
+    path = target
     async with await AuditStore.open(path) as before:
         key = await before.create_confirmation(
             user_id=OWNER, team_id="T1", channel_id=None, text="lockdown r1"

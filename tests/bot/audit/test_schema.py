@@ -176,3 +176,30 @@ async def test_read_only_open_refuses_an_old_or_foreign_database(tmp_path: Path)
     conn.close()
     with pytest.raises(AuditError, match="not a roombot audit database"):
         await AuditStore.open(foreign, read_only=True)
+
+
+_ROW = (
+    "INSERT INTO audit_entries (request_key, created_at, user_id, source, raw_text, outcome) "
+    "VALUES ('kept', 1000.0, 'U1', 'slash', '/room mute-all r1', 'ok')"
+)
+
+
+@pytest.mark.parametrize("start", range(SCHEMA_VERSION + 1))
+async def test_every_earlier_version_reaches_the_current_one(tmp_path: Path, start: int) -> None:
+    path = tmp_path / "audit.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert migrate(conn, target=start) == start
+        if start >= 1:
+            conn.execute(_ROW)
+    finally:
+        conn.close()
+    async with await AuditStore.open(path) as store:
+        if start >= 1:
+            [kept] = await store.rows_for_request("kept")
+            assert kept.outcome is Outcome.OK
+        assert await store.claim("Ev1") is True
+        lease = await store.take_lease("req-1", {"channel": "C1"})
+        assert lease.context == {"channel": "C1"}
+    assert _version(path) == SCHEMA_VERSION
+    assert {"audit_entries", "claims", "confirmations", "leases"} <= _tables(path)

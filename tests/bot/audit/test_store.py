@@ -1,5 +1,8 @@
 """AuditStore: rows written before and completed after a call, crash recovery, queries, claims,
-errors as AuditError, and SQLite kept off the event loop."""
+errors as AuditError, and SQLite kept off the event loop.
+
+Tests taking the `store` or `target` fixture run on both backends (SQLite, then PostgreSQL);
+the others are about SQLite itself."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Any
 import pytest
 
 from bot.audit import RECOVERED_DETAIL, AuditError, AuditStore, NewEntry, Outcome
+from bot.audit.sqlite import SqliteAuditStore
 
 
 class FakeClock:
@@ -49,8 +53,16 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[AuditStore]:
+async def store(target: str | Path, clock: FakeClock) -> AsyncIterator[AuditStore]:
+    opened = await AuditStore.open(target, clock=clock)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqliteAuditStore]:
     opened = await AuditStore.open(tmp_path / "audit.sqlite3", clock=clock)
+    assert isinstance(opened, SqliteAuditStore)
     yield opened
     await opened.close()
 
@@ -335,9 +347,8 @@ async def test_concurrent_claims_of_one_key_let_one_through(store: AuditStore) -
     assert sorted(results) == [False] * 9 + [True]
 
 
-async def test_claims_are_shared_by_stores_on_one_file(tmp_path: Path) -> None:
-    path = tmp_path / "audit.sqlite3"
-    async with await AuditStore.open(path) as a, await AuditStore.open(path) as b:
+async def test_claims_are_shared_by_stores_on_one_database(target: str | Path) -> None:
+    async with await AuditStore.open(target) as a, await AuditStore.open(target) as b:
         assert await a.claim("Ev1") is True
         assert await b.claim("Ev1") is False
         assert await b.claim("Ev2") is True
@@ -360,21 +371,21 @@ async def test_claims_are_forgotten_after_a_day(store: AuditStore, clock: FakeCl
 
 
 async def test_file_is_in_wal_mode_with_synchronous_normal(
-    store: AuditStore, tmp_path: Path
+    sqlite_store: SqliteAuditStore, tmp_path: Path
 ) -> None:
-    await store.begin([entry()])
+    await sqlite_store.begin([entry()])
     with sqlite3.connect(tmp_path / "audit.sqlite3") as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    synchronous = await store._run(
+    synchronous = await sqlite_store._run(
         "read a pragma", lambda c: c.execute("PRAGMA synchronous").fetchone()[0]
     )
     assert synchronous == 1  # NORMAL
 
 
-async def test_all_sqlite_work_runs_on_one_worker_thread(store: AuditStore) -> None:
-    idents = {await store._run("probe", lambda _c: threading.get_ident()) for _ in range(5)}
-    await store.begin([entry()])
-    idents.add(await store._run("probe", lambda _c: threading.get_ident()))
+async def test_all_sqlite_work_runs_on_one_worker_thread(sqlite_store: SqliteAuditStore) -> None:
+    idents = {await sqlite_store._run("probe", lambda _c: threading.get_ident()) for _ in range(5)}
+    await sqlite_store.begin([entry()])
+    idents.add(await sqlite_store._run("probe", lambda _c: threading.get_ident()))
     assert len(idents) == 1
     assert threading.get_ident() not in idents
 
@@ -439,15 +450,14 @@ async def test_an_unopenable_path_is_an_audit_error(tmp_path: Path) -> None:
         await AuditStore.open(tmp_path)  # a directory
 
 
-async def test_writes_to_a_read_only_store_are_audit_errors(tmp_path: Path) -> None:
-    path = tmp_path / "audit.sqlite3"
-    async with await AuditStore.open(path) as writer:
+async def test_writes_to_a_read_only_store_are_audit_errors(target: str | Path) -> None:
+    async with await AuditStore.open(target) as writer:
         [row_id] = await writer.begin([entry()])
-    async with await AuditStore.open(path, read_only=True) as reader:
+    async with await AuditStore.open(target, read_only=True) as reader:
         assert reader.recovered_unknown == 0
         row = await reader.get(row_id)
         assert row is not None
-        with pytest.raises(AuditError, match="readonly"):
+        with pytest.raises(AuditError, match=r"readonly|read-only"):
             await reader.begin([entry()])
         with pytest.raises(AuditError):
             await reader.claim("Ev1")
@@ -460,8 +470,8 @@ async def test_read_only_open_never_creates_a_file(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == []
 
 
-async def test_a_closed_store_raises_audit_error(tmp_path: Path) -> None:
-    store = await AuditStore.open(tmp_path / "audit.sqlite3")
+async def test_a_closed_store_raises_audit_error(target: str | Path) -> None:
+    store = await AuditStore.open(target)
     await store.close()
     await store.close()  # idempotent
     with pytest.raises(AuditError, match="closed"):
@@ -473,7 +483,7 @@ async def test_a_closed_store_raises_audit_error(tmp_path: Path) -> None:
 async def test_a_lock_held_too_long_is_an_audit_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.audit.store.BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr("bot.audit.sqlite.BUSY_TIMEOUT_S", 0.05)
     path = tmp_path / "audit.sqlite3"
     async with await AuditStore.open(path) as store:
         blocker = sqlite3.connect(path, isolation_level=None)

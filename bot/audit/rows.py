@@ -1,0 +1,174 @@
+"""Rows as both backends store them: column lists, argument checks, and conversions between the
+record types and database values (JSON as text, outcomes as their string values).
+
+Both stores use these, so a row reads back the same from SQLite and PostgreSQL and `roombot
+audit` prints the same either way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Final
+
+from bot.audit.records import (
+    PROVISIONAL_OUTCOMES,
+    AuditEntry,
+    AuditError,
+    Confirmation,
+    ConfirmationState,
+    ConfirmationStatus,
+    Lease,
+    NewEntry,
+    Outcome,
+)
+
+# Column names are the dataclass field names, so rows map to entries by position.
+ENTRY_COLUMNS: Final = tuple(f.name for f in fields(AuditEntry))
+INSERT_COLUMNS: Final = (*(f.name for f in fields(NewEntry)), "created_at", "finished_at")
+CONFIRMATION_COLUMNS: Final = "key, user_id, team_id, channel_id, text, created_at, state"
+LEASE_COLUMNS: Final = "request_key, owner, context, taken_at, expires_at, takeovers"
+#: The outcomes `complete()` may replace, as SQL string literals for an `IN (...)` list.
+PROVISIONAL_SQL: Final = ", ".join(f"'{o.value}'" for o in sorted(PROVISIONAL_OUTCOMES))
+#: Claims older than this are pruned; a key may be claimed again after it.
+CLAIM_RETENTION_S: Final = 86_400.0
+#: Confirmation prompts older than this are forgotten (far beyond any sensible TTL).
+CONFIRMATION_RETENTION_S: Final = 86_400.0
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The keyword arguments of `AuditStore.complete`, validated."""
+
+    outcome: Outcome
+    tencent_request_id: str | None = None
+    error_code: int | None = None
+    error_info: str | None = None
+    latency_ms: float | None = None
+    previous: dict[str, Any] | None = None
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        outcome = Outcome(self.outcome)  # ValueError for a string that is no outcome
+        if outcome is Outcome.PENDING:
+            raise ValueError("an audit row cannot be completed as pending")
+        object.__setattr__(self, "outcome", outcome)
+
+    def params(self, row_id: int, now: float) -> tuple[Any, ...]:
+        """The parameters of a backend's completion UPDATE, in this order: outcome, finished_at,
+        tencent_request_id, error_code, error_info, latency_ms, previous (JSON), detail, id."""
+        return (
+            self.outcome.value,
+            now,
+            self.tencent_request_id,
+            self.error_code,
+            self.error_info,
+            self.latency_ms,
+            to_json(self.previous, "previous"),
+            self.detail,
+            row_id,
+        )
+
+
+def check_new_entries(entries: Sequence[NewEntry], *, final: bool) -> None:
+    """`begin()` writes pending rows only, `record()` finished ones only (ValueError otherwise)."""
+    for entry in entries:
+        pending = Outcome(entry.outcome) is Outcome.PENDING
+        if final and pending:
+            raise ValueError("record() writes finished rows; use begin() for pending ones")
+        if not final and not pending:
+            raise ValueError(f"begin() writes pending rows; got outcome {entry.outcome!s}")
+
+
+def insert_params(entry: NewEntry, *, created_at: float, final: bool) -> tuple[Any, ...]:
+    """An entry's values in `INSERT_COLUMNS` order; `finished_at` is `created_at` when final."""
+    values = {f.name: getattr(entry, f.name) for f in fields(NewEntry)}
+    values["patch"] = to_json(entry.patch, "patch")
+    values["previous"] = to_json(entry.previous, "previous")
+    values["outcome"] = Outcome(entry.outcome).value
+    values["created_at"] = created_at
+    values["finished_at"] = created_at if final else None
+    return tuple(values[name] for name in INSERT_COLUMNS)
+
+
+def to_json(value: dict[str, Any] | None, what: str) -> str | None:
+    """A dict as compact, key-sorted JSON text (None stays None); `AuditError` if it cannot be."""
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise AuditError(f"the audit entry's {what} cannot be stored as JSON: {exc}") from exc
+
+
+def from_json(text: str | None, where: str) -> dict[str, Any] | None:
+    """A stored JSON object back as a dict; `AuditError` naming `where` if it is not one."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise AuditError(f"{where} holds malformed JSON") from exc
+    if not isinstance(value, dict):
+        raise AuditError(f"{where} holds JSON that is not an object")
+    return value
+
+
+def entry_from_row(row: Sequence[Any]) -> AuditEntry:
+    """A stored row (columns in `ENTRY_COLUMNS` order) as an `AuditEntry`."""
+    values = dict(zip(ENTRY_COLUMNS, row, strict=True))
+    row_id = int(values["id"])
+    try:
+        values["outcome"] = Outcome(values["outcome"])
+    except ValueError as exc:
+        raise AuditError(f"audit row {row_id} has an unknown outcome") from exc
+    values["id"] = row_id
+    values["patch"] = from_json(values["patch"], f"audit row {row_id}")
+    values["previous"] = from_json(values["previous"], f"audit row {row_id}")
+    return AuditEntry(**values)
+
+
+def confirmation_from_row(row: Sequence[Any]) -> Confirmation:
+    """A stored prompt (columns in `CONFIRMATION_COLUMNS` order) as a `Confirmation`."""
+    return Confirmation(*row)
+
+
+def lease_from_row(row: Sequence[Any]) -> Lease:
+    """A stored lease (columns in `LEASE_COLUMNS` order) as a `Lease`."""
+    key, owner, context, taken_at, expires_at, takeovers = row
+    return Lease(
+        request_key=key,
+        owner=owner,
+        context=from_json(context, f"the lease of {key}") or {},
+        taken_at=float(taken_at),
+        expires_at=float(expires_at),
+        takeovers=int(takeovers),
+    )
+
+
+def context_json(context: dict[str, Any]) -> str:
+    """A lease's context as JSON text; `AuditError` if it is not JSON-ready."""
+    text = to_json(dict(context), "lease context")
+    assert text is not None
+    return text
+
+
+def settle(
+    prompt: Confirmation,
+    user_id: str,
+    to: ConfirmationState,
+    ttl_s: float | None,
+    now: float,
+) -> tuple[ConfirmationStatus, ConfirmationState | None]:
+    """What resolving or cancelling `prompt` means: the status, and the state to store (None when
+    nothing changes). Shared by both backends, which call it with the row locked."""
+    if prompt.user_id != user_id:
+        return ConfirmationStatus.WRONG_USER, None
+    if prompt.state == ConfirmationState.EXPIRED:
+        return ConfirmationStatus.EXPIRED, None
+    if prompt.state != ConfirmationState.PENDING:
+        return ConfirmationStatus.ALREADY_RESOLVED, None
+    if ttl_s is not None and now - prompt.created_at > ttl_s:
+        return ConfirmationStatus.EXPIRED, ConfirmationState.EXPIRED
+    return ConfirmationStatus.OK, to

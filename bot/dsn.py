@@ -1,0 +1,171 @@
+"""PostgreSQL URLs (`postgresql://user:password@host/db`) that cannot leak their password.
+
+`DatabaseUrl` holds the URL as given; `str()`, `repr()` and `.redacted` show it with the password
+replaced by `***`, so any f-string, log line or exception that mentions it is safe. Only
+`.secret()` returns the real URL, for the one place that connects. `redact(text, *urls)` scrubs
+text that came from elsewhere (a driver's error message) of those URLs' passwords, raw or
+percent-encoded.
+
+A leaf module (standard library only): `bot.config` reads `ROOMBOT_AUDIT_DB` with it, and the
+other subcommands must not pay for loading the database code.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any, Final
+from urllib.parse import quote, unquote, urlsplit
+
+#: The schemes that select the PostgreSQL store.
+SCHEMES: Final = ("postgresql", "postgres")
+MASK: Final = "***"
+# A password can also travel as a query parameter (`?password=...`) or in a key=value string.
+_QUERY_PASSWORD = re.compile(r"(?i)(password=)([^&\s]*)")
+
+
+def is_database_url(value: object) -> bool:
+    """True when `value` is a `DatabaseUrl` or a string starting with `postgresql://` or
+    `postgres://` (case-insensitive), i.e. when it selects the PostgreSQL store."""
+    if isinstance(value, DatabaseUrl):
+        return True
+    if not isinstance(value, str):
+        return False
+    head = value.strip().split("://", 1)[0].lower()
+    return "://" in value and head in SCHEMES
+
+
+class DatabaseUrl:
+    """A `postgresql://` URL whose text form never carries its password.
+
+    Raises `ValueError` (whose message never contains the password) for something that is not a
+    usable PostgreSQL URL: another scheme, no host and no database, or a malformed port.
+    """
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: str) -> None:
+        text = url.strip()
+        if not is_database_url(text):
+            raise ValueError("a database URL must start with postgresql:// or postgres://")
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            raise ValueError(f"malformed database URL {_mask(text)}") from None
+        if not parts.hostname and not parts.path.strip("/") and not parts.query:
+            raise ValueError(f"the database URL {_mask(text)} names no host and no database")
+        self._url = text
+
+    def secret(self) -> str:
+        """The URL as configured, password included: only for connecting."""
+        return self._url
+
+    @property
+    def redacted(self) -> str:
+        """The URL with its password (in the user part or the query) shown as `***`."""
+        return _mask(self._url)
+
+    @property
+    def password(self) -> str | None:
+        """The password, or None when the URL carries none."""
+        parts = urlsplit(self._url)
+        if parts.password is not None:
+            return unquote(parts.password)
+        found = _QUERY_PASSWORD.search(parts.query)
+        return unquote(found.group(2)) if found and found.group(2) else None
+
+    def __str__(self) -> str:
+        return self.redacted
+
+    def __repr__(self) -> str:
+        return f"DatabaseUrl({self.redacted!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DatabaseUrl) and other._url == self._url
+
+    def __hash__(self) -> int:
+        return hash(("DatabaseUrl", self._url))
+
+    # pydantic: a field annotated `DatabaseUrl` accepts a string and keeps the object.
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_plain_validator_function(
+            cls._coerce,
+            serialization=core_schema.plain_serializer_function_ser_schema(str),
+        )
+
+    @classmethod
+    def _coerce(cls, value: Any) -> DatabaseUrl:
+        if isinstance(value, DatabaseUrl):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        raise ValueError("a database URL must be a string")
+
+
+def _mask(url: str) -> str:
+    """`url` with the password of its user part and any `password=` parameter as `***`; the
+    rest exactly as written (no normalising, so people recognise their URL)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, url)
+    # Up to the last "@" before the query is the user part, even if an unencoded "/" or "@"
+    # in the password would make a parser end it earlier: mask too much rather than too little.
+    end = min((i for i in (rest.find(c) for c in "?#") if i >= 0), default=len(rest))
+    head, tail = rest[:end], rest[end:]
+    userinfo, at, after = head.rpartition("@")
+    if at and ":" in userinfo:
+        head = f"{userinfo.split(':', 1)[0]}:{MASK}@{after}"
+    tail = _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, tail)
+    return f"{scheme}://{head}{tail}"
+
+
+def redact(text: str, *urls: DatabaseUrl) -> str:
+    """`text` with every password of `urls` (as given, percent-decoded or -encoded) replaced by
+    `***`, and any `password=...` parameter masked."""
+    for url in urls:
+        password = url.password
+        if not password:
+            continue
+        # Longest first, so no form is cut into by a shorter one it contains.
+        for form in sorted({password, quote(password, safe=""), quote(password)}, key=len)[::-1]:
+            text = text.replace(form, MASK)
+    return _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
+
+
+class _PasswordFilter(logging.Filter):
+    """Scrubs the passwords of every opened `DatabaseUrl` from a driver's log records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._urls: dict[str, DatabaseUrl] = {}
+        self._lock = threading.Lock()
+
+    def add(self, url: DatabaseUrl) -> None:
+        with self._lock:
+            self._urls[url.secret()] = url
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            urls = tuple(self._urls.values())
+        if urls:
+            record.msg = redact(record.getMessage(), *urls)
+            record.args = None
+        return True
+
+
+_FILTER: Final = _PasswordFilter()
+_installed: set[str] = set()
+
+
+def scrub_logs_of(url: DatabaseUrl, *loggers: str) -> None:
+    """Make the named loggers (e.g. a driver's) mask `url`'s password in every record."""
+    _FILTER.add(url)
+    for name in loggers:
+        if name not in _installed:
+            logging.getLogger(name).addFilter(_FILTER)
+            _installed.add(name)

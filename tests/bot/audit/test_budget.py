@@ -1,0 +1,204 @@
+"""The Room Engine rate budget shared by replicas on PostgreSQL: several budgets (as several
+replicas would hold) hammering one database never start more than floor(rate) calls in any
+one-second window, count a call until its answer, and give fewer calls, never more, when the
+database is slow or gone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bot.audit import AuditStore
+from bot.audit.budget import RateBudgetUnavailable, SharedRateBudget
+from bot.dsn import DatabaseUrl
+from bot.tencent.ratelimit import RateBudget
+
+pytestmark = pytest.mark.postgres
+
+
+def max_in_any_window(moments: list[float], window: float = 1.0) -> int:
+    ordered = sorted(moments)
+    best = 0
+    j = 0
+    for i, moment in enumerate(ordered):
+        while ordered[j] <= moment - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+@pytest.fixture
+async def replicas(pg_url: str) -> AsyncIterator[list[AuditStore]]:
+    """Four stores on one database, as four replicas would have."""
+    stores = [await AuditStore.open(pg_url, owner=f"replica-{i}") for i in range(4)]
+    yield stores
+    for store in stores:
+        await store.close()
+
+
+@pytest.mark.slow
+async def test_replicas_together_never_start_more_than_the_rate_in_any_second(
+    replicas: list[AuditStore],
+) -> None:
+    rate = 40
+    budgets = [store.rate_budget(rate) for store in replicas]
+    starts: list[float] = []
+
+    async def caller(budget: SharedRateBudget) -> None:
+        await budget.acquire()
+        starts.append(time.monotonic())
+
+    began = time.monotonic()
+    # Every replica gets a burst of callers at once: 160 calls, four windows' worth.
+    await asyncio.gather(*(caller(b) for b in budgets for _ in range(40)))  # type: ignore[arg-type]
+    assert len(starts) == 160
+    assert max_in_any_window(starts) <= rate
+    # ... and the budget is used, not squandered: four windows plus a little.
+    assert time.monotonic() - began <= 4 * 1.02 + 1.5
+
+
+@pytest.mark.slow
+async def test_a_call_counts_until_its_answer_across_replicas(
+    replicas: list[AuditStore],
+) -> None:
+    # The first calls wait for new connections and so reach Tencent late; the calls granted a
+    # window after them must still not arrive within the same second as them. Counting each
+    # call until its answer (not just from its start) is what keeps the arrivals in bounds.
+    rate = 30
+    budgets = [store.rate_budget(rate) for store in replicas[:3]]
+    arrivals: list[float] = []
+    starts: list[float] = []
+
+    async def call(budget: SharedRateBudget) -> None:
+        async with budget.slot():
+            starts.append(time.monotonic())
+            if len(starts) <= rate:
+                await asyncio.sleep(0.3)  # a TLS handshake, say
+            arrivals.append(time.monotonic())
+            await asyncio.sleep(0.005)  # the answer
+
+    await asyncio.gather(*(call(b) for b in budgets for _ in range(30)))  # type: ignore[arg-type]
+    assert len(arrivals) == 90
+    assert max_in_any_window(arrivals) <= rate
+    assert max_in_any_window(starts) <= rate
+
+
+@pytest.mark.slow
+async def test_calls_are_spread_not_bunched(pg_url: str) -> None:
+    async with await AuditStore.open(pg_url) as store:
+        budget = store.rate_budget(50, burst=1)
+        starts: list[float] = []
+
+        async def caller() -> None:
+            await budget.acquire()
+            starts.append(time.monotonic())
+
+        await asyncio.gather(*(caller() for _ in range(20)))
+    starts.sort()
+    # 1/50 s apart: 20 calls span at least 19 intervals (less a little timer jitter).
+    assert starts[-1] - starts[0] >= 19 * 0.02 * 0.9
+
+
+@pytest.mark.slow
+async def test_a_call_still_in_flight_holds_its_slot(pg_url: str) -> None:
+    async with await AuditStore.open(pg_url) as a, await AuditStore.open(pg_url) as b:
+        busy = a.rate_budget(3, burst=3)
+        other = b.rate_budget(3, burst=3)
+        answer = asyncio.Event()
+        inside: list[None] = []
+        all_inside = asyncio.Event()
+
+        async def long_call() -> None:
+            async with busy.slot():
+                inside.append(None)
+                if len(inside) == 3:
+                    all_inside.set()
+                await answer.wait()
+
+        holders = [asyncio.create_task(long_call()) for _ in range(3)]
+        await asyncio.wait_for(all_inside.wait(), timeout=5)
+        # Three calls in flight on replica a: replica b gets nothing, however long it waits.
+        waiting = asyncio.create_task(other.acquire())
+        await asyncio.sleep(1.5)
+        assert not waiting.done()
+        answered = time.monotonic()
+        answer.set()
+        await asyncio.gather(*holders)
+        await asyncio.wait_for(waiting, timeout=5)
+        # ... and only once a call has been over for a window.
+        assert time.monotonic() - answered >= 1.0
+
+
+@pytest.mark.slow
+async def test_a_slow_database_means_fewer_calls_never_more(pg_url: str) -> None:
+    async with await AuditStore.open(pg_url) as store:
+        budget = store.rate_budget(20)
+        await budget.acquire()  # the budget's row exists from here on
+        starts: list[float] = []
+
+        async def caller() -> None:
+            await budget.acquire()
+            starts.append(time.monotonic())
+
+        async with await psycopg.AsyncConnection.connect(pg_url) as locker:
+            # Another session holds the budget's row: the database cannot grant anything.
+            await locker.execute("SELECT * FROM rate_budgets FOR UPDATE")
+            callers = [asyncio.create_task(caller()) for _ in range(10)]
+            await asyncio.sleep(1.0)
+            assert starts == []
+            released = time.monotonic()
+            await locker.rollback()
+        await asyncio.gather(*callers)
+    assert len(starts) == 10
+    assert min(starts) >= released
+
+
+async def test_an_unreachable_database_fails_the_call_instead_of_letting_it_through() -> None:
+    url = DatabaseUrl("postgresql://roombot:s3cret-pw@127.0.0.1:9/roombot")
+    budget = SharedRateBudget(url, rate_per_second=50, wait_s=0.5, connect_timeout_s=0.2)
+    began = time.monotonic()
+    try:
+        with pytest.raises(RateBudgetUnavailable) as info:
+            async with budget.slot():
+                pytest.fail("the call must not be made")
+        with pytest.raises(RateBudgetUnavailable):
+            await budget.acquire()
+    finally:
+        await budget.aclose()
+    assert time.monotonic() - began >= 0.5
+    assert "s3cret-pw" not in str(info.value)
+    assert "s3cret-pw" not in repr(budget)
+
+
+async def test_cancelled_callers_leave_no_slot_behind(pg_url: str) -> None:
+    async with await AuditStore.open(pg_url) as store:
+        budget = store.rate_budget(2, burst=2)
+        waiters = [asyncio.create_task(budget.acquire()) for _ in range(20)]
+        await asyncio.sleep(0.05)
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        # Every slot granted to a cancelled caller was handed back: two fresh calls get
+        # through (within a window of the cancelled ones, at worst).
+        await asyncio.wait_for(asyncio.gather(budget.acquire(), budget.acquire()), timeout=3)
+
+
+async def test_the_budget_refuses_a_nonsense_rate(pg_url: str) -> None:
+    url = DatabaseUrl(pg_url)
+    for rate in (0, -1, 201, float("nan")):
+        with pytest.raises(ValueError, match="rate"):
+            SharedRateBudget(url, rate_per_second=rate)
+    with pytest.raises(ValueError, match="burst"):
+        SharedRateBudget(url, rate_per_second=10, burst=11)
+
+
+async def test_sqlite_stores_use_the_process_budget(tmp_path: Path) -> None:
+    async with await AuditStore.open(tmp_path / "audit.sqlite3") as store:
+        budget = store.rate_budget(50)
+        assert isinstance(budget, RateBudget)
+        assert store.rate_budget(50) is budget
