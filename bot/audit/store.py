@@ -43,6 +43,7 @@ from bot.audit.records import (
     Outcome,
     StrandedRequest,
 )
+from bot.defaults import CONFIRMATION_TTL_S
 from bot.dsn import DatabaseUrl, is_database_url
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 #: The `detail` of rows found pending when a SQLite store is opened.
 RECOVERED_DETAIL: Final = "process stopped before the outcome was recorded"
 #: How long a confirmation prompt may wait for its click by default.
-DEFAULT_CONFIRMATION_TTL_S: Final = 600.0
+DEFAULT_CONFIRMATION_TTL_S: Final = CONFIRMATION_TTL_S
 #: How long a lease lives without renewal (`ROOMBOT_LEASE_S`'s default).
 DEFAULT_LEASE_S: Final = 30.0
 #: Rows still pending this long after they were written, with no lease on their request (a

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from bot.defaults import MAX_ROOMS
 from bot.models import (
     CUSTOM_INFO_MAX_BYTES,
     REASON_MAX_BYTES,
@@ -16,7 +17,7 @@ from bot.models import (
 )
 
 #: How many rooms one command may name unless the caller says otherwise (`ROOMBOT_MAX_ROOMS`).
-DEFAULT_MAX_ROOMS: Final = 500
+DEFAULT_MAX_ROOMS: Final = MAX_ROOMS
 
 #: How many accounts one kick/ban/unban command may name (sent 20 to a call).
 MAX_ACCOUNTS: Final = 100
