@@ -19,6 +19,7 @@ from bot.tencent.errors import (
     RoomEngineError,
     TransportError,
 )
+from bot.tencent.ratelimit import RateBudgetUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,14 @@ def describe_failure(exc: BaseException, *, room_id: str | None = None) -> Failu
 
     Unexpected exceptions are logged with a fresh correlation id, which the `Failure` carries.
     """
+    if isinstance(exc, RateBudgetUnavailable):
+        # The call never left: the shared budget's database granted no slot in time.
+        return Failure(
+            kind=FailureKind.NOT_ATTEMPTED,
+            message="not sent: the shared Room Engine rate budget (kept in the audit database) "
+            "did not answer in time",
+            hint="check the database behind `ROOMBOT_AUDIT_DB` (`roombot check`), then retry",
+        )
     if isinstance(exc, NotSent):
         return Failure(kind=FailureKind.NOT_ATTEMPTED, message=exc.message, hint="")
     if isinstance(exc, ApiError):

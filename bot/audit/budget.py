@@ -71,10 +71,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from bot.audit.postgres import describe_error
 from bot.dsn import DatabaseUrl
-from bot.errors import RoombotError
-from bot.tencent.ratelimit import MAX_RATE
+from bot.tencent.ratelimit import MAX_RATE, RateBudgetUnavailable
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_NAME", "RateBudgetUnavailable", "SharedRateBudget"]
 
 #: A second plus 20 ms of slack, as in `RateBudget`: our clocks and Tencent's differ a little.
 WINDOW_S: Final = 1.02
@@ -100,11 +101,6 @@ _END: Final = (
 )
 _MIN_POLL_S: Final = 0.001
 _STATEMENT_TIMEOUT_MS: Final = 5_000
-
-
-class RateBudgetUnavailable(RoombotError):
-    """The shared rate budget could not grant a slot in time (its database is unreachable or
-    too slow), so the Room Engine call was not made. Safe to try again later."""
 
 
 @dataclass(frozen=True)

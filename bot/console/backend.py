@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bot.config import Settings
 from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import DEMO_ROOMS, DEMO_SDKAPPID, RoomEngineEmulator
-from bot.tencent.ratelimit import RateBudget
+from bot.tencent.ratelimit import CallBudget, RateBudget
 
 
 @dataclass
@@ -33,10 +33,13 @@ class Backend:
 
 
 @contextlib.asynccontextmanager
-async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
-    """The configured Room Engine, or an embedded emulator seeded with demo rooms."""
+async def open_backend(
+    settings: Settings, *, rate_budget: CallBudget | None = None
+) -> AsyncIterator[Backend]:
+    """The configured Room Engine (paced by `rate_budget`, the audit store's: shared with every
+    replica on PostgreSQL), or an embedded emulator seeded with demo rooms."""
     if settings.tencent_configured:
-        client = RoomEngineClient.from_settings(settings)
+        client = RoomEngineClient.from_settings(settings, rate_budget=rate_budget)
         backend = Backend(
             client=client,
             description=(

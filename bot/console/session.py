@@ -153,7 +153,15 @@ async def run_console(
 ) -> int:
     """Run the console until end of input; 0 if every line succeeded, else 1."""
     interactive = stdin.isatty() and out.isatty()
-    async with open_backend(settings) as backend:
+    try:
+        audit = await AuditStore.open(settings.roombot_audit_db, lease_s=settings.roombot_lease_s)
+    except AuditError as exc:
+        raise ConfigError(
+            f"ROOMBOT_AUDIT_DB: cannot open {settings.roombot_audit_db}: {exc}"
+        ) from None
+    # The store's budget: on PostgreSQL, the one every replica shares.
+    budget = audit.rate_budget(settings.roombot_rate_limit)
+    async with audit, open_backend(settings, rate_budget=budget) as backend:
         print(f"roombot console — talking to {backend.description}", file=out, flush=True)
         if as_user:
             actor = Actor(user_id=as_user, source=Source.CONSOLE)
@@ -169,32 +177,23 @@ async def run_console(
             print(
                 "Type a command (e.g. 'mute-all room-test'), 'help', or Ctrl-D to quit.", file=out
             )
-        try:
-            audit = await AuditStore.open(settings.roombot_audit_db)
-        except AuditError as exc:
-            raise ConfigError(
-                f"ROOMBOT_AUDIT_DB: cannot open {settings.roombot_audit_db}: {exc}"
-            ) from None
-        try:
-            service = RoomService(
-                client=backend.client,
-                policy=policy,
-                groups=None,
-                audit=audit,
-                max_rooms=settings.roombot_max_rooms,
-                confirm_above=settings.roombot_confirm_above,
-                allow_unaudited=settings.roombot_allow_unaudited,
-            )
-            presenter = Presenter(service, TextRenderer())
-            console = Console(presenter, actor, out, _confirmer(interactive, assume_yes, out))
-            all_ok = True
-            async for line in _lines(interactive, stdin):
-                if not interactive and line.strip() and not line.lstrip().startswith("#"):
-                    print(f"/room {line.strip().removeprefix('/room').strip()}", file=out)
-                ok = await console.run_line(line)
-                all_ok = all_ok and ok
-        finally:
-            await audit.close()
+        service = RoomService(
+            client=backend.client,
+            policy=policy,
+            groups=None,
+            audit=audit,
+            max_rooms=settings.roombot_max_rooms,
+            confirm_above=settings.roombot_confirm_above,
+            allow_unaudited=settings.roombot_allow_unaudited,
+        )
+        presenter = Presenter(service, TextRenderer())
+        console = Console(presenter, actor, out, _confirmer(interactive, assume_yes, out))
+        all_ok = True
+        async for line in _lines(interactive, stdin):
+            if not interactive and line.strip() and not line.lstrip().startswith("#"):
+                print(f"/room {line.strip().removeprefix('/room').strip()}", file=out)
+            ok = await console.run_line(line)
+            all_ok = all_ok and ok
         return 0 if all_ok else 1
 
 

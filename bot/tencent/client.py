@@ -1,8 +1,10 @@
 """The async Room Engine REST client: signed requests, parsed answers, retries, a rate budget.
 
 One `RoomEngineClient` (one pooled `httpx.AsyncClient`) per process is the intended use; every
-attempt runs inside a slot of the shared `RateBudget`. Failures are raised as the typed errors
-of `bot.tencent.errors`; a UserSig or secret key never appears in a message, a log line or a repr.
+attempt runs inside a slot of its rate budget (a `CallBudget`: the process's, or the one all
+replicas share on PostgreSQL). Failures are raised as the typed errors of `bot.tencent.errors`
+(and `RateBudgetUnavailable` when the budget grants nothing); a UserSig or secret key never
+appears in a message, a log line or a repr.
 
 Which calls are retried after a failure whose effect is unknown (a timeout, HTTP 5xx, 100001):
 
@@ -55,7 +57,7 @@ from bot.tencent.errors import (
     TransportError,
     redact,
 )
-from bot.tencent.ratelimit import RateBudget, process_budget
+from bot.tencent.ratelimit import CallBudget, process_budget
 from bot.tencent.usersig import UserSigSigner
 
 logger = logging.getLogger(__name__)
@@ -311,7 +313,7 @@ class RoomEngineClient:
         sdkappid: int,
         secret_key: str,
         admin_id: str,
-        rate_budget: RateBudget,
+        rate_budget: CallBudget,
         timeout_s: float = 5.0,
         retry: RetryPolicy = RetryPolicy(),
         transport: httpx.AsyncBaseTransport | None = None,
@@ -344,8 +346,12 @@ class RoomEngineClient:
         _install_httpx_log_redaction()
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> RoomEngineClient:
-        """A client for the configured app, sharing this process's rate budget.
+    def from_settings(
+        cls, settings: Settings, *, rate_budget: CallBudget | None = None, **overrides: Any
+    ) -> RoomEngineClient:
+        """A client for the configured app, pacing its calls with `rate_budget`: pass the audit
+        store's (`AuditStore.rate_budget(settings.roombot_rate_limit)`), which every replica on
+        a PostgreSQL store shares; without one, this process's own budget.
 
         Raises `ConfigError` when TENCENT_SDKAPPID or TENCENT_SECRET_KEY is missing.
         """
@@ -359,7 +365,7 @@ class RoomEngineClient:
             "sdkappid": settings.tencent_sdkappid,
             "secret_key": settings.tencent_secret_key.get_secret_value(),
             "admin_id": settings.tencent_admin_id,
-            "rate_budget": process_budget(settings.roombot_rate_limit),
+            "rate_budget": rate_budget or process_budget(settings.roombot_rate_limit),
         }
         kwargs.update(overrides)
         return cls(**kwargs)

@@ -20,6 +20,8 @@ loop and a cancelled caller costs at most one unused slot.
 
 `CallBudget` is the interface a client needs (`acquire()`, `slot()`); `RateBudget` is the one
 for a process, `bot.audit.budget.SharedRateBudget` the one several replicas share on PostgreSQL.
+A budget that cannot grant a call at all (the shared one's database is unreachable) raises
+`RateBudgetUnavailable`; the call is then not made.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final, Protocol
 
+from bot.errors import RoombotError
+
 #: Tencent's documented per-API limit, and so the most the bot may ever ask for.
 MAX_RATE: Final = 200.0
 # One second plus 20 ms of slack: our start times and the server's arrival times differ by
@@ -40,14 +44,20 @@ MAX_RATE: Final = 200.0
 _WINDOW_S: Final = 1.02
 
 
+class RateBudgetUnavailable(RoombotError):
+    """The rate budget could not grant a slot in time (the shared budget's database is
+    unreachable or too slow), so the Room Engine call was not made. Safe to try again later."""
+
+
 class CallBudget(Protocol):
     """What a Room Engine client awaits around each attempt: any pacer with these two."""
 
     async def acquire(self) -> None:
-        """Wait until this caller may start one call."""
+        """Wait until this caller may start one call (or raise `RateBudgetUnavailable`)."""
 
     def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
-        """Wait until one call may start; the block is the call, counted until its answer."""
+        """Wait until one call may start; the block is the call, counted until its answer.
+        Raises `RateBudgetUnavailable` before the block when no slot can be granted."""
 
 
 class RateBudget:
