@@ -17,6 +17,7 @@ its own way. They never hold Slack markup: user and channel IDs travel as fields
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -143,6 +144,9 @@ class Plan:
     """Exactly which calls a run will send, for whom, and (for undo) what must still hold.
 
     `calls` are `update_room_info` patches, member calls (kick/ban/unban) or `destroy_room`.
+    `request_key` groups the run's audit rows, names its lease and is what Undo / Retry buttons
+    carry: fresh for each plan, known before the run so an adapter can hold the request's lease
+    from its first visible step (run a plan once).
     """
 
     command: Command
@@ -154,6 +158,7 @@ class Plan:
     undo_of: Mapping[TargetKey, int] | None = None
     #: undo: room → the values roombot set; a room that no longer has them is left alone.
     expected: Mapping[str, dict[str, Any]] | None = None
+    request_key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 # -- outcomes of calls ----------------------------------------------------------------------------

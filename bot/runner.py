@@ -18,6 +18,14 @@ a room, or one account of a member call. For each plan the runner
    refused with 100005 (an account is not a member: Room Engine then changes nothing) is retried
    account by account, so each account gets its own answer.
 
+Every run is leased (`bot.leases`): the runner holds the request's lease, with the context the
+adapter passes (where to report if this replica stops), from before its first call until every
+row is completed. An adapter that holds the lease longer (the Slack adapter: from before its
+parent message is posted until the outcome is delivered) holds it around the run, and the last
+release drops it. A lease that cannot be written is an audit failure like a row that cannot be.
+A run that is cancelled (the process is stopping) keeps its lease: it expires, and a survivor
+reads the rooms back and reports (`bot.takeover`).
+
 Progress is reported through a callback; `yield_to` lets an adapter put more urgent work (Slack
 acks) first.
 """
@@ -32,8 +40,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
-from bot.audit import Outcome
+from bot.audit import AuditError, Outcome
 from bot.failures import describe_failure
+from bot.leases import LeaseKeeper
 from bot.models import Call, DestroyCall, MemberApi, MemberCall, RoomPatch
 from bot.outcomes import (
     Failure,
@@ -45,7 +54,7 @@ from bot.outcomes import (
     RunKind,
     RunResult,
 )
-from bot.recorder import AuditRecorder, Target, entry, new_request_key, targets_of
+from bot.recorder import AuditRecorder, Target, entry, targets_of
 from bot.tencent.client import ApiResult, RoomEngineClient
 from bot.tencent.errors import CONFIGURATION_CODES
 
@@ -87,7 +96,8 @@ class _Withdrawal:
 
 
 class Runner:
-    """Runs plans against Room Engine through `client`, recording each target in `audit`.
+    """Runs plans against Room Engine through `client`, recording each target in `audit` and
+    holding each request's lease in `leases` (None: no audit store, so no leases).
 
     `allow_unaudited` (ROOMBOT_ALLOW_UNAUDITED) lets a request go ahead when its audit rows
     cannot be written; `sleep` paces the audit retries (tests pass a fake one).
@@ -98,11 +108,13 @@ class Runner:
         client: RoomEngineClient,
         audit: AuditRecorder,
         *,
+        leases: LeaseKeeper | None = None,
         allow_unaudited: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
         self._audit = audit
+        self._leases = leases
         self._allow_unaudited = allow_unaudited
         self._sleep = sleep
 
@@ -112,15 +124,44 @@ class Runner:
         *,
         progress: ProgressCallback | None = None,
         yield_to: Callable[[], Awaitable[None]] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Carry out `plan` and return every target's outcome, in the order they were named.
 
         `progress` is called after each target (its failures are logged, never raised);
-        `yield_to`, if given, is awaited before each Room Engine call.
+        `yield_to`, if given, is awaited before each Room Engine call. `context` is stored
+        with the request's lease: what a survivor needs to report in the request's original
+        place if this process stops (opaque here; JSON-ready). When the request is already
+        held, None keeps the holder's context.
         """
         started = time.monotonic()
+        leases = self._leases
+        if leases is None:
+            return await self._run(plan, progress, yield_to, started)
+        problem = await self._hold(leases, plan.request_key, context)
+        if problem is not None and not self._allow_unaudited:
+            targets = [t for i, call in enumerate(plan.calls) for t in targets_of(call, i)]
+            return self._refused(plan, plan.request_key, targets, problem, started)
+        if problem is not None:
+            return await self._run(plan, progress, yield_to, started)
+        try:
+            run = await self._run(plan, progress, yield_to, started)
+        except Exception:
+            await leases.release(plan.request_key)
+            raise
+        # A cancelled run (the process is stopping) keeps its lease for a survivor to report.
+        await leases.release(plan.request_key)
+        return run
+
+    async def _run(
+        self,
+        plan: Plan,
+        progress: ProgressCallback | None,
+        yield_to: Callable[[], Awaitable[None]] | None,
+        started: float,
+    ) -> RunResult:
         pause = yield_to or _no_pause
-        request_key = new_request_key()
+        request_key = plan.request_key
         calls = plan.calls
         targets = [t for index, call in enumerate(calls) for t in targets_of(call, index)]
         patches = [c for c in calls if isinstance(c, RoomPatch)]
@@ -314,6 +355,23 @@ class Runner:
         return previous, conflicts
 
     # -- the audit trail --------------------------------------------------------------------------
+
+    async def _hold(
+        self, leases: LeaseKeeper, request_key: str, context: Mapping[str, Any] | None
+    ) -> str | None:
+        """Hold the request's lease, retrying a failure for about `AUDIT_RETRY_S`; the problem,
+        if it could not be written."""
+        problem: str | None = None
+        for pause in (0.0, *_AUDIT_PAUSES):
+            if pause:
+                await self._sleep(pause)
+            try:
+                await leases.take(request_key, context)
+            except AuditError as exc:
+                problem = self._audit.failed("lease", exc)
+            else:
+                return None
+        return problem
 
     async def _begin(self, rows: Sequence[Any]) -> tuple[list[int | None], str | None]:
         """Write the pending rows, retrying a failure for about `AUDIT_RETRY_S`."""

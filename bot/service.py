@@ -9,13 +9,15 @@ A request goes through two steps so adapters can answer fast:
 
 Button clicks come back as `confirm`, `cancel`, `plan_undo` and `plan_retry`, each re-checking
 the policy for whoever clicked. Every request is audited; an audit failure is reported, never
-fatal.
+fatal. Every write run is leased (`leases`, `hold`): if this process stops mid-way, a survivor
+reports the request where it came from (`bot.takeover`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any, Final
 
@@ -31,6 +33,7 @@ from bot.commands import (
 )
 from bot.defaults import CONFIRM_ABOVE, CONFIRMATION_TTL_S, CONFIRMATION_TTL_TEXT, MAX_ROOMS
 from bot.failures import describe_failure
+from bot.leases import LeaseKeeper
 from bot.models import (
     BANNED_PAGE_MAX,
     Call,
@@ -70,6 +73,10 @@ _ALWAYS_CONFIRM_WHY: Final = {
     "lift-lockdown": "`lift-lockdown` changes several settings at once",
     "destroy": "`destroy` removes the room for everyone in it and cannot be undone",
 }
+#: The outcomes Retry runs again: not done, or not known to be done.
+RETRY_OUTCOMES: Final = frozenset(
+    {Outcome.FAILED, Outcome.UNKNOWN, Outcome.NOT_ATTEMPTED, Outcome.NOT_APPLIED}
+)
 #: How many audit entries `history` shows.
 HISTORY_LIMIT: Final = 10
 #: Most members `members` lists; most bans `banned` lists (each is "… and N more" beyond).
@@ -112,9 +119,26 @@ class RoomService:
         self._policy = policy
         self._groups = groups
         self._audit = AuditRecorder(audit)
-        self._runner = Runner(client, self._audit, allow_unaudited=allow_unaudited, sleep=sleep)
+        self._leases = LeaseKeeper(audit) if audit is not None else None
+        self._runner = Runner(
+            client,
+            self._audit,
+            leases=self._leases,
+            allow_unaudited=allow_unaudited,
+            sleep=sleep,
+        )
         self._max_rooms = max_rooms
         self._confirm_above = confirm_above
+
+    @property
+    def leases(self) -> LeaseKeeper | None:
+        """This process's leases on the requests it carries out (None without an audit store)."""
+        return self._leases
+
+    async def aclose(self) -> None:
+        """Stop renewing leases (before the audit store closes); requests still held expire."""
+        if self._leases is not None:
+            await self._leases.aclose()
 
     def set_policy(self, policy: Policy) -> None:
         """Swap in a reloaded policy; requests and clicks from now on are decided by it."""
@@ -286,14 +310,43 @@ class RoomService:
         *,
         progress: ProgressCallback | None = None,
         yield_to: Callable[[], Awaitable[None]] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Carry out a plan (see `bot.runner.Runner.run`): read before write for small requests,
-        audit before and after each call, rooms concurrently.
+        audit before and after each call, rooms concurrently, under the request's lease.
 
         `yield_to`, if given, is awaited before each Room Engine call: an adapter's way to let
-        more urgent work (Slack acks) go first.
+        more urgent work (Slack acks) go first. `context` goes with the lease: what a survivor
+        needs to report in the request's original place (opaque to the core, JSON-ready).
         """
-        return await self._runner.run(plan, progress=progress, yield_to=yield_to)
+        return await self._runner.run(plan, progress=progress, yield_to=yield_to, context=context)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, plan: Plan, context: Mapping[str, Any]) -> AsyncIterator[None]:
+        """Hold `plan`'s lease for the block, with `context`: for an adapter whose request is
+        visible before the run starts and until its outcome is delivered after it (a Slack
+        parent message and thread), so a survivor reports it whenever this process stops.
+
+        Released when the block ends or raises; kept when it is cancelled (shutdown). A lease
+        that cannot be written is logged, and the run then refuses the request if it must.
+        Without an audit store it does nothing.
+        """
+        if self._leases is None:
+            yield
+            return
+        async with self._leases.holding(plan.request_key, context):
+            yield
+
+    async def relocate(self, plan: Plan, context: Mapping[str, Any]) -> None:
+        """Replace the context of `plan`'s lease (held with `hold`), e.g. once the parent
+        message it names exists. A failure is logged: the older context still leads a survivor
+        to the request's channel."""
+        if self._leases is None or not self._leases.holds(plan.request_key):
+            return
+        try:
+            await self._leases.update(plan.request_key, context)
+        except AuditError as exc:
+            self._audit.failed("lease", exc)
 
     # -- undo and retry (button clicks) ----------------------------------------------------------
 
@@ -387,11 +440,12 @@ class RoomService:
 
     async def plan_retry(self, request_key: str, actor: Actor) -> Plan | Rejected:
         """Plan re-running just the targets of a request that failed, were not attempted, or
-        whose outcome is unknown. The clicker needs the request's verb; once per request."""
+        whose outcome is unknown or, by a survivor's reading, not applied. The clicker needs
+        the request's verb; once per request."""
         rows = await self._rows(request_key)
         if isinstance(rows, Rejected):
             return rows
-        again = (Outcome.FAILED, Outcome.UNKNOWN, Outcome.NOT_ATTEMPTED)
+        again = RETRY_OUTCOMES
         failed = [r for r in rows if r.outcome in again and r.room_id and r.verb]
         if not failed:
             return Rejected(message="no room of this request failed, so there is nothing to retry")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from bot.audit.records import AuditError
@@ -25,29 +26,44 @@ class LeaseHeartbeat:
     while running: `async with LeaseHeartbeat(store):` or `start()` / `await stop()`.
 
     `held` is the set of request keys the last renewal found still held by this replica.
+    `on_beat`, if given, is awaited after each successful renewal with those keys (its errors
+    are logged, never stop the heartbeat).
     """
 
-    def __init__(self, store: AuditStore, *, interval: float | None = None) -> None:
+    def __init__(
+        self,
+        store: AuditStore,
+        *,
+        interval: float | None = None,
+        on_beat: Callable[[frozenset[str]], Awaitable[None]] | None = None,
+    ) -> None:
         self._store = store
         self.interval = interval if interval is not None else store.lease_s / 3
         if self.interval <= 0:
             raise ValueError("interval must be positive")
         self.held: frozenset[str] = frozenset()
         self.failures = 0
+        self._on_beat = on_beat
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        """True while the heartbeat task runs."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
-        """Start beating (idempotent)."""
+        """Start beating (idempotent); the first renewal is made at once."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._beat(), name="roombot-lease-heartbeat")
 
     async def stop(self) -> None:
         """Stop beating; the leases then expire unless released or renewed elsewhere."""
-        if self._task is not None:
-            self._task.cancel()
+        # Forget the task before waiting for it, so a `start()` meanwhile starts a new one.
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
 
     async def beat(self) -> frozenset[str]:
         """Renew once now; returns the keys still held (raises `AuditError` on failure)."""
@@ -69,9 +85,15 @@ class LeaseHeartbeat:
     async def _beat(self) -> None:
         while True:
             try:
-                await self.beat()
+                held = await self.beat()
                 self.failures = 0
             except AuditError as exc:
                 self.failures += 1
                 logger.warning("lease heartbeat failed (%d in a row): %s", self.failures, exc)
+            else:
+                if self._on_beat is not None:
+                    try:
+                        await self._on_beat(held)
+                    except Exception:
+                        logger.exception("lease heartbeat: the after-beat hook failed")
             await asyncio.sleep(self.interval)
