@@ -8,8 +8,16 @@ verdict (`in_place`, `not_applied` or `unknown`, with the RequestId of the read)
 `TakeoverReport` an adapter renders in the request's original place (the lease's `context`).
 Rooms not applied are the ones to offer Retry for.
 
+What "in place" means depends on the row: a room patch, that `get_room_info` shows every field
+the request set; a kick, that the account is not in `get_room_member_list`; a ban, that it is in
+`get_banned_member_list` (an unban, that it is not); a destroy, that `get_room_info` answers
+100004. A reading that cannot tell (a list longer than roombot reads, a failed read) is `unknown`.
+
 `sweep` does the whole round for a survivor: claim what expired, take over, deliver, release.
-Nothing here knows Slack; the adapter passes `deliver`.
+`Sweeper` runs it in the background for a replica, every `SWEEP_INTERVAL_S` and once at start
+(first reporting what a SQLite store recovered when it opened), holding each taken-over lease in
+the process's `LeaseKeeper` until its report is delivered. Nothing here knows Slack; the adapter
+passes `deliver`.
 
 A verdict is a reading, not the call's answer: if the stopped replica's call does answer after
 all (it was only slow), `complete()` lets that truth replace the verdict, and a verdict never
@@ -19,14 +27,16 @@ replaces a call's own outcome.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
 from bot.audit import PROVISIONAL_OUTCOMES, AuditEntry, AuditError, AuditStore, Outcome
 from bot.audit.records import StrandedRequest
-from bot.tencent.client import RoomSnapshot
+from bot.leases import LeaseKeeper
+from bot.tencent.client import BannedList, MemberList, RoomSnapshot
 from bot.tencent.errors import ApiError, RoomEngineError
 
 logger = logging.getLogger(__name__)
@@ -36,6 +46,17 @@ READ_CONCURRENCY: Final = 8
 #: After this many takeovers of one request whose report could not be delivered, give up on
 #: delivering it (the audit rows are completed; the log says so) rather than retry forever.
 MAX_TAKEOVERS: Final = 5
+#: How often a replica looks for expired leases (a report then comes at most this long after
+#: the lease expired).
+SWEEP_INTERVAL_S: Final = 2.0
+#: The longest wait before delivering an undelivered report again.
+REDELIVERY_MAX_S: Final = 60.0
+#: Most members (or bans) read from one room to judge a kick (or a ban); beyond, "unknown".
+LIST_READ_CAP: Final = 1000
+#: Room Engine's "the room does not exist": for a destroy, the change is in place.
+ROOM_NOT_FOUND: Final = 100004
+#: The verbs whose rows name an account (`patch["Member_Account"]`); an undo's are unbans.
+_MEMBER_VERBS: Final = frozenset({"kick", "ban", "unban", "undo"})
 
 _STOPPED: Final = "the replica carrying this out stopped before recording the outcome"
 #: The `detail` a survivor writes on each row, by verdict.
@@ -52,16 +73,25 @@ class RoomReader(Protocol):
     async def get_room_info(self, room_id: str) -> RoomSnapshot:
         """The room's current settings, with the RequestId of the answer."""
 
+    async def get_room_members(self, room_id: str, *, max_members: int = ...) -> MemberList:
+        """The room's members, up to `max_members` (`truncated` when there are more)."""
+
+    async def get_banned_members(self, room_id: str, *, max_members: int = ...) -> BannedList:
+        """The room's bans, up to `max_members` (`truncated` when there are more)."""
+
 
 @dataclass(frozen=True)
 class RoomVerdict:
     """What became of one row (one room) of a taken-over request.
 
     `read_back` is True when this survivor read the room: `outcome` is then its verdict
-    (`IN_PLACE`, `NOT_APPLIED` or `UNKNOWN`), `wanted` the fields the request set, `found` the
-    same fields as read (None when the read failed), `request_id` the read's RequestId, and
-    `error_code`/`error_info` why the read failed. Otherwise the row already had the call's own
-    outcome (the stopped replica recorded it before stopping), shown as stored.
+    (`IN_PLACE`, `NOT_APPLIED` or `UNKNOWN`), `wanted` what the row's request set (its audit
+    `patch`: room fields, or `Member_Account` for a member verb, `{}` for a destroy), `found`
+    what the read showed (the same room fields; `{"in_room": bool}` for a kick,
+    `{"banned": bool}` for a ban or unban, `{"exists": bool}` for a destroy; None when the read
+    could not tell), `request_id` the read's RequestId, and `error_code`/`error_info` why the
+    read failed. Otherwise the row already had the call's own outcome (the stopped replica
+    recorded it before stopping), shown as stored.
     """
 
     row_id: int
@@ -118,13 +148,12 @@ async def take_over(
     """Read back every room of `stranded` whose outcome is unsettled, record the verdicts in the
     audit trail, and report. Never raises for a failed read (that room is `unknown`) nor for the
     audit store (the report's `audit_problem` says what could not be recorded)."""
-    gate = asyncio.Semaphore(concurrency)
+    reads = _Reads(reader, asyncio.Semaphore(concurrency))
 
     async def judge(row: AuditEntry) -> RoomVerdict:
         if row.outcome not in PROVISIONAL_OUTCOMES:
             return _as_recorded(row)
-        async with gate:
-            return await _read_back(reader, row)
+        return await _read_back(reads, row)
 
     verdicts = list(await asyncio.gather(*(judge(row) for row in stranded.rows)))
     problem = await _record(store, stranded.request_key, verdicts)
@@ -196,6 +225,141 @@ async def sweep(
     ]
 
 
+class Sweeper:
+    """A replica's survivor duty, in the background: report what a SQLite store recovered when
+    it opened, then every `interval_s` claim expired leases and report each (`take_over`, then
+    `deliver`). `start()` / `await stop()`.
+
+    Each taken-over lease is held in `leases` (the process's `LeaseKeeper`, so its heartbeat
+    renews it) until the report is delivered. A report that cannot be delivered is tried again
+    at later rounds (read afresh, waiting longer each time), and given up after
+    `max_takeovers` attempts in all (the audit rows keep the verdicts; the log says so). If
+    this replica stops meanwhile, the lease expires and another survivor tries.
+
+    A claimed lease this process itself still holds is a request it is still carrying out (its
+    lease expired while the database was unreachable): claiming it made it this replica's
+    again, and it is left to finish.
+    """
+
+    def __init__(
+        self,
+        store: AuditStore,
+        reader: RoomReader,
+        deliver: Callable[[TakeoverReport], Awaitable[None]],
+        *,
+        leases: LeaseKeeper,
+        interval_s: float = SWEEP_INTERVAL_S,
+        limit: int = 10,
+        max_takeovers: int = MAX_TAKEOVERS,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self._store = store
+        self._reader = reader
+        self._deliver = deliver
+        self._leases = leases
+        self.interval_s = interval_s
+        self._limit = limit
+        self._max_takeovers = max_takeovers
+        self._recovered = list(store.recovered)
+        self._undelivered: dict[str, tuple[StrandedRequest, float]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def undelivered(self) -> frozenset[str]:
+        """Requests taken over whose report is still to be delivered."""
+        return frozenset(self._undelivered)
+
+    def start(self) -> None:
+        """Start sweeping (idempotent): a round now, then one every `interval_s`."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="roombot-takeover-sweep")
+
+    async def stop(self) -> None:
+        """Stop sweeping; a takeover being reported is cancelled (its lease then expires and
+        another survivor reports it)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def run_once(self) -> list[TakeoverReport]:
+        """One round: the SQLite recovery (first round only), reports still undelivered, then
+        up to `limit` expired leases. Returns the reports delivered. Raises `AuditError` only
+        when claiming fails."""
+        delivered: list[TakeoverReport] = []
+        recovered, self._recovered = self._recovered, []
+        for stranded in recovered:
+            self._leases.adopt(stranded.request_key)
+            await self._report(stranded, delivered)
+        now = asyncio.get_running_loop().time()
+        for key, (stranded, due) in list(self._undelivered.items()):
+            if due > now:
+                continue
+            try:
+                rows = tuple(await self._store.rows_for_request(key))
+            except AuditError as exc:
+                logger.warning("takeover of %s: could not re-read its rows: %s", key, exc)
+                continue
+            again = replace(stranded, rows=rows, takeovers=stranded.takeovers + 1)
+            await self._report(again, delivered)
+        for stranded in await self._store.claim_expired_leases(limit=self._limit):
+            key = stranded.request_key
+            if self._leases.holds(key):
+                logger.warning(
+                    "request %s: this replica's own lease had expired while it is still "
+                    "carrying the request out; it is this replica's again",
+                    key,
+                )
+                continue
+            self._leases.adopt(key)
+            await self._report(stranded, delivered)
+        return delivered
+
+    async def _report(self, stranded: StrandedRequest, delivered: list[TakeoverReport]) -> None:
+        key = stranded.request_key
+        self._undelivered.pop(key, None)
+        logger.warning(
+            "taking over request %s (its replica %s stopped): reading %d room(s) back",
+            key,
+            stranded.previous_owner or "unknown",
+            len(stranded.unsettled_rows),
+        )
+        report = await take_over(self._store, self._reader, stranded)
+        try:
+            await self._deliver(report)
+        except Exception:
+            if stranded.takeovers < self._max_takeovers:
+                logger.exception(
+                    "takeover of %s: the report could not be delivered; trying again", key
+                )
+                # Slack may be down for a while: wait longer after each failed attempt.
+                delay = min(REDELIVERY_MAX_S, self.interval_s * 2**stranded.takeovers)
+                due = asyncio.get_running_loop().time() + delay
+                self._undelivered[key] = (stranded, due)
+                return
+            logger.exception(
+                "takeover of %s: the report could not be delivered after %d attempts; giving up "
+                "(the audit trail holds the verdicts)",
+                key,
+                stranded.takeovers,
+            )
+        else:
+            delivered.append(report)
+        await self._leases.release(key)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except AuditError as exc:
+                logger.warning("takeover sweep failed: %s", exc)
+            except Exception:
+                logger.exception("takeover sweep failed unexpectedly")
+            await asyncio.sleep(self.interval_s)
+
+
 # -- internals ----------------------------------------------------------------------------------
 
 
@@ -213,7 +377,50 @@ def _as_recorded(row: AuditEntry) -> RoomVerdict:
     )
 
 
-async def _read_back(reader: RoomReader, row: AuditEntry) -> RoomVerdict:
+class _Reads:
+    """The reads of one takeover: at most `gate`'s worth at once, and each room's member or ban
+    list read once however many of its accounts a request named."""
+
+    def __init__(self, reader: RoomReader, gate: asyncio.Semaphore) -> None:
+        self.reader = reader
+        self._gate = gate
+        self._lists: dict[tuple[str, str], asyncio.Task[MemberList | BannedList]] = {}
+
+    async def room(self, room_id: str) -> RoomSnapshot:
+        async with self._gate:
+            return await self.reader.get_room_info(room_id)
+
+    async def members(self, room_id: str) -> MemberList:
+        listing = await self._list("members", room_id)
+        assert isinstance(listing, MemberList)
+        return listing
+
+    async def banned(self, room_id: str) -> BannedList:
+        listing = await self._list("banned", room_id)
+        assert isinstance(listing, BannedList)
+        return listing
+
+    async def _list(self, kind: str, room_id: str) -> MemberList | BannedList:
+        task = self._lists.get((kind, room_id))
+        if task is None:
+            task = asyncio.ensure_future(self._read_list(kind, room_id))
+            self._lists[(kind, room_id)] = task
+        # Several rows await one read: shield it, so one cancelled waiter cannot cancel it.
+        return await asyncio.shield(task)
+
+    async def _read_list(self, kind: str, room_id: str) -> MemberList | BannedList:
+        async with self._gate:
+            if kind == "members":
+                return await self.reader.get_room_members(room_id, max_members=LIST_READ_CAP)
+            return await self.reader.get_banned_members(room_id, max_members=LIST_READ_CAP)
+
+
+def _account_of(row: AuditEntry) -> str | None:
+    account = (row.patch or {}).get("Member_Account")
+    return account if isinstance(account, str) else None
+
+
+async def _read_back(reads: _Reads, row: AuditEntry) -> RoomVerdict:
     wanted = dict(row.patch or {})
 
     def verdict(outcome: Outcome, **fields: Any) -> RoomVerdict:
@@ -227,10 +434,15 @@ async def _read_back(reader: RoomReader, row: AuditEntry) -> RoomVerdict:
             **values,
         )
 
-    if not row.room_id or not wanted:
+    account = _account_of(row)
+    if not row.room_id or not (wanted or row.verb == "destroy"):
         return verdict(Outcome.UNKNOWN, error_info="no room change to read back")
     try:
-        snapshot = await reader.get_room_info(row.room_id)
+        if row.verb == "destroy":
+            return await _destroyed(reads, row.room_id, verdict)
+        if account is not None and row.verb in _MEMBER_VERBS:
+            return await _member_state(reads, row.room_id, account, row.verb or "", verdict)
+        snapshot = await reads.room(row.room_id)
     except ApiError as exc:
         return verdict(
             Outcome.UNKNOWN, request_id=exc.request_id, error_code=exc.code, error_info=exc.info
@@ -249,6 +461,50 @@ async def _read_back(reader: RoomReader, row: AuditEntry) -> RoomVerdict:
         )
     outcome = Outcome.IN_PLACE if found == wanted else Outcome.NOT_APPLIED
     return verdict(outcome, found=found, request_id=snapshot.request_id)
+
+
+async def _destroyed(
+    reads: _Reads, room_id: str, verdict: Callable[..., RoomVerdict]
+) -> RoomVerdict:
+    """A destroy is in place when Room Engine no longer knows the room (100004)."""
+    try:
+        snapshot = await reads.room(room_id)
+    except ApiError as exc:
+        if exc.code != ROOM_NOT_FOUND:
+            raise
+        return verdict(Outcome.IN_PLACE, found={"exists": False}, request_id=exc.request_id)
+    return verdict(Outcome.NOT_APPLIED, found={"exists": True}, request_id=snapshot.request_id)
+
+
+async def _member_state(
+    reads: _Reads, room_id: str, account: str, verb: str, verdict: Callable[..., RoomVerdict]
+) -> RoomVerdict:
+    """A kick is in place when the account is not a member; a ban when it is banned; an unban
+    (or the undo of a ban) when it is not. A list cut short that does not name it cannot tell."""
+    if verb == "kick":
+        members = await reads.members(room_id)
+        request_id = members.request_ids[0] if members.request_ids else None
+        present = any(m.account == account for m in members.members)
+        if not present and members.truncated:
+            return verdict(
+                Outcome.UNKNOWN,
+                request_id=request_id,
+                error_info=f"the room has more than {LIST_READ_CAP} members",
+            )
+        outcome = Outcome.NOT_APPLIED if present else Outcome.IN_PLACE
+        return verdict(outcome, found={"in_room": present}, request_id=request_id)
+    bans = await reads.banned(room_id)
+    request_id = bans.request_ids[0] if bans.request_ids else None
+    banned = any(b.account == account for b in bans.members)
+    if not banned and bans.truncated:
+        return verdict(
+            Outcome.UNKNOWN,
+            request_id=request_id,
+            error_info=f"the room has more than {LIST_READ_CAP} bans",
+        )
+    wants_banned = verb == "ban"
+    outcome = Outcome.IN_PLACE if banned == wants_banned else Outcome.NOT_APPLIED
+    return verdict(outcome, found={"banned": banned}, request_id=request_id)
 
 
 async def _record(store: AuditStore, request_key: str, verdicts: list[RoomVerdict]) -> str | None:

@@ -207,6 +207,9 @@ async def test_the_calls_own_answer_arriving_meanwhile_wins(
                 await store.complete(row_id, outcome=Outcome.FAILED, error_code=100001)
                 return snapshot
 
+            get_room_members = client.get_room_members
+            get_banned_members = client.get_banned_members
+
         report = await take_over(store, LateAnswer(), StrandedRequest("req-4", "w", {}, rows))
         row = await store.get(row_id)
     [verdict] = report.verdicts
