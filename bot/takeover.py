@@ -115,8 +115,9 @@ class TakeoverReport:
     """Everything an adapter needs to tell the request's thread what happened.
 
     `context` is the lease's delivery context as the adapter stored it (e.g. channel, parent
-    message ts, response_url); `verb`, `user_id` and `raw_text` describe the request (from its
-    first row). `audit_problem` is set when the verdicts could not all be recorded.
+    message ts, response_url); `verb`, `user_id`, `raw_text` and `channel_id` describe the
+    request (from its first row; None when it has none). `audit_problem` is set when the
+    verdicts could not all be recorded.
     """
 
     request_key: str
@@ -127,6 +128,7 @@ class TakeoverReport:
     raw_text: str | None
     verdicts: tuple[RoomVerdict, ...]
     audit_problem: str | None = None
+    channel_id: str | None = None
 
     @property
     def retry_rooms(self) -> tuple[str, ...]:
@@ -167,6 +169,7 @@ async def take_over(
         raw_text=first.raw_text if first else None,
         verdicts=tuple(verdicts),
         audit_problem=problem,
+        channel_id=first.channel_id if first else None,
     )
 
 

@@ -1,5 +1,7 @@
-"""The Slack adapter's wiring: Settings → Room Engine client, policy, service, presenter → a bolt
-`AsyncApp` with every listener registered (`register_all`)."""
+"""The Slack adapter's wiring: Settings → audit store → Room Engine client (paced by the store's
+rate budget), policy, service, presenter → a bolt `AsyncApp` with every listener registered
+(`register_all`), and the replica's background duty: taking over requests whose replica stopped
+(`Bot.start`, stopped by `Bot.aclose`)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ from bot.config import ConfigError, Settings
 from bot.policy import GroupDirectory, policy_from_settings
 from bot.presenter import Presenter
 from bot.service import RoomService
+from bot.takeover import Sweeper
 from bot.tencent.client import RoomEngineClient
 from handlers import actions, commands, mentions
 from handlers.blocks import Message, SlackRenderer
 from handlers.middleware import attach_actor
+from handlers.recovery import SlackRecovery
 from handlers.runtime import SlackRuntime
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,11 @@ def group_directory(client: AsyncWebClient) -> GroupDirectory:
 
 @dataclass
 class Bot:
-    """A fully wired bot: the bolt app and what it owns (closed together by `aclose`)."""
+    """A fully wired bot: the bolt app and what it owns (closed together by `aclose`).
+
+    `sweeper` takes over requests whose replica stopped and reports them in their threads; it
+    runs from `start()` (once the server takes traffic) until `aclose()`.
+    """
 
     app: AsyncApp
     presenter: Presenter[Message]
@@ -63,6 +71,13 @@ class Bot:
     settings: Settings
     audit: AuditStore | None = None
     runtime: SlackRuntime = field(default_factory=SlackRuntime)
+    sweeper: Sweeper | None = None
+
+    def start(self) -> None:
+        """Start the background duty: report what a SQLite store recovered, then look for
+        expired leases every few seconds. Idempotent."""
+        if self.sweeper is not None:
+            self.sweeper.start()
 
     @property
     def service(self) -> RoomService:
@@ -81,7 +96,11 @@ class Bot:
         return True
 
     async def aclose(self) -> None:
-        """Release network resources and close the audit store."""
+        """Stop the background duty and the lease heartbeat, release network resources, and
+        close the audit store (last: the others use it)."""
+        if self.sweeper is not None:
+            await self.sweeper.stop()
+        await self.service.aclose()
         await self.tencent.aclose()
         if self.slack.session is not None:
             await self.slack.session.close()
@@ -91,11 +110,12 @@ class Bot:
 
 async def open_audit(settings: Settings) -> AuditStore:
     """Open (and migrate) the audit store; say loudly if a crash left outcomes unknown."""
-    store = await AuditStore.open(settings.roombot_audit_db)
-    if store.recovered_unknown:
+    store = await AuditStore.open(settings.roombot_audit_db, lease_s=settings.roombot_lease_s)
+    if store.recovered:
         log.warning(
-            "audit: %d request(s) were in flight when roombot last stopped; marked 'unknown' "
-            "(check those rooms: `roombot audit --since 24h`)",
+            "audit: %d request(s) (%d row(s)) were in flight when roombot last stopped; each "
+            "room is read back and the verdict posted in the request's thread",
+            len(store.recovered),
             store.recovered_unknown,
         )
     return store
@@ -114,7 +134,9 @@ async def build_bot(
     if policy.is_empty:
         log.warning("nobody may run any command: set ROOMBOT_ALLOWED_USERS or ROOMBOT_POLICY_FILE")
     audit = await open_audit(settings)
-    tencent = tencent or RoomEngineClient.from_settings(settings)
+    # The store's budget: on PostgreSQL, one budget for every replica on the database.
+    budget = audit.rate_budget(settings.roombot_rate_limit)
+    tencent = tencent or RoomEngineClient.from_settings(settings, rate_budget=budget)
     service = RoomService(
         client=tencent,
         policy=policy,
@@ -135,6 +157,11 @@ async def build_bot(
     runtime = SlackRuntime()
     presenter = Presenter(service, SlackRenderer())
     register_all(app, presenter, runtime)
+    assert service.leases is not None  # there is an audit store
+    recovery = SlackRecovery(
+        slack, restarted=audit.backend == "sqlite", pause=runtime.gate.wait_idle
+    )
+    sweeper = Sweeper(audit, tencent, recovery.deliver, leases=service.leases)
     return Bot(
         app=app,
         presenter=presenter,
@@ -143,6 +170,7 @@ async def build_bot(
         settings=settings,
         audit=audit,
         runtime=runtime,
+        sweeper=sweeper,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bot import wording
+from bot.audit import Outcome
 from bot.commands import Command
 from bot.config import USER_ID_RE
 from bot.defaults import CONFIRMATION_TTL_TEXT
@@ -31,6 +32,7 @@ from bot.outcomes import (
     RunKind,
     RunResult,
 )
+from bot.takeover import TakeoverReport
 from bot.wording import FAIL_MARK, WARN_MARK, WORKING_MARK, Style
 
 #: Slack's Block Kit limits (reference/slack-platform.md).
@@ -105,16 +107,27 @@ SLACK: Final = Style(
 # -- slash command and mention flow ----------------------------------------------------------------
 
 
+def parent_head(command: Command, actor: Actor, kind: RunKind = RunKind.REQUEST) -> str:
+    """The parent message without its status line: who ran what, on which rooms, and why."""
+    lines = [wording.request_head(SLACK, command, actor, kind)]
+    if command.reason and kind is RunKind.REQUEST:
+        lines.append(f"Reason: {escape(command.reason)}")
+    return "\n".join(lines)
+
+
+def parent_with_status(head: str, status: str) -> Message:
+    """A parent message from its head (`parent_head`) and a status line."""
+    text = f"{head}\n{status}"
+    return Message(text=_truncate(text, MAX_TEXT_CHARS), blocks=[_section(text)])
+
+
 def parent_message(
     command: Command, actor: Actor, status: str | None = None, kind: RunKind = RunKind.REQUEST
 ) -> Message:
     """The message that threads a request: who ran what, on which rooms, and why."""
-    lines = [wording.request_head(SLACK, command, actor, kind)]
-    if command.reason and kind is RunKind.REQUEST:
-        lines.append(f"Reason: {escape(command.reason)}")
-    lines.append(status or f"{WORKING_MARK} working…")
-    text = "\n".join(lines)
-    return Message(text=_truncate(text, MAX_TEXT_CHARS), blocks=[_section(text)])
+    return parent_with_status(
+        parent_head(command, actor, kind), status or f"{WORKING_MARK} working…"
+    )
 
 
 def room_line(result: RoomResult, verb: str | None = None) -> str:
@@ -209,6 +222,55 @@ def result_messages(run: RunResult) -> list[Message]:
             if actions is not None:
                 blocks.append(actions)
         messages.append(Message(text=_truncate("\n".join(lines), MAX_TEXT_CHARS), blocks=blocks))
+    return messages
+
+
+def takeover_messages(
+    report: TakeoverReport, *, restarted: bool, head: str | None = None
+) -> list[Message]:
+    """What a survivor posts for a request whose replica stopped: a summary, every room's
+    verdict (not applied and unknown first), a note if the audit trail could not take them,
+    and Retry for what is not done. `head` (the request's parent text) leads the first message
+    when it is posted outside the request's thread; `restarted` as in
+    `wording.takeover_summary`."""
+    summary = wording.takeover_summary(report, restarted=restarted)
+    order = {Outcome.NOT_APPLIED: 0, Outcome.UNKNOWN: 1, Outcome.FAILED: 2}
+    verdicts = sorted(report.verdicts, key=lambda v: order.get(v.outcome, 3))
+    lines = [wording.verdict_line(SLACK, v, report.verb) for v in verdicts]
+    notes = []
+    if report.audit_problem:
+        notes.append(
+            f"{WARN_MARK} The audit trail could not record every verdict "
+            f"({escape(report.audit_problem)}); the lines above are what was read."
+        )
+    retry = wording.takeover_retry_count(report)
+    offer_retry = bool(retry) and report.audit_problem is None and report.verb != "undo"
+    actions = None
+    if offer_retry:
+        actions = {
+            "type": "actions",
+            "block_id": "roombot_takeover_actions",
+            "elements": [_button(f"Retry {retry} not done", ACTION_RETRY, report.request_key)],
+        }
+    first = [head, summary] if head else [summary]
+    chunks = _chunk_lines(lines)
+    per_message = MAX_BLOCKS - 2 - len(first) - len(notes)
+    messages: list[Message] = []
+    starts = list(range(0, max(len(chunks), 1), per_message))
+    for start in starts:
+        part = chunks[start : start + per_message]
+        blocks = [_section(c) for c in part]
+        text_lines = list(part)
+        if start == 0:
+            blocks[:0] = [_section(line) for line in first]
+            text_lines[:0] = [*first, *notes]
+        if start == starts[-1]:
+            blocks += [_context(n) for n in notes]
+            if actions is not None:
+                blocks.append(actions)
+        messages.append(
+            Message(text=_truncate("\n".join(text_lines), MAX_TEXT_CHARS), blocks=blocks)
+        )
     return messages
 
 

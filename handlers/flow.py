@@ -11,6 +11,7 @@ from bot.outcomes import Plan, Progress
 from bot.service import RoomService
 from handlers import blocks
 from handlers.delivery import ThreadReporter, post_response_url
+from handlers.recovery import lease_context
 from handlers.runtime import AckGate, SlackRuntime
 
 log = logging.getLogger(__name__)
@@ -21,22 +22,30 @@ async def run_plan(
 ) -> None:
     """Post the parent, run the plan with progress, and deliver the outcome in its thread.
 
-    Before each step the work yields to requests still waiting for their ack (`gate`).
+    The request's lease is held from before the parent is posted until the outcome is
+    delivered, with where to report (`recovery.lease_context`): if this replica stops at any
+    point in between, a survivor reports in this thread. Before each step the work yields to
+    requests still waiting for their ack (`gate`).
     """
     command, actor, kind = plan.command, plan.actor, plan.kind
     step = gate.wait_idle if gate is not None else _no_wait
     if reporter.pause is None:
         reporter.pause = step
-    await reporter.start(blocks.parent_message(command, actor, kind=kind))
+    async with service.hold(plan, lease_context(reporter, plan)):
+        await reporter.start(blocks.parent_message(command, actor, kind=kind))
+        # The parent exists now (or the channel refused it): tell the lease where it is.
+        await service.relocate(plan, lease_context(reporter, plan))
 
-    async def on_progress(progress: Progress) -> None:
-        await reporter.progress(
-            lambda: blocks.parent_message(command, actor, wording.progress_status(progress), kind)
-        )
+        async def on_progress(progress: Progress) -> None:
+            await reporter.progress(
+                lambda: blocks.parent_message(
+                    command, actor, wording.progress_status(progress), kind
+                )
+            )
 
-    run = await service.run(plan, progress=on_progress, yield_to=step)
-    final = blocks.parent_message(command, actor, wording.final_status(run), kind)
-    await reporter.finish(run, final, blocks.result_messages(run))
+        run = await service.run(plan, progress=on_progress, yield_to=step)
+        final = blocks.parent_message(command, actor, wording.final_status(run), kind)
+        await reporter.finish(run, final, blocks.result_messages(run))
 
 
 def spawn_for(

@@ -3,7 +3,12 @@
 SIGHUP reloads `ROOMBOT_POLICY_FILE` (a broken file is logged and the old policy kept).
 
 On SIGTERM/SIGINT the server stops taking new requests, waits for work already acknowledged to
-finish (up to `DRAIN_TIMEOUT_S`), then closes. Whatever is still running then is logged.
+finish (up to `DRAIN_TIMEOUT_S`), then closes. Whatever is still running then is logged and
+cancelled; its leases expire after `ROOMBOT_LEASE_S` and a surviving replica (or, on SQLite,
+this bot at its next start) reads its rooms back and reports in its thread.
+
+Once the server takes traffic, the bot's background duty starts (`Bot.start`): taking over
+requests whose replica stopped.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ def _stop_event(bot: Bot) -> asyncio.Event:
 async def _drain(bot: Bot) -> None:
     unfinished = await bot.runtime.tasks.drain(DRAIN_TIMEOUT_S)
     if unfinished:
-        # Their audit rows stay pending and are marked "unknown outcome" at the next start.
+        # Their leases expire; a survivor (or this bot's next start) reads back and reports them.
         log.error("shutting down with %d request(s) still running", unfinished)
         bot.runtime.tasks.cancel()
     await bot.aclose()
@@ -80,6 +85,7 @@ async def serve_http(bot: Bot, *, host: str, port: int) -> None:
     # With --port 0 the system picks the port: say the one actually bound.
     bound = runner.addresses[0][1] if runner.addresses else port
     log.info("roombot listening on http://%s:%d%s", host, bound, EVENTS_PATH)
+    bot.start()
     print(f"roombot serving HTTP on http://{host}:{bound}{EVENTS_PATH}", flush=True)
     await stop.wait()
     log.info("shutting down: no new requests; waiting for %d in flight", bot.runtime.tasks.pending)
@@ -96,6 +102,7 @@ async def serve_socket_mode(bot: Bot, *, app_token: str) -> None:
     await handler.connect_async()  # type: ignore[no-untyped-call]
     _freeze_startup_objects()
     print("roombot connected to Slack over Socket Mode", flush=True)
+    bot.start()
     stop = _stop_event(bot)
     await stop.wait()
     log.info(

@@ -177,6 +177,7 @@ async def running_stack(
         **settings_overrides,
     )
     bot = await build_bot(settings)
+    bot.start()
     runner = web.AppRunner(make_web_app(bot), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
