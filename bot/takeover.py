@@ -27,12 +27,12 @@ replaces a call's own outcome.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
+from bot.aio import cancel_and_wait
 from bot.audit import PROVISIONAL_OUTCOMES, AuditEntry, AuditError, AuditStore, Outcome
 from bot.audit.records import StrandedRequest
 from bot.leases import LeaseKeeper
@@ -283,9 +283,7 @@ class Sweeper:
         another survivor reports it)."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def run_once(self) -> list[TakeoverReport]:
         """One round: the SQLite recovery (first round only), reports still undelivered, then

@@ -10,11 +10,11 @@ replica's requests to survivors, who report them: never silence).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
+from bot.aio import cancel_and_wait
 from bot.audit.records import AuditError
 from bot.audit.store import AuditStore
 
@@ -61,9 +61,7 @@ class LeaseHeartbeat:
         # Forget the task before waiting for it, so a `start()` meanwhile starts a new one.
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def beat(self) -> frozenset[str]:
         """Renew once now; returns the keys still held (raises `AuditError` on failure)."""

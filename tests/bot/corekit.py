@@ -242,6 +242,7 @@ async def open_core(
             policy=policy,
         )
     finally:
+        await service.aclose()
         await store.close()
         await client.aclose()
         await emulator.stop()
