@@ -68,17 +68,45 @@ async def check_database(
 
 
 async def _check_sqlite(path: Path) -> DatabaseHealth:
+    from bot.audit.schema import SCHEMA_VERSION
     from bot.audit.store import open_store
 
     missing = _missing_sqlite_file(path)
     if missing is not None:
         return missing
+    version = await asyncio.to_thread(_sqlite_version, path)
+    if version is not None and 0 < version < SCHEMA_VERSION:
+        if not os.access(path, os.W_OK):
+            return DatabaseHealth(Health.FAIL, f"{path} is not writable")
+        return DatabaseHealth(
+            Health.WARN,
+            f"SQLite {path} at schema version {version} of {SCHEMA_VERSION}; the next start "
+            "migrates it",
+        )
     try:
         store = await open_store(path, read_only=True)
     except AuditError as exc:
         return DatabaseHealth(Health.FAIL, f"cannot open {path}: {exc}")
     await store.close()
     return _sqlite_writable(path)
+
+
+def _sqlite_version(path: Path) -> int | None:
+    """The file's schema version, read without writing anything; None if it cannot be read
+    (opening it properly then says why)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute("PRAGMA user_version").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return int(row[0]) if row else None
 
 
 def _missing_sqlite_file(path: Path) -> DatabaseHealth | None:
