@@ -239,6 +239,10 @@ class Sweeper:
     `max_takeovers` attempts in all (the audit rows keep the verdicts; the log says so). If
     this replica stops meanwhile, the lease expires and another survivor tries.
 
+    The replicas whose leases are claimed have stopped: their rate-budget slots for calls that
+    never ended are ended (`AuditStore.end_rate_slots_of`), so the shared budget is not held
+    for up to a minute by calls that will never answer.
+
     A claimed lease this process itself still holds is a request it is still carrying out (its
     lease expired while the database was unreachable): claiming it made it this replica's
     again, and it is left to finish.
@@ -305,7 +309,9 @@ class Sweeper:
                 continue
             again = replace(stranded, rows=rows, takeovers=stranded.takeovers + 1)
             await self._report(again, delivered)
-        for stranded in await self._store.claim_expired_leases(limit=self._limit):
+        claimed = await self._store.claim_expired_leases(limit=self._limit)
+        await self._end_slots_of_stopped(claimed)
+        for stranded in claimed:
             key = stranded.request_key
             if self._leases.holds(key):
                 logger.warning(
@@ -317,6 +323,21 @@ class Sweeper:
             self._leases.adopt(key)
             await self._report(stranded, delivered)
         return delivered
+
+    async def _end_slots_of_stopped(self, claimed: list[StrandedRequest]) -> None:
+        """The replicas whose leases were claimed stopped: their rate-budget slots for calls
+        that never ended would otherwise hold the shared budget for up to a minute, and the
+        reads of the takeover need it."""
+        owners = {s.previous_owner for s in claimed if s.previous_owner}
+        owners.discard(self._store.owner)
+        for owner in sorted(owners):
+            try:
+                ended = await self._store.end_rate_slots_of(owner)
+            except AuditError as exc:
+                logger.warning("could not end the rate slots of stopped %s: %s", owner, exc)
+                continue
+            if ended:
+                logger.info("ended %d rate slot(s) of stopped replica %s", ended, owner)
 
     async def _report(self, stranded: StrandedRequest, delivered: list[TakeoverReport]) -> None:
         key = stranded.request_key

@@ -40,7 +40,11 @@ Degrading safely
   `WAIT_S`, then gets `RateBudgetUnavailable`; the call is not made. Nothing ever falls back to
   unpaced calls or to a local budget.
 * An `ended_at` cannot be written: the slot keeps counting until `hold_until`: fewer calls.
-* A replica dies mid-call: its slots count until `hold_until`, then free themselves.
+* A replica dies mid-call: its slots count until `hold_until`, then free themselves; sooner,
+  once a survivor takes over the replica's expired lease: each slot names the replica (`owner`,
+  the store's) it was granted to, and the survivor ends that replica's slots
+  (`AuditStore.end_rate_slots_of`), which then count one more window. (A replica whose lease
+  expired while it lives on, cut off from the database, gets no new grants either.)
 
 Cost: one round trip per grant (a locked row, a few index operations in one function call),
 batched when several callers of one replica wait at once; the `ended_at` writes are batched in
@@ -93,7 +97,7 @@ DEFAULT_NAME: Final = "room_engine"
 _Connection = psycopg.AsyncConnection[TupleRow]
 _RESERVE: Final = (
     "SELECT o_slot_id, o_start_at, o_db_now, o_retry_at "
-    "FROM roombot_rate_reserve(%s, %s, %s, %s, %s, %s, %s)"
+    "FROM roombot_rate_reserve(%s::TEXT, %s::TEXT, %s, %s, %s, %s, %s, %s)"
 )
 _END: Final = (
     "UPDATE rate_slots SET ended_at = extract(epoch FROM clock_timestamp())::DOUBLE PRECISION "
@@ -119,8 +123,9 @@ class SharedRateBudget:
     """Paces every replica on one PostgreSQL database to at most `floor(rate_per_second)` Room
     Engine call starts in any one-second window, all together (see the module docstring).
 
-    Get one from `PostgresAuditStore.rate_budget()`, which closes it with the store, or build it
-    with the database URL; `aclose()` when done. Bound to the event loop that first uses it.
+    Get one from `PostgresAuditStore.rate_budget()`, which closes it with the store and names
+    the store's `owner` in each slot it is granted, or build it with the database URL;
+    `aclose()` when done. Bound to the event loop that first uses it.
     """
 
     def __init__(
@@ -130,6 +135,7 @@ class SharedRateBudget:
         rate_per_second: float,
         burst: int | None = None,
         name: str = DEFAULT_NAME,
+        owner: str | None = None,
         pool_size: int = 3,
         wait_s: float = WAIT_S,
         connect_timeout_s: float = 5.0,
@@ -144,6 +150,7 @@ class SharedRateBudget:
         if not (1 <= self.burst <= self.limit):
             raise ValueError(f"burst must be between 1 and {self.limit}")
         self.name = name
+        self.owner = owner
         self._url = url
         self._interval = 1.0 / self.rate
         self._tolerance = (self.burst - 1) * self._interval
@@ -302,6 +309,7 @@ class SharedRateBudget:
                 _RESERVE,
                 (
                     self.name,
+                    self.owner,
                     wanted,
                     self.limit,
                     self._interval,

@@ -4,7 +4,9 @@ Step for step the same tables as the SQLite schema (`bot.audit.schema`), so both
 the same version number and `roombot audit` reads the same rows from either: `audit_entries`
 (1), `claims` and `confirmations` (2), `leases` (3). Step 3 also creates what only a database
 shared by several replicas needs: the rate budget's tables and its reservation function
-(`bot.audit.budget` explains the mechanism).
+(`bot.audit.budget` explains the mechanism); step 4 tags each budget slot with the replica it was
+granted to, so a survivor can end the slots of a replica that stopped mid-call (SQLite's step 4
+is empty).
 
 The one-row table `roombot_schema` holds the version. `MIGRATIONS[n]` takes a database from
 version n to n + 1; released steps are never edited, a change is a new step at the end. Each step
@@ -162,6 +164,74 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
                 v_tat := greatest(v_tat, v_start) + p_interval;
                 INSERT INTO rate_slots (budget, granted_at, start_at, hold_until)
                     VALUES (p_budget, v_now, v_start, v_start + p_hold)
+                    RETURNING id INTO v_id;
+                o_slot_id := v_id;
+                o_start_at := v_start;
+                o_db_now := v_now;
+                o_retry_at := NULL;
+                RETURN NEXT;
+            END LOOP;
+            UPDATE rate_budgets SET tat = v_tat WHERE name = p_budget;
+            IF v_grant < p_wanted THEN
+                SELECT min(s.ended_at) + p_window INTO v_retry
+                  FROM rate_slots s WHERE s.budget = p_budget AND s.ended_at IS NOT NULL;
+                o_slot_id := NULL;
+                o_start_at := NULL;
+                o_db_now := v_now;
+                o_retry_at := coalesce(v_retry, v_now + p_interval);
+                RETURN NEXT;
+            END IF;
+        END
+        $$
+        """,
+    ),
+    # 4: each rate-budget slot names the replica (store owner) it was granted to, so that when a
+    # replica stops mid-call a survivor ends its slots (`AuditStore.end_rate_slots_of`) instead
+    # of the budget waiting up to a minute for them. The reservation function gains an owner
+    # argument as an overload: replicas still running the previous version (a rolling upgrade)
+    # keep calling the old one, whose slots have no owner.
+    (
+        "ALTER TABLE rate_slots ADD COLUMN owner TEXT",
+        "CREATE INDEX rate_slots_unended ON rate_slots (owner) WHERE ended_at IS NULL",
+        """
+        CREATE FUNCTION roombot_rate_reserve(
+            p_budget    TEXT,
+            p_owner     TEXT,
+            p_wanted    INTEGER,
+            p_limit     INTEGER,
+            p_interval  DOUBLE PRECISION,
+            p_tolerance DOUBLE PRECISION,
+            p_window    DOUBLE PRECISION,
+            p_hold      DOUBLE PRECISION
+        ) RETURNS TABLE (
+            o_slot_id  BIGINT,
+            o_start_at DOUBLE PRECISION,
+            o_db_now   DOUBLE PRECISION,
+            o_retry_at DOUBLE PRECISION
+        ) LANGUAGE plpgsql AS $$
+        DECLARE
+            v_tat   DOUBLE PRECISION;
+            v_now   DOUBLE PRECISION;
+            v_held  INTEGER;
+            v_grant INTEGER;
+            v_start DOUBLE PRECISION;
+            v_id    BIGINT;
+            v_retry DOUBLE PRECISION;
+        BEGIN
+            INSERT INTO rate_budgets (name, tat) VALUES (p_budget, 0)
+                ON CONFLICT (name) DO NOTHING;
+            SELECT b.tat INTO v_tat FROM rate_budgets b WHERE b.name = p_budget FOR UPDATE;
+            v_now := extract(epoch FROM clock_timestamp())::DOUBLE PRECISION;
+            DELETE FROM rate_slots s
+             WHERE s.budget = p_budget
+               AND (s.ended_at <= v_now - p_window OR s.hold_until <= v_now);
+            SELECT count(*) INTO v_held FROM rate_slots s WHERE s.budget = p_budget;
+            v_grant := greatest(0, least(p_wanted, p_limit - v_held));
+            FOR i IN 1..v_grant LOOP
+                v_start := greatest(v_now, v_tat - p_tolerance);
+                v_tat := greatest(v_tat, v_start) + p_interval;
+                INSERT INTO rate_slots (budget, granted_at, start_at, hold_until, owner)
+                    VALUES (p_budget, v_now, v_start, v_start + p_hold, p_owner)
                     RETURNING id INTO v_id;
                 o_slot_id := v_id;
                 o_start_at := v_start;

@@ -468,12 +468,28 @@ class PostgresAuditStore(AuditStore):
 
     # -- the shared rate budget -----------------------------------------------------------------
 
+    async def end_rate_slots_of(self, owner: str) -> int:
+        if not owner:
+            raise ValueError("an owner is needed")
+
+        async def write(conn: Connection) -> int:
+            cur = await conn.execute(
+                f"UPDATE rate_slots SET ended_at = {_DB_NOW} "  # noqa: S608
+                "WHERE owner = %s AND ended_at IS NULL",
+                (owner,),
+            )
+            return cur.rowcount
+
+        return await self._run("end a stopped replica's rate slots", write)
+
     def rate_budget(self, rate_per_second: float, *, burst: int | None = None) -> SharedRateBudget:
         from bot.audit.budget import SharedRateBudget
 
         if self._closed:
             raise AuditError("cannot make a rate budget: the audit store is closed")
-        budget = SharedRateBudget(self._url, rate_per_second=rate_per_second, burst=burst)
+        budget = SharedRateBudget(
+            self._url, rate_per_second=rate_per_second, burst=burst, owner=self._owner
+        )
         self._budgets.append(budget)
         return budget
 

@@ -398,6 +398,9 @@ class SqliteAuditStore(AuditStore):
 
     # -- the shared rate budget -----------------------------------------------------------------
 
+    async def end_rate_slots_of(self, owner: str) -> int:
+        return 0  # one process per file: its budget lives and dies with it
+
     def rate_budget(self, rate_per_second: float, *, burst: int | None = None) -> CallBudget:
         from bot.tencent.ratelimit import RateBudget, process_budget
 

@@ -305,6 +305,13 @@ class AuditStore(abc.ABC):
     # -- the shared rate budget -----------------------------------------------------------------
 
     @abc.abstractmethod
+    async def end_rate_slots_of(self, owner: str) -> int:
+        """End every rate-budget slot granted to `owner` whose call never reported its end: that
+        replica stopped (a survivor claimed its expired lease), so its calls are over. Each
+        then counts one more window, as any ended call does. Returns how many (always 0 on
+        SQLite, whose budget is the process's own)."""
+
+    @abc.abstractmethod
     def rate_budget(self, rate_per_second: float, *, burst: int | None = None) -> CallBudget:
         """The Room Engine rate budget that every store on this database shares: at most
         `floor(rate_per_second)` call starts in any one-second window, all replicas together.

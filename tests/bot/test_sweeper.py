@@ -78,6 +78,9 @@ async def test_two_survivors_report_a_stopped_request_once(
     pg_url: str, client: RoomEngineClient
 ) -> None:
     await stop_mid_request(pg_url)
+    # It stopped in the middle of a call, too: its rate-budget slot was never ended.
+    async with await AuditStore.open(pg_url, owner="worker") as worker:
+        await worker.rate_budget(5).slot().__aenter__()
     delivered: list[tuple[str, TakeoverReport]] = []
     stores = [
         await AuditStore.open(pg_url, owner=f"survivor-{i}", lease_s=LEASE_S) for i in range(2)
@@ -101,6 +104,8 @@ async def test_two_survivors_report_a_stopped_request_once(
         assert await stores[0].get_lease("req-1") is None  # released once delivered
         rows = await stores[0].rows_for_request("req-1")
         assert [r.outcome for r in rows] == [Outcome.IN_PLACE, Outcome.NOT_APPLIED]
+        # The stopped replica's slot was ended, so it stops holding the shared budget.
+        assert await stores[0].end_rate_slots_of("worker") == 0
     finally:
         for sweeper in sweepers:
             await sweeper.stop()

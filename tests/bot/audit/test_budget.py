@@ -135,6 +135,52 @@ async def test_a_call_still_in_flight_holds_its_slot(pg_url: str) -> None:
 
 
 @pytest.mark.slow
+async def test_the_slots_of_a_stopped_replica_are_ended_by_a_survivor(pg_url: str) -> None:
+    async with (
+        await AuditStore.open(pg_url, owner="stopped") as stopped,
+        await AuditStore.open(pg_url, owner="alive") as alive,
+        await AuditStore.open(pg_url, owner="survivor") as survivor,
+    ):
+        dead = stopped.rate_budget(3, burst=3)
+        live = alive.rate_budget(3, burst=3)
+        # Replica "stopped" dies in two calls, replica "alive" is in one: all three slots held.
+        stuck = [dead.slot(), dead.slot()]
+        for cm in stuck:
+            await asyncio.wait_for(cm.__aenter__(), timeout=5)
+        in_flight = live.slot()
+        await asyncio.wait_for(in_flight.__aenter__(), timeout=5)
+        waiting = asyncio.create_task(survivor.rate_budget(3, burst=3).acquire())
+        await asyncio.sleep(1.2)
+        assert not waiting.done()  # without help it would wait for the holds (a minute)
+
+        ended = time.monotonic()
+        assert await survivor.end_rate_slots_of("stopped") == 2
+        assert await survivor.end_rate_slots_of("stopped") == 0
+        await asyncio.wait_for(waiting, timeout=5)
+        # ... once the ended calls have been over for a window, like any ended call.
+        assert time.monotonic() - ended >= 1.0
+        # The live replica's call still counts: only the stopped replica's were ended.
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            cur = await conn.execute(
+                "SELECT owner FROM rate_slots WHERE ended_at IS NULL ORDER BY owner"
+            )
+            assert [owner for (owner,) in await cur.fetchall()] == ["alive"]
+        await in_flight.__aexit__(None, None, None)
+
+
+async def test_a_replica_of_the_previous_version_still_gets_slots(pg_url: str) -> None:
+    # During a rolling upgrade, replicas still running the previous version call the
+    # reservation function without an owner: it is kept beside the new one.
+    async with await AuditStore.open(pg_url), await psycopg.AsyncConnection.connect(pg_url) as conn:
+        cur = await conn.execute(
+            "SELECT o_slot_id FROM roombot_rate_reserve('room_engine', 1, 5, 0.2, 0, 1.02, 60)"
+        )
+        [(slot_id,)] = await cur.fetchall()
+        cur = await conn.execute("SELECT owner FROM rate_slots WHERE id = %s", (slot_id,))
+        assert await cur.fetchone() == (None,)
+
+
+@pytest.mark.slow
 async def test_a_slow_database_means_fewer_calls_never_more(pg_url: str) -> None:
     async with await AuditStore.open(pg_url) as store:
         budget = store.rate_budget(20)
