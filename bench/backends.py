@@ -10,8 +10,11 @@ serves until SIGTERM.
 Control API (all GET, JSON):
 - `/healthz`
 - `/stats`: call counts, the emulator's 60007 count, per-method Slack call counts;
-- `/slack-calls?since=I`: Slack calls from index I: method, arrival time, channel, ts, thread_ts;
+- `/slack-calls?since=I`: Slack calls from index I: method, arrival time, channel, ts, thread_ts,
+  and whether it is a final status edit or a takeover report;
 - `/tencent-calls?since=I`: Room Engine calls from index I: command, arrival time, ErrorCode;
+- `/messages`: the messages as they stand now (updates applied): channel, ts, thread_ts, the
+  head and last line of their text, whether it is a takeover report;
 - `/wait?finals=K&timeout=S`: answers once K parent messages have got their final status (a
   chat.update whose last line starts with ✅, ❌ or ⚠️: roombot's "request finished" edit).
 
@@ -51,6 +54,8 @@ SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"
 _WAIT_POLL_S = 0.002
 #: How roombot's final status line starts (bot/wording.py: final_status).
 _FINAL_MARKS = ("✅", "❌", "⚠️")
+#: What a takeover report says (bot/wording.py: takeover_summary).
+_TAKEOVER_MARK = " stopped before "
 
 
 def room_ids(count: int, prefix: str = "room-") -> list[str]:
@@ -128,6 +133,7 @@ class Backends:
         app.router.add_get("/slack-calls", self._slack_calls)
         app.router.add_get("/tencent-calls", self._tencent_calls)
         app.router.add_get("/wait", self._wait)
+        app.router.add_get("/messages", self._messages)
         return app
 
     async def _healthz(self, _request: web.Request) -> web.Response:
@@ -158,10 +164,27 @@ class Backends:
                 "last_line": _last_line(c.params)[:120],
                 "final": c.method == "chat.update"
                 and _last_line(c.params).startswith(_FINAL_MARKS),
+                # A survivor's report on a request whose replica stopped (bot/wording.py).
+                "takeover": c.method == "chat.postMessage"
+                and _TAKEOVER_MARK in str(c.params.get("text", "")),
             }
             for c in self.slack.calls[since:]
         ]
         return web.json_response(calls)
+
+    async def _messages(self, _request: web.Request) -> web.Response:
+        messages = [
+            {
+                "channel": m["channel"],
+                "ts": m["ts"],
+                "thread_ts": m["thread_ts"],
+                "head": str(m.get("text") or "")[:120],
+                "last_line": _last_line(m)[:120],
+                "takeover": _TAKEOVER_MARK in str(m.get("text") or ""),
+            }
+            for m in self.slack.messages()
+        ]
+        return web.json_response(messages)
 
     async def _tencent_calls(self, request: web.Request) -> web.Response:
         since = int(request.query.get("since", "0"))

@@ -115,6 +115,12 @@ class Backends:
         data: list[dict[str, Any]] = await self._get("/tencent-calls", since=since)
         return data
 
+    async def messages(self) -> list[dict[str, Any]]:
+        """The fake Slack's messages as they stand now (channel, ts, thread_ts, head,
+        last_line, takeover)."""
+        data: list[dict[str, Any]] = await self._get("/messages")
+        return data
+
     async def wait_finals(self, count: int, timeout_s: float = 60.0) -> None:
         """Return once `count` requests in total have had their parent's final status posted."""
         data = await self._get("/wait", finals=count, timeout=timeout_s)

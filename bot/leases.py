@@ -151,6 +151,13 @@ class LeaseKeeper:
     async def _after_beat(self, renewed: frozenset[str]) -> None:
         """After each renewal: note leases survivors took over; release the stale ones."""
         for key in self._holds.keys() - renewed - self._lost:
+            # Held but not renewed: taken over, or only taken after the renewal read the table.
+            try:
+                lease = await self._store.get_lease(key)
+            except AuditError:
+                continue  # the next beat looks again
+            if key not in self._holds or (lease is not None and lease.owner == self._store.owner):
+                continue
             self._lost.add(key)
             log.warning(
                 "the lease on request %s was taken over by another replica (it could not be "

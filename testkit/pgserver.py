@@ -31,10 +31,8 @@ _DEBIAN_ROOT: Final = Path("/usr/lib/postgresql")
 URL_VARIABLE: Final = "ROOMBOT_TEST_DATABASE_URL"
 _USER: Final = "roombot"
 #: Settings for speed, not durability: a test server's data dies with it anyway.
+_FAST_SETTINGS: Final = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 _SERVER_SETTINGS: Final = (
-    "fsync=off",
-    "synchronous_commit=off",
-    "full_page_writes=off",
     "max_connections=200",
     "shared_buffers=32MB",
     "log_min_messages=warning",
@@ -79,14 +77,29 @@ def _free_port() -> int:
 
 
 class TemporaryPostgres:
-    """One server; `start()` then `url`, and `stop()` (idempotent) removes every trace."""
+    """One server; `start()` then `url`, and `stop()` (idempotent) removes every trace.
 
-    def __init__(self, bindir: Path | None = None) -> None:
+    It trades durability for speed (no fsync), unless `durable` (a benchmark wants PostgreSQL's
+    own defaults, as in production).
+    """
+
+    def __init__(self, bindir: Path | None = None, *, durable: bool = False) -> None:
         self.bindir = bindir or find_bindir()
+        self.durable = durable
         self.password = secrets.token_urlsafe(18)
         self.port = 0
         self._tmp: Path | None = None
         self._as_postgres = os.geteuid() == 0
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        """The server's main process (its first line of postmaster.pid), while it runs."""
+        if self._tmp is None:
+            return None
+        try:
+            return int((self._tmp / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
 
     @property
     def url(self) -> str:
@@ -154,6 +167,7 @@ class TemporaryPostgres:
             f"-p {self.port}",
             f"-c unix_socket_directories={self._tmp}",
             *(f"-c {setting}" for setting in _SERVER_SETTINGS),
+            *(() if self.durable else (f"-c {setting}" for setting in _FAST_SETTINGS)),
         ]
         done = self._run(
             [
