@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import secrets
 import time
@@ -715,14 +716,14 @@ class RoomEngineClient:
                 sent=not isinstance(exc, _NOT_SENT),
             )
         except httpx.HTTPError as exc:
-            detail = redact(str(exc), self._secret_key, params["usersig"])
+            detail = _os_reason(exc) or redact(str(exc), self._secret_key, params["usersig"])
             return _Failure(
                 TransportError(f"{command}: {type(exc).__name__}: {detail or 'network error'}"),
                 sent=not isinstance(exc, _NOT_SENT),
             )
-        return self._parse(command, response)
+        return self._parse(command, response, params["usersig"])
 
-    def _parse(self, command: str, response: httpx.Response) -> _Envelope | _Failure:
+    def _parse(self, command: str, response: httpx.Response, usersig: str) -> _Envelope | _Failure:
         data: Any = None
         try:
             data = json.loads(response.content)
@@ -750,7 +751,9 @@ class RoomEngineClient:
                 )
             )
         if envelope.error_code != 0:
-            info = redact(envelope.error_info, self._secret_key)
+            # Tencent may echo the request, UserSig included, in ErrorInfo: it must reach
+            # neither Slack nor the audit trail nor the log.
+            info = redact(envelope.error_info, self._secret_key, usersig)
             return _Failure(
                 ApiError(
                     envelope.error_code,
@@ -767,6 +770,19 @@ class RoomEngineClient:
                 )
             )
         return envelope
+
+
+def _os_reason(exc: BaseException) -> str | None:
+    """The operating system's word for why a connection failed ("connection refused"), found
+    under httpx's and anyio's wrappers ("All connection attempts failed"), or None."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno:
+            return os.strerror(cause.errno).lower()
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _keep(seen: dict[str, _T], items: Iterable[tuple[str, _T]], cap: int) -> bool:
