@@ -32,8 +32,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
+from bot import metrics
 from bot.audit import Outcome
 from bot.failures import describe_failure
+from bot.logs import log_context
 from bot.models import Call, DestroyCall, MemberApi, MemberCall, RoomPatch
 from bot.outcomes import (
     Failure,
@@ -62,6 +64,8 @@ AUDIT_RETRY_S: Final = 1.5
 _AUDIT_PAUSES: Final = (0.1, 0.4, 1.0)
 #: Room Engine's "not a room member": a member call that names one changes nothing at all.
 NOT_A_MEMBER: Final = 100005
+#: The verb a member API carries out (the `verb` label of `roombot_member_actions_total`).
+_MEMBER_VERBS: Final = {MemberApi.KICK: "kick", MemberApi.BAN: "ban", MemberApi.UNBAN: "unban"}
 
 
 async def _no_pause() -> None:
@@ -116,11 +120,29 @@ class Runner:
         """Carry out `plan` and return every target's outcome, in the order they were named.
 
         `progress` is called after each target (its failures are logged, never raised);
-        `yield_to`, if given, is awaited before each Room Engine call.
+        `yield_to`, if given, is awaited before each Room Engine call. Every line logged meanwhile
+        carries the request key; the request and each member action are counted in
+        `bot.metrics`.
         """
+        request_key = new_request_key()
+        with log_context(request_key=request_key):
+            run = await self._run(plan, request_key, progress, yield_to)
+        metrics.count_request(
+            plan.actor.source.value,
+            "undo" if plan.kind is RunKind.UNDO else plan.command.verb,
+            _request_outcome(run),
+        )
+        return run
+
+    async def _run(
+        self,
+        plan: Plan,
+        request_key: str,
+        progress: ProgressCallback | None,
+        yield_to: Callable[[], Awaitable[None]] | None,
+    ) -> RunResult:
         started = time.monotonic()
         pause = yield_to or _no_pause
-        request_key = new_request_key()
         calls = plan.calls
         targets = [t for index, call in enumerate(calls) for t in targets_of(call, index)]
         patches = [c for c in calls if isinstance(c, RoomPatch)]
@@ -190,6 +212,10 @@ class Runner:
             ]
             for result in finished:
                 await report(result)
+                if isinstance(call, MemberCall):
+                    metrics.count_member_action(
+                        _MEMBER_VERBS[call.api], _target_outcome(result).value
+                    )
             return finished
 
         per_call = await asyncio.gather(*(one(i, c) for i, c in enumerate(calls)))
@@ -327,12 +353,7 @@ class Runner:
 
     async def _complete(self, result: RoomResult, plan: Plan, request_key: str) -> str | None:
         failure = result.failure
-        if failure is None:
-            outcome = Outcome.NOOP if result.noop else Outcome.OK
-        elif failure.kind is FailureKind.NOT_ATTEMPTED:
-            outcome = Outcome.NOT_ATTEMPTED
-        else:
-            outcome = Outcome.FAILED
+        outcome = _target_outcome(result)
         fields: dict[str, Any] = {
             "outcome": outcome,
             "tencent_request_id": result.request_id,
@@ -403,6 +424,26 @@ class Runner:
             audit_error=problem,
             refused="the audit trail could not be written, so nothing was changed",
         )
+
+
+def _target_outcome(result: RoomResult) -> Outcome:
+    """How one target ended, as its audit row records it."""
+    failure = result.failure
+    if failure is None:
+        return Outcome.NOOP if result.noop else Outcome.OK
+    if failure.kind is FailureKind.NOT_ATTEMPTED:
+        return Outcome.NOT_ATTEMPTED
+    return Outcome.FAILED
+
+
+def _request_outcome(run: RunResult) -> str:
+    """The `outcome` label of a run: ok, partial, failed, or refused (nothing sent)."""
+    if run.refused:
+        return "refused"
+    succeeded = sum(1 for result in run.results if result.ok)
+    if succeeded == len(run.results):
+        return "ok"
+    return "partial" if succeeded else "failed"
 
 
 def _reason_sent(call: Call) -> str | None:

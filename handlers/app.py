@@ -22,6 +22,7 @@ from handlers import actions, commands, mentions
 from handlers.blocks import Message, SlackRenderer
 from handlers.middleware import attach_actor
 from handlers.runtime import SlackRuntime
+from handlers.slack_client import CountingWebClient
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,13 @@ log = logging.getLogger(__name__)
 def build_slack_client(
     settings: Settings, session: aiohttp.ClientSession | None = None
 ) -> AsyncWebClient:
-    """The Web API client: `SLACK_API_URL`, and Retry-After honoured on HTTP 429.
+    """The Web API client: `SLACK_API_URL`, Retry-After honoured on HTTP 429, failures counted.
 
     Pass a long-lived `session` to reuse connections: without one, slack_sdk opens (and closes)
     a new connection for every call, which was most of roombot's CPU per command.
     """
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = AsyncWebClient(
+    client = CountingWebClient(
         token=token, base_url=settings.slack_api_url, timeout=15, session=session
     )
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))

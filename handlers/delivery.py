@@ -19,6 +19,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import metrics
 from bot.outcomes import RunResult
 from handlers import blocks
 from handlers.blocks import Message
@@ -72,6 +73,7 @@ async def post_response_url(
             return await _post_json(own, url, payload)
     except (aiohttp.ClientError, TimeoutError) as exc:
         log.warning("response_url failed: %s", type(exc).__name__)
+        metrics.count_slack_error("response_url", "transport")
     return False
 
 
@@ -80,6 +82,7 @@ async def _post_json(session: aiohttp.ClientSession, url: str, payload: dict[str
         if response.status == 200:
             return True
         log.warning("response_url answered HTTP %s", response.status)
+        metrics.count_slack_error("response_url", "http_error")
         return False
 
 

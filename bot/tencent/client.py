@@ -35,6 +35,7 @@ from typing import Any, Final, Self, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from bot import metrics
 from bot.config import Settings
 from bot.models import (
     BANNED_PAGE_MAX,
@@ -303,6 +304,7 @@ class RoomEngineClient:
 
     `clock` (wall time, for signing), `sleep` (backoff pauses), `rng` (jitter) and `monotonic`
     (elapsed time) exist so tests can drive time; production code leaves them alone.
+    `count_calls` False keeps this client's calls out of `bot.metrics` (a readiness probe's).
     """
 
     def __init__(
@@ -320,6 +322,7 @@ class RoomEngineClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        count_calls: bool = True,
     ) -> None:
         if not secret_key:
             raise ValueError("secret_key must not be empty")
@@ -334,6 +337,7 @@ class RoomEngineClient:
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
+        self._count_calls = count_calls
         # Jitter needs no cryptographic quality; tests pass a seeded one.
         self._rng = rng or random.Random()  # noqa: S311
         self._http = httpx.AsyncClient(
@@ -663,19 +667,47 @@ class RoomEngineClient:
         service: str = SERVICE_PATH,
         abort: Abort | None = None,
     ) -> tuple[_Envelope, ApiResult]:
+        try:
+            answer = await self._call_with_retries(
+                command, body, idempotent=idempotent, service=service, abort=abort
+            )
+        except RoomEngineError as exc:
+            if self._count_calls:
+                metrics.count_tencent_call(command, exc)
+            raise
+        if self._count_calls:
+            metrics.count_tencent_call(command, None)
+        return answer
+
+    async def _call_with_retries(
+        self,
+        command: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool,
+        service: str,
+        abort: Abort | None,
+    ) -> tuple[_Envelope, ApiResult]:
         started = self._monotonic()
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         last_request_id: str | None = None
         attempt = 0
+        count = self._count_calls
         while True:
             attempt += 1
+            waiting = time.perf_counter()
             async with self._budget.slot():
+                sending = time.perf_counter()
+                if count:
+                    metrics.observe_budget_wait(sending - waiting)
                 # Asked only now, after the wait for a slot: a many-room request withdraws the
                 # calls still queued once an earlier one proved the credentials wrong.
                 withdrawn = abort() if abort is not None else None
                 if withdrawn:
                     raise NotSent(withdrawn)
                 outcome = await self._attempt(command, payload, service)
+                if count:
+                    metrics.observe_tencent_attempt(command, time.perf_counter() - sending)
             elapsed = self._monotonic() - started
             if isinstance(outcome, _Envelope):
                 return outcome, ApiResult(outcome.request_id, attempt, elapsed)
@@ -693,6 +725,8 @@ class RoomEngineClient:
             logger.info(
                 "%s: attempt %d failed (%s); retrying in %.2f s", command, attempt, error, pause
             )
+            if count:
+                metrics.count_tencent_retry(command)
             await self._sleep(pause)
 
     async def _attempt(self, command: str, payload: bytes, service: str) -> _Envelope | _Failure:
