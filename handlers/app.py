@@ -27,6 +27,17 @@ from handlers.slack_client import CountingWebClient
 log = logging.getLogger(__name__)
 
 
+class _NoTokenWarning(logging.Filter):
+    """Drops bolt's "`token` will be unused" warning: roombot hands bolt its own client on
+    purpose, and bolt then finds SLACK_BOT_TOKEN in the environment and warns at every start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_no_token_warning = _NoTokenWarning()
+
+
 def build_slack_client(
     settings: Settings, session: aiohttp.ClientSession | None = None
 ) -> AsyncWebClient:
@@ -109,12 +120,13 @@ async def build_bot(
 ) -> Bot:
     """Build the bolt app and everything behind it from `settings` (opens the audit store)."""
     policy = policy_from_settings(settings)
+    # Opened first: when it cannot be, nothing else is left open behind the error.
+    audit = await open_audit(settings)
     slack = build_slack_client(
         settings, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     )
     if policy.is_empty:
         log.warning("nobody may run any command: set ROOMBOT_ALLOWED_USERS or ROOMBOT_POLICY_FILE")
-    audit = await open_audit(settings)
     tencent = tencent or RoomEngineClient.from_settings(settings)
     service = RoomService(
         client=tencent,
@@ -128,6 +140,9 @@ async def build_bot(
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     )
+    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
+    if _no_token_warning not in bolt_logger.filters:
+        bolt_logger.addFilter(_no_token_warning)
     app = AsyncApp(
         client=slack,
         signing_secret=signing_secret,
