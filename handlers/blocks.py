@@ -312,17 +312,31 @@ def show_message(views: Sequence[RoomView]) -> Message:
     return Message(text=_truncate("\n\n".join(parts), MAX_TEXT_CHARS), blocks=blocks)
 
 
-def not_in_channel_hint() -> str:
-    """Told (ephemerally) to a requester whose channel the bot cannot post in."""
+def fallback_hint(reason: str | None, *, not_here: bool) -> str:
+    """Told (ephemerally) to a requester whose result could not go in a thread, and why:
+    `not_here` when the bot may not post in the channel, else Slack failed (`reason`)."""
+    if not_here:
+        return (
+            "I could not post in this channel (private channel or DM I am not in), so the "
+            "result came back here instead. To get threaded results with an Undo button, "
+            "invite me: `/invite @roombot`."
+        )
+    why = "Slack is rate-limiting me" if reason == "ratelimited" else "Slack did not answer"
     return (
-        "I could not post in this channel (private channel or DM I am not in), so the result "
-        "came back here instead. To get threaded results with an Undo button, invite me: "
-        "`/invite @roombot`."
+        f"{why} ({escape(reason or 'unknown')}), so the result came back here instead of in a "
+        "thread; the rooms' outcome above is complete."
     )
 
 
-def unexpected_error_text(correlation_id: str) -> str:
-    """What a user sees when roombot itself failed: a short id they can report."""
+def unexpected_error_text(correlation_id: str, *, work_started: bool = False) -> str:
+    """What a user sees when roombot itself failed: a short id they can report, and whether
+    anything may have happened (`work_started`: the request was being carried out)."""
+    if work_started:
+        return (
+            f"{FAIL_MARK} Something went wrong inside roombot (error id `{correlation_id}`) while "
+            "carrying out this request: some rooms may have changed. `/room history ROOM` shows "
+            "what was done; report the id to the roombot maintainers."
+        )
     return (
         f"{FAIL_MARK} Something went wrong inside roombot (error id `{correlation_id}`). "
         "Nothing further was done for this request; report the id to the roombot maintainers."

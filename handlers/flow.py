@@ -10,7 +10,7 @@ from bot import wording
 from bot.outcomes import Plan, Progress
 from bot.service import RoomService
 from handlers import blocks
-from handlers.delivery import ThreadReporter, post_response_url
+from handlers.delivery import SLACK_FAILURES, ThreadReporter, post_response_url
 from handlers.runtime import AckGate, SlackRuntime
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,9 @@ def spawn_for(
     """Run `work` after the ack; if it fails unexpectedly, tell the requester the error id."""
 
     async def tell(correlation_id: str) -> None:
-        await tell_privately(reporter, blocks.unexpected_error_text(correlation_id))
+        await tell_privately(
+            reporter, blocks.unexpected_error_text(correlation_id, work_started=True)
+        )
 
     runtime.tasks.spawn(work, on_error=tell)
 
@@ -57,13 +59,11 @@ async def _no_wait() -> None:
 async def tell_privately(reporter: ThreadReporter, text: str) -> None:
     """An ephemeral note to the requester: response_url when we have one, else postEphemeral."""
     message = blocks.Message(text=text)
-    if await post_response_url(
-        reporter.response_url, message, in_channel=False, session=reporter.client.session
-    ):
+    if await post_response_url(reporter.client, reporter.response_url, message, in_channel=False):
         return
     try:
         await reporter.client.chat_postEphemeral(
             channel=reporter.channel, user=reporter.user_id, text=text, thread_ts=reporter.thread_ts
         )
-    except Exception:
+    except SLACK_FAILURES:
         log.exception("could not tell %s privately", reporter.user_id)
