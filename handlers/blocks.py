@@ -158,15 +158,8 @@ def _notes(run: RunResult) -> list[str]:
 
 
 def result_lines(run: RunResult) -> list[str]:
-    """Every target's line: failures first (so none is lost below a long list), the targets
-    withdrawn before their call in one line, then the successes."""
-    verb = run.command.verb
-    skipped = {id(r) for r in run.not_attempted}
-    lines = [room_line(r, verb) for r in run.failed if id(r) not in skipped]
-    withdrawn = wording.not_attempted_line(SLACK, run)
-    if withdrawn is not None:
-        lines.append(withdrawn)
-    return lines + [room_line(r, verb) for r in run.succeeded]
+    """Every target's line in mrkdwn (see `bot.wording.outcome_lines`)."""
+    return wording.outcome_lines(SLACK, run)
 
 
 def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS - 100) -> list[str]:

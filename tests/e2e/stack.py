@@ -152,10 +152,16 @@ async def running_stack(
     rooms: Iterable[str] = ROOMS,
     allowed_users: tuple[str, ...] = (ALICE,),
     policy_toml: str | None = None,
+    emulator_secret_key: str = SECRET_KEY,
     **settings_overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """Start the emulator, the fake Slack and roombot's HTTP app on real loopback ports."""
-    emulator = RoomEngineEmulator(sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=list(rooms))
+    """Start the emulator, the fake Slack and roombot's HTTP app on real loopback ports.
+
+    `emulator_secret_key` other than roombot's makes every call fail Tencent's UserSig check.
+    """
+    emulator = RoomEngineEmulator(
+        sdkappid=SDKAPPID, secret_key=emulator_secret_key, rooms=list(rooms)
+    )
     await emulator.start()
     slack = FakeSlack(bot_token=BOT_TOKEN)
     await slack.start()
