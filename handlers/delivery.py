@@ -230,7 +230,7 @@ class ThreadReporter:
                 self.fallback_reason = error
             else:
                 if not await self._final_update(parent):
-                    await self._tell(
+                    await self.tell(
                         Message(
                             text=f"{WARN_MARK} The result is in the thread, but the "
                             "message above it could not be updated and may still say "
@@ -263,8 +263,9 @@ class ThreadReporter:
                 return True
         return False
 
-    async def _tell(self, message: Message) -> bool:
-        """Privately to the requester: the response_url, else chat.postEphemeral."""
+    async def tell(self, message: Message) -> bool:
+        """Privately to the requester: the response_url, else chat.postEphemeral. True if
+        either took it."""
         if await post_response_url(self.client, self.response_url, message, in_channel=False):
             return True
         try:
@@ -297,7 +298,7 @@ class ThreadReporter:
             return
         # No response_url (a mention or a click) or it failed: privately, then the last resort.
         private = Message(text=combined.text + "\n" + hint.text, blocks=combined.blocks)
-        if await self._tell(private):
+        if await self.tell(private):
             return
         # Last resort: the log keeps every room's outcome and RequestId (the core's structured
         # "request finished" line has them too).
