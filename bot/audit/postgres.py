@@ -37,7 +37,6 @@ from bot.audit.records import (
     ConfirmationStatus,
     Lease,
     NewEntry,
-    Outcome,
     StrandedRequest,
 )
 from bot.audit.rows import (
@@ -49,7 +48,6 @@ from bot.audit.rows import (
     LEASE_COLUMNS,
     PROVISIONAL_SQL,
     Completion,
-    check_new_entries,
     confirmation_from_row,
     context_json,
     entry_from_row,
@@ -233,41 +231,6 @@ class PostgresAuditStore(AuditStore):
         await self._pool.close()
 
     # -- the audit trail ------------------------------------------------------------------------
-
-    async def begin(self, entries: Sequence[NewEntry]) -> list[int]:
-        check_new_entries(entries, final=False)
-        return await self._insert(entries, final=False)
-
-    async def record(self, entries: Sequence[NewEntry]) -> list[int]:
-        check_new_entries(entries, final=True)
-        return await self._insert(entries, final=True)
-
-    async def complete(
-        self,
-        row_id: int,
-        *,
-        outcome: Outcome,
-        tencent_request_id: str | None = None,
-        error_code: int | None = None,
-        error_info: str | None = None,
-        latency_ms: float | None = None,
-        previous: dict[str, Any] | None = None,
-        detail: str | None = None,
-    ) -> None:
-        completion = Completion(
-            outcome=outcome,
-            tencent_request_id=tencent_request_id,
-            error_code=error_code,
-            error_info=error_info,
-            latency_ms=latency_ms,
-            previous=previous,
-            detail=detail,
-        )
-        await self._complete([(row_id, completion)])
-
-    async def complete_many(self, updates: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
-        completions = [(row_id, Completion(**kwargs)) for row_id, kwargs in updates]
-        await self._complete(completions)
 
     async def get(self, row_id: int) -> AuditEntry | None:
         async def read(conn: Connection) -> AuditEntry | None:
