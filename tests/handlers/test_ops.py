@@ -9,8 +9,8 @@ from slack_sdk.errors import SlackApiError
 from bot import metrics
 from bot.config import load_settings
 from bot.readiness import NotReady
-from handlers.app import build_slack_client
 from handlers.ops import TokenRejected, slack_part
+from handlers.slack_client import build_slack_client
 from testkit.slack_api import FakeSlack
 
 TOKEN = "xoxb-ops-test-token"
