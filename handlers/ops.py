@@ -8,6 +8,8 @@
   part (`tencent: cannot connect to …`). Checked at most every `READY_CACHE_S` seconds, from a
   cache (`bot.readiness`); never a secret in the answer.
 * `GET /metrics` — Prometheus text format: `bot.metrics.REGISTRY` plus this app's work in flight.
+  The text is generated at most once per `METRICS_MAX_AGE_S` (about 1.5 ms of CPU each time);
+  scrapes within that second get the same text, so however eager the scrapers, it costs little.
 
 `Operations` holds what the endpoints need (the readiness cache, a Room Engine client without
 retries for the probe, the exposition registry); `add_ops_routes` puts the routes on an aiohttp
@@ -45,6 +47,9 @@ from handlers.slack_client import slack_error_code
 
 if TYPE_CHECKING:
     from handlers.app import Bot
+
+#: How long one generated /metrics text is served again (seconds).
+METRICS_MAX_AGE_S: Final = 1.0
 
 HEALTHZ_PATH: Final = "/healthz"
 READYZ_PATH: Final = "/readyz"
@@ -113,6 +118,16 @@ class Operations:
     readiness: Readiness
     registry: CollectorRegistry
     _probe: RoomEngineClient | None = field(default=None, repr=False)
+    _exposition: tuple[float, bytes] | None = field(default=None, repr=False)
+
+    def exposition(self, now: float) -> bytes:
+        """The /metrics text, generated again only when the last one is `METRICS_MAX_AGE_S` old."""
+        cached = self._exposition
+        if cached is not None and now - cached[0] < METRICS_MAX_AGE_S:
+            return cached[1]
+        body = generate_latest(self.registry)
+        self._exposition = (now, body)
+        return body
 
     @classmethod
     def for_bot(cls, bot: Bot) -> Operations:
@@ -165,7 +180,7 @@ def add_ops_routes(web_app: web.Application, ops: Operations) -> None:
         )
 
     async def metrics_text(_request: web.Request) -> web.Response:
-        body = generate_latest(ops.registry)
+        body = ops.exposition(time.monotonic())
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def close(_app: web.Application) -> None:

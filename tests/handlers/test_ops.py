@@ -4,12 +4,13 @@ part tells a rejected token from an unreachable Slack, and failed calls are coun
 from __future__ import annotations
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
 from bot.config import load_settings
-from bot.readiness import NotReady
-from handlers.ops import TokenRejected, slack_part
+from bot.readiness import NotReady, Readiness
+from handlers.ops import METRICS_MAX_AGE_S, Operations, TokenRejected, slack_part
 from handlers.slack_client import build_slack_client
 from testkit.slack_api import FakeSlack
 
@@ -62,3 +63,14 @@ async def test_counting_client_passes_errors_through_unchanged() -> None:
             "roombot_slack_api_errors_total", method="chat.postMessage", error="channel_not_found"
         )
         assert after == before + 1
+
+
+def test_the_metrics_text_is_generated_at_most_once_a_second() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("roombot_test_things", "Things.", registry=registry)
+    ops = Operations(bot=None, readiness=Readiness({}), registry=registry)  # type: ignore[arg-type]
+    first = ops.exposition(100.0)
+    counter.inc()
+    assert ops.exposition(100.0 + METRICS_MAX_AGE_S / 2) is first
+    fresh = ops.exposition(100.0 + METRICS_MAX_AGE_S)
+    assert b"roombot_test_things_total 1.0" in fresh
