@@ -6,8 +6,9 @@
 4. The bot is built; its audit database opened and migrated (cannot: one line, exit 2).
 5. Before any traffic: the readiness parts are checked once (`handlers.ops`). A bot token Slack
    rejects, or an audit database that does not answer, is one line and exit 2; Slack out of
-   reach is exit 1. Room Engine out of reach only makes `/readyz` say so: the bot starts, and
-   its answers tell users what is wrong.
+   reach is exit 1. In Socket Mode the app-level token is tried too (`apps.connections.open`):
+   slack_sdk would otherwise retry a refused one forever, a traceback each time. Room Engine
+   out of reach only makes `/readyz` say so: the bot starts, and its answers tell users.
 6. Serving (`handlers.serve`) until SIGTERM/SIGINT; exit 0.
 
 No traceback for any of these: an unexpected exception is still a bug and shows one.
@@ -79,23 +80,19 @@ async def _serve(plan: ServePlan, sock: socket.socket, fmt: LogFormat) -> int:
             await serve_http(bot, ops, sock=sock, banner=fmt == "text")
             return EXIT_OK
         assert settings.slack_app_token is not None
+        app_token = settings.slack_app_token.get_secret_value()
         try:
-            await serve_socket_mode(
-                bot,
-                ops,
-                app_token=settings.slack_app_token.get_secret_value(),
-                sock=sock,
-                banner=fmt == "text",
-            )
+            await bot.slack.apps_connections_open(app_token=app_token)
         except SlackApiError as exc:
             started = False
             error = slack_error_code(exc)
             problem = (
                 f"SLACK_APP_TOKEN: Slack refused to open a Socket Mode connection ({error}); "
-                "check the app-level token and its connections:write scope"
+                "check the app-level token (xapp-…) and its connections:write scope"
             )
             report_problems([problem], fmt=fmt)
             return EXIT_USAGE
+        await serve_socket_mode(bot, ops, app_token=app_token, sock=sock, banner=fmt == "text")
         return EXIT_OK
     finally:
         if not started:

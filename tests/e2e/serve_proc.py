@@ -250,11 +250,11 @@ async def run_serve(
 
 
 async def configured_fakes(
-    tmp_path: Path, *, bot_token: str | None = BOT_TOKEN
+    tmp_path: Path, *, bot_token: str | None = BOT_TOKEN, app_token: str | None = None
 ) -> tuple[FakeSlack, RoomEngineEmulator, dict[str, str]]:
     """Started fakes and the settings that point at them (caller stops the fakes)."""
     emulator = RoomEngineEmulator(sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=["room-test"])
     await emulator.start()
-    slack = FakeSlack(bot_token=bot_token)
+    slack = FakeSlack(bot_token=bot_token, app_token=app_token)
     await slack.start()
     return slack, emulator, _settings(slack, emulator, tmp_path)

@@ -380,3 +380,22 @@ async def test_without_port_the_port_comes_from_the_port_variable(tmp_path: Path
     async with serve_process(tmp_path, port_from_env=True) as served:
         assert (await served.get("/healthz"))[0] == 200
         assert await served.stop() == 0
+
+
+async def test_a_refused_app_token_stops_socket_mode_start_up_with_one_line(
+    tmp_path: Path,
+) -> None:
+    slack, emulator, env = await configured_fakes(tmp_path, app_token="xapp-1-the-right-one")
+    env.pop("SLACK_SIGNING_SECRET")
+    env["SLACK_APP_TOKEN"] = "xapp-1-a-wrong-one"
+    try:
+        code, out, err = await run_serve(tmp_path, "--port", "0", env=env, timeout=30)
+    finally:
+        await slack.stop()
+        await emulator.stop()
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert line.startswith("roombot serve: SLACK_APP_TOKEN: Slack refused to open a Socket Mode")
+    assert "(invalid_auth)" in line
+    assert "xapp-1-a-wrong-one" not in err
+    assert out == ""
