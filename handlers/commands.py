@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.commands import VerbKind
 from bot.outcomes import Approved
 from bot.presenter import Presenter
+from handlers import modal
 from handlers.blocks import Message
 from handlers.delivery import ThreadReporter, post_response_url
 from handlers.flow import run_plan, spawn_for
@@ -29,6 +30,9 @@ def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime
         ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         actor = actor_of(context)
+        if modal.is_empty(command.get("text") or ""):
+            await modal.open_form(ack, command, client, actor, presenter)  # the command form
+            return
         reply = await presenter.answer(command.get("text") or "", actor, defer=runtime.tasks.spawn)
         if not isinstance(reply, Approved):
             message = reply.message
