@@ -108,6 +108,7 @@ class FakeSlack:
 
     `bot_token` / `app_token`: the only tokens accepted (default: any `xoxb-…` / `xapp-…`).
     `scopes`: what the bot token was granted (default: what manifest.yml asks for).
+    `trigger_ttl_s`: how long an issued trigger_id is good for (Slack: 3 s).
     """
 
     def __init__(
@@ -121,6 +122,7 @@ class FakeSlack:
         bot_id: str = BOT_ID,
         app_id: str = APP_ID,
         team_domain: str = TEAM_DOMAIN,
+        trigger_ttl_s: float = TRIGGER_TTL_S,
     ) -> None:
         self.bot_user_id = bot_user_id
         self.team_id = team_id
@@ -150,6 +152,7 @@ class FakeSlack:
         self._expired_response_urls: set[str] = set()
         self._socket_mode: FakeSocketMode | None = None
         self._ts_serial = 0
+        self.trigger_ttl_s = trigger_ttl_s
         self._triggers: dict[str, float] = {}
         self._used_triggers: set[str] = set()
         self._views: dict[str, dict[str, Any]] = {}
@@ -203,7 +206,7 @@ class FakeSlack:
 
     def issue_trigger_id(self) -> str:
         """A fresh `trigger_id`, as Slack puts in a slash command or an interaction: good for
-        one views.open within `TRIGGER_TTL_S` seconds from now."""
+        one views.open within `trigger_ttl_s` seconds from now."""
         self._view_serial += 1
         trigger = f"{int(time.time())}.{self._view_serial:09d}.fake{self._view_serial:024x}"
         self._triggers[trigger] = time.monotonic()
@@ -476,7 +479,7 @@ class FakeSlack:
             )
         if trigger in self._used_triggers:
             raise _SlackError("exchanged_trigger_id")
-        if time.monotonic() - issued > TRIGGER_TTL_S:
+        if time.monotonic() - issued > self.trigger_ttl_s:
             raise _SlackError("expired_trigger_id")
         view = _view_param(params, "modal")
         self._used_triggers.add(trigger)
@@ -621,7 +624,7 @@ def _content(params: dict[str, Any]) -> dict[str, Any]:
                 params[name] = value
             content[name] = value
     if "blocks" in content:
-        problems = _block_problems(content["blocks"])
+        problems = block_problems(content["blocks"])
         if problems:
             raise _SlackError(
                 "invalid_blocks",
@@ -638,10 +641,12 @@ def _content(params: dict[str, Any]) -> dict[str, Any]:
     return content
 
 
-def _block_problems(
+def block_problems(
     blocks: Any, *, max_blocks: int = _MAX_MESSAGE_BLOCKS, at: str = "/blocks"
 ) -> list[str]:
-    """Slack's Block Kit limits that a bot message or view can break, as Slack words the errors."""
+    """What Slack would refuse in a message's (or, with `max_blocks=100`, a view's) blocks: the
+    Block Kit limits an app can break, one message per problem as Slack words them (empty when
+    Slack would take them). Renderer tests use it too."""
     if not isinstance(blocks, list):
         return [f"must provide an array [json-pointer:{at}]"]
     problems: list[str] = []
@@ -794,7 +799,7 @@ def _view_param(params: dict[str, Any], kind: str) -> dict[str, Any]:
         raise _SlackError("invalid_arguments", response_metadata={"messages": ["view"]})
     if len(json.dumps(view).encode()) > _MAX_VIEW_BYTES:
         raise _SlackError("view_too_large")
-    problems = _view_problems(view, kind)
+    problems = view_problems(view, kind)
     if problems:
         raise _SlackError(
             "invalid_arguments",
@@ -803,7 +808,8 @@ def _view_param(params: dict[str, Any], kind: str) -> dict[str, Any]:
     return view
 
 
-def _view_problems(view: dict[str, Any], kind: str) -> list[str]:
+def view_problems(view: dict[str, Any], kind: str) -> list[str]:
+    """What Slack would refuse in a `kind` view ("modal" or "home"), as `block_problems`."""
     problems: list[str] = []
     if view.get("type") != kind:
         problems.append(f"must be {kind} [json-pointer:/view/type]")
@@ -811,7 +817,7 @@ def _view_problems(view: dict[str, Any], kind: str) -> list[str]:
         _too_long(problems, view.get(name), 255, f"/view/{name}")
     _too_long(problems, view.get("private_metadata"), 3000, "/view/private_metadata")
     view_blocks = view.get("blocks")
-    problems += _block_problems(view_blocks, max_blocks=_MAX_VIEW_BLOCKS, at="/view/blocks")
+    problems += block_problems(view_blocks, max_blocks=_MAX_VIEW_BLOCKS, at="/view/blocks")
     if kind == "modal":
         _text_problems(problems, view.get("title"), 24, "/view/title", plain_only=True)
         for name in ("submit", "close"):
