@@ -25,21 +25,22 @@ def _verbs(verbs: tuple[str, ...]) -> str:
     return ", ".join(code(verb) for verb in verbs)
 
 
-def access_text(access: Access) -> str:
+def access_lines(access: Access) -> list[str]:
     """What the user may run, everywhere and only in some channels; or how to get access."""
     if access.nothing:
-        return (
-            "*What you may do*\nYou may not run any roombot command yet. To get access, ask "
-            "whoever runs roombot to add your user ID "
-            f"{code(access.user_id)} to `ROOMBOT_ALLOWED_USERS`, or to a role in its policy "
-            "file (`ROOMBOT_POLICY_FILE`). `/room help` explains the commands."
-        )
+        return [
+            "*What you may do*",
+            "You may not run any roombot command yet. To get access, ask whoever runs roombot "
+            f"to add your user ID {code(access.user_id)} to `ROOMBOT_ALLOWED_USERS`, or to a "
+            "role in its policy file (`ROOMBOT_POLICY_FILE`). `/room help` explains the "
+            "commands.",
+        ]
     lines = ["*What you may do*"]
     if access.everywhere:
         lines.append(f"In every channel: {_verbs(access.everywhere)}")
     for channel, verbs in access.only_in:
         lines.append(f"Only in <#{channel}>: {_verbs(verbs)}")
-    return "\n".join(lines)
+    return lines
 
 
 def outcome_phrase(outcomes: Mapping[Outcome, int]) -> str:
@@ -92,7 +93,7 @@ def home_view(access: Access, activity: Activity) -> dict[str, Any]:
     """The Home tab for one user (≤ `MAX_VIEW_BLOCKS` blocks)."""
     view_blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "roombot"[:MAX_HEADER_CHARS]}},
-        section(access_text(access)),
+        *(section(chunk) for chunk in blocks.chunk_lines(access_lines(access))),
     ]
     if not access.nothing:
         view_blocks.append(
