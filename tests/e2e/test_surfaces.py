@@ -107,6 +107,19 @@ async def test_an_empty_room_opens_the_form_with_only_the_verbs_the_user_may_run
         assert len(stack.slack.calls_to("views.open")) == 1
 
 
+async def test_when_slack_will_not_open_the_form_the_user_is_told_to_type_instead(
+    tmp_path: Path,
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        reply, key = await stack.slash("", trigger_id="1700000000.1.not-issued")
+        assert reply.json() == {}
+        await stack.slack.wait_for(lambda: bool(stack.response_posts(key)))
+        [told] = stack.response_posts(key)
+        assert told["response_type"] == "ephemeral"
+        assert "would not open the command form (`invalid_arguments`)" in told["text"]
+        assert "/room help" in told["text"]
+
+
 async def test_submitting_the_form_mutes_the_room_and_threads_the_result_in_the_channel(
     tmp_path: Path,
 ) -> None:
@@ -204,7 +217,7 @@ async def test_a_denied_submission_is_shown_on_the_command_field(tmp_path: Path)
         assert stack.emulator.requests == []
 
 
-async def test_a_form_for_lockdown_asks_for_confirmation_like_the_typed_command(
+async def test_a_form_for_lockdown_asks_for_confirmation_and_dry_runs_like_the_typed_command(
     tmp_path: Path,
 ) -> None:
     async with running_stack(tmp_path) as stack:
@@ -218,6 +231,20 @@ async def test_a_form_for_lockdown_asks_for_confirmation_like_the_typed_command(
         assert prompt["response_type"] == "ephemeral"
         assert "Please confirm" in prompt["text"]
         assert stack.emulator.requests == []
+
+        # A dry run answers the same way, with the exact body, and is audited as one.
+        dry = await stack.submit(
+            view, {"verb": "lockdown", "rooms": "room-test", "options": ["dry_run"]}
+        )
+        assert dry.json() == {}
+        await stack.settle()
+        _prompt, bodies = stack.response_posts(key)
+        assert bodies["response_type"] == "ephemeral"
+        assert "Dry run of `/room lockdown`" in bodies["text"]
+        assert '"IsAudioDisabled": true' in bodies["text"]
+        assert stack.emulator.requests == []
+        [row] = [r for r in await _rows(stack) if r.outcome is Outcome.DRY_RUN]
+        assert row.source == Source.MODAL
 
 
 # -- room cards ----------------------------------------------------------------------------------
