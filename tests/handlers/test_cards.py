@@ -77,7 +77,8 @@ def test_a_card_offers_the_toggle_that_flips_each_setting() -> None:
         "Disable screen sharing",
         "Lockdown",
     ]
-    off = show_message([_view(**dict.fromkeys(LOCKDOWN, True))])
+    locked: dict[str, Any] = dict.fromkeys(LOCKDOWN, True)
+    off = show_message([_view(**locked)])
     assert [b["text"]["text"] for b in _buttons(off.blocks)] == [
         "Unmute all",
         "Enable chat",
@@ -180,9 +181,8 @@ _names = st.text(st.characters(exclude_categories=["Cs"]), max_size=100)
 def test_any_room_ids_and_names_fit_slacks_limits(
     rooms: list[tuple[str, str]], flags: list[bool]
 ) -> None:
-    views = [
-        _view(room, name=name, **dict(zip(LOCKDOWN, flags, strict=True))) for room, name in rooms
-    ]
+    state: dict[str, Any] = dict(zip(LOCKDOWN, flags, strict=True))
+    views = [_view(room, name=name, **state) for room, name in rooms]
     message = show_message(views)
     _check_limits(message)
     for button in _buttons(message.blocks):

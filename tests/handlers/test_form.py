@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bot.commands import VERBS, Command, ParseError, VerbKind, parse_command
 from bot.commands.normalise import ODD_WHITESPACE
 from bot.outcomes import Rejected
-from bot.policy import Denial
+from bot.policy import Decision, Denial
 from handlers import blocks
 from handlers.form import (
     BLOCK_DURATION,
@@ -268,7 +268,7 @@ def test_a_value_missing_from_the_form_is_reported_on_the_picker() -> None:
 def test_refusals_that_are_not_the_parsers_land_on_the_picker() -> None:
     form = FormInput(verb="mute-all", rooms="r1")
     denial = Denial(verb="mute-all", user_id="U0MALLORY", channel_id="C0GENERAL1")
-    denied = field_error(form, Rejected.by_policy(_decision(denial)), "", max_rooms=500)
+    denied = field_error(form, Rejected.by_policy(Decision.deny(denial)), "", max_rooms=500)
     assert denied.block_id == BLOCK_VERB
     assert denied.text.startswith(
         "You (U0MALLORY) are not allowed to run `mute-all` in this channel."
@@ -279,12 +279,6 @@ def test_refusals_that_are_not_the_parsers_land_on_the_picker() -> None:
     assert field_error(form, None, "error id abc123", max_rooms=500) == FieldError(
         BLOCK_VERB, "error id abc123"
     )
-
-
-def _decision(denial: Denial) -> object:
-    from bot.policy import Decision
-
-    return Decision.deny(denial)
 
 
 @pytest.mark.parametrize(
