@@ -92,20 +92,15 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def section(text: str) -> dict[str, Any]:
-    """A mrkdwn section block, cut to Slack's limit."""
+def _section(text: str) -> dict[str, Any]:
     return {
         "type": "section",
         "text": {"type": "mrkdwn", "text": _truncate(text, MAX_SECTION_CHARS)},
     }
 
 
-def context(text: str) -> dict[str, Any]:
-    """A context block of one mrkdwn element, cut to Slack's limit."""
-    return {
-        "type": "context",
-        "elements": [{"type": "mrkdwn", "text": _truncate(text, MAX_SECTION_CHARS)}],
-    }
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _truncate(text, 3000)}]}
 
 
 def _you(user_id: str) -> str:
@@ -139,7 +134,7 @@ def parent_message(
         lines.append(f"Reason: {escape(command.reason)}")
     lines.append(status or f"{WORKING_MARK} working…")
     text = "\n".join(lines)
-    return Message(text=_truncate(text, MAX_TEXT_CHARS), blocks=[section(text)])
+    return Message(text=_truncate(text, MAX_TEXT_CHARS), blocks=[_section(text)])
 
 
 def room_line(result: RoomResult, verb: str | None = None) -> str:
@@ -147,10 +142,8 @@ def room_line(result: RoomResult, verb: str | None = None) -> str:
     return wording.room_line(SLACK, result, verb)
 
 
-def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
-    """A button; its text is cut to Slack's limit (action ids and values are the caller's to
-    keep short: they must arrive whole)."""
-    element: dict[str, Any] = {
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
         "type": "button",
         "text": {
             "type": "plain_text",
@@ -161,8 +154,8 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> d
         "value": value,
     }
     if style:
-        element["style"] = style
-    return element
+        button["style"] = style
+    return button
 
 
 def result_actions(run: RunResult) -> dict[str, Any] | None:
@@ -171,9 +164,9 @@ def result_actions(run: RunResult) -> dict[str, Any] | None:
         return None  # both buttons find their request in the audit store, which failed
     buttons = []
     if run.undoable:
-        buttons.append(button("Undo", ACTION_UNDO, run.request_key))
+        buttons.append(_button("Undo", ACTION_UNDO, run.request_key))
     if run.failed and run.kind is not RunKind.UNDO:
-        buttons.append(button(f"Retry {len(run.failed)} failed", ACTION_RETRY, run.request_key))
+        buttons.append(_button(f"Retry {len(run.failed)} failed", ACTION_RETRY, run.request_key))
     if not buttons:
         return None
     return {"type": "actions", "block_id": "roombot_result_actions", "elements": buttons}
@@ -200,9 +193,7 @@ def result_lines(run: RunResult) -> list[str]:
     return lines + [room_line(r, verb) for r in run.succeeded]
 
 
-def chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS - 100) -> list[str]:
-    """`lines` joined into as few texts of at most `limit` characters as they fit in (a line
-    longer than that is cut)."""
+def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS - 100) -> list[str]:
     chunks: list[str] = []
     current: list[str] = []
     size = 0
@@ -218,11 +209,19 @@ def chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS - 100) -> l
     return chunks
 
 
+#: The building blocks, for this adapter's other renderers (`handlers.form`, `handlers.home_view`):
+#: a mrkdwn section and a context line cut to Slack's limit, a button, lines packed into sections.
+section = _section
+context = _context
+button = _button
+chunk_lines = _chunk_lines
+
+
 def result_messages(run: RunResult) -> list[Message]:
     """The threaded outcome: a summary, every room's line, notes and buttons, split to fit
     Block Kit limits. Failed rooms come first so they are never lost below a long list."""
     summary = wording.final_status(run)
-    chunks = chunk_lines(result_lines(run))
+    chunks = _chunk_lines(result_lines(run))
     notes = _notes(run)
     actions = result_actions(run)
     # Room lines per message: leave room for the summary, the notes and the buttons.
@@ -231,14 +230,14 @@ def result_messages(run: RunResult) -> list[Message]:
     starts = list(range(0, max(len(chunks), 1), per_message))
     for start in starts:
         part = chunks[start : start + per_message]
-        blocks = [section(c) for c in part]
+        blocks = [_section(c) for c in part]
         lines = list(part)
         if start == 0:
-            blocks.insert(0, section(f"*{summary}*"))
+            blocks.insert(0, _section(f"*{summary}*"))
             # Notes go right under the summary in the text, so truncation never drops them.
             lines[:0] = [summary, *notes]
         if start == starts[-1]:
-            blocks += [context(n) for n in notes]
+            blocks += [_context(n) for n in notes]
             if actions is not None:
                 blocks.append(actions)
         messages.append(Message(text=_truncate("\n".join(lines), MAX_TEXT_CHARS), blocks=blocks))
@@ -258,7 +257,7 @@ def used_button_blocks(
                 updated.append({**block, "elements": remaining})
             continue
         updated.append(block)
-    updated.append(context(note))
+    updated.append(_context(note))
     return updated[:MAX_BLOCKS]
 
 
@@ -278,13 +277,13 @@ def confirmation_message(needs: NeedsConfirmation) -> Message:
     lines.append(f"Only you can confirm; this prompt expires in {CONFIRMATION_TTL_TEXT}.")
     text = "\n".join(lines)
     blocks = [
-        section(text),
+        _section(text),
         {
             "type": "actions",
             "block_id": "roombot_confirm_actions",
             "elements": [
-                button("Confirm", ACTION_CONFIRM, needs.key, "danger"),
-                button("Cancel", ACTION_CANCEL, needs.key),
+                _button("Confirm", ACTION_CONFIRM, needs.key, "danger"),
+                _button("Cancel", ACTION_CANCEL, needs.key),
             ],
         },
     ]
@@ -312,9 +311,9 @@ def dry_run_message(dry: DryRun) -> Message:
     bodies = "\n".join(json.dumps(b, ensure_ascii=False) for b in dry.bodies)
     body_text = "```" + escape(bodies).replace("```", "ˋˋˋ") + "```"
     text = _truncate(f"{head}\n{body_text}", MAX_TEXT_CHARS)
-    chunks = chunk_lines(json.dumps(b, ensure_ascii=False) for b in dry.bodies)
-    blocks = [section(head)] + [
-        section("```" + escape(c).replace("```", "ˋˋˋ") + "```") for c in chunks[: MAX_BLOCKS - 1]
+    chunks = _chunk_lines(json.dumps(b, ensure_ascii=False) for b in dry.bodies)
+    blocks = [_section(head)] + [
+        _section("```" + escape(c).replace("```", "ˋˋˋ") + "```") for c in chunks[: MAX_BLOCKS - 1]
     ]
     return Message(text=text, blocks=blocks)
 
@@ -323,7 +322,7 @@ def help_message(text: str) -> Message:
     """Help text (already mrkdwn-friendly) as a message."""
     return Message(
         text=_truncate(text, MAX_TEXT_CHARS),
-        blocks=[section(c) for c in chunk_lines(text.splitlines())][:MAX_BLOCKS],
+        blocks=[_section(c) for c in _chunk_lines(text.splitlines())][:MAX_BLOCKS],
     )
 
 
@@ -545,16 +544,16 @@ def history_message(view: HistoryView) -> Message:
     """`history ROOM`: the newest audit entries for the room, one line each."""
     if view.problem is not None:
         text = f"{FAIL_MARK} No history for {code(view.room_id)}: {escape(view.problem)}"
-        return Message(text=text, blocks=[section(text)])
+        return Message(text=text, blocks=[_section(text)])
     if not view.entries:
         text = f"No audit entries for {code(view.room_id)} yet."
-        return Message(text=text, blocks=[section(text)])
+        return Message(text=text, blocks=[_section(text)])
     head = f"Last {len(view.entries)} audit entries for {code(view.room_id)}, newest first:"
     lines = [head, *(wording.history_line(SLACK, e) for e in view.entries)]
-    chunks = chunk_lines(lines)
+    chunks = _chunk_lines(lines)
     return Message(
         text=_truncate("\n".join(lines), MAX_TEXT_CHARS),
-        blocks=[section(c) for c in chunks][:MAX_BLOCKS],
+        blocks=[_section(c) for c in chunks][:MAX_BLOCKS],
     )
 
 
@@ -562,9 +561,9 @@ def listing_message(lines: list[str]) -> Message:
     """A members or banned listing: the head, then the lines in sections within Block Kit's
     limits."""
     text = "\n".join(lines)
-    chunks = chunk_lines(lines)
+    chunks = _chunk_lines(lines)
     return Message(
-        text=_truncate(text, MAX_TEXT_CHARS), blocks=[section(c) for c in chunks][:MAX_BLOCKS]
+        text=_truncate(text, MAX_TEXT_CHARS), blocks=[_section(c) for c in chunks][:MAX_BLOCKS]
     )
 
 
