@@ -17,7 +17,7 @@ from bot.policy import GroupDirectory, policy_from_settings
 from bot.presenter import Presenter
 from bot.service import RoomService
 from bot.tencent.client import RoomEngineClient
-from handlers import actions, commands, mentions
+from handlers import actions, cards, commands, home, mentions, modal
 from handlers.blocks import Message, SlackRenderer
 from handlers.middleware import attach_actor
 from handlers.runtime import SlackRuntime
@@ -152,3 +152,6 @@ def register_all(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRun
     commands.register(app, presenter, runtime)
     mentions.register(app, presenter, runtime)
     actions.register(app, presenter.service, runtime)
+    modal.register(app, presenter, runtime)
+    cards.register(app, presenter, runtime)
+    home.register(app, presenter, runtime)

@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.commands import VerbKind
 from bot.outcomes import Approved
 from bot.presenter import Answer, Confirm, Presenter
+from handlers import modal
 from handlers.blocks import Message
 from handlers.delivery import ThreadReporter, post_response_url
 from handlers.flow import run_plan, spawn_for
@@ -56,6 +57,9 @@ def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime
         ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         actor = actor_of(context)
+        if modal.is_empty(command.get("text") or ""):
+            await modal.open_form(ack, command, client, actor, presenter)  # the command form
+            return
         answering = asyncio.ensure_future(
             presenter.answer(command.get("text") or "", actor, defer=runtime.tasks.spawn)
         )

@@ -22,12 +22,15 @@ from handlers.app import Bot, build_bot
 from handlers.serve import make_web_app
 from testkit.slack_api import FakeSlack
 from testkit.slack_payloads import (
+    app_home_opened,
     app_mention,
     block_actions,
     form_body,
     interactive_body,
     sign,
     slash_command,
+    view_block_actions,
+    view_submission,
 )
 
 SDKAPPID = 1400000001
@@ -94,12 +97,39 @@ class Stack:
     async def slash(
         self, text: str, *, user: str = ALICE, channel: str = GENERAL, **fields: str
     ) -> tuple[Reply, str]:
-        """Send `/room text`; returns the ack and the response_url key it carried."""
+        """Send `/room text`; returns the ack and the response_url key it carried. Its
+        trigger_id is one the fake Slack issued just now (good for one views.open in 3 s)."""
         key, url = self.new_response_url()
+        fields.setdefault("trigger_id", self.slack.issue_trigger_id())
         body = form_body(
             slash_command(text, user_id=user, channel_id=channel, response_url=url, **fields)
         )
         return await self.post(body), key
+
+    async def submit(
+        self, view: dict[str, Any], answers: dict[str, Any], *, user: str = ALICE
+    ) -> Reply:
+        """Submit `view` (as the fake Slack holds it) filled in with `answers`."""
+        payload = view_submission(view, answers, user_id=user)
+        return await self.post(interactive_body(payload))
+
+    async def in_view(
+        self,
+        view: dict[str, Any],
+        action_id: str,
+        *,
+        value: str | None = None,
+        user: str = ALICE,
+        answers: dict[str, Any] | None = None,
+    ) -> Reply:
+        """Click a button or pick an option inside a view (a modal or the Home tab)."""
+        payload = view_block_actions(view, action_id, value=value, user_id=user, answers=answers)
+        return await self.post(interactive_body(payload))
+
+    async def home_opened(self, user: str = ALICE, *, tab: str = "home") -> Reply:
+        """`user` opens roombot's App Home (its Home tab, or `tab`)."""
+        envelope = app_home_opened(user, tab=tab)
+        return await self.post(json.dumps(envelope).encode(), content_type="application/json")
 
     async def mention(self, text: str, **kwargs: Any) -> tuple[Reply, dict[str, Any]]:
         """Send an `app_mention` event; returns the ack and the envelope sent."""
