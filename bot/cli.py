@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -37,11 +36,6 @@ class UsageError(RoombotError):
     """Bad command-line usage detected after argument parsing; exits 2 with the message."""
 
 
-def _default_port() -> int:
-    raw = os.environ.get("PORT", "")
-    return int(raw) if raw.isdigit() else 3000
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -61,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--port",
-        type=int,
         default=None,
-        help="HTTP port (default: $PORT or 3000)",
+        help="HTTP port, in every mode: Slack's requests (HTTP mode) and /healthz, /readyz, "
+        "/metrics (default: $PORT or 3000)",
     )
     serve.add_argument("--host", default="0.0.0.0", help="HTTP bind address (default 0.0.0.0)")  # noqa: S104
 
@@ -199,40 +193,15 @@ def _run_parse(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
+def _run_serve(args: argparse.Namespace, settings: Settings | None) -> int:
+    # `settings` is unused: serve reads them itself, so that every problem is reported at once
+    # (and its start-up checks live in `handlers.launch`).
+    from handlers.launch import run_serve
 
-    from bot.audit import AuditError
-    from bot.logs import configure_logging
-    from handlers.app import build_bot
-    from handlers.serve import serve_http, serve_socket_mode
-
-    socket_mode = settings.slack_app_token is not None and not args.http
-    settings.require("SLACK_BOT_TOKEN", purpose="`roombot serve`")
-    if not socket_mode:
-        settings.require("SLACK_SIGNING_SECRET", purpose="HTTP mode (or set SLACK_APP_TOKEN)")
-    settings.require("TENCENT_SDKAPPID", "TENCENT_SECRET_KEY", purpose="`roombot serve`")
-    configure_logging()
-
-    async def run() -> None:
-        try:
-            bot = await build_bot(settings)
-        except AuditError as exc:
-            raise ConfigError(
-                f"ROOMBOT_AUDIT_DB: cannot open {settings.roombot_audit_db}: {exc}"
-            ) from None
-        if socket_mode:
-            assert settings.slack_app_token is not None
-            await serve_socket_mode(bot, app_token=settings.slack_app_token.get_secret_value())
-        else:
-            await serve_http(bot, host=args.host, port=args.port)
-
-    asyncio.run(run())
-    return EXIT_OK
+    return run_serve(http=args.http, host=args.host, port_arg=args.port)
 
 
 def _run_console(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
 
     from bot.config import USER_ID_RE
     from bot.console import run_console
@@ -243,7 +212,7 @@ def _run_console(args: argparse.Namespace, settings: Settings) -> int:
             f"--as: malformed Slack user ID {args.as_user!r} (expected e.g. U012ABCDEF)"
         )
     policy = policy_from_settings(settings)
-    return asyncio.run(run_console(settings, policy, as_user=args.as_user, assume_yes=args.yes))
+    return run_console(settings, policy, as_user=args.as_user, assume_yes=args.yes)
 
 
 def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:
@@ -345,11 +314,12 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `roombot` console script; returns the process exit status."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "port", None) is None and args.command == "serve":
-        args.port = _default_port()
     try:
+        # Both report every bad setting themselves (check as failed checks, serve all at once).
         if args.command == "check":
-            return _run_check(args, None)  # reports bad settings itself, as one failed check
+            return _run_check(args, None)
+        if args.command == "serve":
+            return _run_serve(args, None)
         settings = load_settings()
         return _COMMANDS[args.command](args, settings)
     except (ConfigError, UsageError) as exc:

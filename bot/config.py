@@ -6,9 +6,11 @@ becomes a `ConfigError` whose message is one line naming the variable (and never
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -23,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.defaults import CONFIRM_ABOVE, MAX_ROOMS, RATE_LIMIT
 from bot.dsn import DatabaseUrl, is_database_url
 from bot.errors import RoombotError
+from bot.redact import remember, scrub, shown
 from bot.tencent.regions import Region
 
 #: Slack user IDs: `U…` (or `W…` on Enterprise Grid), upper-case letters and digits.
@@ -34,6 +37,8 @@ SECRET_VARIABLES = frozenset(
 )
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+#: ROOMBOT_LOG_LEVEL's accepted values (the standard `logging` level names).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _URL = TypeAdapter(AnyHttpUrl)
 
 
@@ -75,6 +80,9 @@ class Settings(BaseSettings):
     #: Go ahead with a change whose audit rows cannot be written (each outcome is logged
     #: instead). Off: such a change is refused, so the audit trail cannot be skipped.
     roombot_allow_unaudited: bool = False
+    #: `text` (one human-readable line per event) or `json` (one JSON object a line).
+    roombot_log_format: Literal["text", "json"] = "text"
+    roombot_log_level: str = "INFO"
 
     @field_validator(
         "slack_bot_token",
@@ -90,6 +98,28 @@ class Settings(BaseSettings):
         # `FOO=` in a .env file means "not set", not "set to the empty string".
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("roombot_log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text not in {"text", "json"}:
+                raise ValueError(f"must be text or json, got {shown(value)}")
+            return text
+        return value
+
+    @field_validator("roombot_log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip().upper()
+            if text == "WARN":
+                text = "WARNING"
+            if text not in LOG_LEVELS:
+                raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {shown(value)}")
+            return text
         return value
 
     @field_validator("roombot_audit_db", mode="before")
@@ -108,7 +138,7 @@ class Settings(BaseSettings):
             if not text:
                 return None
             if not text.isdigit():
-                raise ValueError(f"must be a positive integer, got {text!r}")
+                raise ValueError(f"must be a positive integer, got {shown(text)}")
             return int(text)
         return value
 
@@ -119,7 +149,7 @@ class Settings(BaseSettings):
             text = value.strip().lower()
             if text not in {r.value for r in Region}:
                 valid = ", ".join(r.value for r in Region)
-                raise ValueError(f"unknown region {value.strip()!r} (valid: {valid})")
+                raise ValueError(f"unknown region {shown(value)} (valid: {valid})")
             return text
         return value
 
@@ -146,7 +176,7 @@ class Settings(BaseSettings):
         try:
             _URL.validate_python(text)
         except ValidationError:
-            raise ValueError(f"must be an http(s) URL, got {text!r}") from None
+            raise ValueError(f"must be an http(s) URL, got {shown(text)}") from None
         return text
 
     @field_validator("tencent_admin_id")
@@ -166,7 +196,7 @@ class Settings(BaseSettings):
             bad = [v for v in value if not isinstance(v, str) or not USER_ID_RE.match(v)]
             if bad:
                 raise ValueError(
-                    f"malformed Slack user ID {bad[0]!r} (expected IDs like U012ABCDEF, "
+                    f"malformed Slack user ID {shown(bad[0])} (expected IDs like U012ABCDEF, "
                     "comma-separated; display names are not accepted)"
                 )
             return tuple(dict.fromkeys(value))
@@ -186,24 +216,69 @@ class Settings(BaseSettings):
 
     def require(self, *variables: str, purpose: str) -> None:
         """Raise `ConfigError` naming the first unset one of `variables` and what needs it."""
-        for name in variables:
-            if getattr(self, name.lower()) in (None, ""):
-                raise ConfigError(f"{name} is required for {purpose} (see .env.example)")
+        missing = self.missing(*variables, purpose=purpose)
+        if missing:
+            raise ConfigError(missing[0])
+
+    def missing(self, *variables: str, purpose: str) -> list[str]:
+        """One line for each unset one of `variables`, saying what needs it."""
+        return [
+            f"{name} is required for {purpose} (see .env.example)"
+            for name in variables
+            if getattr(self, name.lower()) in (None, "")
+        ]
+
+    @property
+    def log_level(self) -> int:
+        """`ROOMBOT_LOG_LEVEL` as a `logging` level number."""
+        return logging.getLevelNamesMapping()[self.roombot_log_level]
 
 
 def load_settings(env_file: Path | str | None = ".env", **overrides: Any) -> Settings:
     """Read the environment (and `env_file`, if it exists) into `Settings`.
 
-    Raises `ConfigError` with one line naming the offending variable.
+    Raises `ConfigError` with one line naming the offending variable (and how many more there
+    are; `describe_errors` words every one). Every secret it may have read is remembered for
+    redaction (`bot.redact`), whichever variable it sits in and whether or not it is valid.
     """
+    secrets = _raw_secret_values(env_file, overrides)
+    remember(*secrets)
     try:
         return Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        problems = describe_errors(exc, secrets)
+        count = len(problems)
+        more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+        raise ConfigError(f"{problems[0]}{more}") from None
 
 
-def _describe(exc: ValidationError) -> str:
-    error = exc.errors(include_url=False)[0]
+def describe_errors(exc: ValidationError, secrets: tuple[str, ...] = ()) -> list[str]:
+    """One line per invalid variable (its first problem), naming it, never quoting a secret."""
+    lines: dict[str, str] = {}
+    for error in exc.errors(include_url=False):
+        name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+        lines.setdefault(name, f"{name}: {_describe(error, secrets)}")
+    return list(lines.values())
+
+
+def _raw_secret_values(env_file: Path | str | None, overrides: dict[str, Any]) -> tuple[str, ...]:
+    """The secret variables' values as given: environment, `env_file`, and `overrides`."""
+    values = [os.environ.get(name, "") for name in SECRET_VARIABLES]
+    if env_file is not None and Path(env_file).is_file():
+        from dotenv import dotenv_values
+
+        values += [
+            value or ""
+            for key, value in dotenv_values(env_file).items()
+            if key.upper() in SECRET_VARIABLES
+        ]
+    for key, value in overrides.items():
+        if key.upper() in SECRET_VARIABLES and value is not None:
+            values.append(value.get_secret_value() if isinstance(value, SecretStr) else str(value))
+    return tuple(v.strip() for v in values if v and v.strip())
+
+
+def _describe(error: Any, secrets: tuple[str, ...]) -> str:
     name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] in {"int_parsing", "int_type"}:
@@ -218,9 +293,8 @@ def _describe(exc: ValidationError) -> str:
     if name in SECRET_VARIABLES and isinstance(raw, str) and raw:
         # Belt and braces: no validator message may ever carry a secret's value.
         message = message.replace(raw, "…")
-    count = exc.error_count()
-    more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
-    return f"{name}: {message}{more}"
+    # Nor any other variable's message a secret that was pasted into it.
+    return scrub(message, *secrets)
 
 
 def _range_message(field_name: str) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 
+from bot.logs import ids
 from bot.outcomes import Failure, FailureKind
 from bot.tencent.errors import (
     ApiError,
@@ -77,6 +78,7 @@ def describe_failure(exc: BaseException, *, room_id: str | None = None) -> Failu
         room_id,
         type(exc).__name__,
         exc_info=exc,
+        extra=ids(correlation_id=correlation_id),
     )
     return Failure(
         kind=FailureKind.INTERNAL,

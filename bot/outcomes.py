@@ -9,6 +9,8 @@ Plain data, no behaviour beyond derived properties, no Slack or terminal wording
   `ok`, a no-op, or a `Failure`.
 * Reads yield `RoomView`s (`show`), a `HistoryView` (`history`), a `MembersView` (`members`) or
   a `BannedView` (`banned`).
+* About a user rather than a request: `Access` (what they may run, and where) and `Activity`
+  (their recent requests and the rooms they touched), for surfaces such as Slack's App Home.
 
 Text fields here (`Rejected.message`, `Failure.message`, `Failure.hint`) are plain sentences; the
 one markup they may hold is a code span in backticks (`like-this`), which each adapter renders in
@@ -23,13 +25,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bot.audit import AuditEntry, Source
+from bot.audit import AuditEntry, Outcome, Source
 from bot.commands import Command
 from bot.models import Call, restorable
 from bot.policy import Decision, Denial
 from bot.tencent.client import BannedMember, RoomMember, RoomSnapshot
 
 __all__ = [
+    "Access",
+    "Activity",
     "Actor",
     "Approved",
     "BannedView",
@@ -46,6 +50,7 @@ __all__ = [
     "Progress",
     "ProgressCallback",
     "Rejected",
+    "RequestSummary",
     "RoomResult",
     "RoomView",
     "RunKind",
@@ -244,11 +249,17 @@ class RoomResult:
 
 @dataclass(frozen=True)
 class RoomView:
-    """The outcome of one room's `get_room_info`."""
+    """The outcome of one room's `get_room_info`.
+
+    `allowed_verbs` are the verbs the asker may run where they asked (canonical names), so an
+    adapter can offer exactly those as buttons; empty when nobody worked them out. Offering is
+    not permitting: a click is checked against the policy again.
+    """
 
     room_id: str
     snapshot: RoomSnapshot | None = None
     failure: Failure | None = None
+    allowed_verbs: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -356,3 +367,49 @@ class BannedView:
     truncated: bool = False
     request_ids: tuple[str, ...] = ()
     failure: Failure | None = None
+
+
+@dataclass(frozen=True)
+class Access:
+    """What `user_id` may run: `everywhere` (in any channel, and where there is none, such as
+    the App Home tab), and `only_in` channel → the further verbs a channel guardrail allows
+    only there. Verbs are canonical names in help order, `help` left out (everyone has it)."""
+
+    user_id: str
+    everywhere: tuple[str, ...] = ()
+    only_in: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def nothing(self) -> bool:
+        """True when the user may run no verb anywhere."""
+        return not self.everywhere and not self.only_in
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    """One request of a user as the audit trail holds it: its rooms and how each ended.
+
+    `outcomes` counts the request's audit rows by outcome (one row per room, or per account
+    of a member verb); `created_at` is when it was made (Unix seconds); `text` is what was
+    typed (as the audit trail keeps it), for a request that did not parse into a verb.
+    """
+
+    request_key: str
+    verb: str | None
+    rooms: tuple[str, ...]
+    outcomes: Mapping[Outcome, int]
+    created_at: float
+    source: str
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Activity:
+    """A user's recent requests, newest first, and the rooms they touched lately (a call was
+    made or tried on them), newest first. `problem` says why the audit trail could not be read,
+    when it could not."""
+
+    user_id: str
+    requests: tuple[RequestSummary, ...] = ()
+    rooms: tuple[str, ...] = ()
+    problem: str | None = None

@@ -20,8 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from bot.commands import VerbKind
+from bot import metrics
+from bot.commands import VerbKind, canonical_verb
 from bot.failures import new_correlation_id
+from bot.logs import ids
 from bot.outcomes import (
     Actor,
     Approved,
@@ -116,24 +118,40 @@ class Presenter(Generic[M]):
         also logged (the one place this happens on the acknowledgement path). `defer` is passed
         to `RoomService.prepare` (audit writes after a fast answer).
         """
+        source = actor.source.value
         try:
             prepared = await self.service.prepare(text, actor, defer=defer)
         except Exception:
+            metrics.count_request(source, _first_verb(text), "error")
             return self.unexpected(actor, "prepare")
         if isinstance(prepared, Rejected):
+            if prepared.denial is not None:
+                metrics.count_request(source, prepared.denial.verb, "denied")
+            else:
+                metrics.count_request(source, _first_verb(text), "invalid")
             return Answer(self.renderer.rejected(prepared), ok=False)
         if isinstance(prepared, HelpReply):
+            metrics.count_request(source, "help", "help")
             return Answer(self.renderer.help(prepared), ok=True)
         if isinstance(prepared, DryRun):
+            metrics.count_request(source, prepared.command.verb, "dry_run")
             return Answer(self.renderer.dry_run(prepared), ok=True)
         if isinstance(prepared, NeedsConfirmation):
+            metrics.count_request(source, prepared.command.verb, "confirm")
             return Confirm(self.renderer.confirmation(prepared), prepared)
-        return prepared
+        return prepared  # a write is counted when it has run; a read by `read`
 
     async def read(self, approved: Approved) -> Answer[M]:
         """Carry out a read verb (`show`, `history`) and word its answer."""
         if approved.command.spec.kind is not VerbKind.READ:
             raise ValueError(f"not a read verb: {approved.command.verb}")
+        answer = await self._read(approved)
+        metrics.count_request(
+            approved.actor.source.value, approved.command.verb, "ok" if answer.ok else "failed"
+        )
+        return answer
+
+    async def _read(self, approved: Approved) -> Answer[M]:
         verb = approved.command.verb
         if verb == "history":
             view = await self.service.history(approved)
@@ -150,5 +168,17 @@ class Presenter(Generic[M]):
     def unexpected(self, actor: Actor, step: str) -> Answer[M]:
         """Log the exception being handled with a fresh correlation id; the answer naming it."""
         correlation_id = new_correlation_id()
-        log.exception("%s failed [%s] user=%s", step, correlation_id, actor.user_id)
+        log.exception(
+            "%s failed [%s] user=%s",
+            step,
+            correlation_id,
+            actor.user_id,
+            extra=ids(correlation_id=correlation_id),
+        )
         return Answer(self.renderer.unexpected_error(correlation_id), ok=False)
+
+
+def _first_verb(text: str) -> str:
+    """The canonical verb `text` starts with, or `unknown`: a label from a closed set."""
+    words = text.split(maxsplit=1)
+    return (canonical_verb(words[0]) if words else None) or "unknown"

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot import metrics
 from bot.audit import AuditError, AuditStore, NewEntry, Outcome
 from bot.commands import Command, clip_for_audit
 from bot.models import Call, DestroyCall, RoomPatch
@@ -180,6 +181,7 @@ class AuditRecorder:
 
     @staticmethod
     def failed(step: str, exc: AuditError) -> str:
-        """Log an audit failure loudly; return it as a one-line problem."""
+        """Log (and count) an audit failure loudly; return it as a one-line problem."""
+        metrics.count_audit_failure(step)
         log.error("AUDIT TRAIL NOT WRITTEN (%s): %s", step, exc)
         return str(exc) or type(exc).__name__

@@ -40,9 +40,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
+from bot import metrics
 from bot.audit import AuditError, Outcome
 from bot.failures import describe_failure
 from bot.leases import LeaseKeeper
+from bot.logs import log_context
 from bot.models import Call, DestroyCall, MemberApi, MemberCall, RoomPatch
 from bot.outcomes import (
     Failure,
@@ -71,6 +73,8 @@ AUDIT_RETRY_S: Final = 1.5
 _AUDIT_PAUSES: Final = (0.1, 0.4, 1.0)
 #: Room Engine's "not a room member": a member call that names one changes nothing at all.
 NOT_A_MEMBER: Final = 100005
+#: The verb a member API carries out (the `verb` label of `roombot_member_actions_total`).
+_MEMBER_VERBS: Final = {MemberApi.KICK: "kick", MemberApi.BAN: "ban", MemberApi.UNBAN: "unban"}
 
 
 async def _no_pause() -> None:
@@ -132,8 +136,26 @@ class Runner:
         `yield_to`, if given, is awaited before each Room Engine call. `context` is stored
         with the request's lease: what a survivor needs to report in the request's original
         place if this process stops (opaque here; JSON-ready). When the request is already
-        held, None keeps the holder's context.
+        held, None keeps the holder's context. Every line logged meanwhile carries the request
+        key; the request and each member action are counted in `bot.metrics`.
         """
+        with log_context(request_key=plan.request_key):
+            run = await self._leased(plan, progress, yield_to, context)
+        metrics.count_request(
+            plan.actor.source.value,
+            "undo" if plan.kind is RunKind.UNDO else plan.command.verb,
+            _request_outcome(run),
+        )
+        return run
+
+    async def _leased(
+        self,
+        plan: Plan,
+        progress: ProgressCallback | None,
+        yield_to: Callable[[], Awaitable[None]] | None,
+        context: Mapping[str, Any] | None,
+    ) -> RunResult:
+        """`_run` under the request's lease (see the module docstring)."""
         started = time.monotonic()
         leases = self._leases
         if leases is None:
@@ -231,6 +253,10 @@ class Runner:
             ]
             for result in finished:
                 await report(result)
+                if isinstance(call, MemberCall):
+                    metrics.count_member_action(
+                        _MEMBER_VERBS[call.api], _target_outcome(result).value
+                    )
             return finished
 
         per_call = await asyncio.gather(*(one(i, c) for i, c in enumerate(calls)))
@@ -247,6 +273,8 @@ class Runner:
         )
         if audit_error is not None:
             _log_unaudited(run)
+        else:
+            _log_finished(run)
         return run
 
     # -- calls ------------------------------------------------------------------------------------
@@ -385,12 +413,7 @@ class Runner:
 
     async def _complete(self, result: RoomResult, plan: Plan, request_key: str) -> str | None:
         failure = result.failure
-        if failure is None:
-            outcome = Outcome.NOOP if result.noop else Outcome.OK
-        elif failure.kind is FailureKind.NOT_ATTEMPTED:
-            outcome = Outcome.NOT_ATTEMPTED
-        else:
-            outcome = Outcome.FAILED
+        outcome = _target_outcome(result)
         fields: dict[str, Any] = {
             "outcome": outcome,
             "tencent_request_id": result.request_id,
@@ -463,6 +486,26 @@ class Runner:
         )
 
 
+def _target_outcome(result: RoomResult) -> Outcome:
+    """How one target ended, as its audit row records it."""
+    failure = result.failure
+    if failure is None:
+        return Outcome.NOOP if result.noop else Outcome.OK
+    if failure.kind is FailureKind.NOT_ATTEMPTED:
+        return Outcome.NOT_ATTEMPTED
+    return Outcome.FAILED
+
+
+def _request_outcome(run: RunResult) -> str:
+    """The `outcome` label of a run: ok, partial, failed, or refused (nothing sent)."""
+    if run.refused:
+        return "refused"
+    succeeded = sum(1 for result in run.results if result.ok)
+    if succeeded == len(run.results):
+        return "ok"
+    return "partial" if succeeded else "failed"
+
+
 def _reason_sent(call: Call) -> str | None:
     # A member call carries the Reason Room Engine records (the default names the requester).
     return call.reason if isinstance(call, MemberCall) else None
@@ -487,6 +530,29 @@ def _log_unaudited(run: RunResult) -> None:
                         "error_code": r.failure.code if r.failure else None,
                         "request_id": r.request_id,
                     }
+                    for r in run.results
+                ],
+            },
+            ensure_ascii=False,
+        ),
+    )
+
+
+def _log_finished(run: RunResult) -> None:
+    """Every request's outcome in one structured line, whatever later happens to its Slack
+    messages: the RequestIds are never only in Slack and the audit trail."""
+    log.info(
+        "request finished %s",
+        json.dumps(
+            {
+                "request_key": run.request_key,
+                "user": run.actor.user_id,
+                "verb": run.command.verb,
+                "kind": run.kind.value,
+                "ok": len(run.succeeded),
+                "failed": len(run.failed),
+                "targets": [
+                    [r.room_id, r.account, "ok" if r.ok else "failed", r.request_id]
                     for r in run.results
                 ],
             },

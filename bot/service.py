@@ -10,14 +10,17 @@ A request goes through two steps so adapters can answer fast:
 Button clicks come back as `confirm`, `cancel`, `plan_undo` and `plan_retry`, each re-checking
 the policy for whoever clicked. Every request is audited; an audit failure is reported, never
 fatal. Every write run is leased (`leases`, `hold`): if this process stops mid-way, a survivor
-reports the request where it came from (`bot.takeover`).
+reports the request where it came from (`bot.takeover`). `access` and `activity` describe a user
+rather than a request (what they may run, what they did lately) for surfaces such as Slack's App
+Home.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any, Final
 
@@ -45,6 +48,8 @@ from bot.models import (
     restorable,
 )
 from bot.outcomes import (
+    Access,
+    Activity,
     Actor,
     Approved,
     BannedView,
@@ -58,6 +63,7 @@ from bot.outcomes import (
     Prepared,
     ProgressCallback,
     Rejected,
+    RequestSummary,
     RoomView,
     RunKind,
     RunResult,
@@ -82,6 +88,12 @@ HISTORY_LIMIT: Final = 10
 #: Most members `members` lists; most bans `banned` lists (each is "… and N more" beyond).
 MEMBERS_LIMIT: Final = 500
 BANNED_LIMIT: Final = 500
+#: How many requests and rooms `activity` returns, and how many audit rows it reads to find them.
+RECENT_REQUESTS: Final = 10
+RECENT_ROOMS: Final = 10
+_ACTIVITY_ROWS: Final = 2_000
+#: Outcomes of rows that called nothing: their rooms were not "touched".
+_UNTOUCHED: Final = frozenset({Outcome.DENIED, Outcome.INVALID, Outcome.CANCELLED, Outcome.DRY_RUN})
 
 
 def verbs_that_set(field_name: str, value: Any) -> frozenset[str]:
@@ -143,6 +155,11 @@ class RoomService:
     def set_policy(self, policy: Policy) -> None:
         """Swap in a reloaded policy; requests and clicks from now on are decided by it."""
         self._policy = policy
+
+    @property
+    def max_rooms(self) -> int:
+        """The most rooms one command may name (what `prepare` parses with)."""
+        return self._max_rooms
 
     # -- step 1: parse, authorize, decide --------------------------------------------------------
 
@@ -221,6 +238,14 @@ class RoomService:
             return Decision.allow(verb, actor.user_id, "local operator")
         return await self._policy.decide(
             user_id=actor.user_id, verb=verb, channel_id=actor.channel_id, groups=self._groups
+        )
+
+    async def allowed_verbs(self, actor: Actor) -> frozenset[str]:
+        """The canonical verbs `actor` may run in the actor's channel, `help` included."""
+        if actor.is_operator:
+            return frozenset(VERBS)
+        return await self._policy.allowed_verbs(
+            user_id=actor.user_id, channel_id=actor.channel_id, groups=self._groups
         )
 
     async def help_text(self, actor: Actor, *, topic: str | None = None) -> str:
@@ -536,11 +561,15 @@ class RoomService:
     async def show(self, approved: Approved) -> list[RoomView]:
         """Read each named room with `get_room_info`."""
 
+        allowed = await self.allowed_verbs(approved.actor)
+
         async def one(room_id: str) -> RoomView:
             try:
-                return RoomView(room_id=room_id, snapshot=await self._client.get_room_info(room_id))
+                snapshot = await self._client.get_room_info(room_id)
             except Exception as exc:
-                return RoomView(room_id=room_id, failure=describe_failure(exc, room_id=room_id))
+                failure = describe_failure(exc, room_id=room_id)
+                return RoomView(room_id=room_id, failure=failure, allowed_verbs=allowed)
+            return RoomView(room_id=room_id, snapshot=snapshot, allowed_verbs=allowed)
 
         return list(await asyncio.gather(*(one(r) for r in approved.command.rooms)))
 
@@ -589,6 +618,72 @@ class RoomService:
         except AuditError as exc:
             return HistoryView(room_id=room_id, problem=self._audit.failed("history", exc))
         return HistoryView(room_id=room_id, entries=tuple(entries))
+
+    # -- about a user (e.g. Slack's App Home) ------------------------------------------------------
+
+    async def access(self, user_id: str) -> Access:
+        """What `user_id` may run everywhere, and what more only in guardrailed channels."""
+        groups = self._groups
+        everywhere = await self._policy.allowed_verbs(
+            user_id=user_id, channel_id=None, groups=groups
+        )
+        channels = sorted({c for role in self._policy.roles for c in role.channels or ()})
+        only_in: list[tuple[str, tuple[str, ...]]] = []
+        for channel in channels:
+            here = await self._policy.allowed_verbs(
+                user_id=user_id, channel_id=channel, groups=groups
+            )
+            if here - everywhere:
+                only_in.append((channel, _in_help_order(here - everywhere)))
+        return Access(
+            user_id=user_id, everywhere=_in_help_order(everywhere), only_in=tuple(only_in)
+        )
+
+    async def activity(
+        self, user_id: str, *, requests: int = RECENT_REQUESTS, rooms: int = RECENT_ROOMS
+    ) -> Activity:
+        """`user_id`'s newest `requests` requests and the `rooms` rooms they touched lately,
+        from the audit trail (the newest few thousand of their rows)."""
+        store = self._audit.store
+        if store is None:
+            return Activity(user_id=user_id, problem="the audit trail is not configured")
+        try:
+            rows = await store.query(user=user_id, limit=_ACTIVITY_ROWS)
+        except AuditError as exc:
+            return Activity(user_id=user_id, problem=self._audit.failed("activity", exc))
+        by_request: dict[str, list[AuditEntry]] = {}
+        for row in rows:  # newest first, so requests come out newest first too
+            by_request.setdefault(row.request_key, []).append(row)
+        touched: dict[str, None] = {}  # newest request first; its rooms in the order named
+        for group in by_request.values():
+            for row in sorted(group, key=lambda r: r.id):
+                if row.room_id and row.outcome not in _UNTOUCHED:
+                    touched.setdefault(row.room_id)
+        return Activity(
+            user_id=user_id,
+            requests=tuple(
+                _summary(key, group) for key, group in list(by_request.items())[:requests]
+            ),
+            rooms=tuple(touched)[:rooms],
+        )
+
+
+def _in_help_order(verbs: Collection[str]) -> tuple[str, ...]:
+    return tuple(verb for verb in VERBS if verb in verbs and VERBS[verb].kind is not VerbKind.HELP)
+
+
+def _summary(request_key: str, rows: list[AuditEntry]) -> RequestSummary:
+    """One request from its rows (given newest first)."""
+    ordered = sorted(rows, key=lambda r: r.id)
+    return RequestSummary(
+        request_key=request_key,
+        verb=next((r.verb for r in ordered if r.verb), None),
+        rooms=tuple(dict.fromkeys(r.room_id for r in ordered if r.room_id)),
+        outcomes=dict(Counter(r.outcome for r in ordered)),
+        created_at=ordered[0].created_at,
+        source=ordered[0].source,
+        text=ordered[0].raw_text,
+    )
 
 
 _CONFIRM_PROBLEMS: dict[ConfirmationStatus, str] = {

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit import AuditStore
@@ -21,29 +20,25 @@ from bot.presenter import Presenter
 from bot.service import RoomService
 from bot.takeover import Sweeper
 from bot.tencent.client import RoomEngineClient
-from handlers import actions, commands, mentions
+from handlers import actions, cards, commands, home, mentions, modal
 from handlers.blocks import Message, SlackRenderer
 from handlers.middleware import attach_actor
 from handlers.recovery import SlackRecovery
 from handlers.runtime import SlackRuntime
+from handlers.slack_client import build_slack_client
 
 log = logging.getLogger(__name__)
 
 
-def build_slack_client(
-    settings: Settings, session: aiohttp.ClientSession | None = None
-) -> AsyncWebClient:
-    """The Web API client: `SLACK_API_URL`, and Retry-After honoured on HTTP 429.
+class _NoTokenWarning(logging.Filter):
+    """Drops bolt's "`token` will be unused" warning: roombot hands bolt its own client on
+    purpose, and bolt then finds SLACK_BOT_TOKEN in the environment and warns at every start."""
 
-    Pass a long-lived `session` to reuse connections: without one, slack_sdk opens (and closes)
-    a new connection for every call, which was most of roombot's CPU per command.
-    """
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = AsyncWebClient(
-        token=token, base_url=settings.slack_api_url, timeout=15, session=session
-    )
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
-    return client
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_no_token_warning = _NoTokenWarning()
 
 
 def group_directory(client: AsyncWebClient) -> GroupDirectory:
@@ -128,12 +123,13 @@ async def build_bot(
 ) -> Bot:
     """Build the bolt app and everything behind it from `settings` (opens the audit store)."""
     policy = policy_from_settings(settings)
+    # Opened first: when it cannot be, nothing else is left open behind the error.
+    audit = await open_audit(settings)
     slack = build_slack_client(
         settings, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     )
     if policy.is_empty:
         log.warning("nobody may run any command: set ROOMBOT_ALLOWED_USERS or ROOMBOT_POLICY_FILE")
-    audit = await open_audit(settings)
     # The store's budget: on PostgreSQL, one budget for every replica on the database.
     budget = audit.rate_budget(settings.roombot_rate_limit)
     tencent = tencent or RoomEngineClient.from_settings(settings, rate_budget=budget)
@@ -149,6 +145,9 @@ async def build_bot(
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     )
+    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
+    if _no_token_warning not in bolt_logger.filters:
+        bolt_logger.addFilter(_no_token_warning)
     app = AsyncApp(
         client=slack,
         signing_secret=signing_secret,
@@ -181,3 +180,6 @@ def register_all(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRun
     commands.register(app, presenter, runtime)
     mentions.register(app, presenter, runtime)
     actions.register(app, presenter.service, runtime)
+    modal.register(app, presenter, runtime)
+    cards.register(app, presenter, runtime)
+    home.register(app, presenter, runtime)

@@ -35,16 +35,36 @@ from bot.outcomes import (
 from bot.takeover import TakeoverReport
 from bot.wording import FAIL_MARK, WARN_MARK, WORKING_MARK, Style
 
-#: Slack's Block Kit limits (reference/slack-platform.md).
-MAX_BLOCKS: Final = 50
-MAX_SECTION_CHARS: Final = 3000
+#: Slack's Block Kit limits (reference/slack-platform.md), in one place: every renderer here and in
+#: `handlers.views` keeps to them, and tests/handlers check them with 500 rooms and long names.
+MAX_BLOCKS: Final = 50  # a message
+MAX_VIEW_BLOCKS: Final = 100  # a modal or the App Home tab
+MAX_SECTION_CHARS: Final = 3000  # section and context text
 MAX_TEXT_CHARS: Final = 3900  # chat.postMessage advises ≤ 4000 characters of text
+MAX_HEADER_CHARS: Final = 150
+MAX_ACTIONS_ELEMENTS: Final = 25  # elements of one actions block
+MAX_BUTTON_TEXT_CHARS: Final = 75
+MAX_VALUE_CHARS: Final = 2000  # a button's value
+#: Slack allows 255 for an action_id; roombot keeps its own under 75 (issue #17).
+MAX_ACTION_ID_CHARS: Final = 75
+MAX_BLOCK_ID_CHARS: Final = 255
+MAX_OPTIONS: Final = 100  # options of a select menu
+MAX_OPTION_TEXT_CHARS: Final = 75
+MAX_OPTION_VALUE_CHARS: Final = 150
+MAX_CHECKBOX_OPTIONS: Final = 10
+MAX_TITLE_CHARS: Final = 24  # a modal's title, submit and close buttons
+MAX_LABEL_CHARS: Final = 2000  # an input block's label and hint
+MAX_PLACEHOLDER_CHARS: Final = 150
+MAX_INPUT_CHARS: Final = 3000  # what a plain_text_input may hold (its max_length)
+MAX_PRIVATE_METADATA_CHARS: Final = 3000
 
 #: Button action ids (the Slack handlers route on these).
 ACTION_CONFIRM: Final = "roombot_confirm"
 ACTION_CANCEL: Final = "roombot_cancel"
 ACTION_UNDO: Final = "roombot_undo"
 ACTION_RETRY: Final = "roombot_retry_failed"
+#: A room card's toggle button: this prefix, then the verb (`roombot_card.mute-all`).
+ACTION_CARD_PREFIX: Final = "roombot_card."
 
 
 @dataclass(frozen=True)
@@ -138,7 +158,11 @@ def room_line(result: RoomResult, verb: str | None = None) -> str:
 def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
     button: dict[str, Any] = {
         "type": "button",
-        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "text": {
+            "type": "plain_text",
+            "text": _truncate(text, MAX_BUTTON_TEXT_CHARS),
+            "emoji": True,
+        },
         "action_id": action_id,
         "value": value,
     }
@@ -171,15 +195,8 @@ def _notes(run: RunResult) -> list[str]:
 
 
 def result_lines(run: RunResult) -> list[str]:
-    """Every target's line: failures first (so none is lost below a long list), the targets
-    withdrawn before their call in one line, then the successes."""
-    verb = run.command.verb
-    skipped = {id(r) for r in run.not_attempted}
-    lines = [room_line(r, verb) for r in run.failed if id(r) not in skipped]
-    withdrawn = wording.not_attempted_line(SLACK, run)
-    if withdrawn is not None:
-        lines.append(withdrawn)
-    return lines + [room_line(r, verb) for r in run.succeeded]
+    """Every target's line in mrkdwn (see `bot.wording.outcome_lines`)."""
+    return wording.outcome_lines(SLACK, run)
 
 
 def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS - 100) -> list[str]:
@@ -196,6 +213,14 @@ def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS - 100) -> 
     if current:
         chunks.append("\n".join(current))
     return chunks
+
+
+#: The building blocks, for this adapter's other renderers (`handlers.form`, `handlers.home_view`):
+#: a mrkdwn section and a context line cut to Slack's limit, a button, lines packed into sections.
+section = _section
+context = _context
+button = _button
+chunk_lines = _chunk_lines
 
 
 def result_messages(run: RunResult) -> list[Message]:
@@ -362,29 +387,222 @@ def room_view_text(view: RoomView) -> str:
 
 
 def show_message(views: Sequence[RoomView]) -> Message:
-    """`show` output for one or more rooms (ephemeral)."""
-    parts = [room_view_text(v) for v in views]
+    """`show` output for one or more rooms (ephemeral): a room card per room, with buttons for
+    the toggles the asker may use, when there are at most `MAX_CARDS` rooms; one line per room
+    (no buttons) for more, within Block Kit's limits."""
+    if len(views) <= MAX_CARDS:
+        return cards_message(views)
+    return summary_message(views)
+
+
+# -- room cards ------------------------------------------------------------------------------------
+
+#: Most rooms a `show` answer draws as cards with buttons. A click re-reads every room of the
+#: message to redraw it, and its button's value names them all, so this stays small.
+MAX_CARDS: Final = 10
+
+
+@dataclass(frozen=True)
+class CardToggle:
+    """One toggle a card offers: which verb sets the room to the other state, and its label."""
+
+    label: str
+    verb: str
+    style: str | None = None
+
+
+@dataclass(frozen=True)
+class CardClick:
+    """What a card's button carries: the verb to run on `room`, and every room carded in the
+    same message (`rooms`), re-read after the change to redraw it. Encoded as compact JSON in
+    the button's value (≤ `MAX_VALUE_CHARS` for `MAX_CARDS` rooms of 48 bytes)."""
+
+    verb: str
+    room: str
+    rooms: tuple[str, ...]
+
+    def encode(self) -> str:
+        """The button value."""
+        return json.dumps(
+            {"v": self.verb, "r": self.room, "s": list(self.rooms)}, separators=(",", ":")
+        )
+
+    @classmethod
+    def decode(cls, value: str) -> CardClick | None:
+        """The click a button value describes, or None for anything roombot did not write."""
+        try:
+            data = json.loads(value)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        verb, room, rooms = data.get("v"), data.get("r"), data.get("s")
+        if not (isinstance(verb, str) and isinstance(room, str) and isinstance(rooms, list)):
+            return None
+        if not all(isinstance(r, str) for r in rooms):
+            return None
+        return cls(verb=verb, room=room, rooms=tuple(rooms) or (room,))
+
+
+# The toggles a card offers, in order: (fields that say "disabled", what turns it off, what on).
+_CARD_TOGGLES: Final = (
+    (
+        ("is_audio_disabled",),
+        CardToggle("Mute all", "mute-all", "danger"),
+        CardToggle("Unmute all", "unmute-all", "primary"),
+    ),
+    (
+        ("is_message_disabled",),
+        CardToggle("Disable chat", "disable-chat"),
+        CardToggle("Enable chat", "enable-chat"),
+    ),
+    (
+        ("is_video_disabled",),
+        CardToggle("Disable video", "disable-video"),
+        CardToggle("Enable video", "enable-video"),
+    ),
+    (
+        ("is_screen_sharing_disabled",),
+        CardToggle("Disable screen sharing", "disable-screenshare"),
+        CardToggle("Enable screen sharing", "enable-screenshare"),
+    ),
+    (
+        (
+            "is_audio_disabled",
+            "is_video_disabled",
+            "is_message_disabled",
+            "is_screen_sharing_disabled",
+        ),
+        CardToggle("Lockdown", "lockdown", "danger"),
+        CardToggle("Lift lockdown", "lift-lockdown", "primary"),
+    ),
+)
+
+
+def card_toggles(view: RoomView) -> list[CardToggle]:
+    """The toggles `view`'s card offers: for each of audio, chat, video, screen sharing and
+    lockdown, the one that flips the room's current state, if the asker may run its verb."""
+    if view.snapshot is None:
+        return []
+    room = view.snapshot.room
+    toggles = []
+    for attrs, off, on in _CARD_TOGGLES:
+        toggle = on if all(getattr(room, attr) for attr in attrs) else off
+        if toggle.verb in view.allowed_verbs:
+            toggles.append(toggle)
+    return toggles
+
+
+def card_action_id(verb: str) -> str:
+    """The action id of a card button that runs `verb`."""
+    return ACTION_CARD_PREFIX + verb
+
+
+def room_card(view: RoomView, index: int, rooms: Sequence[str]) -> list[dict[str, Any]]:
+    """One room's card: its state at a glance, then its toggle buttons (if any). `rooms` are
+    all the rooms carded in the message; `index` keeps block ids unique within it."""
+    card = [section(room_view_text(view))]
+    toggles = card_toggles(view)
+    if toggles:
+        card.append(
+            {
+                "type": "actions",
+                "block_id": f"roombot_card_{index}",
+                "elements": [
+                    button(
+                        t.label,
+                        card_action_id(t.verb),
+                        CardClick(t.verb, view.room_id, tuple(rooms)).encode(),
+                        t.style,
+                    )
+                    for t in toggles
+                ],
+            }
+        )
+    return card
+
+
+def cards_message(views: Sequence[RoomView]) -> Message:
+    """A card per room (at most `MAX_CARDS`), separated by dividers."""
+    rooms = [v.room_id for v in views]
     blocks: list[dict[str, Any]] = []
-    for part in parts[: MAX_BLOCKS // 2]:
+    for index, view in enumerate(views[:MAX_CARDS]):
         if blocks:
             blocks.append({"type": "divider"})
-        blocks.append(_section(part))
-    if len(parts) > MAX_BLOCKS // 2:
-        blocks.append(_context(f"…and {len(parts) - MAX_BLOCKS // 2} more rooms not shown"))
-    return Message(text=_truncate("\n\n".join(parts), MAX_TEXT_CHARS), blocks=blocks)
+        blocks += room_card(view, index, rooms)
+    text = "\n\n".join(room_view_text(v) for v in views)
+    return Message(text=_truncate(text, MAX_TEXT_CHARS), blocks=blocks[:MAX_BLOCKS])
 
 
-def not_in_channel_hint() -> str:
-    """Told (ephemerally) to a requester whose channel the bot cannot post in."""
+_SUMMARY_FLAGS: Final = (
+    ("audio", "is_audio_disabled"),
+    ("video", "is_video_disabled"),
+    ("chat", "is_message_disabled"),
+    ("screen sharing", "is_screen_sharing_disabled"),
+    ("recording", "is_cloud_recording_disabled"),
+)
+
+
+def room_summary_line(view: RoomView) -> str:
+    """A room in one line: ID, name, what is off, members (or why it could not be read)."""
+    if view.snapshot is None:
+        return wording.room_view_lines(SLACK, view)[0]
+    room = view.snapshot.room
+    off = [label for label, attr in _SUMMARY_FLAGS if getattr(room, attr)]
+    state = f"⛔ {', '.join(off)} off" if off else "all on"
+    # One line per room: a name with a line break in it must not make two.
+    name = " ".join(room.room_name.split())
+    name = f" {escape(name)}" if name and name != room.room_id else ""
     return (
-        "I could not post in this channel (private channel or DM I am not in), so the result "
-        "came back here instead. To get threaded results with an Undo button, invite me: "
-        "`/invite @roombot`."
+        f"{code(room.room_id)}{name} — {state} · members {room.member_count}/"
+        f"{room.max_member_count}"
     )
 
 
-def unexpected_error_text(correlation_id: str) -> str:
-    """What a user sees when roombot itself failed: a short id they can report."""
+def summary_message(views: Sequence[RoomView]) -> Message:
+    """Many rooms, one line each (no buttons), within Block Kit's limits; what does not fit is
+    counted in a last line."""
+    head = (
+        f"{len(views)} rooms, one line each. Cards with buttons appear when you show at most "
+        f"{MAX_CARDS} rooms at a time."
+    )
+    lines = [room_summary_line(v) for v in views]
+    chunks = chunk_lines(lines)
+    room_blocks = MAX_BLOCKS - 2  # the head and the "not shown" note
+    kept = chunks[:room_blocks]
+    blocks = [section(head), *(section(c) for c in kept)]
+    shown = sum(c.count("\n") + 1 for c in kept)
+    if shown < len(lines):
+        blocks.append(context(f"…and {len(lines) - shown} more rooms not shown"))
+    text = _truncate("\n".join([head, *lines]), MAX_TEXT_CHARS)
+    return Message(text=text, blocks=blocks)
+
+
+def fallback_hint(reason: str | None, *, not_here: bool) -> str:
+    """Told (ephemerally) to a requester whose result could not go in a thread, and why:
+    `not_here` when the bot may not post in the channel, else Slack failed (`reason`)."""
+    if not_here:
+        return (
+            "I could not post in this channel (private channel or DM I am not in), so the "
+            "result came back here instead. To get threaded results with an Undo button, "
+            "invite me: `/invite @roombot`."
+        )
+    why = "Slack is rate-limiting me" if reason == "ratelimited" else "Slack did not answer"
+    return (
+        f"{why} ({escape(reason or 'unknown')}), so the result came back here instead of in a "
+        "thread; the rooms' outcome above is complete."
+    )
+
+
+def unexpected_error_text(correlation_id: str, *, work_started: bool = False) -> str:
+    """What a user sees when roombot itself failed: a short id they can report, and whether
+    anything may have happened (`work_started`: the request was being carried out)."""
+    if work_started:
+        return (
+            f"{FAIL_MARK} Something went wrong inside roombot (error id `{correlation_id}`) while "
+            "carrying out this request: some rooms may have changed. `/room history ROOM` shows "
+            "what was done; report the id to the roombot maintainers."
+        )
     return (
         f"{FAIL_MARK} Something went wrong inside roombot (error id `{correlation_id}`). "
         "Nothing further was done for this request; report the id to the roombot maintainers."

@@ -31,8 +31,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import aiohttp
-from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import wording
@@ -41,20 +39,12 @@ from bot.outcomes import Plan
 from bot.takeover import TakeoverReport
 from handlers import blocks
 from handlers.blocks import Message
-from handlers.delivery import ThreadReporter, post_response_url, slack_error
+from handlers.delivery import SLACK_FAILURES, ThreadReporter, post_response_url, slack_error
 
 log = logging.getLogger(__name__)
 
 #: The version of `lease_context`'s shape.
 CONTEXT_VERSION: Final = 1
-#: Every way a Web API call can fail: Slack's error answer, or no usable answer at all.
-_SLACK_FAILURES: Final = (
-    SlackApiError,
-    SlackRequestError,
-    aiohttp.ClientError,
-    TimeoutError,
-    OSError,
-)
 
 
 class TakeoverUndelivered(RoombotError):
@@ -157,8 +147,8 @@ class SlackRecovery:
                     unfurl_links=False,
                     unfurl_media=False,
                 )
-        except _SLACK_FAILURES as exc:
-            log.warning("takeover report: posting in %s failed: %s", channel, _error(exc))
+        except SLACK_FAILURES as exc:
+            log.warning("takeover report: posting in %s failed: %s", channel, slack_error(exc))
             return False
         return True
 
@@ -171,16 +161,16 @@ class SlackRecovery:
             await self.client.chat_update(
                 channel=channel, ts=parent_ts, text=parent.text, blocks=parent.blocks
             )
-        except _SLACK_FAILURES as exc:
+        except SLACK_FAILURES as exc:
             # The report itself is in the thread; a stale status line is not worth failing.
             log.warning(
-                "takeover report: updating the parent in %s failed: %s", channel, _error(exc)
+                "takeover report: updating the parent in %s failed: %s", channel, slack_error(exc)
             )
 
     async def _response_url(self, url: str | None, message: Message) -> bool:
         if url is None:
             return False
-        return await post_response_url(url, message, in_channel=True, session=self.client.session)
+        return await post_response_url(self.client, url, message, in_channel=True)
 
     async def _ephemeral(
         self, channel: str, user: str, thread_ts: str | None, message: Message
@@ -194,8 +184,8 @@ class SlackRecovery:
                 blocks=message.blocks or None,
                 thread_ts=thread_ts,
             )
-        except _SLACK_FAILURES as exc:
-            log.warning("takeover report: telling %s privately failed: %s", user, _error(exc))
+        except SLACK_FAILURES as exc:
+            log.warning("takeover report: telling %s privately failed: %s", user, slack_error(exc))
             return False
         return True
 
@@ -205,10 +195,6 @@ def _head_from_rows(report: TakeoverReport) -> str | None:
         return None
     who = blocks.user(report.user_id) if report.user_id else "someone"
     return f"{who} ran {blocks.code('/room ' + report.raw_text)}"
-
-
-def _error(exc: BaseException) -> str:
-    return slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
 
 
 def _one_line(report: TakeoverReport) -> str:

@@ -1,11 +1,17 @@
-"""`roombot serve`: HTTP (`POST /slack/events`, `GET /healthz`) or Socket Mode, with clean shutdown.
+"""`roombot serve`: HTTP (`POST /slack/events`) or Socket Mode, both with the operational
+endpoints (`/healthz`, `/readyz`, `/metrics`: `handlers.ops`) on the HTTP port, and a clean
+shutdown. `handlers.launch` runs the start-up checks and calls these.
+
+Requests to `/slack/events` are screened first (`handlers.ingress`): a bad timestamp or signature
+is a 401, a body bolt could not read a 400, each with one short log line and never the body.
 
 SIGHUP reloads `ROOMBOT_POLICY_FILE` (a broken file is logged and the old policy kept).
 
-On SIGTERM/SIGINT the server stops taking new requests, waits for work already acknowledged to
-finish (up to `DRAIN_TIMEOUT_S`), then closes. Whatever is still running then is logged and
-cancelled; its leases expire after `ROOMBOT_LEASE_S` and a surviving replica (or, on SQLite,
-this bot at its next start) reads its rooms back and reports in its thread.
+On SIGTERM/SIGINT the server stops taking new requests (`/readyz` answers 503 from then on),
+waits for work already acknowledged to finish (up to `DRAIN_TIMEOUT_S`), then closes. Whatever
+is still running then is logged and cancelled; its leases expire after `ROOMBOT_LEASE_S` and a
+surviving replica (or, on SQLite, this bot at its next start) reads its rooms back and reports
+in its thread.
 
 Once the server takes traffic, the bot's background duty starts (`Bot.start`): taking over
 requests whose replica stopped.
@@ -17,11 +23,16 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
+import time
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from handlers.app import Bot
+from handlers.ingress import Refusal, RefusalLog, screen
+from handlers.ops import Operations, add_ops_routes
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +40,43 @@ DRAIN_TIMEOUT_S = 25.0
 EVENTS_PATH = "/slack/events"
 
 
-def make_web_app(bot: Bot) -> web.Application:
-    """The aiohttp application serving Slack's requests and the health check."""
+def make_ops_app(bot: Bot, ops: Operations | None = None) -> web.Application:
+    """The aiohttp application of every mode: the operational endpoints (Socket Mode serves only
+    these). Routes added here are served in both modes."""
+    web_app = web.Application()
+    add_ops_routes(web_app, ops or Operations.for_bot(bot))
+    return web_app
+
+
+def make_web_app(bot: Bot, ops: Operations | None = None) -> web.Application:
+    """HTTP mode's application: Slack's requests plus the operational endpoints."""
+    signing_secret = (
+        bot.settings.slack_signing_secret.get_secret_value()
+        if bot.settings.slack_signing_secret
+        else None
+    )
+    refusals = RefusalLog()
 
     async def events(request: web.Request) -> web.Response:
-        bolt_response = await bot.app.async_dispatch(await to_bolt_request(request))
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            refusals.note(Refusal(413, "too_large", "body too large"), request.remote)
+            raise
+        screened = screen(body, request.headers, signing_secret=signing_secret, now=time.time())
+        if isinstance(screened, Refusal):
+            refusals.note(screened, request.remote)
+            return web.json_response({"error": screened.reason}, status=screened.status)
+        bolt_request = AsyncBoltRequest(
+            body=screened,
+            query=request.query_string,
+            headers=request.headers,  # type: ignore[arg-type]
+        )
+        bolt_response = await bot.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "in_flight": bot.runtime.tasks.pending})
-
-    web_app = web.Application()
+    web_app = make_ops_app(bot, ops)
     web_app.router.add_post(EVENTS_PATH, events)
-    web_app.router.add_get("/healthz", healthz)
     return web_app
 
 
@@ -74,40 +109,70 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-async def serve_http(bot: Bot, *, host: str, port: int) -> None:
-    """Serve HTTP until SIGTERM/SIGINT, then drain and close."""
-    runner = web.AppRunner(make_web_app(bot), access_log=None)
+def _announce(message: str, *, banner: bool) -> None:
+    # A plain banner on stdout for people (text logs); in json mode the log line is enough, so
+    # that every line the process writes is JSON.
+    log.info("%s", message)
+    if banner:
+        print(message, flush=True)
+
+
+async def _start(web_app: web.Application, sock: socket.socket) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     _freeze_startup_objects()
-    site = web.TCPSite(runner, host, port)
+    site = web.SockSite(runner, sock)
     await site.start()
+    host, port = sock.getsockname()[:2]
+    return runner, f"http://{host}:{port}"
+
+
+async def serve_http(
+    bot: Bot, ops: Operations, *, sock: socket.socket, banner: bool = True
+) -> None:
+    """Serve Slack's requests and the operational endpoints on `sock` (bound, not yet
+    listening) until SIGTERM/SIGINT, then drain and close."""
+    runner, url = await _start(make_web_app(bot, ops), sock)
     stop = _stop_event(bot)
-    # With --port 0 the system picks the port: say the one actually bound.
-    bound = runner.addresses[0][1] if runner.addresses else port
-    log.info("roombot listening on http://%s:%d%s", host, bound, EVENTS_PATH)
+    _announce(f"roombot serving HTTP on {url}{EVENTS_PATH}", banner=banner)
     bot.start()
-    print(f"roombot serving HTTP on http://{host}:{bound}{EVENTS_PATH}", flush=True)
     await stop.wait()
+    ops.readiness.stop()
     log.info("shutting down: no new requests; waiting for %d in flight", bot.runtime.tasks.pending)
-    await site.stop()
+    # Stop listening: Slack's retries go to another replica while this one drains.
+    for site in list(runner.sites):
+        await site.stop()
     await _drain(bot)
     await runner.cleanup()
 
 
-async def serve_socket_mode(bot: Bot, *, app_token: str) -> None:
-    """Connect over Socket Mode until SIGTERM/SIGINT, then drain and close."""
+async def serve_socket_mode(
+    bot: Bot, ops: Operations, *, app_token: str, sock: socket.socket, banner: bool = True
+) -> None:
+    """Connect over Socket Mode until SIGTERM/SIGINT, then drain and close; meanwhile serve the
+    operational endpoints on `sock`. A refused app token raises `SlackApiError` (the bot is then
+    left open for the caller to close)."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+    runner, url = await _start(make_ops_app(bot, ops), sock)
     handler = AsyncSocketModeHandler(bot.app, app_token)
-    await handler.connect_async()  # type: ignore[no-untyped-call]
-    _freeze_startup_objects()
-    print("roombot connected to Slack over Socket Mode", flush=True)
-    bot.start()
+    try:
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+    except BaseException:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        await runner.cleanup()
+        raise
     stop = _stop_event(bot)
+    _announce(
+        f"roombot connected to Slack over Socket Mode; health and metrics on {url}", banner=banner
+    )
+    bot.start()
     await stop.wait()
+    ops.readiness.stop()
     log.info(
         "shutting down: closing the socket; waiting for %d in flight", bot.runtime.tasks.pending
     )
     await handler.disconnect_async()  # type: ignore[no-untyped-call]
     await _drain(bot)
     await handler.close_async()  # type: ignore[no-untyped-call]
+    await runner.cleanup()

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
 from bot.failures import new_correlation_id
+from bot.logs import ids
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,11 @@ class BackgroundTasks:
                 await coro
             except Exception:
                 correlation_id = new_correlation_id()
-                log.exception("background work failed [%s]", correlation_id)
+                log.exception(
+                    "background work failed [%s]",
+                    correlation_id,
+                    extra=ids(correlation_id=correlation_id),
+                )
                 if on_error is not None:
                     try:
                         await on_error(correlation_id)

@@ -16,6 +16,7 @@ from .slack_payloads import (
     GENERAL,
     TEAM_DOMAIN,
     TEAM_ID,
+    app_home_opened,
     app_mention,
     block_actions,
     form_body,
@@ -23,6 +24,9 @@ from .slack_payloads import (
     message_ts,
     sign,
     slash_command,
+    view_block_actions,
+    view_state,
+    view_submission,
 )
 from .socket_mode import FakeSocketMode, close_handler
 
@@ -39,6 +43,7 @@ __all__ = [
     "FakeSlack",
     "FakeSocketMode",
     "SlackCall",
+    "app_home_opened",
     "app_mention",
     "block_actions",
     "close_handler",
@@ -48,4 +53,7 @@ __all__ = [
     "message_ts",
     "sign",
     "slash_command",
+    "view_block_actions",
+    "view_state",
+    "view_submission",
 ]

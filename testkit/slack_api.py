@@ -15,15 +15,25 @@ Faithful to Slack where it matters to an app:
   (`invalid_blocks` with json-pointer errors). Like Slack, a reply to a well-formed but unknown
   `thread_ts` is accepted and simply never appears in that thread;
 - HTTP 429 + `Retry-After` with `{"ok": false, "error": "ratelimited"}` when told to rate limit;
-- `response_url`s accept at most 5 posts, then answer 404 `used_url`.
+- `response_url`s accept at most 5 posts, then answer 404 `used_url`;
+- chat.postMessage to a user ID posts in the app's DM with that user (a `D…` channel, answered
+  as `channel`), as Slack does for a bot token;
+- views.open / views.update / views.publish (no scope needed): a `trigger_id` must be one this
+  fake issued (`issue_trigger_id`), used once, within 3 s (`invalid_arguments`,
+  `exchanged_trigger_id`, `expired_trigger_id`); views.update checks `hash` (`hash_conflict`);
+  each view is checked against the modal / Home tab limits (≤ 100 blocks, a 24-character
+  title, `private_metadata` ≤ 3000, select menus ≤ 100 options, unique block ids...) and
+  refused with `invalid_arguments` and json-pointer messages, as Slack does. Views are kept,
+  with a fresh `id` and `hash`, for the tests to submit (`view`, `latest_view`, `home_view`).
 
 Not modelled: rate limits by themselves (inject them), channel names instead of IDs, reactions,
-files, conversations.* methods.
+files, conversations.* methods, what a user types into a view (tests put it in the submission).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -52,6 +62,12 @@ _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 _RESPONSE_URL_MAX_USES = 5  # Slack: up to 5 responses per response_url (within 30 minutes)
 _MAX_TEXT = 40_000
 _TS = re.compile(r"^\d+\.\d+$")
+#: Slack: a trigger_id is good for one use within 3 seconds.
+TRIGGER_TTL_S = 3.0
+_MAX_MESSAGE_BLOCKS = 50
+_MAX_VIEW_BLOCKS = 100
+_MAX_VIEW_BYTES = 250_000
+_USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,8 @@ class _Fault:
     error: str = ""
     channel: str | None = None
     retry_after: int = 0
+    delay_s: float = 0.0
+    skip: int = 0  # matching calls to let through before the fault applies
 
 
 class _SlackError(Exception):
@@ -93,6 +111,7 @@ class FakeSlack:
 
     `bot_token` / `app_token`: the only tokens accepted (default: any `xoxb-…` / `xapp-…`).
     `scopes`: what the bot token was granted (default: what manifest.yml asks for).
+    `trigger_ttl_s`: how long an issued trigger_id is good for (Slack: 3 s).
     """
 
     def __init__(
@@ -106,6 +125,7 @@ class FakeSlack:
         bot_id: str = BOT_ID,
         app_id: str = APP_ID,
         team_domain: str = TEAM_DOMAIN,
+        trigger_ttl_s: float = TRIGGER_TTL_S,
     ) -> None:
         self.bot_user_id = bot_user_id
         self.team_id = team_id
@@ -130,11 +150,20 @@ class FakeSlack:
         self._ephemerals: list[dict[str, Any]] = []
         self._faults: list[_Fault] = []
         self._rate_limits: list[_Fault] = []
+        self._disconnects: list[_Fault] = []
+        self._delays: list[_Fault] = []
         self._inaccessible: dict[str, str] = {}
         self._response_uses: Counter[str] = Counter()
         self._expired_response_urls: set[str] = set()
+        self._redirected_response_urls: dict[str, str] = {}
         self._socket_mode: FakeSocketMode | None = None
         self._ts_serial = 0
+        self.trigger_ttl_s = trigger_ttl_s
+        self._triggers: dict[str, float] = {}
+        self._used_triggers: set[str] = set()
+        self._views: dict[str, dict[str, Any]] = {}
+        self._home_views: dict[str, str] = {}
+        self._view_serial = 0
         self._runner: web.AppRunner | None = None
         self._port = 0
 
@@ -180,6 +209,18 @@ class FakeSlack:
         if self._runner is None:
             raise RuntimeError("FakeSlack is not started")
         return f"http://127.0.0.1:{self._port}/response/{key}"
+
+    def issue_trigger_id(self) -> str:
+        """A fresh `trigger_id`, as Slack puts in a slash command or an interaction: good for
+        one views.open within `trigger_ttl_s` seconds from now."""
+        self._view_serial += 1
+        trigger = f"{int(time.time())}.{self._view_serial:09d}.fake{self._view_serial:024x}"
+        self._triggers[trigger] = time.monotonic()
+        return trigger
+
+    def dm_channel(self, user_id: str) -> str:
+        """The ID of the app's DM with `user_id` (where a post to the user ID lands)."""
+        return "D" + user_id[1:]
 
     def attach_socket_mode(self, socket_mode: FakeSocketMode) -> None:
         """Make apps.connections.open hand out `socket_mode`'s connection URLs."""
@@ -227,6 +268,25 @@ class FakeSlack:
                 raise AssertionError(f"condition not met within {timeout}s\n{self.summary()}")
             await asyncio.sleep(0.01)
 
+    def view(self, view_id: str) -> dict[str, Any]:
+        """A view as it is now (opened, updated or published), as Slack would send it back."""
+        stored = self._views[view_id]
+        copy: dict[str, Any] = json.loads(json.dumps(stored))  # callers may change theirs
+        del copy["_serial"]
+        return copy
+
+    def latest_view(self) -> dict[str, Any]:
+        """The modal most recently opened or updated by views.open / views.update."""
+        modals = [v for v in self._views.values() if v["type"] == "modal"]
+        if not modals:
+            raise LookupError(f"no view was opened\n{self.summary()}")
+        return self.view(max(modals, key=lambda v: int(v["_serial"]))["id"])
+
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        """The Home tab last published for `user_id`, or None."""
+        view_id = self._home_views.get(user_id)
+        return None if view_id is None else self.view(view_id)
+
     def summary(self) -> str:
         """A readable list of the calls and response_url posts so far (no tokens)."""
         lines = [f"Slack Web API calls ({len(self.calls)}):"]
@@ -247,10 +307,28 @@ class FakeSlack:
         `{"ok": false, "error": "ratelimited"}`."""
         self._rate_limits.append(_Fault(method, times, retry_after=retry_after))
 
+    def delay(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """The next `times` calls to `method` are answered only after `seconds` (a slow Slack)."""
+        self._delays.append(_Fault(method, times, delay_s=seconds))
+
+    def disconnect(
+        self, method: str, *, times: int = 1, applied: bool = True, skip: int = 0
+    ) -> None:
+        """After `skip` calls to `method` that go through, the next `times` get no answer at
+        all: the connection is closed, as when Slack times out or the network drops. With
+        `applied`, the call still takes effect first (the message is posted, the update made),
+        the worst case for a client."""
+        fault = _Fault(method, times, error="applied" if applied else "", skip=skip)
+        self._disconnects.append(fault)
+
     def private_channel(self, channel: str, *, error: str = "channel_not_found") -> None:
         """Make `channel` a private channel (or DM) the bot is not in: posting there, ephemeral or
         not, answers `error`. Slack hides such channels from the bot, hence `channel_not_found`."""
         self._inaccessible[channel] = error
+
+    def redirect_response_url(self, key: str, location: str) -> None:
+        """Make a response_url answer `302 Found` to `location` (a client must not follow it)."""
+        self._redirected_response_urls[key] = location
 
     def expire_response_url(self, key: str = "default") -> None:
         """Make a response_url answer 404 `expired_url`, as Slack does after 30 minutes."""
@@ -267,6 +345,17 @@ class FakeSlack:
             return self._answer({"ok": False, "error": "invalid_json"})
         token = _bearer(request) or _str_or_none(params.pop("token", None))
         self.calls.append(SlackCall(method, params, token, time.monotonic()))
+        slow = _take(self._delays, method, None)
+        if slow is not None:
+            await asyncio.sleep(slow.delay_s)
+        dropped = _take(self._disconnects, method, None)
+        if dropped is not None:
+            if dropped.error == "applied":
+                with contextlib.suppress(_SlackError):
+                    self._dispatch(method, params, token)
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)  # never reaches the client: the connection is gone
         try:
             body = self._dispatch(method, params, token)
         except _SlackError as e:
@@ -290,6 +379,9 @@ class FakeSlack:
             "chat.postEphemeral": self._post_ephemeral,
             "usergroups.users.list": self._usergroup_members,
             "apps.connections.open": self._connections_open,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
+            "views.publish": self._views_publish,
         }
         handler = handlers.get(method)
         if handler is None:
@@ -348,6 +440,8 @@ class FakeSlack:
 
     def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = str(params.get("channel") or "")
+        if _USER_ID.match(channel):
+            channel = self.dm_channel(channel)  # a bot posting to a user writes in its DM
         self._check_channel(channel)
         content = {"text": "", "blocks": [], **_content(params)}
         thread_ts = _thread_ts(params)
@@ -411,6 +505,65 @@ class FakeSlack:
             raise _SlackError("socket_mode_not_enabled")
         return {"url": self._socket_mode.issue_url()}
 
+    def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(params.get("trigger_id") or "")
+        issued = self._triggers.get(trigger)
+        if issued is None:
+            raise _SlackError(
+                "invalid_arguments", response_metadata={"messages": ["invalid `trigger_id`"]}
+            )
+        if trigger in self._used_triggers:
+            raise _SlackError("exchanged_trigger_id")
+        if time.monotonic() - issued > self.trigger_ttl_s:
+            raise _SlackError("expired_trigger_id")
+        view = _view_param(params, "modal")
+        self._used_triggers.add(trigger)
+        return {"view": self._store_view(view, view_id=None)}
+
+    def _views_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        view_id = str(params.get("view_id") or "")
+        stored = self._views.get(view_id)
+        if stored is None:
+            raise _SlackError("not_found")
+        wanted = params.get("hash")
+        if wanted and wanted != stored["hash"]:
+            raise _SlackError("hash_conflict")
+        view = _view_param(params, "modal")
+        return {"view": self._store_view(view, view_id=view_id)}
+
+    def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = str(params.get("user_id") or "")
+        if not _USER_ID.match(user):
+            raise _SlackError("invalid_arguments", response_metadata={"messages": ["user_id"]})
+        view = _view_param(params, "home")
+        stored = self._store_view(view, view_id=self._home_views.get(user))
+        self._home_views[user] = stored["id"]
+        return {"view": stored}
+
+    def _store_view(self, view: dict[str, Any], *, view_id: str | None) -> dict[str, Any]:
+        self._view_serial += 1
+        view_id = view_id or f"V0FAKE{self._view_serial:05d}"
+        stored = {
+            "id": view_id,
+            "team_id": self.team_id,
+            "private_metadata": "",
+            "callback_id": "",
+            "external_id": "",
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{self._view_serial:08d}",
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "root_view_id": view_id,
+            "previous_view_id": None,
+            "app_id": self.app_id,
+            "app_installed_team_id": self.team_id,
+            "bot_id": self.bot_id,
+            **view,
+            "_serial": self._view_serial,
+        }
+        self._views[view_id] = stored
+        return {k: v for k, v in stored.items() if k != "_serial"}
+
     def _next_ts(self) -> str:
         # Unique and increasing, shaped like Slack's "seconds.microseconds" message ids.
         self._ts_serial += 1
@@ -421,6 +574,9 @@ class FakeSlack:
     async def _response(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
         text = await request.text()
+        if key in self._redirected_response_urls:
+            self.refused_response_posts.append((key, text, "redirected"))
+            raise web.HTTPFound(self._redirected_response_urls[key])
         if key in self._expired_response_urls:
             return self._refuse(key, text, "expired_url")
         if self._response_uses[key] >= _RESPONSE_URL_MAX_USES:
@@ -476,6 +632,9 @@ def _take(faults: list[_Fault], method: str, channel: str | None) -> _Fault | No
     """Consume one use of the first matching injected fault, if any."""
     for fault in faults:
         if fault.method == method and (fault.channel is None or fault.channel == channel):
+            if fault.skip > 0:
+                fault.skip -= 1
+                return None
             fault.remaining -= 1
             if fault.remaining <= 0:
                 faults.remove(fault)
@@ -506,7 +665,7 @@ def _content(params: dict[str, Any]) -> dict[str, Any]:
                 params[name] = value
             content[name] = value
     if "blocks" in content:
-        problems = _block_problems(content["blocks"])
+        problems = block_problems(content["blocks"])
         if problems:
             raise _SlackError(
                 "invalid_blocks",
@@ -523,38 +682,69 @@ def _content(params: dict[str, Any]) -> dict[str, Any]:
     return content
 
 
-def _block_problems(blocks: Any) -> list[str]:
-    """Slack's Block Kit limits that a bot message can break, as Slack words the errors."""
+def block_problems(
+    blocks: Any, *, max_blocks: int = _MAX_MESSAGE_BLOCKS, at: str = "/blocks"
+) -> list[str]:
+    """What Slack would refuse in a message's (or, with `max_blocks=100`, a view's) blocks: the
+    Block Kit limits an app can break, one message per problem as Slack words them (empty when
+    Slack would take them). Renderer tests use it too."""
     if not isinstance(blocks, list):
-        return ["must provide an array [json-pointer:/blocks]"]
+        return [f"must provide an array [json-pointer:{at}]"]
     problems: list[str] = []
-    if len(blocks) > 50:
-        problems.append("no more than 50 items allowed [json-pointer:/blocks]")
+    if len(blocks) > max_blocks:
+        problems.append(f"no more than {max_blocks} items allowed [json-pointer:{at}]")
+    seen_ids: set[str] = set()
     for i, block in enumerate(blocks):
-        at = f"/blocks/{i}"
+        here = f"{at}/{i}"
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            problems.append(f"missing required field: type [json-pointer:{at}]")
+            problems.append(f"missing required field: type [json-pointer:{here}]")
             continue
-        _too_long(problems, block.get("block_id"), 255, f"{at}/block_id")
+        block_id = block.get("block_id")
+        _too_long(problems, block_id, 255, f"{here}/block_id")
+        if isinstance(block_id, str):
+            if block_id in seen_ids:
+                problems.append(f"duplicate block_id [json-pointer:{here}/block_id]")
+            seen_ids.add(block_id)
         kind = block["type"]
         if kind == "section":
-            _section_problems(problems, block, at)
+            _section_problems(problems, block, here)
         elif kind == "header":
-            _text_problems(problems, block.get("text"), 150, f"{at}/text", plain_only=True)
+            _text_problems(problems, block.get("text"), 150, f"{here}/text", plain_only=True)
         elif kind == "actions":
             elements = block.get("elements")
             if not isinstance(elements, list) or not elements:
-                problems.append(f"must provide at least 1 item [json-pointer:{at}/elements]")
+                problems.append(f"must provide at least 1 item [json-pointer:{here}/elements]")
                 continue
             if len(elements) > 25:
-                problems.append(f"no more than 25 items allowed [json-pointer:{at}/elements]")
+                problems.append(f"no more than 25 items allowed [json-pointer:{here}/elements]")
+            action_ids = [e.get("action_id") for e in elements if isinstance(e, dict)]
+            if len(set(action_ids)) != len(action_ids):
+                problems.append(f"duplicate action_id [json-pointer:{here}/elements]")
             for j, element in enumerate(elements):
-                _element_problems(problems, element, f"{at}/elements/{j}")
+                _element_problems(problems, element, f"{here}/elements/{j}")
         elif kind == "context":
             elements = block.get("elements")
             if not isinstance(elements, list) or not 1 <= len(elements) <= 10:
-                problems.append(f"must provide 1 to 10 items [json-pointer:{at}/elements]")
+                problems.append(f"must provide 1 to 10 items [json-pointer:{here}/elements]")
+            else:
+                for j, item in enumerate(elements):
+                    if isinstance(item, dict) and item.get("type") == "image":
+                        continue
+                    _text_problems(problems, item, 3000, f"{here}/elements/{j}")
+        elif kind == "input":
+            _input_problems(problems, block, here)
     return problems
+
+
+def _input_problems(problems: list[str], block: dict[str, Any], at: str) -> None:
+    _text_problems(problems, block.get("label"), 2000, f"{at}/label", plain_only=True)
+    if "hint" in block:
+        _text_problems(problems, block["hint"], 2000, f"{at}/hint", plain_only=True)
+    element = block.get("element")
+    if not isinstance(element, dict):
+        problems.append(f"missing required field: element [json-pointer:{at}]")
+        return
+    _element_problems(problems, element, f"{at}/element")
 
 
 def _section_problems(problems: list[str], block: dict[str, Any], at: str) -> None:
@@ -578,9 +768,41 @@ def _element_problems(problems: list[str], element: Any, at: str) -> None:
         problems.append(f"missing required field: type [json-pointer:{at}]")
         return
     _too_long(problems, element.get("action_id"), 255, f"{at}/action_id")
-    if element["type"] == "button":
+    kind = element["type"]
+    if "placeholder" in element:
+        _text_problems(problems, element["placeholder"], 150, f"{at}/placeholder", plain_only=True)
+    if kind == "button":
         _text_problems(problems, element.get("text"), 75, f"{at}/text", plain_only=True)
         _too_long(problems, element.get("value"), 2000, f"{at}/value")
+    elif kind in ("static_select", "checkboxes"):
+        limit = 100 if kind == "static_select" else 10
+        options = element.get("options")
+        if not isinstance(options, list) or not 1 <= len(options) <= limit:
+            problems.append(f"must provide 1 to {limit} items [json-pointer:{at}/options]")
+            return
+        for j, option in enumerate(options):
+            _option_problems(problems, option, f"{at}/options/{j}", plain_only=kind != "checkboxes")
+        initial = element.get("initial_option")
+        if initial is not None and initial not in options:
+            problems.append(
+                f"must be one of the provided options [json-pointer:{at}/initial_option]"
+            )
+    elif kind == "plain_text_input":
+        for name in ("max_length", "min_length"):
+            length = element.get(name)
+            if length is not None and (not isinstance(length, int) or not 0 <= length <= 3000):
+                problems.append(f"must be between 0 and 3000 [json-pointer:{at}/{name}]")
+
+
+def _option_problems(problems: list[str], option: Any, at: str, *, plain_only: bool) -> None:
+    if not isinstance(option, dict):
+        problems.append(f"must be an option object [json-pointer:{at}]")
+        return
+    _text_problems(problems, option.get("text"), 75, f"{at}/text", plain_only=plain_only)
+    value = option.get("value")
+    if not isinstance(value, str) or not value:
+        problems.append(f"must be more than 0 characters [json-pointer:{at}/value]")
+    _too_long(problems, value, 150, f"{at}/value")
 
 
 def _text_problems(
@@ -602,6 +824,52 @@ def _text_problems(
 def _too_long(problems: list[str], value: Any, limit: int, at: str) -> None:
     if isinstance(value, str) and len(value) > limit:
         problems.append(f"must be less than {limit + 1} characters [json-pointer:{at}]")
+
+
+def _view_param(params: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The `view` argument of a views.* call, checked like Slack checks it."""
+    view = params.get("view")
+    if isinstance(view, str):
+        if len(view.encode()) > _MAX_VIEW_BYTES:
+            raise _SlackError("view_too_large")
+        try:
+            view = json.loads(view)
+        except ValueError:
+            raise _SlackError("invalid_arguments") from None
+    if not isinstance(view, dict):
+        raise _SlackError("invalid_arguments", response_metadata={"messages": ["view"]})
+    if len(json.dumps(view).encode()) > _MAX_VIEW_BYTES:
+        raise _SlackError("view_too_large")
+    problems = view_problems(view, kind)
+    if problems:
+        raise _SlackError(
+            "invalid_arguments",
+            response_metadata={"messages": [f"[ERROR] {p}" for p in problems]},
+        )
+    return view
+
+
+def view_problems(view: dict[str, Any], kind: str) -> list[str]:
+    """What Slack would refuse in a `kind` view ("modal" or "home"), as `block_problems`."""
+    problems: list[str] = []
+    if view.get("type") != kind:
+        problems.append(f"must be {kind} [json-pointer:/view/type]")
+    for name in ("callback_id", "external_id"):
+        _too_long(problems, view.get(name), 255, f"/view/{name}")
+    _too_long(problems, view.get("private_metadata"), 3000, "/view/private_metadata")
+    view_blocks = view.get("blocks")
+    problems += block_problems(view_blocks, max_blocks=_MAX_VIEW_BLOCKS, at="/view/blocks")
+    if kind == "modal":
+        _text_problems(problems, view.get("title"), 24, "/view/title", plain_only=True)
+        for name in ("submit", "close"):
+            if name in view:
+                _text_problems(problems, view[name], 24, f"/view/{name}", plain_only=True)
+        has_input = isinstance(view_blocks, list) and any(
+            isinstance(b, dict) and b.get("type") == "input" for b in view_blocks
+        )
+        if has_input and "submit" not in view:
+            problems.append("submit is required when an input block is used [json-pointer:/view]")
+    return problems
 
 
 def _public(message: dict[str, Any]) -> dict[str, Any]:

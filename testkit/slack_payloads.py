@@ -282,3 +282,183 @@ def _trigger_id() -> str:
 def _uuid_like() -> str:
     h = hashlib.sha256(f"msg-{next(_serial)}".encode()).hexdigest()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+# -- views: modals and the App Home tab --------------------------------------------------------
+
+
+def view_state(view: dict[str, Any], answers: dict[str, Any]) -> dict[str, Any]:
+    """A view's `state` after someone filled it in: `answers` maps an input block's `block_id` to
+    a text (plain_text_input), an option value (static_select) or a list of option values
+    (checkboxes). Unanswered inputs are empty, as Slack sends them (`value: null`...).
+
+    Raises ValueError for an answer to a block the view does not have, or an option it does not
+    offer: a test can only submit what a person could.
+    """
+    inputs = {
+        b["block_id"]: b["element"]
+        for b in view.get("blocks", [])
+        if b.get("type") == "input" and "block_id" in b
+    }
+    unknown = set(answers) - set(inputs)
+    if unknown:
+        raise ValueError(f"the view has no input block {sorted(unknown)}; it has {sorted(inputs)}")
+    values: dict[str, Any] = {}
+    for block_id, element in inputs.items():
+        answer = answers.get(block_id)
+        kind = element["type"]
+        state: dict[str, Any] = {"type": kind}
+        if kind == "plain_text_input":
+            state["value"] = answer if answer else None
+        elif kind == "static_select":
+            state["selected_option"] = _offered(element, [answer])[0] if answer else None
+        elif kind == "checkboxes":
+            state["selected_options"] = _offered(element, list(answer or []))
+        else:
+            raise ValueError(f"view_state does not model {kind} elements")
+        values[block_id] = {element["action_id"]: state}
+    return {"values": values}
+
+
+def _offered(element: dict[str, Any], wanted: list[Any]) -> list[dict[str, Any]]:
+    options = {o["value"]: o for o in element.get("options", [])}
+    missing = [w for w in wanted if w not in options]
+    if missing:
+        raise ValueError(f"not offered: {missing}; the options are {sorted(options)}")
+    return [options[w] for w in wanted]
+
+
+def _user(user_id: str, team_id: str) -> dict[str, Any]:
+    return {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id}
+
+
+def view_submission(
+    view: dict[str, Any],
+    answers: dict[str, Any],
+    *,
+    user_id: str = ALICE,
+    team_id: str = TEAM_ID,
+    team_domain: str = TEAM_DOMAIN,
+    api_app_id: str = APP_ID,
+    trigger_id: str | None = None,
+) -> dict[str, Any]:
+    """The `view_submission` payload Slack sends when `user_id` submits `view` (as views.open
+    returned it) filled in with `answers` (see `view_state`)."""
+    submitted = {**view, "state": view_state(view, answers)}
+    return {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": team_domain},
+        "user": _user(user_id, team_id),
+        "api_app_id": api_app_id,
+        "token": VERIFICATION_TOKEN,
+        "trigger_id": trigger_id if trigger_id is not None else _trigger_id(),
+        "view": submitted,
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+def view_block_actions(
+    view: dict[str, Any],
+    action_id: str,
+    *,
+    value: str | None = None,
+    answers: dict[str, Any] | None = None,
+    user_id: str = ALICE,
+    team_id: str = TEAM_ID,
+    team_domain: str = TEAM_DOMAIN,
+    api_app_id: str = APP_ID,
+    trigger_id: str | None = None,
+) -> dict[str, Any]:
+    """The `block_actions` payload of an interaction inside a view (a modal or the Home tab):
+    clicking the button `action_id` (its value taken from the view unless `value` is given), or
+    picking option `value` of the select menu `action_id`. Such payloads carry the view and its
+    state, and no channel, message or response_url.
+    """
+    found = _find_element(view, action_id, value)
+    if found is None:
+        raise ValueError(f"the view has no element {action_id!r} (value {value!r})")
+    block_id, element = found
+    action: dict[str, Any] = {
+        "type": element["type"],
+        "action_id": action_id,
+        "block_id": block_id,
+        "action_ts": f"{time.time():.6f}",
+    }
+    if element["type"] == "button":
+        action["text"] = element["text"]
+        action["value"] = element.get("value") if value is None else value
+    elif element["type"] == "static_select":
+        action["selected_option"] = _offered(element, [value])[0]
+    return {
+        "type": "block_actions",
+        "user": _user(user_id, team_id),
+        "api_app_id": api_app_id,
+        "token": VERIFICATION_TOKEN,
+        "container": {"type": "view", "view_id": view["id"]},
+        "trigger_id": trigger_id if trigger_id is not None else _trigger_id(),
+        "team": {"id": team_id, "domain": team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": {**view, "state": view_state(view, answers or {})},
+        "actions": [action],
+    }
+
+
+def _find_element(
+    view: dict[str, Any], action_id: str, value: str | None
+) -> tuple[str, dict[str, Any]] | None:
+    for block in view.get("blocks", []):
+        elements = [block.get("element"), block.get("accessory"), *block.get("elements", [])]
+        for element in elements:
+            if not isinstance(element, dict) or element.get("action_id") != action_id:
+                continue
+            if element["type"] == "button" and value is not None and element.get("value") != value:
+                continue
+            return str(block.get("block_id", "")), element
+    return None
+
+
+def app_home_opened(
+    user: str = ALICE,
+    *,
+    tab: str = "home",
+    channel: str | None = None,
+    team_id: str = TEAM_ID,
+    api_app_id: str = APP_ID,
+    bot_user_id: str = BOT_USER_ID,
+    event_id: str | None = None,
+    view: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Events API envelope of `app_home_opened`: `user` opened the app's Home (or Messages)
+    tab. `channel` is the user's DM with the app; `view` (the Home tab as last published) is
+    present only once one was published."""
+    event: dict[str, Any] = {
+        "type": "app_home_opened",
+        "user": user,
+        "channel": channel if channel is not None else "D" + user[1:],
+        "tab": tab,
+        "event_ts": f"{time.time():.6f}",
+    }
+    if view is not None:
+        event["view"] = view
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "api_app_id": api_app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id if event_id is not None else f"Ev0{next(_serial):08X}",
+        "event_time": int(time.time()),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": team_id,
+                "user_id": bot_user_id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+    }

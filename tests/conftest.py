@@ -25,6 +25,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def forget_secrets() -> Iterator[None]:
+    """Secrets one test made the process remember (`bot.redact`) are not redacted in the next."""
+    yield
+    from bot.redact import forget_all
+
+    forget_all()
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """The URL of the session's PostgreSQL server (its `postgres` database, as a superuser)."""

@@ -46,7 +46,8 @@ BARE = "bare AsyncApp"
 WINDOW_FLUSH_S = 1.1
 
 
-def _commands(backends: Backends, mix: str, count: int, offset: int) -> list[Command]:
+def commands_for(backends: Backends, mix: str, count: int, offset: int) -> list[Command]:
+    """`count` commands of `mix` (write, or ack-only with --dry-run) over the benchmark rooms."""
     commands = []
     for j in range(offset, offset + count):
         verb = "mute-all" if j % 2 == 0 else "unmute-all"
@@ -57,7 +58,8 @@ def _commands(backends: Backends, mix: str, count: int, offset: int) -> list[Com
     return commands
 
 
-def _bad(mix: str, shot: Shot, is_bare: bool) -> bool:
+def bad_answer(mix: str, shot: Shot, is_bare: bool) -> bool:
+    """True when `shot` is not the answer its mix expects (an empty ack, or an ephemeral one)."""
     if shot.status != 200:
         return True
     if is_bare:
@@ -92,7 +94,7 @@ async def run(ctx: RunContext) -> ScenarioResult:
             await fire(
                 pools[name],
                 server.base_url + "/slack/events",
-                _commands(backends, "write", warmup, offset),
+                commands_for(backends, "write", warmup, offset),
                 concurrency=concurrency,
             )
             await drain(ctx.session, server)
@@ -114,7 +116,7 @@ async def run(ctx: RunContext) -> ScenarioResult:
                             "round_p99s": [],
                         },
                     )
-                    commands = _commands(backends, mix, per_round, offset)
+                    commands = commands_for(backends, mix, per_round, offset)
                     offset += per_round
                     limited0 = (await backends.stats())["rate_limited"]
                     cpu0 = cpu_seconds(server.pid)
@@ -135,7 +137,7 @@ async def run(ctx: RunContext) -> ScenarioResult:
                         # Let this round's Room Engine calls leave the emulator's one-second
                         # window, so they are not counted against the next server's round.
                         await asyncio.sleep(WINDOW_FLUSH_S)
-                    entry["errors"] += sum(_bad(mix, s, name == BARE) for s in shots)
+                    entry["errors"] += sum(bad_answer(mix, s, name == BARE) for s in shots)
         backend_stats = await backends.stats()
     finally:
         for session in pools.values():

@@ -49,8 +49,10 @@ class Source(StrEnum):
 
     SLASH = "slash"
     MENTION = "mention"
-    BUTTON = "button"
+    BUTTON = "button"  # a button on a message, a room card or the App Home tab
     CONSOLE = "console"
+    MODAL = "modal"  # the form `/room` opens when typed without text
+    HOME = "home"  # the App Home tab being opened (nothing is requested by that alone)
 
 
 @dataclass(frozen=True)

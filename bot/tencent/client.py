@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import secrets
 import time
@@ -36,6 +37,7 @@ from typing import Any, Final, Self, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from bot import metrics
 from bot.config import Settings
 from bot.models import (
     BANNED_PAGE_MAX,
@@ -304,6 +306,7 @@ class RoomEngineClient:
 
     `clock` (wall time, for signing), `sleep` (backoff pauses), `rng` (jitter) and `monotonic`
     (elapsed time) exist so tests can drive time; production code leaves them alone.
+    `count_calls` False keeps this client's calls out of `bot.metrics` (a readiness probe's).
     """
 
     def __init__(
@@ -321,6 +324,7 @@ class RoomEngineClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        count_calls: bool = True,
     ) -> None:
         if not secret_key:
             raise ValueError("secret_key must not be empty")
@@ -335,6 +339,7 @@ class RoomEngineClient:
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
+        self._count_calls = count_calls
         # Jitter needs no cryptographic quality; tests pass a seeded one.
         self._rng = rng or random.Random()  # noqa: S311
         self._http = httpx.AsyncClient(
@@ -668,19 +673,47 @@ class RoomEngineClient:
         service: str = SERVICE_PATH,
         abort: Abort | None = None,
     ) -> tuple[_Envelope, ApiResult]:
+        try:
+            answer = await self._call_with_retries(
+                command, body, idempotent=idempotent, service=service, abort=abort
+            )
+        except RoomEngineError as exc:
+            if self._count_calls:
+                metrics.count_tencent_call(command, exc)
+            raise
+        if self._count_calls:
+            metrics.count_tencent_call(command, None)
+        return answer
+
+    async def _call_with_retries(
+        self,
+        command: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool,
+        service: str,
+        abort: Abort | None,
+    ) -> tuple[_Envelope, ApiResult]:
         started = self._monotonic()
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         last_request_id: str | None = None
         attempt = 0
+        count = self._count_calls
         while True:
             attempt += 1
+            waiting = time.perf_counter()
             async with self._budget.slot():
+                sending = time.perf_counter()
+                if count:
+                    metrics.observe_budget_wait(sending - waiting)
                 # Asked only now, after the wait for a slot: a many-room request withdraws the
                 # calls still queued once an earlier one proved the credentials wrong.
                 withdrawn = abort() if abort is not None else None
                 if withdrawn:
                     raise NotSent(withdrawn)
                 outcome = await self._attempt(command, payload, service)
+                if count:
+                    metrics.observe_tencent_attempt(command, time.perf_counter() - sending)
             elapsed = self._monotonic() - started
             if isinstance(outcome, _Envelope):
                 return outcome, ApiResult(outcome.request_id, attempt, elapsed)
@@ -698,6 +731,8 @@ class RoomEngineClient:
             logger.info(
                 "%s: attempt %d failed (%s); retrying in %.2f s", command, attempt, error, pause
             )
+            if count:
+                metrics.count_tencent_retry(command)
             await self._sleep(pause)
 
     async def _attempt(self, command: str, payload: bytes, service: str) -> _Envelope | _Failure:
@@ -721,14 +756,14 @@ class RoomEngineClient:
                 sent=not isinstance(exc, _NOT_SENT),
             )
         except httpx.HTTPError as exc:
-            detail = redact(str(exc), self._secret_key, params["usersig"])
+            detail = _os_reason(exc) or redact(str(exc), self._secret_key, params["usersig"])
             return _Failure(
                 TransportError(f"{command}: {type(exc).__name__}: {detail or 'network error'}"),
                 sent=not isinstance(exc, _NOT_SENT),
             )
-        return self._parse(command, response)
+        return self._parse(command, response, params["usersig"])
 
-    def _parse(self, command: str, response: httpx.Response) -> _Envelope | _Failure:
+    def _parse(self, command: str, response: httpx.Response, usersig: str) -> _Envelope | _Failure:
         data: Any = None
         try:
             data = json.loads(response.content)
@@ -756,7 +791,9 @@ class RoomEngineClient:
                 )
             )
         if envelope.error_code != 0:
-            info = redact(envelope.error_info, self._secret_key)
+            # Tencent may echo the request, UserSig included, in ErrorInfo: it must reach
+            # neither Slack nor the audit trail nor the log.
+            info = redact(envelope.error_info, self._secret_key, usersig)
             return _Failure(
                 ApiError(
                     envelope.error_code,
@@ -773,6 +810,19 @@ class RoomEngineClient:
                 )
             )
         return envelope
+
+
+def _os_reason(exc: BaseException) -> str | None:
+    """The operating system's word for why a connection failed ("connection refused"), found
+    under httpx's and anyio's wrappers ("All connection attempts failed"), or None."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno:
+            return os.strerror(cause.errno).lower()
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _keep(seen: dict[str, _T], items: Iterable[tuple[str, _T]], cap: int) -> bool:

@@ -20,10 +20,10 @@ from httpx (whose exceptions quote the request URL, `usersig=` included) goes th
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 from bot.errors import RoombotError
+from bot.redact import scrub
 
 #: ErrorCode → a short hint a Slack user can act on. Every code in the reference is here.
 ERROR_HINTS: Final[dict[int, str]] = {
@@ -108,17 +108,10 @@ def hint_for(code: int) -> str:
     return f"Tencent returned error code {code} — see the Room Engine error-code docs"
 
 
-# `usersig=<anything up to & or a quote/space>` in a URL, whatever the case or encoding of `=`.
-_USERSIG_IN_URL = re.compile(r"(?i)(usersig(?:=|%3D))[^&\s'\"<>]*")
-
-
 def redact(text: str, *secrets: str) -> str:
-    """`text` with every `usersig=` value and each of `secrets` replaced by `***`."""
-    text = _USERSIG_IN_URL.sub(r"\1***", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    """`text` with every `usersig=` value, each of `secrets` and every secret the process
+    remembers (its keys and tokens, the UserSigs it signed: `bot.redact`) replaced by `***`."""
+    return scrub(text, *secrets)
 
 
 class RoomEngineError(RoombotError):

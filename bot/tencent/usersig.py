@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from bot.redact import remember_usersig
+
 #: The official libraries' default validity: 180 days.
 DEFAULT_EXPIRE: Final = 180 * 86400
 
@@ -217,6 +219,8 @@ class UserSigSigner:
                     self._sdkappid, self._secret_key, self._identifier, self._expire, now=stamp
                 )
                 self._signed_at = stamp
+                # Redacted by value from now on, wherever it shows up (an error Tencent echoes).
+                remember_usersig(self._sig)
             return self._sig
 
     def __repr__(self) -> str:

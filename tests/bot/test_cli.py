@@ -45,7 +45,13 @@ def test_each_subcommand_has_help(name: str, capsys: pytest.CaptureFixture[str])
 
 
 def test_bad_region_makes_serve_exit_2_with_one_line() -> None:
-    result = _run("serve", env={"TENCENT_REGION": "mars"})
+    required = {
+        "SLACK_BOT_TOKEN": "xoxb-cli-test",
+        "SLACK_SIGNING_SECRET": "cli-test-signing-secret",
+        "TENCENT_SDKAPPID": "1400000001",
+        "TENCENT_SECRET_KEY": "cli-test-secret-key",
+    }
+    result = _run("serve", env={**required, "TENCENT_REGION": "mars"})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

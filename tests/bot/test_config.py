@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,84 @@ def test_env_example_lists_every_variable() -> None:
         if line and not line.startswith("#")
     }
     assert names == {name.upper() for name in Settings.model_fields}
+
+
+# -- secrets in the wrong variable (#12.14) and the log settings ---------------------------------
+
+
+def test_secret_pasted_into_another_variable_is_never_echoed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = SECRET_VALUES["TENCENT_SECRET_KEY"]
+    monkeypatch.setenv("TENCENT_SDKAPPID", key)  # the secret key in the SDKAppID's place
+    monkeypatch.setenv("ROOMBOT_ALLOWED_USERS", "U012ABCDEF," + SECRET_VALUES["SLACK_BOT_TOKEN"])
+    monkeypatch.setenv("SLACK_API_URL", SECRET_VALUES["SLACK_SIGNING_SECRET"])
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=None)
+    message = str(info.value)
+    assert message.startswith(("TENCENT_SDKAPPID:", "ROOMBOT_ALLOWED_USERS:", "SLACK_API_URL:"))
+    for secret in (key, SECRET_VALUES["SLACK_BOT_TOKEN"], SECRET_VALUES["SLACK_SIGNING_SECRET"]):
+        assert secret not in message
+        assert secret[:12] not in message
+
+
+def test_describe_errors_words_every_variable_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from bot.config import describe_errors
+
+    monkeypatch.setenv("TENCENT_SDKAPPID", SECRET_VALUES["TENCENT_SECRET_KEY"])
+    monkeypatch.setenv("TENCENT_REGION", "mars")
+    monkeypatch.setenv("ROOMBOT_LOG_LEVEL", "loud")
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None)
+    lines = describe_errors(info.value)
+    assert [line.split(":", 1)[0] for line in lines] == [
+        "TENCENT_SDKAPPID",
+        "TENCENT_REGION",
+        "ROOMBOT_LOG_LEVEL",
+    ]
+    assert "looks like a secret" in lines[0]
+    assert SECRET_VALUES["TENCENT_SECRET_KEY"] not in "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "level", "expected"),
+    [("JSON", "debug", ("json", "DEBUG")), ("text", "warn", ("text", "WARNING"))],
+)
+def test_log_settings(
+    monkeypatch: pytest.MonkeyPatch, fmt: str, level: str, expected: tuple[str, str]
+) -> None:
+    monkeypatch.setenv("ROOMBOT_LOG_FORMAT", fmt)
+    monkeypatch.setenv("ROOMBOT_LOG_LEVEL", level)
+    s = load_settings(env_file=None)
+    assert (s.roombot_log_format, s.roombot_log_level) == expected
+    assert s.log_level == logging.getLevelName(expected[1])
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("ROOMBOT_LOG_FORMAT", "xml", "ROOMBOT_LOG_FORMAT: must be text or json, got 'xml'"),
+        (
+            "ROOMBOT_LOG_LEVEL",
+            "loud",
+            "ROOMBOT_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'loud'",
+        ),
+    ],
+)
+def test_log_settings_validation(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=None)
+    assert str(info.value) == expected
+
+
+def test_missing_lists_every_unset_variable() -> None:
+    s = load_settings(env_file=None, tencent_sdkappid=1400000000)
+    assert s.missing("SLACK_BOT_TOKEN", "TENCENT_SDKAPPID", "TENCENT_SECRET_KEY", purpose="x") == [
+        "SLACK_BOT_TOKEN is required for x (see .env.example)",
+        "TENCENT_SECRET_KEY is required for x (see .env.example)",
+    ]

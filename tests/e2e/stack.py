@@ -15,18 +15,22 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.audit import AuditEntry
 from bot.config import Settings, load_settings
 from bot.tencent.emulator import RoomEngineEmulator
 from handlers.app import Bot, build_bot
 from handlers.serve import make_web_app
 from testkit.slack_api import FakeSlack
 from testkit.slack_payloads import (
+    app_home_opened,
     app_mention,
     block_actions,
     form_body,
     interactive_body,
     sign,
     slash_command,
+    view_block_actions,
+    view_submission,
 )
 
 SDKAPPID = 1400000001
@@ -93,12 +97,39 @@ class Stack:
     async def slash(
         self, text: str, *, user: str = ALICE, channel: str = GENERAL, **fields: str
     ) -> tuple[Reply, str]:
-        """Send `/room text`; returns the ack and the response_url key it carried."""
+        """Send `/room text`; returns the ack and the response_url key it carried. Its
+        trigger_id is one the fake Slack issued just now (good for one views.open in 3 s)."""
         key, url = self.new_response_url()
+        fields.setdefault("trigger_id", self.slack.issue_trigger_id())
         body = form_body(
             slash_command(text, user_id=user, channel_id=channel, response_url=url, **fields)
         )
         return await self.post(body), key
+
+    async def submit(
+        self, view: dict[str, Any], answers: dict[str, Any], *, user: str = ALICE
+    ) -> Reply:
+        """Submit `view` (as the fake Slack holds it) filled in with `answers`."""
+        payload = view_submission(view, answers, user_id=user)
+        return await self.post(interactive_body(payload))
+
+    async def in_view(
+        self,
+        view: dict[str, Any],
+        action_id: str,
+        *,
+        value: str | None = None,
+        user: str = ALICE,
+        answers: dict[str, Any] | None = None,
+    ) -> Reply:
+        """Click a button or pick an option inside a view (a modal or the Home tab)."""
+        payload = view_block_actions(view, action_id, value=value, user_id=user, answers=answers)
+        return await self.post(interactive_body(payload))
+
+    async def home_opened(self, user: str = ALICE, *, tab: str = "home") -> Reply:
+        """`user` opens roombot's App Home (its Home tab, or `tab`)."""
+        envelope = app_home_opened(user, tab=tab)
+        return await self.post(json.dumps(envelope).encode(), content_type="application/json")
 
     async def mention(self, text: str, **kwargs: Any) -> tuple[Reply, dict[str, Any]]:
         """Send an `app_mention` event; returns the ack and the envelope sent."""
@@ -129,6 +160,12 @@ class Stack:
                 quiet_since = time.monotonic()
             await asyncio.sleep(0.02)
 
+    async def rows(self) -> list[AuditEntry]:
+        """Every audit row so far, oldest first."""
+        store = self.bot.audit
+        assert store is not None
+        return list(reversed(await store.query(limit=10_000)))
+
     @property
     def audit_path(self) -> Path:
         """The SQLite file of this stack's audit trail."""
@@ -149,13 +186,19 @@ class Stack:
 async def running_stack(
     tmp_path: Path,
     *,
-    rooms: Iterable[str] = ROOMS,
+    rooms: Iterable[str | dict[str, Any]] = ROOMS,
     allowed_users: tuple[str, ...] = (ALICE,),
     policy_toml: str | None = None,
+    emulator_secret_key: str = SECRET_KEY,
     **settings_overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """Start the emulator, the fake Slack and roombot's HTTP app on real loopback ports."""
-    emulator = RoomEngineEmulator(sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=list(rooms))
+    """Start the emulator, the fake Slack and roombot's HTTP app on real loopback ports.
+
+    `emulator_secret_key` other than roombot's makes every call fail Tencent's UserSig check.
+    """
+    emulator = RoomEngineEmulator(
+        sdkappid=SDKAPPID, secret_key=emulator_secret_key, rooms=list(rooms)
+    )
     await emulator.start()
     slack = FakeSlack(bot_token=BOT_TOKEN)
     await slack.start()

@@ -178,7 +178,9 @@ async def test_sighup_reloads_the_policy_and_keeps_it_when_the_file_is_broken(
     assert "policy not reloaded, keeping the current one" in log
 
 
-async def test_serve_without_bot_token_fails_with_one_line(tmp_path: Path) -> None:
+async def test_serve_without_settings_names_each_missing_one_on_its_own_line(
+    tmp_path: Path,
+) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", "--http",
         env=_env(TENCENT_SDKAPPID="1400000000"), cwd=tmp_path,
@@ -188,5 +190,6 @@ async def test_serve_without_bot_token_fails_with_one_line(tmp_path: Path) -> No
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
     assert lines == [
-        "roombot serve: SLACK_BOT_TOKEN is required for `roombot serve` (see .env.example)"
+        f"roombot serve: {name} is required for `roombot serve` in HTTP mode (see .env.example)"
+        for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "TENCENT_SECRET_KEY")
     ]

@@ -67,11 +67,21 @@ def test_bot_scopes_are_exactly_what_roombot_uses(manifest: dict[str, Any]) -> N
     assert set(MANIFEST_BOT_SCOPES) == REQUIRED_BOT_SCOPES
 
 
-def test_subscribes_to_app_mention_and_enables_interactivity(manifest: dict[str, Any]) -> None:
+def test_subscribes_to_its_events_and_enables_interactivity(manifest: dict[str, Any]) -> None:
     settings = manifest["settings"]
-    assert settings["event_subscriptions"]["bot_events"] == ["app_mention"]
+    assert settings["event_subscriptions"]["bot_events"] == ["app_mention", "app_home_opened"]
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["socket_mode_enabled"] is True
+
+
+def test_enables_the_home_tab_and_a_read_only_messages_tab(manifest: dict[str, Any]) -> None:
+    # Home: views.publish on app_home_opened. Messages: where Home's Show button answers (a
+    # post to the user ID); read-only, since roombot does not read DMs.
+    assert manifest["features"]["app_home"] == {
+        "home_tab_enabled": True,
+        "messages_tab_enabled": True,
+        "messages_tab_read_only_enabled": True,
+    }
 
 
 def test_comments_say_how_to_switch_to_http_mode() -> None:

@@ -11,14 +11,19 @@ import pytest
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.outcomes import Actor, Source
+from handlers import blocks
+from handlers.form import FormContext, form_view
 from handlers.middleware import actor_from_body, actor_of, attach_actor
 from testkit.slack_payloads import (
     ALICE,
     GENERAL,
     TEAM_ID,
+    app_home_opened,
     app_mention,
     block_actions,
     slash_command,
+    view_block_actions,
+    view_submission,
 )
 
 BOB = "U0BOB0001"
@@ -94,10 +99,66 @@ def _click_without_user() -> dict[str, Any]:
     return payload
 
 
-def _view_submission() -> dict[str, Any]:
-    payload = block_actions("a", "v", message_ts="1.000005", response_url=RESPONSE_URL)
-    payload["type"] = "view_submission"
+def _view_submission_without_user() -> dict[str, Any]:
+    payload = view_submission(_form(), {"rooms": "room-test"})
+    del payload["user"]
     return payload
+
+
+def _home_opened_without_user() -> dict[str, Any]:
+    envelope = app_home_opened()
+    del envelope["event"]["user"]
+    return envelope
+
+
+def _form(channel: str = INCIDENT) -> dict[str, Any]:
+    """The /room form as Slack holds it after views.open: the view plus its id."""
+    view = form_view(["mute-all"], FormContext(channel_id=channel, response_url=RESPONSE_URL))
+    return {**view, "id": "V0FORM0001", "hash": "1.1"}
+
+
+def test_a_form_submission_is_asked_in_the_channel_the_form_was_opened_from() -> None:
+    body = view_submission(_form(INCIDENT), {"verb": "mute-all", "rooms": "room-test"}, user_id=BOB)
+    assert actor_from_body(body) == Actor(
+        user_id=BOB, source=Source.MODAL, team_id=TEAM_ID, channel_id=INCIDENT
+    )
+
+
+def test_a_pick_inside_the_form_is_the_forms_not_a_button() -> None:
+    body = view_block_actions(_form(INCIDENT), "roombot_form_verb", value="mute-all")
+    actor = actor_from_body(body)
+    assert actor == Actor(user_id=ALICE, source=Source.MODAL, team_id=TEAM_ID, channel_id=INCIDENT)
+
+
+def test_a_view_without_roombots_metadata_has_no_channel() -> None:
+    view = {**_form(), "private_metadata": '{"c": ["not", "a", "channel"]}'}
+    actor = actor_from_body(view_submission(view, {}))
+    assert actor is not None
+    assert actor.channel_id is None
+
+
+def test_a_click_on_the_home_tab_is_a_button_in_no_channel() -> None:
+    home = {
+        "type": "home",
+        "id": "V0HOME0001",
+        "blocks": [
+            {
+                "type": "section",
+                "block_id": "b",
+                "text": {"type": "mrkdwn", "text": "`room-test`"},
+                "accessory": blocks.button("Show", "roombot_home_show", "room-test"),
+            }
+        ],
+    }
+    actor = actor_from_body(view_block_actions(home, "roombot_home_show", user_id=BOB))
+    assert actor == Actor(user_id=BOB, source=Source.BUTTON, team_id=TEAM_ID, channel_id=None)
+
+
+def test_opening_the_home_tab_is_asked_by_its_user_in_no_channel() -> None:
+    # The event names the user's DM with the app, but the Home tab is in no channel: policy
+    # guardrails must not treat the DM as one.
+    actor = actor_from_body(app_home_opened(BOB))
+    assert actor == Actor(user_id=BOB, source=Source.HOME, team_id=TEAM_ID, channel_id=None)
 
 
 @pytest.mark.parametrize(
@@ -109,7 +170,8 @@ def _view_submission() -> dict[str, Any]:
         pytest.param(_mention_without_user(), id="mention-without-user"),
         pytest.param(_slash_without_user(), id="slash-without-user"),
         pytest.param(_click_without_user(), id="click-without-user"),
-        pytest.param(_view_submission(), id="view_submission"),
+        pytest.param(_view_submission_without_user(), id="view-submission-without-user"),
+        pytest.param(_home_opened_without_user(), id="home-opened-without-user"),
         pytest.param({"user_id": ALICE, "text": "mute-all room-test"}, id="no-command-field"),
     ],
 )

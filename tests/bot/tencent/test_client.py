@@ -25,6 +25,7 @@ from bot.tencent.errors import (
 )
 from bot.tencent.ratelimit import RateBudget, process_budget
 from bot.tencent.usersig import decode_usersig, verify_usersig
+from testkit.clock import FakeClock
 
 APP = 1400000000
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -64,18 +65,24 @@ class Recorder:
         return answer
 
 
-class Clocks:
-    """Fake wall clock, monotonic clock and sleep: backoff pauses advance time instantly."""
+class Clocks(FakeClock):
+    """The shared fake clock as the client's wall clock and monotonic clock at once: backoff
+    pauses advance both instantly; `wall` and `mono` name the two readings."""
 
     def __init__(self) -> None:
-        self.wall = NOW
-        self.mono = 0.0
-        self.sleeps: list[float] = []
+        super().__init__(float(NOW))
 
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.mono += seconds
-        self.wall += seconds
+    @property
+    def wall(self) -> float:
+        return self.now
+
+    @wall.setter
+    def wall(self, value: float) -> None:
+        self.now = value
+
+    @property
+    def mono(self) -> float:
+        return self.now - NOW
 
 
 def make_client(
@@ -543,3 +550,32 @@ def test_from_settings_needs_credentials(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("TENCENT_SDKAPPID", str(APP))
     with pytest.raises(ConfigError, match="TENCENT_SECRET_KEY"):
         RoomEngineClient.from_settings(load_settings())
+
+
+async def test_usersig_echoed_by_tencent_never_reaches_the_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """#12.14: Tencent may quote the request in ErrorInfo, UserSig and all, without `usersig=`:
+    the error (what Slack, the audit trail and the log get) carries none of it."""
+    from bot.failures import describe_failure
+    from bot.redact import forget_all
+
+    forget_all()  # only the client's own redaction stands between the sig and the message
+    sigs: list[str] = []
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        sig = request.url.params["usersig"]
+        sigs.append(sig)
+        return fail(70003, f"UserSig {sig} verification failed")
+
+    async with make_client(Recorder(echo)) as client:
+        with pytest.raises(ApiError) as excinfo:
+            await client.destroy_room("r")
+    err = excinfo.value
+    failure = describe_failure(err, room_id="r")
+    for text in (str(err), repr(err), err.info, failure.message, failure.hint, caplog.text):
+        for sig in sigs:
+            assert sig not in text
+            assert sig[:40] not in text
+    assert err.code == 70003
+    assert "verification failed" in err.info

@@ -1,0 +1,143 @@
+"""`bot.logs`: text and json formats, the ids, third-party lines kept below WARNING and without
+bodies, secrets redacted, warnings and uncaught exceptions routed through the handler."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import threading
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bot.logs import configure_logging, ids, log_context, make_handler
+from bot.redact import remember
+
+SECRET = "a-signing-secret-0123456789"
+
+
+@pytest.fixture
+def captured() -> Iterator[tuple[io.StringIO, logging.Logger]]:
+    """A json handler on a private logger tree (pytest's own handlers left alone)."""
+    stream = io.StringIO()
+    handler = make_handler("json", stream)
+    loggers = [logging.getLogger(name) for name in ("bot.test", "slack_bolt.Test", "httpx")]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+    yield stream, loggers[0]
+    for logger in loggers:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_lines_carry_the_fields_and_ids(
+    captured: tuple[io.StringIO, logging.Logger],
+) -> None:
+    stream, log = captured
+    log.info("plain %s", "line")
+    with log_context(request_key="rk1"):
+        log.warning("inside")
+        log.error("with id", extra=ids(correlation_id="cafe0123"))
+    log.info("after")
+    first, inside, with_id, after = _lines(stream)
+    assert set(first) == {"time", "level", "logger", "message"}
+    assert first["level"] == "INFO"
+    assert first["logger"] == "bot.test"
+    assert first["message"] == "plain line"
+    assert first["time"].endswith("Z")
+    assert inside["request_key"] == "rk1"
+    assert with_id["correlation_id"] == "cafe0123"
+    assert with_id["request_key"] == "rk1"
+    assert "request_key" not in after
+
+
+def test_exceptions_are_one_json_line(captured: tuple[io.StringIO, logging.Logger]) -> None:
+    stream, log = captured
+    try:
+        raise ValueError(f"boom {SECRET}")
+    except ValueError:
+        remember(SECRET)
+        log.exception("it broke")
+    [line] = _lines(stream)
+    assert "ValueError" in line["exception"]
+    assert SECRET not in stream.getvalue()
+
+
+def test_secrets_are_redacted_from_messages(
+    captured: tuple[io.StringIO, logging.Logger],
+) -> None:
+    stream, log = captured
+    remember(SECRET)
+    log.info("token xoxb-1-2-abc, secret %s, url ?usersig=abc&x=1", SECRET)
+    text = stream.getvalue()
+    assert SECRET not in text
+    assert "xoxb-1-2-abc" not in text
+    assert "usersig=abc" not in text
+
+
+def test_third_party_lines_below_warning_are_dropped_and_bodies_cut(
+    captured: tuple[io.StringIO, logging.Logger],
+) -> None:
+    """#12.11: bolt logs refused requests at INFO with their whole body; no such line is kept,
+    and a body quoted at WARNING is cut."""
+    stream, _log = captured
+    bolt = logging.getLogger("slack_bolt.Test")
+    body = "token=LEGACY123&response_url=https%3A%2F%2Fhooks.slack.com%2Fx&user_name=alice"
+    bolt.info(f"Invalid request signature detected (signature: v0=1, timestamp: 1, body: {body})")
+    bolt.debug(f"request body: {body}")
+    logging.getLogger("httpx").info("HTTP Request: POST https://x/?usersig=abc")
+    bolt.warning(f"A global middleware skipped calling next() for the request ({{'a': '{body}'}})")
+    bolt.error(f"Failed (body: {body})")
+    lines = _lines(stream)
+    assert [line["level"] for line in lines] == ["WARNING", "ERROR"]
+    text = stream.getvalue()
+    for secret in ("LEGACY123", "hooks.slack.com", "alice"):
+        assert secret not in text
+    assert "not logged" in lines[0]["message"]
+
+
+def test_text_format_redacts_too() -> None:
+    stream = io.StringIO()
+    handler = make_handler("text", stream)
+    remember(SECRET)
+    record = logging.makeLogRecord({"name": "bot.x", "levelno": 20, "levelname": "INFO"})
+    record.msg = f"value {SECRET}"
+    handler.handle(record)
+    assert stream.getvalue().strip().endswith("INFO bot.x: value ***")
+
+
+def test_configure_logging_routes_warnings_and_uncaught_exceptions(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
+    try:
+        configure_logging("DEBUG", "json")
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("careful", UserWarning, stacklevel=1)
+        try:
+            raise RuntimeError("uncaught")
+        except RuntimeError:
+            sys.excepthook(*sys.exc_info())
+        logging.getLogger("slack_bolt.AsyncApp").info("request body: {secret}")
+        err = capsys.readouterr().err
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        sys.excepthook, threading.excepthook = saved[2], saved[3]
+        logging.captureWarnings(False)
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert [line["logger"] for line in lines] == ["py.warnings", "roombot"]
+    assert "careful" in lines[0]["message"]
+    assert "RuntimeError" in lines[1]["exception"]
