@@ -13,7 +13,9 @@ clock matters), drops slots that no longer count, and grants new ones only while
 are counted. A slot counts from the moment it is granted until a window (1.02 s: a second plus
 20 ms of network and scheduling jitter, as in `RateBudget`) after the call ended, `ended_at`
 being written by the replica once the answer is in (`slot()`), or once the call has started
-(`acquire()`, which knows nothing of the answer).
+(`acquire()`, which knows nothing of the answer). It holds the moment of the end on the
+database's clock, converted from the replica's own with the offset its grant showed, erring late
+(the database read its clock after the replica sent the request).
 
 Why that bounds every window: suppose N + 1 calls reached Tencent within one window [t, t + 1 s)
 and let c be the one granted last, at G. Each of the N others was granted before G and ended at
@@ -100,8 +102,9 @@ _RESERVE: Final = (
     "FROM roombot_rate_reserve(%s::TEXT, %s::TEXT, %s, %s, %s, %s, %s, %s)"
 )
 _END: Final = (
-    "UPDATE rate_slots SET ended_at = extract(epoch FROM clock_timestamp())::DOUBLE PRECISION "
-    "WHERE id = ANY(%s) AND ended_at IS NULL"
+    "UPDATE rate_slots AS s SET ended_at = v.ended "
+    "FROM unnest(%s::BIGINT[], %s::DOUBLE PRECISION[]) AS v(id, ended) "
+    "WHERE s.id = v.id AND s.ended_at IS NULL"
 )
 _MIN_POLL_S: Final = 0.001
 _STATEMENT_TIMEOUT_MS: Final = 5_000
@@ -111,6 +114,9 @@ _STATEMENT_TIMEOUT_MS: Final = 5_000
 class _Grant:
     slot_id: int
     start: float  # when it may start, on this process's monotonic clock
+    # Add to this process's monotonic clock to get the database's clock, erring late: the
+    # database read its clock after we sent the request, so `db_now - sent` is never too small.
+    db_offset: float
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,7 @@ class SharedRateBudget:
         self._pool_lock: asyncio.Lock | None = None
         self._waiters: deque[asyncio.Future[_Grant]] = deque()
         self._desk: asyncio.Task[None] | None = None
-        self._ended: list[int] = []
+        self._ended: list[tuple[int, float]] = []
         self._releaser: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -182,7 +188,7 @@ class SharedRateBudget:
         Raises `RateBudgetUnavailable` when the database cannot grant a slot within `wait_s`.
         """
         grant = await self._take()
-        self._end(grant.slot_id)
+        self._end(grant)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -192,7 +198,7 @@ class SharedRateBudget:
         try:
             yield
         finally:
-            self._end(grant.slot_id)
+            self._end(grant)
 
     async def aclose(self) -> None:
         """Fail whoever still waits, write the pending ends (briefly), close the connections."""
@@ -222,12 +228,12 @@ class SharedRateBudget:
                 if delay > 0:
                     await self._sleep(delay)
             except BaseException:
-                self._end(grant.slot_id)
+                self._end(grant)
                 raise
             if self._monotonic() <= grant.start + START_GRACE_S:
                 return grant
             # Woken too late (a stalled loop): this slot's hold no longer covers the call.
-            self._end(grant.slot_id)
+            self._end(grant)
 
     async def _queue(self) -> _Grant:
         if self._closed:
@@ -240,7 +246,7 @@ class SharedRateBudget:
             return await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled() and future.exception() is None:
-                self._end(future.result().slot_id)  # granted as we were cancelled: give it back
+                self._end(future.result())  # granted as we were cancelled: give it back
             raise
 
     async def _serve(self) -> None:
@@ -279,7 +285,7 @@ class SharedRateBudget:
                     if self._prune_waiters():
                         self._waiters.popleft().set_result(grant)
                     else:
-                        self._end(grant.slot_id)  # everyone who asked has gone
+                        self._end(grant)  # everyone who asked has gone
                 if reply.retry_in is not None and self._prune_waiters():
                     await self._sleep(min(max(reply.retry_in, _MIN_POLL_S), WINDOW_S))
         except asyncio.CancelledError:
@@ -303,8 +309,9 @@ class SharedRateBudget:
 
     async def _reserve(self, wanted: int) -> _Reply:
         pool = await self._open_pool()
-        sent = self._monotonic()
+        asked = self._monotonic()
         async with pool.connection() as conn:
+            sent = self._monotonic()
             cur = await conn.execute(
                 _RESERVE,
                 (
@@ -328,13 +335,13 @@ class SharedRateBudget:
             else:
                 # Counting from our receipt overestimates the wait: never early, maybe late.
                 start = received + max(0.0, float(start_at) - float(db_now))
-                grants.append(_Grant(int(slot_id), start))
-        if received - sent > MAX_ROUND_TRIP_S:
+                grants.append(_Grant(int(slot_id), start, float(db_now) - sent))
+        if received - asked > MAX_ROUND_TRIP_S:
             for grant in grants:
-                self._end(grant.slot_id)
+                self._end(grant)
             logger.warning(
                 "rate budget: the database took %.1f s to grant; slots handed back",
-                received - sent,
+                received - asked,
             )
             return _Reply([], retry_in if retry_in is not None else 0.0)
         return _Reply(grants, retry_in)
@@ -371,12 +378,13 @@ class SharedRateBudget:
 
     # -- ending slots ---------------------------------------------------------------------------
 
-    def _end(self, slot_id: int) -> None:
-        """Record (in the background) that a slot's call has ended; until that is written, the
-        slot keeps counting."""
+    def _end(self, grant: _Grant) -> None:
+        """Record (in the background) that a slot's call has ended now; until that is written,
+        the slot keeps counting. The end is written as the database's time of this moment, not
+        of the write (a write delayed under load would hold the slot needlessly long)."""
         if self._closed:
             return  # the connections are gone: the slot counts until its hold runs out
-        self._ended.append(slot_id)
+        self._ended.append((grant.slot_id, self._monotonic() + grant.db_offset))
         if self._releaser is None or self._releaser.done():
             with contextlib.suppress(RuntimeError):  # no running loop: the hold frees it
                 self._releaser = asyncio.get_running_loop().create_task(
@@ -391,7 +399,8 @@ class SharedRateBudget:
             try:
                 pool = await self._open_pool()
                 async with pool.connection() as conn:
-                    await conn.execute(_END, (batch,))
+                    ids, ends = zip(*batch, strict=True)
+                    await conn.execute(_END, (list(ids), list(ends)))
                 failures = 0
             except (psycopg.Error, OSError) as exc:
                 failures += 1
