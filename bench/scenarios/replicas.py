@@ -12,8 +12,9 @@ budget of `RATE` calls/s, Room Engine `RTT_MS` away as in `bulk`). Three parts:
   the budget, 60007 answers, and the wall time from the sends to the last threaded reply against
   the ideal N / rate (N: the calls the work needs). Each repetition starts cold, as in `bulk`.
 - **ack**: signed write commands at a fixed concurrency, in rounds taking turns: to the one
-  SQLite replica, spread over the three PostgreSQL replicas, and to one PostgreSQL replica
-  alone; the p99 of each, and its ratio to SQLite's.
+  SQLite replica, spread over the three PostgreSQL replicas, to one PostgreSQL replica alone,
+  and spread over three processes sharing nothing (a SQLite file each: what co-locating three
+  processes on one core costs, apart from the database); the p99 of each, and its ratio.
 - **kill**: the same 20 × 10 burst, and one replica is killed (SIGKILL) a third of the way
   through. Reported: the time from the kill to the last survivor's report on the dead replica's
   unfinished requests (in their threads), against `ROOMBOT_LEASE_S` (its default, 30) + 5 s; and
@@ -62,6 +63,9 @@ _FINAL_MARKS = ("✅", "❌", "⚠️")
 SQLITE = "1 replica, SQLite"
 CLUSTER = f"{REPLICAS} replicas, PostgreSQL"
 ONE_PG = "1 replica, PostgreSQL"
+#: The control: as many processes as replicas on the one core, but sharing nothing (a SQLite
+#: file each), to tell what co-locating them costs from what the shared database costs.
+SPLIT = f"{REPLICAS} processes, a SQLite file each"
 
 
 def _rooms(first: int, count: int) -> str:
@@ -204,13 +208,20 @@ async def _ack_rounds(
     backends: Backends,
     sqlite: Server,
     replicas: Sequence[Server],
+    split: Sequence[Server],
     *,
     rounds: int,
     per_round: int,
 ) -> dict[str, dict[str, Any]]:
     """Rounds of write commands in turn: to the SQLite replica, spread over the PostgreSQL
-    replicas, and to one of them alone (what the database itself costs an ack)."""
-    targets = {SQLITE: [sqlite], CLUSTER: list(replicas), ONE_PG: [replicas[0]]}
+    replicas, to one of them alone (what the database itself costs an ack), and spread over
+    processes sharing nothing (what co-locating them on one core costs)."""
+    targets = {
+        SQLITE: [sqlite],
+        CLUSTER: list(replicas),
+        ONE_PG: [replicas[0]],
+        SPLIT: list(split),
+    }
     samples: dict[str, dict[str, Any]] = {
         name: {"latencies": [], "round_p99s": [], "errors": 0, "cpu_s": 0.0} for name in targets
     }
@@ -350,6 +361,15 @@ async def run(ctx: RunContext) -> ScenarioResult:
             ctx, backends, ctx.scratch("replicas/sqlite"), "sqlite", sqlite_db
         )
         stack.push_async_callback(sqlite.stop)
+        split: list[Server] = []
+        for i in range(REPLICAS):
+            where = ctx.scratch(f"replicas/split{i}")
+            split.append(
+                await _start_replica(
+                    ctx, backends, where, f"split-{i}", str(where / "audit.sqlite3")
+                )
+            )
+            stack.push_async_callback(split[-1].stop)
 
         budget_runs = []
         baseline_runs = []
@@ -364,7 +384,7 @@ async def run(ctx: RunContext) -> ScenarioResult:
             baseline_runs.append(await _budget_case(backends, [sqlite], f"s{rep}", other))
 
         acks = await _ack_rounds(
-            ctx, backends, sqlite, replicas, rounds=rounds, per_round=per_round
+            ctx, backends, sqlite, replicas, split, rounds=rounds, per_round=per_round
         )
 
         await asyncio.sleep(COLD_S)
@@ -447,6 +467,7 @@ def _result(
     cluster_p99 = acks[CLUSTER]["p99_ms"]
     ack_ratio = ratio(cluster_p99, sqlite_p99)
     one_ratio = ratio(acks[ONE_PG]["p99_ms"], sqlite_p99)
+    split_ratio = ratio(acks[SPLIT]["p99_ms"], sqlite_p99)
     ack_table = Table(
         title=f"Replicas: ack latency, {rounds} alternating rounds of {per_round} write "
         f"commands at concurrency {ACK_CONCURRENCY}",
@@ -476,14 +497,15 @@ def _result(
             for name, a in acks.items()
         ],
         notes=[
-            f"p99 of {REPLICAS} PostgreSQL replicas ÷ p99 of one SQLite replica: "
-            f"{ack_ratio:.2f}×; of one PostgreSQL replica alone: {one_ratio:.2f}×. The rounds "
-            "take turns; each drains the background work before the next.",
+            f"p99 ÷ p99 of one SQLite replica: {REPLICAS} PostgreSQL replicas {ack_ratio:.2f}×; "
+            f"one PostgreSQL replica alone {one_ratio:.2f}×; {REPLICAS} processes sharing "
+            f"nothing {split_ratio:.2f}×. The rounds take turns; each drains the background "
+            "work before the next.",
             "Every roombot process is pinned to the same core (this machine has two; the other "
-            f"runs the load generator, the backends and PostgreSQL), so the {REPLICAS} replicas "
+            f"runs the load generator, the backends and PostgreSQL), so {REPLICAS} processes "
             "time-share one core, which replicas on their own hosts would not. An ack touches no "
             "database; each process lets its background work wait while it has acks to send, "
-            "but cannot hold back another process's work.",
+            "but cannot hold back another process's work: the last row is that cost alone.",
         ],
     )
     report_margin = (kill["last_report_s"] or float("nan")) - LEASE_S
@@ -532,6 +554,12 @@ def _result(
             "×",
         ),
         Target("ack p99, 1 replica on PostgreSQL ÷ 1 on SQLite", one_ratio, TARGET_ACK_RATIO, "×"),
+        Target(
+            f"ack p99, {REPLICAS} replicas ÷ {REPLICAS} processes sharing nothing (one core)",
+            ratio(cluster_p99, acks[SPLIT]["p99_ms"]),
+            TARGET_ACK_RATIO,
+            "×",
+        ),
         Target(
             "SIGKILL → survivor's report",
             kill["last_report_s"] if kill["last_report_s"] is not None else float("nan"),
