@@ -354,6 +354,10 @@ class SharedRateBudget:
 
                 async def configure(conn: _Connection) -> None:
                     await conn.execute(f"SET statement_timeout = {_STATEMENT_TIMEOUT_MS:d}")
+                    # Slots live for a second or so: a grant need not wait for the disk. A
+                    # database crash could lose the last few grants; the calls they paced are
+                    # long over by the time it is back.
+                    await conn.execute("SET synchronous_commit = off")
 
                 pool: AsyncConnectionPool[_Connection] = AsyncConnectionPool(
                     self._url.secret(),
