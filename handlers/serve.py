@@ -1,4 +1,5 @@
-"""`roombot serve`: HTTP (`POST /slack/events`, `GET /healthz`) or Socket Mode, with clean shutdown.
+"""`roombot serve`: HTTP (`POST /slack/events`, `GET /healthz`, and `POST /tencent/callback` when
+`ROOMBOT_CALLBACK_TOKEN` is set) or Socket Mode, with clean shutdown.
 
 SIGHUP reloads `ROOMBOT_POLICY_FILE` (a broken file is logged and the old policy kept).
 
@@ -17,6 +18,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
 from handlers.app import Bot
+from handlers.callbacks import add_callback_route
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,8 @@ EVENTS_PATH = "/slack/events"
 
 
 def make_web_app(bot: Bot) -> web.Application:
-    """The aiohttp application serving Slack's requests and the health check."""
+    """The aiohttp application serving Slack's requests, the health check and, when configured,
+    Room Engine callbacks."""
 
     async def events(request: web.Request) -> web.Response:
         bolt_response = await bot.app.async_dispatch(await to_bolt_request(request))
@@ -37,6 +40,8 @@ def make_web_app(bot: Bot) -> web.Application:
     web_app = web.Application()
     web_app.router.add_post(EVENTS_PATH, events)
     web_app.router.add_get("/healthz", healthz)
+    if bot.callbacks is not None:
+        add_callback_route(web_app, bot.callbacks)
     return web_app
 
 

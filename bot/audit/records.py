@@ -37,6 +37,12 @@ class Outcome(StrEnum):
     NOT_APPLIED = "not_applied"  # the room does not hold them (offer Retry)
 
 
+#: Outcomes of requests that called nothing: their rows say nothing about a room's settings.
+REFUSED_OUTCOMES: frozenset[Outcome] = frozenset(
+    {Outcome.DENIED, Outcome.INVALID, Outcome.DRY_RUN, Outcome.CANCELLED}
+)
+
+
 #: Outcomes that are a guess or a later reading rather than the call's own answer: `complete()`
 #: may still replace them with the truth when the call that was thought lost does report back.
 PROVISIONAL_OUTCOMES: frozenset[Outcome] = frozenset(
@@ -51,6 +57,8 @@ class Source(StrEnum):
     MENTION = "mention"
     BUTTON = "button"
     CONSOLE = "console"
+    #: A change made outside roombot, reported by a Room Engine callback (`bot.callbacks`).
+    TENCENT = "tencent"
 
 
 @dataclass(frozen=True)
