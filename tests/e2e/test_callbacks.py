@@ -186,3 +186,11 @@ async def test_a_burst_of_outside_changes_is_coalesced(tmp_path: Path) -> None:
         more = sum("more change" in m["text"] for m in alerts)
         assert listed <= 40
         assert listed == 40 or more
+
+
+async def test_without_a_token_there_is_no_callback_endpoint(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        assert stack.bot.callbacks is None
+        url = stack.url.replace("/slack/events", "/tencent/callback")
+        async with stack.session.post(url, params={"token": "x"}, data=b"{}") as response:
+            assert response.status == 404
