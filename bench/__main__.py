@@ -28,7 +28,7 @@ import aiohttp
 from bench.machine import describe_machine, git_commit, loadavg
 from bench.procs import REPO_ROOT, pin
 from bench.report import ScenarioResult, Table, write_json
-from bench.scenarios import ack, bulk, e2e, memory
+from bench.scenarios import ack, bulk, callbacks, e2e, memory
 from bench.stack import Placement, RunContext, Variant
 
 SCENARIOS: dict[str, Callable[[RunContext], Awaitable[ScenarioResult]]] = {
@@ -36,6 +36,7 @@ SCENARIOS: dict[str, Callable[[RunContext], Awaitable[ScenarioResult]]] = {
     "e2e": e2e.run,
     "bulk": bulk.run,
     "memory": memory.run,
+    "callbacks": callbacks.run,
 }
 #: No scenario may run longer than this, whatever happens.
 SCENARIO_TIMEOUT_S = 900.0

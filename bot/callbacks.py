@@ -223,7 +223,8 @@ class CallbackEvent:
 @dataclass(frozen=True)
 class Delivery:
     """A callback as it arrived: the event, `OptPlatform` and `ClientIP` from the query, and
-    `key`, the same for every delivery of the same event (command, room, EventTime, body)."""
+    `key`, the same for every delivery of the same event (command, room, EventTime, body);
+    empty for member and seat callbacks, which are never stored."""
 
     event: CallbackEvent
     platform: str | None
@@ -242,17 +243,23 @@ def parse_callback(query: Mapping[str, str], body: bytes) -> Delivery:
         raise CallbackInvalid("the body is not a JSON object")
     command = _command(query, data)
     event = _event(command, data)
-    digest = hashlib.sha256(
-        json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-    ).hexdigest()
-    key_text = f"{command.value}|{event.room_id}|{event.event_ms}|{digest}"
-    key = "callback:" + hashlib.sha256(key_text.encode()).hexdigest()[:40]
+    # Only room-level callbacks are de-duplicated (stored); member ones, by far the most
+    # frequent, skip the hashing.
+    key = _delivery_key(event, data) if event.room_level else ""
     return Delivery(
         event=event,
         platform=_text_param(query, "OptPlatform"),
         client_ip=_text_param(query, "ClientIP"),
         key=key,
     )
+
+
+def _delivery_key(event: CallbackEvent, data: Mapping[str, Any]) -> str:
+    digest = hashlib.sha256(
+        json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    ).hexdigest()
+    key_text = f"{event.command.value}|{event.room_id}|{event.event_ms}|{digest}"
+    return "callback:" + hashlib.sha256(key_text.encode()).hexdigest()[:40]
 
 
 def _command(query: Mapping[str, str], data: Mapping[str, Any]) -> CallbackCommand:

@@ -273,6 +273,8 @@ def test_the_key_changes_with_the_event() -> None:
     later = _parse(update_room_info_body("bob", ROOM, 6, bools_as_strings=True))
     assert first.key != later.key
     assert first.key.startswith("callback:")
+    member = _parse(member_enter_body("u1", "room-test", ["u1"], 5, 3))
+    assert member.key == ""  # never stored, so never de-duplicated: no hashing
 
 
 # -- what roombot knew ----------------------------------------------------------------------------
