@@ -272,6 +272,7 @@ def test_changes_made_outside_roombot_are_listed_and_marked(
                         room_id="room-a",
                         patch={"IsAudioDisabled": False},
                         previous={"IsAudioDisabled": True},
+                        outcome=Outcome.OK,
                         detail="reported by a Room Engine callback",
                     )
                 ]
