@@ -257,7 +257,6 @@ def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_console(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
 
     from bot.config import USER_ID_RE
     from bot.console import run_console
@@ -268,7 +267,7 @@ def _run_console(args: argparse.Namespace, settings: Settings) -> int:
             f"--as: malformed Slack user ID {args.as_user!r} (expected e.g. U012ABCDEF)"
         )
     policy = policy_from_settings(settings)
-    return asyncio.run(run_console(settings, policy, as_user=args.as_user, assume_yes=args.yes))
+    return run_console(settings, policy, as_user=args.as_user, assume_yes=args.yes)
 
 
 def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:

@@ -210,6 +210,8 @@ class Runner:
         )
         if audit_error is not None:
             _log_unaudited(run)
+        else:
+            _log_finished(run)
         return run
 
     # -- calls ------------------------------------------------------------------------------------
@@ -433,6 +435,29 @@ def _log_unaudited(run: RunResult) -> None:
                         "error_code": r.failure.code if r.failure else None,
                         "request_id": r.request_id,
                     }
+                    for r in run.results
+                ],
+            },
+            ensure_ascii=False,
+        ),
+    )
+
+
+def _log_finished(run: RunResult) -> None:
+    """Every request's outcome in one structured line, whatever later happens to its Slack
+    messages: the RequestIds are never only in Slack and the audit trail."""
+    log.info(
+        "request finished %s",
+        json.dumps(
+            {
+                "request_key": run.request_key,
+                "user": run.actor.user_id,
+                "verb": run.command.verb,
+                "kind": run.kind.value,
+                "ok": len(run.succeeded),
+                "failed": len(run.failed),
+                "targets": [
+                    [r.room_id, r.account, "ok" if r.ok else "failed", r.request_id]
                     for r in run.results
                 ],
             },

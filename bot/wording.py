@@ -36,6 +36,7 @@ from bot.outcomes import (
     RunResult,
 )
 from bot.policy import Denial
+from bot.tencent.errors import CONFIGURATION_CODES
 
 OK_MARK: Final = "✅"
 FAIL_MARK: Final = "❌"
@@ -439,6 +440,42 @@ def read_before_note(run: RunResult) -> str | None:
             "rooms), so Undo is not offered."
         )
     return None
+
+
+def outcome_lines(style: Style, run: RunResult) -> list[str]:
+    """Every target's line, failures first (so none is lost below a long list). Failures for
+    roombot's own configuration (credentials, SDKAppID, URL) are said once, for all their
+    targets; the targets withdrawn before their call follow in one line; then the successes."""
+    verb = run.command.verb
+    skipped = {id(r) for r in run.not_attempted}
+    lines: list[str] = []
+    grouped: dict[tuple[int | None, str, str], list[RoomResult]] = {}
+    for result in run.failed:
+        failure = result.failure
+        if id(result) in skipped or failure is None:
+            continue
+        if failure.code in CONFIGURATION_CODES:
+            grouped.setdefault((failure.code, failure.message, failure.hint), []).append(result)
+        else:
+            lines.append(room_line(style, result, verb))
+    for same in grouped.values():
+        lines.append(_configuration_line(style, same))
+    withdrawn = not_attempted_line(style, run)
+    if withdrawn is not None:
+        lines.append(withdrawn)
+    return lines + [room_line(style, r, verb) for r in run.succeeded]
+
+
+def _configuration_line(style: Style, results: list[RoomResult]) -> str:
+    """One configuration error, once, with every target it stopped and their RequestIds."""
+    first = results[0]
+    assert first.failure is not None
+    targets = ", ".join(
+        f"{style.literal(r.account or r.room_id)} ({request_id_phrase(style, r.request_id)})"
+        for r in results[:10]
+    )
+    more = f" and {len(results) - 10} more" if len(results) > 10 else ""
+    return f"{FAIL_MARK} {failure_phrase(style, first.failure)}: {targets}{more}"
 
 
 def not_undoable_note(run: RunResult) -> str | None:

@@ -13,14 +13,13 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import wording
 from bot.outcomes import Actor, Rejected
 from bot.service import RoomService
 from handlers import blocks
-from handlers.delivery import ThreadReporter, post_response_url, slack_error
+from handlers.delivery import SLACK_FAILURES, ThreadReporter, post_response_url, slack_error
 from handlers.flow import run_plan
 from handlers.middleware import actor_of
 from handlers.runtime import SlackRuntime
@@ -35,11 +34,11 @@ def _value(body: dict[str, Any]) -> str:
 async def _replace(body: dict[str, Any], text: str, client: AsyncWebClient) -> None:
     """Replace the (ephemeral) prompt the button was on, through the click's response_url."""
     replaced = await post_response_url(
+        client,
         body.get("response_url"),
         blocks.Message(text=text),
         in_channel=False,
         replace_original=True,
-        session=client.session,
     )
     if not replaced:
         log.warning("could not replace the prompt for %s", body["user"]["id"])
@@ -48,10 +47,7 @@ async def _replace(body: dict[str, Any], text: str, client: AsyncWebClient) -> N
 async def _tell(body: dict[str, Any], text: str, client: AsyncWebClient) -> None:
     """An ephemeral note to whoever clicked."""
     if not await post_response_url(
-        body.get("response_url"),
-        blocks.Message(text=text),
-        in_channel=False,
-        session=client.session,
+        client, body.get("response_url"), blocks.Message(text=text), in_channel=False
     ):
         log.warning("could not tell %s: %s", body["user"]["id"], text)
 
@@ -162,7 +158,7 @@ async def _undo_or_retry(
             await client.chat_update(
                 channel=channel, ts=message_ts, text=message.get("text") or "", blocks=spent
             )
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             log.warning("could not disable the used button: %s", slack_error(exc))
     reporter = ThreadReporter(
         client=client,

@@ -20,14 +20,13 @@ from typing import Any, Final
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.outcomes import Actor, Approved, OutsideChange
 from bot.presenter import Answer, Presenter
 from handlers import blocks
 from handlers.blocks import Message
-from handlers.delivery import post_response_url, slack_error
+from handlers.delivery import SLACK_FAILURES, ThreadReporter, slack_error
 from handlers.middleware import actor_of
 from handlers.runtime import SlackRuntime
 
@@ -138,7 +137,7 @@ class AlertPoster:
                 unfurl_media=False,
             )
             self.messages_posted += 1
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             log.error(
                 "could not post an alert in %s (%s): %d change(s) made outside roombot are only "
                 "in the audit trail",
@@ -194,16 +193,11 @@ async def _answer(
     body: dict[str, Any], client: AsyncWebClient, actor: Actor, message: Message
 ) -> None:
     """Only to whoever clicked: through the click's response_url, else postEphemeral."""
-    if await post_response_url(
-        body.get("response_url"), message, in_channel=False, session=client.session
-    ):
-        return
-    try:
-        await client.chat_postEphemeral(
-            channel=actor.channel_id or "",
-            user=actor.user_id,
-            text=message.text,
-            blocks=message.blocks or None,
-        )
-    except SlackApiError as exc:
-        log.warning("could not answer a Show click of %s: %s", actor.user_id, slack_error(exc))
+    reporter = ThreadReporter(
+        client=client,
+        channel=actor.channel_id or "",
+        user_id=actor.user_id,
+        response_url=body.get("response_url"),
+    )
+    if not await reporter.tell(message):
+        log.warning("could not answer a Show click of %s", actor.user_id)

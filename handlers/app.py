@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit import AuditStore
@@ -23,24 +22,9 @@ from handlers.blocks import Message, SlackRenderer
 from handlers.callbacks import CallbackReceiver, build_receiver
 from handlers.middleware import attach_actor
 from handlers.runtime import SlackRuntime
+from handlers.slack_client import build_slack_client
 
 log = logging.getLogger(__name__)
-
-
-def build_slack_client(
-    settings: Settings, session: aiohttp.ClientSession | None = None
-) -> AsyncWebClient:
-    """The Web API client: `SLACK_API_URL`, and Retry-After honoured on HTTP 429.
-
-    Pass a long-lived `session` to reuse connections: without one, slack_sdk opens (and closes)
-    a new connection for every call, which was most of roombot's CPU per command.
-    """
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = AsyncWebClient(
-        token=token, base_url=settings.slack_api_url, timeout=15, session=session
-    )
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
-    return client
 
 
 def group_directory(client: AsyncWebClient) -> GroupDirectory:

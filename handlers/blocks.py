@@ -164,15 +164,8 @@ def _notes(run: RunResult) -> list[str]:
 
 
 def result_lines(run: RunResult) -> list[str]:
-    """Every target's line: failures first (so none is lost below a long list), the targets
-    withdrawn before their call in one line, then the successes."""
-    verb = run.command.verb
-    skipped = {id(r) for r in run.not_attempted}
-    lines = [room_line(r, verb) for r in run.failed if id(r) not in skipped]
-    withdrawn = wording.not_attempted_line(SLACK, run)
-    if withdrawn is not None:
-        lines.append(withdrawn)
-    return lines + [room_line(r, verb) for r in run.succeeded]
+    """Every target's line in mrkdwn (see `bot.wording.outcome_lines`)."""
+    return wording.outcome_lines(SLACK, run)
 
 
 def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS - 100) -> list[str]:
@@ -318,17 +311,31 @@ def show_message(views: Sequence[RoomView]) -> Message:
     return Message(text=_truncate("\n\n".join(parts), MAX_TEXT_CHARS), blocks=blocks)
 
 
-def not_in_channel_hint() -> str:
-    """Told (ephemerally) to a requester whose channel the bot cannot post in."""
+def fallback_hint(reason: str | None, *, not_here: bool) -> str:
+    """Told (ephemerally) to a requester whose result could not go in a thread, and why:
+    `not_here` when the bot may not post in the channel, else Slack failed (`reason`)."""
+    if not_here:
+        return (
+            "I could not post in this channel (private channel or DM I am not in), so the "
+            "result came back here instead. To get threaded results with an Undo button, "
+            "invite me: `/invite @roombot`."
+        )
+    why = "Slack is rate-limiting me" if reason == "ratelimited" else "Slack did not answer"
     return (
-        "I could not post in this channel (private channel or DM I am not in), so the result "
-        "came back here instead. To get threaded results with an Undo button, invite me: "
-        "`/invite @roombot`."
+        f"{why} ({escape(reason or 'unknown')}), so the result came back here instead of in a "
+        "thread; the rooms' outcome above is complete."
     )
 
 
-def unexpected_error_text(correlation_id: str) -> str:
-    """What a user sees when roombot itself failed: a short id they can report."""
+def unexpected_error_text(correlation_id: str, *, work_started: bool = False) -> str:
+    """What a user sees when roombot itself failed: a short id they can report, and whether
+    anything may have happened (`work_started`: the request was being carried out)."""
+    if work_started:
+        return (
+            f"{FAIL_MARK} Something went wrong inside roombot (error id `{correlation_id}`) while "
+            "carrying out this request: some rooms may have changed. `/room history ROOM` shows "
+            "what was done; report the id to the roombot maintainers."
+        )
     return (
         f"{FAIL_MARK} Something went wrong inside roombot (error id `{correlation_id}`). "
         "Nothing further was done for this request; report the id to the roombot maintainers."

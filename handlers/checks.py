@@ -35,7 +35,7 @@ from bot.check import (
 )
 from bot.config import DEFAULT_SLACK_API_URL, Settings
 from bot.policy import Policy
-from handlers.app import build_slack_client
+from handlers.slack_client import build_slack_client
 
 #: The bot token scopes manifest.yml asks for. Kept here because an installed roombot has no
 #: manifest.yml to read; a test holds the two lists equal.

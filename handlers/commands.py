@@ -1,9 +1,21 @@
-"""`/room`: ack fast (answering parse errors, denials, help and dry runs right there), then work."""
+"""`/room`: ack fast (answering parse errors, denials, help and dry runs right there), then work.
+
+Slack wants the ack within 3 s, and some answers need Slack first (a policy role granted through
+a user group: `usergroups.users.list`, which may be slow or rate-limited). So the answer gets
+`ANSWER_WITHIN_S`; if it is not ready by then the command is acknowledged with a holding note
+and answered through its `response_url` when ready, so the ack never misses its deadline.
+
+A command is never acted on when its ack was late (Slack has then told the user it failed, and
+they may well type it again), and never twice: a replayed request (same `trigger_id`) is claimed
+in the audit store, so it acts once across replicas.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+import time
+from typing import Any, Final
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -11,14 +23,29 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import VerbKind
 from bot.outcomes import Approved
-from bot.presenter import Presenter
+from bot.presenter import Answer, Confirm, Presenter
 from handlers.blocks import Message
 from handlers.delivery import ThreadReporter, post_response_url
 from handlers.flow import run_plan, spawn_for
-from handlers.middleware import actor_of
+from handlers.middleware import actor_of, received_at
 from handlers.runtime import SlackRuntime
 
 log = logging.getLogger(__name__)
+
+#: How long the ack waits for the answer before acknowledging with a holding note.
+ANSWER_WITHIN_S: Final = 2.0
+#: Slack's ack deadline, measured from when the request reached roombot (a little generous:
+#: Slack's 3 s include the network).
+ACK_DEADLINE_S: Final = 3.0
+
+_HOLDING: Final = (
+    "⏳ Slack is slow to tell me your permissions (user groups); your answer will follow here "
+    "in a moment. Please do not run the command again."
+)
+_TOO_LATE: Final = (
+    "⚠️ Slack gave up waiting for my answer to this command, so I did not run it. Nothing was "
+    "changed; run it again."
+)
 
 
 def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime) -> None:
@@ -29,31 +56,88 @@ def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime
         ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         actor = actor_of(context)
-        reply = await presenter.answer(command.get("text") or "", actor, defer=runtime.tasks.spawn)
+        answering = asyncio.ensure_future(
+            presenter.answer(command.get("text") or "", actor, defer=runtime.tasks.spawn)
+        )
+        done, _ = await asyncio.wait({answering}, timeout=ANSWER_WITHIN_S)
+        if not done:
+            await ack(response_type="ephemeral", text=_HOLDING)
+            runtime.tasks.spawn(_answer_later(presenter, runtime, command, answering, client))
+            return
+        reply = answering.result()
         if not isinstance(reply, Approved):
             message = reply.message
             await ack(response_type="ephemeral", text=message.text, blocks=message.blocks or None)
             return
-
         await ack()
-        response_url = command.get("response_url")
-        if reply.command.spec.kind is VerbKind.READ:
-
-            async def tell(correlation_id: str) -> None:
-                message = presenter.renderer.unexpected_error(correlation_id)
-                await _deliver(message, reply, response_url, client)
-
-            runtime.tasks.spawn(_read(presenter, reply, response_url, client), on_error=tell)
+        if time.monotonic() - received_at(context) > ACK_DEADLINE_S:
+            log.warning("not running a command whose ack was late: user=%s", actor.user_id)
+            tell = Message(text=_TOO_LATE)
+            await post_response_url(client, command.get("response_url"), tell, in_channel=False)
             return
-        reporter = ThreadReporter(
-            client=client,
-            channel=command["channel_id"],
-            user_id=actor.user_id,
-            response_url=response_url,
-            budget=runtime.update_budget,
-        )
-        service = presenter.service
-        spawn_for(runtime, reporter, run_plan(service, service.plan(reply), reporter, runtime.gate))
+        _carry_out(presenter, runtime, command, reply, client)
+
+
+async def _answer_later(
+    presenter: Presenter[Message],
+    runtime: SlackRuntime,
+    command: dict[str, Any],
+    answering: asyncio.Future[Answer[Message] | Confirm[Message] | Approved],
+    client: AsyncWebClient,
+) -> None:
+    """The answer the ack could not wait for, through the command's response_url."""
+    reply = await answering
+    if isinstance(reply, Approved):
+        _carry_out(presenter, runtime, command, reply, client)
+        return
+    if not await post_response_url(
+        client, command.get("response_url"), reply.message, in_channel=False
+    ):
+        log.error("could not deliver a late answer to %s", command.get("user_id"))
+
+
+def _carry_out(
+    presenter: Presenter[Message],
+    runtime: SlackRuntime,
+    command: dict[str, Any],
+    approved: Approved,
+    client: AsyncWebClient,
+) -> None:
+    """After the ack: a read answers through the response_url; a write runs in its thread."""
+    response_url = command.get("response_url")
+    if approved.command.spec.kind is VerbKind.READ:
+
+        async def tell(correlation_id: str) -> None:
+            message = presenter.renderer.unexpected_error(correlation_id)
+            await _deliver(message, approved, response_url, client)
+
+        runtime.tasks.spawn(_read(presenter, approved, response_url, client), on_error=tell)
+        return
+    reporter = ThreadReporter(
+        client=client,
+        channel=command["channel_id"],
+        user_id=approved.actor.user_id,
+        response_url=response_url,
+        budget=runtime.update_budget,
+    )
+    trigger = str(command.get("trigger_id") or "")
+    spawn_for(runtime, reporter, _run_once(presenter, approved, reporter, runtime, trigger))
+
+
+async def _run_once(
+    presenter: Presenter[Message],
+    approved: Approved,
+    reporter: ThreadReporter,
+    runtime: SlackRuntime,
+    trigger_id: str,
+) -> None:
+    """Run an approved write, unless this very command (its `trigger_id`) already ran: a signed
+    request replayed within Slack's 5 minutes must not change rooms twice."""
+    service = presenter.service
+    if trigger_id and not await service.first_delivery(f"slash:{trigger_id}"):
+        log.warning("ignoring a replayed /room command (user=%s)", approved.actor.user_id)
+        return
+    await run_plan(service, service.plan(approved), reporter, runtime.gate)
 
 
 async def _read(
@@ -69,7 +153,7 @@ async def _read(
 async def _deliver(
     message: Message, approved: Approved, response_url: str | None, client: AsyncWebClient
 ) -> None:
-    if not await post_response_url(response_url, message, in_channel=False, session=client.session):
+    if not await post_response_url(client, response_url, message, in_channel=False):
         log.error(
             "could not deliver `%s` result for %s", approved.command.verb, approved.actor.user_id
         )

@@ -10,7 +10,7 @@ from bot import wording
 from bot.outcomes import Plan, Progress
 from bot.service import RoomService
 from handlers import blocks
-from handlers.delivery import ThreadReporter, post_response_url
+from handlers.delivery import ThreadReporter
 from handlers.runtime import AckGate, SlackRuntime
 
 log = logging.getLogger(__name__)
@@ -45,25 +45,12 @@ def spawn_for(
     """Run `work` after the ack; if it fails unexpectedly, tell the requester the error id."""
 
     async def tell(correlation_id: str) -> None:
-        await tell_privately(reporter, blocks.unexpected_error_text(correlation_id))
+        text = blocks.unexpected_error_text(correlation_id, work_started=True)
+        if not await reporter.tell(blocks.Message(text=text)):
+            log.error("could not tell %s about error [%s]", reporter.user_id, correlation_id)
 
     runtime.tasks.spawn(work, on_error=tell)
 
 
 async def _no_wait() -> None:
     return None
-
-
-async def tell_privately(reporter: ThreadReporter, text: str) -> None:
-    """An ephemeral note to the requester: response_url when we have one, else postEphemeral."""
-    message = blocks.Message(text=text)
-    if await post_response_url(
-        reporter.response_url, message, in_channel=False, session=reporter.client.session
-    ):
-        return
-    try:
-        await reporter.client.chat_postEphemeral(
-            channel=reporter.channel, user=reporter.user_id, text=text, thread_ts=reporter.thread_ts
-        )
-    except Exception:
-        log.exception("could not tell %s privately", reporter.user_id)

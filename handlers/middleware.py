@@ -7,6 +7,7 @@ only from the envelope Slack signed, never from command text.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from bot.outcomes import Actor, Source
 
 _ACTOR_KEY = "roombot_actor"
+_RECEIVED_KEY = "roombot_received_at"
 
 
 def actor_from_body(body: Mapping[str, Any]) -> Actor | None:
@@ -51,11 +53,19 @@ def actor_from_body(body: Mapping[str, Any]) -> Actor | None:
 async def attach_actor(
     body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]
 ) -> Any:
-    """bolt middleware: put the request's `Actor` into the context before any listener runs."""
+    """bolt middleware: put the request's `Actor` (and when it arrived) into the context before
+    any listener runs."""
+    context[_RECEIVED_KEY] = time.monotonic()
     actor = actor_from_body(body)
     if actor is not None:
         context[_ACTOR_KEY] = actor
     return await next()
+
+
+def received_at(context: AsyncBoltContext) -> float:
+    """When this request reached roombot (`time.monotonic()`), for the ack deadline."""
+    value = context.get(_RECEIVED_KEY)
+    return float(value) if isinstance(value, int | float) else time.monotonic()
 
 
 def actor_of(context: AsyncBoltContext) -> Actor:

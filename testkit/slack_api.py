@@ -24,6 +24,7 @@ files, conversations.* methods.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -76,6 +77,8 @@ class _Fault:
     error: str = ""
     channel: str | None = None
     retry_after: int = 0
+    delay_s: float = 0.0
+    skip: int = 0  # matching calls to let through before the fault applies
 
 
 class _SlackError(Exception):
@@ -130,9 +133,12 @@ class FakeSlack:
         self._ephemerals: list[dict[str, Any]] = []
         self._faults: list[_Fault] = []
         self._rate_limits: list[_Fault] = []
+        self._disconnects: list[_Fault] = []
+        self._delays: list[_Fault] = []
         self._inaccessible: dict[str, str] = {}
         self._response_uses: Counter[str] = Counter()
         self._expired_response_urls: set[str] = set()
+        self._redirected_response_urls: dict[str, str] = {}
         self._socket_mode: FakeSocketMode | None = None
         self._ts_serial = 0
         self._runner: web.AppRunner | None = None
@@ -247,10 +253,28 @@ class FakeSlack:
         `{"ok": false, "error": "ratelimited"}`."""
         self._rate_limits.append(_Fault(method, times, retry_after=retry_after))
 
+    def delay(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """The next `times` calls to `method` are answered only after `seconds` (a slow Slack)."""
+        self._delays.append(_Fault(method, times, delay_s=seconds))
+
+    def disconnect(
+        self, method: str, *, times: int = 1, applied: bool = True, skip: int = 0
+    ) -> None:
+        """After `skip` calls to `method` that go through, the next `times` get no answer at
+        all: the connection is closed, as when Slack times out or the network drops. With
+        `applied`, the call still takes effect first (the message is posted, the update made),
+        the worst case for a client."""
+        fault = _Fault(method, times, error="applied" if applied else "", skip=skip)
+        self._disconnects.append(fault)
+
     def private_channel(self, channel: str, *, error: str = "channel_not_found") -> None:
         """Make `channel` a private channel (or DM) the bot is not in: posting there, ephemeral or
         not, answers `error`. Slack hides such channels from the bot, hence `channel_not_found`."""
         self._inaccessible[channel] = error
+
+    def redirect_response_url(self, key: str, location: str) -> None:
+        """Make a response_url answer `302 Found` to `location` (a client must not follow it)."""
+        self._redirected_response_urls[key] = location
 
     def expire_response_url(self, key: str = "default") -> None:
         """Make a response_url answer 404 `expired_url`, as Slack does after 30 minutes."""
@@ -267,6 +291,17 @@ class FakeSlack:
             return self._answer({"ok": False, "error": "invalid_json"})
         token = _bearer(request) or _str_or_none(params.pop("token", None))
         self.calls.append(SlackCall(method, params, token, time.monotonic()))
+        slow = _take(self._delays, method, None)
+        if slow is not None:
+            await asyncio.sleep(slow.delay_s)
+        dropped = _take(self._disconnects, method, None)
+        if dropped is not None:
+            if dropped.error == "applied":
+                with contextlib.suppress(_SlackError):
+                    self._dispatch(method, params, token)
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)  # never reaches the client: the connection is gone
         try:
             body = self._dispatch(method, params, token)
         except _SlackError as e:
@@ -421,6 +456,9 @@ class FakeSlack:
     async def _response(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
         text = await request.text()
+        if key in self._redirected_response_urls:
+            self.refused_response_posts.append((key, text, "redirected"))
+            raise web.HTTPFound(self._redirected_response_urls[key])
         if key in self._expired_response_urls:
             return self._refuse(key, text, "expired_url")
         if self._response_uses[key] >= _RESPONSE_URL_MAX_USES:
@@ -476,6 +514,9 @@ def _take(faults: list[_Fault], method: str, channel: str | None) -> _Fault | No
     """Consume one use of the first matching injected fault, if any."""
     for fault in faults:
         if fault.method == method and (fault.channel is None or fault.channel == channel):
+            if fault.skip > 0:
+                fault.skip -= 1
+                return None
             fault.remaining -= 1
             if fault.remaining <= 0:
                 faults.remove(fault)

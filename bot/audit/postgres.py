@@ -37,22 +37,21 @@ from bot.audit.records import (
     ConfirmationStatus,
     Lease,
     NewEntry,
-    Outcome,
     StrandedRequest,
 )
 from bot.audit.rows import (
     CLAIM_RETENTION_S,
     CONFIRMATION_COLUMNS,
     CONFIRMATION_RETENTION_S,
-    ENTRY_COLUMNS,
     INSERT_COLUMNS,
     LEASE_COLUMNS,
     PROVISIONAL_SQL,
     REFUSED_SQL,
+    SELECT_ENTRIES,
     Completion,
-    check_new_entries,
     confirmation_from_row,
     context_json,
+    entries_query,
     entry_from_row,
     insert_params,
     lease_from_row,
@@ -82,7 +81,6 @@ _DRIVER_LOGGERS: Final = ("psycopg", "psycopg.pool")
 
 # The database's clock, in Unix seconds: leases compare against it on every replica.
 _DB_NOW: Final = "extract(epoch FROM clock_timestamp())::DOUBLE PRECISION"
-_SELECT_ENTRIES: Final = f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_entries"  # noqa: S608
 _INSERT_ENTRY: Final = (
     f"INSERT INTO audit_entries ({', '.join(INSERT_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('%s' for _ in INSERT_COLUMNS)}) RETURNING id"
@@ -235,44 +233,9 @@ class PostgresAuditStore(AuditStore):
 
     # -- the audit trail ------------------------------------------------------------------------
 
-    async def begin(self, entries: Sequence[NewEntry]) -> list[int]:
-        check_new_entries(entries, final=False)
-        return await self._insert(entries, final=False)
-
-    async def record(self, entries: Sequence[NewEntry]) -> list[int]:
-        check_new_entries(entries, final=True)
-        return await self._insert(entries, final=True)
-
-    async def complete(
-        self,
-        row_id: int,
-        *,
-        outcome: Outcome,
-        tencent_request_id: str | None = None,
-        error_code: int | None = None,
-        error_info: str | None = None,
-        latency_ms: float | None = None,
-        previous: dict[str, Any] | None = None,
-        detail: str | None = None,
-    ) -> None:
-        completion = Completion(
-            outcome=outcome,
-            tencent_request_id=tencent_request_id,
-            error_code=error_code,
-            error_info=error_info,
-            latency_ms=latency_ms,
-            previous=previous,
-            detail=detail,
-        )
-        await self._complete([(row_id, completion)])
-
-    async def complete_many(self, updates: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
-        completions = [(row_id, Completion(**kwargs)) for row_id, kwargs in updates]
-        await self._complete(completions)
-
     async def get(self, row_id: int) -> AuditEntry | None:
         async def read(conn: Connection) -> AuditEntry | None:
-            cur = await conn.execute(f"{_SELECT_ENTRIES} WHERE id = %s", (row_id,))
+            cur = await conn.execute(f"{SELECT_ENTRIES} WHERE id = %s", (row_id,))
             row = await cur.fetchone()
             return None if row is None else entry_from_row(row)
 
@@ -292,22 +255,9 @@ class PostgresAuditStore(AuditStore):
         since: float | None = None,
         limit: int = 50,
     ) -> list[AuditEntry]:
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit}")
-        clauses: list[str] = []
-        params: list[Any] = []
-        if room is not None:
-            clauses.append("room_id = %s")
-            params.append(room)
-        if user is not None:
-            clauses.append("user_id = %s")
-            params.append(user)
-        if since is not None:
-            clauses.append("created_at >= %s")
-            params.append(since)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"{_SELECT_ENTRIES}{where} ORDER BY created_at DESC, id DESC LIMIT %s"
-        params.append(limit)
+        sql, params = entries_query(
+            room=room, user=user, since=since, limit=limit, placeholder="%s"
+        )
 
         async def read(conn: Connection) -> list[AuditEntry]:
             cur = await conn.execute(sql, params)
@@ -319,7 +269,7 @@ class PostgresAuditStore(AuditStore):
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         sql = (
-            f"{_SELECT_ENTRIES} WHERE room_id = %s "
+            f"{SELECT_ENTRIES} WHERE room_id = %s "
             "AND (patch IS NOT NULL OR previous IS NOT NULL) "
             f"AND outcome NOT IN ({REFUSED_SQL}) ORDER BY id DESC LIMIT %s"
         )
@@ -628,7 +578,7 @@ def _libpq_timeout(seconds: float) -> int:
 
 async def _rows_for_requests(conn: Connection, keys: Sequence[str]) -> list[AuditEntry]:
     cur = await conn.execute(
-        f"{_SELECT_ENTRIES} WHERE request_key = ANY(%s) ORDER BY id",
+        f"{SELECT_ENTRIES} WHERE request_key = ANY(%s) ORDER BY id",
         (list(keys),),
     )
     return [entry_from_row(row) for row in await cur.fetchall()]

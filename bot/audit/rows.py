@@ -175,3 +175,34 @@ def settle(
     if ttl_s is not None and now - prompt.created_at > ttl_s:
         return ConfirmationStatus.EXPIRED, ConfirmationState.EXPIRED
     return ConfirmationStatus.OK, to
+
+
+#: Every audit column, for a SELECT whose rows `entry_from_row` reads (both backends).
+SELECT_ENTRIES: Final = f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_entries"  # noqa: S608
+
+
+def entries_query(
+    *,
+    room: str | None,
+    user: str | None,
+    since: float | None,
+    limit: int,
+    placeholder: str,
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters of `AuditStore.query` in the backend's placeholder style (`?` or
+    `%s`): up to `limit` rows, newest first, for this room and/or user, since `since`."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value, test in (
+        ("room_id", room, "="),
+        ("user_id", user, "="),
+        ("created_at", since, ">="),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {test} {placeholder}")
+            params.append(value)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"{SELECT_ENTRIES}{where} ORDER BY created_at DESC, id DESC LIMIT {placeholder}"
+    return sql, [*params, limit]

@@ -38,15 +38,15 @@ from bot.audit.rows import (
     CLAIM_RETENTION_S,
     CONFIRMATION_COLUMNS,
     CONFIRMATION_RETENTION_S,
-    ENTRY_COLUMNS,
     INSERT_COLUMNS,
     LEASE_COLUMNS,
     PROVISIONAL_SQL,
     REFUSED_SQL,
+    SELECT_ENTRIES,
     Completion,
-    check_new_entries,
     confirmation_from_row,
     context_json,
+    entries_query,
     entry_from_row,
     insert_params,
     lease_from_row,
@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-_SELECT_ENTRIES: Final = f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_entries"  # noqa: S608
 _INSERT_ENTRY: Final = (
     f"INSERT INTO audit_entries ({', '.join(INSERT_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
@@ -196,44 +195,9 @@ class SqliteAuditStore(AuditStore):
 
     # -- the audit trail ------------------------------------------------------------------------
 
-    async def begin(self, entries: Sequence[NewEntry]) -> list[int]:
-        check_new_entries(entries, final=False)
-        return await self._insert(entries, final=False)
-
-    async def record(self, entries: Sequence[NewEntry]) -> list[int]:
-        check_new_entries(entries, final=True)
-        return await self._insert(entries, final=True)
-
-    async def complete(
-        self,
-        row_id: int,
-        *,
-        outcome: Outcome,
-        tencent_request_id: str | None = None,
-        error_code: int | None = None,
-        error_info: str | None = None,
-        latency_ms: float | None = None,
-        previous: dict[str, Any] | None = None,
-        detail: str | None = None,
-    ) -> None:
-        completion = Completion(
-            outcome=outcome,
-            tencent_request_id=tencent_request_id,
-            error_code=error_code,
-            error_info=error_info,
-            latency_ms=latency_ms,
-            previous=previous,
-            detail=detail,
-        )
-        await self._complete([(row_id, completion)])
-
-    async def complete_many(self, updates: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
-        completions = [(row_id, Completion(**kwargs)) for row_id, kwargs in updates]
-        await self._complete(completions)
-
     async def get(self, row_id: int) -> AuditEntry | None:
         def read(conn: sqlite3.Connection) -> AuditEntry | None:
-            row = conn.execute(f"{_SELECT_ENTRIES} WHERE id = ?", (row_id,)).fetchone()
+            row = conn.execute(f"{SELECT_ENTRIES} WHERE id = ?", (row_id,)).fetchone()
             return None if row is None else entry_from_row(row)
 
         return await self._run("read an entry", read)
@@ -251,22 +215,7 @@ class SqliteAuditStore(AuditStore):
         since: float | None = None,
         limit: int = 50,
     ) -> list[AuditEntry]:
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit}")
-        clauses: list[str] = []
-        params: list[Any] = []
-        if room is not None:
-            clauses.append("room_id = ?")
-            params.append(room)
-        if user is not None:
-            clauses.append("user_id = ?")
-            params.append(user)
-        if since is not None:
-            clauses.append("created_at >= ?")
-            params.append(since)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"{_SELECT_ENTRIES}{where} ORDER BY created_at DESC, id DESC LIMIT ?"
-        params.append(limit)
+        sql, params = entries_query(room=room, user=user, since=since, limit=limit, placeholder="?")
 
         def read(conn: sqlite3.Connection) -> list[AuditEntry]:
             return [entry_from_row(row) for row in conn.execute(sql, params)]
@@ -277,7 +226,7 @@ class SqliteAuditStore(AuditStore):
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         sql = (
-            f"{_SELECT_ENTRIES} WHERE room_id = ? "
+            f"{SELECT_ENTRIES} WHERE room_id = ? "
             "AND (patch IS NOT NULL OR previous IS NOT NULL) "
             f"AND outcome NOT IN ({REFUSED_SQL}) ORDER BY id DESC LIMIT ?"
         )
@@ -622,7 +571,7 @@ def _hand_over(
 
 
 def _rows_for_request(conn: sqlite3.Connection, request_key: str) -> list[AuditEntry]:
-    sql = f"{_SELECT_ENTRIES} WHERE request_key = ? ORDER BY id"
+    sql = f"{SELECT_ENTRIES} WHERE request_key = ? ORDER BY id"
     return [entry_from_row(row) for row in conn.execute(sql, (request_key,))]
 
 

@@ -43,6 +43,7 @@ from bot.audit.records import (
     Outcome,
     StrandedRequest,
 )
+from bot.audit.rows import Completion, check_new_entries
 from bot.defaults import CONFIRMATION_TTL_S
 from bot.dsn import DatabaseUrl, is_database_url
 
@@ -172,16 +173,17 @@ class AuditStore(abc.ABC):
 
     # -- the audit trail ------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def begin(self, entries: Sequence[NewEntry]) -> list[int]:
         """Write `pending` rows before the Room Engine call, in one transaction; ids in order."""
+        check_new_entries(entries, final=False)
+        return await self._insert(entries, final=False)
 
-    @abc.abstractmethod
     async def record(self, entries: Sequence[NewEntry]) -> list[int]:
         """Write rows whose outcome is already known (denied, invalid, dry_run, ...) in one
         transaction; `finished_at` equals `created_at`. Returns the ids in order."""
+        check_new_entries(entries, final=True)
+        return await self._insert(entries, final=True)
 
-    @abc.abstractmethod
     async def complete(
         self,
         row_id: int,
@@ -201,12 +203,30 @@ class AuditStore(abc.ABC):
 
         Raises `AuditError` if the row does not exist or already has the call's own outcome.
         """
+        completion = Completion(
+            outcome=outcome,
+            tencent_request_id=tencent_request_id,
+            error_code=error_code,
+            error_info=error_info,
+            latency_ms=latency_ms,
+            previous=previous,
+            detail=detail,
+        )
+        await self._complete([(row_id, completion)])
 
-    @abc.abstractmethod
     async def complete_many(self, updates: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """`complete` for many rows in one transaction; each update is (row id, complete's
         keyword arguments). Rows that can be completed are, even if some cannot; those then
         raise one `AuditError` naming them."""
+        await self._complete([(row_id, Completion(**kwargs)) for row_id, kwargs in updates])
+
+    @abc.abstractmethod
+    async def _insert(self, entries: Sequence[NewEntry], *, final: bool) -> list[int]:
+        """The backend's write of checked rows (`final`: already finished), one transaction."""
+
+    @abc.abstractmethod
+    async def _complete(self, completions: Sequence[tuple[int, Completion]]) -> None:
+        """The backend's completion of rows, one transaction (see `complete_many`)."""
 
     @abc.abstractmethod
     async def get(self, row_id: int) -> AuditEntry | None:

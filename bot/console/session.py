@@ -1,6 +1,14 @@
 """`roombot console`'s session: type `/room ...` lines and see what the bot would do, through the
 real service, policy and audit (source "console"), rendered as plain text.
 
+Besides the `/room` language the console takes what Slack offers as buttons: `undo [KEY]` (the
+last request of this session, or the one named by its request key) and `retry-failed [KEY]`,
+with the same permission checks.
+
+The session runs its event loop step by step (`asyncio.Runner`) and reads input between steps,
+on the main thread: Ctrl-C at the prompt drops the line, at a confirmation it answers no, and
+while a command runs it interrupts it — at once, never waiting for Enter.
+
 Lines on stdin that is not a terminal are run in order and the exit status is 1 if any of them
 failed, so runbooks can script it: `roombot console < runbook.txt`.
 """
@@ -10,16 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Final, TextIO
 
 from bot.audit import AuditError, AuditStore
 from bot.commands import VerbKind
 from bot.config import ConfigError, Settings
-from bot.console.backend import open_backend
+from bot.console.backend import Backend, open_backend
 from bot.console.text import TextRenderer, request_lines, result_lines
-from bot.outcomes import Actor, Approved, NeedsConfirmation, Progress, Source
+from bot.outcomes import Actor, Approved, Plan, Progress, Rejected, RunKind, RunResult, Source
 from bot.policy import Policy
 from bot.presenter import Answer, Confirm, Presenter
 from bot.service import RoomService
@@ -28,15 +36,18 @@ from bot.wording import progress_status
 #: The user ID the console's local operator acts as (every verb allowed, no policy lookup).
 OPERATOR_ID = "U0OPERATOR"
 HISTORY_FILE = Path.home() / ".roombot_history"
+#: What the console offers in place of Slack's buttons.
+BUTTON_WORDS: Final = ("undo", "retry-failed")
 
-Confirmer = Callable[[str], Awaitable[bool]]
+#: Asks the operator a yes/no question (a prompt when interactive, `--yes` when scripted).
+Ask = Callable[[str], bool]
 
 
 class Console:
     """Runs console lines through the presenter and prints its plain-text answers.
 
-    High-impact requests need `confirmer` to say yes (a prompt when interactive; `--yes` when
-    scripted); without one they are refused, so a runbook never locks rooms down by accident.
+    `runner` carries out each async step; `ask` confirms high-impact requests (without one they
+    are refused, so a runbook never locks rooms down by accident).
     """
 
     def __init__(
@@ -44,54 +55,86 @@ class Console:
         presenter: Presenter[str],
         actor: Actor,
         out: TextIO,
-        confirmer: Confirmer | None = None,
+        runner: asyncio.Runner,
+        ask: Ask | None = None,
     ) -> None:
         self._presenter = presenter
         self._service = presenter.service
         self._actor = actor
         self._out = out
-        self._confirmer = confirmer
+        self._runner = runner
+        self._ask = ask
+        #: The request key of this session's last write, for a bare `undo` / `retry-failed`.
+        self.last_request: str | None = None
 
     def _print(self, text: str = "") -> None:
         print(text, file=self._out, flush=True)
 
-    async def run_line(self, line: str) -> bool:
-        """Handle one line; True if it succeeded (help and blank lines count as success)."""
-        text = line.strip()
+    def run_line(self, line: str) -> bool:
+        """Handle one line; True if it succeeded (help and blank lines count as success).
+
+        Raises `KeyboardInterrupt` if the operator interrupts a running command.
+        """
+        text = line.strip().removeprefix("/room").strip()
         if not text or text.startswith("#"):
             return True
-        reply = await self._presenter.answer(text, self._actor)
-        if isinstance(reply, Answer):
-            self._print(reply.message)
-            return reply.ok
+        word, _, rest = text.partition(" ")
+        if word.lower() in BUTTON_WORDS:
+            return self._button(word.lower(), rest.strip())
         try:
+            reply = self._runner.run(self._presenter.answer(text, self._actor))
+            if isinstance(reply, Answer):
+                self._print(reply.message)
+                return reply.ok
             if isinstance(reply, Confirm):
-                approved = await self._confirm(reply)
-                return approved is not None and await self._run(approved)
-            return await self._run(reply)
+                approved = self._confirm(reply)
+                return approved is not None and self._carry_out(approved)
+            return self._carry_out(reply)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            raise
         except Exception:
             self._print(self._presenter.unexpected(self._actor, "console line").message)
             return False
 
-    async def _confirm(self, confirm: Confirm[str]) -> Approved | None:
+    def _confirm(self, confirm: Confirm[str]) -> Approved | None:
         self._print(confirm.message)
-        needs: NeedsConfirmation = confirm.needs
-        if self._confirmer is None or not await self._confirmer("Type yes to run it: "):
-            await self._service.cancel(needs.key, self._actor)
+        needs = confirm.needs
+        if self._ask is None or not self._ask("Type yes to run it: "):
+            self._runner.run(self._service.cancel(needs.key, self._actor))
             self._print("Not confirmed: nothing was done (scripts: pass --yes to confirm).")
             return None
-        outcome = await self._service.confirm(needs.key, self._actor)
+        outcome = self._runner.run(self._service.confirm(needs.key, self._actor))
         if not isinstance(outcome, Approved):
             self._print(self._presenter.renderer.rejected(outcome))
             return None
         return outcome
 
-    async def _run(self, approved: Approved) -> bool:
+    def _carry_out(self, approved: Approved) -> bool:
         if approved.command.spec.kind is VerbKind.READ:
-            answer = await self._presenter.read(approved)
+            answer = self._runner.run(self._presenter.read(approved))
             self._print(answer.message)
             return answer.ok
-        for line in request_lines(approved.command, self._actor):
+        return self._run(self._service.plan(approved))
+
+    def _button(self, word: str, key: str) -> bool:
+        """`undo [KEY]` or `retry-failed [KEY]`: what Slack's buttons do, for the last request
+        of this session or the one named."""
+        key = key or self.last_request or ""
+        if not key:
+            self._print(
+                f"Nothing to {word} in this session yet; name a request: '{word} KEY' (the "
+                "console prints each request's key; 'roombot audit --format jsonl' lists them)."
+            )
+            return False
+        planning = self._service.plan_undo if word == "undo" else self._service.plan_retry
+        plan = self._runner.run(planning(key, self._actor))
+        if isinstance(plan, Rejected):
+            self._print(self._presenter.renderer.rejected(plan))
+            return False
+        return self._run(plan)
+
+    def _run(self, plan: Plan) -> bool:
+        for line in request_lines(plan.command, self._actor, plan.kind):
             self._print(line)
         last_shown = 0
 
@@ -102,25 +145,42 @@ class Console:
                 last_shown = progress.done
                 self._print("  " + progress_status(progress))
 
-        run = await self._service.run(self._service.plan(approved), progress=on_progress)
+        run = self._runner.run(self._service.run(plan, progress=on_progress))
         for line in result_lines(run):
             self._print(line)
+        self._offer(run)
         return not run.failed
 
+    def _offer(self, run: RunResult) -> None:
+        """Say what the buttons would offer in Slack, and remember the request for them."""
+        if run.audit_error or run.kind is not RunKind.REQUEST:
+            return  # nothing to find it by; a bare `undo` is about the last request, not an undo
+        self.last_request = run.request_key
+        offers = []
+        if run.undoable:
+            offers.append("'undo' reverts it")
+        if run.failed and run.refused is None:
+            offers.append(f"'retry-failed' retries the {len(run.failed)} that failed")
+        if offers:
+            self._print(f"  (request {run.request_key}: {'; '.join(offers)})")
 
-async def _lines(interactive: bool, stdin: TextIO) -> AsyncIterator[str]:
-    loop = asyncio.get_running_loop()
+
+def _lines(interactive: bool, stdin: TextIO, out: TextIO) -> Iterator[str]:
+    """The lines to run. At a terminal: a prompt with line editing, where Ctrl-C drops the line
+    being typed (like a shell) and Ctrl-D ends the session."""
     if not interactive:
-        for line in stdin:
-            yield line
+        yield from stdin
         return
     _enable_line_editing()
     while True:
         try:
-            line = await loop.run_in_executor(None, input, "/room ")
+            line = input("/room ")
         except EOFError:
-            print(file=sys.stdout)
+            print(file=out)
             return
+        except KeyboardInterrupt:
+            print("^C", file=out, flush=True)
+            continue
         yield line
 
 
@@ -142,7 +202,29 @@ def _save_history(readline_module: object) -> None:
         readline_module.write_history_file(HISTORY_FILE)  # type: ignore[attr-defined]
 
 
-async def run_console(
+def _asker(interactive: bool, assume_yes: bool, out: TextIO) -> Ask | None:
+    if assume_yes:
+
+        def yes(prompt: str) -> bool:
+            print(prompt + "yes (--yes)", file=out, flush=True)
+            return True
+
+        return yes
+    if not interactive:
+        return None
+
+    def ask(prompt: str) -> bool:
+        try:
+            answer = input(prompt)
+        except (EOFError, KeyboardInterrupt):
+            print(file=out)
+            return False
+        return answer.strip().lower() in {"y", "yes"}
+
+    return ask
+
+
+def run_console(
     settings: Settings,
     policy: Policy,
     *,
@@ -151,70 +233,87 @@ async def run_console(
     stdin: TextIO = sys.stdin,
     out: TextIO = sys.stdout,
 ) -> int:
-    """Run the console until end of input; 0 if every line succeeded, else 1."""
-    interactive = stdin.isatty() and out.isatty()
-    async with open_backend(settings) as backend:
-        print(f"roombot console — talking to {backend.description}", file=out, flush=True)
-        if as_user:
-            actor = Actor(user_id=as_user, source=Source.CONSOLE)
-            print(f"Acting as Slack user {as_user}: the policy decides what you may run.", file=out)
-        else:
-            actor = Actor(user_id=OPERATOR_ID, source=Source.CONSOLE, is_operator=True)
-            print(
-                "Acting as the local operator: every command is allowed (use --as U… to check "
-                "what a Slack user may do).",
-                file=out,
-            )
-        if interactive:
-            print(
-                "Type a command (e.g. 'mute-all room-test'), 'help', or Ctrl-D to quit.", file=out
-            )
+    """Run the console until end of input; 0 if every line succeeded, 1 if one failed, 130 if
+    the operator interrupted a running command when not at a terminal."""
+    with asyncio.Runner() as runner:
+        backend_cm = open_backend(settings)
+        backend = runner.run(backend_cm.__aenter__())
         try:
-            audit = await AuditStore.open(settings.roombot_audit_db)
-        except AuditError as exc:
-            raise ConfigError(
-                f"ROOMBOT_AUDIT_DB: cannot open {settings.roombot_audit_db}: {exc}"
-            ) from None
-        try:
-            service = RoomService(
-                client=backend.client,
-                policy=policy,
-                groups=None,
-                audit=audit,
-                max_rooms=settings.roombot_max_rooms,
-                confirm_above=settings.roombot_confirm_above,
-                allow_unaudited=settings.roombot_allow_unaudited,
-            )
-            presenter = Presenter(service, TextRenderer())
-            console = Console(presenter, actor, out, _confirmer(interactive, assume_yes, out))
-            all_ok = True
-            async for line in _lines(interactive, stdin):
-                if not interactive and line.strip() and not line.lstrip().startswith("#"):
-                    print(f"/room {line.strip().removeprefix('/room').strip()}", file=out)
-                ok = await console.run_line(line)
-                all_ok = all_ok and ok
+            return _session(runner, backend, settings, policy, as_user, assume_yes, stdin, out)
         finally:
-            await audit.close()
-        return 0 if all_ok else 1
+            runner.run(backend_cm.__aexit__(None, None, None))
 
 
-def _confirmer(interactive: bool, assume_yes: bool, out: TextIO) -> Confirmer | None:
-    if assume_yes:
-
-        async def yes(prompt: str) -> bool:
-            print(prompt + "yes (--yes)", file=out)
-            return True
-
-        return yes
-    if not interactive:
-        return None
-
-    async def ask(prompt: str) -> bool:
-        loop = asyncio.get_running_loop()
-        try:
-            answer = await loop.run_in_executor(None, input, prompt)
-        except EOFError:
-            return False
-        return answer.strip().lower() in {"y", "yes"}
-
-    return ask
+def _session(
+    runner: asyncio.Runner,
+    backend: Backend,
+    settings: Settings,
+    policy: Policy,
+    as_user: str | None,
+    assume_yes: bool,
+    stdin: TextIO,
+    out: TextIO,
+) -> int:
+    interactive = stdin.isatty() and out.isatty()
+    print(f"roombot console — talking to {backend.description}", file=out, flush=True)
+    if as_user:
+        actor = Actor(user_id=as_user, source=Source.CONSOLE)
+        print(f"Acting as Slack user {as_user}: the policy decides what you may run.", file=out)
+    else:
+        actor = Actor(user_id=OPERATOR_ID, source=Source.CONSOLE, is_operator=True)
+        print(
+            "Acting as the local operator: every command is allowed (use --as U… to check "
+            "what a Slack user may do).",
+            file=out,
+        )
+    if interactive:
+        print(
+            "Type a command (e.g. 'mute-all room-test'), 'help', 'undo' or 'retry-failed' after "
+            "a request, or Ctrl-D to quit.",
+            file=out,
+        )
+    try:
+        audit = runner.run(AuditStore.open(settings.roombot_audit_db))
+    except AuditError as exc:
+        raise ConfigError(
+            f"ROOMBOT_AUDIT_DB: cannot open {settings.roombot_audit_db}: {exc}"
+        ) from None
+    try:
+        service = RoomService(
+            client=backend.client,
+            policy=policy,
+            groups=None,
+            audit=audit,
+            max_rooms=settings.roombot_max_rooms,
+            confirm_above=settings.roombot_confirm_above,
+            allow_unaudited=settings.roombot_allow_unaudited,
+        )
+        console = Console(
+            Presenter(service, TextRenderer()),
+            actor,
+            out,
+            runner,
+            _asker(interactive, assume_yes, out),
+        )
+        all_ok = True
+        for line in _lines(interactive, stdin, out):
+            if not interactive and line.strip() and not line.lstrip().startswith("#"):
+                print(f"/room {line.strip().removeprefix('/room').strip()}", file=out)
+            try:
+                ok = console.run_line(line)
+            except KeyboardInterrupt:
+                print(
+                    "Interrupted: calls already sent may have changed rooms; 'history ROOM' "
+                    "shows what was done.",
+                    file=out,
+                    flush=True,
+                )
+                if not interactive:
+                    return 130
+                ok = False
+            finally:
+                runner.run(backend.save())
+            all_ok = all_ok and ok
+    finally:
+        runner.run(audit.close())
+    return 0 if all_ok else 1

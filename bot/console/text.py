@@ -62,13 +62,7 @@ def request_lines(command: Command, actor: Actor, kind: RunKind = RunKind.REQUES
 def result_lines(run: RunResult) -> list[str]:
     """Every target's outcome (failures first, so none is lost above a long list; targets
     withdrawn before their call in one line), the notes, and the final status last."""
-    verb = run.command.verb
-    skipped = {id(r) for r in run.not_attempted}
-    lines = [f"  └ {wording.room_line(PLAIN, r, verb)}" for r in run.failed if id(r) not in skipped]
-    withdrawn = wording.not_attempted_line(PLAIN, run)
-    if withdrawn is not None:
-        lines.append(f"  └ {withdrawn}")
-    lines += [f"  └ {wording.room_line(PLAIN, r, verb)}" for r in run.succeeded]
+    lines = [f"  └ {line}" for line in wording.outcome_lines(PLAIN, run)]
     notes = [
         wording.read_before_note(run),
         wording.not_undoable_note(run),

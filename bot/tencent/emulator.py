@@ -371,6 +371,7 @@ class RoomEngineEmulator:
         Raises `ValueError` when a field is one create_room would refuse. Posts no callback.
         """
         seeded = fields.pop("MemberList", ())
+        banned = fields.pop("BannedList", ())
         info = {"RoomId": room_id, "RoomType": "Conference", **fields}
         try:
             _check_room_info(info, creating=True)
@@ -381,9 +382,29 @@ class RoomEngineEmulator:
         room = self._new_room(info)
         members = RoomMembers(owner=room["Owner_Account"])
         seed_members(members, seeded)
+        for ban in banned:
+            members.bans[str(ban["Member_Account"])] = int(ban["BannedUntil"])
         room["MemberCount"] = len(members)
         self.rooms[room_id] = room
         self.members[room_id] = members
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every room as `add_room` (and the `rooms` option) takes it back: its settable fields,
+        its members and its bans. For keeping a demo's rooms from one run to the next."""
+        rooms = []
+        for room_id, room in self.rooms.items():
+            fields = {k: v for k, v in room.items() if k not in _READ_ONLY_FIELDS}
+            if fields.get("TakeSeatMode") not in _SEAT_MODES:
+                fields.pop("TakeSeatMode", None)  # "None": never set, and not settable
+            members = self.members.get(room_id)
+            if members is not None:
+                fields["MemberList"] = [m.as_api() for m in members.members.values()]
+                fields["BannedList"] = [
+                    {"Member_Account": account, "BannedUntil": until}
+                    for account, until in members.bans.items()
+                ]
+            rooms.append(fields)
+        return rooms
 
     def script(self, command: str, outcomes: Sequence[int | str]) -> None:
         """Queue deterministic outcomes for the next calls of `command` ("*" for any command).

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.audit import AuditEntry
 from bot.config import Settings, load_settings
 from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
@@ -138,6 +139,12 @@ class Stack:
                 quiet_since = time.monotonic()
             await asyncio.sleep(0.02)
 
+    async def rows(self) -> list[AuditEntry]:
+        """Every audit row so far, oldest first."""
+        store = self.bot.audit
+        assert store is not None
+        return list(reversed(await store.query(limit=10_000)))
+
     @property
     def audit_path(self) -> Path:
         """The SQLite file of this stack's audit trail."""
@@ -191,21 +198,23 @@ class Stack:
 async def running_stack(
     tmp_path: Path,
     *,
-    rooms: Iterable[str] = ROOMS,
+    rooms: Iterable[str | dict[str, Any]] = ROOMS,
     allowed_users: tuple[str, ...] = (ALICE,),
     policy_toml: str | None = None,
+    emulator_secret_key: str = SECRET_KEY,
     callbacks: bool = False,
     sign_callbacks: bool = False,
     **settings_overrides: Any,
 ) -> AsyncIterator[Stack]:
     """Start the emulator, the fake Slack and roombot's HTTP app on real loopback ports.
 
+    `emulator_secret_key` other than roombot's makes every call fail Tencent's UserSig check.
     With `callbacks`, roombot takes Room Engine callbacks (`CALLBACK_TOKEN`, alerts to
     `ALERTS`) and the emulator posts them there (signed too with `sign_callbacks`).
     """
     emulator = RoomEngineEmulator(
         sdkappid=SDKAPPID,
-        secret_key=SECRET_KEY,
+        secret_key=emulator_secret_key,
         rooms=list(rooms),
         other_admins=[OTHER_ADMIN],
         callback_token=CALLBACK_TOKEN if sign_callbacks else None,

@@ -499,3 +499,60 @@ async def test_an_operator_may_allow_unaudited_changes(tmp_path: Path) -> None:
         assert call.request_id in result["text"]
         assert "The audit trail could not be written" in result["text"]
         assert _button(result, blocks.ACTION_UNDO) is None  # it could not find the request
+
+
+async def test_wrong_credentials_stop_a_many_room_request_and_are_said_once(
+    tmp_path: Path,
+) -> None:
+    """#12.5: 30 rooms with a secret key Tencent does not accept: not 30 calls and 30 identical
+    errors, but the error once, with its hint, and the rest "not attempted"."""
+    rooms = [f"room-{i:02d}" for i in range(30)]
+    wrong = "f" * 64
+    async with running_stack(
+        tmp_path, rooms=rooms, emulator_secret_key=wrong, roombot_confirm_above=0
+    ) as stack:
+        await stack.slash("mute-all " + " ".join(rooms))
+        await stack.settle(timeout=20)
+        calls = stack.tencent_calls()
+        assert 1 <= len(calls) < 10, len(calls)  # only those already in flight
+        parent = _parent(stack)
+        [result] = _thread(stack, parent)
+        text = result["text"]
+        assert text.count("UserSig") == 1  # the error, said once for every room it failed
+        assert text.count("check TENCENT_SECRET_KEY") == 1
+        assert f"{30 - len(calls)} not attempted" in text
+        assert parent["text"].splitlines()[-1] == "❌ failed: no room changed (30 errors)"
+        rows = await _rows(stack)
+        outcomes = [r.outcome for r in rows]
+        assert outcomes.count(Outcome.FAILED) == len(calls)
+        assert outcomes.count(Outcome.NOT_ATTEMPTED) == 30 - len(calls)
+        retry = _button(result, blocks.ACTION_RETRY)
+        assert retry is not None  # once the key is fixed, Retry covers the not-attempted rooms
+
+
+async def test_an_undo_is_recorded_as_an_undo_not_as_the_original_verb(tmp_path: Path) -> None:
+    """#12.7: history and roombot audit must say "undo", not repeat "lockdown"."""
+    async with running_stack(tmp_path, roombot_confirm_above=0) as stack:
+        await stack.slash("disable-chat room-test")
+        await stack.settle()
+        [result] = _thread(stack, _parent(stack))
+        undo = _button(result, blocks.ACTION_UNDO)
+        assert undo is not None
+        await stack.click(
+            blocks.ACTION_UNDO,
+            undo["value"],
+            message_ts=result["ts"],
+            thread_ts=_parent(stack)["ts"],
+            message=result,
+        )
+        await stack.settle()
+        rows = await _rows(stack)
+        assert [r.verb for r in rows] == ["disable-chat", "undo"]
+        undone = rows[-1]
+        assert undone.undo_of == rows[0].id
+        assert undone.raw_text.startswith("undo ")
+        assert undone.patch == {"IsMessageDisabled": False}
+        _reply, key = await stack.slash("history room-test")
+        await stack.settle()
+        [history] = stack.response_posts(key)
+        assert "· `undo` · chat enabled · *ok*" in history["text"]

@@ -320,3 +320,26 @@ async def test_a_no_op_is_counted_as_already_so_not_as_a_change(tmp_path: Path) 
         second = [m for m in stack.slack.messages(GENERAL) if m["thread_ts"] is None][-1]
         assert second["text"].splitlines()[-1] == "✅ done: 1/1 room already so, nothing changed"
         assert "changed" not in second["text"].replace("nothing changed", "")
+
+
+async def test_a_huge_command_from_anyone_is_refused_small_and_stored_small(
+    tmp_path: Path,
+) -> None:
+    """#12.9: a 40,000-character command from a user with no permissions at all."""
+    async with running_stack(tmp_path) as stack:
+        huge = "mute-all " + "x" * 40_000
+        reply, _key = await stack.slash(huge, user=MALLORY)
+        assert reply.status == 200
+        text = reply.json()["text"]
+        assert len(text) < 600, len(text)
+        assert "the limit is 33,500" in text
+        await stack.settle()
+        rows = await stack.rows()
+        assert len(rows) == 1
+        assert len(rows[0].raw_text) <= 2_000
+        assert len(rows[0].detail or "") <= 400
+        assert stack.tencent_calls() == []
+        # a long but valid room list is refused for permissions, and its echo stays short too
+        many = "mute-all " + " ".join(f"room-{i:03d}-{'y' * 40}" for i in range(400))
+        reply, _key = await stack.slash(many, user=MALLORY)
+        assert len(reply.json()["text"]) < 600

@@ -396,3 +396,31 @@ async def test_recorded_call_repr_hides_the_token(slack: FakeSlack, client: Asyn
 
 def _section(text: str) -> dict[str, object]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+async def test_a_disconnect_gives_no_answer_but_may_still_apply_the_call() -> None:
+    async with FakeSlack(bot_token="xoxb-test-1") as slack:
+        client = AsyncWebClient(token="xoxb-test-1", base_url=slack.api_url)
+        client.retry_handlers.clear()  # see the failure itself, not slack_sdk's retry of it
+        slack.disconnect("chat.postMessage", applied=True)
+        with pytest.raises(aiohttp.ClientError):
+            await client.chat_postMessage(channel="C0GENERAL1", text="hello")
+        assert [m["text"] for m in slack.messages("C0GENERAL1")] == ["hello"]  # it was posted
+        slack.disconnect("chat.postMessage", applied=False)
+        with pytest.raises(aiohttp.ClientError):
+            await client.chat_postMessage(channel="C0GENERAL1", text="lost")
+        assert [m["text"] for m in slack.messages("C0GENERAL1")] == ["hello"]
+        reply = await client.chat_postMessage(channel="C0GENERAL1", text="again")
+        assert reply["ok"] is True
+
+
+async def test_a_delay_answers_late() -> None:
+    async with FakeSlack(bot_token="xoxb-test-1") as slack:
+        client = AsyncWebClient(token="xoxb-test-1", base_url=slack.api_url)
+        slack.delay("auth.test", 0.3)
+        started = time.monotonic()
+        await client.auth_test()
+        assert time.monotonic() - started >= 0.3
+        started = time.monotonic()
+        await client.auth_test()
+        assert time.monotonic() - started < 0.3

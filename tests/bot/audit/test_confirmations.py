@@ -17,22 +17,15 @@ from bot.audit import (
     ConfirmationState,
     ConfirmationStatus,
 )
+from testkit.clock import FakeClock
 
 OWNER = "U0OWNER"
 OTHER = "U0OTHER"
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_700_000_000.0)
 
 
 @pytest.fixture

@@ -18,16 +18,7 @@ import pytest
 
 from bot.audit import RECOVERED_DETAIL, AuditError, AuditStore, NewEntry, Outcome
 from bot.audit.sqlite import SqliteAuditStore
-
-
-class FakeClock:
-    """A settable clock: every timestamp the store writes comes from here."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from testkit.clock import FakeClock
 
 
 def entry(room: str | None = "room-1", **overrides: Any) -> NewEntry:
@@ -49,7 +40,7 @@ def entry(room: str | None = "room-1", **overrides: Any) -> NewEntry:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_700_000_000.0)
 
 
 @pytest.fixture

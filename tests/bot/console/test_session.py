@@ -4,8 +4,13 @@ Room Engine, identity and confirmation rules, and the exit status runbooks rely 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import pty
+import select
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +150,105 @@ async def test_a_no_op_is_counted_as_already_so(tmp_path: Path) -> None:
     finals = [line for line in lines if line.startswith("✅ done")]
     assert finals == ["✅ done: 1/1 room changed", "✅ done: 1/1 room already so, nothing changed"]
     assert any("it already was, nothing changed" in line for line in lines)
+
+
+async def test_undo_and_retry_failed_work_like_the_buttons(tmp_path: Path) -> None:
+    """#12.15: the console offers what Slack's buttons do, with the same checks."""
+    code, lines, err = await _console(
+        tmp_path,
+        "disable-chat room-test\nundo\nundo\nmute-all room-test ghost-room\nretry-failed\n",
+    )
+    text = "\n".join(lines)
+    assert "'undo' reverts it" in text
+    assert "↩️ U0OPERATOR is undoing /room disable-chat on 1 room: room-test" in text
+    assert "✅ room-test — chat enabled" in text
+    assert "❌ this request was already undone" in text  # a second undo acts once
+    assert "'retry-failed' retries the 1 that failed" in text
+    assert "🔁 U0OPERATOR is retrying /room mute-all on 1 failed room: ghost-room" in text
+    assert code == 1, err  # the second undo and ghost-room failed
+
+
+async def test_a_named_request_can_be_undone_and_permissions_apply(tmp_path: Path) -> None:
+    code, lines, _err = await _console(tmp_path, "mute-all room-test\n")
+    assert code == 0
+    key = next(line for line in lines if "(request " in line).split("request ")[1].split(":")[0]
+    code, lines, _err = await _console(
+        tmp_path, f"undo {key}\n", "--as", "U0MALLORY", ROOMBOT_ALLOWED_USERS="U0ALICE01"
+    )
+    assert code == 1
+    assert any("may not undo this" in line for line in lines)
+    code, lines, _err = await _console(tmp_path, f"undo {key}\n")
+    assert code == 0
+    assert any("audio unmuted" in line for line in lines)
+
+
+async def test_the_demo_rooms_are_kept_between_runs(tmp_path: Path) -> None:
+    """#12.15: `show` must not say "audio on" right after `history` showed a mute."""
+    code, _lines, _err = await _console(
+        tmp_path, "mute-all room-test\nban room-test dave --for 2h\n"
+    )
+    assert code == 0
+    assert (tmp_path / "roombot-audit.demo-rooms.json").exists()
+    code, lines, _err = await _console(tmp_path, "show room-test\nbanned room-test\n")
+    assert code == 0
+    text = "\n".join(lines)
+    assert "kept from the last run" in lines[0]
+    assert "audio ⛔ muted" in text
+    assert "dave · until" in text
+
+
+def test_ctrl_c_cancels_at_once_at_the_prompt_and_at_a_confirmation(tmp_path: Path) -> None:
+    """#12.15: Ctrl-C must not wait for Enter (a real terminal: a pseudo-terminal)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: roombot console on the pseudo-terminal
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "bot", "console"], _env())  # noqa: S606
+    terminal = _Terminal(fd)
+    try:
+        terminal.expect(b"/room ", timeout=30)
+        os.write(fd, b"lockdown room-test\r")
+        terminal.expect(b"Type yes to run it:", timeout=15)
+        # As a person would: readline prepares the terminal just after it shows the prompt, and
+        # a key sent within microseconds of the prompt can be lost in that (readline's) window.
+        time.sleep(0.3)
+        os.write(fd, b"\x03")  # Ctrl-C, and no Enter
+        terminal.expect(b"Not confirmed: nothing was done", timeout=10)
+        terminal.expect(b"/room ", timeout=10)
+        time.sleep(0.3)
+        os.write(fd, b"mute-all room-te\x03")  # a half-typed line, then Ctrl-C
+        terminal.expect(b"^C", timeout=10)
+        terminal.expect(b"/room ", timeout=10)
+        os.write(fd, b"\x04")  # Ctrl-D ends the session
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) in (0, 1)
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
+class _Terminal:
+    """The parent side of a pseudo-terminal: wait for output, consuming it in order."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = b""
+
+    def expect(self, wanted: bytes, *, timeout: float) -> None:
+        """Wait until `wanted` appears after what earlier calls consumed; fail after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while wanted not in self._buffer:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{wanted!r} not seen within {timeout}s; got {self._buffer[-400:]!r}"
+            ready, _, _ = select.select([self._fd], [], [], left)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self._fd, 4096)
+            except OSError:  # the child closed the terminal
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"the console ended before {wanted!r}: {self._buffer!r}")
+            self._buffer += chunk
+        self._buffer = self._buffer[self._buffer.index(wanted) + len(wanted) :]

@@ -25,6 +25,7 @@ from bot.tencent.errors import (
 )
 from bot.tencent.ratelimit import RateBudget, process_budget
 from bot.tencent.usersig import decode_usersig, verify_usersig
+from testkit.clock import FakeClock
 
 APP = 1400000000
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -64,18 +65,24 @@ class Recorder:
         return answer
 
 
-class Clocks:
-    """Fake wall clock, monotonic clock and sleep: backoff pauses advance time instantly."""
+class Clocks(FakeClock):
+    """The shared fake clock as the client's wall clock and monotonic clock at once: backoff
+    pauses advance both instantly; `wall` and `mono` name the two readings."""
 
     def __init__(self) -> None:
-        self.wall = NOW
-        self.mono = 0.0
-        self.sleeps: list[float] = []
+        super().__init__(float(NOW))
 
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.mono += seconds
-        self.wall += seconds
+    @property
+    def wall(self) -> float:
+        return self.now
+
+    @wall.setter
+    def wall(self, value: float) -> None:
+        self.now = value
+
+    @property
+    def mono(self) -> float:
+        return self.now - NOW
 
 
 def make_client(

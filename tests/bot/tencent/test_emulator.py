@@ -14,6 +14,7 @@ import pytest
 
 from bot.tencent.emulator import DEMO_ROOMS, RoomEngineEmulator
 from bot.tencent.usersig import gen_usersig
+from testkit.clock import FakeClock
 
 APP = 1400000000
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -45,16 +46,6 @@ ROOM_FIELDS: dict[str, type] = {
     "IsCloudRecordingDisabled": bool,
     "IsSeatEnabled": bool,
 }
-
-
-class Monotonic:
-    """A hand-cranked monotonic clock for the rate window."""
-
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_emulator(**overrides: Any) -> RoomEngineEmulator:
@@ -422,7 +413,7 @@ async def test_create_room_invitees_must_be_accounts(
 
 
 async def test_rate_limit_per_api_in_a_sliding_second(http: httpx.AsyncClient) -> None:
-    clock = Monotonic()
+    clock = FakeClock(50.0)
     emu = make_emulator(rate_limit_per_api=3, monotonic=clock)
     await emu.start()
     try:

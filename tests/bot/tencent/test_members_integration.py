@@ -9,6 +9,7 @@ import pytest
 from bot.tencent.client import BannedMember, CallbackConfig, RoomEngineClient, RoomMember
 from bot.tencent.emulator import DEMO_ROOMS, RoomEngineEmulator
 from bot.tencent.errors import ApiError, TransportError
+from testkit.clock import FakeClock
 from tests.bot.tencent.test_client_members import Call
 from tests.bot.tencent.test_integration import ADMIN, APP, KEY, client_for
 
@@ -16,21 +17,13 @@ UPDATE = "Room.CallbackAfterUpdateRoomInfo"
 LEAVE = "Room.CallbackAfterMemberLeave"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(1_700_000_000.0)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def emulator(clock: Clock) -> AsyncIterator[RoomEngineEmulator]:
+async def emulator(clock: FakeClock) -> AsyncIterator[RoomEngineEmulator]:
     emu = RoomEngineEmulator(
         sdkappid=APP, secret_key=KEY, admin_id=ADMIN, rooms=DEMO_ROOMS, clock=clock
     )
@@ -40,7 +33,7 @@ async def emulator(clock: Clock) -> AsyncIterator[RoomEngineEmulator]:
 
 
 @pytest.fixture
-async def client(emulator: RoomEngineEmulator, clock: Clock) -> AsyncIterator[RoomEngineClient]:
+async def client(emulator: RoomEngineEmulator, clock: FakeClock) -> AsyncIterator[RoomEngineClient]:
     async with client_for(emulator.base_url, clock=clock) as c:
         yield c
 
@@ -74,7 +67,7 @@ async def test_paging_over_http(
 
 
 async def test_kick_ban_unban_round_trip(
-    emulator: RoomEngineEmulator, client: RoomEngineClient, clock: Clock
+    emulator: RoomEngineEmulator, client: RoomEngineClient, clock: FakeClock
 ) -> None:
     result = await client.kick_user_out("room-test", ["dave"], "by U123 via roombot")
     assert result.attempts == 1

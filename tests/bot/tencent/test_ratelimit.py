@@ -3,49 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import threading
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 import pytest
 
 from bot.tencent.ratelimit import RateBudget, process_budget
+from testkit.clock import VirtualTime
 
 
-class FakeTime:
-    """A virtual clock: time moves only when every task is asleep, to the earliest wake-up."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = 0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._seq += 1
-        heapq.heappush(self._sleepers, (self.now + seconds, self._seq, future))
-        await future
-
-    async def run(self, *coros: Coroutine[Any, Any, None]) -> None:
-        """Run `coros` to completion, advancing virtual time whenever all of them sleep."""
-        job = asyncio.gather(*coros)
-        while not job.done():
-            for _ in range(5):  # let every runnable task reach its next sleep
-                await asyncio.sleep(0)
-            if self._sleepers:
-                target, _, future = heapq.heappop(self._sleepers)
-                self.now = max(self.now, target)
-                future.set_result(None)
-        await job
-
-
-def starts_of(budget: RateBudget, fake: FakeTime, calls: int) -> list[float]:
+def starts_of(budget: RateBudget, fake: VirtualTime, calls: int) -> list[float]:
     """Reserve `calls` consecutive starts at once, as `calls` concurrent callers would."""
     return [fake.now + budget.reserve() for _ in range(calls)]
 
@@ -63,7 +31,7 @@ def max_in_any_window(starts: list[float], window: float = 1.0) -> int:
 
 @pytest.mark.parametrize(("rate", "burst"), [(100, None), (50, 1), (50, 50), (7.5, 3), (200, None)])
 def test_never_more_than_rate_starts_in_any_second(rate: float, burst: int | None) -> None:
-    fake = FakeTime()
+    fake = VirtualTime()
     budget = RateBudget(rate, burst=burst, clock=fake.clock, sleep=fake.sleep)
     starts = starts_of(budget, fake, 1000)
     assert max_in_any_window(starts) <= int(rate)
@@ -71,7 +39,7 @@ def test_never_more_than_rate_starts_in_any_second(rate: float, burst: int | Non
 
 
 def test_a_200_call_job_at_rate_100_takes_about_two_seconds() -> None:
-    fake = FakeTime()
+    fake = VirtualTime()
     budget = RateBudget(100, clock=fake.clock, sleep=fake.sleep)
     starts = starts_of(budget, fake, 200)
     span = starts[-1] - starts[0]
@@ -79,7 +47,7 @@ def test_a_200_call_job_at_rate_100_takes_about_two_seconds() -> None:
 
 
 def test_pacing_spreads_calls_instead_of_bunching_them() -> None:
-    fake = FakeTime()
+    fake = VirtualTime()
     budget = RateBudget(100, burst=1, clock=fake.clock, sleep=fake.sleep)
     starts = starts_of(budget, fake, 50)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
@@ -87,7 +55,7 @@ def test_pacing_spreads_calls_instead_of_bunching_them() -> None:
 
 
 def test_burst_after_a_quiet_spell_is_immediate() -> None:
-    fake = FakeTime()
+    fake = VirtualTime()
     budget = RateBudget(50, burst=5, clock=fake.clock, sleep=fake.sleep)
     assert [budget.reserve() for _ in range(5)] == [0.0] * 5
     assert budget.reserve() > 0
@@ -115,7 +83,7 @@ def test_burst_out_of_range_is_refused() -> None:
 
 
 async def test_many_concurrent_tasks_keep_to_the_window() -> None:
-    fake = FakeTime()
+    fake = VirtualTime()
     budget = RateBudget(20, burst=4, clock=fake.clock, sleep=fake.sleep)
     started: list[float] = []
 
@@ -133,7 +101,7 @@ async def test_many_concurrent_tasks_keep_to_the_window() -> None:
 async def test_a_call_counts_until_its_answer_so_slow_connections_cannot_crowd_a_second() -> None:
     # The first calls after a quiet spell wait for new connections: Tencent sees them late. The
     # calls booked a window after them must still not reach Tencent within the same second.
-    fake = FakeTime()
+    fake = VirtualTime()
     budget = RateBudget(100, clock=fake.clock, sleep=fake.sleep)
     arrived: list[float] = []
     calls = itertools.count()
@@ -154,7 +122,7 @@ async def test_a_call_counts_until_its_answer_so_slow_connections_cannot_crowd_a
 
 
 async def test_a_failed_call_gives_its_slot_back() -> None:
-    fake = FakeTime()
+    fake = VirtualTime()
     budget = RateBudget(2, burst=2, clock=fake.clock, sleep=fake.sleep)
 
     async def failing() -> None:
@@ -184,7 +152,7 @@ async def test_real_time_lower_bound() -> None:
 
 
 def test_threads_share_one_window() -> None:
-    fake = FakeTime()
+    fake = VirtualTime()
     budget = RateBudget(30, burst=30, clock=fake.clock, sleep=fake.sleep)
     starts: list[float] = []
     lock = threading.Lock()
@@ -213,7 +181,7 @@ def test_process_budget_is_shared() -> None:
 async def test_late_wakers_do_not_start_together() -> None:
     """A busy event loop can wake many sleepers late at the same moment; the real starts must
     still keep to the window (the booked times alone would not)."""
-    fake = FakeTime()
+    fake = VirtualTime()
     budget = RateBudget(10, burst=1, clock=fake.clock, sleep=fake.sleep)
     started: list[float] = []
 
