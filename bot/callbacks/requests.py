@@ -153,7 +153,7 @@ def parse_callback(query: Mapping[str, str], body: bytes) -> Delivery:
     it is not JSON, names no or an unknown command, or lacks what its command needs."""
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested past the parser's depth
         raise CallbackInvalid("the body is not JSON") from None
     if not isinstance(data, dict):
         raise CallbackInvalid("the body is not a JSON object")

@@ -217,6 +217,7 @@ def test_the_command_may_come_from_the_body_alone() -> None:
         ({}, b"{not json", "not JSON"),
         ({}, b"\xff\xfe", "not JSON"),
         ({}, b"[1, 2]", "not a JSON object"),
+        ({}, b"[" * 100_000 + b"]" * 100_000, "not JSON"),
         ({}, b'{"RoomId": "r1"}', "no CallbackCommand"),
         ({"CallbackCommand": "Room.CallbackUpdateRoomInfo"}, b"{}", "unknown CallbackCommand"),
         ({}, b'{"CallbackCommand": 7}', "not a string"),
