@@ -8,8 +8,8 @@ alternating phases of the same run:
 - `alone`: the commands only;
 - `with callbacks`: the same commands, plus member enter/leave callbacks at `CALLBACK_RATE` per
   second to `POST /tencent/callback` (token and SdkAppid in the query, as Room Engine sends them),
-  sent by a process of its own (`bench.callback_stream`) on the load generator's core, so that
-  sending them does not delay the load generator's readings of the acks.
+  sent by a process of its own (`bench.callback_stream`) on the load generator's core, at a
+  lower priority, so that sending them does not delay the load generator's readings of the acks.
 
 Reported: ack latency per condition and their p99 ratio, and how fast callbacks are answered.
 Member callbacks are counted inline (no I/O), so the ratio shows what parsing and answering them
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -29,7 +30,15 @@ from bench import backends as fakes
 from bench.load import Command, Shot, pool, send, slash_body
 from bench.procs import REPO_ROOT, clean_env, cpu_seconds, pin
 from bench.report import ScenarioResult, Table, Target
-from bench.stack import CHANNEL, USERS, RunContext, drain, start_backends, start_roombot
+from bench.stack import (
+    BACKENDS_NICE_UNDER_LOAD,
+    CHANNEL,
+    USERS,
+    RunContext,
+    drain,
+    start_backends,
+    start_roombot,
+)
 from bench.stats import latency_summary, percentile, ratio
 
 ROOMS = 100
@@ -75,6 +84,10 @@ class _Stream:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         pin(proc.pid, ctx.placement.loadgen)
+        if ctx.placement.loadgen:
+            # Like the backends under the ack load: on the core it shares with the load
+            # generator, it yields, so the load generator's readings of the acks stay exact.
+            os.setpriority(os.PRIO_PROCESS, proc.pid, BACKENDS_NICE_UNDER_LOAD)
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         if line.strip() != b"ready":
