@@ -17,8 +17,9 @@ from bot.policy import GroupDirectory, policy_from_settings
 from bot.presenter import Presenter
 from bot.service import RoomService
 from bot.tencent.client import RoomEngineClient
-from handlers import actions, cards, commands, home, mentions, modal
+from handlers import actions, alerts, cards, commands, home, mentions, modal
 from handlers.blocks import Message, SlackRenderer
+from handlers.callbacks import CallbackReceiver, build_receiver
 from handlers.middleware import attach_actor
 from handlers.runtime import SlackRuntime
 from handlers.slack_client import build_slack_client
@@ -58,6 +59,8 @@ class Bot:
     settings: Settings
     audit: AuditStore | None = None
     runtime: SlackRuntime = field(default_factory=SlackRuntime)
+    #: `POST /tencent/callback`'s receiver; None without ROOMBOT_CALLBACK_TOKEN.
+    callbacks: CallbackReceiver | None = None
 
     @property
     def service(self) -> RoomService:
@@ -76,7 +79,10 @@ class Bot:
         return True
 
     async def aclose(self) -> None:
-        """Release network resources and close the audit store."""
+        """Release network resources and close the audit store (callbacks still queued are
+        handled, and their alerts posted, first)."""
+        if self.callbacks is not None:
+            await self.callbacks.close()
         await self.tencent.aclose()
         if self.slack.session is not None:
             await self.slack.session.close()
@@ -142,6 +148,7 @@ async def build_bot(
         settings=settings,
         audit=audit,
         runtime=runtime,
+        callbacks=build_receiver(settings, audit, slack),
     )
 
 
@@ -155,3 +162,4 @@ def register_all(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRun
     modal.register(app, presenter, runtime)
     cards.register(app, presenter, runtime)
     home.register(app, presenter, runtime)
+    alerts.register(app, presenter, runtime)
