@@ -203,12 +203,15 @@ async def start_roombot(
     *,
     rate_limit: int = 200,
     profile_to: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
-    """`python -m bot serve --http --host 127.0.0.1 --port 0`, optionally under bench.sampler."""
+    """`python -m bot serve --http --host 127.0.0.1 --port 0`, optionally under bench.sampler,
+    with `extra_env` added to the usual environment."""
     argv = ["-m", "bot", "serve", "--http", "--host", "127.0.0.1", "--port", "0"]
     if profile_to is not None:
         argv = ["-m", "bench.sampler", str(profile_to), *argv]
     env = roombot_env(backends, workdir, rate_limit=rate_limit, src=variant.src)
+    env.update(extra_env or {})
     server = await start_server(variant.name, argv, env=env, cwd=workdir, cpus=ctx.placement.server)
     await wait_listening(server)
     return server

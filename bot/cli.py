@@ -1,4 +1,5 @@
-"""The `roombot` command line (serve, console, emulator, parse, check, audit): the composition root.
+"""The `roombot` command line (serve, console, emulator, parse, check, audit, callbacks): the
+composition root.
 
 This module (with `bot.__main__`) is the only part of `bot/` allowed to import the Slack adapter
 (`handlers`): it wires the core to the adapter each subcommand needs.
@@ -167,6 +168,30 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--format", choices=["table", "jsonl", "csv"], default="table", help="output format"
     )
+
+    callbacks = sub.add_parser(
+        "callbacks",
+        help="manage the Room Engine callback configuration (changes made outside roombot)",
+        description="Install, show or remove the app's Room Engine callback configuration "
+        "(v4/room_config/). roombot receives them at POST /tencent/callback.",
+    )
+    action = callbacks.add_subparsers(dest="action", metavar="ACTION", required=True)
+    install = action.add_parser(
+        "install",
+        help="point the callbacks at URL (replacing any configuration)",
+        description="Register URL (with ?token=ROOMBOT_CALLBACK_TOKEN appended) for the "
+        "room-level callbacks: room created, destroyed, updated.",
+    )
+    install.add_argument(
+        "url", metavar="URL", help="e.g. https://roombot.example.com/tencent/callback"
+    )
+    install.add_argument(
+        "--members",
+        action="store_true",
+        help="also register member enter/leave and seat callbacks (counted, never posted)",
+    )
+    action.add_parser("show", help="print the configuration (token masked)")
+    action.add_parser("remove", help="delete the configuration")
     return parser
 
 
@@ -301,6 +326,43 @@ def _run_audit(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _run_callbacks(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from bot import callbacks_cli
+    from bot.tencent.client import RoomEngineClient
+
+    token = (
+        settings.roombot_callback_token.get_secret_value()
+        if settings.roombot_callback_token is not None
+        else None
+    )
+    if args.action == "install":
+        try:
+            callbacks_cli.install_url(args.url, token)  # usage problems before any call
+        except callbacks_cli.CallbacksUsageError as exc:
+            raise UsageError(str(exc)) from None
+    client = RoomEngineClient.from_settings(settings)
+
+    async def run() -> callbacks_cli.CallbacksResult:
+        try:
+            if args.action == "install":
+                return await callbacks_cli.install(
+                    client, args.url, token=token, members=args.members
+                )
+            if args.action == "show":
+                return await callbacks_cli.show(client, token=token)
+            return await callbacks_cli.remove(client, token=token)
+        finally:
+            await client.aclose()
+
+    result = asyncio.run(run())
+    stream = sys.stdout if result.ok else sys.stderr
+    for line in result.lines:
+        print(line if result.ok else f"roombot callbacks: {line}", file=stream)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "serve": _run_serve,
     "console": _run_console,
@@ -308,6 +370,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "parse": _run_parse,
     "check": _run_check,
     "audit": _run_audit,
+    "callbacks": _run_callbacks,
 }
 
 

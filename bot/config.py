@@ -31,9 +31,21 @@ from bot.tencent.regions import Region
 #: Slack user IDs: `U…` (or `W…` on Enterprise Grid), upper-case letters and digits.
 USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
+#: Slack conversation IDs roombot may be told to post in: public (C…) or private (G…) channels.
+CHANNEL_ID_RE = re.compile(r"^[CG][A-Z0-9]{2,20}$")
+#: The callback token rides in a URL query: long enough to guess at nobody's leisure, and made
+#: only of characters that need no escaping there.
+CALLBACK_TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{16,200}$")
+
 #: Variables whose values must never be echoed back, even inside an error message.
 SECRET_VARIABLES = frozenset(
-    {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "TENCENT_SECRET_KEY"}
+    {
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "TENCENT_SECRET_KEY",
+        "ROOMBOT_CALLBACK_TOKEN",
+    }
 )
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -83,6 +95,10 @@ class Settings(BaseSettings):
     #: `text` (one human-readable line per event) or `json` (one JSON object a line).
     roombot_log_format: Literal["text", "json"] = "text"
     roombot_log_level: str = "INFO"
+    #: The secret every Room Engine callback must carry (`?token=`); unset: no callback endpoint.
+    roombot_callback_token: SecretStr | None = None
+    #: Where changes made outside roombot are posted (a channel ID); unset: recorded only.
+    roombot_alert_channel: str | None = None
 
     @field_validator(
         "slack_bot_token",
@@ -91,6 +107,8 @@ class Settings(BaseSettings):
         "tencent_secret_key",
         "tencent_api_url",
         "roombot_policy_file",
+        "roombot_callback_token",
+        "roombot_alert_channel",
         mode="before",
     )
     @classmethod
@@ -166,6 +184,29 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().startswith("xapp-"):
             raise ValueError("must be an app-level token starting with 'xapp-'")
         return value
+
+    @field_validator("roombot_callback_token")
+    @classmethod
+    def _callback_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not CALLBACK_TOKEN_RE.match(value.get_secret_value()):
+            raise ValueError(
+                "must be 16-200 characters of letters, digits and . _ ~ - (it is put in the "
+                "callback URL); e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @field_validator("roombot_alert_channel")
+    @classmethod
+    def _alert_channel(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip()
+        if not CHANNEL_ID_RE.match(text):
+            raise ValueError(
+                f"malformed channel ID {text[:40]!r} (expected an ID like C012ABCDEF: channel "
+                "details → About; a #name is not accepted)"
+            )
+        return text
 
     @field_validator("slack_api_url", "tencent_api_url")
     @classmethod

@@ -184,13 +184,18 @@ CALLBACK_COMMANDS: Final = frozenset(
 )
 CALLBACK_OUTCOMES: Final = frozenset(
     {
-        "recorded",  # a change made outside roombot, audited (and alerted)
-        "own",  # a change roombot made itself: nothing to record
+        # What the processor made of a delivery (`bot.callbacks.processor.Handling`):
         "counted",  # member and seat callbacks: counted, never posted
-        "duplicate",
+        "duplicate",  # a repeated delivery of an event already handled
+        "echo",  # roombot's own change, echoed back: nothing to record
+        "unchanged",  # recorded; nothing roombot knew changed, so no alert
+        "recorded",  # a creation: recorded, no alert
+        "outside",  # a change made outside roombot: recorded and alerted
+        "unrecorded",  # the audit store failed: alerted unchecked
+        # Refused at the door:
         "unauthorized",  # bad token, SdkAppid or Sign: 401
-        "invalid",  # unreadable body: 400
-        "error",
+        "invalid",  # unreadable body, unknown command: 4xx
+        "busy",  # the queue was full: 503
     }
 )
 #: Why a request to the Slack endpoint was refused before bolt saw it.

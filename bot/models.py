@@ -119,7 +119,8 @@ def room_id_problem(value: str) -> str | None:
     """Why `value` is not a valid RoomId, or None if it is one. Quotes at most an excerpt."""
     if not value:
         return "a room ID cannot be empty"
-    if not all(" " < ch <= "~" for ch in value):
+    # Printable ASCII without spaces (0x21-0x7E), checked at C speed: callbacks check one each.
+    if not (value.isascii() and value.isprintable() and " " not in value):
         return (
             f"room ID {excerpt(value)} must be printable ASCII without spaces "
             "(letters, digits and punctuation)"

@@ -11,6 +11,8 @@ Plain data, no behaviour beyond derived properties, no Slack or terminal wording
   a `BannedView` (`banned`).
 * About a user rather than a request: `Access` (what they may run, and where) and `Activity`
   (their recent requests and the rooms they touched), for surfaces such as Slack's App Home.
+* A Room Engine callback reporting a change roombot did not make yields an `OutsideChange`
+  (`bot.callbacks`), which adapters post as an alert.
 
 Text fields here (`Rejected.message`, `Failure.message`, `Failure.hint`) are plain sentences; the
 one markup they may hold is a code span in backticks (`like-this`), which each adapter renders in
@@ -37,6 +39,7 @@ __all__ = [
     "Actor",
     "Approved",
     "BannedView",
+    "ChangeKind",
     "Deferrer",
     "DryRun",
     "Failure",
@@ -45,6 +48,7 @@ __all__ = [
     "HistoryView",
     "MembersView",
     "NeedsConfirmation",
+    "OutsideChange",
     "Plan",
     "Prepared",
     "Progress",
@@ -163,6 +167,9 @@ class Plan:
     undo_of: Mapping[TargetKey, int] | None = None
     #: undo: room → the values roombot set; a room that no longer has them is left alone.
     expected: Mapping[str, dict[str, Any]] | None = None
+    #: undo: rooms already known to have changed since (a callback said so): each is reported
+    #: with this failure and neither read nor written.
+    conflicts: Mapping[str, Failure] | None = None
     request_key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -413,3 +420,35 @@ class Activity:
     requests: tuple[RequestSummary, ...] = ()
     rooms: tuple[str, ...] = ()
     problem: str | None = None
+
+
+class ChangeKind(StrEnum):
+    """What a change made outside roombot did to a room."""
+
+    UPDATED = "updated"
+    DESTROYED = "destroyed"
+    CREATED = "created"
+
+
+@dataclass(frozen=True)
+class OutsideChange:
+    """A change to a room that roombot did not make, as a Room Engine callback reported it.
+
+    `operator` is the Room Engine account that made it (not a Slack user) and `platform` the
+    callback's `OptPlatform` (`RESTAPI`, `Web`, `Android`, ...). For an update, `changed` holds
+    the new values of the fields roombot knew and that differ, with what roombot knew in
+    `before`; `reported` the values of fields roombot knew nothing of (all of them when it knew
+    nothing of the room). `at` is the event's time (Unix seconds); `row_id` its audit row, None
+    when it could not be written (`note` then says so).
+    """
+
+    kind: ChangeKind
+    room_id: str
+    operator: str
+    platform: str | None
+    at: float
+    changed: Mapping[str, Any] = field(default_factory=dict)
+    before: Mapping[str, Any] = field(default_factory=dict)
+    reported: Mapping[str, Any] = field(default_factory=dict)
+    row_id: int | None = None
+    note: str | None = None

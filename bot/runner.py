@@ -6,7 +6,8 @@ a room, or one account of a member call. For each plan the runner
 
 1. reads the current values of the fields about to change (room patches only: requests of up to
    `READ_BEFORE_MAX_ROOMS` rooms, and every undo), so no-ops are reported honestly and Undo knows
-   what to restore; an undo skips a room someone changed since (a conflict);
+   what to restore; an undo skips a room someone changed since (a conflict), and does not even
+   read a room the plan already knows was changed outside roombot (`Plan.conflicts`);
 2. writes one `pending` audit row per target before any call. The audit trail is the promise:
    a write that fails is retried for `AUDIT_RETRY_S`; if it still fails nothing is called and
    every target is reported "not attempted" (unless the operator allowed unaudited changes, in
@@ -193,10 +194,13 @@ class Runner:
             len(patches) <= READ_BEFORE_MAX_ROOMS or expected is not None
         )
         previous: dict[str, dict[str, Any] | None] = {}
-        conflicts: dict[str, Failure] = {}
+        # Rooms an undo already knows were changed since (a callback said so) need no read.
+        conflicts: dict[str, Failure] = dict(plan.conflicts or {})
         abort = _Withdrawal()
         if read_before:
-            previous, conflicts = await self._read_previous(patches, expected, pause, abort)
+            to_read = [p for p in patches if p.room_id not in conflicts]
+            previous, found = await self._read_previous(to_read, expected, pause, abort)
+            conflicts.update(found)
 
         verb = "undo" if plan.kind is RunKind.UNDO else None
         rows = [

@@ -25,6 +25,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from bot.audit import AuditEntry, AuditError, AuditStore, ConfirmationStatus, NewEntry, Outcome
+from bot.callbacks import outside_conflicts
 from bot.commands import (
     VERBS,
     Command,
@@ -55,6 +56,8 @@ from bot.outcomes import (
     BannedView,
     Deferrer,
     DryRun,
+    Failure,
+    FailureKind,
     HelpReply,
     HistoryView,
     MembersView,
@@ -72,6 +75,7 @@ from bot.policy import Decision, GroupDirectory, Policy
 from bot.recorder import AuditRecorder, entries, entry
 from bot.runner import Runner
 from bot.tencent.client import RoomEngineClient
+from bot.wording import outside_summary
 
 #: Why the verbs that always ask first (`VerbSpec.confirm`) do.
 _ALWAYS_CONFIRM_WHY: Final = {
@@ -401,6 +405,16 @@ class RoomService:
         ]
         if not targets:
             return Rejected(message="there is nothing to undo for this request")
+        changed_outside = await self._changed_outside(targets)
+        if len(changed_outside) == len(targets):
+            rooms = "; ".join(
+                f"`{room}` {failure.message.removeprefix('changed outside roombot since ')}"
+                for room, failure in changed_outside.items()
+            )
+            return Rejected(
+                message=f"not undone: changed outside roombot since this request — {rooms}. "
+                "Undo leaves such rooms alone, so that change is not overwritten; nothing was done."
+            )
         needed = {(k, _freeze(v)) for r in targets for k, v in restorable(r.previous or {}).items()}
         refusal = await self._refuse_fields(actor, needed, "undo this")
         if refusal is not None:
@@ -428,7 +442,35 @@ class RoomService:
                 }
                 for r in targets
             },
+            conflicts=changed_outside or None,
         )
+
+    async def _changed_outside(self, targets: list[AuditEntry]) -> dict[str, Failure]:
+        """The rooms of `targets` a Room Engine callback reported changed outside roombot since
+        (in a field the undo would restore, or destroyed or re-created), each with the conflict
+        to report. Undo then neither reads nor writes them. If the trail cannot be read, none:
+        the read before the undo still catches a change."""
+        store = self._audit.store
+        if store is None:
+            return {}
+        found: dict[str, Failure] = {}
+        for row in targets:
+            room = row.room_id or ""
+            try:
+                later = await store.query(room=room, since=row.created_at, limit=200)
+            except AuditError as exc:
+                self._audit.failed("undo check", exc)
+                return found
+            fields = restorable(row.previous or {})
+            outside = outside_conflicts(later, after_row=row.id, fields=fields)
+            if outside:
+                newest = outside[-1]
+                found[room] = Failure(
+                    kind=FailureKind.CONFLICT,
+                    message=f"changed outside roombot since {outside_summary(newest)}",
+                    hint="not undone, so that change is not overwritten",
+                )
+        return found
 
     async def _plan_unban(
         self, request_key: str, actor: Actor, banned: list[AuditEntry]

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from bot.audit import AuditEntry, Outcome
+from bot.audit import AuditEntry, Outcome, Source
+from bot.callbacks import OUTSIDE_CREATE, OUTSIDE_DESTROY
 from bot.commands import Command, format_duration
 from bot.outcomes import (
     Actor,
     BannedView,
+    ChangeKind,
     Failure,
     MembersView,
+    OutsideChange,
     Progress,
     RoomResult,
     RoomView,
@@ -40,6 +43,8 @@ OK_MARK: Final = "✅"
 FAIL_MARK: Final = "❌"
 WORKING_MARK: Final = "⏳"
 WARN_MARK: Final = "⚠️"
+#: How `history` marks a change made outside roombot (reported by a Room Engine callback).
+OUTSIDE_MARK: Final = f"{WARN_MARK} outside roombot"
 
 _CODE_SPAN: Final = re.compile(r"`([^`\n]*)`")
 
@@ -73,6 +78,33 @@ class Style:
             last = match.end()
         parts.append(self.text(sentence[last:]))
         return "".join(parts)
+
+
+def _backticked(text: str) -> str:
+    return f"`{text}`"
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+#: The core's own style, for sentences in `Rejected.message` and `Failure.message`: literals in
+#: backticks (each adapter's `Style.prose` renders them), everything else as it is.
+CORE: Final = Style(
+    literal=_backticked,
+    text=_as_is,
+    user=_backticked,
+    channel=_backticked,
+    you=lambda user_id: f"You (`{user_id}`)",
+    strong=_as_is,
+)
+
+
+def outside_summary(entry: AuditEntry) -> str:
+    """A change made outside roombot (its audit row) in one core sentence: the account, the
+    time and what it did, e.g. "by `ops-admin` at 12:03:04 UTC (audio unmuted)"."""
+    when = datetime.fromtimestamp(entry.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"by `{entry.user_id}` at {when} ({_outside_history(CORE, entry)})"
 
 
 _TOGGLES: Final = {
@@ -296,9 +328,95 @@ def room_view_lines(style: Style, view: RoomView) -> list[str]:
     return lines
 
 
+#: A room's settings as a state ("audio muted", "video on"), for values roombot did not know.
+_SETTINGS: Final = {
+    "IsAudioDisabled": ("audio", "muted"),
+    "IsVideoDisabled": ("video", "disabled"),
+    "IsMessageDisabled": ("chat", "disabled"),
+    "IsScreenSharingDisabled": ("screen sharing", "disabled"),
+    "IsCloudRecordingDisabled": ("recording", "disabled"),
+}
+
+
+def describe_setting(style: Style, name: str, value: Any) -> str:
+    """One field's value as a state, e.g. `IsAudioDisabled=False` → "audio on"."""
+    if name in _SETTINGS:
+        label, off = _SETTINGS[name]
+        return f"{label} {off if value else 'on'}"
+    if name == "RoomName":
+        return f"name “{style.text(str(value))}”"
+    if name == "MaxMemberCount":
+        return f"member limit {value}"
+    if name == "CustomInfo":
+        return "no custom info" if value == "" else f"custom info {style.literal(str(value))}"
+    if name == "TakeSeatMode":
+        return f"seat mode {SEAT_MODES.get(str(value), style.text(str(value)))}"
+    return f"{style.text(name)} {style.literal(json.dumps(value, ensure_ascii=False))}"
+
+
+def describe_outside(
+    style: Style,
+    changed: Mapping[str, Any],
+    before: Mapping[str, Any],
+    reported: Mapping[str, Any],
+) -> str:
+    """What a change made outside roombot did: the changes to what roombot knew (with the old
+    value where a toggle does not make it plain). Only when none of those changed, the values
+    roombot did not know before (the change is among them, but which one cannot be told)."""
+    parts = []
+    for name, value in changed.items():
+        text = describe_change(style, name, value)
+        if name not in _TOGGLES and name in before:
+            text += f" (was {describe_setting(style, name, before[name])})"
+        parts.append(text)
+    if parts:
+        return ", ".join(parts)
+    if reported:
+        settings = ", ".join(describe_setting(style, n, v) for n, v in reported.items())
+        return f"roombot did not know its settings before; now {settings}"
+    return "nothing roombot knew of changed"
+
+
+def outside_change_line(style: Style, change: OutsideChange) -> str:
+    """An alert's line for one change made outside roombot: the room, who, how, and what."""
+    room = style.literal(change.room_id)
+    who = style.literal(change.operator)
+    via = f" via {style.text(change.platform)}" if change.platform else ""
+    if change.kind is ChangeKind.DESTROYED:
+        line = f"{WARN_MARK} {room} was destroyed outside roombot by {who}{via}"
+    elif change.kind is ChangeKind.CREATED:
+        line = f"{room} was created outside roombot by {who}{via}"
+    else:
+        what = describe_outside(style, change.changed, change.before, change.reported)
+        line = f"{WARN_MARK} {room} was changed outside roombot by {who}{via}: {what}"
+    if change.note:
+        line += f" ({style.text(change.note)})"
+    return line
+
+
+def _outside_history(style: Style, entry: AuditEntry) -> str:
+    if entry.verb == OUTSIDE_DESTROY:
+        return "room destroyed"
+    if entry.verb == OUTSIDE_CREATE:
+        return "room created"
+    if entry.outcome is Outcome.NOOP:
+        return "nothing roombot knew of changed"
+    previous = entry.previous or {}
+    patch = entry.patch or {}
+    changed = {k: v for k, v in patch.items() if k in previous}
+    reported = {k: v for k, v in patch.items() if k not in previous}
+    return describe_outside(style, changed, previous, reported)
+
+
 def history_line(style: Style, entry: AuditEntry) -> str:
-    """One audit entry as `history` lists it."""
+    """One audit entry as `history` lists it; a change made outside roombot is marked, with
+    the Room Engine account that made it."""
     when = datetime.fromtimestamp(entry.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if entry.source == Source.TENCENT:
+        return (
+            f"{when} · {OUTSIDE_MARK} · {style.literal(entry.user_id)} · "
+            f"{style.literal(entry.verb or '?')} · {_outside_history(style, entry)}"
+        )
     what = describe_target(style, entry.patch or {}) if entry.patch else "—"
     outcome = entry.outcome.value
     if entry.error_code is not None:

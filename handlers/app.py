@@ -20,8 +20,9 @@ from bot.presenter import Presenter
 from bot.service import RoomService
 from bot.takeover import Sweeper
 from bot.tencent.client import RoomEngineClient
-from handlers import actions, cards, commands, home, mentions, modal
+from handlers import actions, alerts, cards, commands, home, mentions, modal
 from handlers.blocks import Message, SlackRenderer
+from handlers.callbacks import CallbackReceiver, build_receiver
 from handlers.middleware import attach_actor
 from handlers.recovery import SlackRecovery
 from handlers.runtime import SlackRuntime
@@ -66,6 +67,8 @@ class Bot:
     settings: Settings
     audit: AuditStore | None = None
     runtime: SlackRuntime = field(default_factory=SlackRuntime)
+    #: `POST /tencent/callback`'s receiver; None without ROOMBOT_CALLBACK_TOKEN.
+    callbacks: CallbackReceiver | None = None
     sweeper: Sweeper | None = None
 
     def start(self) -> None:
@@ -92,9 +95,12 @@ class Bot:
 
     async def aclose(self) -> None:
         """Stop the background duty and the lease heartbeat, release network resources, and
-        close the audit store (last: the others use it)."""
+        close the audit store (last: the others use it; callbacks still queued are handled,
+        and their alerts posted, first)."""
         if self.sweeper is not None:
             await self.sweeper.stop()
+        if self.callbacks is not None:
+            await self.callbacks.close()
         await self.service.aclose()
         await self.tencent.aclose()
         if self.slack.session is not None:
@@ -169,6 +175,7 @@ async def build_bot(
         settings=settings,
         audit=audit,
         runtime=runtime,
+        callbacks=build_receiver(settings, audit, slack),
         sweeper=sweeper,
     )
 
@@ -183,3 +190,4 @@ def register_all(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRun
     modal.register(app, presenter, runtime)
     cards.register(app, presenter, runtime)
     home.register(app, presenter, runtime)
+    alerts.register(app, presenter, runtime)

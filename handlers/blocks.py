@@ -21,11 +21,13 @@ from bot.defaults import CONFIRMATION_TTL_TEXT
 from bot.outcomes import (
     Actor,
     BannedView,
+    ChangeKind,
     DryRun,
     HelpReply,
     HistoryView,
     MembersView,
     NeedsConfirmation,
+    OutsideChange,
     Rejected,
     RoomResult,
     RoomView,
@@ -65,6 +67,10 @@ ACTION_UNDO: Final = "roombot_undo"
 ACTION_RETRY: Final = "roombot_retry_failed"
 #: A room card's toggle button: this prefix, then the verb (`roombot_card.mute-all`).
 ACTION_CARD_PREFIX: Final = "roombot_card."
+#: The Show button of an alert about a change made outside roombot (its value is the room ID).
+ACTION_SHOW: Final = "roombot_show_room"
+#: Most changes one alert message lists; the rest are counted.
+ALERT_MAX_LISTED: Final = 20
 
 
 @dataclass(frozen=True)
@@ -634,6 +640,28 @@ def listing_message(lines: list[str]) -> Message:
     return Message(
         text=_truncate(text, MAX_TEXT_CHARS), blocks=[_section(c) for c in chunks][:MAX_BLOCKS]
     )
+
+
+def outside_changes_message(changes: Sequence[OutsideChange], more: int = 0) -> Message:
+    """One alert for changes made outside roombot: a line per change (the first
+    `ALERT_MAX_LISTED`), each with a Show button unless the room is gone, then how many more
+    there were and where the full record is."""
+    listed = list(changes[:ALERT_MAX_LISTED])
+    more += len(changes) - len(listed)
+    lines = [wording.outside_change_line(SLACK, change) for change in listed]
+    blocks: list[dict[str, Any]] = []
+    for change, line in zip(listed, lines, strict=True):
+        block = _section(line)
+        if change.kind is not ChangeKind.DESTROYED:
+            block["accessory"] = _button("Show", ACTION_SHOW, change.room_id)
+        blocks.append(block)
+    footer = "Recorded in the audit trail: `/room history ROOM`, or `roombot audit --since 1h`."
+    if more:
+        footer = f"…and {more} more change{'s' if more != 1 else ''} not listed here. " + footer
+    blocks.append(_context(footer))
+    # The footer is never cut off: it says how many changes the lines above leave out.
+    text = _truncate("\n".join(lines), MAX_TEXT_CHARS - len(footer) - 1) + "\n" + footer
+    return Message(text=text, blocks=blocks)
 
 
 class SlackRenderer:

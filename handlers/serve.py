@@ -2,6 +2,9 @@
 endpoints (`/healthz`, `/readyz`, `/metrics`: `handlers.ops`) on the HTTP port, and a clean
 shutdown. `handlers.launch` runs the start-up checks and calls these.
 
+`POST /tencent/callback` (Room Engine callbacks, `handlers.callbacks`) is an operational route
+too, served in both modes when `ROOMBOT_CALLBACK_TOKEN` is set.
+
 Requests to `/slack/events` are screened first (`handlers.ingress`): a bad timestamp or signature
 is a 401, a body bolt could not read a 400, each with one short log line and never the body.
 
@@ -31,6 +34,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from handlers.app import Bot
+from handlers.callbacks import add_callback_route
 from handlers.ingress import Refusal, RefusalLog, screen
 from handlers.ops import Operations, add_ops_routes
 
@@ -45,6 +49,8 @@ def make_ops_app(bot: Bot, ops: Operations | None = None) -> web.Application:
     these). Routes added here are served in both modes."""
     web_app = web.Application()
     add_ops_routes(web_app, ops or Operations.for_bot(bot))
+    if bot.callbacks is not None:
+        add_callback_route(web_app, bot.callbacks)
     return web_app
 
 

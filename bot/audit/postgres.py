@@ -46,6 +46,7 @@ from bot.audit.rows import (
     INSERT_COLUMNS,
     LEASE_COLUMNS,
     PROVISIONAL_SQL,
+    REFUSED_SQL,
     SELECT_ENTRIES,
     Completion,
     confirmation_from_row,
@@ -264,7 +265,37 @@ class PostgresAuditStore(AuditStore):
 
         return await self._run("query entries", read)
 
+    async def room_trail(self, room_id: str, *, limit: int = 100) -> list[AuditEntry]:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        sql = (
+            f"{SELECT_ENTRIES} WHERE room_id = %s "
+            "AND (patch IS NOT NULL OR previous IS NOT NULL) "
+            f"AND outcome NOT IN ({REFUSED_SQL}) ORDER BY id DESC LIMIT %s"
+        )
+
+        async def read(conn: Connection) -> list[AuditEntry]:
+            cur = await conn.execute(sql, (room_id, limit))
+            return [entry_from_row(row) for row in await cur.fetchall()]
+
+        return await self._run("read a room's trail", read)
+
     # -- claims ---------------------------------------------------------------------------------
+
+    async def claimed(self, keys: Sequence[str]) -> frozenset[str]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return frozenset()
+        cutoff = self._clock() - CLAIM_RETENTION_S
+
+        async def read(conn: Connection) -> frozenset[str]:
+            cur = await conn.execute(
+                "SELECT key FROM claims WHERE key = ANY(%s) AND claimed_at >= %s",
+                (wanted, cutoff),
+            )
+            return frozenset(str(key) for (key,) in await cur.fetchall())
+
+        return await self._run("read claims", read)
 
     async def claim(self, key: str) -> bool:
         if not key:

@@ -37,6 +37,12 @@ class Outcome(StrEnum):
     NOT_APPLIED = "not_applied"  # the room does not hold them (offer Retry)
 
 
+#: Outcomes of requests that called nothing: their rows say nothing about a room's settings.
+REFUSED_OUTCOMES: frozenset[Outcome] = frozenset(
+    {Outcome.DENIED, Outcome.INVALID, Outcome.DRY_RUN, Outcome.CANCELLED}
+)
+
+
 #: Outcomes that are a guess or a later reading rather than the call's own answer: `complete()`
 #: may still replace them with the truth when the call that was thought lost does report back.
 PROVISIONAL_OUTCOMES: frozenset[Outcome] = frozenset(
@@ -53,6 +59,8 @@ class Source(StrEnum):
     CONSOLE = "console"
     MODAL = "modal"  # the form `/room` opens when typed without text
     HOME = "home"  # the App Home tab being opened (nothing is requested by that alone)
+    #: A change made outside roombot, reported by a Room Engine callback (`bot.callbacks`).
+    TENCENT = "tencent"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from bot.audit.records import (
     PROVISIONAL_OUTCOMES,
+    REFUSED_OUTCOMES,
     AuditEntry,
     AuditError,
     Confirmation,
@@ -31,6 +32,8 @@ CONFIRMATION_COLUMNS: Final = "key, user_id, team_id, channel_id, text, created_
 LEASE_COLUMNS: Final = "request_key, owner, context, taken_at, expires_at, takeovers"
 #: The outcomes `complete()` may replace, as SQL string literals for an `IN (...)` list.
 PROVISIONAL_SQL: Final = ", ".join(f"'{o.value}'" for o in sorted(PROVISIONAL_OUTCOMES))
+#: The outcomes `room_trail()` leaves out, as SQL string literals for a `NOT IN (...)` list.
+REFUSED_SQL: Final = ", ".join(f"'{o.value}'" for o in sorted(REFUSED_OUTCOMES))
 #: Claims older than this are pruned; a key may be claimed again after it.
 CLAIM_RETENTION_S: Final = 86_400.0
 #: Confirmation prompts older than this are forgotten (far beyond any sensible TTL).

@@ -41,6 +41,7 @@ from bot.audit.rows import (
     INSERT_COLUMNS,
     LEASE_COLUMNS,
     PROVISIONAL_SQL,
+    REFUSED_SQL,
     SELECT_ENTRIES,
     Completion,
     confirmation_from_row,
@@ -221,7 +222,42 @@ class SqliteAuditStore(AuditStore):
 
         return await self._run("query entries", read)
 
+    async def room_trail(self, room_id: str, *, limit: int = 100) -> list[AuditEntry]:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        sql = (
+            f"{SELECT_ENTRIES} WHERE room_id = ? "
+            "AND (patch IS NOT NULL OR previous IS NOT NULL) "
+            f"AND outcome NOT IN ({REFUSED_SQL}) ORDER BY id DESC LIMIT ?"
+        )
+
+        def read(conn: sqlite3.Connection) -> list[AuditEntry]:
+            return [entry_from_row(row) for row in conn.execute(sql, (room_id, limit))]
+
+        return await self._run("read a room's trail", read)
+
     # -- claims ---------------------------------------------------------------------------------
+
+    async def claimed(self, keys: Sequence[str]) -> frozenset[str]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return frozenset()
+        cutoff = self._clock() - CLAIM_RETENTION_S
+
+        def read(conn: sqlite3.Connection) -> frozenset[str]:
+            found: set[str] = set()
+            # SQLite allows a limited number of parameters per statement: ask in slices.
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ", ".join("?" for _ in part)
+                rows = conn.execute(
+                    f"SELECT key FROM claims WHERE key IN ({marks}) AND claimed_at >= ?",  # noqa: S608
+                    (*part, cutoff),
+                )
+                found.update(key for (key,) in rows)
+            return frozenset(found)
+
+        return await self._run("read claims", read)
 
     async def claim(self, key: str) -> bool:
         if not key:

@@ -248,6 +248,13 @@ class AuditStore(abc.ABC):
         """Up to `limit` rows, newest first, for this room and/or user, created at or after
         `since` (Unix seconds)."""
 
+    @abc.abstractmethod
+    async def room_trail(self, room_id: str, *, limit: int = 100) -> list[AuditEntry]:
+        """Up to `limit` rows of `room_id`, newest first, that say something about its settings:
+        those with a `patch` or `previous` values, except rows of requests that called nothing
+        (`REFUSED_OUTCOMES`). `bot.callbacks` folds them into what roombot last knew of the room.
+        """
+
     # -- claims ---------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -256,6 +263,11 @@ class AuditStore(abc.ABC):
 
         For Slack `event_id` de-duplication and "a double click acts once", across replicas.
         """
+
+    @abc.abstractmethod
+    async def claimed(self, keys: Sequence[str]) -> frozenset[str]:
+        """Those of `keys` that are claimed now (by any store on this database; a claim is
+        forgotten after a day, as in `claim`). Reads only: it claims nothing."""
 
     # -- confirmation prompts -------------------------------------------------------------------
 

@@ -252,3 +252,41 @@ def test_both_backends_print_the_same(
             outputs[name].append(capsys.readouterr().out)
     assert outputs["sqlite"] == outputs["postgresql"]
     assert "room-ü" in outputs["postgresql"][0]
+
+
+def test_changes_made_outside_roombot_are_listed_and_marked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.sqlite3"
+
+    async def populate() -> None:
+        async with await AuditStore.open(path) as store:
+            await store.record(
+                [
+                    NewEntry(
+                        request_key="tencent-1",
+                        source="tencent",
+                        user_id="ops-console",
+                        verb="outside-update",
+                        raw_text="Room.CallbackAfterUpdateRoomInfo (OptPlatform Web)",
+                        room_id="room-a",
+                        patch={"IsAudioDisabled": False},
+                        previous={"IsAudioDisabled": True},
+                        outcome=Outcome.OK,
+                        detail="reported by a Room Engine callback",
+                    )
+                ]
+            )
+
+    asyncio.run(populate())
+    monkeypatch.setenv("ROOMBOT_AUDIT_DB", str(path))
+    assert main(["audit"]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[1:5] == ["ops-console", "tencent", "outside-update", "room-a"]
+    assert main(["audit", "--format", "jsonl", "--user", "ops-console"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["source"], record["patch"], record["previous"]) == (
+        "tencent",
+        {"IsAudioDisabled": False},
+        {"IsAudioDisabled": True},
+    )

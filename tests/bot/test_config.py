@@ -15,6 +15,7 @@ SECRET_VALUES = {
     "SLACK_SIGNING_SECRET": "signing-supersecret-0123",
     "SLACK_APP_TOKEN": "xapp-1-A111-supersecretapp",
     "TENCENT_SECRET_KEY": "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e",
+    "ROOMBOT_CALLBACK_TOKEN": "cb-token.Supersecret_0123~",
 }
 
 FULL_ENV = {
@@ -30,6 +31,7 @@ FULL_ENV = {
     "ROOMBOT_RATE_LIMIT": "120",
     "ROOMBOT_CONFIRM_ABOVE": "0",
     "ROOMBOT_MAX_ROOMS": "800",
+    "ROOMBOT_ALERT_CHANNEL": " C0ALERTS1 ",
 }
 
 
@@ -48,6 +50,8 @@ def test_defaults_with_nothing_set() -> None:
     assert s.roombot_rate_limit == 50
     assert s.roombot_confirm_above == 5
     assert s.roombot_max_rooms == 500
+    assert s.roombot_callback_token is None
+    assert s.roombot_alert_channel is None
 
 
 def test_every_variable_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,6 +79,9 @@ def test_every_variable_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.roombot_rate_limit == 120
     assert s.roombot_confirm_above == 0
     assert s.roombot_max_rooms == 800
+    assert s.roombot_callback_token is not None
+    assert s.roombot_callback_token.get_secret_value() == SECRET_VALUES["ROOMBOT_CALLBACK_TOKEN"]
+    assert s.roombot_alert_channel == "C0ALERTS1"
 
 
 @pytest.mark.parametrize(
@@ -140,6 +147,19 @@ def test_region_selects_host(monkeypatch: pytest.MonkeyPatch, region: str, host:
             "xoxb-nope",
             "SLACK_APP_TOKEN: must be an app-level token starting with 'xapp-'",
         ),
+        (
+            "ROOMBOT_ALERT_CHANNEL",
+            "#incidents",
+            "ROOMBOT_ALERT_CHANNEL: malformed channel ID '#incidents' (expected an ID like "
+            "C012ABCDEF: channel details → About; a #name is not accepted)",
+        ),
+        (
+            "ROOMBOT_CALLBACK_TOKEN",
+            "short",
+            "ROOMBOT_CALLBACK_TOKEN: must be 16-200 characters of letters, digits and . _ ~ - "
+            "(it is put in the callback URL); e.g. python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'",
+        ),
     ],
 )
 def test_validation_messages(
@@ -168,6 +188,22 @@ def test_bad_secret_value_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings(env_file=None)
     assert "leaky" not in str(info.value)
     assert "leaky" not in repr(info.value)
+
+
+def test_bad_callback_token_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROOMBOT_CALLBACK_TOKEN", "leaky secret with spaces &=")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=None)
+    assert str(info.value).startswith("ROOMBOT_CALLBACK_TOKEN: must be 16-200 characters")
+    assert "leaky" not in str(info.value)
+
+
+def test_blank_callback_settings_are_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROOMBOT_CALLBACK_TOKEN", "  ")
+    monkeypatch.setenv("ROOMBOT_ALERT_CHANNEL", "")
+    s = load_settings(env_file=None)
+    assert s.roombot_callback_token is None
+    assert s.roombot_alert_channel is None
 
 
 def test_dotenv_file_loaded(tmp_path: Path) -> None:

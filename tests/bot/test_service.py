@@ -7,13 +7,15 @@ policies are loaded from TOML files as in production.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Coroutine
 from typing import Any
 
 import pytest
 
 from bot.audit import Outcome
-from bot.commands import GENERAL_USAGE, VERBS, Command
+from bot.callbacks import CallbackProcessor, Handling, parse_callback
+from bot.commands import GENERAL_USAGE, VERBS, Command, parse_command
 from bot.defaults import CONFIRMATION_TTL_S
 from bot.models import RoomPatch
 from bot.outcomes import (
@@ -27,8 +29,10 @@ from bot.outcomes import (
     RunKind,
     Source,
 )
+from bot.tencent.emulator_callbacks import update_room_info_body
 from tests.bot.conftest import CoreFactory
 from tests.bot.corekit import (
+    ADMIN,
     ALICE,
     BOB,
     GENERAL,
@@ -546,6 +550,78 @@ async def test_a_failed_undo_claim_is_not_reported_as_already_undone(
     assert "already undone" not in refused.message
     assert "could not record this click" in refused.message
     assert "nothing was done" in refused.message
+
+
+async def _callback(core: Core, room: str, operator: str, platform: str) -> Handling:
+    """Room Engine's UpdateRoomInfo callback for `room` as it stands, handled by roombot."""
+    body = update_room_info_body(operator, core.emulator.rooms[room], 1, bools_as_strings=True)
+    delivery = parse_callback(
+        {"CallbackCommand": body["CallbackCommand"], "OptPlatform": platform},
+        json.dumps(body).encode(),
+    )
+    processor = CallbackProcessor(core.store, admin_id=ADMIN, clock=core.clock)
+    return (await processor.handle(delivery)).handling
+
+
+async def _executed_and_echoed(core: Core, text: str) -> str:
+    """Run `text`; Room Engine's callbacks about it reach roombot (its own change, echoed)."""
+    key = await _executed(core, text)
+    for room in parse_command(text).rooms:
+        assert await _callback(core, room, ADMIN, "RESTAPI") is Handling.ECHO
+    return key
+
+
+async def _changed_outside(core: Core, room: str, **fields: Any) -> None:
+    """Someone changes `room` in the Tencent console; the callback reaches roombot."""
+    core.emulator.rooms[room].update(fields)
+    assert await _callback(core, room, "ops-console", "Web") is Handling.OUTSIDE
+
+
+async def test_undo_refuses_rooms_changed_outside_since_without_reading_them(core: Core) -> None:
+    key = await _executed_and_echoed(core, "mute-all room-test room-2")
+    await _changed_outside(core, "room-2", IsAudioDisabled=False)
+    await _changed_outside(core, "room-test", RoomName="Renamed")  # not a field undo restores
+    plan = await core.service.plan_undo(key, actor())
+    assert isinstance(plan, Plan)
+    assert set(plan.conflicts or {}) == {"room-2"}
+    conflict = (plan.conflicts or {})["room-2"]
+    assert conflict.kind is FailureKind.CONFLICT
+    assert conflict.message.startswith("changed outside roombot since by `ops-console` at ")
+    assert conflict.message.endswith("(audio unmuted)")
+
+    before = len(core.calls("get_room_info"))
+    run = await core.service.run(plan)
+    reads = core.calls("get_room_info")[before:]
+    assert [r.body for r in reads] == [{"RoomId": "room-test"}]  # room-2 is not even read
+    by_room = {r.room_id: r for r in run.results}
+    assert by_room["room-test"].ok
+    assert by_room["room-2"].failure == conflict
+    assert core.emulator.rooms["room-test"]["IsAudioDisabled"] is False
+    assert core.emulator.rooms["room-2"]["IsAudioDisabled"] is False
+
+
+async def test_undo_of_rooms_all_changed_outside_is_refused_naming_who(core: Core) -> None:
+    key = await _executed_and_echoed(core, "mute-all room-test")
+    await _changed_outside(core, "room-test", IsAudioDisabled=False)
+    before = len(core.emulator.requests)
+    refused = await core.service.plan_undo(key, actor())
+    assert isinstance(refused, Rejected)
+    assert refused.message.startswith(
+        "not undone: changed outside roombot since this request — `room-test` by `ops-console` at "
+    )
+    assert "(audio unmuted)" in refused.message
+    assert core.emulator.requests[before:] == []  # no read was needed
+    again = await core.service.plan_undo(key, actor())
+    assert isinstance(again, Rejected)
+    assert "already undone" not in again.message  # nothing was claimed
+
+
+async def test_an_outside_change_before_the_request_does_not_block_its_undo(core: Core) -> None:
+    await _changed_outside(core, "room-test", IsAudioDisabled=True)
+    key = await _executed_and_echoed(core, "unmute-all room-test")
+    plan = await core.service.plan_undo(key, actor())
+    assert isinstance(plan, Plan)
+    assert not plan.conflicts
 
 
 # -- retry ----------------------------------------------------------------------------------------

@@ -431,3 +431,95 @@ def test_history_line() -> None:
     )
     denied = replace(entry, outcome=Outcome.DENIED, error_code=None, tencent_request_id=None)
     assert wording.history_line(S, denied).endswith("· [mute-all] · audio muted · *denied*")
+
+
+def _outside(**overrides: Any) -> AuditEntry:
+    when = datetime(2024, 5, 1, 12, 30, 5, tzinfo=UTC).timestamp()
+    values: dict[str, Any] = {
+        "id": 7,
+        "created_at": when,
+        "finished_at": when,
+        "request_key": "tencent-1",
+        "source": "tencent",
+        "user_id": "ops-console",
+        "verb": "outside-update",
+        "raw_text": "Room.CallbackAfterUpdateRoomInfo (OptPlatform Web)",
+        "room_id": "room-test",
+        "team_id": None,
+        "channel_id": None,
+        "reason": None,
+        "patch": {"IsAudioDisabled": False, "MaxMemberCount": 50},
+        "previous": {"IsAudioDisabled": True, "MaxMemberCount": 300},
+        "outcome": Outcome.OK,
+        "detail": None,
+        "undo_of": None,
+        "error_code": None,
+        "error_info": None,
+        "tencent_request_id": None,
+        "latency_ms": None,
+    }
+    values.update(overrides)
+    return AuditEntry(**values)
+
+
+def test_history_marks_changes_made_outside_roombot_with_the_account() -> None:
+    assert wording.history_line(S, _outside()) == (
+        "2024-05-01 12:30:05 UTC · ⚠️ outside roombot · [ops-console] · [outside-update] · "
+        "audio unmuted, member limit set to 50 (was member limit 300)"
+    )
+    destroyed = _outside(verb="outside-destroy", patch={}, previous={"IsAudioDisabled": True})
+    assert wording.history_line(S, destroyed).endswith("· [outside-destroy] · room destroyed")
+    created = _outside(verb="outside-create", patch={"RoomName": "x"}, previous=None)
+    assert wording.history_line(S, created).endswith("· [outside-create] · room created")
+    nothing = _outside(patch={}, previous=None, outcome=Outcome.NOOP)
+    assert wording.history_line(S, nothing).endswith("· nothing roombot knew of changed")
+    first = _outside(patch={"IsAudioDisabled": True, "RoomName": "A & B"}, previous=None)
+    assert wording.history_line(S, first).endswith(
+        "· roombot did not know its settings before; now audio muted, name “A &amp; B”"
+    )
+
+
+def test_an_outside_change_line_names_room_operator_platform_and_change() -> None:
+    from bot.outcomes import ChangeKind, OutsideChange
+
+    change = OutsideChange(
+        kind=ChangeKind.UPDATED,
+        room_id="room-test",
+        operator="ops-console",
+        platform="Web",
+        at=0.0,
+        changed={"RoomName": "New", "IsVideoDisabled": True},
+        before={"RoomName": "Old", "IsVideoDisabled": False},
+        reported={"CustomInfo": "ignored when something known changed"},
+    )
+    assert wording.outside_change_line(S, change) == (
+        "⚠️ [room-test] was changed outside roombot by [ops-console] via Web: "
+        "renamed to “New” (was name “Old”), video disabled"
+    )
+    gone = replace(change, kind=ChangeKind.DESTROYED, platform=None, note="unchecked")
+    assert wording.outside_change_line(S, gone) == (
+        "⚠️ [room-test] was destroyed outside roombot by [ops-console] (unchecked)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("IsAudioDisabled", False, "audio on"),
+        ("IsScreenSharingDisabled", True, "screen sharing disabled"),
+        ("MaxMemberCount", 9, "member limit 9"),
+        ("CustomInfo", "", "no custom info"),
+        ("CustomInfo", "x", "custom info [x]"),
+        ("TakeSeatMode", "FreeToTake", "seat mode free (open mic)"),
+        ("TakeSeatMode", "None", "seat mode None"),
+        ("Future", [1], "Future [[1]]"),
+    ],
+)
+def test_describe_setting(name: str, value: Any, said: str) -> None:
+    assert wording.describe_setting(S, name, value) == said
+
+
+def test_outside_summary_is_a_core_sentence() -> None:
+    assert wording.outside_summary(_outside(patch={"IsAudioDisabled": False})) == (
+        "by `ops-console` at 2024-05-01 12:30:05 UTC (audio unmuted)"
+    )

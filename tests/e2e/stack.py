@@ -17,7 +17,9 @@ from aiohttp import web
 
 from bot.audit import AuditEntry
 from bot.config import Settings, load_settings
+from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
+from bot.tencent.ratelimit import RateBudget
 from handlers.app import Bot, build_bot
 from handlers.serve import make_web_app
 from testkit.slack_api import FakeSlack
@@ -41,6 +43,11 @@ ALICE = "U0ALICE01"  # allow-listed
 MALLORY = "U0MALLORY"  # nobody granted her anything
 GENERAL = "C0GENERAL1"
 ROOMS = ("room-test", "room-2", "room-3")
+#: `ROOMBOT_CALLBACK_TOKEN` of a stack started with `callbacks=True`, and its alert channel.
+CALLBACK_TOKEN = "e2e-callback-token-0123456789"
+ALERTS = "C0ALERTS01"
+#: A second App administrator the emulator accepts: changes made as it are made outside roombot.
+OTHER_ADMIN = "ops-console"
 
 
 @dataclass
@@ -67,6 +74,8 @@ class Stack:
     settings: Settings
     session: aiohttp.ClientSession
     response_key: int = field(default=0)
+    #: roombot's callback URL, token included (`callbacks=True` only).
+    callback_url: str | None = None
 
     async def post(
         self,
@@ -177,6 +186,39 @@ class Stack:
         """What roombot posted to one response_url."""
         return [body for k, body in self.slack.response_posts if k == key]
 
+    async def callback(
+        self, query: dict[str, str], body: dict[str, Any] | bytes
+    ) -> tuple[int, dict[str, Any]]:
+        """POST a callback to roombot's `/tencent/callback` with exactly `query` (no token
+        added); the HTTP status and the JSON answer."""
+        assert self.callback_url is not None, "start the stack with callbacks=True"
+        url = self.callback_url.split("?", 1)[0]
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        async with self.session.post(url, params=query, data=data) as response:
+            text = await response.text()
+        return response.status, (json.loads(text) if text.strip() else {})
+
+    async def settle_callbacks(self) -> None:
+        """Wait until the emulator has posted every callback and roombot has handled them,
+        alerts included."""
+        await self.emulator.settle_callbacks()
+        receiver = self.bot.callbacks
+        assert receiver is not None
+        await receiver.settle()
+        if receiver.alerts is not None:
+            assert await receiver.alerts.flush(10)
+
+    def as_admin(self, admin_id: str = OTHER_ADMIN) -> RoomEngineClient:
+        """A Room Engine client of the same app calling as `admin_id` (close it after use):
+        the Tencent console, or the platform's own backend when `admin_id` is roombot's."""
+        return RoomEngineClient(
+            base_url=self.emulator.base_url,
+            sdkappid=SDKAPPID,
+            secret_key=SECRET_KEY,
+            admin_id=admin_id,
+            rate_budget=RateBudget(50),
+        )
+
     def tencent_calls(self, command: str = "update_room_info") -> list[Any]:
         """The emulator's recorded requests for `command`."""
         return [r for r in self.emulator.requests if r.command == command]
@@ -190,15 +232,26 @@ async def running_stack(
     allowed_users: tuple[str, ...] = (ALICE,),
     policy_toml: str | None = None,
     emulator_secret_key: str = SECRET_KEY,
+    callbacks: bool = False,
+    sign_callbacks: bool = False,
     **settings_overrides: Any,
 ) -> AsyncIterator[Stack]:
     """Start the emulator, the fake Slack and roombot's HTTP app on real loopback ports.
 
     `emulator_secret_key` other than roombot's makes every call fail Tencent's UserSig check.
+    With `callbacks`, roombot takes Room Engine callbacks (`CALLBACK_TOKEN`, alerts to
+    `ALERTS`) and the emulator posts them there (signed too with `sign_callbacks`).
     """
     emulator = RoomEngineEmulator(
-        sdkappid=SDKAPPID, secret_key=emulator_secret_key, rooms=list(rooms)
+        sdkappid=SDKAPPID,
+        secret_key=emulator_secret_key,
+        rooms=list(rooms),
+        other_admins=[OTHER_ADMIN],
+        callback_token=CALLBACK_TOKEN if sign_callbacks else None,
     )
+    if callbacks:
+        settings_overrides.setdefault("roombot_callback_token", CALLBACK_TOKEN)
+        settings_overrides.setdefault("roombot_alert_channel", ALERTS)
     await emulator.start()
     slack = FakeSlack(bot_token=BOT_TOKEN)
     await slack.start()
@@ -226,6 +279,10 @@ async def running_stack(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    callback_url = None
+    if callbacks:
+        callback_url = f"http://127.0.0.1:{port}/tencent/callback?token={CALLBACK_TOKEN}"
+        emulator.callback_url = callback_url
     session = aiohttp.ClientSession()
     try:
         yield Stack(
@@ -235,6 +292,7 @@ async def running_stack(
             url=f"http://127.0.0.1:{port}/slack/events",
             settings=settings,
             session=session,
+            callback_url=callback_url,
         )
     finally:
         await session.close()

@@ -399,3 +399,32 @@ async def test_a_refused_app_token_stops_socket_mode_start_up_with_one_line(
     assert "(invalid_auth)" in line
     assert "xapp-1-a-wrong-one" not in err
     assert out == ""
+
+
+async def test_socket_mode_serves_room_engine_callbacks_on_its_port(tmp_path: Path) -> None:
+    """#15: `POST /tencent/callback` in both modes — here Socket Mode's operational port."""
+    token = "socket-mode-callback-token-0123"
+    async with serve_process(tmp_path, socket_mode=True, ROOMBOT_CALLBACK_TOKEN=token) as served:
+        query = (
+            f"?token={token}&SdkAppid={SDKAPPID}&CallbackCommand=Room.CallbackAfterMemberEnter"
+            "&contenttype=json&ClientIP=203.0.113.9&OptPlatform=Web"
+        )
+        body = json.dumps(
+            {
+                "CallbackCommand": "Room.CallbackAfterMemberEnter",
+                "Operator_Account": "u1",
+                "RoomId": "room-test",
+                "MemberCount": 1,
+                "Type": "Enter",
+                "MemberList_Account": ["u1"],
+                "EventTime": 1_700_000_000_000,
+            }
+        ).encode()
+        headers = {"Content-Type": "application/json"}
+        status, answer = await served.post(body, headers, path="/tencent/callback" + query)
+        assert status == 200
+        assert json.loads(answer) == {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
+        refused, _ = await served.post(body, headers, path="/tencent/callback?token=wrong")
+        assert refused == 401
+        assert await served.stop() == 0
+    assert token not in served.output.log

@@ -67,9 +67,14 @@ class Served:
 
 
 @asynccontextmanager
-async def served(tmp_path: Path, **env: str) -> AsyncIterator[Served]:
-    """Start the fakes and `python -m bot serve --http`; wait until /healthz answers."""
-    emulator = RoomEngineEmulator(sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=["room-test"])
+async def served(
+    tmp_path: Path, *, emulator: RoomEngineEmulator | None = None, **env: str
+) -> AsyncIterator[Served]:
+    """Start the fakes (`emulator`, or one with `room-test`) and `python -m bot serve --http`;
+    wait until /healthz answers."""
+    emulator = emulator or RoomEngineEmulator(
+        sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=["room-test"]
+    )
     await emulator.start()
     slack = FakeSlack(bot_token=BOT_TOKEN)
     await slack.start()

@@ -358,6 +358,50 @@ async def test_claims_are_forgotten_after_a_day(store: AuditStore, clock: FakeCl
     assert await store.claim("Ev1") is True
 
 
+async def test_claimed_reads_which_keys_are_claimed_without_claiming(
+    store: AuditStore, clock: FakeClock
+) -> None:
+    assert await store.claimed([]) == frozenset()
+    assert await store.claim("echo:1") is True
+    assert await store.claim("echo:3") is True
+    assert await store.claimed(["echo:1", "echo:2", "echo:3", "echo:1"]) == {"echo:1", "echo:3"}
+    assert await store.claim("echo:2") is True  # reading did not claim it
+    many = [f"k{i}" for i in range(1200)]  # more than one statement's worth of parameters
+    assert await store.claimed(many) == frozenset()
+    clock.now += 86_401
+    assert await store.claimed(["echo:1", "echo:3"]) == frozenset()  # forgotten after a day
+
+
+# -- what a room's trail says about its settings ------------------------------------------------
+
+
+async def test_room_trail_holds_the_rows_that_say_something_about_settings(
+    store: AuditStore,
+) -> None:
+    changed = await store.record([entry("room-1", outcome=Outcome.OK, previous={"x": 1})])
+    pending = await store.begin([entry("room-1", request_key="req-2")])
+    await store.record(
+        [
+            entry("room-1", request_key="req-3", outcome=outcome)
+            for outcome in (Outcome.DENIED, Outcome.INVALID, Outcome.DRY_RUN, Outcome.CANCELLED)
+        ]
+    )
+    failed = await store.record(
+        [entry("room-1", request_key="req-4", outcome=Outcome.FAILED, patch=None, previous={})]
+    )
+    await store.record([entry("room-1", request_key="req-5", outcome=Outcome.OK, patch=None)])
+    await store.record([entry("room-2", request_key="req-6", outcome=Outcome.OK)])
+    outside = await store.record(
+        [entry("room-1", request_key="req-7", source="tencent", outcome=Outcome.NOOP)]
+    )
+    rows = await store.room_trail("room-1")
+    assert [r.id for r in rows] == [outside[0], failed[0], pending[0], changed[0]]
+    assert [r.id for r in await store.room_trail("room-1", limit=2)] == [outside[0], failed[0]]
+    assert await store.room_trail("room-9") == []
+    with pytest.raises(ValueError, match="limit"):
+        await store.room_trail("room-1", limit=0)
+
+
 # -- storage settings and threading -------------------------------------------------------------
 
 

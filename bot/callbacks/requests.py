@@ -1,0 +1,288 @@
+"""Reading a Room Engine callback request: `authenticate` (token, SdkAppid, Sign) and
+`parse_callback` (typed events, read leniently). Pure functions; see `bot.callbacks`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from bot.errors import RoombotError
+from bot.models import PATCH_FIELDS, CallbackCommand, room_id_problem
+
+#: How far `RequestTime` may be from now, either way (Tencent's advice for Live/Chat callbacks).
+SIGN_MAX_SKEW_S: Final = 60.0
+#: The answer Room Engine expects from a callback receiver.
+OK_ANSWER: Final = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
+#: The callbacks about a room's settings or existence (recorded, maybe alerted); the others
+#: (members, seats) are only counted.
+ROOM_COMMANDS: Final = frozenset(
+    {
+        CallbackCommand.CREATE_ROOM,
+        CallbackCommand.DESTROY_ROOM,
+        CallbackCommand.UPDATE_ROOM_INFO,
+    }
+)
+_MAX_ACCOUNTS_KEPT: Final = 20
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+class CallbackError(RoombotError):
+    """A callback request roombot will not take; `status` is the HTTP status to answer.
+
+    The message is one short line for the log: it never quotes the token or the body.
+    """
+
+    status: int = 400
+
+
+class CallbackRefused(CallbackError):
+    """The request did not prove it comes from our Room Engine app (HTTP 401)."""
+
+    status = 401
+
+
+class CallbackInvalid(CallbackError):
+    """The request is authentic but unreadable: bad JSON, no or an unknown command (HTTP 400)."""
+
+    status = 400
+
+
+# -- 1. authentication --------------------------------------------------------------------------
+
+
+def callback_sign(token: str, request_time: str | int) -> str:
+    """hex(sha256(token + RequestTime)): the token immediately followed by the decimal time."""
+    return hashlib.sha256(f"{token}{request_time}".encode()).hexdigest()
+
+
+def authenticate(
+    query: Mapping[str, str],
+    *,
+    token: str,
+    sdkappid: int,
+    now: float,
+    max_skew_s: float = SIGN_MAX_SKEW_S,
+) -> None:
+    """Raise `CallbackRefused` unless `query` carries our token, our SdkAppid and, when it has
+    a `Sign` or a `RequestTime`, a valid and fresh pair of them. See the module docstring."""
+    if not token:
+        raise ValueError("the callback token must not be empty")
+    given = query.get("token", "")
+    if not given:
+        raise CallbackRefused("no token")
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise CallbackRefused("wrong token")
+    app = _param(query, "SdkAppid")
+    if not app:
+        raise CallbackRefused("no SdkAppid")
+    if app != str(sdkappid):
+        raise CallbackRefused("another SdkAppid")
+    sign = _param(query, "Sign")
+    request_time = _param(query, "RequestTime")
+    if sign is None and request_time is None:
+        return
+    if not sign or not request_time or not request_time.isdigit():
+        raise CallbackRefused("Sign and RequestTime must come together")
+    if abs(now - int(request_time)) > max_skew_s:
+        raise CallbackRefused("stale RequestTime")
+    expected = callback_sign(token, request_time)
+    if not hmac.compare_digest(sign.lower().encode(), expected.encode()):
+        raise CallbackRefused("wrong Sign")
+
+
+def _param(query: Mapping[str, str], name: str) -> str | None:
+    """A Tencent query parameter, by its documented name or any other case of it."""
+    if name in query:
+        return query[name]
+    lowered = name.lower()
+    for key, value in query.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+# -- 2. parsing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallbackEvent:
+    """One callback's content, typed.
+
+    `state` (room updates and creations) holds the reported values of the fields
+    `update_room_info` can set, by API name, with JSON types (booleans as booleans).
+    `member_count`, `accounts` and `leave_type` are set for member callbacks, `seats` (how many
+    seats the list held) for seat callbacks. `event_ms` is `EventTime`, when it was given.
+    """
+
+    command: CallbackCommand
+    room_id: str
+    operator: str
+    event_ms: int | None = None
+    state: Mapping[str, Any] = field(default_factory=dict)
+    member_count: int | None = None
+    accounts: tuple[str, ...] = ()
+    leave_type: str | None = None
+    seats: int | None = None
+
+    @property
+    def room_level(self) -> bool:
+        """True for creation, destruction and updates; False for member and seat callbacks."""
+        return self.command in ROOM_COMMANDS
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A callback as it arrived: the event, `OptPlatform` and `ClientIP` from the query, and
+    `key`, the same for every delivery of the same event (command, room, EventTime, body);
+    empty for member and seat callbacks, which are never stored."""
+
+    event: CallbackEvent
+    platform: str | None
+    client_ip: str | None
+    key: str
+
+
+def parse_callback(query: Mapping[str, str], body: bytes) -> Delivery:
+    """Read a callback request; `CallbackInvalid` (one line, quoting nothing from the body) if
+    it is not JSON, names no or an unknown command, or lacks what its command needs."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested past the parser's depth
+        raise CallbackInvalid("the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise CallbackInvalid("the body is not a JSON object")
+    command = _command(query, data)
+    event = _event(command, data)
+    # Only room-level callbacks are de-duplicated (stored); member ones, by far the most
+    # frequent, skip the hashing.
+    key = _delivery_key(event, data) if event.room_level else ""
+    return Delivery(
+        event=event,
+        platform=_text_param(query, "OptPlatform"),
+        client_ip=_text_param(query, "ClientIP"),
+        key=key,
+    )
+
+
+def _delivery_key(event: CallbackEvent, data: Mapping[str, Any]) -> str:
+    digest = hashlib.sha256(
+        json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    ).hexdigest()
+    key_text = f"{event.command.value}|{event.room_id}|{event.event_ms}|{digest}"
+    return "callback:" + hashlib.sha256(key_text.encode()).hexdigest()[:40]
+
+
+def _command(query: Mapping[str, str], data: Mapping[str, Any]) -> CallbackCommand:
+    in_query = _param(query, "CallbackCommand")
+    in_body = data.get("CallbackCommand")
+    if in_body is not None and not isinstance(in_body, str):
+        raise CallbackInvalid("CallbackCommand in the body is not a string")
+    if in_query and in_body and in_query != in_body:
+        raise CallbackInvalid("CallbackCommand differs between the query and the body")
+    name = in_query or in_body
+    if not name:
+        raise CallbackInvalid("no CallbackCommand")
+    try:
+        return CallbackCommand(name)
+    except ValueError:
+        raise CallbackInvalid("unknown CallbackCommand") from None
+
+
+def _event(command: CallbackCommand, data: Mapping[str, Any]) -> CallbackEvent:
+    operator = data.get("Operator_Account")
+    common: dict[str, Any] = {
+        "command": command,
+        "operator": operator if isinstance(operator, str) else "",
+        "event_ms": _lenient_int(data.get("EventTime"), "EventTime", required=False),
+    }
+    if command in (CallbackCommand.UPDATE_ROOM_INFO, CallbackCommand.CREATE_ROOM):
+        info = data.get("RoomInfo")
+        if not isinstance(info, dict):
+            raise CallbackInvalid("RoomInfo is missing or not an object")
+        room_id = _room_id(info.get("RoomId", data.get("RoomId")))
+        return CallbackEvent(room_id=room_id, state=room_state(info), **common)
+    info = data.get("RoomInfo")
+    fallback = info.get("RoomId") if isinstance(info, dict) else None
+    room_id = _room_id(data.get("RoomId", fallback))
+    if command is CallbackCommand.DESTROY_ROOM:
+        return CallbackEvent(room_id=room_id, **common)
+    if command is CallbackCommand.SEAT_INFO_CHANGED:
+        seats = data.get("SeatList")
+        return CallbackEvent(
+            room_id=room_id, seats=len(seats) if isinstance(seats, list) else None, **common
+        )
+    accounts = data.get("MemberList_Account")
+    kept = (
+        tuple(a for a in accounts if isinstance(a, str))[:_MAX_ACCOUNTS_KEPT]
+        if isinstance(accounts, list)
+        else ()
+    )
+    kind = data.get("Type")
+    return CallbackEvent(
+        room_id=room_id,
+        member_count=_lenient_int(data.get("MemberCount"), "MemberCount", required=False),
+        accounts=kept,
+        leave_type=kind if isinstance(kind, str) else None,
+        **common,
+    )
+
+
+def room_state(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The settable fields of a reported `RoomInfo`, normalised: booleans sent as the strings
+    "true"/"false" become booleans, a number sent as a decimal string becomes a number.
+    `CallbackInvalid` names a field whose value cannot be read as its type."""
+    state: dict[str, Any] = {}
+    for name, kind in PATCH_FIELDS.items():
+        if name not in info or info[name] is None:
+            continue
+        value = info[name]
+        if kind is bool:
+            state[name] = _lenient_bool(value, name)
+        elif kind is int:
+            state[name] = _lenient_int(value, name, required=True)
+        elif isinstance(value, str):
+            state[name] = value
+        else:
+            raise CallbackInvalid(f"{name} is not a string")
+    return state
+
+
+def _lenient_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise CallbackInvalid(f"{name} is not a boolean")
+
+
+def _lenient_int(value: Any, name: str, *, required: bool) -> int | None:
+    if value is None and not required:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 20:
+        return int(value.strip())
+    if not required:
+        return None
+    raise CallbackInvalid(f"{name} is not a whole number")
+
+
+def _room_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise CallbackInvalid("RoomId is missing or not a string")
+    if room_id_problem(value) is not None:
+        raise CallbackInvalid("RoomId is not a valid room ID")
+    return value
+
+
+def _text_param(query: Mapping[str, str], name: str) -> str | None:
+    value = _param(query, name)
+    return value[:64] if value else None

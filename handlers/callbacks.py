@@ -1,0 +1,219 @@
+"""`POST /tencent/callback`: Room Engine callbacks on roombot's HTTP port, in either mode.
+
+The route exists only when `ROOMBOT_CALLBACK_TOKEN` is set (`build_receiver` returns None
+otherwise). A request is authenticated from its query before anything else is read
+(`bot.callbacks.authenticate`; 401 and one short log line when it fails), parsed (400 when it
+cannot be), and answered `{"ActionStatus": "OK", ...}` at once. Member and seat callbacks are
+counted right there (no I/O); the room-level ones wait in a bounded queue for one worker that
+handles them in arrival order after the answer (`CallbackProcessor.handle`: de-duplication,
+the echo rule, the audit row) and hands what it finds to the alerts. A full queue answers 503,
+so a storm can never grow memory or tasks without bound.
+
+`add_callback_route(web_app, receiver)` is what both serving modes call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
+from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import metrics
+from bot.audit import AuditStore
+from bot.callbacks import (
+    OK_ANSWER,
+    CallbackError,
+    CallbackProcessor,
+    Delivery,
+    Handled,
+    Handling,
+    authenticate,
+    parse_callback,
+)
+from bot.config import Settings
+from bot.failures import new_correlation_id
+from handlers.alerts import AlertPoster
+
+log = logging.getLogger(__name__)
+
+CALLBACK_PATH: Final = "/tencent/callback"
+#: Room-level callbacks waiting for the worker; beyond this the answer is 503.
+MAX_QUEUED: Final = 1000
+#: Larger bodies are refused (413) unread: a real callback is a few hundred bytes.
+MAX_BODY_BYTES: Final = 64 * 1024
+
+
+# Encoded once: at hundreds of member callbacks a second, every microsecond is the acks'.
+_OK_BODY: Final = json.dumps(OK_ANSWER).encode()
+
+
+def _ok() -> web.Response:
+    return web.Response(body=_OK_BODY, content_type="application/json")
+
+
+def _failure(status: int, info: str) -> web.Response:
+    return web.json_response(
+        {"ActionStatus": "FAIL", "ErrorCode": status, "ErrorInfo": info}, status=status
+    )
+
+
+class CallbackReceiver:
+    """Answers callback requests and feeds them to `processor`; see the module docstring.
+
+    `alerts` receives every `OutsideChange` (None: they are logged only). The worker starts on
+    the first room-level callback, in the running loop; `close()` lets it finish what is queued.
+    """
+
+    def __init__(
+        self,
+        processor: CallbackProcessor,
+        *,
+        token: str,
+        sdkappid: int,
+        alerts: AlertPoster | None = None,
+        clock: Callable[[], float] = time.time,
+        max_queued: int = MAX_QUEUED,
+    ) -> None:
+        if not token:
+            raise ValueError("a callback receiver needs a token")
+        self.processor = processor
+        self.alerts = alerts
+        self._token = token
+        self._sdkappid = sdkappid
+        self._clock = clock
+        self._queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=max_queued)
+        self._worker: asyncio.Task[None] | None = None
+        #: How each delivery was handled, by outcome (tests and the bench read it).
+        self.handled: dict[Handling, int] = dict.fromkeys(Handling, 0)
+
+    @property
+    def queued(self) -> int:
+        """Room-level callbacks answered but not yet handled."""
+        return self._queue.qsize()
+
+    async def handle_request(self, request: web.Request) -> web.Response:
+        """The aiohttp handler of `POST /tencent/callback`."""
+        query = {key: request.query.getone(key) for key in request.query}
+        try:
+            authenticate(query, token=self._token, sdkappid=self._sdkappid, now=self._clock())
+        except CallbackError as exc:
+            log.warning("callback refused (%s) from %s", exc, request.remote)
+            metrics.count_callback(query.get("CallbackCommand", ""), "unauthorized")
+            return _failure(exc.status, "unauthorized")
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            log.warning("callback refused: a %d-byte body", request.content_length)
+            return _failure(413, "body too large")
+        try:
+            delivery = parse_callback(query, await request.read())
+        except CallbackError as exc:
+            log.warning("callback rejected: %s", exc)
+            metrics.count_callback(query.get("CallbackCommand", ""), "invalid")
+            return _failure(exc.status, str(exc))
+        if not self.submit(delivery):
+            metrics.count_callback(delivery.event.command.value, "busy")
+            return _failure(503, "busy, try again")
+        return _ok()
+
+    def submit(self, delivery: Delivery) -> bool:
+        """Count a member or seat callback now, or queue a room-level one for the worker.
+        False when the queue is full (the delivery is then dropped and logged)."""
+        if not delivery.event.room_level:
+            self._note(self.processor.count(delivery))
+            return True
+        try:
+            self._queue.put_nowait(delivery)
+        except asyncio.QueueFull:
+            log.error(
+                "callback %s for room %s refused: %d callbacks already waiting",
+                delivery.event.command.value,
+                delivery.event.room_id,
+                self._queue.maxsize,
+            )
+            return False
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="roombot-callbacks")
+        return True
+
+    async def settle(self, timeout_s: float = 10.0) -> None:
+        """Wait until every queued callback has been handled (`TimeoutError` after
+        `timeout_s`)."""
+        async with asyncio.timeout(timeout_s):
+            await self._queue.join()
+
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Handle what is queued (up to `grace_s`), stop the worker, flush the alerts."""
+        if self._worker is not None:
+            try:
+                await self.settle(grace_s)
+            except TimeoutError:
+                log.error("stopping with %d callback(s) not handled", self.queued)
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        if self.alerts is not None:
+            await self.alerts.close(grace_s)
+
+    async def _work(self) -> None:
+        while True:
+            delivery = await self._queue.get()
+            try:
+                self._note(await self.processor.handle(delivery))
+            except Exception:
+                correlation_id = new_correlation_id()
+                log.exception(
+                    "callback %s for room %s failed [%s]",
+                    delivery.event.command.value,
+                    delivery.event.room_id,
+                    correlation_id,
+                )
+            finally:
+                self._queue.task_done()
+
+    def _note(self, handled: Handled) -> None:
+        self.handled[handled.handling] += 1
+        change = handled.change
+        if change is None:
+            return
+        log.info(
+            "change made outside roombot: room %s %s by %s (%s)",
+            change.room_id,
+            change.kind.value,
+            change.operator,
+            ", ".join([*change.changed, *change.reported]) or "no fields",
+        )
+        if self.alerts is not None:
+            self.alerts.add(change)
+
+
+def build_receiver(
+    settings: Settings, store: AuditStore, slack: AsyncWebClient
+) -> CallbackReceiver | None:
+    """The receiver `settings` ask for: None without `ROOMBOT_CALLBACK_TOKEN`; alerts only
+    with `ROOMBOT_ALERT_CHANNEL`."""
+    if settings.roombot_callback_token is None:
+        return None
+    settings.require("TENCENT_SDKAPPID", purpose="Room Engine callbacks")
+    assert settings.tencent_sdkappid is not None
+    alerts = None
+    if settings.roombot_alert_channel is not None:
+        alerts = AlertPoster(slack, settings.roombot_alert_channel)
+    return CallbackReceiver(
+        CallbackProcessor(store, admin_id=settings.tencent_admin_id),
+        token=settings.roombot_callback_token.get_secret_value(),
+        sdkappid=settings.tencent_sdkappid,
+        alerts=alerts,
+    )
+
+
+def add_callback_route(web_app: web.Application, receiver: CallbackReceiver) -> None:
+    """Serve `POST /tencent/callback` from `web_app` (HTTP mode's app, or Socket Mode's
+    operational port)."""
+    web_app.router.add_post(CALLBACK_PATH, receiver.handle_request)

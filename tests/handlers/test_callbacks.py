@@ -1,0 +1,272 @@
+"""`POST /tencent/callback` served by aiohttp on 127.0.0.1: 401 before anything is read, 4xx
+without a traceback for what cannot be read, the OK answer at once, member callbacks counted
+inline, room-level ones handled after the answer in arrival order, and a bounded queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot import metrics
+from bot.audit import AuditStore
+from bot.callbacks import CallbackProcessor, Delivery, Handled, Handling, callback_sign
+from bot.config import load_settings
+from bot.tencent.emulator_callbacks import member_enter_body, update_room_info_body
+from handlers.callbacks import CALLBACK_PATH, CallbackReceiver, add_callback_route, build_receiver
+
+TOKEN = "handler-callback-token-0123456789"
+APP = 1400000055
+OK = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
+UPDATE = "Room.CallbackAfterUpdateRoomInfo"
+ROOM = {
+    "RoomId": "room-test",
+    "RoomName": "Town hall",
+    "Owner_Account": "alice",
+    "TakeSeatMode": "FreeToTake",
+    "MaxMemberCount": 300,
+    "IsVideoDisabled": False,
+    "IsAudioDisabled": False,
+    "IsMessageDisabled": False,
+    "IsScreenSharingDisabled": False,
+    "IsCloudRecordingDisabled": False,
+    "CustomInfo": "",
+}
+
+
+class Held(CallbackProcessor):
+    """The real processor, except that room-level handling first waits for `release` (so a
+    test can keep the worker busy while the queue fills)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = asyncio.Event()
+
+    async def handle(self, delivery: Delivery) -> Handled:
+        await self.release.wait()
+        return await super().handle(delivery)
+
+
+@dataclass
+class Served:
+    receiver: CallbackReceiver
+    store: AuditStore
+    url: str
+    session: aiohttp.ClientSession
+
+    async def post(
+        self, query: dict[str, str], body: bytes | dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        async with self.session.post(self.url, params=query, data=data) as response:
+            return response.status, await response.json()
+
+
+@asynccontextmanager
+async def serving(
+    tmp_path: Path,
+    *,
+    max_queued: int = 1000,
+    processor: Callable[[AuditStore], CallbackProcessor] | None = None,
+) -> AsyncIterator[Served]:
+    store = await AuditStore.open(tmp_path / "audit.sqlite3")
+    made = (processor or (lambda s: CallbackProcessor(s, admin_id="administrator")))(store)
+    receiver = CallbackReceiver(made, token=TOKEN, sdkappid=APP, max_queued=max_queued)
+    app = web.Application()
+    add_callback_route(app, receiver)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    session = aiohttp.ClientSession()
+    try:
+        yield Served(receiver, store, f"http://127.0.0.1:{port}{CALLBACK_PATH}", session)
+    finally:
+        await session.close()
+        await receiver.close(grace_s=1)
+        await runner.cleanup()
+        await store.close()
+
+
+def query(command: str = UPDATE, **extra: str) -> dict[str, str]:
+    return {
+        "token": TOKEN,
+        "SdkAppid": str(APP),
+        "CallbackCommand": command,
+        "contenttype": "json",
+        "ClientIP": "203.0.113.9",
+        "OptPlatform": "Web",
+        **extra,
+    }
+
+
+def update_body(operator: str = "ops", **fields: Any) -> dict[str, Any]:
+    return update_room_info_body(operator, {**ROOM, **fields}, 1, bools_as_strings=True)
+
+
+async def test_a_valid_callback_is_answered_ok_and_handled_after(tmp_path: Path) -> None:
+    async with serving(tmp_path) as served:
+        started = time.perf_counter()
+        status, answer = await served.post(query(), update_body(IsAudioDisabled=True))
+        assert (status, answer) == (200, OK)
+        assert time.perf_counter() - started < 1.0
+        await served.receiver.settle()
+        assert served.receiver.handled[Handling.OUTSIDE] == 1
+        [row] = await served.store.query()
+        assert (row.source, row.user_id, row.room_id) == ("tencent", "ops", "room-test")
+        assert row.detail is not None
+        assert "ClientIP 203.0.113.9" in row.detail
+        # The same delivery again (Tencent retried): answered OK, recorded once.
+        assert await served.post(query(), update_body(IsAudioDisabled=True)) == (200, OK)
+        await served.receiver.settle()
+        assert served.receiver.handled[Handling.DUPLICATE] == 1
+        assert len(await served.store.query()) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"token": None}, "no token"),
+        ({"token": "wrong-token-0123456789"}, "wrong token"),
+        ({"SdkAppid": "1400000056"}, "another SdkAppid"),
+        ({"SdkAppid": None}, "no SdkAppid"),
+        ({"Sign": "stale", "RequestTime": "1000"}, "stale RequestTime"),
+        ({"Sign": "0" * 64, "RequestTime": "now"}, "Sign and RequestTime must come together"),
+        ({"Sign": "0" * 64, "RequestTime": "NOW"}, "wrong Sign"),
+    ],
+)
+async def test_unauthenticated_requests_get_401_and_nothing_is_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, changes: dict[str, str | None], why: str
+) -> None:
+    q = query()
+    for key, value in changes.items():
+        if value is None:
+            q.pop(key)
+        else:  # "NOW" is now when the test runs, not when it was collected
+            q[key] = str(int(time.time())) if value == "NOW" else value
+    async with serving(tmp_path) as served:
+        status, answer = await served.post(q, b"not even json")  # the body is never read
+        assert status == 401
+        assert answer == {"ActionStatus": "FAIL", "ErrorCode": 401, "ErrorInfo": "unauthorized"}
+        await served.receiver.settle()
+        assert await served.store.query() == []
+        assert set(served.receiver.handled.values()) == {0}
+    lines = [r.getMessage() for r in caplog.records if "callback refused" in r.getMessage()]
+    assert lines == [f"callback refused ({why}) from 127.0.0.1"]
+    assert TOKEN not in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+async def test_a_signed_callback_passes(tmp_path: Path) -> None:
+    now = str(int(time.time()))
+    signed = query(Sign=callback_sign(TOKEN, now), RequestTime=now)
+    async with serving(tmp_path) as served:
+        assert await served.post(signed, update_body()) == (200, OK)
+
+
+@pytest.mark.parametrize(
+    ("q", "body", "status", "info"),
+    [
+        (query(), b"{oops", 400, "the body is not JSON"),
+        (query(), b"[]", 400, "the body is not a JSON object"),
+        (query(command=""), b"{}", 400, "no CallbackCommand"),
+        (query(command="Room.CallbackSomethingElse"), b"{}", 400, "unknown CallbackCommand"),
+        (query(), b'{"RoomInfo": {"RoomId": "bad room"}}', 400, "RoomId is not a valid room ID"),
+        (query(), b"x" * 70_000, 413, "body too large"),
+    ],
+)
+async def test_what_cannot_be_read_gets_a_4xx_never_a_traceback(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    q: dict[str, str],
+    body: bytes,
+    status: int,
+    info: str,
+) -> None:
+    async with serving(tmp_path) as served:
+        got, answer = await served.post(q, body)
+        assert (got, answer["ErrorInfo"]) == (status, info)
+        assert await served.store.query() == []
+    assert "Traceback" not in caplog.text
+    assert body[:20].decode() not in caplog.text or status == 413
+
+
+async def test_member_callbacks_are_counted_at_once_and_touch_nothing_else(
+    tmp_path: Path,
+) -> None:
+    enter = "Room.CallbackAfterMemberEnter"
+    async with serving(tmp_path) as served:
+        for i in range(50):
+            body = member_enter_body(f"u{i}", "room-test", [f"u{i}"], i + 1, 1_000 + i)
+            assert await served.post(query(enter), body) == (200, OK)
+        assert served.receiver.handled[Handling.COUNTED] == 50
+        assert served.receiver.queued == 0
+        assert served.receiver.processor.members.get("room-test") == (50, 1.049)
+        assert await served.store.query() == []
+
+
+async def test_the_queue_is_bounded_and_a_full_one_answers_503(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    held: list[Held] = []
+
+    def make(store: AuditStore) -> CallbackProcessor:
+        held.append(Held(store, admin_id="administrator"))
+        return held[0]
+
+    async with serving(tmp_path, max_queued=3, processor=make) as served:
+        answers = [
+            (await served.post(query(), update_body(MaxMemberCount=10 + i)))[0] for i in range(5)
+        ]
+        # One is being handled (held), three wait, the fifth finds the queue full.
+        assert answers == [200, 200, 200, 200, 503]
+        assert "1 callbacks already waiting" not in caplog.text
+        assert "3 callbacks already waiting" in caplog.text
+        held[0].release.set()
+        await served.receiver.settle()
+        rows = await served.store.query()
+        assert len(rows) == 4
+        # Handled one at a time, in arrival order.
+        assert [r.patch and r.patch.get("MaxMemberCount") for r in reversed(rows)][1:] == [
+            11,
+            12,
+            13,
+        ]
+
+
+def test_no_token_no_receiver() -> None:
+    settings = load_settings(env_file=None, tencent_sdkappid=APP)
+    assert build_receiver(settings, store=None, slack=None) is None  # type: ignore[arg-type]
+
+
+async def test_every_callback_is_counted_in_the_metrics(tmp_path: Path) -> None:
+    def count(command: str, outcome: str) -> float:
+        return metrics.value("roombot_callbacks_total", command=command, outcome=outcome)
+
+    enter = "Room.CallbackAfterMemberEnter"
+    before = {
+        "outside": count(UPDATE, "outside"),
+        "unauthorized": count(UPDATE, "unauthorized"),
+        "counted": count(enter, "counted"),
+        "invalid": count("other", "invalid"),
+    }
+    async with serving(tmp_path) as served:
+        await served.post(query(), update_body(IsAudioDisabled=True))
+        await served.post(query(token="wrong-token-0123456789"), update_body())
+        await served.post(query(enter), member_enter_body("u1", "room-test", ["u1"], 1, 1_000))
+        await served.post(query(command="Room.CallbackSomethingElse"), b"{}")
+        await served.receiver.settle()
+    assert count(UPDATE, "outside") == before["outside"] + 1
+    assert count(UPDATE, "unauthorized") == before["unauthorized"] + 1
+    assert count(enter, "counted") == before["counted"] + 1
+    assert count("other", "invalid") == before["invalid"] + 1
