@@ -48,7 +48,9 @@ def test_the_kubernetes_deployment_parses_and_probes_the_real_endpoints() -> Non
     assert env["PORT"]["value"] == str(port["containerPort"])
     assert container["livenessProbe"]["httpGet"]["path"] == HEALTHZ_PATH
     assert container["startupProbe"]["httpGet"]["path"] == HEALTHZ_PATH
-    assert container["readinessProbe"]["httpGet"]["path"] == READYZ_PATH
+    # Traffic is gated on /healthz: /readyz's parts are shared by every replica, so gating on
+    # it would take them all out at once when Room Engine is down (it is for alerting).
+    assert container["readinessProbe"]["httpGet"]["path"] == HEALTHZ_PATH
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         assert container[probe]["httpGet"]["port"] in (port["name"], port["containerPort"])
     annotations = pod["metadata"]["annotations"]
@@ -119,3 +121,9 @@ def test_the_metrics_table_lists_every_series_roombot_exports() -> None:
             exported.add(family.name + suffix)
     exported.add("roombot_work_in_flight")  # the serving adapter's own collector
     assert documented == exported
+
+
+def test_the_readme_says_to_alert_on_readiness_with_the_real_endpoint_and_series() -> None:
+    probes = README.read_text(encoding="utf-8").split("### Probes", 1)[1].split("###", 1)[0]
+    assert READYZ_PATH in probes
+    assert metrics.READY._name in probes
