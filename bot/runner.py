@@ -116,12 +116,14 @@ class Runner:
         leases: LeaseKeeper | None = None,
         allow_unaudited: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._audit = audit
         self._leases = leases
         self._allow_unaudited = allow_unaudited
         self._sleep = sleep
+        self._monotonic = monotonic
 
     async def run(
         self,
@@ -388,31 +390,45 @@ class Runner:
 
     # -- the audit trail --------------------------------------------------------------------------
 
+    async def _retried(self, attempt: Callable[[], Awaitable[str | None]]) -> str | None:
+        """Run `attempt` (it returns the problem, or None once written) and retry it after each
+        of `_AUDIT_PAUSES` while less than `AUDIT_RETRY_S` has passed since the first try: a
+        store that fails fast gets its few retries, one that hangs (a pool waiting out its
+        connection timeout) is not waited on again, so a refusal stays prompt."""
+        started = self._monotonic()
+        problem = await attempt()
+        for pause in _AUDIT_PAUSES:
+            if problem is None or self._monotonic() - started >= AUDIT_RETRY_S:
+                break
+            await self._sleep(pause)
+            problem = await attempt()
+        return problem
+
     async def _hold(
         self, leases: LeaseKeeper, request_key: str, context: Mapping[str, Any] | None
     ) -> str | None:
-        """Hold the request's lease, retrying a failure for about `AUDIT_RETRY_S`; the problem,
-        if it could not be written."""
-        problem: str | None = None
-        for pause in (0.0, *_AUDIT_PAUSES):
-            if pause:
-                await self._sleep(pause)
+        """Hold the request's lease (retried, see `_retried`); the problem, if it could not
+        be written."""
+
+        async def attempt() -> str | None:
             try:
                 await leases.take(request_key, context)
             except AuditError as exc:
-                problem = self._audit.failed("lease", exc)
-            else:
-                return None
-        return problem
+                return self._audit.failed("lease", exc)
+            return None
+
+        return await self._retried(attempt)
 
     async def _begin(self, rows: Sequence[Any]) -> tuple[list[int | None], str | None]:
-        """Write the pending rows, retrying a failure for about `AUDIT_RETRY_S`."""
-        row_ids, problem = await self._audit.begin(rows)
-        for pause in _AUDIT_PAUSES:
-            if problem is None:
-                break
-            await self._sleep(pause)
+        """Write the pending rows (retried, see `_retried`)."""
+        row_ids: list[int | None] = []
+
+        async def attempt() -> str | None:
+            nonlocal row_ids
             row_ids, problem = await self._audit.begin(rows)
+            return problem
+
+        problem = await self._retried(attempt)
         return row_ids, problem
 
     async def _complete(self, result: RoomResult, plan: Plan, request_key: str) -> str | None:
@@ -429,12 +445,12 @@ class Runner:
             if failure and failure.kind in (FailureKind.CONFLICT, FailureKind.NOT_ATTEMPTED)
             else None,
         }
-        problem = await self._audit.complete(result.row_id, **fields)
-        for pause in _AUDIT_PAUSES:
-            if problem is None:
-                break
-            await self._sleep(pause)
-            problem = await self._audit.complete(result.row_id, **fields)
+        row_id = result.row_id
+
+        async def attempt() -> str | None:
+            return await self._audit.complete(row_id, **fields)
+
+        problem = await self._retried(attempt)
         if problem is not None:
             # The row stays pending; the truth is here instead, in one line a log search finds.
             log.error(

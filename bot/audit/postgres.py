@@ -73,8 +73,13 @@ Connection = psycopg.AsyncConnection[TupleRow]
 
 #: Connections the store's pool may open (the rate budget has its own, smaller pool).
 POOL_SIZE: Final = 10
-#: How long opening a connection, or waiting for a free one, may take before `AuditError`.
+#: How long the first connection (at start, `roombot check`) may take before `AuditError`.
 CONNECT_TIMEOUT_S: Final = 10.0
+#: How long a request waits for a pooled connection (or a reconnection) before `AuditError`.
+#: Short, because a person is waiting: with the database gone, a change is refused after about
+#: this long instead of after the start-up allowance (connections are held for milliseconds,
+#: so a healthy pool never makes a request wait anywhere near it).
+POOL_WAIT_S: Final = 3.0
 #: No statement runs longer than this (a stuck lock becomes an error, not a hung request).
 STATEMENT_TIMEOUT_MS: Final = 15_000
 _DRIVER_LOGGERS: Final = ("psycopg", "psycopg.pool")
@@ -154,6 +159,7 @@ class PostgresAuditStore(AuditStore):
         lease_s: float = DEFAULT_LEASE_S,
         pool_size: int = POOL_SIZE,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        pool_wait_s: float = POOL_WAIT_S,
     ) -> PostgresAuditStore:
         """Connect, migrate (under the migration lock) unless `read_only`, and open the pool.
 
@@ -189,9 +195,9 @@ class PostgresAuditStore(AuditStore):
             min_size=1,
             max_size=pool_size,
             open=False,
-            kwargs={"autocommit": True, "connect_timeout": _libpq_timeout(connect_timeout_s)},
+            kwargs={"autocommit": True, "connect_timeout": _libpq_timeout(pool_wait_s)},
             configure=configure,
-            timeout=connect_timeout_s,
+            timeout=pool_wait_s,
             name="roombot-audit",
         )
         try:

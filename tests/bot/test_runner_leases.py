@@ -23,6 +23,7 @@ from bot.recorder import AuditRecorder
 from bot.runner import Runner
 from bot.tencent.client import RoomEngineClient
 from bot.tencent.ratelimit import RateBudgetUnavailable
+from testkit.clock import FakeClock
 from tests.bot.conftest import CoreFactory
 from tests.bot.corekit import ALICE, SDKAPPID, SECRET_KEY, BrokenStore, Core, actor, plan_for
 
@@ -136,6 +137,44 @@ async def test_a_lease_that_cannot_be_written_refuses_the_request(
     run = await runner.run(plan_for("mute-all room-test"), context=CONTEXT)
     assert run.refused is None
     assert run.results[0].ok
+    await keeper.aclose()
+
+
+class SlowNoLeases(BrokenStore):
+    """A store whose lease write fails after `wait_s` of the core's clock: a pool that waits out
+    its connection timeout against a database that is gone."""
+
+    clock = FakeClock()
+    wait_s = 0.0
+    attempts = 0
+
+    async def take_lease(self, request_key: str, context: Any) -> Any:
+        type(self).attempts += 1
+        self.clock.advance(self.wait_s)
+        raise AuditError("the audit store could not take a lease: couldn't get a connection")
+
+
+@pytest.mark.parametrize(("wait_s", "attempts"), [(0.0, 4), (3.0, 1), (0.6, 3)])
+async def test_a_failing_audit_write_is_retried_only_within_the_retry_allowance(
+    make_core: CoreFactory, wait_s: float, attempts: int
+) -> None:
+    # Fast failures get every retry; a write that itself took longer than AUDIT_RETRY_S is
+    # not tried again, so a person waits about one pool timeout for the refusal, not four.
+    SlowNoLeases.wait_s, SlowNoLeases.attempts = wait_s, 0
+    core = await make_core(store_class=SlowNoLeases)
+    SlowNoLeases.clock = core.clock
+    keeper = LeaseKeeper(core.store)
+    runner = Runner(
+        core.client,
+        AuditRecorder(core.store),
+        leases=keeper,
+        sleep=core.clock.sleep,
+        monotonic=core.clock,
+    )
+    run = await runner.run(plan_for("mute-all room-test"), context=CONTEXT)
+    assert run.refused is not None
+    assert SlowNoLeases.attempts == attempts
+    assert core.calls() == []
     await keeper.aclose()
 
 
