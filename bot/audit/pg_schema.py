@@ -119,80 +119,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             granted_at DOUBLE PRECISION NOT NULL,
             start_at   DOUBLE PRECISION NOT NULL,
             hold_until DOUBLE PRECISION NOT NULL,
-            ended_at   DOUBLE PRECISION
+            ended_at   DOUBLE PRECISION,
+            owner      TEXT   -- the replica granted it; NULL for a budget built without one
         )
         """,
         "CREATE INDEX rate_slots_budget ON rate_slots (budget)",
-        # Grants up to p_wanted slots, never letting more than p_limit be counted at once; rows
-        # "granted" come first, then, if fewer than wanted, one row with only o_retry_at (when a
-        # slot may next be free). All times are this database's clock, read after the lock.
-        """
-        CREATE FUNCTION roombot_rate_reserve(
-            p_budget    TEXT,
-            p_wanted    INTEGER,
-            p_limit     INTEGER,
-            p_interval  DOUBLE PRECISION,
-            p_tolerance DOUBLE PRECISION,
-            p_window    DOUBLE PRECISION,
-            p_hold      DOUBLE PRECISION
-        ) RETURNS TABLE (
-            o_slot_id  BIGINT,
-            o_start_at DOUBLE PRECISION,
-            o_db_now   DOUBLE PRECISION,
-            o_retry_at DOUBLE PRECISION
-        ) LANGUAGE plpgsql AS $$
-        DECLARE
-            v_tat   DOUBLE PRECISION;
-            v_now   DOUBLE PRECISION;
-            v_held  INTEGER;
-            v_grant INTEGER;
-            v_start DOUBLE PRECISION;
-            v_id    BIGINT;
-            v_retry DOUBLE PRECISION;
-        BEGIN
-            INSERT INTO rate_budgets (name, tat) VALUES (p_budget, 0)
-                ON CONFLICT (name) DO NOTHING;
-            SELECT b.tat INTO v_tat FROM rate_budgets b WHERE b.name = p_budget FOR UPDATE;
-            v_now := extract(epoch FROM clock_timestamp())::DOUBLE PRECISION;
-            DELETE FROM rate_slots s
-             WHERE s.budget = p_budget
-               AND (s.ended_at <= v_now - p_window OR s.hold_until <= v_now);
-            SELECT count(*) INTO v_held FROM rate_slots s WHERE s.budget = p_budget;
-            v_grant := greatest(0, least(p_wanted, p_limit - v_held));
-            FOR i IN 1..v_grant LOOP
-                v_start := greatest(v_now, v_tat - p_tolerance);
-                v_tat := greatest(v_tat, v_start) + p_interval;
-                INSERT INTO rate_slots (budget, granted_at, start_at, hold_until)
-                    VALUES (p_budget, v_now, v_start, v_start + p_hold)
-                    RETURNING id INTO v_id;
-                o_slot_id := v_id;
-                o_start_at := v_start;
-                o_db_now := v_now;
-                o_retry_at := NULL;
-                RETURN NEXT;
-            END LOOP;
-            UPDATE rate_budgets SET tat = v_tat WHERE name = p_budget;
-            IF v_grant < p_wanted THEN
-                SELECT min(s.ended_at) + p_window INTO v_retry
-                  FROM rate_slots s WHERE s.budget = p_budget AND s.ended_at IS NOT NULL;
-                o_slot_id := NULL;
-                o_start_at := NULL;
-                o_db_now := v_now;
-                o_retry_at := coalesce(v_retry, v_now + p_interval);
-                RETURN NEXT;
-            END IF;
-        END
-        $$
-        """,
-    ),
-    # 4: each rate-budget slot names the replica (store owner) it was granted to, so that when a
-    # replica stops mid-call a survivor ends its slots (`AuditStore.end_rate_slots_of`) instead
-    # of the budget waiting up to a minute for them. The reservation function gains an owner
-    # argument as an overload: replicas still running the previous version (a rolling upgrade)
-    # keep calling the old one, whose slots have no owner.
-    (
-        "ALTER TABLE rate_slots ADD COLUMN owner TEXT",
         "CREATE INDEX rate_slots_unended ON rate_slots (owner) WHERE ended_at IS NULL",
+        # Grants up to p_wanted slots, never letting more than p_limit be counted at once, each
+        # tagged with p_owner (the replica) so a survivor can end the slots of one that stopped
+        # (`AuditStore.end_rate_slots_of`); rows "granted" come first, then, if fewer than
+        # wanted, one row with only o_retry_at (when a slot may next be free). All times are
+        # this database's clock, read after the lock.
         """
         CREATE FUNCTION roombot_rate_reserve(
             p_budget    TEXT,

@@ -91,9 +91,6 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX leases_expiry ON leases (expires_at)",
         "CREATE INDEX leases_owner ON leases (owner)",
     ),
-    # 4: nothing here. (PostgreSQL's step 4 tags each rate-budget slot with its replica; a SQLite
-    # file has no shared budget. The step keeps both backends at the same version number.)
-    (),
 )
 
 #: The version this code reads and writes.

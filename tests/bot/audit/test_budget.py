@@ -168,18 +168,6 @@ async def test_the_slots_of_a_stopped_replica_are_ended_by_a_survivor(pg_url: st
         await in_flight.__aexit__(None, None, None)
 
 
-async def test_a_replica_of_the_previous_version_still_gets_slots(pg_url: str) -> None:
-    # During a rolling upgrade, replicas still running the previous version call the
-    # reservation function without an owner: it is kept beside the new one.
-    async with await AuditStore.open(pg_url), await psycopg.AsyncConnection.connect(pg_url) as conn:
-        cur = await conn.execute(
-            "SELECT o_slot_id FROM roombot_rate_reserve('room_engine', 1, 5, 0.2, 0, 1.02, 60)"
-        )
-        [(slot_id,)] = await cur.fetchall()
-        cur = await conn.execute("SELECT owner FROM rate_slots WHERE id = %s", (slot_id,))
-        assert await cur.fetchone() == (None,)
-
-
 @pytest.mark.slow
 async def test_a_slow_database_means_fewer_calls_never_more(pg_url: str) -> None:
     async with await AuditStore.open(pg_url) as store:
