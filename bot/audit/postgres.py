@@ -58,7 +58,6 @@ from bot.audit.rows import (
     settle,
 )
 from bot.audit.store import (
-    DEFAULT_CONFIRMATION_TTL_S,
     DEFAULT_LEASE_S,
     UNLEASED_GRACE_S,
     AuditStore,
@@ -343,16 +342,6 @@ class PostgresAuditStore(AuditStore):
             return key
 
         return await self._run("create a confirmation", write)
-
-    async def resolve_confirmation(
-        self, key: str, *, user_id: str, ttl_s: float = DEFAULT_CONFIRMATION_TTL_S
-    ) -> tuple[ConfirmationStatus, Confirmation | None]:
-        return await self._settle(key, user_id, ConfirmationState.CONFIRMED, ttl_s)
-
-    async def cancel_confirmation(
-        self, key: str, *, user_id: str
-    ) -> tuple[ConfirmationStatus, Confirmation | None]:
-        return await self._settle(key, user_id, ConfirmationState.CANCELLED, None)
 
     # -- leases ---------------------------------------------------------------------------------
 

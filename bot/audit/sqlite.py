@@ -54,7 +54,6 @@ from bot.audit.rows import (
 )
 from bot.audit.schema import BUSY_TIMEOUT_S, SCHEMA_VERSION, configure, migrate, user_version
 from bot.audit.store import (
-    DEFAULT_CONFIRMATION_TTL_S,
     DEFAULT_LEASE_S,
     RECOVERED_DETAIL,
     UNLEASED_GRACE_S,
@@ -296,16 +295,6 @@ class SqliteAuditStore(AuditStore):
             return key
 
         return await self._run("create a confirmation", write)
-
-    async def resolve_confirmation(
-        self, key: str, *, user_id: str, ttl_s: float = DEFAULT_CONFIRMATION_TTL_S
-    ) -> tuple[ConfirmationStatus, Confirmation | None]:
-        return await self._settle(key, user_id, ConfirmationState.CONFIRMED, ttl_s)
-
-    async def cancel_confirmation(
-        self, key: str, *, user_id: str
-    ) -> tuple[ConfirmationStatus, Confirmation | None]:
-        return await self._settle(key, user_id, ConfirmationState.CANCELLED, None)
 
     # -- leases ---------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 from bot.audit.records import (
     AuditEntry,
     Confirmation,
+    ConfirmationState,
     ConfirmationStatus,
     Lease,
     NewEntry,
@@ -278,7 +279,6 @@ class AuditStore(abc.ABC):
         """Store a prompt awaiting `user_id`'s click; returns its key (url-safe, 32 chars), the
         only thing the buttons need to carry."""
 
-    @abc.abstractmethod
     async def resolve_confirmation(
         self, key: str, *, user_id: str, ttl_s: float = DEFAULT_CONFIRMATION_TTL_S
     ) -> tuple[ConfirmationStatus, Confirmation | None]:
@@ -289,12 +289,20 @@ class AuditStore(abc.ABC):
         becomes expired and reports EXPIRED, now and later. NOT_FOUND comes with None; every
         other status with the prompt as it now stands.
         """
+        return await self._settle(key, user_id, ConfirmationState.CONFIRMED, ttl_s)
 
-    @abc.abstractmethod
     async def cancel_confirmation(
         self, key: str, *, user_id: str
     ) -> tuple[ConfirmationStatus, Confirmation | None]:
         """Cancel a prompt: the same checks as `resolve_confirmation` except the age."""
+        return await self._settle(key, user_id, ConfirmationState.CANCELLED, None)
+
+    @abc.abstractmethod
+    async def _settle(
+        self, key: str, user_id: str, to: ConfirmationState, ttl_s: float | None
+    ) -> tuple[ConfirmationStatus, Confirmation | None]:
+        """The backend's check-and-settle of a prompt, atomic across replicas (`ttl_s` None:
+        no age limit)."""
 
     # -- leases ---------------------------------------------------------------------------------
 
