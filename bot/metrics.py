@@ -49,6 +49,8 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+from bot import models
+from bot.tencent.apis import COMMANDS
 from bot.tencent.errors import (
     ERROR_HINTS,
     ApiError,
@@ -88,23 +90,7 @@ REQUEST_OUTCOMES: Final = frozenset(
     }
 )
 #: Room Engine APIs the client calls.
-TENCENT_COMMANDS: Final = frozenset(
-    {
-        "update_room_info",
-        "get_room_info",
-        "create_room",
-        "destroy_room",
-        "get_room_member_list",
-        "kick_user_out",
-        "ban_room_member",
-        "unban_room_member",
-        "get_banned_member_list",
-        "set_callback",
-        "update_callback",
-        "get_callback",
-        "delete_callback",
-    }
-)
+TENCENT_COMMANDS: Final = COMMANDS
 #: Outcomes of a Room Engine call other than an ErrorCode ("0" is success).
 TENCENT_FAILURES: Final = frozenset(
     {"timeout", "transport", "http_4xx", "http_5xx", "malformed", "not_sent"}
@@ -172,16 +158,7 @@ AUDIT_OPERATIONS: Final = frozenset(
 MEMBER_VERBS: Final = frozenset({"kick", "ban", "unban"})
 TARGET_OUTCOMES: Final = frozenset({"ok", "noop", "failed", "not_attempted"})
 #: Room Engine callback commands (reference §5) and what became of one.
-CALLBACK_COMMANDS: Final = frozenset(
-    {
-        "Room.CallbackAfterCreateRoom",
-        "Room.CallbackAfterDestroyRoom",
-        "Room.CallbackAfterUpdateRoomInfo",
-        "Room.CallbackAfterMemberEnter",
-        "Room.CallbackAfterMemberLeave",
-        "Mic.CallbackAfterSeatInfoChanged",
-    }
-)
+CALLBACK_COMMANDS: Final = frozenset(models.CALLBACK_COMMANDS)
 CALLBACK_OUTCOMES: Final = frozenset(
     {
         # What the processor made of a delivery (`bot.callbacks.processor.Handling`):

@@ -48,6 +48,7 @@ from bot.models import (
     duration_problem,
     reason_problem,
 )
+from bot.tencent.apis import CONFIG_PATH, SERVICE_PATH
 from bot.tencent.errors import (
     RATE_LIMIT_CODES,
     RETRYABLE_CODES,
@@ -64,10 +65,6 @@ from bot.tencent.usersig import UserSigSigner
 
 logger = logging.getLogger(__name__)
 
-#: The path prefix of every Room Engine room API.
-SERVICE_PATH: Final = "/v4/room_engine_http_srv"
-#: The path prefix of the callback-configuration APIs (a different service).
-CONFIG_PATH: Final = "/v4/room_config"
 #: Asked after a write call's turn comes (its rate-budget slot): a reason to withdraw it, or
 #: None to send it. A withdrawn call raises `NotSent` and reaches nobody.
 Abort = Callable[[], str | None]

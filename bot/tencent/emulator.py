@@ -70,6 +70,7 @@ from bot.models import (
     room_id_problem,
     room_name_problem,
 )
+from bot.tencent.apis import COMMANDS, CONFIG_PATH, SERVICE_PATH, SERVICES
 from bot.tencent.emulator_callbacks import (
     PLATFORMS,
     REST_PLATFORM,
@@ -99,28 +100,10 @@ from bot.tencent.emulator_members import (
 from bot.tencent.usersig import VerifyReason, decode_usersig, verify_usersig
 
 #: The path prefix of the room APIs.
-SERVICE_PREFIX: Final = "/v4/room_engine_http_srv/"
+SERVICE_PREFIX: Final = SERVICE_PATH + "/"
 #: The path prefix of the callback-configuration APIs.
-CONFIG_PREFIX: Final = "/v4/room_config/"
-ROOM_COMMANDS: Final = frozenset(
-    {
-        "update_room_info",
-        "get_room_info",
-        "create_room",
-        "destroy_room",
-        "get_room_member_list",
-        "kick_user_out",
-        "ban_room_member",
-        "unban_room_member",
-        "get_banned_member_list",
-    }
-)
-CONFIG_COMMANDS: Final = frozenset(
-    {"set_callback", "update_callback", "get_callback", "delete_callback"}
-)
-#: Every command the emulator serves (names are unique across the two services).
-COMMANDS: Final = ROOM_COMMANDS | CONFIG_COMMANDS
-_SERVICES: Final = {SERVICE_PREFIX: ROOM_COMMANDS, CONFIG_PREFIX: CONFIG_COMMANDS}
+CONFIG_PREFIX: Final = CONFIG_PATH + "/"
+_SERVICES: Final = {path + "/": commands for path, commands in SERVICES.items()}
 
 #: The SDKAppID `roombot emulator` uses when TENCENT_SDKAPPID is not set (Tencent's doc example).
 DEMO_SDKAPPID: Final = 1400000000
