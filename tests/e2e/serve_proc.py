@@ -114,6 +114,11 @@ class Served:
         }
         return await self.post(body, headers)
 
+    async def slash_ack(self, text: str, user: str = ALICE) -> tuple[int, dict[str, Any]]:
+        """`slash`, with the ack's JSON body ({} for an empty ack)."""
+        status, body = await self.slash(text, user)
+        return status, (json.loads(body) if body.strip() else {})
+
     async def wait_ready(self, want: int, timeout: float = 15.0) -> dict[str, Any]:  # noqa: ASYNC109
         """Poll /readyz until it answers `want`; its JSON. Raises AssertionError on timeout."""
         loop = asyncio.get_running_loop()
@@ -154,12 +159,17 @@ async def serve_process(
     *,
     socket_mode: bool = False,
     rooms: Sequence[str] = ("room-test",),
+    emulator: RoomEngineEmulator | None = None,
     port_from_env: bool = False,
     **env: str,
 ) -> AsyncIterator[Served]:
     """`roombot serve` (HTTP, or Socket Mode with `socket_mode`) on a free port (`--port`, or
-    `$PORT` with `port_from_env`), healthy."""
-    emulator = RoomEngineEmulator(sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=list(rooms))
+    `$PORT` with `port_from_env`), healthy, against `emulator` (not started yet) or a new one
+    holding `rooms`. `env` adds to or replaces the settings (ALICE is allowed everything
+    unless `ROOMBOT_ALLOWED_USERS=""`)."""
+    emulator = emulator or RoomEngineEmulator(
+        sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=list(rooms)
+    )
     await emulator.start()
     slack = FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
     await slack.start()

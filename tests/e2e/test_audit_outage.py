@@ -12,8 +12,7 @@ import pytest
 from psycopg import sql
 
 from testkit.slack_payloads import GENERAL
-from tests.e2e.stack import ALICE
-from tests.e2e.test_serve_process import served
+from tests.e2e.serve_proc import serve_process
 
 pytestmark = pytest.mark.postgres
 
@@ -33,9 +32,9 @@ def _cut_off(database_url: str, admin_url: str) -> None:
 async def test_a_database_outage_refuses_changes_and_says_so(
     tmp_path: Path, pg_database: str, pg_server: str
 ) -> None:
-    async with served(tmp_path, ROOMBOT_ALLOWED_USERS=ALICE, ROOMBOT_AUDIT_DB=pg_database) as bot:
+    async with serve_process(tmp_path, ROOMBOT_AUDIT_DB=pg_database) as bot:
         await asyncio.to_thread(_cut_off, pg_database, pg_server)
-        status, _ack = await bot.slash("mute-all room-test")
+        status, _ack = await bot.slash_ack("mute-all room-test")
         assert status == 200
         await bot.slack.wait_for(
             lambda: any(
@@ -53,7 +52,8 @@ async def test_a_database_outage_refuses_changes_and_says_so(
         )
         [reply] = bot.slack.thread(GENERAL, parent["ts"])
         assert "1 not attempted — the audit trail could not be written" in reply["text"]
-        code, log = await bot.stop()
+        code = await bot.stop()
+        log = bot.output.log
     assert code == 0
     assert "AUDIT TRAIL NOT WRITTEN" in log
     password = urlsplit(pg_database).password

@@ -19,8 +19,8 @@ from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 from bot.tencent.ratelimit import RateBudget
 from testkit.slack_payloads import form_body, sign, slash_command
+from tests.e2e.serve_proc import Served, serve_process
 from tests.e2e.stack import ALICE, SDKAPPID, SECRET_KEY, SIGNING_SECRET
-from tests.e2e.test_serve_process import Served, served
 
 TOKEN = "process-callback-token-0123456789"
 ALERTS = "C0ALERTS02"
@@ -37,14 +37,6 @@ def _emulator(**kwargs: Any) -> RoomEngineEmulator:
         other_admins=[CONSOLE],
         **kwargs,
     )
-
-
-def _settings() -> dict[str, str]:
-    return {
-        "ROOMBOT_ALLOWED_USERS": ALICE,
-        "ROOMBOT_CALLBACK_TOKEN": TOKEN,
-        "ROOMBOT_ALERT_CHANNEL": ALERTS,
-    }
 
 
 async def _post(bot: Served, query: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
@@ -91,7 +83,9 @@ async def test_unauthenticated_callbacks_get_401_and_nothing_is_recorded(tmp_pat
         },
         "a wrong Sign": {**good, "RequestTime": now, "Sign": callback_sign("other" * 4, now)},
     }
-    async with served(tmp_path, emulator=_emulator(), **_settings()) as bot:
+    async with serve_process(
+        tmp_path, emulator=_emulator(), ROOMBOT_CALLBACK_TOKEN=TOKEN, ROOMBOT_ALERT_CHANNEL=ALERTS
+    ) as bot:
         for what, query in refused.items():
             status, answer = await _post(bot, query, body)
             assert status == 401, what
@@ -100,7 +94,8 @@ async def test_unauthenticated_callbacks_get_401_and_nothing_is_recorded(tmp_pat
         assert _audit_rows(tmp_path) == []  # nothing recorded
         signed = {**good, "RequestTime": now, "Sign": callback_sign(TOKEN, now)}
         assert await _post(bot, signed, body) == (200, OK)
-        code, log = await bot.stop()
+        code = await bot.stop()
+        log = bot.output.log
     assert code == 0
     assert _audit_rows(tmp_path) == [("tencent", CONSOLE, "outside-update")]
     refusals = [line for line in log.splitlines() if "callback refused" in line]
@@ -111,7 +106,9 @@ async def test_unauthenticated_callbacks_get_401_and_nothing_is_recorded(tmp_pat
 
 async def test_outside_changes_are_alerted_and_roombots_own_are_not(tmp_path: Path) -> None:
     emulator = _emulator(callback_token=TOKEN)  # the emulator signs its callbacks too
-    async with served(tmp_path, emulator=emulator, **_settings()) as bot:
+    async with serve_process(
+        tmp_path, emulator=emulator, ROOMBOT_CALLBACK_TOKEN=TOKEN, ROOMBOT_ALERT_CHANNEL=ALERTS
+    ) as bot:
         emulator.callback_url = f"http://127.0.0.1:{bot.port}/tencent/callback?token={TOKEN}"
 
         # roombot's own change, echoed back: not alerted.
@@ -168,7 +165,8 @@ async def test_outside_changes_are_alerted_and_roombots_own_are_not(tmp_path: Pa
         assert {c.status for c in members} == {200}
         await asyncio.sleep(1.5)  # longer than the alert interval: anything would be out
         assert len(bot.slack.calls_to("chat.postMessage")) == posts_before
-        code, log = await bot.stop()
+        code = await bot.stop()
+        log = bot.output.log
     assert code == 0
     assert TOKEN not in log
     assert "Traceback" not in log

@@ -16,8 +16,8 @@ from typing import Any
 from aiohttp import web
 
 from testkit.slack_payloads import GENERAL, form_body, sign, slash_command
+from tests.e2e.serve_proc import Served, serve_process
 from tests.e2e.stack import ALICE, SIGNING_SECRET
-from tests.e2e.test_serve_process import Served, served
 
 
 async def _slash(
@@ -54,7 +54,7 @@ async def test_a_dropped_thread_reply_still_delivers_the_result_and_logs_it(
     tmp_path: Path,
 ) -> None:
     """#12.3: the thread reply's connection drops after the rooms changed."""
-    async with served(tmp_path, ROOMBOT_ALLOWED_USERS=ALICE) as bot:
+    async with serve_process(tmp_path) as bot:
         # The parent posts; the thread reply (and slack_sdk's one retry of it) never answers.
         bot.slack.disconnect("chat.postMessage", skip=1, times=2, applied=False)
         status, _ack, _elapsed, _body = await _slash(bot, "mute-all room-test", key="r1")
@@ -72,7 +72,8 @@ async def test_a_dropped_thread_reply_still_delivers_the_result_and_logs_it(
         assert "Slack did not answer" in hint["text"]
         [parent] = _parents(bot)
         assert parent["text"].splitlines()[-1] == "✅ done: 1/1 room changed"  # not "working"
-        code, log = await bot.stop()
+        code = await bot.stop()
+        log = bot.output.log
     assert code == 0
     finished = [line for line in log.splitlines() if "request finished" in line]
     assert any(call.request_id in line for line in finished)
@@ -83,7 +84,7 @@ async def test_a_parent_that_cannot_be_updated_is_retried_then_the_requester_is_
 ) -> None:
     """#12.3: the final status edit keeps failing; the result is in the thread, and the
     requester learns the parent may be stale."""
-    async with served(tmp_path, ROOMBOT_ALLOWED_USERS=ALICE) as bot:
+    async with serve_process(tmp_path) as bot:
         bot.slack.disconnect("chat.update", times=20, applied=False)
         status, _ack, _elapsed, _body = await _slash(bot, "mute-all room-test", key="r2")
         assert status == 200
@@ -99,7 +100,7 @@ async def test_a_parent_that_cannot_be_updated_is_retried_then_the_requester_is_
 async def test_a_huge_retry_after_is_not_waited_out(tmp_path: Path) -> None:
     """#12.6: Slack says "Retry-After: 3600" for the channel; the request goes ahead at once,
     audited, and the result comes back another way, saying why."""
-    async with served(tmp_path, ROOMBOT_ALLOWED_USERS=ALICE) as bot:
+    async with serve_process(tmp_path) as bot:
         bot.slack.rate_limit("chat.postMessage", retry_after=3600, times=10)
         started = time.monotonic()
         status, _ack, _elapsed, _body = await _slash(bot, "mute-all room-test", key="r3")
@@ -110,7 +111,7 @@ async def test_a_huge_retry_after_is_not_waited_out(tmp_path: Path) -> None:
         result, hint = _posts(bot, "r3")
         assert "✅ `room-test` — audio muted" in result["text"]
         assert "rate-limiting" in hint["text"]
-        code, _log = await bot.stop()
+        code = await bot.stop()
     assert code == 0
 
 
@@ -123,7 +124,9 @@ async def test_a_slow_user_group_lookup_is_acknowledged_in_time_and_runs_once(
     policy.write_text(
         '[roles.oncall]\nverbs = ["*"]\nusergroups = ["S0ONCALL"]\n', encoding="utf-8"
     )
-    async with served(tmp_path, ROOMBOT_POLICY_FILE=str(policy)) as bot:
+    async with serve_process(
+        tmp_path, ROOMBOT_POLICY_FILE=str(policy), ROOMBOT_ALLOWED_USERS=""
+    ) as bot:
         bot.slack.usergroups["S0ONCALL"] = [ALICE]
         bot.slack.delay("usergroups.users.list", 4.0)
         status, ack, elapsed, _body = await _slash(bot, "mute-all room-test", key="r4")
@@ -139,7 +142,7 @@ async def test_a_slow_user_group_lookup_is_acknowledged_in_time_and_runs_once(
 
 async def test_a_replayed_slash_command_acts_once(tmp_path: Path) -> None:
     """#12.12: the same signed body, timestamp and signature sent again within 5 minutes."""
-    async with served(tmp_path, ROOMBOT_ALLOWED_USERS=ALICE) as bot:
+    async with serve_process(tmp_path) as bot:
         status, _ack, _elapsed, body = await _slash(bot, "disable-chat room-test", key="r5")
         assert status == 200
         await bot.slack.wait_for(lambda: len(bot.slack.calls_to("chat.update")) >= 1, timeout=10)
@@ -168,7 +171,7 @@ async def test_response_urls_that_are_not_slacks_are_never_posted_to(tmp_path: P
     await site.start()
     evil_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        async with served(tmp_path, ROOMBOT_ALLOWED_USERS=ALICE) as bot:
+        async with serve_process(tmp_path) as bot:
             bot.slack.private_channel(GENERAL, error="not_in_channel")
             elsewhere = f"http://127.0.0.1:{evil_port}/hook"
             bot.slack.redirect_response_url("bounce", elsewhere)
@@ -190,7 +193,8 @@ async def test_response_urls_that_are_not_slacks_are_never_posted_to(tmp_path: P
             await asyncio.sleep(0.3)
             assert received == []
             assert [r[2] for r in bot.slack.refused_response_posts] == ["redirected"]
-            code, log = await bot.stop()
+            code = await bot.stop()
+            log = bot.output.log
         assert code == 0
         assert "Traceback" not in log
         assert log.count("refused to post to a response_url") >= 4
