@@ -4,9 +4,8 @@ Step for step the same tables as the SQLite schema (`bot.audit.schema`), so both
 the same version number and `roombot audit` reads the same rows from either: `audit_entries`
 (1), `claims` and `confirmations` (2), `leases` (3). Step 3 also creates what only a database
 shared by several replicas needs: the rate budget's tables and its reservation function
-(`bot.audit.budget` explains the mechanism); step 4 tags each budget slot with the replica it was
-granted to, so a survivor can end the slots of a replica that stopped mid-call (SQLite's step 4
-is empty).
+(`bot.audit.budget` explains the mechanism), each slot tagged with the replica it was granted
+to, so a survivor can end the slots of a replica that stopped mid-call.
 
 The one-row table `roombot_schema` holds the version. `MIGRATIONS[n]` takes a database from
 version n to n + 1; released steps are never edited, a change is a new step at the end. Each step
