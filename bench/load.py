@@ -73,9 +73,15 @@ def pool(concurrency: int) -> aiohttp.ClientSession:
 
 
 async def fire(
-    session: aiohttp.ClientSession, url: str, commands: Sequence[Command], *, concurrency: int
+    session: aiohttp.ClientSession,
+    url: str | Sequence[str],
+    commands: Sequence[Command],
+    *,
+    concurrency: int,
 ) -> list[Shot]:
-    """Send every command to `url` with `concurrency` requests in flight; shots in send order."""
+    """Send every command to `url` (given several, command i goes to `url[i % len(url)]`) with
+    `concurrency` requests in flight; shots in send order."""
+    urls = [url] if isinstance(url, str) else list(url)
     bodies = [slash_body(c) for c in commands]
     shots: list[Shot | None] = [None] * len(bodies)
     next_index = itertools.count()
@@ -84,7 +90,7 @@ async def fire(
         for i in next_index:
             if i >= len(bodies):
                 return
-            shots[i] = await send(session, url, bodies[i])
+            shots[i] = await send(session, urls[i % len(urls)], bodies[i])
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(bodies)))))
     return [s for s in shots if s is not None]

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import signal
 import time
@@ -33,10 +32,9 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import psycopg
 
-from bench.load import Command, Shot, pool, send, slash_body
+from bench.load import Command, fire, pool
 from bench.procs import Server, cpu_seconds, start_server, wait_listening
 from bench.report import ScenarioResult, Table, Target
 from bench.stack import CHANNEL, USERS, Backends, RunContext, drain, roombot_env, start_backends
@@ -70,28 +68,6 @@ SPLIT = f"{REPLICAS} processes, a SQLite file each"
 
 def _rooms(first: int, count: int) -> str:
     return " ".join(f"room-{i:04d}" for i in range(first, first + count))
-
-
-async def fire_spread(
-    session: aiohttp.ClientSession,
-    urls: Sequence[str],
-    commands: Sequence[Command],
-    *,
-    concurrency: int,
-) -> list[Shot]:
-    """Send command i to `urls[i % len(urls)]`, `concurrency` in flight; shots in send order."""
-    bodies = [slash_body(c) for c in commands]
-    shots: list[Shot | None] = [None] * len(bodies)
-    next_index = itertools.count()
-
-    async def worker() -> None:
-        for i in next_index:
-            if i >= len(bodies):
-                return
-            shots[i] = await send(session, urls[i % len(urls)], bodies[i])
-
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(bodies)))))
-    return [s for s in shots if s is not None]
 
 
 def _pin_tree(root: int, cpus: set[int] | None) -> None:
@@ -165,7 +141,7 @@ async def _budget_case(
     before = await backends.stats()
     commands = _burst(backends, tag, verb)
     async with pool(len(commands)) as session:
-        shots = await fire_spread(session, _urls(replicas), commands, concurrency=len(commands))
+        shots = await fire(session, _urls(replicas), commands, concurrency=len(commands))
     if any(s.status != 200 or s.body.strip() for s in shots):
         raise RuntimeError(f"unexpected acks: {[(s.status, s.body[:100]) for s in shots][:3]}")
     await backends.wait_finals(before["finals"] + len(commands), timeout_s=90)
@@ -228,7 +204,7 @@ async def _ack_rounds(
     offset = 0
     async with pool(ACK_CONCURRENCY) as session:
         for servers in targets.values():  # warm-up, not measured
-            await fire_spread(
+            await fire(
                 session,
                 _urls(servers),
                 _ack_commands(backends, 60, offset),
@@ -241,7 +217,7 @@ async def _ack_rounds(
             order = list(targets.items())
             for name, servers in order[r % len(order) :] + order[: r % len(order)]:
                 cpu0 = sum(cpu_seconds(server.pid) for server in servers)
-                shots = await fire_spread(
+                shots = await fire(
                     session,
                     _urls(servers),
                     _ack_commands(backends, per_round, offset),
@@ -276,7 +252,7 @@ async def _kill_case(
     commands = _burst(backends, "k", verb)
     victim_users = {USERS[u] for u in range(0, USERS_AT_ONCE, len(replicas))}
     async with pool(len(commands)) as session:
-        shots = await fire_spread(session, _urls(replicas), commands, concurrency=len(commands))
+        shots = await fire(session, _urls(replicas), commands, concurrency=len(commands))
     if any(s.status != 200 for s in shots):
         raise RuntimeError("unexpected acks in the kill case")
     expected_calls = 2 * ROOMS  # each 10-room command reads, then writes
