@@ -68,7 +68,8 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()
-        spawn(body, client, _confirm(service, runtime, actor_of(context), body, client))
+        work = confirm_click(service, runtime, actor_of(context), body, client, _value(body))
+        spawn(body, client, work)
 
     @app.action(blocks.ACTION_CANCEL)
     async def on_cancel(
@@ -94,14 +95,17 @@ def register(app: AsyncApp, service: RoomService, runtime: SlackRuntime) -> None
         spawn(body, client, work)
 
 
-async def _confirm(
+async def confirm_click(
     service: RoomService,
     runtime: SlackRuntime,
     actor: Actor,
     body: dict[str, Any],
     client: AsyncWebClient,
+    key: str,
 ) -> None:
-    outcome = await service.confirm(_value(body), actor)
+    """Confirm the request `key` for `actor` (policy re-checked now) and run it, reporting in
+    a thread; the prompt is replaced meanwhile. If refused, the clicker is told why."""
+    outcome = await service.confirm(key, actor)
     if isinstance(outcome, Rejected):
         await _tell(body, blocks.rejected_text(outcome), client)
         return

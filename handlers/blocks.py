@@ -67,6 +67,9 @@ ACTION_UNDO: Final = "roombot_undo"
 ACTION_RETRY: Final = "roombot_retry_failed"
 #: A room card's toggle button: this prefix, then the verb (`roombot_card.mute-all`).
 ACTION_CARD_PREFIX: Final = "roombot_card."
+#: Confirm / Cancel on a prompt that took a card's place (a card's button that asks first).
+ACTION_CARD_CONFIRM: Final = "roombot_card_confirm"
+ACTION_CARD_CANCEL: Final = "roombot_card_cancel"
 #: The Show button of an alert about a change made outside roombot (its value is the room ID).
 ACTION_SHOW: Final = "roombot_show_room"
 #: Most changes one alert message lists; the rest are counted.
@@ -322,8 +325,14 @@ def used_button_blocks(
     return updated[:MAX_BLOCKS]
 
 
-def confirmation_message(needs: NeedsConfirmation) -> Message:
-    """The ephemeral prompt for a high-impact request: a summary and Confirm / Cancel."""
+def confirmation_message(
+    needs: NeedsConfirmation, *, card_rooms: Sequence[str] | None = None
+) -> Message:
+    """The ephemeral prompt for a high-impact request: a summary and Confirm / Cancel.
+
+    With `card_rooms`, the prompt takes the place of the room cards of those rooms (a card's
+    button asked first): its buttons carry the rooms too, so the cards are drawn again once
+    the request ran or was cancelled."""
     command = needs.command
     count = len(command.rooms)
     changes = wording.command_change(SLACK, command)
@@ -337,14 +346,18 @@ def confirmation_message(needs: NeedsConfirmation) -> Message:
         lines.append(f"Reason: {escape(command.reason)}")
     lines.append(f"Only you can confirm; this prompt expires in {CONFIRMATION_TTL_TEXT}.")
     text = "\n".join(lines)
+    confirm_id, cancel_id, value = ACTION_CONFIRM, ACTION_CANCEL, needs.key
+    if card_rooms is not None:
+        confirm_id, cancel_id = ACTION_CARD_CONFIRM, ACTION_CARD_CANCEL
+        value = CardPrompt(needs.key, tuple(card_rooms)).encode()
     blocks = [
         _section(text),
         {
             "type": "actions",
             "block_id": "roombot_confirm_actions",
             "elements": [
-                _button("Confirm", ACTION_CONFIRM, needs.key, "danger"),
-                _button("Cancel", ACTION_CANCEL, needs.key),
+                _button("Confirm", confirm_id, value, "danger"),
+                _button("Cancel", cancel_id, value),
             ],
         },
     ]
@@ -448,6 +461,35 @@ class CardClick:
         if not all(isinstance(r, str) for r in rooms):
             return None
         return cls(verb=verb, room=room, rooms=tuple(rooms) or (room,))
+
+
+@dataclass(frozen=True)
+class CardPrompt:
+    """What the Confirm / Cancel of a prompt in a card's place carry: the confirmation's key,
+    and the carded rooms to draw again afterwards. Compact JSON, like `CardClick`."""
+
+    key: str
+    rooms: tuple[str, ...]
+
+    def encode(self) -> str:
+        """The button value."""
+        return json.dumps({"k": self.key, "s": list(self.rooms)}, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, value: str) -> CardPrompt | None:
+        """The prompt a button value describes, or None for anything roombot did not write."""
+        try:
+            data = json.loads(value)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        key, rooms = data.get("k"), data.get("s")
+        if not (isinstance(key, str) and key and isinstance(rooms, list)):
+            return None
+        if not rooms or not all(isinstance(r, str) for r in rooms):
+            return None
+        return cls(key=key, rooms=tuple(rooms))
 
 
 # The toggles a card offers, in order: (fields that say "disabled", what turns it off, what on).

@@ -8,6 +8,11 @@ typed in that channel. After a change the card's rooms are read again and the ca
 through the click's `response_url` for a card in an ephemeral `show` answer (Slack does not
 send such a message back, hence the rooms in the value), with `chat.update` for a card in a
 message (the DM of the App Home's Show button).
+
+A button whose request asks first (`lockdown`, always) puts the Confirm / Cancel prompt in the
+card's place; its buttons carry the rooms (`blocks.CardPrompt`), so that once the request ran,
+was cancelled or could no longer be confirmed, the cards are drawn again with the rooms' state
+then, in the same message.
 """
 
 from __future__ import annotations
@@ -22,11 +27,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import VerbKind
 from bot.commands.tokens import word
-from bot.outcomes import Actor, Approved
-from bot.presenter import Presenter
+from bot.outcomes import Actor, Approved, Rejected
+from bot.presenter import Confirm, Presenter
 from bot.wording import FAIL_MARK
-from handlers import blocks
-from handlers.blocks import ACTION_CARD_PREFIX, CardClick, Message
+from handlers import actions, blocks
+from handlers.blocks import (
+    ACTION_CARD_CANCEL,
+    ACTION_CARD_CONFIRM,
+    ACTION_CARD_PREFIX,
+    CardClick,
+    CardPrompt,
+    Message,
+)
 from handlers.delivery import SLACK_FAILURES, ThreadReporter, post_response_url, slack_error
 from handlers.flow import run_plan
 from handlers.middleware import actor_of
@@ -52,6 +64,20 @@ def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime
         work = _click(presenter, runtime, actor_of(context), body, client)
         runtime.tasks.spawn(work, on_error=tell)
 
+    @app.action(ACTION_CARD_CONFIRM)
+    @app.action(ACTION_CARD_CANCEL)
+    async def on_prompt(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+
+        async def tell(correlation_id: str) -> None:
+            await _tell(body, Message(text=blocks.unexpected_error_text(correlation_id)), client)
+
+        confirm = body["actions"][0].get("action_id") == ACTION_CARD_CONFIRM
+        work = _settle(presenter, runtime, actor_of(context), body, client, confirm=confirm)
+        runtime.tasks.spawn(work, on_error=tell)
+
 
 async def _click(
     presenter: Presenter[Message],
@@ -65,8 +91,13 @@ async def _click(
         await _tell(body, Message(text=f"{FAIL_MARK} This button is not one of roombot's."), client)
         return
     reply = await presenter.answer(f"{click.verb} {word(click.room)}", actor)
+    if isinstance(reply, Confirm):
+        prompt = blocks.confirmation_message(reply.needs, card_rooms=click.rooms)
+        if not await _replace(body, prompt, client):
+            await _tell(body, reply.message, client)  # the ordinary prompt, beside the card
+        return
     if not isinstance(reply, Approved):
-        # A refusal or a confirmation prompt: beside the card, which stays as it is.
+        # A refusal: beside the card, which stays as it is.
         await _tell(body, reply.message, client)
         return
     if reply.command.spec.kind is not VerbKind.WRITE:
@@ -81,39 +112,81 @@ async def _click(
         budget=runtime.update_budget,
     )
     await run_plan(service, service.plan(reply), reporter, runtime.gate)
-    await _redraw(presenter, actor, click, body, client)
+    await _redraw(presenter, actor, click.rooms, body, client)
+
+
+async def _settle(
+    presenter: Presenter[Message],
+    runtime: SlackRuntime,
+    actor: Actor,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    *,
+    confirm: bool,
+) -> None:
+    """Confirm or Cancel on a prompt in a card's place; then the cards again, whatever came."""
+    prompt = CardPrompt.decode(str(body["actions"][0].get("value") or ""))
+    if prompt is None:
+        await _tell(body, Message(text=f"{FAIL_MARK} This button is not one of roombot's."), client)
+        return
+    service = presenter.service
+    note = None
+    if confirm:
+        await actions.confirm_click(service, runtime, actor, body, client, prompt.key)
+    else:
+        cancelled = await service.cancel(prompt.key, actor)
+        if isinstance(cancelled, Rejected):
+            await _tell(body, Message(text=blocks.rejected_text(cancelled)), client)
+        else:
+            note = f"Cancelled: `/room {cancelled.verb}` was not run. Nothing changed."
+    await _redraw(presenter, actor, prompt.rooms, body, client, note=note)
 
 
 async def _redraw(
     presenter: Presenter[Message],
     actor: Actor,
-    click: CardClick,
+    rooms: tuple[str, ...],
     body: dict[str, Any],
     client: AsyncWebClient,
+    *,
+    note: str | None = None,
 ) -> None:
-    """Read the card's rooms again and replace the message the button was on."""
-    again = await presenter.answer("show " + " ".join(word(r) for r in click.rooms), actor)
+    """Read the card's rooms again and replace the message the button was on (with `note`
+    above the cards)."""
+    again = await presenter.answer("show " + " ".join(word(r) for r in rooms), actor)
     if not isinstance(again, Approved):
         log.info("card not redrawn for %s: show is not approved", actor.user_id)
         return
     message = (await presenter.read(again)).message
+    if note is not None:
+        message = Message(
+            text=f"{note}\n\n{message.text}",
+            blocks=[blocks.context(note), *message.blocks][: blocks.MAX_BLOCKS],
+        )
+    if not await _replace(body, message, client):
+        log.warning("could not redraw the card for %s", actor.user_id)
+
+
+async def _replace(body: dict[str, Any], message: Message, client: AsyncWebClient) -> bool:
+    """Replace the message the button was on; True if Slack took it. An ephemeral one (a
+    `show` answer) through the click's `response_url`, one in a conversation (the App Home's
+    DM) with `chat.update`."""
     container = body.get("container") or {}
     if container.get("is_ephemeral") or "message" not in body:
-        replaced = await post_response_url(
+        return await post_response_url(
             client, body.get("response_url"), message, in_channel=False, replace_original=True
         )
-        if not replaced:
-            log.warning("could not redraw the card for %s", actor.user_id)
-        return
     try:
         await client.chat_update(
-            channel=(body.get("channel") or {}).get("id") or actor.channel_id or "",
+            channel=(body.get("channel") or {}).get("id") or "",
             ts=container.get("message_ts") or body["message"].get("ts"),
             text=message.text,
             blocks=message.blocks,
         )
     except SLACK_FAILURES as exc:
-        log.warning("could not redraw the card: %s", slack_error(exc))
+        log.warning("could not replace the card: %s", slack_error(exc))
+        return False
+    return True
 
 
 async def _tell(body: dict[str, Any], message: Message, client: AsyncWebClient) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.audit import Outcome, Source
-from handlers.blocks import ACTION_CARD_PREFIX
+from handlers.blocks import ACTION_CARD_CANCEL, ACTION_CARD_CONFIRM, ACTION_CARD_PREFIX
 from handlers.form import ACTION_PICK_VERB
 from handlers.home_view import ACTION_HOME_SHOW
 from tests.e2e.stack import ALICE, GENERAL, MALLORY, Stack, running_stack
@@ -283,6 +283,90 @@ async def test_a_room_cards_button_mutes_the_room_and_redraws_the_card(tmp_path:
         [row] = [r for r in await _rows(stack) if r.verb == "mute-all"]
         assert row.source == Source.BUTTON
         assert row.outcome is Outcome.OK
+
+
+async def _lockdown_prompt_from_card(stack: Stack) -> dict[str, Any]:
+    """`show room-test`, click its card's Lockdown: the prompt that took the card's place."""
+    _reply, key = await stack.slash("show room-test")
+    await stack.settle()
+    [card] = stack.response_posts(key)
+    lockdown = _card_button(card["blocks"], "lockdown")
+    _click, click_key = await stack.click(
+        lockdown["action_id"], lockdown["value"], message_ts="1.000002", is_ephemeral=True
+    )
+    await stack.settle()
+    [prompt] = stack.response_posts(click_key)
+    assert prompt["replace_original"] is True  # in the card's place, not beside it
+    assert "Please confirm: `/room lockdown` on 1 room" in prompt["text"]
+    assert [b["action_id"] for b in _buttons(prompt["blocks"])] == [
+        ACTION_CARD_CONFIRM,
+        ACTION_CARD_CANCEL,
+    ]
+    assert not stack.tencent_calls()
+    return prompt
+
+
+async def test_a_cards_lockdown_asks_first_in_the_cards_place_then_draws_the_locked_card(
+    tmp_path: Path,
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        prompt = await _lockdown_prompt_from_card(stack)
+        confirm = _buttons(prompt["blocks"])[0]
+
+        _click, confirm_key = await stack.click(
+            confirm["action_id"], confirm["value"], message_ts="1.000002", is_ephemeral=True
+        )
+        await stack.settle()
+
+        [call] = stack.tencent_calls()
+        assert call.body["RoomInfo"]["IsAudioDisabled"] is True
+        assert call.body["RoomInfo"]["IsMessageDisabled"] is True
+        [parent] = [m for m in stack.slack.messages(GENERAL) if m["thread_ts"] is None]
+        assert "`/room lockdown`" in parent["text"]
+        running, redrawn = stack.response_posts(confirm_key)
+        assert "Confirmed — running `/room lockdown`" in running["text"]
+        assert redrawn["replace_original"] is True
+        assert "audio ⛔ muted" in redrawn["text"]
+        labels = [b["text"]["text"] for b in _buttons(redrawn["blocks"])]
+        assert labels == [
+            "Unmute all",
+            "Enable chat",
+            "Enable video",
+            "Enable screen sharing",
+            "Lift lockdown",
+        ]
+        [row] = [r for r in await _rows(stack) if r.verb == "lockdown"]
+        assert row.outcome is Outcome.OK
+
+
+async def test_cancelling_a_cards_prompt_draws_the_card_again_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        prompt = await _lockdown_prompt_from_card(stack)
+        cancel = _buttons(prompt["blocks"])[1]
+
+        _click, cancel_key = await stack.click(
+            cancel["action_id"], cancel["value"], message_ts="1.000002", is_ephemeral=True
+        )
+        await stack.settle()
+
+        assert not stack.tencent_calls()
+        [redrawn] = stack.response_posts(cancel_key)
+        assert redrawn["replace_original"] is True
+        assert redrawn["text"].startswith("Cancelled: `/room lockdown` was not run.")
+        assert _card_button(redrawn["blocks"], "lockdown")["text"]["text"] == "Lockdown"
+        # The prompt is spent: Confirm on it now runs nothing, and says so.
+        confirm = _buttons(prompt["blocks"])[0]
+        _click, late_key = await stack.click(
+            confirm["action_id"], confirm["value"], message_ts="1.000002", is_ephemeral=True
+        )
+        await stack.settle()
+        assert not stack.tencent_calls()
+        refusal, again = stack.response_posts(late_key)
+        assert refusal["text"].startswith("❌")
+        assert refusal.get("replace_original") is False
+        assert _card_button(again["blocks"], "lockdown")  # the card, drawn again
 
 
 async def test_a_card_offers_only_what_the_caller_may_run_and_checks_again_at_click(

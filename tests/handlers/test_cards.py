@@ -9,12 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.commands import VERBS
+from bot.audit import Source
+from bot.commands import VERBS, parse_command
+from bot.commands.tokens import word
 from bot.models import RoomInfo
-from bot.outcomes import Failure, FailureKind, RoomView
+from bot.outcomes import Actor, Failure, FailureKind, NeedsConfirmation, RoomView
 from bot.tencent.client import RoomSnapshot
 from handlers import blocks
-from handlers.blocks import CardClick, show_message
+from handlers.blocks import CardClick, CardPrompt, show_message
 from testkit.slack_api import block_problems
 
 _SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,6 +123,32 @@ def test_a_button_carries_its_verb_room_and_every_carded_room() -> None:
     assert CardClick.decode('{"v":"mute-all","r":"r1","s":[]}') == CardClick(
         "mute-all", "r1", ("r1",)
     )
+
+
+def test_a_prompt_in_a_cards_place_carries_its_key_and_the_carded_rooms() -> None:
+    rooms = tuple(f"{i:02d}" + '"\\' * 23 for i in range(blocks.MAX_CARDS))  # JSON doubles these
+    command = parse_command("lockdown " + " ".join(word(r) for r in rooms))
+    actor = Actor(user_id="U0ALICE01", source=Source.BUTTON, channel_id="C0GENERAL1")
+    needs = NeedsConfirmation(command=command, actor=actor, key="f" * 32, reason="why")
+
+    message = blocks.confirmation_message(needs, card_rooms=rooms)
+
+    _check_limits(message)
+    confirm, cancel = _buttons(message.blocks)
+    assert (confirm["action_id"], cancel["action_id"]) == (
+        blocks.ACTION_CARD_CONFIRM,
+        blocks.ACTION_CARD_CANCEL,
+    )
+    assert CardPrompt.decode(confirm["value"]) == CardPrompt("f" * 32, rooms)
+    assert cancel["value"] == confirm["value"]
+    # Without card rooms it is the ordinary prompt, whose buttons carry only the key.
+    plain = _buttons(blocks.confirmation_message(needs).blocks)
+    assert [(b["action_id"], b["value"]) for b in plain] == [
+        (blocks.ACTION_CONFIRM, "f" * 32),
+        (blocks.ACTION_CANCEL, "f" * 32),
+    ]
+    for junk in ("", "f" * 32, "[]", '{"k": "", "s": ["r"]}', '{"k": "a", "s": []}', '{"k": 1}'):
+        assert CardPrompt.decode(junk) is None
 
 
 # -- limits --------------------------------------------------------------------------------------
