@@ -1,8 +1,10 @@
-"""Small asyncio helpers the core's background tasks share."""
+"""Small asyncio helpers the core's background tasks and worker threads share."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 #: How long `cancel_and_wait` waits before cancelling again.
@@ -21,3 +23,28 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
         await asyncio.wait({task}, timeout=_RECANCEL_S)
     if not task.cancelled():
         task.exception()  # consumed: the task logs its own failures
+
+
+#: The signals roombot handles on its main thread: interrupt, stop, reload.
+MAIN_THREAD_SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
+def _leave_signals_to_the_main_thread() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_THREAD_SIGNALS)
+
+
+def worker_threads(max_workers: int | None = None, *, name: str = "") -> ThreadPoolExecutor:
+    """A thread pool whose threads block `MAIN_THREAD_SIGNALS`, so those always reach the main
+    thread.
+
+    The kernel may hand a signal sent to the process (Ctrl-C at a terminal) to any thread that
+    does not block it. Python runs its handler on the main thread, but a blocking call there is
+    interrupted only if the signal arrived on that thread: the console's main thread waits in
+    readline for a key, and a Ctrl-C that a worker thread took was seen only at the next key.
+    (Observed with strace: the first Ctrl-C at a confirmation went to the audit store's thread.)
+    """
+    return ThreadPoolExecutor(
+        max_workers=max_workers,
+        thread_name_prefix=name,
+        initializer=_leave_signals_to_the_main_thread,
+    )

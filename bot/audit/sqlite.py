@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from bot.aio import worker_threads
 from bot.audit.records import (
     AuditEntry,
     AuditError,
@@ -142,7 +143,7 @@ class SqliteAuditStore(AuditStore):
         With `read_only`, the file must exist at the current schema version; it is neither
         created, migrated nor recovered, and every write raises `AuditError`.
         """
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roombot-audit")
+        executor = worker_threads(1, name="roombot-audit")
         loop = asyncio.get_running_loop()
 
         def lease_until() -> float:  # read only when there is something to recover

@@ -7,7 +7,10 @@ with the same permission checks.
 
 The session runs its event loop step by step (`asyncio.Runner`) and reads input between steps,
 on the main thread: Ctrl-C at the prompt drops the line, at a confirmation it answers no, and
-while a command runs it interrupts it — at once, never waiting for Enter.
+while a command runs it interrupts it — at once, never waiting for Enter. (Worker threads block
+it, so it always reaches the main thread. One case is CPython's readline's: a Ctrl-C pressed
+while keys typed just before it are still unread is seen only at the next key; at human speed
+the keys are read within microseconds.)
 
 Lines on stdin that is not a terminal are run in order and the exit status is 1 if any of them
 failed, so runbooks can script it: `roombot console < runbook.txt`.
@@ -22,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final, TextIO
 
+from bot.aio import worker_threads
 from bot.audit import AuditError, AuditStore
 from bot.commands import VerbKind
 from bot.config import ConfigError, Settings
@@ -236,6 +240,8 @@ def run_console(
     """Run the console until end of input; 0 if every line succeeded, 1 if one failed, 130 if
     the operator interrupted a running command when not at a terminal."""
     with asyncio.Runner() as runner:
+        # Its threads (name lookups, to_thread) must leave Ctrl-C to the main thread, too.
+        runner.get_loop().set_default_executor(worker_threads(name="roombot-console"))
         try:
             audit = runner.run(
                 AuditStore.open(settings.roombot_audit_db, lease_s=settings.roombot_lease_s)
