@@ -449,18 +449,11 @@ class CardClick:
     @classmethod
     def decode(cls, value: str) -> CardClick | None:
         """The click a button value describes, or None for anything roombot did not write."""
-        try:
-            data = json.loads(value)
-        except ValueError:
+        data = _json_object(value)
+        verb, room, rooms = data.get("v"), data.get("r"), _strings(data.get("s"))
+        if not (isinstance(verb, str) and isinstance(room, str) and rooms is not None):
             return None
-        if not isinstance(data, dict):
-            return None
-        verb, room, rooms = data.get("v"), data.get("r"), data.get("s")
-        if not (isinstance(verb, str) and isinstance(room, str) and isinstance(rooms, list)):
-            return None
-        if not all(isinstance(r, str) for r in rooms):
-            return None
-        return cls(verb=verb, room=room, rooms=tuple(rooms) or (room,))
+        return cls(verb=verb, room=room, rooms=rooms or (room,))
 
 
 @dataclass(frozen=True)
@@ -478,18 +471,28 @@ class CardPrompt:
     @classmethod
     def decode(cls, value: str) -> CardPrompt | None:
         """The prompt a button value describes, or None for anything roombot did not write."""
-        try:
-            data = json.loads(value)
-        except ValueError:
+        data = _json_object(value)
+        key, rooms = data.get("k"), _strings(data.get("s"))
+        if not (isinstance(key, str) and key and rooms):
             return None
-        if not isinstance(data, dict):
-            return None
-        key, rooms = data.get("k"), data.get("s")
-        if not (isinstance(key, str) and key and isinstance(rooms, list)):
-            return None
-        if not rooms or not all(isinstance(r, str) for r in rooms):
-            return None
-        return cls(key=key, rooms=tuple(rooms))
+        return cls(key=key, rooms=rooms)
+
+
+def _json_object(value: str) -> dict[str, Any]:
+    """The JSON object `value` holds; empty for anything else (a button value roombot did not
+    write)."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _strings(value: Any) -> tuple[str, ...] | None:
+    """`value` if it is a list of strings (as a tuple), else None."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return None
+    return tuple(value)
 
 
 # The toggles a card offers, in order: (fields that say "disabled", what turns it off, what on).

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -50,19 +51,22 @@ _CARD_ACTION = re.compile("^" + re.escape(ACTION_CARD_PREFIX))
 
 
 def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime) -> None:
-    """Attach the room cards' button listener to `app`."""
+    """Attach the room cards' button listeners to `app`."""
+
+    def spawn(
+        body: dict[str, Any], client: AsyncWebClient, work: Coroutine[Any, Any, None]
+    ) -> None:
+        async def tell(correlation_id: str) -> None:
+            await _tell(body, Message(text=blocks.unexpected_error_text(correlation_id)), client)
+
+        runtime.tasks.spawn(work, on_error=tell)
 
     @app.action(_CARD_ACTION)
     async def on_card(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()
-
-        async def tell(correlation_id: str) -> None:
-            await _tell(body, Message(text=blocks.unexpected_error_text(correlation_id)), client)
-
-        work = _click(presenter, runtime, actor_of(context), body, client)
-        runtime.tasks.spawn(work, on_error=tell)
+        spawn(body, client, _click(presenter, runtime, actor_of(context), body, client))
 
     @app.action(ACTION_CARD_CONFIRM)
     @app.action(ACTION_CARD_CANCEL)
@@ -70,13 +74,9 @@ def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()
-
-        async def tell(correlation_id: str) -> None:
-            await _tell(body, Message(text=blocks.unexpected_error_text(correlation_id)), client)
-
         confirm = body["actions"][0].get("action_id") == ACTION_CARD_CONFIRM
         work = _settle(presenter, runtime, actor_of(context), body, client, confirm=confirm)
-        runtime.tasks.spawn(work, on_error=tell)
+        spawn(body, client, work)
 
 
 async def _click(
