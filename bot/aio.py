@@ -41,7 +41,8 @@ def worker_threads(max_workers: int | None = None, *, name: str = "") -> ThreadP
     does not block it. Python runs its handler on the main thread, but a blocking call there is
     interrupted only if the signal arrived on that thread: the console's main thread waits in
     readline for a key, and a Ctrl-C that a worker thread took was seen only at the next key.
-    (Observed with strace: the first Ctrl-C at a confirmation went to the audit store's thread.)
+    (Observed under strace, which holds the main thread at each system call, so the kernel
+    handed the first Ctrl-C at a confirmation to the audit store's thread.)
     """
     return ThreadPoolExecutor(
         max_workers=max_workers,

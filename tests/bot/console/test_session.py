@@ -201,6 +201,10 @@ def test_ctrl_c_cancels_at_once_at_the_prompt_and_at_a_confirmation(tmp_path: Pa
     """#12.15: Ctrl-C must not wait for Enter (a real terminal: a pseudo-terminal)."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: roombot console on the pseudo-terminal
+        # As a terminal's shell starts it: a runner that started pytest in the background
+        # (`cmd &` in a script) leaves SIGINT ignored, and an ignored SIGINT is inherited.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         os.chdir(tmp_path)
         os.execve(sys.executable, [sys.executable, "-m", "bot", "console"], _env())  # noqa: S606
     terminal = _Terminal(fd)
