@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import os
 import pty
+import re
 import select
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -295,3 +297,44 @@ class _Terminal:
             self._buffer += chunk
         self._buffer = self._buffer[self._buffer.index(wanted) + len(wanted) :]
         return True
+
+
+def _readme_raid() -> list[str]:
+    """The README's console transcript of a raid response."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    after = readme.split("A raid response, in the console", 1)[1]
+    return after.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+
+
+_VARIABLE: Final = (
+    (re.compile(r"RequestId Id-\S+"), "RequestId Id-…"),
+    (re.compile(r"request [0-9a-f]+…?:"), "request …:"),
+    (re.compile(r"until \d{4}-\d\d-\d\d \d\d:\d\d UTC \([^)]*left\)"), "until … left"),
+)
+
+
+def _normal(line: str) -> str:
+    for pattern, replacement in _VARIABLE:
+        line = pattern.sub(replacement, line)
+    return line
+
+
+def _matches(shown: list[str], real: list[str]) -> bool:
+    """`real` is what `shown` shows, where a line `  …` stands for any lines."""
+    if not shown:
+        return not real
+    if shown[0].strip() == "…":
+        return any(_matches(shown[1:], real[i:]) for i in range(len(real) + 1))
+    return bool(real) and _normal(shown[0]) == _normal(real[0]) and _matches(shown[1:], real[1:])
+
+
+async def test_the_readmes_raid_response_is_what_the_console_prints(tmp_path: Path) -> None:
+    shown = _readme_raid()
+    commands = [line.removeprefix("/room ") for line in shown if line.startswith("/room ")]
+    assert len(commands) == 5, shown
+
+    code, lines, err = await _console(tmp_path, "\n".join(commands) + "\n")
+
+    assert code == 0, err
+    real = lines[lines.index(shown[0]) :]
+    assert _matches(shown, real), "\n".join(real)
