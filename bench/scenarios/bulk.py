@@ -18,10 +18,10 @@ a round trip, and a call on a new connection two more (TCP and TLS set-up).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 from bench.load import Command, fire, pool
-from bench.procs import Server
 from bench.report import ScenarioResult, Table, Target
 from bench.stack import (
     CHANNEL,
@@ -48,26 +48,61 @@ HANDSHAKE_RTTS = 2.0
 COLD_S = 5.5
 
 
+#: The columns of a burst's summary over its repetitions (`budget_cells`).
+BUDGET_HEADERS: Final = (
+    "reps",
+    "wall s (median)",
+    "wall s (worst)",
+    "ideal s",
+    "÷ ideal (median)",
+    "÷ ideal (worst)",
+    "calls",
+    "60007",
+    "busiest 1 s",
+    "calls/s",
+    "all ✅",
+)
+
+
+def budget_cells(runs: Sequence[dict[str, Any]]) -> list[Any]:
+    """`BUDGET_HEADERS`' cells for repetitions of one `burst`."""
+    walls = [r["wall_s"] for r in runs]
+    ratios = [r["wall_s"] / r["ideal_s"] for r in runs]
+    return [
+        len(runs),
+        percentile(walls, 50),
+        max(walls),
+        percentile([r["ideal_s"] for r in runs], 50),
+        percentile(ratios, 50),
+        max(ratios),
+        sum(r["calls"] for r in runs),
+        sum(r["rate_limited"] for r in runs),
+        max(r["max_calls_in_1s"] for r in runs),
+        percentile([r["achieved_rate"] for r in runs], 50),
+        all(r["all_changed"] for r in runs),
+    ]
+
+
 def _rooms(first: int, count: int) -> str:
     return " ".join(f"room-{i:04d}" for i in range(first, first + count))
 
 
-async def _case(
-    ctx: RunContext,
+async def burst(
     backends: Backends,
-    server: Server,
-    commands: list[Command],
+    urls: str | Sequence[str],
+    commands: Sequence[Command],
+    *,
+    timeout_s: float = 60,
 ) -> dict[str, Any]:
-    """Send `commands` at once; timings from the first send to each request's threaded reply."""
+    """Send `commands` at once (round-robin over `urls`, one server or several): timings from
+    the first send to each request's threaded reply, and what reached Room Engine."""
     before = await backends.stats()
     slack_index, tencent_index = before["slack_calls"], before["tencent_calls"]
     async with pool(len(commands)) as session:
-        shots = await fire(
-            session, server.base_url + "/slack/events", commands, concurrency=len(commands)
-        )
+        shots = await fire(session, urls, commands, concurrency=len(commands))
     if any(s.status != 200 or s.body.strip() for s in shots):
         raise RuntimeError(f"unexpected acks: {[(s.status, s.body[:100]) for s in shots][:3]}")
-    await backends.wait_finals(before["finals"] + len(commands), timeout_s=60)
+    await backends.wait_finals(before["finals"] + len(commands), timeout_s=timeout_s)
     slack = await backends.slack_calls(slack_index)
     tencent = await backends.tencent_calls(tencent_index)
     sent = min(s.sent for s in shots)
@@ -104,12 +139,13 @@ async def _variant(ctx: RunContext, variant: Variant, reps: int) -> dict[str, li
     runs: dict[str, list[dict[str, Any]]] = {"single": [], "users": []}
     try:
         server = await start_roombot(ctx, variant, backends, workdir, rate_limit=RATE)
+        url = server.base_url + "/slack/events"
         try:
             # Warm-up: one small command, so imports and connections are not part of the figure.
             warm = Command(
                 f"mute-all {_rooms(0, 3)}", USERS[0], CHANNEL, backends.response_url("w")
             )
-            await _case(ctx, backends, server, [warm])
+            await burst(backends, url, [warm])
             for rep in range(reps):
                 verb = "mute-all" if rep % 2 == 0 else "unmute-all"
                 await asyncio.sleep(COLD_S)
@@ -119,7 +155,7 @@ async def _variant(ctx: RunContext, variant: Variant, reps: int) -> dict[str, li
                     CHANNEL,
                     backends.response_url(f"s{rep}"),
                 )
-                runs["single"].append(await _case(ctx, backends, server, [single]))
+                runs["single"].append(await burst(backends, url, [single]))
                 await asyncio.sleep(COLD_S)
                 many = [
                     Command(
@@ -130,7 +166,7 @@ async def _variant(ctx: RunContext, variant: Variant, reps: int) -> dict[str, li
                     )
                     for u in range(USERS_AT_ONCE)
                 ]
-                runs["users"].append(await _case(ctx, backends, server, many))
+                runs["users"].append(await burst(backends, url, many))
         finally:
             await server.stop()
     finally:
@@ -150,32 +186,14 @@ async def run(ctx: RunContext) -> ScenarioResult:
             ("users", f"{USERS_AT_ONCE} users × {ROOMS_EACH} rooms at once"),
         ):
             reps_data = runs[case]
-            walls = [r["wall_s"] for r in reps_data]
             ratios = [r["wall_s"] / r["ideal_s"] for r in reps_data]
-            ideal = percentile([r["ideal_s"] for r in reps_data], 50)
             limited = sum(r["rate_limited"] for r in reps_data)
             busiest = max(r["max_calls_in_1s"] for r in reps_data)
-            rows.append(
-                [
-                    name,
-                    label,
-                    len(reps_data),
-                    percentile(walls, 50),
-                    max(walls),
-                    ideal,
-                    percentile(ratios, 50),
-                    max(ratios),
-                    sum(r["calls"] for r in reps_data),
-                    limited,
-                    busiest,
-                    percentile([r["achieved_rate"] for r in reps_data], 50),
-                    all(r["all_changed"] for r in reps_data),
-                ]
-            )
+            rows.append([name, label, *budget_cells(reps_data)])
             if case == "single":
                 targets.append(
                     Target(
-                        f"bulk wall ÷ ideal, worst of {len(walls)} ({name})",
+                        f"bulk wall ÷ ideal, worst of {len(reps_data)} ({name})",
                         max(ratios),
                         TARGET_RATIO,
                         "×",
@@ -189,21 +207,7 @@ async def run(ctx: RunContext) -> ScenarioResult:
     table = Table(
         title=f"Bulk: ROOMBOT_RATE_LIMIT={RATE}, emulator limit {RATE} calls/s, "
         f"Room Engine {RTT_MS:g} ms away",
-        headers=[
-            "roombot",
-            "case",
-            "reps",
-            "wall s (median)",
-            "wall s (worst)",
-            "ideal s",
-            "÷ ideal (median)",
-            "÷ ideal (worst)",
-            "calls",
-            "60007",
-            "busiest 1 s",
-            "calls/s",
-            "all ✅",
-        ],
+        headers=["roombot", "case", *BUDGET_HEADERS],
         rows=rows,
         notes=[
             "wall: from sending the command(s) to the last threaded reply; ideal: the Room "

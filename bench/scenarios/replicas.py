@@ -37,8 +37,9 @@ import psycopg
 from bench.load import Command, fire, pool
 from bench.procs import Server, cpu_seconds, start_server, wait_listening
 from bench.report import ScenarioResult, Table, Target
+from bench.scenarios.bulk import BUDGET_HEADERS, budget_cells, burst
 from bench.stack import CHANNEL, USERS, Backends, RunContext, drain, roombot_env, start_backends
-from bench.stats import latency_summary, max_in_window, percentile, ratio
+from bench.stats import latency_summary, percentile, ratio
 from testkit.pgserver import PostgresUnavailable, TemporaryPostgres
 
 RATE = 100
@@ -138,33 +139,7 @@ async def _budget_case(
     backends: Backends, replicas: Sequence[Server], tag: str, verb: str
 ) -> dict[str, Any]:
     """The 20 × 10 burst over the replicas: wall vs ideal, busiest second, 60007s."""
-    before = await backends.stats()
-    commands = _burst(backends, tag, verb)
-    async with pool(len(commands)) as session:
-        shots = await fire(session, _urls(replicas), commands, concurrency=len(commands))
-    if any(s.status != 200 or s.body.strip() for s in shots):
-        raise RuntimeError(f"unexpected acks: {[(s.status, s.body[:100]) for s in shots][:3]}")
-    await backends.wait_finals(before["finals"] + len(commands), timeout_s=90)
-    slack = await backends.slack_calls(before["slack_calls"])
-    tencent = await backends.tencent_calls(before["tencent_calls"])
-    sent = min(s.sent for s in shots)
-    finals = [c for c in slack if c["final"]]
-    done = [max(c["at"] for c in slack if c["thread_ts"] == f["ts"]) - sent for f in finals]
-    arrivals = [c["at"] for c in tencent]
-    limited = sum(1 for c in tencent if c["code"] == 60007)
-    needed = len(tencent) - limited
-    return {
-        "wall_s": max(done),
-        "ideal_s": needed / RATE,
-        "first_call_s": min(arrivals) - sent,
-        "last_call_s": max(arrivals) - sent,
-        "achieved_rate": (len(arrivals) - 1) / (max(arrivals) - min(arrivals)),
-        "calls": len(tencent),
-        "rate_limited": limited,
-        "busiest_1s": max_in_window(arrivals, 1.0),
-        "all_changed": all(f["last_line"].startswith("✅") for f in finals),
-        "acks_ms": [1000 * s.latency_s for s in shots],
-    }
+    return await burst(backends, _urls(replicas), _burst(backends, tag, verb), timeout_s=90)
 
 
 def _ack_commands(backends: Backends, count: int, offset: int) -> list[Command]:
@@ -384,47 +359,15 @@ def _result(
     rounds: int,
     per_round: int,
 ) -> ScenarioResult:
-    rows = []
-    for name, runs in budget_runs.items():
-        walls = [r["wall_s"] for r in runs]
-        ratios_of = [r["wall_s"] / r["ideal_s"] for r in runs]
-        rows.append(
-            [
-                name,
-                len(runs),
-                percentile(walls, 50),
-                max(walls),
-                percentile([r["ideal_s"] for r in runs], 50),
-                percentile(ratios_of, 50),
-                max(ratios_of),
-                sum(r["calls"] for r in runs),
-                sum(r["rate_limited"] for r in runs),
-                max(r["busiest_1s"] for r in runs),
-                percentile([r["achieved_rate"] for r in runs], 50),
-                all(r["all_changed"] for r in runs),
-            ]
-        )
+    rows = [[name, *budget_cells(runs)] for name, runs in budget_runs.items()]
     cluster_runs = budget_runs[CLUSTER]
     ratios = [r["wall_s"] / r["ideal_s"] for r in cluster_runs]
-    busiest = max(r["busiest_1s"] for r in cluster_runs)
+    busiest = max(r["max_calls_in_1s"] for r in cluster_runs)
     limited = sum(r["rate_limited"] for r in cluster_runs)
     budget = Table(
         title=f"Replicas: {USERS_AT_ONCE} users × {ROOMS_EACH} rooms at once, "
         f"ROOMBOT_RATE_LIMIT={RATE} (for all replicas together)",
-        headers=[
-            "servers",
-            "reps",
-            "wall s (median)",
-            "wall s (worst)",
-            "ideal s",
-            "÷ ideal (median)",
-            "÷ ideal (worst)",
-            "calls",
-            "60007",
-            "busiest 1 s",
-            "calls/s",
-            "all ✅",
-        ],
+        headers=["servers", *BUDGET_HEADERS],
         rows=rows,
         notes=[
             f"{CLUSTER}: commands go round-robin to the replicas; each replica's "
