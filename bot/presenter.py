@@ -22,6 +22,7 @@ from typing import Generic, Protocol, TypeVar
 
 from bot import metrics
 from bot.commands import VerbKind, canonical_verb
+from bot.commands.tokens import word
 from bot.failures import new_correlation_id
 from bot.logs import ids
 from bot.outcomes import (
@@ -140,6 +141,16 @@ class Presenter(Generic[M]):
             metrics.count_request(source, prepared.command.verb, "confirm")
             return Confirm(self.renderer.confirmation(prepared), prepared)
         return prepared  # a write is counted when it has run; a read by `read`
+
+    async def show_rooms(self, rooms: Sequence[str], actor: Actor) -> Answer[M]:
+        """`show` of `rooms` for `actor`, as if typed (each room ID quoted as it needs, so an ID
+        such as `'standup'` stays itself): the rooms, or why `actor` may not see them."""
+        reply = await self.answer("show " + " ".join(word(r) for r in rooms), actor)
+        if isinstance(reply, Approved):
+            return await self.read(reply)
+        if isinstance(reply, Answer):
+            return reply
+        return Answer(reply.message, ok=False)  # unreachable: `show` never asks first
 
     async def read(self, approved: Approved) -> Answer[M]:
         """Carry out a read verb (`show`, `history`) and word its answer."""

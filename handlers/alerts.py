@@ -22,8 +22,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.outcomes import Actor, Approved, OutsideChange
-from bot.presenter import Answer, Presenter
+from bot.outcomes import Actor, OutsideChange
+from bot.presenter import Presenter
 from handlers import blocks
 from handlers.blocks import Message
 from handlers.delivery import SLACK_FAILURES, ThreadReporter, slack_error
@@ -179,14 +179,7 @@ async def _show(
     body: dict[str, Any],
     client: AsyncWebClient,
 ) -> None:
-    reply = await presenter.answer(f"show {room}", actor)
-    if isinstance(reply, Approved):
-        message = (await presenter.read(reply)).message
-    elif isinstance(reply, Answer):
-        message = reply.message
-    else:  # `show` never asks for a confirmation
-        message = reply.message
-    await _answer(body, client, actor, message)
+    await _answer(body, client, actor, (await presenter.show_rooms([room], actor)).message)
 
 
 async def _answer(

@@ -19,8 +19,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.commands.tokens import word
-from bot.outcomes import Actor, Approved
+from bot.outcomes import Actor
 from bot.presenter import Presenter
 from bot.service import RoomService
 from handlers import blocks
@@ -77,12 +76,7 @@ async def _show(
     presenter: Presenter[Message], client: AsyncWebClient, actor: Actor, room: str
 ) -> None:
     """`show ROOM` for the Home tab's user, answered (room card or refusal) in their DM."""
-    reply = await presenter.answer(f"show {word(room)}", actor)
-    if isinstance(reply, Approved):
-        message = (await presenter.read(reply)).message
-    else:
-        message = reply.message
-    await _dm(client, actor, message)
+    await _dm(client, actor, (await presenter.show_rooms([room], actor)).message)
 
 
 async def _dm(client: AsyncWebClient, actor: Actor, message: Message) -> None:

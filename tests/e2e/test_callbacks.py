@@ -175,6 +175,24 @@ async def test_show_button_answers_whoever_clicks_with_the_policy_checked(
         assert "not allowed to run `show`" in stack.response_posts(denied)[-1]["text"]
 
 
+async def test_show_button_of_a_room_id_with_quotes_shows_that_room_not_another(
+    tmp_path: Path,
+) -> None:
+    # Room Engine takes any printable ASCII room ID; typed bare, `'standup'` would be `standup`.
+    async with running_stack(tmp_path, callbacks=True, rooms=["'standup'", "standup"]) as stack:
+        stack.emulator.outside_update("'standup'", OPERATOR, IsMessageDisabled=True)
+        await stack.settle_callbacks()
+        show = _alerts(stack)[0]["blocks"][0]["accessory"]
+        assert show["value"] == "'standup'"
+        _, key = await stack.click(
+            show["action_id"], show["value"], channel_id=ALERTS, message_ts="1.3"
+        )
+        await stack.settle()
+        shown = stack.response_posts(key)[-1]["text"]
+        assert "(`'standup'`)" in shown
+        assert "chat ⛔ disabled" in shown
+
+
 async def test_a_burst_of_outside_changes_is_coalesced(tmp_path: Path) -> None:
     async with running_stack(tmp_path, callbacks=True, rooms=[f"r{i}" for i in range(40)]) as stack:
         for i in range(40):
