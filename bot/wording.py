@@ -301,14 +301,19 @@ def room_line(style: Style, result: RoomResult, verb: str | None = None) -> str:
     )
 
 
+def read_failure_line(style: Style, room_id: str, failure: Failure) -> str:
+    """Why a room could not be read (`show`, `members`, `banned`), with Tencent's RequestId."""
+    return (
+        f"{FAIL_MARK} {style.literal(room_id)} — {failure_phrase(style, failure)} · "
+        f"{request_id_phrase(style, failure.request_id)}"
+    )
+
+
 def room_view_lines(style: Style, view: RoomView) -> list[str]:
     """A room as `show` says it, compactly (or why it could not be read)."""
     if view.snapshot is None:
         assert view.failure is not None
-        return [
-            f"{FAIL_MARK} {style.literal(view.room_id)} — {failure_phrase(style, view.failure)} · "
-            f"{request_id_phrase(style, view.failure.request_id)}"
-        ]
+        return [read_failure_line(style, view.room_id, view.failure)]
     room = view.snapshot.room
     flags = " · ".join(
         f"{label} {'⛔ ' + off if getattr(room, attr) else 'on'}"
@@ -545,10 +550,7 @@ def members_lines(style: Style, view: MembersView) -> list[str]:
     """`members ROOM`: a head line, then one line per member (owner and admins first)."""
     room = style.literal(view.room_id)
     if view.failure is not None:
-        return [
-            f"{FAIL_MARK} {room} — {failure_phrase(style, view.failure)} · "
-            f"{request_id_phrase(style, view.failure.request_id)}"
-        ]
+        return [read_failure_line(style, view.room_id, view.failure)]
     if not view.members:
         return [f"Nobody is in {room}."]
     total = view.total if view.total is not None else len(view.members)
@@ -572,10 +574,7 @@ def banned_lines(style: Style, view: BannedView, now: float) -> list[str]:
     """`banned ROOM`: a head line, then one line per ban (soonest to end first) with its end."""
     room = style.literal(view.room_id)
     if view.failure is not None:
-        return [
-            f"{FAIL_MARK} {room} — {failure_phrase(style, view.failure)} · "
-            f"{request_id_phrase(style, view.failure.request_id)}"
-        ]
+        return [read_failure_line(style, view.room_id, view.failure)]
     if not view.banned:
         return [f"Nobody is banned from {room}."]
     count = len(view.banned)
