@@ -190,19 +190,14 @@ async def _replace(body: dict[str, Any], message: Message, client: AsyncWebClien
 
 
 async def _tell(body: dict[str, Any], message: Message, client: AsyncWebClient) -> None:
-    """A note to whoever clicked, beside the card (never replacing it)."""
-    if await post_response_url(client, body.get("response_url"), message, in_channel=False):
-        return
+    """A note to whoever clicked, beside the card (never replacing it): the click's
+    response_url, else an ephemeral message where the card is."""
     user = (body.get("user") or {}).get("id") or ""
-    channel = (body.get("channel") or {}).get("id")
-    try:
-        if channel:
-            await client.chat_postEphemeral(
-                channel=channel, user=user, text=message.text, blocks=message.blocks or None
-            )
-        else:
-            await client.chat_postMessage(
-                channel=user, text=message.text, blocks=message.blocks or None
-            )
-    except SLACK_FAILURES as exc:
-        log.warning("could not tell %s: %s", user, slack_error(exc))
+    reporter = ThreadReporter(
+        client=client,
+        channel=(body.get("channel") or {}).get("id") or user,
+        user_id=user,
+        response_url=body.get("response_url"),
+    )
+    if not await reporter.tell(message):
+        log.warning("could not tell %s about a card click", user)
