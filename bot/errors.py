@@ -8,7 +8,7 @@ well (`EmulatorUsageError` is still a `ValueError`), and its module's docstring 
   `bot.policy.PolicyError` is one.
 * `bot.policy.GroupLookupError` — a Slack user group's members could not be fetched.
 * `bot.audit.AuditError` — the audit store could not do what was asked.
-* `bot.tencent.ratelimit.RateBudgetUnavailable` — the shared rate budget's database could not
+* `bot.budget.RateBudgetUnavailable` — the shared rate budget's database could not
   grant a Room Engine call in time, so the call was not made.
 * `bot.commands.ParseError` — the `/room` text is not a valid command.
 * `bot.tencent.errors.RoomEngineError` — a Room Engine call failed (and its subclasses).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 
+from bot.budget import RateBudgetUnavailable
 from bot.logs import ids
 from bot.outcomes import Failure, FailureKind
 from bot.tencent.errors import (
@@ -20,7 +21,6 @@ from bot.tencent.errors import (
     RoomEngineError,
     TransportError,
 )
-from bot.tencent.ratelimit import RateBudgetUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,12 @@
 
 Undo restores the previous values of the rooms a request changed (those `update_room_info` can
 set back) or unbans the accounts a ban banned; it leaves alone a room changed since, whether a
-Room Engine callback said so (`bot.callbacks`) or a read before the undo does (`bot.runner`).
+Room Engine callback said so (`bot.callbacks`) or a read before the undo does
+(`bot.requests.runner`).
 Retry failed re-runs the targets that failed, were not attempted, are unknown or, by a
-survivor's reading, not applied. Each is permission-checked for whoever clicked, and acts once
-(a claim in the audit store), whichever replica the click lands on.
+survivor's reading, not applied. Each is permission-checked for whoever clicked, and acts once,
+whichever replica the click lands on: its plan carries a dedupe key ("undo:KEY", "retry:KEY")
+that its request record can hold only once.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from bot.commands import VERBS, Command, VerbKind
 from bot.models import Call, DestroyCall, MemberApi, MemberCall, RoomPatch, chunked, restorable
 from bot.outcomes import Actor, Failure, FailureKind, Plan, Rejected, RunKind
 from bot.policy import Decision
-from bot.recorder import AuditRecorder
+from bot.requests.recorder import AuditRecorder
 from bot.wording import outside_summary
 
 #: The outcomes Retry runs again: not done, or not known to be done.
@@ -92,9 +94,9 @@ class FollowUps:
         refusal = await self._refuse_fields(actor, needed, "undo this")
         if refusal is not None:
             return refusal
-        claimed = await self._claim(f"undo:{request_key}", "undone")
-        if claimed is not None:
-            return claimed
+        already = await self._already(f"undo:{request_key}", "undone")
+        if already is not None:
+            return already
         original = targets[0]
         return Plan(
             command=_command_like(
@@ -116,6 +118,7 @@ class FollowUps:
                 for r in targets
             },
             conflicts=changed_outside or None,
+            dedupe_key=f"undo:{request_key}",
         )
 
     async def _changed_outside(self, targets: list[AuditEntry]) -> dict[str, Failure]:
@@ -152,9 +155,9 @@ class FollowUps:
         decision = await self.authorize("unban", actor)
         if not decision.allowed:
             return Rejected.by_policy(decision)
-        claimed = await self._claim(f"undo:{request_key}", "undone")
-        if claimed is not None:
-            return claimed
+        already = await self._already(f"undo:{request_key}", "undone")
+        if already is not None:
+            return already
         by_room: dict[str, list[str]] = {}
         for row in banned:
             by_room.setdefault(row.room_id or "", []).append(_account(row) or "")
@@ -176,6 +179,7 @@ class FollowUps:
             raw_text=f"undo {request_key}",
             kind=RunKind.UNDO,
             undo_of={(r.room_id or "", _account(r)): r.id for r in banned},
+            dedupe_key=f"undo:{request_key}",
         )
 
     async def plan_retry(self, request_key: str, actor: Actor) -> Plan | Rejected:
@@ -196,15 +200,16 @@ class FollowUps:
         calls = _calls_again(verb, failed)
         if not calls:
             return Rejected(message="the failed part of this request cannot be retried")
-        claimed = await self._claim(f"retry:{request_key}", "retried")
-        if claimed is not None:
-            return claimed
+        already = await self._already(f"retry:{request_key}", "retried")
+        if already is not None:
+            return already
         return Plan(
             command=_command_like(failed[0], rooms=tuple(dict.fromkeys(c.room_id for c in calls))),
             actor=actor,
             calls=calls,
             raw_text=f"retry failed of {request_key}",
             kind=RunKind.RETRY,
+            dedupe_key=f"retry:{request_key}",
         )
 
     async def _rows(self, request_key: str) -> list[AuditEntry] | Rejected:
@@ -238,22 +243,20 @@ class FollowUps:
                 )
         return None
 
-    async def _claim(self, key: str, done: str) -> Rejected | None:
-        """Claim a one-shot action (None: go ahead), or say why not: already `done`, or the
-        audit store that keeps the claim could not record it."""
+    async def _already(self, dedupe_key: str, done: str) -> Rejected | None:
+        """Why a one-shot follow-up cannot be planned again: already `done` (its request is on
+        record), or None. Reads only: the request's record is what makes it once-only, whatever
+        replica the clicks land on (`RoomService.submit`). A trail that cannot be read is no
+        reason to refuse here: the record's claim decides."""
         store = self._audit.store
         if store is None:
             return None
         try:
-            if await store.claim(key):
-                return None
+            found = await store.request_by_dedupe_key(dedupe_key)
         except AuditError as exc:
-            problem = self._audit.failed("claim", exc)
-            return Rejected(
-                message=f"the audit store could not record this click ({problem}); nothing was "
-                "done, try again in a minute"
-            )
-        return Rejected(message=f"this request was already {done}")
+            self._audit.failed("read", exc)
+            return None
+        return None if found is None else Rejected(message=f"this request was already {done}")
 
     async def first_delivery(self, key: str) -> bool:
         """True the first time `key` (e.g. a Slack event_id) is seen on this audit store.

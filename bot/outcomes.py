@@ -171,6 +171,9 @@ class Plan:
     #: with this failure and neither read nor written.
     conflicts: Mapping[str, Failure] | None = None
     request_key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Makes the request once-only (`RoomService.submit`): an undo or retry of a request
+    #: carries "undo:KEY" / "retry:KEY", so a second click, on any replica, runs nothing.
+    dedupe_key: str | None = None
 
 
 # -- outcomes of calls ----------------------------------------------------------------------------
@@ -303,6 +306,9 @@ class RunResult:
     audit_error: str | None = None
     #: Set when nothing was called at all, and why (the audit trail could not be written).
     refused: str | None = None
+    #: Set when another replica took the request over before it ended here, and why: this
+    #: replica reports nothing (the other one does).
+    lost: str | None = None
 
     @property
     def failed(self) -> list[RoomResult]:

@@ -26,7 +26,7 @@ from bot.outcomes import (
     RoomView,
 )
 from bot.policy import GroupDirectory, Policy
-from bot.recorder import AuditRecorder
+from bot.requests.recorder import AuditRecorder
 from bot.tencent.client import RoomEngineClient
 
 #: How many audit entries `history` shows.

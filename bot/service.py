@@ -4,26 +4,26 @@ A request goes through two steps so adapters can answer fast:
 
 1. `prepare(text, actor)` parses and checks the policy (no Room Engine call) and returns what to
    do: `Rejected`, `HelpReply`, `DryRun`, `NeedsConfirmation` or `Approved` (`bot.outcomes`).
-2. `run(plan)` (writes, through `bot.runner`), `show(approved)` / `history(approved)` (reads)
-   call Room Engine or the audit store and return outcomes.
+2. `submit(plan, delivery)` (writes, through `bot.requests`), `show(approved)` /
+   `history(approved)` (reads) call Room Engine or the audit store and return outcomes.
 
 Button clicks come back as `confirm`, `cancel`, `plan_undo` and `plan_retry` (planned in
 `bot.followups`), each re-checking the policy for whoever clicked. The reads (`show`, `members`,
 `banned`, `history`, and a user's `access` and `activity` for surfaces such as Slack's App Home)
 are carried out by `bot.reads`. This class is the one entry point adapters call.
 
-Every request is audited; an audit failure is reported, never fatal. Every write run is leased
-(`leases`, `hold`): if this process stops mid-way, a survivor reports the request where it came
-from (`bot.takeover`).
+Every request is audited; an audit failure is reported, never fatal. A write request lives as a
+record the core owns (`submit`, `bot.requests.life`): claimed, run and reported through the
+adapter's `Delivery`; if this process stops mid-way, a survivor's loop reports the request where
+it came from (`bot.requests.loop`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Final
+from typing import Final
 
 from bot.audit import AuditError, AuditStore, ConfirmationStatus, NewEntry, Outcome
 from bot.commands import (
@@ -37,7 +37,6 @@ from bot.commands import (
 )
 from bot.defaults import CONFIRM_ABOVE, CONFIRMATION_TTL_S, CONFIRMATION_TTL_TEXT, MAX_ROOMS
 from bot.followups import FollowUps
-from bot.leases import LeaseKeeper
 from bot.outcomes import (
     Access,
     Activity,
@@ -52,6 +51,7 @@ from bot.outcomes import (
     NeedsConfirmation,
     Plan,
     Prepared,
+    Progress,
     ProgressCallback,
     Rejected,
     RoomView,
@@ -59,8 +59,11 @@ from bot.outcomes import (
 )
 from bot.policy import Decision, GroupDirectory, Policy
 from bot.reads import Reads
-from bot.recorder import AuditRecorder, entries, entry
-from bot.runner import Runner
+from bot.requests.delivery import Delivery, LoggedDelivery
+from bot.requests.leases import LeaseBook
+from bot.requests.life import RequestLife
+from bot.requests.recorder import AuditRecorder, entries, entry
+from bot.requests.runner import Runner
 from bot.tencent.client import RoomEngineClient
 
 #: Why the verbs that always ask first (`VerbSpec.confirm`) do.
@@ -92,11 +95,13 @@ class RoomService:
         self._policy = policy
         self._groups = groups
         self._audit = AuditRecorder(audit)
-        self._leases = LeaseKeeper(audit) if audit is not None else None
-        self._runner = Runner(
-            client,
+        self._book = LeaseBook(audit) if audit is not None else None
+        self._runner = Runner(client, self._audit, allow_unaudited=allow_unaudited, sleep=sleep)
+        self._life = RequestLife(
+            audit,
+            self._runner,
             self._audit,
-            leases=self._leases,
+            book=self._book,
             allow_unaudited=allow_unaudited,
             sleep=sleep,
         )
@@ -106,14 +111,10 @@ class RoomService:
         self._reads = Reads(client, self._audit, lambda: self._policy, groups, self.allowed_verbs)
 
     @property
-    def leases(self) -> LeaseKeeper | None:
-        """This process's leases on the requests it carries out (None without an audit store)."""
-        return self._leases
-
-    async def aclose(self) -> None:
-        """Stop renewing leases (before the audit store closes); requests still held expire."""
-        if self._leases is not None:
-            await self._leases.aclose()
+    def book(self) -> LeaseBook | None:
+        """This process's leases on the requests it carries out (None without an audit store):
+        what its `RequestLoop` renews."""
+        return self._book
 
     def set_policy(self, policy: Policy) -> None:
         """Swap in a reloaded policy; requests and clicks from now on are decided by it."""
@@ -286,55 +287,27 @@ class RoomService:
             raw_text=command.canonical_text(),
         )
 
+    async def submit(
+        self, plan: Plan, delivery: Delivery, *, dedupe_key: str | None = None
+    ) -> RunResult | None:
+        """Carry out a write request through its whole life, reported through `delivery` (see
+        `bot.requests.life`). None when `dedupe_key` is already on record: a repeat (a Slack
+        retry, a replayed command, a second click), not run again."""
+        return await self._life.submit(plan, delivery, dedupe_key=dedupe_key)
+
+    async def run(self, plan: Plan, *, progress: ProgressCallback | None = None) -> RunResult:
+        """`submit` for callers with no adapter to report through (scripts, tests): the
+        request lives as any other, its outcome is returned and logged; `progress` is called
+        as it goes."""
+        run = await self._life.submit(plan, _Quiet(progress))
+        assert run is not None  # no dedupe key, so never a repeat
+        return run
+
     async def execute(
         self, approved: Approved, *, progress: ProgressCallback | None = None
     ) -> RunResult:
         """Send each room's patch (concurrently, paced by the client's rate budget), audited."""
         return await self.run(self.plan(approved), progress=progress)
-
-    async def run(
-        self,
-        plan: Plan,
-        *,
-        progress: ProgressCallback | None = None,
-        yield_to: Callable[[], Awaitable[None]] | None = None,
-        context: Mapping[str, Any] | None = None,
-    ) -> RunResult:
-        """Carry out a plan (see `bot.runner.Runner.run`): read before write for small requests,
-        audit before and after each call, rooms concurrently, under the request's lease.
-
-        `yield_to`, if given, is awaited before each Room Engine call: an adapter's way to let
-        more urgent work (Slack acks) go first. `context` goes with the lease: what a survivor
-        needs to report in the request's original place (opaque to the core, JSON-ready).
-        """
-        return await self._runner.run(plan, progress=progress, yield_to=yield_to, context=context)
-
-    @contextlib.asynccontextmanager
-    async def hold(self, plan: Plan, context: Mapping[str, Any]) -> AsyncIterator[None]:
-        """Hold `plan`'s lease for the block, with `context`: for an adapter whose request is
-        visible before the run starts and until its outcome is delivered after it (a Slack
-        parent message and thread), so a survivor reports it whenever this process stops.
-
-        Released when the block ends or raises; kept when it is cancelled (shutdown). A lease
-        that cannot be written is logged, and the run then refuses the request if it must.
-        Without an audit store it does nothing.
-        """
-        if self._leases is None:
-            yield
-            return
-        async with self._leases.holding(plan.request_key, context):
-            yield
-
-    async def relocate(self, plan: Plan, context: Mapping[str, Any]) -> None:
-        """Replace the context of `plan`'s lease (held with `hold`), e.g. once the parent
-        message it names exists. A failure is logged: the older context still leads a survivor
-        to the request's channel."""
-        if self._leases is None or not self._leases.holds(plan.request_key):
-            return
-        try:
-            await self._leases.update(plan.request_key, context)
-        except AuditError as exc:
-            self._audit.failed("lease", exc)
 
     # -- undo and retry (button clicks): `bot.followups` ----------------------------------------
 
@@ -385,3 +358,17 @@ _CONFIRM_PROBLEMS: dict[ConfirmationStatus, str] = {
     ),
     ConfirmationStatus.ALREADY_RESOLVED: "this request was already confirmed or cancelled",
 }
+
+
+class _Quiet(LoggedDelivery):
+    """The delivery of a request no adapter reports: logged, progress relayed to a callback."""
+
+    progress_interval = 0.0
+
+    def __init__(self, progress: ProgressCallback | None) -> None:
+        super().__init__({"adapter": "log"})
+        self._on_progress = progress
+
+    async def progress(self, plan: Plan, progress: Progress) -> None:
+        if self._on_progress is not None:
+            await self._on_progress(progress)

@@ -36,7 +36,7 @@ from bot.outcomes import (
     RunResult,
 )
 from bot.policy import Denial
-from bot.takeover import RoomVerdict, TakeoverReport
+from bot.requests.takeover import RoomVerdict, TakeoverReport
 from bot.tencent.errors import CONFIGURATION_CODES
 
 OK_MARK: Final = "✅"

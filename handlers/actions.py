@@ -19,10 +19,10 @@ from bot import wording
 from bot.outcomes import Actor, Rejected
 from bot.service import RoomService
 from handlers import blocks
-from handlers.delivery import SLACK_FAILURES, ThreadReporter, post_response_url, slack_error
-from handlers.flow import run_plan
+from handlers.delivery import SLACK_FAILURES, post_response_url, slack_error
 from handlers.middleware import actor_of
 from handlers.runtime import SlackRuntime
+from handlers.slack_delivery import SlackDelivery
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +112,14 @@ async def confirm_click(
     await _replace(
         body, f"{wording.OK_MARK} Confirmed — running `/room {outcome.command.verb}`.", client
     )
-    reporter = ThreadReporter(
-        client=client,
+    delivery = SlackDelivery.for_request(
+        client,
+        runtime,
         channel=outcome.actor.channel_id or actor.channel_id or "",
         user_id=actor.user_id,
         response_url=body.get("response_url"),
-        budget=runtime.update_budget,
     )
-    await run_plan(service, service.plan(outcome), reporter, runtime.gate)
+    await service.submit(service.plan(outcome), delivery)
 
 
 async def _cancel(
@@ -164,12 +164,14 @@ async def _undo_or_retry(
             )
         except SLACK_FAILURES as exc:
             log.warning("could not disable the used button: %s", slack_error(exc))
-    reporter = ThreadReporter(
-        client=client,
+    delivery = SlackDelivery.for_request(
+        client,
+        runtime,
         channel=channel,
         user_id=actor.user_id,
         response_url=body.get("response_url"),
         root_ts=thread_ts,
-        budget=runtime.update_budget,
     )
-    await run_plan(service, plan, reporter, runtime.gate)
+    if await service.submit(plan, delivery) is None:
+        done = "undone" if undo else "retried"
+        await _tell(body, f"This request was already {done}; nothing was done again.", client)

@@ -1,7 +1,7 @@
 """The Slack adapter's wiring: Settings → audit store → Room Engine client (paced by the store's
 rate budget), policy, service, presenter → a bolt `AsyncApp` with every listener registered
-(`register_all`), and the replica's background duty: taking over requests whose replica stopped
-(`Bot.start`, stopped by `Bot.aclose`)."""
+(`register_all`), and the process's one request loop (`bot.requests.loop`: lease renewals and
+takeovers of requests whose replica stopped), started by `Bot.start`, stopped by `Bot.aclose`."""
 
 from __future__ import annotations
 
@@ -13,20 +13,21 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.audit import AuditStore
+from bot.audit import AuditStore, open_store
 from bot.config import ConfigError, Settings
 from bot.policy import GroupDirectory, policy_from_settings
 from bot.presenter import Presenter
+from bot.requests.delivery import Deliveries
+from bot.requests.loop import RequestLoop
 from bot.service import RoomService
-from bot.takeover import Sweeper
 from bot.tencent.client import RoomEngineClient
 from handlers import actions, alerts, cards, commands, home, mentions, modal
 from handlers.blocks import Message, SlackRenderer
 from handlers.callbacks import CallbackReceiver, build_receiver
 from handlers.middleware import attach_actor
-from handlers.recovery import SlackRecovery
 from handlers.runtime import SlackRuntime
 from handlers.slack_client import build_slack_client
+from handlers.slack_delivery import slack_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,9 @@ def group_directory(client: AsyncWebClient) -> GroupDirectory:
 class Bot:
     """A fully wired bot: the bolt app and what it owns (closed together by `aclose`).
 
-    `sweeper` takes over requests whose replica stopped and reports them in their threads; it
-    runs from `start()` (once the server takes traffic) until `aclose()`.
+    `loop` renews this process's leases and takes over requests whose replica stopped,
+    reporting them in their threads; it runs from `start()` (once the server takes traffic)
+    until `aclose()`.
     """
 
     app: AsyncApp
@@ -69,13 +71,13 @@ class Bot:
     runtime: SlackRuntime = field(default_factory=SlackRuntime)
     #: `POST /tencent/callback`'s receiver; None without ROOMBOT_CALLBACK_TOKEN.
     callbacks: CallbackReceiver | None = None
-    sweeper: Sweeper | None = None
+    loop: RequestLoop | None = None
 
     def start(self) -> None:
-        """Start the background duty: report what a SQLite store recovered, then look for
-        expired leases every few seconds. Idempotent."""
-        if self.sweeper is not None:
-            self.sweeper.start()
+        """Start the request loop: a look for due work now (a restart's unfinished requests),
+        then every few seconds. Idempotent."""
+        if self.loop is not None:
+            self.loop.start()
 
     @property
     def service(self) -> RoomService:
@@ -94,14 +96,14 @@ class Bot:
         return True
 
     async def aclose(self) -> None:
-        """Stop the background duty and the lease heartbeat, release network resources, and
-        close the audit store (last: the others use it; callbacks still queued are handled,
-        and their alerts posted, first)."""
-        if self.sweeper is not None:
-            await self.sweeper.stop()
+        """Stop the request loop, release network resources, and close the audit store (last:
+        the others use it; callbacks still queued are handled, and their alerts posted,
+        first). Leases still held stay in the store and expire, or are taken over at once by
+        this process's successor."""
+        if self.loop is not None:
+            await self.loop.stop()
         if self.callbacks is not None:
             await self.callbacks.close()
-        await self.service.aclose()
         await self.tencent.aclose()
         if self.slack.session is not None:
             await self.slack.session.close()
@@ -110,14 +112,13 @@ class Bot:
 
 
 async def open_audit(settings: Settings) -> AuditStore:
-    """Open (and migrate) the audit store; say loudly if a crash left outcomes unknown."""
-    store = await AuditStore.open(settings.roombot_audit_db, lease_s=settings.roombot_lease_s)
+    """Open (and migrate) the audit store; say loudly if a crash left requests unfinished."""
+    store = await open_store(settings.roombot_audit_db, lease_s=settings.roombot_lease_s)
     if store.recovered:
         log.warning(
-            "audit: %d request(s) (%d row(s)) were in flight when roombot last stopped; each "
-            "room is read back and the verdict posted in the request's thread",
-            len(store.recovered),
-            store.recovered_unknown,
+            "audit: %d request(s) were in flight when roombot last stopped; each room is read "
+            "back and the verdict posted in the request's thread",
+            store.recovered,
         )
     return store
 
@@ -162,11 +163,9 @@ async def build_bot(
     runtime = SlackRuntime()
     presenter = Presenter(service, SlackRenderer())
     register_all(app, presenter, runtime)
-    assert service.leases is not None  # there is an audit store
-    recovery = SlackRecovery(
-        slack, restarted=audit.backend == "sqlite", pause=runtime.gate.wait_idle
-    )
-    sweeper = Sweeper(audit, tencent, recovery.deliver, leases=service.leases)
+    assert service.book is not None  # there is an audit store
+    deliveries = slack_deliveries(Deliveries(), slack, runtime, restarted=audit.backend == "sqlite")
+    loop = RequestLoop(audit, tencent, deliveries, service.book)
     return Bot(
         app=app,
         presenter=presenter,
@@ -176,7 +175,7 @@ async def build_bot(
         audit=audit,
         runtime=runtime,
         callbacks=build_receiver(settings, audit, slack),
-        sweeper=sweeper,
+        loop=loop,
     )
 
 

@@ -34,7 +34,7 @@ from bot.outcomes import (
     RunKind,
     RunResult,
 )
-from bot.takeover import TakeoverReport
+from bot.requests.takeover import TakeoverReport
 from bot.wording import FAIL_MARK, WARN_MARK, WORKING_MARK, Style
 
 #: Slack's Block Kit limits (reference/slack-platform.md), in one place: every renderer here and in

@@ -41,9 +41,9 @@ from handlers.blocks import (
     Message,
 )
 from handlers.delivery import SLACK_FAILURES, ThreadReporter, post_response_url, slack_error
-from handlers.flow import run_plan
 from handlers.middleware import actor_of
 from handlers.runtime import SlackRuntime
+from handlers.slack_delivery import SlackDelivery
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +104,14 @@ async def _click(
         await _tell(body, Message(text=f"{FAIL_MARK} A card button only changes rooms."), client)
         return
     service = presenter.service
-    reporter = ThreadReporter(
-        client=client,
+    delivery = SlackDelivery.for_request(
+        client,
+        runtime,
         channel=actor.channel_id or "",
         user_id=actor.user_id,
         response_url=body.get("response_url"),
-        budget=runtime.update_budget,
     )
-    await run_plan(service, service.plan(reply), reporter, runtime.gate)
+    await service.submit(service.plan(reply), delivery)
     await _redraw(presenter, actor, click.rooms, body, client)
 
 

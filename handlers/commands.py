@@ -26,10 +26,10 @@ from bot.outcomes import Approved
 from bot.presenter import Answer, Confirm, Presenter
 from handlers import modal
 from handlers.blocks import Message
-from handlers.delivery import ThreadReporter, post_response_url
-from handlers.flow import run_plan, spawn_for
+from handlers.delivery import post_response_url
 from handlers.middleware import actor_of, received_at
 from handlers.runtime import SlackRuntime
+from handlers.slack_delivery import SlackDelivery
 
 log = logging.getLogger(__name__)
 
@@ -117,31 +117,29 @@ def _carry_out(
 
         runtime.tasks.spawn(_read(presenter, approved, response_url, client), on_error=tell)
         return
-    reporter = ThreadReporter(
-        client=client,
+    delivery = SlackDelivery.for_request(
+        client,
+        runtime,
         channel=command["channel_id"],
         user_id=approved.actor.user_id,
         response_url=response_url,
-        budget=runtime.update_budget,
     )
     trigger = str(command.get("trigger_id") or "")
-    spawn_for(runtime, reporter, _run_once(presenter, approved, reporter, runtime, trigger))
+    runtime.tasks.spawn(
+        _run_once(presenter, approved, delivery, trigger), on_error=delivery.unexpected
+    )
 
 
 async def _run_once(
-    presenter: Presenter[Message],
-    approved: Approved,
-    reporter: ThreadReporter,
-    runtime: SlackRuntime,
-    trigger_id: str,
+    presenter: Presenter[Message], approved: Approved, delivery: SlackDelivery, trigger_id: str
 ) -> None:
     """Run an approved write, unless this very command (its `trigger_id`) already ran: a signed
-    request replayed within Slack's 5 minutes must not change rooms twice."""
+    request replayed within Slack's 5 minutes must not change rooms twice (its request record
+    holds the trigger id once, whichever replica it lands on)."""
     service = presenter.service
-    if trigger_id and not await service.first_delivery(f"slash:{trigger_id}"):
+    dedupe = f"slash:{trigger_id}" if trigger_id else None
+    if await service.submit(service.plan(approved), delivery, dedupe_key=dedupe) is None:
         log.warning("ignoring a replayed /room command (user=%s)", approved.actor.user_id)
-        return
-    await run_plan(service, service.plan(approved), reporter, runtime.gate)
 
 
 async def _read(

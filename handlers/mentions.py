@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -14,10 +15,9 @@ from bot.commands import VerbKind
 from bot.outcomes import Actor, Approved
 from bot.presenter import Presenter
 from handlers.blocks import Message
-from handlers.delivery import ThreadReporter
-from handlers.flow import run_plan
 from handlers.middleware import actor_of
-from handlers.runtime import AckGate, SlackRuntime
+from handlers.runtime import SlackRuntime
+from handlers.slack_delivery import SlackDelivery
 
 log = logging.getLogger(__name__)
 
@@ -43,46 +43,54 @@ def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime
         if not event.get("user") or not runtime.events.first_time(event_id):
             return
         actor = actor_of(context)
-        reporter = ThreadReporter(
-            client=client,
+        delivery = SlackDelivery.for_request(
+            client,
+            runtime,
             channel=event["channel"],
             user_id=actor.user_id,
             root_ts=event.get("thread_ts") or event["ts"],
-            budget=runtime.update_budget,
         )
         text = command_text(event.get("text", ""))
 
         async def tell(correlation_id: str) -> None:
-            await _ephemeral(reporter, presenter.renderer.unexpected_error(correlation_id))
+            await _ephemeral(delivery, presenter.renderer.unexpected_error(correlation_id))
 
-        runtime.tasks.spawn(
-            _handle(presenter, actor, text, reporter, event_id, runtime.gate), on_error=tell
-        )
+        runtime.tasks.spawn(_handle(presenter, actor, text, delivery, event_id), on_error=tell)
 
 
 async def _handle(
     presenter: Presenter[Message],
     actor: Actor,
     text: str,
-    reporter: ThreadReporter,
+    delivery: SlackDelivery,
     event_id: str,
-    gate: AckGate,
 ) -> None:
     service = presenter.service
-    # Slack retries an event it thinks was not acknowledged; another instance may have it too.
+    # Audit writes of refusals wait until the event is known to be new (below).
+    later: list[Coroutine[Any, Any, None]] = []
+    reply = await presenter.answer(text, actor, defer=later.append)
+    # Slack retries an event it thinks was not acknowledged, maybe to another replica. A write's
+    # request record holds the event id once; anything else claims it.
+    if isinstance(reply, Approved) and reply.command.spec.kind is not VerbKind.READ:
+        plan = service.plan(reply)
+        if await service.submit(plan, delivery, dedupe_key=f"event:{event_id}") is None:
+            log.info("ignoring repeated delivery of event %s", event_id)
+        return
     if not await service.first_delivery(event_id):
         log.info("ignoring repeated delivery of event %s", event_id)
+        for work in later:
+            work.close()
         return
-    reply = await presenter.answer(text, actor)
-    if not isinstance(reply, Approved):
-        await _ephemeral(reporter, reply.message)
-    elif reply.command.spec.kind is VerbKind.READ:
-        await _ephemeral(reporter, (await presenter.read(reply)).message)
+    for work in later:
+        await work
+    if isinstance(reply, Approved):
+        await _ephemeral(delivery, (await presenter.read(reply)).message)
     else:
-        await run_plan(service, service.plan(reply), reporter, gate)
+        await _ephemeral(delivery, reply.message)
 
 
-async def _ephemeral(reporter: ThreadReporter, message: Message) -> None:
+async def _ephemeral(delivery: SlackDelivery, message: Message) -> None:
+    reporter = delivery.reporter
     try:
         await reporter.client.chat_postEphemeral(
             channel=reporter.channel,

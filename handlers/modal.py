@@ -22,14 +22,13 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import VerbKind, normalise
-from bot.outcomes import Actor, Approved, Rejected
+from bot.outcomes import Actor, Approved, Plan, Rejected
 from bot.presenter import Answer, Presenter
 from bot.service import RoomService
 from bot.wording import FAIL_MARK
 from handlers import blocks
 from handlers.blocks import Message, SlackRenderer
-from handlers.delivery import SLACK_FAILURES, ThreadReporter, post_response_url, slack_error
-from handlers.flow import run_plan, spawn_for
+from handlers.delivery import SLACK_FAILURES, post_response_url, slack_error
 from handlers.form import (
     ACTION_PICK_VERB,
     BLOCK_VERB,
@@ -44,6 +43,7 @@ from handlers.form import (
 )
 from handlers.middleware import actor_of
 from handlers.runtime import SlackRuntime
+from handlers.slack_delivery import SlackDelivery
 
 log = logging.getLogger(__name__)
 
@@ -185,14 +185,20 @@ def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime
 
             runtime.tasks.spawn(_read(forms, reply, form_context, client), on_error=tell)
             return
-        reporter = ThreadReporter(
-            client=client,
+        delivery = SlackDelivery.for_request(
+            client,
+            runtime,
             channel=form_context.channel_id,
             user_id=actor.user_id,
             response_url=form_context.response_url,
-            budget=runtime.update_budget,
         )
-        spawn_for(runtime, reporter, run_plan(service, service.plan(reply), reporter, runtime.gate))
+        runtime.tasks.spawn(
+            _run(service, service.plan(reply), delivery), on_error=delivery.unexpected
+        )
+
+
+async def _run(service: RoomService, plan: Plan, delivery: SlackDelivery) -> None:
+    await service.submit(plan, delivery)
 
 
 async def _read(

@@ -75,9 +75,9 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from bot.audit.postgres import describe_error
+from bot.audit.pg_errors import describe_error
+from bot.budget import MAX_RATE, RateBudgetUnavailable
 from bot.dsn import DatabaseUrl
-from bot.tencent.ratelimit import MAX_RATE, RateBudgetUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -68,8 +68,8 @@ async def check_database(
 
 
 async def _check_sqlite(path: Path) -> DatabaseHealth:
+    from bot.audit.factory import open_store
     from bot.audit.schema import SCHEMA_VERSION
-    from bot.audit.store import open_store
 
     missing = _missing_sqlite_file(path)
     if missing is not None:
@@ -134,8 +134,9 @@ def _sqlite_writable(path: Path) -> DatabaseHealth:
 async def _check_postgres(url: DatabaseUrl, timeout_s: float) -> DatabaseHealth:
     import psycopg
 
-    from bot.audit.pg_schema import SCHEMA_VERSION, schema_version
-    from bot.audit.postgres import describe_error
+    from bot.audit.pg_errors import describe_error
+    from bot.audit.postgres_dialect import schema_version
+    from bot.audit.schema import SCHEMA_VERSION
     from bot.dsn import scrub_logs_of
 
     scrub_logs_of(url, "psycopg", "psycopg.pool")
@@ -183,7 +184,7 @@ async def _write_problem(
     A current schema must take a row; one still to be created or migrated, a new table."""
     import psycopg
 
-    from bot.audit.postgres import describe_error
+    from bot.audit.pg_errors import describe_error
 
     cur = await conn.execute("SHOW transaction_read_only")
     row = await cur.fetchone()

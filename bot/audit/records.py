@@ -1,5 +1,6 @@
 """What the audit store holds: entries (one row per room per request), confirmation prompts,
-leases on requests being carried out, and the one error type every store operation raises.
+request records with their leases, and the error types a store operation raises (`AuditError`
+for storage problems, `LeaseLost` when a request's lease is no longer this replica's).
 """
 
 from __future__ import annotations
@@ -148,40 +149,125 @@ class Confirmation:
     state: str
 
 
+class LeaseLost(RoombotError):
+    """This replica no longer holds a request's lease: another replica took it over (this one
+    was paused, partitioned, or slow past `ROOMBOT_LEASE_S`). The request is that replica's now;
+    this one must write nothing more for it and post nothing about it."""
+
+
+class RequestState(StrEnum):
+    """Where a request is in its life (DESIGN §2.10): `received → [awaiting_approval] →
+    [scheduled] → running → done → reported`, or `denied`, `expired`, `cancelled`."""
+
+    RECEIVED = "received"  # on record; no change sent yet (it may be reading rooms)
+    AWAITING_APPROVAL = "awaiting_approval"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"  # its rows are written; changes may be in flight
+    DONE = "done"  # every row has its outcome; not yet reported
+    REPORTED = "reported"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+#: The states a request is in while a replica carries it out (and holds its lease).
+IN_FLIGHT: frozenset[RequestState] = frozenset(
+    {RequestState.RECEIVED, RequestState.RUNNING, RequestState.DONE}
+)
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """A request as the core first records it (`AuditStore.claim_request`).
+
+    `plan` is what to do and `reply` where to report (both JSON-ready; `reply["adapter"]` names
+    the adapter that can deliver it). `dedupe_key`, when given, makes the request once-only: a
+    second request with the same key is not recorded (a Slack retry, a replayed command, a
+    second click). `run_after` is when it may run, for a request that does not run at once.
+    """
+
+    request_key: str
+    kind: str
+    source: str
+    user_id: str
+    verb: str | None
+    raw_text: str
+    plan: dict[str, Any]
+    reply: dict[str, Any]
+    team_id: str | None = None
+    channel_id: str | None = None
+    reason: str | None = None
+    dedupe_key: str | None = None
+    run_after: float | None = None
+
+    @property
+    def adapter(self) -> str:
+        """The adapter that delivers this request's messages."""
+        return str(self.reply.get("adapter") or "unknown")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestRecord:
+    """A stored request: every `NewRequest` field, its state and its lease.
+
+    `owner` is the replica holding the lease (None when nobody does), `lease_until` its expiry
+    on the database's clock, `fence` the fencing number (it grows at every takeover), and
+    `takeovers` how often survivors took it over.
+    """
+
+    request_key: str
+    dedupe_key: str | None
+    state: RequestState
+    kind: str
+    created_at: float
+    updated_at: float
+    source: str
+    team_id: str | None
+    channel_id: str | None
+    user_id: str
+    verb: str | None
+    raw_text: str
+    reason: str | None
+    plan: dict[str, Any]
+    reply: dict[str, Any]
+    adapter: str
+    run_after: float | None
+    owner: str | None
+    lease_until: float | None
+    fence: int
+    takeovers: int
+
+
 @dataclass(frozen=True)
 class Lease:
-    """A replica's claim on a request it is carrying out.
-
-    `owner` is the holding store's `owner` id; `context` is what the adapter stored to report in
-    the request's original place (channel, thread, response_url...), opaque to the store.
-    `expires_at` is Unix seconds on the database's clock (PostgreSQL) or the store's (SQLite);
-    `takeovers` counts how many times survivors have claimed it.
-    """
+    """This replica's hold on a request: its `fence` (every write for the request checks it),
+    and how long the hold lasts: `until` on the database's clock, `deadline` the same moment on
+    this process's monotonic clock, reckoned from before the statement that set it was sent,
+    so it errs early (a survivor cannot take the request over before `deadline` has passed
+    here, however long this process was paused)."""
 
     request_key: str
     owner: str
-    context: dict[str, Any]
-    taken_at: float
-    expires_at: float
-    takeovers: int = 0
+    fence: int
+    until: float
+    deadline: float
 
 
 @dataclass(frozen=True)
-class StrandedRequest:
-    """A request whose replica stopped before finishing it, now held by the store that found it.
+class TakenRequest:
+    """A request this replica just took over (or found due): its record, now held by this
+    replica under `lease`, its audit rows in id order, and who held it before (None: nobody,
+    or a version that did not record it)."""
 
-    `rows` are all its audit rows in id order (`unsettled_rows` are the ones to verify);
-    `context` and `previous_owner` come from its lease, and are `{}` and None when it had none
-    (rows written without `take_lease`, or by a version without leases); the rows' `channel_id`
-    is then all there is to report to.
-    `takeovers` counts this claim too.
-    """
-
-    request_key: str
-    previous_owner: str | None
-    context: dict[str, Any]
+    record: RequestRecord
+    lease: Lease
     rows: tuple[AuditEntry, ...]
-    takeovers: int = 1
+    previous_owner: str | None
+
+    @property
+    def request_key(self) -> str:
+        """The request's key."""
+        return self.record.request_key
 
     @property
     def unsettled_rows(self) -> tuple[AuditEntry, ...]:

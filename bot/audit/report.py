@@ -13,8 +13,8 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from bot.audit.factory import StoreTarget, open_store
 from bot.audit.records import AuditEntry
-from bot.audit.store import StoreTarget, open_store
 
 FORMATS: Final = ("table", "jsonl", "csv")
 #: What `format_entries(..., "table")` says when there is nothing to show.

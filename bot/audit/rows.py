@@ -20,16 +20,19 @@ from bot.audit.records import (
     Confirmation,
     ConfirmationState,
     ConfirmationStatus,
-    Lease,
     NewEntry,
     Outcome,
+    RequestRecord,
+    RequestState,
 )
 
 # Column names are the dataclass field names, so rows map to entries by position.
 ENTRY_COLUMNS: Final = tuple(f.name for f in fields(AuditEntry))
-INSERT_COLUMNS: Final = (*(f.name for f in fields(NewEntry)), "created_at", "finished_at")
+INSERT_COLUMNS: Final = tuple(f.name for f in fields(NewEntry))
 CONFIRMATION_COLUMNS: Final = "key, user_id, team_id, channel_id, text, created_at, state"
-LEASE_COLUMNS: Final = "request_key, owner, context, taken_at, expires_at, takeovers"
+REQUEST_COLUMNS: Final = tuple(f.name for f in fields(RequestRecord))
+#: Every request column, for a SELECT (or RETURNING) whose rows `request_from_row` reads.
+REQUEST_SELECT: Final = ", ".join(REQUEST_COLUMNS)
 #: The outcomes `complete()` may replace, as SQL string literals for an `IN (...)` list.
 PROVISIONAL_SQL: Final = ", ".join(f"'{o.value}'" for o in sorted(PROVISIONAL_OUTCOMES))
 #: The outcomes `room_trail()` leaves out, as SQL string literals for a `NOT IN (...)` list.
@@ -58,20 +61,18 @@ class Completion:
             raise ValueError("an audit row cannot be completed as pending")
         object.__setattr__(self, "outcome", outcome)
 
-    def params(self, row_id: int, now: float) -> tuple[Any, ...]:
-        """The parameters of a backend's completion UPDATE, in this order: outcome, finished_at,
-        tencent_request_id, error_code, error_info, latency_ms, previous (JSON), detail, id."""
-        return (
-            self.outcome.value,
-            now,
-            self.tencent_request_id,
-            self.error_code,
-            self.error_info,
-            self.latency_ms,
-            to_json(self.previous, "previous"),
-            self.detail,
-            row_id,
-        )
+    def params(self, row_id: int) -> dict[str, Any]:
+        """The named parameters of the completion UPDATE (`COMPLETE_ENTRY`)."""
+        return {
+            "outcome": self.outcome.value,
+            "tencent_request_id": self.tencent_request_id,
+            "error_code": self.error_code,
+            "error_info": self.error_info,
+            "latency_ms": self.latency_ms,
+            "previous": to_json(self.previous, "previous"),
+            "detail": self.detail,
+            "id": row_id,
+        }
 
 
 def check_new_entries(entries: Sequence[NewEntry], *, final: bool) -> None:
@@ -84,15 +85,15 @@ def check_new_entries(entries: Sequence[NewEntry], *, final: bool) -> None:
             raise ValueError(f"begin() writes pending rows; got outcome {entry.outcome!s}")
 
 
-def insert_params(entry: NewEntry, *, created_at: float, final: bool) -> tuple[Any, ...]:
-    """An entry's values in `INSERT_COLUMNS` order; `finished_at` is `created_at` when final."""
+def insert_params(entry: NewEntry, *, final: bool) -> dict[str, Any]:
+    """An entry's values as the named parameters of `INSERT_ENTRY` (`created_at` is the
+    database's clock; `final` rows are finished at that same moment)."""
     values = {f.name: getattr(entry, f.name) for f in fields(NewEntry)}
     values["patch"] = to_json(entry.patch, "patch")
     values["previous"] = to_json(entry.previous, "previous")
     values["outcome"] = Outcome(entry.outcome).value
-    values["created_at"] = created_at
-    values["finished_at"] = created_at if final else None
-    return tuple(values[name] for name in INSERT_COLUMNS)
+    values["final"] = final
+    return values
 
 
 def to_json(value: dict[str, Any] | None, what: str) -> str | None:
@@ -137,22 +138,28 @@ def confirmation_from_row(row: Sequence[Any]) -> Confirmation:
     return Confirmation(*row)
 
 
-def lease_from_row(row: Sequence[Any]) -> Lease:
-    """A stored lease (columns in `LEASE_COLUMNS` order) as a `Lease`."""
-    key, owner, context, taken_at, expires_at, takeovers = row
-    return Lease(
-        request_key=key,
-        owner=owner,
-        context=from_json(context, f"the lease of {key}") or {},
-        taken_at=float(taken_at),
-        expires_at=float(expires_at),
-        takeovers=int(takeovers),
-    )
+def request_from_row(row: Sequence[Any]) -> RequestRecord:
+    """A stored request (columns in `REQUEST_COLUMNS` order) as a `RequestRecord`."""
+    values = dict(zip(REQUEST_COLUMNS, row, strict=True))
+    key = values["request_key"]
+    try:
+        values["state"] = RequestState(values["state"])
+    except ValueError as exc:
+        raise AuditError(f"request {key} has an unknown state") from exc
+    values["plan"] = from_json(values["plan"], f"the plan of request {key}") or {}
+    values["reply"] = from_json(values["reply"], f"the reply address of request {key}") or {}
+    for name in ("created_at", "updated_at"):
+        values[name] = float(values[name])
+    for name in ("run_after", "lease_until"):
+        values[name] = None if values[name] is None else float(values[name])
+    values["fence"] = int(values["fence"])
+    values["takeovers"] = int(values["takeovers"])
+    return RequestRecord(**values)
 
 
-def context_json(context: dict[str, Any]) -> str:
-    """A lease's context as JSON text; `AuditError` if it is not JSON-ready."""
-    text = to_json(dict(context), "lease context")
+def json_text(value: dict[str, Any], what: str) -> str:
+    """A JSON-ready dict as JSON text; `AuditError` naming `what` if it is not JSON-ready."""
+    text = to_json(dict(value), what)
     assert text is not None
     return text
 
@@ -187,22 +194,21 @@ def entries_query(
     user: str | None,
     since: float | None,
     limit: int,
-    placeholder: str,
-) -> tuple[str, list[Any]]:
-    """The SQL and parameters of `AuditStore.query` in the backend's placeholder style (`?` or
-    `%s`): up to `limit` rows, newest first, for this room and/or user, since `since`."""
+) -> tuple[str, dict[str, Any]]:
+    """The SQL and named parameters of `AuditStore.query`: up to `limit` rows, newest first,
+    for this room and/or user, since `since`."""
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     clauses: list[str] = []
-    params: list[Any] = []
+    params: dict[str, Any] = {"limit": limit}
     for column, value, test in (
         ("room_id", room, "="),
         ("user_id", user, "="),
         ("created_at", since, ">="),
     ):
         if value is not None:
-            clauses.append(f"{column} {test} {placeholder}")
-            params.append(value)
+            clauses.append(f"{column} {test} %({column})s")
+            params[column] = value
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"{SELECT_ENTRIES}{where} ORDER BY created_at DESC, id DESC LIMIT {placeholder}"
-    return sql, [*params, limit]
+    sql = f"{SELECT_ENTRIES}{where} ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+    return sql, params

@@ -1,31 +1,161 @@
-"""The SQLite audit database's schema: connection settings and the ordered list of migrations.
-(`bot.audit.pg_schema` is PostgreSQL's, step for step the same tables.)
+"""The audit database's one schema, for both dialects: the ordered list of migrations.
 
-`PRAGMA user_version` holds how many migrations a database has had. `MIGRATIONS[n]` takes a
-database from version n to n + 1. Released migrations are never edited: a change to the schema
-is a new entry at the end, so every database in the field reaches the same shape.
+`MIGRATIONS[n]` takes a database from version n to n + 1, on SQLite and PostgreSQL alike (both
+are always at the same version number). Released steps are never edited: a change is a new
+step at the end, so every database in the field reaches the same shape. Each step runs in one
+transaction with the version bump (each dialect applies them under its own lock:
+`bot.audit.sqlite_dialect`, `bot.audit.postgres_dialect`).
+
+A statement is written once, with type markers each dialect spells (`statements`):
+`$ID` (an id never reused), `$REAL`, `$BIGINT`, `$WITHOUT_ROWID` (a SQLite storage option for
+small tables keyed by text). A statement only one dialect needs is a `Only`.
+
+What the steps hold: 1 the audit trail (`audit_entries`); 2 one-shot claims and confirmation
+prompts; 3 leases, and on PostgreSQL the shared Room Engine rate budget (`rate_budgets`,
+`rate_slots` and the function `roombot_rate_reserve`: `bot.audit.budget` explains it); 4 the
+request record (`requests`, DESIGN §2.10), which takes the leases in: a request in flight holds
+its lease (owner, expiry, fencing number) on its own row.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Literal
 
-from bot.audit.records import AuditError
+Dialect = Literal["sqlite", "postgresql"]
 
-#: Each step is a sequence of single SQL statements, run in one transaction with the version bump.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
-    # 1: the audit trail.
+
+@dataclass(frozen=True)
+class Only:
+    """A statement for one dialect only."""
+
+    dialect: Dialect
+    sql: str
+
+
+Statement = str | Only
+
+_TYPES: Final[dict[Dialect, dict[str, str]]] = {
+    "sqlite": {
+        "$ID": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "$REAL": "REAL",
+        "$BIGINT": "INTEGER",
+        "$WITHOUT_ROWID": " WITHOUT ROWID",
+    },
+    "postgresql": {
+        "$ID": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "$REAL": "DOUBLE PRECISION",
+        "$BIGINT": "BIGINT",
+        "$WITHOUT_ROWID": "",
+    },
+}
+
+_RATE_RESERVE: Final = """
+    CREATE FUNCTION roombot_rate_reserve(
+        p_budget    TEXT,
+        p_owner     TEXT,
+        p_wanted    INTEGER,
+        p_limit     INTEGER,
+        p_interval  DOUBLE PRECISION,
+        p_tolerance DOUBLE PRECISION,
+        p_window    DOUBLE PRECISION,
+        p_hold      DOUBLE PRECISION
+    ) RETURNS TABLE (
+        o_slot_id  BIGINT,
+        o_start_at DOUBLE PRECISION,
+        o_db_now   DOUBLE PRECISION,
+        o_retry_at DOUBLE PRECISION
+    ) LANGUAGE plpgsql AS $$
+    DECLARE
+        v_tat   DOUBLE PRECISION;
+        v_now   DOUBLE PRECISION;
+        v_held  INTEGER;
+        v_grant INTEGER;
+        v_start DOUBLE PRECISION;
+        v_id    BIGINT;
+        v_retry DOUBLE PRECISION;
+    BEGIN
+        INSERT INTO rate_budgets (name, tat) VALUES (p_budget, 0)
+            ON CONFLICT (name) DO NOTHING;
+        SELECT b.tat INTO v_tat FROM rate_budgets b WHERE b.name = p_budget FOR UPDATE;
+        v_now := extract(epoch FROM clock_timestamp())::DOUBLE PRECISION;
+        DELETE FROM rate_slots s
+         WHERE s.budget = p_budget
+           AND (s.ended_at <= v_now - p_window OR s.hold_until <= v_now);
+        SELECT count(*) INTO v_held FROM rate_slots s WHERE s.budget = p_budget;
+        v_grant := greatest(0, least(p_wanted, p_limit - v_held));
+        FOR i IN 1..v_grant LOOP
+            v_start := greatest(v_now, v_tat - p_tolerance);
+            v_tat := greatest(v_tat, v_start) + p_interval;
+            INSERT INTO rate_slots (budget, granted_at, start_at, hold_until, owner)
+                VALUES (p_budget, v_now, v_start, v_start + p_hold, p_owner)
+                RETURNING id INTO v_id;
+            o_slot_id := v_id;
+            o_start_at := v_start;
+            o_db_now := v_now;
+            o_retry_at := NULL;
+            RETURN NEXT;
+        END LOOP;
+        UPDATE rate_budgets SET tat = v_tat WHERE name = p_budget;
+        IF v_grant < p_wanted THEN
+            SELECT min(s.ended_at) + p_window INTO v_retry
+              FROM rate_slots s WHERE s.budget = p_budget AND s.ended_at IS NOT NULL;
+            o_slot_id := NULL;
+            o_start_at := NULL;
+            o_db_now := v_now;
+            o_retry_at := coalesce(v_retry, v_now + p_interval);
+            RETURN NEXT;
+        END IF;
+    END
+    $$
+"""
+
+# The first audit row of a request (its metadata, for leases carried into records by step 4).
+_FIRST_ROW: Final = (
+    "(SELECT e.{column} FROM audit_entries e WHERE e.request_key = l.request_key "
+    "ORDER BY e.id LIMIT 1)"
+)
+
+
+def _first(column: str) -> str:
+    return _FIRST_ROW.format(column=column)
+
+
+def _carry_leases(field: str) -> str:
+    """Step 4: every lease becomes the record of a request in flight, held by the same owner
+    until the same expiry; its context becomes the record's reply address. (`field` is the
+    dialect's way to read a key of the context, with `{key}` for the key.) A lease that
+    already had takeovers keeps the count, and its fencing number starts above it."""
+    adapter = field.format(key="adapter")
+    kind = field.format(key="kind")
+    # Our own column names and expressions: no input reaches this text.
+    return f"""
+        INSERT INTO requests (request_key, state, kind, created_at, updated_at, source,
+                              team_id, channel_id, user_id, verb, raw_text, reason, plan, reply,
+                              adapter, owner, lease_until, fence, takeovers)
+        SELECT l.request_key, 'running', COALESCE({kind}, 'request'), l.taken_at, l.taken_at,
+               COALESCE({_first("source")}, 'slash'), {_first("team_id")},
+               {_first("channel_id")}, COALESCE({_first("user_id")}, ''), {_first("verb")},
+               COALESCE({_first("raw_text")}, ''), {_first("reason")},
+               '{{}}', l.context, COALESCE({adapter}, 'unknown'),
+               NULLIF(l.owner, ''), l.expires_at, l.takeovers + 1, l.takeovers
+          FROM leases l
+    """  # noqa: S608
+
+
+#: Each step is a sequence of statements, run in one transaction with the version bump.
+MIGRATIONS: Final[tuple[tuple[Statement, ...], ...]] = (
+    # 1: the audit trail. An id is never reused (undo_of and Slack buttons point at rows). JSON
+    # is kept as text on both, so a row reads back byte for byte the same. No CHECK on outcome:
+    # SQLite cannot alter one, and a new outcome should not need a migration (the store
+    # validates).
     (
-        # AUTOINCREMENT so an id is never reused: undo_of and Slack buttons may point at a row
-        # long after it was written. Outcome has no CHECK constraint on purpose: SQLite cannot
-        # alter one, and a new outcome should not need the table rebuilt; the store validates.
         """
         CREATE TABLE audit_entries (
-            id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+            id                 $ID,
             request_key        TEXT    NOT NULL,
-            created_at         REAL    NOT NULL,
-            finished_at        REAL,
+            created_at         $REAL NOT NULL,
+            finished_at        $REAL,
             team_id            TEXT,
             channel_id         TEXT,
             user_id            TEXT    NOT NULL,
@@ -38,11 +168,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             previous           TEXT,
             outcome            TEXT    NOT NULL,
             detail             TEXT,
-            undo_of            INTEGER REFERENCES audit_entries (id),
-            error_code         INTEGER,
+            undo_of            $BIGINT REFERENCES audit_entries (id),
+            error_code         $BIGINT,
             error_info         TEXT,
             tencent_request_id TEXT,
-            latency_ms         REAL
+            latency_ms         $REAL
         )
         """,
         "CREATE INDEX audit_entries_room_time ON audit_entries (room_id, created_at)",
@@ -50,14 +180,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX audit_entries_time ON audit_entries (created_at)",
         "CREATE INDEX audit_entries_request ON audit_entries (request_key)",
     ),
-    # 2: state shared between instances (claims, confirmation prompts), and a small index so
-    # crash recovery at start-up does not scan the whole trail.
+    # 2: state shared between replicas (claims, confirmation prompts), and a small index so
+    # finding pending rows does not scan the whole trail.
     (
         """
         CREATE TABLE claims (
             key        TEXT PRIMARY KEY,
-            claimed_at REAL NOT NULL
-        ) WITHOUT ROWID
+            claimed_at $REAL NOT NULL
+        )$WITHOUT_ROWID
         """,
         "CREATE INDEX claims_time ON claims (claimed_at)",
         """
@@ -67,83 +197,136 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             team_id     TEXT,
             channel_id  TEXT,
             text        TEXT NOT NULL,
-            created_at  REAL NOT NULL,
+            created_at  $REAL NOT NULL,
             state       TEXT NOT NULL,
-            resolved_at REAL
+            resolved_at $REAL
         )
         """,
         "CREATE INDEX confirmations_time ON confirmations (created_at)",
         "CREATE INDEX audit_entries_pending ON audit_entries (id) WHERE outcome = 'pending'",
     ),
-    # 3: leases on requests being carried out, so what a stopped process left can be reported
-    # in its original place (`context` is the adapter's JSON).
+    # 3: leases on requests being carried out; on PostgreSQL also the shared rate budget: one
+    # row per budget (the GCRA "theoretical arrival time", and the row every reservation locks,
+    # which puts all of them in one order) and one row per granted call, tagged with the
+    # replica it was granted to.
     (
         """
         CREATE TABLE leases (
             request_key TEXT    PRIMARY KEY,
             owner       TEXT    NOT NULL,
             context     TEXT    NOT NULL,
-            taken_at    REAL    NOT NULL,
-            expires_at  REAL    NOT NULL,
+            taken_at    $REAL NOT NULL,
+            expires_at  $REAL NOT NULL,
             takeovers   INTEGER NOT NULL DEFAULT 0
-        ) WITHOUT ROWID
+        )$WITHOUT_ROWID
         """,
         "CREATE INDEX leases_expiry ON leases (expires_at)",
         "CREATE INDEX leases_owner ON leases (owner)",
+        Only(
+            "postgresql",
+            """
+            CREATE TABLE rate_budgets (
+                name TEXT PRIMARY KEY,
+                tat  DOUBLE PRECISION NOT NULL
+            )
+            """,
+        ),
+        Only(
+            "postgresql",
+            """
+            CREATE TABLE rate_slots (
+                id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                budget     TEXT   NOT NULL REFERENCES rate_budgets (name),
+                granted_at DOUBLE PRECISION NOT NULL,
+                start_at   DOUBLE PRECISION NOT NULL,
+                hold_until DOUBLE PRECISION NOT NULL,
+                ended_at   DOUBLE PRECISION,
+                owner      TEXT
+            )
+            """,
+        ),
+        Only("postgresql", "CREATE INDEX rate_slots_budget ON rate_slots (budget)"),
+        Only(
+            "postgresql",
+            "CREATE INDEX rate_slots_unended ON rate_slots (owner) WHERE ended_at IS NULL",
+        ),
+        Only("postgresql", _RATE_RESERVE),
+    ),
+    # 4: the request record (DESIGN §2.10). One row per request from the moment it is
+    # received: what to do (`plan`, JSON), who asked, where to report (`reply`, the adapter's
+    # JSON; `adapter` names it so a replica takes only what it can deliver), when it may run
+    # (`run_after`), and its lease: `owner` (NULL when nobody holds it), `lease_until` (the
+    # database's clock) and `fence`, which grows by one each time another replica takes the
+    # request over, so a paused replica's late writes are refused. `dedupe_key` makes a request
+    # once-only (a Slack retry, a replayed command, a second click). The leases move in, and
+    # pending rows that had no lease get an expired one, so a survivor reports them too.
+    (
+        """
+        CREATE TABLE requests (
+            request_key TEXT PRIMARY KEY,
+            dedupe_key  TEXT UNIQUE,
+            state       TEXT NOT NULL,
+            kind        TEXT NOT NULL,
+            created_at  $REAL NOT NULL,
+            updated_at  $REAL NOT NULL,
+            source      TEXT NOT NULL,
+            team_id     TEXT,
+            channel_id  TEXT,
+            user_id     TEXT NOT NULL,
+            verb        TEXT,
+            raw_text    TEXT NOT NULL,
+            reason      TEXT,
+            plan        TEXT NOT NULL,
+            reply       TEXT NOT NULL,
+            adapter     TEXT NOT NULL,
+            run_after   $REAL,
+            owner       TEXT,
+            lease_until $REAL,
+            fence       $BIGINT NOT NULL DEFAULT 0,
+            takeovers   INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        "CREATE INDEX requests_held ON requests (lease_until) WHERE owner IS NOT NULL",
+        "CREATE INDEX requests_owner ON requests (owner) WHERE owner IS NOT NULL",
+        "CREATE INDEX requests_time ON requests (created_at)",
+        "CREATE INDEX requests_user_time ON requests (user_id, created_at)",
+        "CREATE INDEX requests_due ON requests (run_after) WHERE owner IS NULL "
+        "AND run_after IS NOT NULL",
+        Only("sqlite", _carry_leases("json_extract(l.context, '$.{key}')")),
+        Only("postgresql", _carry_leases("(l.context::json ->> '{key}')")),
+        # Pending rows with no lease at all (written by a version without leases): an expired
+        # lease with no owner, so the first survivor to look reports them.
+        """
+        INSERT INTO requests (request_key, state, kind, created_at, updated_at, source,
+                              team_id, channel_id, user_id, verb, raw_text, reason, plan, reply,
+                              adapter, owner, lease_until, fence, takeovers)
+        SELECT e.request_key, 'running', 'request', MIN(e.created_at), MIN(e.created_at),
+               MIN(e.source), MIN(e.team_id), MIN(e.channel_id), MIN(e.user_id), MIN(e.verb),
+               MIN(e.raw_text), MIN(e.reason), '{}', '{}', 'unknown', '', 0, 1, 0
+          FROM audit_entries e
+         WHERE e.outcome = 'pending'
+           AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.request_key = e.request_key)
+         GROUP BY e.request_key
+        """,
+        "DROP TABLE leases",
     ),
 )
 
 #: The version this code reads and writes.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
-#: How long a statement waits for another connection's lock before failing (seconds).
-BUSY_TIMEOUT_S: Final = 5.0
 
-
-def configure(conn: sqlite3.Connection, *, read_only: bool) -> None:
-    """Per-connection settings: WAL (readers never wait for the writer), `synchronous=NORMAL`
-    (durable across a process crash, one fsync per checkpoint rather than per commit), and
-    enforced foreign keys."""
-    conn.execute("PRAGMA foreign_keys = ON")
-    if not read_only:
-        # journal_mode is stored in the file; a read-only connection inherits the writer's.
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-
-
-def user_version(conn: sqlite3.Connection) -> int:
-    """The schema version stored in the database header (0 for a new file)."""
-    row = conn.execute("PRAGMA user_version").fetchone()
-    return int(row[0])
-
-
-def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
-    """Apply the migrations a database lacks, up to `target`; return how many were applied.
-
-    `conn` must be in autocommit mode (`isolation_level=None`). Each step runs in its own
-    `BEGIN IMMEDIATE` transaction and re-reads the version inside it, so two processes opening
-    the same new file at once apply each step exactly once. A database newer than this code is
-    refused rather than written to.
-    """
-    found = user_version(conn)
-    if found > SCHEMA_VERSION:
-        raise AuditError(
-            f"the audit database has schema version {found}, newer than this roombot "
-            f"understands ({SCHEMA_VERSION}); upgrade roombot"
-        )
-    applied = 0
-    for version in range(found, target):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if user_version(conn) == version:
-                for statement in MIGRATIONS[version]:
-                    conn.execute(statement)
-                # PRAGMA cannot take a parameter; version + 1 is an int we computed.
-                conn.execute(f"PRAGMA user_version = {version + 1:d}")
-                applied += 1
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    return applied
+def statements(step: int, dialect: Dialect) -> list[str]:
+    """The statements of `MIGRATIONS[step]` as `dialect` runs them."""
+    out: list[str] = []
+    for statement in MIGRATIONS[step]:
+        if isinstance(statement, Only):
+            if statement.dialect != dialect:
+                continue
+            sql = statement.sql
+        else:
+            sql = statement
+        for marker, spelled in _TYPES[dialect].items():
+            sql = sql.replace(marker, spelled)
+        out.append(sql)
+    return out

@@ -1,68 +1,62 @@
-"""The audit store's interface, and `open_store`, which picks the backend from the target.
+"""The audit store: one class for both databases (`open_store` in `bot.audit.factory` opens it).
 
-`AuditStore` is what the rest of roombot annotates with and calls. Two implementations:
+It keeps what roombot must remember and what several replicas must share:
 
-* `SqliteAuditStore` (`bot.audit.sqlite`) — one file, one process (the embedded default);
-* `PostgresAuditStore` (`bot.audit.postgres`) — one database shared by any number of replicas.
-
-Both keep the same promises:
-
-* the trail: every request is written as `pending` rows *before* the Room Engine call and
-  completed after it, so a stop mid-call leaves a visible row rather than nothing;
+* the trail: every request's rows, one per room (or account), written before the Room Engine
+  call and completed after it, so a stop mid-call leaves a visible row rather than nothing;
+* the request records (DESIGN §2.10): a request is on record from the moment it is received,
+  with where to report it, and the lease of the replica carrying it out (owner, expiry, fencing
+  number). A write request's life is four transactions here: `claim_request`,
+  `begin_request`, `complete_request`, `finish_request`; a survivor takes over expired ones
+  with `take_over`;
 * one-shot claims (Slack retries, double clicks) and confirmation prompts, atomic across every
   store on the same database;
-* leases: a replica takes a lease on each request it carries out (`take_lease`, before `begin`),
-  renews all of its leases on a heartbeat (`renew_leases`) and releases each when done
-  (`release_lease`). A lease not renewed for `lease_s` has expired; `claim_expired_leases`
-  hands each expired one, with its rows and delivery context, to exactly one survivor
-  (`bot.takeover` then reads the rooms and says what happened);
 * the Room Engine rate budget every replica on the database shares (`rate_budget`).
 
-Failures are `AuditError` with one-line messages that never carry a stored value or a password.
-Arguments that are wrong whatever the database holds raise `ValueError`/`TypeError` first.
+The SQL is written once (`bot.audit.trail`, `bot.audit.life`); the `Dialect` runs it on SQLite
+(one file, one process) or PostgreSQL (one database, any number of replicas).
+
+Failures are `AuditError` with one-line messages that never carry a stored value or a password;
+a fenced write for a request this replica no longer holds raises `LeaseLost`. Arguments that
+are wrong whatever the database holds raise `ValueError`/`TypeError` first.
 """
 
 from __future__ import annotations
 
-import abc
 import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+from bot.audit import life, trail
+from bot.audit.dialect import Dialect
 from bot.audit.records import (
     AuditEntry,
+    AuditError,
     Confirmation,
     ConfirmationState,
     ConfirmationStatus,
     Lease,
     NewEntry,
+    NewRequest,
     Outcome,
-    StrandedRequest,
+    RequestRecord,
+    RequestState,
+    TakenRequest,
 )
 from bot.audit.rows import Completion, check_new_entries
+from bot.budget import CallBudget
 from bot.defaults import CONFIRMATION_TTL_S
-from bot.dsn import DatabaseUrl, is_database_url
 
-if TYPE_CHECKING:
-    from bot.tencent.ratelimit import CallBudget
-
-#: The `detail` of rows found pending when a SQLite store is opened.
-RECOVERED_DETAIL: Final = "process stopped before the outcome was recorded"
 #: How long a confirmation prompt may wait for its click by default.
 DEFAULT_CONFIRMATION_TTL_S: Final = CONFIRMATION_TTL_S
 #: How long a lease lives without renewal (`ROOMBOT_LEASE_S`'s default).
 DEFAULT_LEASE_S: Final = 30.0
-#: Rows still pending this long after they were written, with no lease on their request (a
-#: code path that forgot `take_lease`), are taken over like an expired lease: never silence.
-UNLEASED_GRACE_S: Final = 300.0
-
-#: What `open_store` (and `AuditStore.open`) accept: a SQLite path or a PostgreSQL URL.
-StoreTarget = str | Path | DatabaseUrl
+#: Every adapter's requests: what a replica that can deliver anything takes over.
+ANY_ADAPTER: Final = ("slack", "console", "log", "unknown")
 
 
 def default_owner() -> str:
@@ -70,71 +64,53 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-async def open_store(
-    target: StoreTarget,
-    *,
-    clock: Callable[[], float] = time.time,
-    read_only: bool = False,
-    owner: str | None = None,
-    lease_s: float = DEFAULT_LEASE_S,
-) -> AuditStore:
-    """Open the audit store at `target`: a `DatabaseUrl` or a string starting with
-    `postgresql://` / `postgres://` opens `PostgresAuditStore`, anything else is a SQLite path
-    (":memory:" included) for `SqliteAuditStore`.
-
-    A writable store migrates the schema first (one step at a time, under a lock, so stores
-    opening together apply each step once). With `read_only` nothing is created, migrated or
-    recovered, the schema must be current, and every write raises `AuditError`.
-    `clock` gives the Unix seconds of the trail's timestamps (leases and the rate budget use the
-    database's clock on PostgreSQL). `owner` names this replica in leases (default: host, pid and
-    a random suffix). `lease_s` is how long a lease lives without renewal.
-    """
-    if lease_s <= 0:
-        raise ValueError("lease_s must be positive")
-    owner = owner or default_owner()
-    if isinstance(target, DatabaseUrl) or (isinstance(target, str) and is_database_url(target)):
-        from bot.audit.postgres import PostgresAuditStore
-
-        url = target if isinstance(target, DatabaseUrl) else DatabaseUrl(target)
-        return await PostgresAuditStore.connect(
-            url, clock=clock, read_only=read_only, owner=owner, lease_s=lease_s
-        )
-    from bot.audit.sqlite import SqliteAuditStore
-
-    return await SqliteAuditStore.connect(
-        target, clock=clock, read_only=read_only, owner=owner, lease_s=lease_s
-    )
+def certainly_stopped(owner: str) -> bool:
+    """True when `owner` names a process on this host that is not running any more (its pid is
+    gone, or is this very process, which `owner` is not). Another host's owner cannot be
+    judged from here: its lease has to expire."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
-class AuditStore(abc.ABC):
-    """The audit trail, claims, confirmation prompts, leases and the shared rate budget.
+class AuditStore:
+    """The audit trail, request records and their leases, claims, confirmation prompts and the
+    shared rate budget, on one `Dialect`.
 
-    Open with `await AuditStore.open(target)` (the same as `open_store`); `close()` when done, or
-    `async with`. Safe to share between the tasks of one event loop.
+    Open with `await open_store(target)`; `close()` when done, or `async with`. Safe to share
+    between the tasks of one event loop. `clock` gives the Unix seconds of row times;
+    `monotonic` this process's clock for lease deadlines (tests pass fakes).
     """
 
-    #: How many rows were found pending, and marked `unknown`, when this store was opened (SQLite,
-    #: whose single process means any pending row at start-up is from a stopped one; always 0 on
-    #: PostgreSQL, where survivors go by leases instead).
-    recovered_unknown: int = 0
-    #: The requests that were recovered at opening (SQLite only), held by this store's owner:
-    #: tell their threads, then `release_lease` each. Always empty on PostgreSQL.
-    recovered: tuple[StrandedRequest, ...] = ()
-
-    @classmethod
-    async def open(
-        cls,
-        target: StoreTarget,
+    def __init__(
+        self,
+        dialect: Dialect,
         *,
         clock: Callable[[], float] = time.time,
-        read_only: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
         owner: str | None = None,
         lease_s: float = DEFAULT_LEASE_S,
-    ) -> AuditStore:
-        """`open_store(target, ...)`: the backend follows from the target (see there)."""
-        return await open_store(
-            target, clock=clock, read_only=read_only, owner=owner, lease_s=lease_s
-        )
+    ) -> None:
+        if lease_s <= 0:
+            raise ValueError("lease_s must be positive")
+        self._dialect = dialect
+        self._clock = clock
+        self._monotonic = monotonic
+        self._owner = owner or default_owner()
+        self._lease_s = lease_s
+        #: How many requests were in flight for replicas found stopped when this store opened.
+        self.recovered = 0
 
     async def __aenter__(self) -> AuditStore:
         return self
@@ -150,40 +126,58 @@ class AuditStore(abc.ABC):
     # -- identity -------------------------------------------------------------------------------
 
     @property
-    @abc.abstractmethod
     def backend(self) -> str:
         """ "sqlite" or "postgresql"."""
+        return self._dialect.name
 
     @property
-    @abc.abstractmethod
     def owner(self) -> str:
         """This replica's id in leases."""
+        return self._owner
 
     @property
-    @abc.abstractmethod
     def lease_s(self) -> float:
         """How long this store's leases live without renewal."""
+        return self._lease_s
 
-    @abc.abstractmethod
+    @property
+    def dialect(self) -> Dialect:
+        """The database this store runs on."""
+        return self._dialect
+
     def describe(self) -> str:
         """Where the store is, for people: a path, or the URL with its password masked."""
+        return self._dialect.describe()
 
-    @abc.abstractmethod
     async def close(self) -> None:
         """Release the connection(s); idempotent. Later calls raise `AuditError`."""
+        await self._dialect.close()
+
+    def rate_budget(self, rate_per_second: float, *, burst: int | None = None) -> CallBudget:
+        """The Room Engine rate budget that every store on this database shares: at most
+        `floor(rate_per_second)` call starts in any one-second window, all replicas together
+        (SQLite, one process: the process's `RateBudget`)."""
+        return self._dialect.rate_budget(rate_per_second, burst=burst, owner=self._owner)
 
     # -- the audit trail ------------------------------------------------------------------------
 
     async def begin(self, entries: Sequence[NewEntry]) -> list[int]:
-        """Write `pending` rows before the Room Engine call, in one transaction; ids in order."""
+        """Write `pending` rows before a call, in one transaction; ids in order (rows that belong
+        to no request record: a request's own rows go with `begin_request`)."""
         check_new_entries(entries, final=False)
-        return await self._insert(entries, final=False)
+        now = self._clock()
+        return await self._dialect.write(
+            "write entries", lambda: trail.insert_entries(entries, final=False, now=now)
+        )
 
     async def record(self, entries: Sequence[NewEntry]) -> list[int]:
         """Write rows whose outcome is already known (denied, invalid, dry_run, ...) in one
         transaction; `finished_at` equals `created_at`. Returns the ids in order."""
         check_new_entries(entries, final=True)
-        return await self._insert(entries, final=True)
+        now = self._clock()
+        return await self._dialect.write(
+            "write entries", lambda: trail.insert_entries(entries, final=True, now=now)
+        )
 
     async def complete(
         self,
@@ -213,31 +207,34 @@ class AuditStore(abc.ABC):
             previous=previous,
             detail=detail,
         )
-        await self._complete([(row_id, completion)])
+        await self.complete_many_checked([(row_id, completion)])
 
     async def complete_many(self, updates: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """`complete` for many rows in one transaction; each update is (row id, complete's
         keyword arguments). Rows that can be completed are, even if some cannot; those then
         raise one `AuditError` naming them."""
-        await self._complete([(row_id, Completion(**kwargs)) for row_id, kwargs in updates])
+        await self.complete_many_checked(
+            [(row_id, Completion(**kwargs)) for row_id, kwargs in updates]
+        )
 
-    @abc.abstractmethod
-    async def _insert(self, entries: Sequence[NewEntry], *, final: bool) -> list[int]:
-        """The backend's write of checked rows (`final`: already finished), one transaction."""
+    async def complete_many_checked(self, completions: Sequence[tuple[int, Completion]]) -> None:
+        """`complete_many` with the completions already built."""
+        now = self._clock()
+        stale = await self._dialect.write(
+            "complete entries", lambda: trail.complete_entries(completions, now=now)
+        )
+        _raise_stale(stale)
 
-    @abc.abstractmethod
-    async def _complete(self, completions: Sequence[tuple[int, Completion]]) -> None:
-        """The backend's completion of rows, one transaction (see `complete_many`)."""
-
-    @abc.abstractmethod
     async def get(self, row_id: int) -> AuditEntry | None:
         """The row with this id, or None."""
+        return await self._dialect.read("read an entry", lambda: trail.get_entry(row_id))
 
-    @abc.abstractmethod
     async def rows_for_request(self, request_key: str) -> list[AuditEntry]:
         """Every row of one request, in the order they were written."""
+        return await self._dialect.read(
+            "read a request's entries", lambda: trail.rows_of([request_key])
+        )
 
-    @abc.abstractmethod
     async def query(
         self,
         *,
@@ -248,36 +245,60 @@ class AuditStore(abc.ABC):
     ) -> list[AuditEntry]:
         """Up to `limit` rows, newest first, for this room and/or user, created at or after
         `since` (Unix seconds)."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        return await self._dialect.read(
+            "query entries",
+            lambda: trail.query_entries(room=room, user=user, since=since, limit=limit),
+        )
 
-    @abc.abstractmethod
     async def room_trail(self, room_id: str, *, limit: int = 100) -> list[AuditEntry]:
         """Up to `limit` rows of `room_id`, newest first, that say something about its settings:
         those with a `patch` or `previous` values, except rows of requests that called nothing
         (`REFUSED_OUTCOMES`). `bot.callbacks` folds them into what roombot last knew of the room.
         """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        return await self._dialect.read(
+            "read a room's trail", lambda: trail.room_trail(room_id, limit)
+        )
 
     # -- claims ---------------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def claim(self, key: str) -> bool:
         """True only the first time `key` is claimed, by any store on this database (for a day).
 
-        For Slack `event_id` de-duplication and "a double click acts once", across replicas.
+        For "a double click acts once" across replicas, where no request record does it.
         """
+        if not key:
+            raise ValueError("a claim key cannot be empty")
+        now = self._clock()
+        return await self._dialect.write("claim a key", lambda: trail.claim(key, now))
 
-    @abc.abstractmethod
     async def claimed(self, keys: Sequence[str]) -> frozenset[str]:
         """Those of `keys` that are claimed now (by any store on this database; a claim is
         forgotten after a day, as in `claim`). Reads only: it claims nothing."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return frozenset()
+        now = self._clock()
+        return await self._dialect.read("read claims", lambda: trail.claimed(wanted, now))
 
     # -- confirmation prompts -------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def create_confirmation(
         self, *, user_id: str, team_id: str | None, channel_id: str | None, text: str
     ) -> str:
         """Store a prompt awaiting `user_id`'s click; returns its key (url-safe, 32 chars), the
         only thing the buttons need to carry."""
+        key = secrets.token_urlsafe(24)
+        now = self._clock()
+        return await self._dialect.write(
+            "create a confirmation",
+            lambda: trail.create_confirmation(
+                key, user_id=user_id, team_id=team_id, channel_id=channel_id, text=text, now=now
+            ),
+        )
 
     async def resolve_confirmation(
         self, key: str, *, user_id: str, ttl_s: float = DEFAULT_CONFIRMATION_TTL_S
@@ -297,63 +318,176 @@ class AuditStore(abc.ABC):
         """Cancel a prompt: the same checks as `resolve_confirmation` except the age."""
         return await self._settle(key, user_id, ConfirmationState.CANCELLED, None)
 
-    @abc.abstractmethod
     async def _settle(
         self, key: str, user_id: str, to: ConfirmationState, ttl_s: float | None
     ) -> tuple[ConfirmationStatus, Confirmation | None]:
-        """The backend's check-and-settle of a prompt, atomic across replicas (`ttl_s` None:
-        no age limit)."""
+        now = self._clock()
+        return await self._dialect.write(
+            "settle a confirmation",
+            lambda: trail.settle_confirmation(key, user_id, to, ttl_s, now),
+        )
 
-    # -- leases ---------------------------------------------------------------------------------
+    # -- request records ------------------------------------------------------------------------
 
-    @abc.abstractmethod
-    async def take_lease(self, request_key: str, context: Mapping[str, Any]) -> Lease:
-        """Hold `request_key` for this owner for `lease_s`, with the `context` (JSON-ready) a
-        survivor needs to report in the request's original place. Take it before `begin()`.
+    async def claim_request(self, new: NewRequest, *, hold: bool = True) -> Lease | None:
+        """Record `new` (the claim is the record) and, with `hold`, take its lease for this
+        replica (fencing number 1). None when its `dedupe_key` is already on record: a
+        repeat, not recorded again. Without `hold` it waits for a replica's loop (scheduled)."""
+        now = self._clock()
+        sent = self._monotonic()
+        owner = self._owner if hold else None
+        claimed = await self._dialect.write(
+            "record a request",
+            lambda: life.claim(new, owner=owner, lease_s=self._lease_s, now=now),
+        )
+        if not claimed or owner is None:
+            return None
+        return Lease(new.request_key, owner, 1, now + self._lease_s, sent + self._lease_s)
 
-        Taking it again as its holder renews it and replaces the context (e.g. once the parent
-        message exists). Raises `AuditError` if another owner holds it.
-        """
+    async def begin_request(
+        self, lease: Lease, entries: Sequence[NewEntry], reply: Mapping[str, Any] | None = None
+    ) -> list[int]:
+        """The request is running: write its pending rows (and, when given, its latest reply
+        address) in one transaction. Ids in order. `LeaseLost` when it is not this replica's."""
+        check_new_entries(entries, final=False)
+        now = self._clock()
+        holder = _holder(lease)
+        address = None if reply is None else dict(reply)
+        return await self._dialect.write(
+            "start a request", lambda: life.begin(holder, entries, address, now=now)
+        )
 
-    @abc.abstractmethod
-    async def renew_leases(self) -> frozenset[str]:
-        """Push back the expiry of every lease this owner holds (the heartbeat: call it every
-        `lease_s / 3` or so); returns the request keys still held. A key missing from the answer
-        was taken over by a survivor: its outcome is being reported by someone else."""
+    async def complete_request(
+        self,
+        lease: Lease,
+        completions: Sequence[tuple[int, Completion]],
+        reply: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record the outcome of every row and mark the request done (reporting is next), in one
+        transaction. `LeaseLost` when it is not this replica's; `AuditError` naming the rows
+        that could not be completed (the others are)."""
+        now = self._clock()
+        holder = _holder(lease)
+        address = None if reply is None else dict(reply)
+        stale = await self._dialect.write(
+            "complete a request", lambda: life.complete(holder, completions, address, now=now)
+        )
+        _raise_stale(stale)
 
-    @abc.abstractmethod
-    async def release_lease(self, request_key: str) -> bool:
-        """Drop this owner's lease on `request_key` (the request is finished and reported).
-        False when this owner no longer held it."""
+    async def finish_request(
+        self,
+        lease: Lease,
+        *,
+        state: RequestState = RequestState.REPORTED,
+        reply: Mapping[str, Any] | None = None,
+    ) -> None:
+        """End the request's life in `state` and release its lease. `LeaseLost` when it is not
+        this replica's."""
+        now = self._clock()
+        holder = _holder(lease)
+        address = None if reply is None else dict(reply)
+        await self._dialect.write(
+            "finish a request", lambda: life.finish(holder, state, address, now=now)
+        )
 
-    @abc.abstractmethod
-    async def get_lease(self, request_key: str) -> Lease | None:
-        """The lease on `request_key`, whoever holds it, or None."""
+    async def abandon_request(self, lease: Lease) -> None:
+        """Give the request up at once (after an unexpected error): the next replica to look,
+        this one included, takes it over and reports it. `LeaseLost` when it is not this
+        replica's."""
+        now = self._clock()
+        holder = _holder(lease)
+        await self._dialect.write("hand a request back", lambda: life.abandon(holder, now=now))
 
-    @abc.abstractmethod
-    async def claim_expired_leases(self, *, limit: int = 10) -> list[StrandedRequest]:
-        """Take over up to `limit` expired leases (oldest expiry first), each by exactly one of
-        the stores asking at once: each becomes this owner's lease for `lease_s` (so if this
-        replica stops too, another survivor gets it later) and comes back with its rows.
-        Report each, then `release_lease` it. Leases still alive are never touched.
+    async def renew_leases(self, leases: Iterable[Lease]) -> tuple[list[Lease], list[Lease]]:
+        """Push back the expiry of these leases (the loop's heartbeat); returns the renewed
+        leases and the lost ones (taken over by another replica)."""
+        held = list(leases)
+        sent = self._monotonic()
+        now = self._clock()
+        fences = await self._dialect.write(
+            "renew leases",
+            lambda: life.renew(self._owner, [lease.request_key for lease in held], self._lease_s),
+        )
+        renewed: list[Lease] = []
+        lost: list[Lease] = []
+        for lease in held:
+            if fences.get(lease.request_key) == lease.fence:
+                renewed.append(
+                    Lease(
+                        lease.request_key,
+                        lease.owner,
+                        lease.fence,
+                        now + self._lease_s,
+                        sent + self._lease_s,
+                    )
+                )
+            else:
+                lost.append(lease)
+        return renewed, lost
 
-        A request with rows pending for over `UNLEASED_GRACE_S` (by the store's clock) and no
-        lease at all is given an expired one first, so it is found too (with `previous_owner`
-        None and an empty context).
-        """
+    async def take_over(
+        self, *, adapters: Sequence[str] = ANY_ADAPTER, limit: int = 10
+    ) -> list[TakenRequest]:
+        """Take up to `limit` requests whose holder's lease expired, each by exactly one of the
+        stores asking at once: each becomes this owner's (fencing number one higher) and comes
+        back with its rows. Only requests one of `adapters` can deliver; never this owner's own.
+        On PostgreSQL the rate-budget slots of the replicas taken over from are ended too."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        sent = self._monotonic()
+        now = self._clock()
+        taken = await self._dialect.write(
+            "take over requests",
+            lambda: life.take_over(
+                self._owner,
+                lease_s=self._lease_s,
+                adapters=list(adapters),
+                limit=limit,
+                end_rate_slots=self.backend == "postgresql",
+            ),
+        )
+        return [
+            TakenRequest(
+                record=record,
+                lease=Lease(
+                    record.request_key,
+                    self._owner,
+                    record.fence,
+                    now + self._lease_s,
+                    sent + self._lease_s,
+                ),
+                rows=rows,
+                previous_owner=previous,
+            )
+            for record, rows, previous in taken
+        ]
 
-    # -- the shared rate budget -----------------------------------------------------------------
+    async def expire_stopped(self) -> int:
+        """End at once the leases of replicas on this host that are certainly not running (a
+        restart: this process's predecessor), so they are taken over without waiting for the
+        lease to run out. Returns how many requests that frees."""
+        owners = await self._dialect.read("read lease holders", life.owners_in_flight)
+        stopped = [owner for owner in owners if owner != self._owner and certainly_stopped(owner)]
+        if not stopped:
+            return 0
+        return await self._dialect.write("expire leases", lambda: life.expire(stopped))
 
-    @abc.abstractmethod
-    async def end_rate_slots_of(self, owner: str) -> int:
-        """End every rate-budget slot granted to `owner` whose call never reported its end: that
-        replica stopped (a survivor claimed its expired lease), so its calls are over. Each
-        then counts one more window, as any ended call does. Returns how many (always 0 on
-        SQLite, whose budget is the process's own)."""
+    async def request_by_dedupe_key(self, dedupe_key: str) -> RequestRecord | None:
+        """The request recorded under `dedupe_key` (e.g. "undo:KEY"), or None."""
+        return await self._dialect.read(
+            "read a request", lambda: life.by_dedupe_key(dedupe_key)
+        )
 
-    @abc.abstractmethod
-    def rate_budget(self, rate_per_second: float, *, burst: int | None = None) -> CallBudget:
-        """The Room Engine rate budget that every store on this database shares: at most
-        `floor(rate_per_second)` call starts in any one-second window, all replicas together.
-        (SQLite, one process: the process's `RateBudget`.) Same `acquire()`/`slot()` as
-        `bot.tencent.ratelimit.RateBudget`."""
+    async def get_request(self, request_key: str) -> RequestRecord | None:
+        """The record of one request, or None."""
+        return await self._dialect.read("read a request", lambda: life.get(request_key))
+
+
+def _holder(lease: Lease) -> life.Holder:
+    return life.Holder(lease.request_key, lease.owner, lease.fence)
+
+
+def _raise_stale(stale: Sequence[int]) -> None:
+    if stale:
+        ids = ", ".join(str(row_id) for row_id in stale)
+        raise AuditError(f"audit row(s) {ids} could not be completed: missing or already finished")

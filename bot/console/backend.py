@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.budget import CallBudget, RateBudget
 from bot.config import Settings
 from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import DEMO_ROOMS, DEMO_SDKAPPID, RoomEngineEmulator
-from bot.tencent.ratelimit import CallBudget, RateBudget
 
 log = logging.getLogger(__name__)
 

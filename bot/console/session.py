@@ -20,22 +20,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final, TextIO
 
 from bot.aio import worker_threads
-from bot.audit import AuditError, AuditStore
+from bot.audit import AuditError, AuditStore, open_store
 from bot.commands import VerbKind
 from bot.config import ConfigError, Settings
 from bot.console.backend import Backend, open_backend
-from bot.console.text import TextRenderer, request_lines, result_lines
-from bot.outcomes import Actor, Approved, Plan, Progress, Rejected, RunKind, RunResult, Source
+from bot.console.delivery import ConsoleDelivery, console_deliveries
+from bot.console.text import TextRenderer
+from bot.outcomes import Actor, Approved, Plan, Rejected, RunKind, RunResult, Source
 from bot.policy import Policy
 from bot.presenter import Answer, Confirm, Presenter
+from bot.requests.loop import RequestLoop
 from bot.service import RoomService
-from bot.wording import progress_status
+
+log = logging.getLogger(__name__)
 
 #: The user ID the console's local operator acts as (every verb allowed, no policy lookup).
 OPERATOR_ID = "U0OPERATOR"
@@ -138,20 +142,11 @@ class Console:
         return self._run(plan)
 
     def _run(self, plan: Plan) -> bool:
-        for line in request_lines(plan.command, self._actor, plan.kind):
-            self._print(line)
-        last_shown = 0
-
-        async def on_progress(progress: Progress) -> None:
-            nonlocal last_shown
-            # Only long requests need a progress line; show one per tenth of the work.
-            if progress.total >= 20 and progress.done - last_shown >= progress.total // 10:
-                last_shown = progress.done
-                self._print("  " + progress_status(progress))
-
-        run = self._runner.run(self._service.run(plan, progress=on_progress))
-        for line in result_lines(run):
-            self._print(line)
+        run = self._runner.run(self._service.submit(plan, ConsoleDelivery(self._print)))
+        if run is None:
+            done = "undone" if plan.kind is RunKind.UNDO else "retried"
+            self._print(f"That request was already {done}; nothing was done again.")
+            return False
         self._offer(run)
         return not run.failed
 
@@ -244,7 +239,7 @@ def run_console(
         runner.get_loop().set_default_executor(worker_threads(name="roombot-console"))
         try:
             audit = runner.run(
-                AuditStore.open(settings.roombot_audit_db, lease_s=settings.roombot_lease_s)
+                open_store(settings.roombot_audit_db, lease_s=settings.roombot_lease_s)
             )
         except AuditError as exc:
             raise ConfigError(
@@ -303,6 +298,16 @@ def _session(
         confirm_above=settings.roombot_confirm_above,
         allow_unaudited=settings.roombot_allow_unaudited,
     )
+    assert service.book is not None  # the console always has an audit store
+    loop = RequestLoop(
+        audit,
+        backend.client,
+        console_deliveries(lambda line: print(line, file=out, flush=True)),
+        service.book,
+    )
+    # A request an earlier session left unfinished is reported first, then the loop renews
+    # leases while commands run.
+    runner.run(_first_tick(loop))
     try:
         console = Console(
             Presenter(service, TextRenderer()),
@@ -331,5 +336,13 @@ def _session(
                 runner.run(backend.save())
             all_ok = all_ok and ok
     finally:
-        runner.run(service.aclose())
+        runner.run(loop.stop())
     return 0 if all_ok else 1
+
+
+async def _first_tick(loop: RequestLoop) -> None:
+    try:
+        await loop.tick()
+    except AuditError as exc:
+        log.warning("could not look for unfinished requests: %s", exc)
+    loop.start()

@@ -38,6 +38,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from bot import metrics
+from bot.budget import CallBudget, process_budget
 from bot.config import Settings
 from bot.models import (
     BANNED_PAGE_MAX,
@@ -60,7 +61,6 @@ from bot.tencent.errors import (
     TransportError,
     redact,
 )
-from bot.tencent.ratelimit import CallBudget, process_budget
 from bot.tencent.usersig import UserSigSigner
 
 logger = logging.getLogger(__name__)

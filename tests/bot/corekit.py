@@ -22,17 +22,18 @@ from typing import Any
 
 import httpx
 
-from bot.audit import AuditEntry, AuditError, AuditStore, NewEntry
-from bot.audit.sqlite import SqliteAuditStore
+from bot.audit import AuditEntry, AuditError, AuditStore, Lease, NewEntry, NewRequest
+from bot.audit.factory import open_dialect
+from bot.audit.rows import Completion
+from bot.budget import RateBudget
 from bot.commands import parse_command
 from bot.outcomes import Actor, Plan, RunKind, Source
 from bot.policy import Policy, known_verbs, load_policy
-from bot.recorder import AuditRecorder
-from bot.runner import Runner
+from bot.requests.recorder import AuditRecorder
+from bot.requests.runner import Runner
 from bot.service import RoomService
 from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RecordedRequest, RoomEngineEmulator
-from bot.tencent.ratelimit import RateBudget
 from testkit.clock import FakeClock
 
 SDKAPPID = 1400000042
@@ -115,22 +116,31 @@ def plan_for(text: str, who: Actor | None = None, *, kind: RunKind = RunKind.REQ
     )
 
 
-class BrokenStore(SqliteAuditStore):
+class BrokenStore(AuditStore):
     """A real audit store whose chosen operations fail as a broken disk would make them fail."""
 
     fail_begin = False
     fail_complete = False
     fail_claim = False
 
-    async def begin(self, entries: Sequence[NewEntry]) -> list[int]:
-        if self.fail_begin:
-            raise AuditError("the audit store could not write entries: disk I/O error")
-        return await super().begin(entries)
+    async def claim_request(self, new: NewRequest, *, hold: bool = True) -> Lease | None:
+        if self.fail_claim:
+            raise AuditError("the audit store could not record a request: database or disk is full")
+        return await super().claim_request(new, hold=hold)
 
-    async def complete(self, row_id: int, **fields: Any) -> None:
+    async def begin_request(
+        self, lease: Lease, entries: Sequence[NewEntry], reply: Any = None
+    ) -> list[int]:
+        if self.fail_begin:
+            raise AuditError("the audit store could not start a request: disk I/O error")
+        return await super().begin_request(lease, entries, reply)
+
+    async def complete_request(
+        self, lease: Lease, completions: Sequence[tuple[int, Completion]], reply: Any = None
+    ) -> None:
         if self.fail_complete:
-            raise AuditError("the audit store could not complete entries: disk I/O error")
-        await super().complete(row_id, **fields)
+            raise AuditError("the audit store could not complete a request: disk I/O error")
+        await super().complete_request(lease, completions, reply)
 
     async def claim(self, key: str) -> bool:
         if self.fail_claim:
@@ -199,7 +209,7 @@ async def open_core(
     confirm_above: int = 5,
     max_rooms: int = 500,
     with_audit: bool = True,
-    store_class: type[SqliteAuditStore] = SqliteAuditStore,
+    store_class: type[AuditStore] = AuditStore,
     retry: RetryPolicy | None = None,
 ) -> AsyncIterator[Core]:
     """Start the emulator, the client and the store, and build a `RoomService` over them."""
@@ -220,7 +230,9 @@ async def open_core(
         transport=wire,
         sleep=pacing.sleep,
     )
-    store = await store_class.connect(":memory:", clock=clock, owner="test-replica")
+    store = store_class(
+        await open_dialect(":memory:", clock=clock), clock=clock, owner="test-replica"
+    )
     policy = load_policy_file(tmp_path, policy_toml, allowed_users=allowed_users)
     service = RoomService(
         client=client,
@@ -242,7 +254,6 @@ async def open_core(
             policy=policy,
         )
     finally:
-        await service.aclose()
         await store.close()
         await client.aclose()
         await emulator.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.audit import AuditStore, NewEntry, Outcome
+from bot.audit import NewEntry, Outcome, open_store
 from bot.cli import main
 
 HOUR = 3600.0
@@ -36,7 +36,7 @@ async def _populate(path: str | Path) -> None:
     """Four rows: k-old (3 days ago), k1 (3 h ago), k2 (2 h ago), k3 (1 h ago, failed)."""
     now = time.time()
     moments = iter([now - 72 * HOUR, now - 3 * HOUR, now - 2 * HOUR, now - HOUR, now - HOUR + 1])
-    async with await AuditStore.open(path, clock=lambda: next(moments)) as store:
+    async with await open_store(path, clock=lambda: next(moments)) as store:
         await store.record([_new("room-a", "U1", "k-old")])
         await store.record([_new("room-a", "U1", "k1")])
         await store.record([_new("room-b", "U2", "k2")])
@@ -205,7 +205,7 @@ async def test_reading_while_the_bot_runs_shows_pending_and_disturbs_nothing(
 ) -> None:
     path = tmp_path / "live.sqlite3"
     monkeypatch.setenv("ROOMBOT_AUDIT_DB", str(path))
-    async with await AuditStore.open(path) as bot:
+    async with await open_store(path) as bot:
         [row_id] = await bot.begin([_new("room-live", "U1", "in-flight", Outcome.PENDING)])
         # main() runs its own event loop, so it goes on a thread here.
         assert await asyncio.to_thread(main, ["audit", "--format", "jsonl"]) == 0
@@ -231,7 +231,7 @@ def test_both_backends_print_the_same(
 
         async def fill(where: str = where) -> None:
             times = iter(range(1_700_000_000, 1_700_000_100, 7))
-            async with await AuditStore.open(where, clock=lambda: float(next(times))) as store:
+            async with await open_store(where, clock=lambda: float(next(times))) as store:
                 await store.record([_new("room-a", "U1", "k1"), _new("room-b", "U2", "k1")])
                 [row_id] = await store.begin([_new("room-ü", "U2", "k2", Outcome.PENDING)])
                 await store.complete(
@@ -260,7 +260,7 @@ def test_changes_made_outside_roombot_are_listed_and_marked(
     path = tmp_path / "audit.sqlite3"
 
     async def populate() -> None:
-        async with await AuditStore.open(path) as store:
+        async with await open_store(path) as store:
             await store.record(
                 [
                     NewEntry(

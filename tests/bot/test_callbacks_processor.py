@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.audit import AuditError, AuditStore, Outcome, Source
+from bot.audit import AuditError, AuditStore, Outcome, Source, open_store
 from bot.callbacks import (
     ECHO_WINDOW_S,
     OUTSIDE_CREATE,
@@ -288,7 +288,7 @@ async def test_member_callbacks_are_counted_and_nothing_is_stored(core: Core) ->
 async def test_a_failing_store_alerts_unchecked_and_says_so(
     core: Core, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = await AuditStore.open(tmp_path / "broken.sqlite3")
+    store = await open_store(tmp_path / "broken.sqlite3")
     await store.close()  # every call now raises AuditError
     with pytest.raises(AuditError):
         await store.claim("x")
@@ -303,7 +303,7 @@ async def test_a_failing_store_alerts_unchecked_and_says_so(
 
 
 async def test_every_backend_keeps_the_same_promises(target: str | Path, core: Core) -> None:
-    async with await AuditStore.open(target, clock=core.clock) as store:
+    async with await open_store(target, clock=core.clock) as store:
         callbacks = processor(core, store)
         first = outside(core, "room-test", IsAudioDisabled=True)
         assert (await callbacks.handle(first)).handling is Handling.OUTSIDE

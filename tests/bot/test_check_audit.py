@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from bot.audit import AuditStore
 from bot.audit.pg_schema import SCHEMA_VERSION as PG_SCHEMA
+
+from bot.audit import open_store
 from bot.audit.schema import SCHEMA_VERSION as SQLITE_SCHEMA
 from bot.audit.schema import migrate
 from bot.check import Status, check_audit, load_settings_leniently
@@ -33,7 +33,7 @@ async def test_missing_file_in_a_writable_directory_is_fine(
 
 async def test_existing_store_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "audit.sqlite3"
-    store = await AuditStore.open(path)
+    store = await open_store(path)
     await store.close()
     status, detail = await _check(monkeypatch, path)
     assert status is Status.OK
@@ -59,7 +59,7 @@ async def test_corrupt_file_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 async def test_either_backend_is_reachable_migrated_and_writable_without_showing_a_password(
     target: str | Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with await AuditStore.open(target):
+    async with await open_store(target):
         pass
     monkeypatch.setenv("ROOMBOT_AUDIT_DB", str(target))
     result = await check_audit(load_settings_leniently(None))

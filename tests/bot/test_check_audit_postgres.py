@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.audit import AuditStore
+from bot.audit import open_store
 from bot.check import Status, check_audit, load_settings_leniently
 from bot.dsn import DatabaseUrl
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.postgres
 
 
 async def test_a_migrated_database_passes(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with await AuditStore.open(pg_url):
+    async with await open_store(pg_url):
         pass
     monkeypatch.setenv("ROOMBOT_AUDIT_DB", pg_url)
     result = await check_audit(load_settings_leniently(None))

@@ -9,16 +9,16 @@ import logging
 from pathlib import Path
 
 import pytest
-
-from bot.audit import AuditError, AuditStore
 from bot.audit.sqlite import SqliteAuditStore
 from bot.leases import LeaseKeeper
+
+from bot.audit import AuditError, open_store
 
 CONTEXT = {"channel": "C1", "thread_ts": "1700000000.000100"}
 
 
 async def test_holds_nest_and_only_the_last_release_drops_the_lease(target: str | Path) -> None:
-    async with await AuditStore.open(target, owner="me") as store:
+    async with await open_store(target, owner="me") as store:
         keeper = LeaseKeeper(store)
         assert not keeper.beating
         await keeper.take("req-1", CONTEXT)
@@ -45,7 +45,7 @@ async def test_holds_nest_and_only_the_last_release_drops_the_lease(target: str 
 
 
 async def test_update_needs_a_hold() -> None:
-    async with await AuditStore.open(":memory:") as store:
+    async with await open_store(":memory:") as store:
         keeper = LeaseKeeper(store)
         with pytest.raises(KeyError):
             await keeper.update("req-x", CONTEXT)
@@ -56,8 +56,8 @@ async def test_the_heartbeat_keeps_held_leases_alive_and_stopping_it_lets_them_e
 ) -> None:
     lease_s = 0.6
     async with (
-        await AuditStore.open(target, owner="worker", lease_s=lease_s) as worker,
-        await AuditStore.open(target, owner="survivor", lease_s=lease_s) as survivor,
+        await open_store(target, owner="worker", lease_s=lease_s) as worker,
+        await open_store(target, owner="survivor", lease_s=lease_s) as survivor,
     ):
         if survivor.recovered:  # SQLite: opening recovers what is in the file (nothing yet)
             pytest.fail("nothing should have been recovered")
@@ -109,7 +109,7 @@ async def test_a_release_that_failed_is_retried_at_the_next_beat_rather_than_ren
 async def test_holding_releases_when_the_block_ends_or_fails_but_not_when_cancelled(
     target: str | Path,
 ) -> None:
-    async with await AuditStore.open(target, owner="me") as store:
+    async with await open_store(target, owner="me") as store:
         keeper = LeaseKeeper(store)
         async with keeper.holding("done", CONTEXT) as taken:
             assert taken
@@ -165,8 +165,8 @@ async def test_holding_a_lease_that_cannot_be_written_still_runs_the_block(
 async def test_adopted_leases_are_renewed_and_released_like_taken_ones(target: str | Path) -> None:
     lease_s = 0.5
     async with (
-        await AuditStore.open(target, owner="gone", lease_s=lease_s) as gone,
-        await AuditStore.open(target, owner="survivor", lease_s=lease_s) as survivor,
+        await open_store(target, owner="gone", lease_s=lease_s) as gone,
+        await open_store(target, owner="survivor", lease_s=lease_s) as survivor,
     ):
         await gone.take_lease("req-1", CONTEXT)
         await asyncio.sleep(lease_s + 0.1)

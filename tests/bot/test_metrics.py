@@ -106,7 +106,7 @@ async def test_audit_write_failures_and_a_refused_request_are_counted(
     core.store.fail_begin = True
     failures = Delta("roombot_audit_write_failures_total", operation="begin")
     refused = Delta("roombot_requests_total", source="slash", verb="mute-all", outcome="refused")
-    await core.runner().run(plan_for("mute-all room-test"))
+    await core.service.run(plan_for("mute-all room-test"))
     assert failures.change == 4  # the first write and its three retries
     assert refused.change == 1
 

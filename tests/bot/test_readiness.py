@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from bot import metrics
-from bot.audit import AuditStore
+from bot.audit import open_store
+from bot.budget import RateBudget
 from bot.readiness import NotReady, Readiness, database_part, tencent_part
 from bot.redact import remember
 from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
-from bot.tencent.ratelimit import RateBudget
 from testkit.clock import FakeClock
 
 KEY = "ready0test0secret0key" + "0" * 43
@@ -118,7 +118,7 @@ async def test_stop_answers_not_ready_at_once() -> None:
 
 
 async def test_database_part_against_a_real_store(tmp_path: Path) -> None:
-    store = await AuditStore.open(tmp_path / "audit.sqlite3")
+    store = await open_store(tmp_path / "audit.sqlite3")
     check = database_part(store)
     assert await check() == "sqlite answers"
     await store.close()

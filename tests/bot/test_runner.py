@@ -14,12 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+from bot.recorder import AuditRecorder
+from bot.runner import AUDIT_RETRY_S, MAX_CONCURRENT_CALLS, READ_BEFORE_MAX_ROOMS, Runner
 
 from bot.audit import Outcome
 from bot.models import RoomPatch
 from bot.outcomes import FailureKind, Plan, Progress, RunKind
-from bot.recorder import AuditRecorder
-from bot.runner import AUDIT_RETRY_S, MAX_CONCURRENT_CALLS, READ_BEFORE_MAX_ROOMS, Runner
 from bot.tencent.errors import hint_for
 from tests.bot.conftest import CoreFactory
 from tests.bot.corekit import ALICE, BrokenStore, Core, actor, plan_for, room_of

@@ -13,16 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
-
-from bot.audit import AuditError, NewEntry, Outcome
-from bot.config import load_settings
-from bot.failures import describe_failure
 from bot.leases import LeaseKeeper
-from bot.outcomes import Approved, FailureKind, Plan, RunKind
 from bot.recorder import AuditRecorder
 from bot.runner import Runner
+
+from bot.audit import AuditError, NewEntry, Outcome
+from bot.budget import RateBudgetUnavailable
+from bot.config import load_settings
+from bot.failures import describe_failure
+from bot.outcomes import Approved, FailureKind, Plan, RunKind
 from bot.tencent.client import RoomEngineClient
-from bot.tencent.ratelimit import RateBudgetUnavailable
 from testkit.clock import FakeClock
 from tests.bot.conftest import CoreFactory
 from tests.bot.corekit import ALICE, SDKAPPID, SECRET_KEY, BrokenStore, Core, actor, plan_for

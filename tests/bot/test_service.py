@@ -29,6 +29,7 @@ from bot.outcomes import (
     RunKind,
     Source,
 )
+from bot.requests.delivery import LoggedDelivery
 from bot.tencent.emulator_callbacks import update_room_info_body
 from tests.bot.conftest import CoreFactory
 from tests.bot.corekit import (
@@ -479,7 +480,15 @@ async def test_undo_of_several_fields_restores_each_previous_value(core: Core) -
 
 async def test_undo_acts_once(core: Core) -> None:
     key = await _executed(core, "mute-all room-test")
-    assert isinstance(await core.service.plan_undo(key, actor()), Plan)
+    first = await core.service.plan_undo(key, actor())
+    second = await core.service.plan_undo(key, actor())  # a click racing the first
+    assert isinstance(first, Plan)
+    assert isinstance(second, Plan)
+    assert (await core.service.run(first)).succeeded
+    calls = len(core.calls())
+    # The racing click's request is a repeat of the one on record: it runs nothing.
+    assert await core.service.submit(second, LoggedDelivery({"adapter": "log"})) is None
+    assert len(core.calls()) == calls
     again = await core.service.plan_undo(key, actor())
     assert isinstance(again, Rejected)
     assert "already undone" in again.message
@@ -545,11 +554,15 @@ async def test_a_failed_undo_claim_is_not_reported_as_already_undone(
     key = await _executed(core, "mute-all room-test")
     assert isinstance(core.store, BrokenStore)
     core.store.fail_claim = True
-    refused = await core.service.plan_undo(key, actor())
-    assert isinstance(refused, Rejected)
-    assert "already undone" not in refused.message
-    assert "could not record this click" in refused.message
-    assert "nothing was done" in refused.message
+    plan = await core.service.plan_undo(key, actor())
+    assert isinstance(plan, Plan)
+    calls = len(core.calls())
+    refused = await core.service.run(plan)
+    assert refused.refused is not None
+    assert "already undone" not in refused.refused
+    assert "audit trail could not be written" in refused.refused
+    assert "nothing was changed" in refused.refused
+    assert len(core.calls()) == calls
 
 
 async def _callback(core: Core, room: str, operator: str, platform: str) -> Handling:
@@ -672,10 +685,12 @@ async def test_a_failed_retry_claim_is_not_reported_as_already_retried(
     key = await _executed(core, "mute-all ghost-room")
     assert isinstance(core.store, BrokenStore)
     core.store.fail_claim = True
-    refused = await core.service.plan_retry(key, actor())
-    assert isinstance(refused, Rejected)
-    assert "already retried" not in refused.message
-    assert "could not record this click" in refused.message
+    plan = await core.service.plan_retry(key, actor())
+    assert isinstance(plan, Plan)
+    refused = await core.service.run(plan)
+    assert refused.refused is not None
+    assert "already retried" not in refused.refused
+    assert "audit trail could not be written" in refused.refused
 
 
 # -- reads ----------------------------------------------------------------------------------------

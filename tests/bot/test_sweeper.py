@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-
-from bot.audit import AuditStore, NewEntry, Outcome
 from bot.leases import LeaseKeeper
 from bot.takeover import Sweeper, TakeoverReport
+
+from bot.audit import NewEntry, Outcome, open_store
+from bot.budget import RateBudget
 from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
-from bot.tencent.ratelimit import RateBudget
 
 APP = 1400000000
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -60,7 +60,7 @@ def entry(room: str, key: str = "req-1") -> NewEntry:
 
 async def stop_mid_request(target: str | Path, key: str = "req-1") -> None:
     """A replica takes the lease, writes its pending rows, and stops without a word."""
-    worker = await AuditStore.open(target, owner="worker", lease_s=LEASE_S)
+    worker = await open_store(target, owner="worker", lease_s=LEASE_S)
     await worker.take_lease(key, CONTEXT)
     await worker.begin([entry("room-done", key), entry("room-not-done", key)])
     await worker.close()
@@ -79,11 +79,11 @@ async def test_two_survivors_report_a_stopped_request_once(
 ) -> None:
     await stop_mid_request(pg_url)
     # It stopped in the middle of a call, too: its rate-budget slot was never ended.
-    async with await AuditStore.open(pg_url, owner="worker") as worker:
+    async with await open_store(pg_url, owner="worker") as worker:
         await worker.rate_budget(5).slot().__aenter__()
     delivered: list[tuple[str, TakeoverReport]] = []
     stores = [
-        await AuditStore.open(pg_url, owner=f"survivor-{i}", lease_s=LEASE_S) for i in range(2)
+        await open_store(pg_url, owner=f"survivor-{i}", lease_s=LEASE_S) for i in range(2)
     ]
     keepers = [LeaseKeeper(store, interval=0.1) for store in stores]
     sweepers = []
@@ -127,8 +127,8 @@ async def test_an_undelivered_report_is_retried_while_this_replica_keeps_the_lea
             raise RuntimeError("Slack is down")
 
     async with (
-        await AuditStore.open(target, owner="survivor", lease_s=LEASE_S) as store,
-        await AuditStore.open(target, owner="other", lease_s=LEASE_S) as other,
+        await open_store(target, owner="survivor", lease_s=LEASE_S) as store,
+        await open_store(target, owner="other", lease_s=LEASE_S) as other,
     ):
         await asyncio.sleep(LEASE_S + 0.1)
         keeper = LeaseKeeper(store, interval=0.1)
@@ -157,7 +157,7 @@ async def test_a_request_this_replica_still_carries_out_is_left_to_finish(
     async def deliver(report: TakeoverReport) -> None:
         delivered.append(report)
 
-    async with await AuditStore.open(target, owner="me", lease_s=LEASE_S) as store:
+    async with await open_store(target, owner="me", lease_s=LEASE_S) as store:
         keeper = LeaseKeeper(store, interval=60)  # a heartbeat that missed its beats
         await keeper.take("req-1", CONTEXT)
         await store.begin([entry("room-done")])
@@ -184,7 +184,7 @@ async def test_a_sqlite_start_up_recovery_is_reported_in_the_first_round(
     async def deliver(report: TakeoverReport) -> None:
         delivered.append(report)
 
-    async with await AuditStore.open(path, owner="restarted", lease_s=30) as store:
+    async with await open_store(path, owner="restarted", lease_s=30) as store:
         assert [s.request_key for s in store.recovered] == ["req-1"]
         keeper = LeaseKeeper(store)
         sweeper = Sweeper(store, client, deliver, leases=keeper)

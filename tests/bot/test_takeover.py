@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from bot.audit import AuditStore, NewEntry, Outcome, StrandedRequest
 from bot.takeover import VERDICT_DETAILS, TakeoverReport, report_stranded, sweep, take_over
+
+from bot.audit import AuditStore, NewEntry, Outcome, StrandedRequest, open_store
+from bot.budget import RateBudget
 from bot.tencent.client import RetryPolicy, RoomEngineClient, RoomSnapshot
 from bot.tencent.emulator import RoomEngineEmulator
-from bot.tencent.ratelimit import RateBudget
 
 APP = 1400000000
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -77,7 +77,7 @@ async def strand(target: str | Path) -> tuple[list[int], AuditStore]:
     """A worker takes the lease, writes its pending rows, records one outcome, and stops.
     Returns the row ids and a survivor, opened after it, once the worker's lease has expired.
     (SQLite: opening the survivor already recovers the request, see `claim`.)"""
-    worker = await AuditStore.open(target, owner="worker", lease_s=LEASE_S)
+    worker = await open_store(target, owner="worker", lease_s=LEASE_S)
     await worker.take_lease("req-1", CONTEXT)
     ids = await worker.begin(
         [
@@ -89,7 +89,7 @@ async def strand(target: str | Path) -> tuple[list[int], AuditStore]:
     )
     await worker.complete(ids[3], outcome=Outcome.OK, tencent_request_id="Id-call-O-Seq-1")
     await worker.close()  # stops: no release, no more heartbeats
-    survivor = await AuditStore.open(target, owner="survivor", lease_s=LEASE_S)
+    survivor = await open_store(target, owner="survivor", lease_s=LEASE_S)
     await asyncio.sleep(LEASE_S + 0.1)
     return ids, survivor
 
@@ -157,7 +157,7 @@ async def test_each_room_is_read_back_judged_and_recorded(
 async def test_a_partly_applied_change_is_not_in_place(
     target: str | Path, client: RoomEngineClient
 ) -> None:
-    async with await AuditStore.open(target) as store:
+    async with await open_store(target) as store:
         [row_id] = await store.begin([entry("room-half", LOCKDOWN, key="req-2")])
         stranded = StrandedRequest(
             request_key="req-2",
@@ -183,7 +183,7 @@ async def test_a_failed_read_is_unknown_with_what_went_wrong(
     target: str | Path, emulator: RoomEngineEmulator, client: RoomEngineClient
 ) -> None:
     emulator.script("get_room_info", [100001])
-    async with await AuditStore.open(target) as store:
+    async with await open_store(target) as store:
         await store.begin([entry("room-applied", MUTE, key="req-3")])
         rows = tuple(await store.rows_for_request("req-3"))
         report = await take_over(store, client, StrandedRequest("req-3", None, {}, rows))
@@ -197,7 +197,7 @@ async def test_the_calls_own_answer_arriving_meanwhile_wins(
     target: str | Path, client: RoomEngineClient
 ) -> None:
     # The "stopped" replica was only slow: its call answers while the survivor reads the room.
-    async with await AuditStore.open(target) as store:
+    async with await open_store(target) as store:
         [row_id] = await store.begin([entry("room-not-applied", MUTE, key="req-4")])
         rows = tuple(await store.rows_for_request("req-4"))
 
@@ -257,7 +257,7 @@ async def test_sweep_delivers_then_releases_and_retries_a_failed_delivery(
 async def test_an_undeliverable_report_is_given_up_after_enough_takeovers(
     target: str | Path, client: RoomEngineClient
 ) -> None:
-    async with await AuditStore.open(target, owner="s") as store:
+    async with await open_store(target, owner="s") as store:
         await store.take_lease("req-5", CONTEXT)
         rows = tuple(await store.rows_for_request("req-5"))
 
@@ -273,7 +273,7 @@ async def test_sqlite_start_up_recovery_can_be_taken_over_too(
     tmp_path: Path, client: RoomEngineClient
 ) -> None:
     path = tmp_path / "audit.sqlite3"
-    async with await AuditStore.open(path, owner="stopped") as stopped:
+    async with await open_store(path, owner="stopped") as stopped:
         await stopped.take_lease("req-1", CONTEXT)
         await stopped.begin([entry("room-applied", MUTE), entry("room-not-applied", MUTE)])
     delivered: list[TakeoverReport] = []
@@ -281,7 +281,7 @@ async def test_sqlite_start_up_recovery_can_be_taken_over_too(
     async def deliver(report: TakeoverReport) -> None:
         delivered.append(report)
 
-    async with await AuditStore.open(path, owner="next") as store:
+    async with await open_store(path, owner="next") as store:
         [stranded] = store.recovered
         assert [r.outcome for r in stranded.rows] == [Outcome.UNKNOWN] * 2
         report = await report_stranded(store, client, stranded, deliver)

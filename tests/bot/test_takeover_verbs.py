@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-
-from bot.audit import AuditStore, NewEntry, Outcome, StrandedRequest
 from bot.takeover import take_over
+
+from bot.audit import AuditStore, NewEntry, Outcome, StrandedRequest, open_store
+from bot.budget import RateBudget
 from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
-from bot.tencent.ratelimit import RateBudget
 
 APP = 1400000000
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -80,7 +80,7 @@ async def verdicts(store: AuditStore, client: RoomEngineClient, rows: list[NewEn
 async def test_kick_is_in_place_when_the_account_is_not_a_member(
     target: str, emulator: RoomEngineEmulator, client: RoomEngineClient
 ) -> None:
-    async with await AuditStore.open(target) as store:
+    async with await open_store(target) as store:
         report, stored = await verdicts(
             store,
             client,
@@ -104,7 +104,7 @@ async def test_ban_unban_and_the_undo_of_a_ban_read_the_banned_list(
     target: str, client: RoomEngineClient
 ) -> None:
     ban = {"Duration": 3600}
-    async with await AuditStore.open(target) as store:
+    async with await open_store(target) as store:
         report, stored = await verdicts(
             store,
             client,
@@ -140,7 +140,7 @@ async def test_ban_unban_and_the_undo_of_a_ban_read_the_banned_list(
 async def test_destroy_is_in_place_when_the_room_is_gone(
     target: str, client: RoomEngineClient
 ) -> None:
-    async with await AuditStore.open(target) as store:
+    async with await open_store(target) as store:
         report, stored = await verdicts(
             store,
             client,
@@ -159,7 +159,7 @@ async def test_a_member_list_cut_short_cannot_tell_an_absent_account(
     monkeypatch.setattr("bot.takeover.LIST_READ_CAP", 10)
     for i in range(15):
         emulator.member_enter("room-kept", f"crowd-{i:04d}")
-    async with await AuditStore.open(":memory:") as store:
+    async with await open_store(":memory:") as store:
         report, _ = await verdicts(
             store,
             client,

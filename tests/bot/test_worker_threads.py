@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.aio import MAIN_THREAD_SIGNALS, worker_threads
-from bot.audit import AuditStore
+from bot.audit import open_store
 
 
 def _mask_of_a_thread_of(pool: ThreadPoolExecutor) -> set[int]:
@@ -42,7 +42,7 @@ def _blocked(native_id: int) -> set[int]:
 async def test_the_sqlite_audit_stores_thread_leaves_signals_to_the_main_thread(
     tmp_path: Path,
 ) -> None:
-    store = await AuditStore.open(tmp_path / "audit.sqlite3")
+    store = await open_store(tmp_path / "audit.sqlite3")
     try:
         [audit_thread] = [t for t in threading.enumerate() if t.name.startswith("roombot-audit")]
         assert audit_thread.native_id is not None

@@ -28,7 +28,7 @@ import aiohttp
 import psycopg
 from aiohttp import web
 
-from bot.audit import AuditEntry, AuditStore
+from bot.audit import AuditEntry, open_store
 from bot.tencent.emulator import RoomEngineEmulator
 from testkit.slack_api import FakeSlack
 from testkit.slack_payloads import (
@@ -179,7 +179,7 @@ class Cluster:
 
     async def rows(self) -> list[AuditEntry]:
         """Every audit row, oldest first (read through a store of this test's own)."""
-        async with await AuditStore.open(self.database, read_only=True) as store:
+        async with await open_store(self.database, read_only=True) as store:
             return sorted(await store.query(limit=100_000), key=lambda r: r.id)
 
     async def leases(self) -> list[tuple[str, str]]:

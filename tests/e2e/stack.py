@@ -16,10 +16,10 @@ import aiohttp
 from aiohttp import web
 
 from bot.audit import AuditEntry
+from bot.budget import RateBudget
 from bot.config import Settings, load_settings
 from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
-from bot.tencent.ratelimit import RateBudget
 from handlers.app import Bot, build_bot
 from handlers.serve import make_web_app
 from testkit.slack_api import FakeSlack

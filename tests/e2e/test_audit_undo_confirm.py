@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.audit import AuditStore, Outcome
+from bot.audit import Outcome, open_store
 from bot.cli import main
 from bot.policy import known_verbs, load_policy
 from handlers import blocks
@@ -136,7 +136,7 @@ async def test_crash_between_write_and_completion_leaves_unknown_row(tmp_path: P
         source.close()
         target.close()
         stack.bot.runtime.tasks.cancel()
-    store = await AuditStore.open(crashed)
+    store = await open_store(crashed)
     try:
         assert store.recovered_unknown == 1
         [row] = await store.query()

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.budget import RateBudget
 from bot.callbacks import callback_sign
 from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
-from bot.tencent.ratelimit import RateBudget
 from testkit.slack_payloads import form_body, sign, slash_command
 from tests.e2e.serve_proc import Served, serve_process
 from tests.e2e.stack import ALICE, SDKAPPID, SECRET_KEY, SIGNING_SECRET

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from bot import metrics
-from bot.audit import AuditStore
+from bot.audit import AuditStore, open_store
 from bot.callbacks import CallbackProcessor, Delivery, Handled, Handling, callback_sign
 from bot.config import load_settings
 from bot.tencent.emulator_callbacks import member_enter_body, update_room_info_body
@@ -78,7 +78,7 @@ async def serving(
     max_queued: int = 1000,
     processor: Callable[[AuditStore], CallbackProcessor] | None = None,
 ) -> AsyncIterator[Served]:
-    store = await AuditStore.open(tmp_path / "audit.sqlite3")
+    store = await open_store(tmp_path / "audit.sqlite3")
     made = (processor or (lambda s: CallbackProcessor(s, admin_id="administrator")))(store)
     receiver = CallbackReceiver(made, token=TOKEN, sdkappid=APP, max_queued=max_queued)
     app = web.Application()

@@ -10,15 +10,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from bot.takeover import RoomVerdict, TakeoverReport
+from handlers.recovery import SlackRecovery, TakeoverUndelivered, lease_context
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit import Outcome
 from bot.commands import parse_command
 from bot.outcomes import Actor, Plan, RunKind, Source
-from bot.takeover import RoomVerdict, TakeoverReport
 from handlers import blocks
 from handlers.delivery import ThreadReporter
-from handlers.recovery import SlackRecovery, TakeoverUndelivered, lease_context
 from testkit import FakeSlack
 
 TOKEN = "xoxb-recovery-test"

@@ -13,10 +13,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.audit import AuditStore
+from bot.audit import AuditStore, open_store
 from bot.audit.budget import RateBudgetUnavailable, SharedRateBudget
+from bot.budget import RateBudget
 from bot.dsn import DatabaseUrl
-from bot.tencent.ratelimit import RateBudget
 
 pytestmark = pytest.mark.postgres
 
@@ -35,7 +35,7 @@ def max_in_any_window(moments: list[float], window: float = 1.0) -> int:
 @pytest.fixture
 async def replicas(pg_url: str) -> AsyncIterator[list[AuditStore]]:
     """Four stores on one database, as four replicas would have."""
-    stores = [await AuditStore.open(pg_url, owner=f"replica-{i}") for i in range(4)]
+    stores = [await open_store(pg_url, owner=f"replica-{i}") for i in range(4)]
     yield stores
     for store in stores:
         await store.close()
@@ -90,7 +90,7 @@ async def test_a_call_counts_until_its_answer_across_replicas(
 
 @pytest.mark.slow
 async def test_calls_are_spread_not_bunched(pg_url: str) -> None:
-    async with await AuditStore.open(pg_url) as store:
+    async with await open_store(pg_url) as store:
         budget = store.rate_budget(50, burst=1)
         starts: list[float] = []
 
@@ -106,7 +106,7 @@ async def test_calls_are_spread_not_bunched(pg_url: str) -> None:
 
 @pytest.mark.slow
 async def test_a_call_still_in_flight_holds_its_slot(pg_url: str) -> None:
-    async with await AuditStore.open(pg_url) as a, await AuditStore.open(pg_url) as b:
+    async with await open_store(pg_url) as a, await open_store(pg_url) as b:
         busy = a.rate_budget(3, burst=3)
         other = b.rate_budget(3, burst=3)
         answer = asyncio.Event()
@@ -137,9 +137,9 @@ async def test_a_call_still_in_flight_holds_its_slot(pg_url: str) -> None:
 @pytest.mark.slow
 async def test_the_slots_of_a_stopped_replica_are_ended_by_a_survivor(pg_url: str) -> None:
     async with (
-        await AuditStore.open(pg_url, owner="stopped") as stopped,
-        await AuditStore.open(pg_url, owner="alive") as alive,
-        await AuditStore.open(pg_url, owner="survivor") as survivor,
+        await open_store(pg_url, owner="stopped") as stopped,
+        await open_store(pg_url, owner="alive") as alive,
+        await open_store(pg_url, owner="survivor") as survivor,
     ):
         dead = stopped.rate_budget(3, burst=3)
         live = alive.rate_budget(3, burst=3)
@@ -170,7 +170,7 @@ async def test_the_slots_of_a_stopped_replica_are_ended_by_a_survivor(pg_url: st
 
 @pytest.mark.slow
 async def test_a_slow_database_means_fewer_calls_never_more(pg_url: str) -> None:
-    async with await AuditStore.open(pg_url) as store:
+    async with await open_store(pg_url) as store:
         budget = store.rate_budget(20)
         await budget.acquire()  # the budget's row exists from here on
         starts: list[float] = []
@@ -210,7 +210,7 @@ async def test_an_unreachable_database_fails_the_call_instead_of_letting_it_thro
 
 
 async def test_cancelled_callers_leave_no_slot_behind(pg_url: str) -> None:
-    async with await AuditStore.open(pg_url) as store:
+    async with await open_store(pg_url) as store:
         budget = store.rate_budget(2, burst=2)
         waiters = [asyncio.create_task(budget.acquire()) for _ in range(20)]
         await asyncio.sleep(0.05)
@@ -232,7 +232,7 @@ async def test_the_budget_refuses_a_nonsense_rate(pg_url: str) -> None:
 
 
 async def test_sqlite_stores_use_the_process_budget(tmp_path: Path) -> None:
-    async with await AuditStore.open(tmp_path / "audit.sqlite3") as store:
+    async with await open_store(tmp_path / "audit.sqlite3") as store:
         budget = store.rate_budget(50)
         assert isinstance(budget, RateBudget)
         assert store.rate_budget(50) is budget

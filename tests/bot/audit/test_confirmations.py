@@ -16,6 +16,7 @@ from bot.audit import (
     Confirmation,
     ConfirmationState,
     ConfirmationStatus,
+    open_store,
 )
 from testkit.clock import FakeClock
 
@@ -30,7 +31,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def store(target: str | Path, clock: FakeClock) -> AsyncIterator[AuditStore]:
-    opened = await AuditStore.open(target, clock=clock)
+    opened = await open_store(target, clock=clock)
     yield opened
     await opened.close()
 
@@ -146,7 +147,7 @@ async def test_concurrent_double_click_confirms_once(store: AuditStore) -> None:
 async def test_two_instances_on_one_database_confirm_once(target: str | Path) -> None:
     # Many prompts, each clicked through both instances at once: enough interleavings that a
     # check-then-update without the lock would be caught (as a double OK or an error).
-    async with await AuditStore.open(target) as a, await AuditStore.open(target) as b:
+    async with await open_store(target) as a, await open_store(target) as b:
         keys = [
             await a.create_confirmation(user_id=OWNER, team_id=None, channel_id=None, text="x")
             for _ in range(40)
@@ -161,11 +162,11 @@ async def test_two_instances_on_one_database_confirm_once(target: str | Path) ->
 
 async def test_a_prompt_survives_a_restart(target: str | Path) -> None:
     path = target
-    async with await AuditStore.open(path) as before:
+    async with await open_store(path) as before:
         key = await before.create_confirmation(
             user_id=OWNER, team_id="T1", channel_id=None, text="lockdown r1"
         )
-    async with await AuditStore.open(path) as after:
+    async with await open_store(path) as after:
         status, prompt = await after.resolve_confirmation(key, user_id=OWNER)
     assert status is ConfirmationStatus.OK
     assert prompt is not None

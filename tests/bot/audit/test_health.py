@@ -10,11 +10,11 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from bot.audit.pg_schema import SCHEMA_VERSION, migrate
 from psycopg import sql
 
-from bot.audit import AuditStore
+from bot.audit import open_store
 from bot.audit.health import Health, check_database
-from bot.audit.pg_schema import SCHEMA_VERSION, migrate
 from bot.dsn import DatabaseUrl
 
 # -- SQLite -------------------------------------------------------------------------------------
@@ -29,7 +29,7 @@ async def test_sqlite_missing_file_in_a_writable_directory_is_fine(tmp_path: Pat
 
 async def test_sqlite_current_file_is_ok(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
-    async with await AuditStore.open(path):
+    async with await open_store(path):
         pass
     health = await check_database(str(path))
     assert health.status is Health.OK
@@ -69,7 +69,7 @@ async def test_postgres_empty_database_is_fine_and_stays_empty(pg_url: str) -> N
 
 @pytest.mark.postgres
 async def test_postgres_migrated_database_is_ok_and_unchanged(pg_url: str) -> None:
-    async with await AuditStore.open(pg_url):
+    async with await open_store(pg_url):
         pass
     health = await check_database(DatabaseUrl(pg_url))
     assert health.status is Health.OK
@@ -115,7 +115,7 @@ async def test_postgres_unreachable_fails() -> None:
 @pytest.fixture
 async def read_only_url(pg_url: str) -> AsyncIterator[str]:
     """A migrated `pg_url`, as a role that may read its schema but write nothing."""
-    async with await AuditStore.open(pg_url):
+    async with await open_store(pg_url):
         pass
     role = f"roombot_reader_{secrets.token_hex(4)}"
     password = secrets.token_urlsafe(12)
@@ -151,5 +151,5 @@ async def test_postgres_read_only_role_fails_as_not_writable(read_only_url: str)
     assert "not writable" in health.detail
     assert "permission denied" in health.detail
     # ... while reading the trail (`roombot audit`) works for it.
-    async with await AuditStore.open(read_only_url, read_only=True) as reader:
+    async with await open_store(read_only_url, read_only=True) as reader:
         assert await reader.query() == []

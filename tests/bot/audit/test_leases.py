@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bot.audit.heartbeat import LeaseHeartbeat
 
 from bot.audit import (
     RECOVERED_DETAIL,
@@ -18,8 +19,8 @@ from bot.audit import (
     NewEntry,
     Outcome,
     StrandedRequest,
+    open_store,
 )
-from bot.audit.heartbeat import LeaseHeartbeat
 from bot.audit.store import UNLEASED_GRACE_S
 
 LEASE_S = 0.5
@@ -42,7 +43,7 @@ def entry(room: str, key: str = "req-1", **overrides: Any) -> NewEntry:
 
 
 async def open_replica(target: str | Path, name: str) -> AuditStore:
-    return await AuditStore.open(target, owner=name, lease_s=LEASE_S)
+    return await open_store(target, owner=name, lease_s=LEASE_S)
 
 
 async def test_a_lease_holds_its_context_until_released(target: str | Path) -> None:
@@ -183,10 +184,10 @@ async def test_claim_limit_must_be_positive(target: str | Path) -> None:
 
 @pytest.mark.postgres
 async def test_a_replica_starting_up_never_touches_live_work(pg_url: str) -> None:
-    async with await AuditStore.open(pg_url, owner="running", lease_s=30) as running:
+    async with await open_store(pg_url, owner="running", lease_s=30) as running:
         await running.take_lease("req-1", CONTEXT)
         ids = await running.begin([entry("room-1"), entry("room-2")])
-        async with await AuditStore.open(pg_url, owner="starting", lease_s=30) as starting:
+        async with await open_store(pg_url, owner="starting", lease_s=30) as starting:
             assert starting.recovered_unknown == 0
             assert starting.recovered == ()
             assert await starting.claim_expired_leases() == []
@@ -199,13 +200,13 @@ async def test_a_replica_starting_up_never_touches_live_work(pg_url: str) -> Non
 
 async def test_sqlite_recovers_at_start_up_and_hands_over_the_contexts(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
-    async with await AuditStore.open(path, owner="stopped") as stopped:
+    async with await open_store(path, owner="stopped") as stopped:
         await stopped.take_lease("req-1", CONTEXT)
         ids = await stopped.begin([entry("room-1"), entry("room-2")])
         await stopped.complete(ids[0], outcome=Outcome.OK)
         await stopped.take_lease("req-2", {"channel": "C2"})  # leased, no row written yet
         await stopped.begin([entry("room-3", key="req-old")])  # a row without a lease
-    async with await AuditStore.open(path, owner="next") as store:
+    async with await open_store(path, owner="next") as store:
         assert store.recovered_unknown == 2
         by_key = {s.request_key: s for s in store.recovered}
         assert list(by_key) == ["req-1", "req-old", "req-2"]
@@ -220,7 +221,7 @@ async def test_sqlite_recovers_at_start_up_and_hands_over_the_contexts(tmp_path:
         assert await store.renew_leases() == frozenset({"req-1", "req-2"})
         assert await store.release_lease("req-1") is True
     # Reported and released: the next start has nothing more to say about req-1.
-    async with await AuditStore.open(path, owner="after") as again:
+    async with await open_store(path, owner="after") as again:
         assert [s.request_key for s in again.recovered] == ["req-2"]
 
 
@@ -228,7 +229,7 @@ async def test_sqlite_recovers_at_start_up_and_hands_over_the_contexts(tmp_path:
 
 
 async def test_the_calls_own_outcome_replaces_a_survivors_verdict(target: str | Path) -> None:
-    async with await AuditStore.open(target) as store:
+    async with await open_store(target) as store:
         ids = await store.begin([entry("room-1"), entry("room-2"), entry("room-3")])
         await store.complete_many(
             [
@@ -278,7 +279,7 @@ async def test_the_heartbeat_keeps_leases_alive_until_stopped(target: str | Path
 
 
 async def test_a_failing_heartbeat_keeps_beating(tmp_path: Path) -> None:
-    store = await AuditStore.open(tmp_path / "audit.sqlite3", lease_s=0.3)
+    store = await open_store(tmp_path / "audit.sqlite3", lease_s=0.3)
     await store.close()  # every renewal now fails
     async with LeaseHeartbeat(store, interval=0.02) as heartbeat:
         await asyncio.sleep(0.15)
@@ -297,9 +298,9 @@ async def test_pending_rows_without_a_lease_are_found_once_they_are_old(
     # are taken over like an expired lease, so even they are never left silent.
     now = [1_700_000_000.0]
     async with (
-        await AuditStore.open(target, owner="w", clock=lambda: now[0], lease_s=3600) as worker,
-        await AuditStore.open(target, owner="s1", clock=lambda: now[0]) as s1,
-        await AuditStore.open(target, owner="s2", clock=lambda: now[0]) as s2,
+        await open_store(target, owner="w", clock=lambda: now[0], lease_s=3600) as worker,
+        await open_store(target, owner="s1", clock=lambda: now[0]) as s1,
+        await open_store(target, owner="s2", clock=lambda: now[0]) as s2,
     ):
         ids = await worker.begin([entry("room-1", key="forgot"), entry("room-2", key="forgot")])
         await worker.take_lease("leased", CONTEXT)

@@ -8,10 +8,10 @@ import asyncio
 
 import psycopg
 import pytest
-
-from bot.audit import AuditError, AuditStore, NewEntry, Outcome
-from bot.audit import schema as sqlite_schema
 from bot.audit.pg_schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
+
+from bot.audit import AuditError, NewEntry, Outcome, open_store
+from bot.audit import schema as sqlite_schema
 
 pytestmark = pytest.mark.postgres
 
@@ -40,7 +40,7 @@ def test_the_backends_are_at_the_same_version() -> None:
 
 async def test_an_empty_database_gets_the_current_schema(pg_url: str) -> None:
     assert await _version(pg_url) is None
-    async with await AuditStore.open(pg_url) as store:
+    async with await open_store(pg_url) as store:
         assert store.backend == "postgresql"
     assert await _version(pg_url) == SCHEMA_VERSION
     assert {
@@ -61,7 +61,7 @@ async def test_every_earlier_version_reaches_the_current_one(pg_url: str, start:
         assert await schema_version(conn) == start
         if start >= 1:
             await conn.execute(_ROW)
-    async with await AuditStore.open(pg_url) as store:
+    async with await open_store(pg_url) as store:
         if start >= 1:
             [kept] = await store.rows_for_request("kept")
             assert kept.outcome is Outcome.OK
@@ -72,7 +72,7 @@ async def test_every_earlier_version_reaches_the_current_one(pg_url: str, start:
 
 
 async def test_opening_again_applies_nothing(pg_url: str) -> None:
-    async with await AuditStore.open(pg_url):
+    async with await open_store(pg_url):
         pass
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         assert await migrate(conn) == 0
@@ -93,7 +93,7 @@ async def test_replicas_starting_together_apply_each_step_once(pg_database: str)
 
 
 async def test_stores_opening_a_new_database_together_all_work(pg_database: str) -> None:
-    stores = await asyncio.gather(*(AuditStore.open(pg_database) for _ in range(6)))
+    stores = await asyncio.gather(*(open_store(pg_database) for _ in range(6)))
     try:
         assert await _version(pg_database) == SCHEMA_VERSION
         ids = await asyncio.gather(*(s.record([_entry(i)]) for i, s in enumerate(stores)))
@@ -119,28 +119,28 @@ async def test_a_failing_step_changes_nothing(pg_url: str) -> None:
         await migrate(conn, target=1)
         await conn.execute("CREATE TABLE claims (anything TEXT)")  # step 2 will collide
     with pytest.raises(AuditError, match="claims"):
-        await AuditStore.open(pg_url)
+        await open_store(pg_url)
     assert await _version(pg_url) == 1
     assert "confirmations" not in await _tables(pg_url)
 
 
 async def test_a_newer_database_is_refused(pg_url: str) -> None:
-    async with await AuditStore.open(pg_url):
+    async with await open_store(pg_url):
         pass
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         await conn.execute("UPDATE roombot_schema SET version = version + 1")
     with pytest.raises(AuditError, match="newer"):
-        await AuditStore.open(pg_url)
+        await open_store(pg_url)
     with pytest.raises(AuditError, match="schema version"):
-        await AuditStore.open(pg_url, read_only=True)
+        await open_store(pg_url, read_only=True)
 
 
 async def test_read_only_open_refuses_an_old_or_empty_database(pg_url: str) -> None:
     with pytest.raises(AuditError, match="not a roombot audit database"):
-        await AuditStore.open(pg_url, read_only=True)
+        await open_store(pg_url, read_only=True)
     assert await _version(pg_url) is None  # reading created nothing
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         await migrate(conn, target=1)
     with pytest.raises(AuditError, match="start the bot once"):
-        await AuditStore.open(pg_url, read_only=True)
+        await open_store(pg_url, read_only=True)
     assert await _version(pg_url) == 1  # reading did not migrate it

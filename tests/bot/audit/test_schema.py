@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.audit import AuditError, AuditStore, Outcome
+from bot.audit import AuditError, Outcome, open_store
 from bot.audit.schema import MIGRATIONS, SCHEMA_VERSION, migrate, user_version
 
 # The schema as version 1 shipped it, copied here on purpose: if someone edits MIGRATIONS[0]
@@ -77,7 +77,7 @@ def _version(path: Path) -> int:
 
 async def test_a_new_file_gets_the_current_schema(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
-    async with await AuditStore.open(path):
+    async with await open_store(path):
         pass
     assert _version(path) == SCHEMA_VERSION == len(MIGRATIONS)
     assert {"audit_entries", "claims", "confirmations"} <= _tables(path)
@@ -88,7 +88,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Pat
     _v1_database(path)
     assert "claims" not in _tables(path)
 
-    async with await AuditStore.open(path) as store:
+    async with await open_store(path) as store:
         assert store.recovered_unknown == 1  # recovery works on migrated data too
         [old] = await store.rows_for_request("old")
         assert old.outcome is Outcome.OK
@@ -120,7 +120,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Pat
 
 async def test_opening_again_applies_nothing(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
-    async with await AuditStore.open(path):
+    async with await open_store(path):
         pass
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -145,29 +145,29 @@ async def test_a_failing_migration_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
     _v1_database(path, extra_sql="CREATE TABLE claims (anything TEXT);")
     with pytest.raises(AuditError, match="claims"):
-        await AuditStore.open(path)
+        await open_store(path)
     assert _version(path) == 1
     assert "confirmations" not in _tables(path)
 
 
 async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
-    async with await AuditStore.open(path):
+    async with await open_store(path):
         pass
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(AuditError, match="newer"):
-        await AuditStore.open(path)
+        await open_store(path)
     with pytest.raises(AuditError, match="schema version"):
-        await AuditStore.open(path, read_only=True)
+        await open_store(path, read_only=True)
 
 
 async def test_read_only_open_refuses_an_old_or_foreign_database(tmp_path: Path) -> None:
     old = tmp_path / "old.sqlite3"
     _v1_database(old)
     with pytest.raises(AuditError, match="start the bot once"):
-        await AuditStore.open(old, read_only=True)
+        await open_store(old, read_only=True)
     assert _version(old) == 1  # reading did not migrate it
 
     foreign = tmp_path / "foreign.sqlite3"
@@ -175,7 +175,7 @@ async def test_read_only_open_refuses_an_old_or_foreign_database(tmp_path: Path)
         conn.execute("CREATE TABLE t (x)")
     conn.close()
     with pytest.raises(AuditError, match="not a roombot audit database"):
-        await AuditStore.open(foreign, read_only=True)
+        await open_store(foreign, read_only=True)
 
 
 _ROW = (
@@ -194,7 +194,7 @@ async def test_every_earlier_version_reaches_the_current_one(tmp_path: Path, sta
             conn.execute(_ROW)
     finally:
         conn.close()
-    async with await AuditStore.open(path) as store:
+    async with await open_store(path) as store:
         if start >= 1:
             [kept] = await store.rows_for_request("kept")
             assert kept.outcome is Outcome.OK

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from bot.audit import RECOVERED_DETAIL, AuditError, AuditStore, NewEntry, Outcome
 from bot.audit.sqlite import SqliteAuditStore
+
+from bot.audit import RECOVERED_DETAIL, AuditError, AuditStore, NewEntry, Outcome, open_store
 from testkit.clock import FakeClock
 
 
@@ -45,14 +45,14 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def store(target: str | Path, clock: FakeClock) -> AsyncIterator[AuditStore]:
-    opened = await AuditStore.open(target, clock=clock)
+    opened = await open_store(target, clock=clock)
     yield opened
     await opened.close()
 
 
 @pytest.fixture
 async def sqlite_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqliteAuditStore]:
-    opened = await AuditStore.open(tmp_path / "audit.sqlite3", clock=clock)
+    opened = await open_store(tmp_path / "audit.sqlite3", clock=clock)
     assert isinstance(opened, SqliteAuditStore)
     yield opened
     await opened.close()
@@ -284,13 +284,13 @@ async def test_query_filters(store: AuditStore, clock: FakeClock) -> None:
 
 async def test_rows_left_pending_become_unknown_on_reopen(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
-    first = await AuditStore.open(path)
+    first = await open_store(path)
     assert first.recovered_unknown == 0
     ids = await first.begin([entry("a"), entry("b"), entry("c")])
     await first.complete(ids[1], outcome=Outcome.OK)
     await first.close()  # as if the process stopped before completing a and c
 
-    second = await AuditStore.open(path)
+    second = await open_store(path)
     try:
         assert second.recovered_unknown == 2
         rows = await second.rows_for_request("req-1")
@@ -301,7 +301,7 @@ async def test_rows_left_pending_become_unknown_on_reopen(tmp_path: Path) -> Non
     finally:
         await second.close()
 
-    third = await AuditStore.open(path)
+    third = await open_store(path)
     assert third.recovered_unknown == 0
     await third.close()
 
@@ -310,9 +310,9 @@ async def test_a_late_completion_replaces_unknown(tmp_path: Path) -> None:
     # Another instance opening the file marks this one's in-flight row unknown; the real outcome
     # arriving afterwards must still be recorded, without the recovery note.
     path = tmp_path / "audit.sqlite3"
-    async with await AuditStore.open(path) as running:
+    async with await open_store(path) as running:
         [row_id] = await running.begin([entry()])
-        async with await AuditStore.open(path) as other:
+        async with await open_store(path) as other:
             assert other.recovered_unknown == 1
         await running.complete(row_id, outcome=Outcome.OK, tencent_request_id="rid")
         row = await running.get(row_id)
@@ -339,7 +339,7 @@ async def test_concurrent_claims_of_one_key_let_one_through(store: AuditStore) -
 
 
 async def test_claims_are_shared_by_stores_on_one_database(target: str | Path) -> None:
-    async with await AuditStore.open(target) as a, await AuditStore.open(target) as b:
+    async with await open_store(target) as a, await open_store(target) as b:
         assert await a.claim("Ev1") is True
         assert await b.claim("Ev1") is False
         assert await b.claim("Ev2") is True
@@ -426,7 +426,7 @@ async def test_all_sqlite_work_runs_on_one_worker_thread(sqlite_store: SqliteAud
 
 
 async def test_memory_database_works(clock: FakeClock) -> None:
-    async with await AuditStore.open(":memory:", clock=clock) as mem:
+    async with await open_store(":memory:", clock=clock) as mem:
         [row_id] = await mem.begin([entry()])
         assert (await mem.get(row_id)) is not None
         assert await mem.claim("x") is True
@@ -434,7 +434,7 @@ async def test_memory_database_works(clock: FakeClock) -> None:
 
 async def test_the_event_loop_runs_while_a_big_write_waits_for_the_disk(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
-    async with await AuditStore.open(path) as store:
+    async with await open_store(path) as store:
         # Another connection holds the write lock, so the store's write must wait. Only the
         # ticker (running on the event loop) releases it: if the write blocked the loop, the
         # ticker could never run and the write would time out with AuditError.
@@ -475,20 +475,20 @@ async def test_a_corrupt_file_is_an_audit_error(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
     path.write_bytes(b"this is not a database, just some bytes" * 200)
     with pytest.raises(AuditError, match="cannot open the audit database"):
-        await AuditStore.open(path)
+        await open_store(path)
 
 
 async def test_an_unopenable_path_is_an_audit_error(tmp_path: Path) -> None:
     with pytest.raises(AuditError):
-        await AuditStore.open(tmp_path / "no-such-dir" / "audit.sqlite3")
+        await open_store(tmp_path / "no-such-dir" / "audit.sqlite3")
     with pytest.raises(AuditError):
-        await AuditStore.open(tmp_path)  # a directory
+        await open_store(tmp_path)  # a directory
 
 
 async def test_writes_to_a_read_only_store_are_audit_errors(target: str | Path) -> None:
-    async with await AuditStore.open(target) as writer:
+    async with await open_store(target) as writer:
         [row_id] = await writer.begin([entry()])
-    async with await AuditStore.open(target, read_only=True) as reader:
+    async with await open_store(target, read_only=True) as reader:
         assert reader.recovered_unknown == 0
         row = await reader.get(row_id)
         assert row is not None
@@ -501,12 +501,12 @@ async def test_writes_to_a_read_only_store_are_audit_errors(target: str | Path) 
 async def test_read_only_open_never_creates_a_file(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
     with pytest.raises(AuditError):
-        await AuditStore.open(path, read_only=True)
+        await open_store(path, read_only=True)
     assert os.listdir(tmp_path) == []
 
 
 async def test_a_closed_store_raises_audit_error(target: str | Path) -> None:
-    store = await AuditStore.open(target)
+    store = await open_store(target)
     await store.close()
     await store.close()  # idempotent
     with pytest.raises(AuditError, match="closed"):
@@ -520,7 +520,7 @@ async def test_a_lock_held_too_long_is_an_audit_error(
 ) -> None:
     monkeypatch.setattr("bot.audit.sqlite.BUSY_TIMEOUT_S", 0.05)
     path = tmp_path / "audit.sqlite3"
-    async with await AuditStore.open(path) as store:
+    async with await open_store(path) as store:
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:

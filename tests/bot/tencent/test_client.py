@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.budget import RateBudget, process_budget
 from bot.config import ConfigError, load_settings
 from bot.models import RoomPatch
 from bot.tencent.client import ApiResult, RetryPolicy, RoomEngineClient, RoomSnapshot
@@ -23,7 +24,6 @@ from bot.tencent.errors import (
     RoomEngineError,
     TransportError,
 )
-from bot.tencent.ratelimit import RateBudget, process_budget
 from bot.tencent.usersig import decode_usersig, verify_usersig
 from testkit.clock import FakeClock
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.budget import RateBudget
 from bot.models import RoomPatch
 from bot.tencent.client import RoomEngineClient
-from bot.tencent.ratelimit import RateBudget
 
 #: Each test runs `roombot emulator` as a real process.
 pytestmark = pytest.mark.slow

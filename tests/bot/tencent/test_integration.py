@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.budget import RateBudget
 from bot.models import RoomPatch
 from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
@@ -20,7 +21,6 @@ from bot.tencent.errors import (
     RoomEngineError,
     TransportError,
 )
-from bot.tencent.ratelimit import RateBudget
 
 APP = 1400000000
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"

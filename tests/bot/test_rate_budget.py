@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bot.tencent.ratelimit import RateBudget, process_budget
+from bot.budget import RateBudget, process_budget
 from testkit.clock import VirtualTime
 
 

@@ -1,4 +1,5 @@
-"""Carrying out a `Plan`: read before write, audit before and after, calls concurrently.
+"""Carrying out a `Plan`'s calls: read before write, audit before and after, calls concurrently,
+fenced by the request's lease.
 
 A plan is a list of calls: `update_room_info` patches, member calls (kick / ban / unban, up to
 20 accounts each) or `destroy_room`. Its targets are what the audit trail and the results count:
@@ -8,27 +9,25 @@ a room, or one account of a member call. For each plan the runner
    `READ_BEFORE_MAX_ROOMS` rooms, and every undo), so no-ops are reported honestly and Undo knows
    what to restore; an undo skips a room someone changed since (a conflict), and does not even
    read a room the plan already knows was changed outside roombot (`Plan.conflicts`);
-2. writes one `pending` audit row per target before any call. The audit trail is the promise:
-   a write that fails is retried for `AUDIT_RETRY_S`; if it still fails nothing is called and
-   every target is reported "not attempted" (unless the operator allowed unaudited changes, in
-   which case each outcome is logged in one structured line instead);
+2. writes one `pending` audit row per target before any change, with the values read before,
+   in the request's `begin` transaction. The audit trail is the promise: a write that fails is
+   retried for `AUDIT_RETRY_S`; if it still fails nothing is called and every target is reported
+   "not attempted" (unless the operator allowed unaudited changes, in which case each outcome
+   is logged in one structured line instead);
 3. sends the calls (at most `MAX_CONCURRENT_CALLS` in flight; the client's rate budget paces
-   them) and completes each target's row with its outcome. A configuration or credentials error
-   (`CONFIGURATION_CODES`) withdraws every call still waiting for its turn: they would fail the
-   same way, so they are reported "not attempted" once, after the one that failed. A member call
-   refused with 100005 (an account is not a member: Room Engine then changes nothing) is retried
-   account by account, so each account gets its own answer.
+   them), then completes every row in the request's `complete` transaction. A configuration or
+   credentials error (`CONFIGURATION_CODES`) withdraws every call still waiting for its turn:
+   they would fail the same way, so they are reported "not attempted" once, after the one that
+   failed. A member call refused with 100005 (an account is not a member: Room Engine then
+   changes nothing) is retried account by account, so each account gets its own answer.
 
-Every run is leased (`bot.leases`): the runner holds the request's lease, with the context the
-adapter passes (where to report if this replica stops), from before its first call until every
-row is completed. An adapter that holds the lease longer (the Slack adapter: from before its
-parent message is posted until the outcome is delivered) holds it around the run, and the last
-release drops it. A lease that cannot be written is an audit failure like a row that cannot be.
-A run that is cancelled (the process is stopping) keeps its lease: it expires, and a survivor
-reads the rooms back and reports (`bot.takeover`).
+Fencing: before each Room Engine call the request's lease is checked (`HeldLease.check`), and
+both audit writes are fenced by the store. Once another replica has taken the request over,
+nothing more is sent or written: the calls still waiting are withdrawn and the run comes back
+`lost`, to be reported by no one here (the replica that took it over reports it).
 
-Progress is reported through a callback; `yield_to` lets an adapter put more urgent work (Slack
-acks) first.
+Progress is reported through a callback, at most every `progress_interval` seconds; `pause`
+lets an adapter put more urgent work (Slack acks) before each call.
 """
 
 from __future__ import annotations
@@ -42,9 +41,9 @@ from dataclasses import replace
 from typing import Any, Final
 
 from bot import metrics
-from bot.audit import AuditError, Outcome
+from bot.audit import AuditError, LeaseLost, NewEntry, Outcome
+from bot.audit.rows import Completion
 from bot.failures import describe_failure
-from bot.leases import LeaseKeeper
 from bot.logs import log_context
 from bot.models import Call, DestroyCall, MemberApi, MemberCall, RoomPatch
 from bot.outcomes import (
@@ -57,7 +56,8 @@ from bot.outcomes import (
     RunKind,
     RunResult,
 )
-from bot.recorder import AuditRecorder, Target, entry, targets_of
+from bot.requests.leases import HeldLease
+from bot.requests.recorder import AuditRecorder, Target, entry, targets_of
 from bot.tencent.client import ApiResult, RoomEngineClient
 from bot.tencent.errors import CONFIGURATION_CODES
 
@@ -78,15 +78,14 @@ NOT_A_MEMBER: Final = 100005
 _MEMBER_VERBS: Final = {MemberApi.KICK: "kick", MemberApi.BAN: "ban", MemberApi.UNBAN: "unban"}
 
 
-async def _no_pause() -> None:
-    return None
-
-
 class _Withdrawal:
-    """Once a call proves roombot's configuration wrong, every call still queued is withdrawn."""
+    """Once a call proves roombot's configuration wrong, or the request is lost to another
+    replica, every call still queued is withdrawn."""
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        #: Set when the request was taken over by another replica: nothing more is written.
+        self.lost: str | None = None
 
     def __call__(self) -> str | None:
         return self.reason
@@ -99,13 +98,18 @@ class _Withdrawal:
                 f"(error {failure.code}, above)"
             )
 
+    def lose(self, exc: LeaseLost) -> None:
+        """The request is another replica's now: withdraw everything still queued."""
+        self.lost = str(exc)
+        self.reason = self.reason or "this replica lost the request to another one"
+
 
 class Runner:
-    """Runs plans against Room Engine through `client`, recording each target in `audit` and
-    holding each request's lease in `leases` (None: no audit store, so no leases).
+    """Runs plans against Room Engine through `client`, recording each target in `audit`.
 
     `allow_unaudited` (ROOMBOT_ALLOW_UNAUDITED) lets a request go ahead when its audit rows
-    cannot be written; `sleep` paces the audit retries (tests pass a fake one).
+    cannot be written; `sleep` paces the audit retries and `monotonic` measures them and the
+    progress interval (tests pass fakes).
     """
 
     def __init__(
@@ -113,14 +117,12 @@ class Runner:
         client: RoomEngineClient,
         audit: AuditRecorder,
         *,
-        leases: LeaseKeeper | None = None,
         allow_unaudited: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._audit = audit
-        self._leases = leases
         self._allow_unaudited = allow_unaudited
         self._sleep = sleep
         self._monotonic = monotonic
@@ -129,63 +131,42 @@ class Runner:
         self,
         plan: Plan,
         *,
+        held: HeldLease | None = None,
+        address: Callable[[], Mapping[str, Any]] | None = None,
         progress: ProgressCallback | None = None,
-        yield_to: Callable[[], Awaitable[None]] | None = None,
-        context: Mapping[str, Any] | None = None,
+        progress_interval: float = 0.0,
+        pause: Callable[[], Awaitable[None]] | None = None,
     ) -> RunResult:
         """Carry out `plan` and return every target's outcome, in the order they were named.
 
-        `progress` is called after each target (its failures are logged, never raised);
-        `yield_to`, if given, is awaited before each Room Engine call. `context` is stored
-        with the request's lease: what a survivor needs to report in the request's original
-        place if this process stops (opaque here; JSON-ready). When the request is already
-        held, None keeps the holder's context. Every line logged meanwhile carries the request
-        key; the request and each member action are counted in `bot.metrics`.
+        `held` is the request's lease (None: the request has no record, so no audit rows: no
+        audit store, or unaudited changes allowed while it is down). `address`, when given,
+        is the adapter's latest reply address, recorded with the rows. `progress` is called at
+        most every `progress_interval` seconds (its failures are logged, never raised);
+        `pause`, if given, is awaited before each Room Engine call. Every line logged meanwhile
+        carries the request key; the request and each member action are counted in
+        `bot.metrics`.
         """
         with log_context(request_key=plan.request_key):
-            run = await self._leased(plan, progress, yield_to, context)
-        metrics.count_request(
-            plan.actor.source.value,
-            "undo" if plan.kind is RunKind.UNDO else plan.command.verb,
-            _request_outcome(run),
-        )
-        return run
-
-    async def _leased(
-        self,
-        plan: Plan,
-        progress: ProgressCallback | None,
-        yield_to: Callable[[], Awaitable[None]] | None,
-        context: Mapping[str, Any] | None,
-    ) -> RunResult:
-        """`_run` under the request's lease (see the module docstring)."""
-        started = time.monotonic()
-        leases = self._leases
-        if leases is None:
-            return await self._run(plan, progress, yield_to, started)
-        problem = await self._hold(leases, plan.request_key, context)
-        if problem is not None and not self._allow_unaudited:
-            targets = [t for i, call in enumerate(plan.calls) for t in targets_of(call, i)]
-            return self._refused(plan, plan.request_key, targets, problem, started)
-        if problem is not None:
-            return await self._run(plan, progress, yield_to, started)
-        try:
-            run = await self._run(plan, progress, yield_to, started)
-        except Exception:
-            await leases.release(plan.request_key)
-            raise
-        # A cancelled run (the process is stopping) keeps its lease for a survivor to report.
-        await leases.release(plan.request_key)
+            run = await self._run(plan, held, address, progress, progress_interval, pause)
+        if not run.lost:
+            metrics.count_request(
+                plan.actor.source.value,
+                "undo" if plan.kind is RunKind.UNDO else plan.command.verb,
+                _request_outcome(run),
+            )
         return run
 
     async def _run(
         self,
         plan: Plan,
+        held: HeldLease | None,
+        address: Callable[[], Mapping[str, Any]] | None,
         progress: ProgressCallback | None,
-        yield_to: Callable[[], Awaitable[None]] | None,
-        started: float,
+        progress_interval: float,
+        pause: Callable[[], Awaitable[None]] | None,
     ) -> RunResult:
-        pause = yield_to or _no_pause
+        started = time.monotonic()
         request_key = plan.request_key
         calls = plan.calls
         targets = [t for index, call in enumerate(calls) for t in targets_of(call, index)]
@@ -195,14 +176,28 @@ class Runner:
         read_before = room_info_only and (
             len(patches) <= READ_BEFORE_MAX_ROOMS or expected is not None
         )
+        abort = _Withdrawal()
+
+        async def turn() -> None:
+            """Before each Room Engine call: let urgent work go first, and make sure the
+            request is still this replica's (else withdraw it)."""
+            if pause is not None:
+                await pause()
+            if held is not None and abort.lost is None:
+                try:
+                    await held.check()
+                except LeaseLost as exc:
+                    abort.lose(exc)
+
         previous: dict[str, dict[str, Any] | None] = {}
         # Rooms an undo already knows were changed since (a callback said so) need no read.
         conflicts: dict[str, Failure] = dict(plan.conflicts or {})
-        abort = _Withdrawal()
         if read_before:
             to_read = [p for p in patches if p.room_id not in conflicts]
-            previous, found = await self._read_previous(to_read, expected, pause, abort)
+            previous, found = await self._read_previous(to_read, expected, turn, abort)
             conflicts.update(found)
+        if abort.lost is not None:
+            return self._lost(plan, targets, abort.lost, started)
 
         verb = "undo" if plan.kind is RunKind.UNDO else None
         rows = [
@@ -220,46 +215,58 @@ class Runner:
             )
             for t in targets
         ]
-        row_ids, audit_error = await self._begin(rows)
+        try:
+            row_ids, audit_error = await self._begin(held, rows, address)
+        except LeaseLost as exc:
+            return self._lost(plan, targets, str(exc), started)
         if audit_error is not None and not self._allow_unaudited:
             return self._refused(plan, request_key, targets, audit_error, started)
 
         total = len(targets)
         done = failed = 0
+        last_progress = self._monotonic()
         gate = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
+        # Each call's targets, by position in `targets` (their rows are in the same order).
+        by_call: dict[int, list[int]] = {}
+        for position, target in enumerate(targets):
+            by_call.setdefault(target.call, []).append(position)
 
-        async def report(result: RoomResult) -> None:
-            nonlocal done, failed, audit_error
-            audit_error = await self._complete(result, plan, request_key) or audit_error
-            done += 1
-            failed += 0 if result.ok else 1
-            if progress is not None:
-                try:
-                    await progress(Progress(done=done, failed=failed, total=total))
-                except Exception:  # a progress display must never break the request itself
-                    log.exception("progress callback failed")
+        async def report(finished: list[RoomResult]) -> None:
+            nonlocal done, failed, last_progress
+            done += len(finished)
+            failed += sum(1 for result in finished if not result.ok)
+            if progress is None or done == total:
+                return
+            now = self._monotonic()
+            if now - last_progress < progress_interval:
+                return
+            last_progress = now
+            try:
+                await progress(Progress(done=done, failed=failed, total=total))
+            except Exception:  # a progress display must never break the request itself
+                log.exception("progress callback failed")
 
         async def one(index: int, call: Call) -> list[RoomResult]:
-            mine = [(i, t) for i, t in enumerate(targets) if t.call == index]
+            positions = by_call.get(index, [])
             if isinstance(call, RoomPatch) and call.room_id in conflicts:
                 results = [
                     RoomResult(call.room_id, call.changes(), failure=conflicts[call.room_id])
                 ]
             else:
                 async with gate:
-                    await pause()
+                    await turn()
                     results = await self._send(call, abort)
                 if isinstance(call, RoomPatch):
                     results = [replace(results[0], previous=previous.get(call.room_id))]
             for result in results:
                 abort.note(result.failure)
             finished = [
-                replace(result, row_id=row_ids[i])
-                for (i, _), result in zip(mine, results, strict=True)
+                replace(result, row_id=row_ids[position])
+                for position, result in zip(positions, results, strict=True)
             ]
-            for result in finished:
-                await report(result)
-                if isinstance(call, MemberCall):
+            await report(finished)
+            if isinstance(call, MemberCall):
+                for result in finished:
                     metrics.count_member_action(
                         _MEMBER_VERBS[call.api], _target_outcome(result).value
                     )
@@ -267,6 +274,12 @@ class Runner:
 
         per_call = await asyncio.gather(*(one(i, c) for i, c in enumerate(calls)))
         results = [r for chunk in per_call for r in chunk]
+        if abort.lost is not None:
+            return self._lost(plan, targets, abort.lost, started, results)
+        try:
+            audit_error = await self._complete(held, results, plan, address) or audit_error
+        except LeaseLost as exc:
+            return self._lost(plan, targets, str(exc), started, results)
         run = RunResult(
             command=plan.command,
             actor=plan.actor,
@@ -346,7 +359,7 @@ class Runner:
         self,
         patches: Sequence[RoomPatch],
         expected: Mapping[str, dict[str, Any]] | None,
-        pause: Callable[[], Awaitable[None]],
+        turn: Callable[[], Awaitable[None]],
         abort: _Withdrawal,
     ) -> tuple[dict[str, dict[str, Any] | None], dict[str, Failure]]:
         """Read each room's current values of the fields about to change.
@@ -363,7 +376,7 @@ class Runner:
             fields = list(patch.changes())
             try:
                 async with gate:
-                    await pause()
+                    await turn()
                     snapshot = await self._client.get_room_info(patch.room_id, abort=abort)
             except Exception as exc:
                 previous[patch.room_id] = None
@@ -394,7 +407,8 @@ class Runner:
         """Run `attempt` (it returns the problem, or None once written) and retry it after each
         of `_AUDIT_PAUSES` while less than `AUDIT_RETRY_S` has passed since the first try: a
         store that fails fast gets its few retries, one that hangs (a pool waiting out its
-        connection timeout) is not waited on again, so a refusal stays prompt."""
+        connection timeout) is not waited on again, so a refusal stays prompt. `LeaseLost` is
+        never retried: it propagates."""
         started = self._monotonic()
         problem = await attempt()
         for pause in _AUDIT_PAUSES:
@@ -404,71 +418,115 @@ class Runner:
             problem = await attempt()
         return problem
 
-    async def _hold(
-        self, leases: LeaseKeeper, request_key: str, context: Mapping[str, Any] | None
-    ) -> str | None:
-        """Hold the request's lease (retried, see `_retried`); the problem, if it could not
-        be written."""
-
-        async def attempt() -> str | None:
-            try:
-                await leases.take(request_key, context)
-            except AuditError as exc:
-                return self._audit.failed("lease", exc)
-            return None
-
-        return await self._retried(attempt)
-
-    async def _begin(self, rows: Sequence[Any]) -> tuple[list[int | None], str | None]:
-        """Write the pending rows (retried, see `_retried`)."""
-        row_ids: list[int | None] = []
+    async def _begin(
+        self,
+        held: HeldLease | None,
+        rows: Sequence[NewEntry],
+        address: Callable[[], Mapping[str, Any]] | None,
+    ) -> tuple[list[int | None], str | None]:
+        """Write the pending rows (retried, see `_retried`): the request's `begin` transaction
+        when it is on record, else plain rows (or none, without a store)."""
+        row_ids: list[int | None] = [None] * len(rows)
+        store = self._audit.store
+        if store is None or held is None:
+            return row_ids, None
 
         async def attempt() -> str | None:
             nonlocal row_ids
-            row_ids, problem = await self._audit.begin(rows)
-            return problem
+            try:
+                ids = await store.begin_request(
+                    held.lease, rows, None if address is None else address()
+                )
+            except AuditError as exc:
+                return self._audit.failed("begin", exc)
+            row_ids = list(ids)
+            return None
 
         problem = await self._retried(attempt)
         return row_ids, problem
 
-    async def _complete(self, result: RoomResult, plan: Plan, request_key: str) -> str | None:
-        failure = result.failure
-        outcome = _target_outcome(result)
-        fields: dict[str, Any] = {
-            "outcome": outcome,
-            "tencent_request_id": result.request_id,
-            "error_code": failure.code if failure else None,
-            "error_info": (failure.message if failure else None),
-            "latency_ms": round(result.elapsed_s * 1000, 3),
-            "previous": result.previous,
-            "detail": failure.kind.value
-            if failure and failure.kind in (FailureKind.CONFLICT, FailureKind.NOT_ATTEMPTED)
-            else None,
-        }
-        row_id = result.row_id
+    async def _complete(
+        self,
+        held: HeldLease | None,
+        results: Sequence[RoomResult],
+        plan: Plan,
+        address: Callable[[], Mapping[str, Any]] | None,
+    ) -> str | None:
+        """Record every target's outcome and mark the request done, in one transaction
+        (retried); the problem, if any."""
+        store = self._audit.store
+        completions = [
+            (result.row_id, _completion(result)) for result in results if result.row_id is not None
+        ]
+        if store is None or held is None or not completions:
+            return None
 
         async def attempt() -> str | None:
-            return await self._audit.complete(row_id, **fields)
+            try:
+                await store.complete_request(
+                    held.lease, completions, None if address is None else address()
+                )
+            except AuditError as exc:
+                return self._audit.failed("complete", exc)
+            return None
 
         problem = await self._retried(attempt)
         if problem is not None:
-            # The row stays pending; the truth is here instead, in one line a log search finds.
-            log.error(
-                "AUDIT ROW NOT COMPLETED %s",
-                json.dumps(
-                    {
-                        "request_key": request_key,
-                        "row_id": result.row_id,
-                        "user": plan.actor.user_id,
-                        "verb": plan.command.verb,
-                        "room": result.room_id,
-                        "account": result.account,
-                        "outcome": outcome.value,
-                        "request_id": result.request_id,
-                    }
-                ),
-            )
+            # The rows stay pending; the truth is here instead, one line per row a log search
+            # finds.
+            for result in results:
+                log.error(
+                    "AUDIT ROW NOT COMPLETED %s",
+                    json.dumps(
+                        {
+                            "request_key": plan.request_key,
+                            "row_id": result.row_id,
+                            "user": plan.actor.user_id,
+                            "verb": plan.command.verb,
+                            "room": result.room_id,
+                            "account": result.account,
+                            "outcome": _target_outcome(result).value,
+                            "request_id": result.request_id,
+                        }
+                    ),
+                )
         return problem
+
+    def _lost(
+        self,
+        plan: Plan,
+        targets: Sequence[Target],
+        why: str,
+        started: float,
+        results: Sequence[RoomResult] = (),
+    ) -> RunResult:
+        """The request was taken over by another replica: this one reports nothing. What it
+        did meanwhile goes to the log (the other replica's reading is what the audit keeps)."""
+        log.warning(
+            "request %s lost to another replica (%s); %d call(s) answered here before: %s",
+            plan.request_key,
+            why,
+            len([r for r in results if r.failure is None or r.request_id]),
+            json.dumps(
+                [[r.room_id, r.account, "ok" if r.ok else "failed", r.request_id] for r in results]
+            ),
+        )
+        return RunResult(
+            command=plan.command,
+            actor=plan.actor,
+            request_key=plan.request_key,
+            results=list(results)
+            or [RoomResult(t.room_id, t.changes, account=t.account) for t in targets],
+            elapsed_s=time.monotonic() - started,
+            kind=plan.kind,
+            read_before=False,
+            lost=why,
+        )
+
+    def refused(self, plan: Plan, problem: str) -> RunResult:
+        """The run of a request refused because its audit record could not be written."""
+        targets = [t for index, call in enumerate(plan.calls) for t in targets_of(call, index)]
+        return self._refused(plan, plan.request_key, targets, problem, time.monotonic())
 
     def _refused(
         self,
@@ -504,6 +562,22 @@ class Runner:
             audit_error=problem,
             refused="the audit trail could not be written, so nothing was changed",
         )
+
+
+def _completion(result: RoomResult) -> Completion:
+    """What a target's audit row records of its outcome."""
+    failure = result.failure
+    return Completion(
+        outcome=_target_outcome(result),
+        tencent_request_id=result.request_id,
+        error_code=failure.code if failure else None,
+        error_info=failure.message if failure else None,
+        latency_ms=round(result.elapsed_s * 1000, 3),
+        previous=result.previous,
+        detail=failure.kind.value
+        if failure and failure.kind in (FailureKind.CONFLICT, FailureKind.NOT_ATTEMPTED)
+        else None,
+    )
 
 
 def _target_outcome(result: RoomResult) -> Outcome:

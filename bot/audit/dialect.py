@@ -1,0 +1,52 @@
+"""What the audit store needs of a database: the small part that differs between SQLite and
+PostgreSQL.
+
+A `Dialect` runs transaction bodies (`bot.audit.sql`): `write` in one write transaction, `read`
+for reads. It spells the SQL markers its own way, turns its driver's errors into `AuditError`
+(one line, no stored value, no password), and hands out the rate budget that fits it. Everything
+else (every statement, every decision between statements) is in `bot.audit.store`, once.
+
+Two implementations, opened by `bot.audit.factory.open_store`:
+`bot.audit.sqlite_dialect.SqliteDialect` and `bot.audit.postgres_dialect.PostgresDialect`.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Literal, TypeVar
+
+from bot.audit.sql import BodyFactory
+from bot.budget import CallBudget
+
+_T = TypeVar("_T")
+
+
+class Dialect(abc.ABC):
+    """One database, as the store sees it."""
+
+    #: "sqlite" or "postgresql".
+    name: Literal["sqlite", "postgresql"]
+    #: True when every write is refused (`roombot audit`, health checks).
+    read_only: bool
+
+    @abc.abstractmethod
+    async def write(self, action: str, body: BodyFactory[_T]) -> _T:
+        """Run `body` in one write transaction; its value, or `AuditError` ("the audit store
+        could not `action`: ...") with nothing written. Other exceptions from the body roll
+        back and propagate."""
+
+    @abc.abstractmethod
+    async def read(self, action: str, body: BodyFactory[_T]) -> _T:
+        """Run a body that only reads; its value, or `AuditError`."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the database is, for people: a path, or the URL with its password masked."""
+
+    @abc.abstractmethod
+    def rate_budget(self, rate_per_second: float, *, burst: int | None, owner: str) -> CallBudget:
+        """The Room Engine rate budget this database's users share (SQLite: the process's own)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the connection(s); idempotent. Later calls raise `AuditError`."""

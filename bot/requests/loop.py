@@ -1,0 +1,229 @@
+"""The one loop per process that carries out due work (DESIGN §2.10).
+
+Every `interval_s` (and once at start), `RequestLoop.tick()`:
+
+1. renews, in one statement, the leases this process holds that are past a third of their life
+   (`LeaseBook.renew_due`): the heartbeat, written only for requests that last;
+2. takes over requests whose holder's lease expired (`AuditStore.take_over`: on PostgreSQL with
+   `FOR UPDATE SKIP LOCKED`, so each goes to exactly one replica, with a higher fencing number)
+   and only those this process can deliver (`Deliveries.adapters`);
+3. reports each one taken (`bot.requests.takeover`): reads its rooms back where the outcome is
+   unknown, records the verdicts, posts them through the request's own delivery, and marks it
+   reported. A report that cannot be delivered is tried again at later ticks, waiting longer
+   each time, and given up after `MAX_TAKEOVERS` takeovers in all (the audit rows keep the
+   verdicts; the log says so).
+
+A request still `received` when its replica stopped sent nothing: its rows are written from its
+recorded plan (so the audit trail and Retry see every target) and reported `not_attempted`.
+Nothing here knows Slack: the adapters register their deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Final
+
+from bot.aio import cancel_and_wait
+from bot.audit import AuditError, AuditStore, LeaseLost, RequestState, TakenRequest
+from bot.requests.delivery import Deliveries
+from bot.requests.leases import HeldLease, LeaseBook
+from bot.requests.plans import PlanUnreadable, plan_from_json
+from bot.requests.recorder import entry, targets_of
+from bot.requests.takeover import MAX_TAKEOVERS, RoomReader, TakeoverReport, take_over
+
+log = logging.getLogger(__name__)
+
+#: How often a replica looks for due work (a report then comes at most this long after the
+#: lease expired).
+TICK_S: Final = 2.0
+#: Requests taken over in one tick.
+TAKE_LIMIT: Final = 10
+#: The longest wait before delivering an undelivered report again.
+REDELIVERY_MAX_S: Final = 60.0
+
+
+@dataclass
+class _Undelivered:
+    taken: TakenRequest
+    held: HeldLease
+    attempts: int
+    due: float
+
+
+class RequestLoop:
+    """A process's loop over due work: `start()` / `await stop()`, or `await tick()` by hand.
+
+    `reader` reads rooms back (the Room Engine client); `deliveries` are the adapters this
+    process can report through; `book` the process's leases.
+    """
+
+    def __init__(
+        self,
+        store: AuditStore,
+        reader: RoomReader,
+        deliveries: Deliveries,
+        book: LeaseBook,
+        *,
+        interval_s: float = TICK_S,
+        limit: int = TAKE_LIMIT,
+        max_takeovers: int = MAX_TAKEOVERS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self._store = store
+        self._reader = reader
+        self._deliveries = deliveries
+        self._book = book
+        self.interval_s = interval_s
+        self._limit = limit
+        self._max_takeovers = max_takeovers
+        self._monotonic = monotonic
+        self._undelivered: dict[str, _Undelivered] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def undelivered(self) -> frozenset[str]:
+        """Requests taken over whose report is still to be delivered."""
+        return frozenset(self._undelivered)
+
+    @property
+    def running(self) -> bool:
+        """True while the loop's task runs."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start the loop (idempotent): a tick now, then one every `interval_s`."""
+        if not self.running:
+            self._task = asyncio.create_task(self._loop(), name="roombot-request-loop")
+
+    async def stop(self) -> None:
+        """Stop the loop; a report being made is cancelled (its lease then expires and another
+        replica, or this one's next start, reports it)."""
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
+
+    async def tick(self) -> list[TakeoverReport]:
+        """One round (see the module docstring); the reports delivered. Raises `AuditError`
+        only when taking requests over fails."""
+        await self._book.renew_due()
+        delivered: list[TakeoverReport] = []
+        now = self._monotonic()
+        again = [u for u in self._undelivered.values() if u.due <= now]
+        taken = await self._store.take_over(adapters=self._deliveries.adapters, limit=self._limit)
+        for one in again:
+            del self._undelivered[one.taken.request_key]
+        jobs = [self._redeliver(u) for u in again]
+        jobs += [self._report(t, self._book.hold(t.lease), 1) for t in taken]
+        for report in await asyncio.gather(*jobs):
+            if report is not None:
+                delivered.append(report)
+        return delivered
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except AuditError as exc:
+                log.warning("looking for due work failed: %s", exc)
+            except Exception:
+                log.exception("the request loop failed unexpectedly")
+            await asyncio.sleep(self.interval_s)
+
+    async def _redeliver(self, undelivered: _Undelivered) -> TakeoverReport | None:
+        try:
+            rows = tuple(await self._store.rows_for_request(undelivered.taken.request_key))
+        except AuditError as exc:
+            log.warning(
+                "takeover of %s: could not re-read its rows: %s", undelivered.taken.request_key, exc
+            )
+            self._undelivered[undelivered.taken.request_key] = replace(
+                undelivered, due=self._monotonic() + self.interval_s
+            )
+            return None
+        taken = replace(undelivered.taken, rows=rows, lease=undelivered.held.lease)
+        return await self._report(taken, undelivered.held, undelivered.attempts + 1)
+
+    async def _report(
+        self, taken: TakenRequest, held: HeldLease, attempts: int
+    ) -> TakeoverReport | None:
+        key = taken.request_key
+        try:
+            if attempts == 1:
+                taken = await self._with_rows(taken, held)
+                log.warning(
+                    "taking over request %s (its replica %s stopped): %d row(s) to settle",
+                    key,
+                    taken.previous_owner or "unknown",
+                    len(taken.unsettled_rows),
+                )
+            report = await take_over(self._store, self._reader, replace(taken, lease=held.lease))
+            delivery = self._deliveries.for_address(taken.record.reply)
+            await held.check()
+            try:
+                await delivery.takeover(report)
+            except Exception:
+                total = taken.record.takeovers + attempts - 1
+                if total < self._max_takeovers:
+                    log.exception(
+                        "takeover of %s: the report could not be delivered; trying again", key
+                    )
+                    # Slack may be down for a while: wait longer after each failed attempt.
+                    delay = min(REDELIVERY_MAX_S, self.interval_s * 2**attempts)
+                    self._undelivered[key] = _Undelivered(
+                        taken, held, attempts, self._monotonic() + delay
+                    )
+                    return None
+                log.exception(
+                    "takeover of %s: the report could not be delivered after %d attempts; giving "
+                    "up (the audit trail holds the verdicts)",
+                    key,
+                    total,
+                )
+            await self._store.finish_request(held.lease, state=RequestState.REPORTED)
+            self._book.release(held)
+            return report
+        except LeaseLost as exc:
+            log.warning("takeover of %s: %s", key, exc)
+            self._book.release(held)
+            return None
+        except AuditError as exc:
+            # The lease stays held and renewed by this replica until it can be finished.
+            log.warning("takeover of %s: the audit store failed: %s; trying again", key, exc)
+            self._undelivered[key] = _Undelivered(
+                taken, held, attempts, self._monotonic() + self.interval_s
+            )
+            return None
+
+    async def _with_rows(self, taken: TakenRequest, held: HeldLease) -> TakenRequest:
+        """A request that stopped before its rows were written gets them now, from its plan
+        (each then reported `not_attempted`), so the trail and Retry see every target."""
+        if taken.rows or taken.record.state is not RequestState.RECEIVED:
+            return taken
+        try:
+            plan = plan_from_json(taken.record.plan, taken.request_key)
+        except PlanUnreadable as exc:
+            log.warning("takeover of %s: %s", taken.request_key, exc)
+            return taken
+        rows = [
+            entry(
+                plan.actor,
+                plan.command,
+                plan.raw_text,
+                room_id=t.room_id,
+                patch=t.changes,
+                request_key=plan.request_key,
+                verb="undo" if plan.kind.value == "undo" else None,
+                reason=taken.record.reason,
+            )
+            for index, call in enumerate(plan.calls)
+            for t in targets_of(call, index)
+        ]
+        await self._store.begin_request(held.lease, rows)
+        # Still reported as `received`: nothing was sent.
+        return replace(taken, rows=tuple(await self._store.rows_for_request(taken.request_key)))

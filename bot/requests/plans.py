@@ -1,0 +1,132 @@
+"""A `Plan` as the request record keeps it: JSON that any replica can turn back into the plan.
+
+A plan is recorded when its request is received (`bot.audit.NewRequest.plan`), so a replica
+that takes the request over, or runs it later (scheduled, approved), knows exactly what was
+asked: the command, who asked, the calls, and for an undo what must still hold. The shape has a
+version (`v`); a record written by a newer roombot is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic import BaseModel, ValidationError
+
+from bot.audit import Source
+from bot.commands import Command
+from bot.errors import RoombotError
+from bot.models import Call, DestroyCall, MemberCall, RoomPatch
+from bot.outcomes import Actor, Failure, FailureKind, Plan, RunKind
+
+#: The version of the recorded shape.
+PLAN_VERSION: Final = 1
+
+#: The call types a plan can hold, by the name the record gives them.
+CALL_TYPES: Final[dict[str, type[BaseModel]]] = {
+    "room_patch": RoomPatch,
+    "member_call": MemberCall,
+    "destroy_call": DestroyCall,
+}
+_NAME_OF: Final = {cls: name for name, cls in CALL_TYPES.items()}
+
+
+class PlanUnreadable(RoombotError):
+    """A recorded plan that this roombot cannot turn back into a plan."""
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """`plan` as JSON-ready data (`plan_from_json` reads it back)."""
+    command = plan.command
+    actor = plan.actor
+    return {
+        "v": PLAN_VERSION,
+        "kind": plan.kind.value,
+        "raw_text": plan.raw_text,
+        "command": command.as_dict(),
+        "actor": {
+            "user_id": actor.user_id,
+            "source": actor.source.value,
+            "team_id": actor.team_id,
+            "channel_id": actor.channel_id,
+            "is_operator": actor.is_operator,
+        },
+        "calls": [_call_to_json(call) for call in plan.calls],
+        "undo_of": [[room, account, row] for (room, account), row in (plan.undo_of or {}).items()],
+        "expected": dict(plan.expected) if plan.expected is not None else None,
+        "conflicts": {
+            room: {
+                "kind": failure.kind.value,
+                "message": failure.message,
+                "hint": failure.hint,
+                "code": failure.code,
+                "request_id": failure.request_id,
+            }
+            for room, failure in (plan.conflicts or {}).items()
+        }
+        or None,
+    }
+
+
+def plan_from_json(data: dict[str, Any], request_key: str) -> Plan:
+    """The plan recorded as `data` for request `request_key`. Raises `PlanUnreadable`."""
+    if data.get("v") != PLAN_VERSION:
+        raise PlanUnreadable(f"request {request_key}: no plan this roombot can read")
+    try:
+        raw_command = dict(data["command"])
+        command = Command(
+            verb=str(raw_command["verb"]),
+            rooms=tuple(raw_command.get("rooms") or ()),
+            changes=dict(raw_command.get("changes") or {}),
+            dry_run=bool(raw_command.get("dry_run")),
+            reason=raw_command.get("reason"),
+            topic=raw_command.get("topic"),
+            accounts=tuple(raw_command.get("accounts") or ()),
+            duration_s=raw_command.get("duration_s"),
+        )
+        raw_actor = dict(data["actor"])
+        actor = Actor(
+            user_id=str(raw_actor["user_id"]),
+            source=Source(raw_actor["source"]),
+            team_id=raw_actor.get("team_id"),
+            channel_id=raw_actor.get("channel_id"),
+            is_operator=bool(raw_actor.get("is_operator")),
+        )
+        calls = tuple(_call_from_json(item) for item in data.get("calls") or ())
+        undo_of = {
+            (str(room), account): int(row) for room, account, row in data.get("undo_of") or ()
+        }
+        conflicts = {
+            str(room): Failure(
+                kind=FailureKind(item["kind"]),
+                message=str(item["message"]),
+                hint=str(item["hint"]),
+                code=item.get("code"),
+                request_id=item.get("request_id"),
+            )
+            for room, item in (data.get("conflicts") or {}).items()
+        }
+        return Plan(
+            command=command,
+            actor=actor,
+            calls=calls,
+            raw_text=str(data["raw_text"]),
+            kind=RunKind(data["kind"]),
+            undo_of=undo_of or None,
+            expected=data.get("expected"),
+            conflicts=conflicts or None,
+            request_key=request_key,
+        )
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise PlanUnreadable(f"request {request_key}: its recorded plan is malformed") from exc
+
+
+def _call_to_json(call: Call) -> dict[str, Any]:
+    name = _NAME_OF[type(call)]
+    return {"type": name, "data": call.model_dump(mode="json", by_alias=True)}
+
+
+def _call_from_json(item: dict[str, Any]) -> Call:
+    cls = CALL_TYPES[str(item["type"])]
+    call = cls.model_validate(item["data"])
+    assert isinstance(call, RoomPatch | MemberCall | DestroyCall)
+    return call
