@@ -7,11 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from bot.audit.pg_schema import SCHEMA_VERSION as PG_SCHEMA
 
 from bot.audit import open_store
-from bot.audit.schema import SCHEMA_VERSION as SQLITE_SCHEMA
-from bot.audit.schema import migrate
+from bot.audit.schema import SCHEMA_VERSION
+from bot.audit.sqlite_dialect import migrate
 from bot.check import Status, check_audit, load_settings_leniently
 from bot.dsn import DatabaseUrl
 
@@ -66,14 +65,14 @@ async def test_either_backend_is_reachable_migrated_and_writable_without_showing
     assert result.status is Status.OK
     if isinstance(target, Path):
         assert result.detail == (
-            f"SQLite {target}: schema version {SQLITE_SCHEMA}, opens and is writable"
+            f"SQLite {target}: schema version {SCHEMA_VERSION}, opens and is writable"
         )
     else:
         password = DatabaseUrl(target).password
         assert password is not None
         assert password not in result.detail
         assert result.detail.startswith("PostgreSQL postgresql://")
-        assert result.detail.endswith(f"schema version {PG_SCHEMA}, reachable and writable")
+        assert result.detail.endswith(f"schema version {SCHEMA_VERSION}, reachable and writable")
 
 
 async def test_an_older_sqlite_schema_warns_that_the_next_start_migrates_it(
@@ -87,6 +86,6 @@ async def test_an_older_sqlite_schema_warns_that_the_next_start_migrates_it(
     assert status is Status.WARN
     assert (
         detail
-        == f"SQLite {path} at schema version 1 of {SQLITE_SCHEMA}; the next start migrates it"
+        == f"SQLite {path} at schema version 1 of {SCHEMA_VERSION}; the next start migrates it"
     )
     assert path.read_bytes() == before  # checking migrates nothing

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.audit import AuditStore, open_store
+from bot.audit import AuditStore, NewRequest, open_store
 from bot.audit.budget import RateBudgetUnavailable, SharedRateBudget
 from bot.budget import RateBudget
 from bot.dsn import DatabaseUrl
@@ -137,10 +137,13 @@ async def test_a_call_still_in_flight_holds_its_slot(pg_url: str) -> None:
 @pytest.mark.slow
 async def test_the_slots_of_a_stopped_replica_are_ended_by_a_survivor(pg_url: str) -> None:
     async with (
-        await open_store(pg_url, owner="stopped") as stopped,
+        await open_store(pg_url, owner="stopped", lease_s=0.5) as stopped,
         await open_store(pg_url, owner="alive") as alive,
         await open_store(pg_url, owner="survivor") as survivor,
     ):
+        # The stopped replica held a request: a survivor takes it over once its lease runs out,
+        # and ends that replica's slots in the same transaction.
+        assert await stopped.claim_request(_request()) is not None
         dead = stopped.rate_budget(3, burst=3)
         live = alive.rate_budget(3, burst=3)
         # Replica "stopped" dies in two calls, replica "alive" is in one: all three slots held.
@@ -154,8 +157,15 @@ async def test_the_slots_of_a_stopped_replica_are_ended_by_a_survivor(pg_url: st
         assert not waiting.done()  # without help it would wait for the holds (a minute)
 
         ended = time.monotonic()
-        assert await survivor.end_rate_slots_of("stopped") == 2
-        assert await survivor.end_rate_slots_of("stopped") == 0
+        [taken] = await survivor.take_over()
+        assert taken.previous_owner == "stopped"
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            cur = await conn.execute("SELECT count(*) FROM rate_slots WHERE owner = 'stopped'")
+            assert await cur.fetchone() == (2,)
+            cur = await conn.execute(
+                "SELECT count(*) FROM rate_slots WHERE owner = 'stopped' AND ended_at IS NULL"
+            )
+            assert await cur.fetchone() == (0,)
         await asyncio.wait_for(waiting, timeout=5)
         # ... once the ended calls have been over for a window, like any ended call.
         assert time.monotonic() - ended >= 1.0
@@ -166,6 +176,19 @@ async def test_the_slots_of_a_stopped_replica_are_ended_by_a_survivor(pg_url: st
             )
             assert [owner for (owner,) in await cur.fetchall()] == ["alive"]
         await in_flight.__aexit__(None, None, None)
+
+
+def _request() -> NewRequest:
+    return NewRequest(
+        request_key="stranded",
+        kind="request",
+        source="slash",
+        user_id="U1",
+        verb="mute-all",
+        raw_text="mute-all r1",
+        plan={},
+        reply={"adapter": "slack"},
+    )
 
 
 @pytest.mark.slow

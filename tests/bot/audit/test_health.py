@@ -10,11 +10,12 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from bot.audit.pg_schema import SCHEMA_VERSION, migrate
 from psycopg import sql
 
 from bot.audit import open_store
 from bot.audit.health import Health, check_database
+from bot.audit.postgres_dialect import migrate
+from bot.audit.schema import SCHEMA_VERSION
 from bot.dsn import DatabaseUrl
 
 # -- SQLite -------------------------------------------------------------------------------------

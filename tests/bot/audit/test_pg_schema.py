@@ -5,13 +5,15 @@ failing step leaves nothing, a newer schema is refused."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import psycopg
 import pytest
-from bot.audit.pg_schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
 
-from bot.audit import AuditError, NewEntry, Outcome, open_store
-from bot.audit import schema as sqlite_schema
+from bot.audit import AuditError, NewEntry, NewRequest, Outcome, RequestState, open_store
+from bot.audit.postgres_dialect import migrate, schema_version
+from bot.audit.schema import SCHEMA_VERSION
+from tests.bot.audit.legacy import V3_CONTEXT, V3_ROWS
 
 pytestmark = pytest.mark.postgres
 
@@ -34,10 +36,6 @@ async def _tables(url: str) -> set[str]:
         return {name for (name,) in await cur.fetchall()}
 
 
-def test_the_backends_are_at_the_same_version() -> None:
-    assert SCHEMA_VERSION == sqlite_schema.SCHEMA_VERSION == len(MIGRATIONS)
-
-
 async def test_an_empty_database_gets_the_current_schema(pg_url: str) -> None:
     assert await _version(pg_url) is None
     async with await open_store(pg_url) as store:
@@ -47,7 +45,7 @@ async def test_an_empty_database_gets_the_current_schema(pg_url: str) -> None:
         "audit_entries",
         "claims",
         "confirmations",
-        "leases",
+        "requests",
         "rate_budgets",
         "rate_slots",
         "roombot_schema",
@@ -66,9 +64,52 @@ async def test_every_earlier_version_reaches_the_current_one(pg_url: str, start:
             [kept] = await store.rows_for_request("kept")
             assert kept.outcome is Outcome.OK
         assert await store.claim("Ev1") is True
-        assert (await store.take_lease("req-1", {"thread": "1.2"})).owner == store.owner
+        lease = await store.claim_request(_request("req-1"))
+        assert lease is not None
+        assert lease.owner == store.owner
         await store.rate_budget(50).acquire()
     assert await _version(pg_url) == SCHEMA_VERSION
+    assert "leases" not in await _tables(pg_url)
+
+
+def _request(key: str) -> NewRequest:
+    return NewRequest(
+        request_key=key,
+        kind="request",
+        source="slash",
+        user_id="U1",
+        verb="mute-all",
+        raw_text="mute-all r1",
+        plan={},
+        reply={"adapter": "slack", "thread": "1.2"},
+    )
+
+
+async def test_version_3_leases_become_requests_in_flight(pg_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        await migrate(conn, target=3)
+        for statement in V3_ROWS.split(";"):
+            if statement.strip():
+                await conn.execute(statement)
+    async with await open_store(pg_url, owner="survivor") as store:
+        leased = await store.get_request("leased")
+        assert leased is not None
+        assert leased.state is RequestState.RUNNING
+        assert leased.kind == "undo"
+        assert leased.owner == "host-a:12:deadbeef"
+        assert leased.lease_until == 2000.0
+        assert (leased.fence, leased.takeovers) == (2, 1)
+        assert leased.adapter == "slack"
+        assert leased.reply == json.loads(V3_CONTEXT)
+        assert (leased.user_id, leased.verb, leased.channel_id) == ("U1", "mute-all", "C1")
+        orphan = await store.get_request("orphan")
+        assert orphan is not None
+        assert (orphan.owner, orphan.lease_until, orphan.adapter) == ("", 0.0, "unknown")
+        assert await store.get_request("finished") is None
+        taken = {t.request_key: t for t in await store.take_over()}
+        assert set(taken) == {"leased", "orphan"}
+        assert taken["leased"].lease.fence == 3
+        assert taken["orphan"].previous_owner is None
 
 
 async def test_opening_again_applies_nothing(pg_url: str) -> None:

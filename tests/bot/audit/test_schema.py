@@ -3,13 +3,16 @@ database newer than the code is refused."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from bot.audit import AuditError, Outcome, open_store
-from bot.audit.schema import MIGRATIONS, SCHEMA_VERSION, migrate, user_version
+from bot.audit import AuditError, NewRequest, Outcome, RequestState, open_store
+from bot.audit.schema import MIGRATIONS, SCHEMA_VERSION
+from bot.audit.sqlite_dialect import migrate, user_version
+from tests.bot.audit.legacy import V3_CONTEXT, V3_ROWS
 
 # The schema as version 1 shipped it, copied here on purpose: if someone edits MIGRATIONS[0]
 # after release, databases in the field still look like this and must still migrate.
@@ -89,13 +92,18 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Pat
     assert "claims" not in _tables(path)
 
     async with await open_store(path) as store:
-        assert store.recovered_unknown == 1  # recovery works on migrated data too
         [old] = await store.rows_for_request("old")
         assert old.outcome is Outcome.OK
         assert old.patch == {"IsAudioDisabled": True}
         assert (old.tencent_request_id, old.latency_ms) == ("Id-1", 500.0)
+        # The row a stopped version left pending is a request on record, with an expired
+        # lease and no owner: the first replica to look reports it.
         [was_pending] = await store.rows_for_request("old-pending")
-        assert was_pending.outcome is Outcome.UNKNOWN
+        assert was_pending.outcome is Outcome.PENDING
+        [taken] = await store.take_over()
+        assert taken.request_key == "old-pending"
+        assert taken.previous_owner is None
+        assert [r.id for r in taken.unsettled_rows] == [was_pending.id]
         # What version 2 added works.
         assert await store.claim("Ev1") is True
         key = await store.create_confirmation(
@@ -199,7 +207,55 @@ async def test_every_earlier_version_reaches_the_current_one(tmp_path: Path, sta
             [kept] = await store.rows_for_request("kept")
             assert kept.outcome is Outcome.OK
         assert await store.claim("Ev1") is True
-        lease = await store.take_lease("req-1", {"channel": "C1"})
-        assert lease.context == {"channel": "C1"}
+        lease = await store.claim_request(new_request("req-1", {"adapter": "slack"}))
+        assert lease is not None
+        assert (await store.get_request("req-1")) is not None
     assert _version(path) == SCHEMA_VERSION
-    assert {"audit_entries", "claims", "confirmations", "leases"} <= _tables(path)
+    assert {"audit_entries", "claims", "confirmations", "requests"} <= _tables(path)
+    assert "leases" not in _tables(path)
+
+
+def new_request(key: str, reply: dict[str, object]) -> NewRequest:
+    return NewRequest(
+        request_key=key,
+        kind="request",
+        source="slash",
+        user_id="U1",
+        verb="mute-all",
+        raw_text="mute-all r1",
+        plan={},
+        reply=dict(reply),
+    )
+
+
+async def test_version_3_leases_become_requests_in_flight(tmp_path: Path) -> None:
+    # A database left by the version before request records: a request in flight (a lease, a
+    # pending row), one without a lease (an older version's), and a finished one.
+    path = tmp_path / "audit.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate(conn, target=3)
+        conn.executescript(V3_ROWS)
+    finally:
+        conn.close()
+    async with await open_store(path, owner="survivor") as store:
+        leased = await store.get_request("leased")
+        assert leased is not None
+        assert leased.state is RequestState.RUNNING
+        assert leased.kind == "undo"
+        assert leased.owner == "host-a:12:deadbeef"
+        assert leased.lease_until == 2000.0
+        assert (leased.fence, leased.takeovers) == (2, 1)
+        assert leased.adapter == "slack"
+        assert leased.reply == json.loads(V3_CONTEXT)
+        assert (leased.user_id, leased.verb, leased.channel_id) == ("U1", "mute-all", "C1")
+        orphan = await store.get_request("orphan")
+        assert orphan is not None
+        assert (orphan.owner, orphan.lease_until, orphan.adapter) == ("", 0.0, "unknown")
+        assert await store.get_request("finished") is None
+        taken = {t.request_key: t for t in await store.take_over()}
+        assert set(taken) == {"leased", "orphan"}  # both leases have run out
+        assert taken["leased"].lease.fence == 3
+        assert taken["leased"].previous_owner == "host-a:12:deadbeef"
+        assert taken["leased"].record.reply["parent_ts"] == "1.2"
+        assert taken["orphan"].previous_owner is None

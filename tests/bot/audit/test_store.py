@@ -1,5 +1,5 @@
-"""AuditStore: rows written before and completed after a call, crash recovery, queries, claims,
-errors as AuditError, and SQLite kept off the event loop.
+"""AuditStore: rows written before and completed after a call, a restarted process's requests,
+queries, claims, errors as AuditError, and SQLite kept off the event loop.
 
 Tests taking the `store` or `target` fixture run on both backends (SQLite, then PostgreSQL);
 the others are about SQLite itself."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -15,9 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bot.audit.sqlite import SqliteAuditStore
 
-from bot.audit import RECOVERED_DETAIL, AuditError, AuditStore, NewEntry, Outcome, open_store
+from bot.audit import (
+    AuditError,
+    AuditStore,
+    NewEntry,
+    NewRequest,
+    Outcome,
+    RequestState,
+    open_store,
+)
+from bot.audit.sql import Body, Query
+from bot.audit.sqlite_dialect import SqliteDialect
 from testkit.clock import FakeClock
 
 
@@ -51,9 +61,9 @@ async def store(target: str | Path, clock: FakeClock) -> AsyncIterator[AuditStor
 
 
 @pytest.fixture
-async def sqlite_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqliteAuditStore]:
+async def sqlite_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[AuditStore]:
     opened = await open_store(tmp_path / "audit.sqlite3", clock=clock)
-    assert isinstance(opened, SqliteAuditStore)
+    assert isinstance(opened.dialect, SqliteDialect)
     yield opened
     await opened.close()
 
@@ -279,47 +289,56 @@ async def test_query_filters(store: AuditStore, clock: FakeClock) -> None:
         await store.query(limit=0)
 
 
-# -- crash recovery -----------------------------------------------------------------------------
+# -- a restarted process ----------------------------------------------------------------------
 
 
-async def test_rows_left_pending_become_unknown_on_reopen(tmp_path: Path) -> None:
+def _request(key: str = "req-1") -> NewRequest:
+    return NewRequest(
+        request_key=key,
+        kind="request",
+        source="slash",
+        user_id="U111",
+        verb="mute-all",
+        raw_text="mute-all room-1",
+        plan={},
+        reply={"adapter": "slack", "channel": "C1"},
+    )
+
+
+async def test_a_restarted_process_takes_its_predecessors_requests_at_once(
+    tmp_path: Path,
+) -> None:
+    # The same host and pid as this process, another random part: its predecessor (a restarted
+    # container keeps its pid 1). Its lease has 30 s to run, yet it is taken over at once.
     path = tmp_path / "audit.sqlite3"
-    first = await open_store(path)
-    assert first.recovered_unknown == 0
-    ids = await first.begin([entry("a"), entry("b"), entry("c")])
-    await first.complete(ids[1], outcome=Outcome.OK)
-    await first.close()  # as if the process stopped before completing a and c
+    predecessor = f"{socket.gethostname()}:{os.getpid()}:0000dead"
+    first = await open_store(path, owner=predecessor)
+    assert first.recovered == 0
+    lease = await first.claim_request(_request())
+    assert lease is not None
+    [row_id] = await first.begin_request(lease, [entry()])
+    await first.close()  # as if the process stopped mid-call
 
-    second = await open_store(path)
-    try:
-        assert second.recovered_unknown == 2
-        rows = await second.rows_for_request("req-1")
-        assert [r.outcome for r in rows] == [Outcome.UNKNOWN, Outcome.OK, Outcome.UNKNOWN]
-        assert rows[0].detail == RECOVERED_DETAIL
-        assert rows[0].finished_at is None
-        assert rows[1].detail is None
-    finally:
-        await second.close()
-
-    third = await open_store(path)
-    assert third.recovered_unknown == 0
-    await third.close()
+    async with await open_store(path) as second:
+        assert second.recovered == 1
+        [taken] = await second.take_over()
+        assert taken.request_key == "req-1"
+        assert taken.previous_owner == predecessor
+        assert taken.lease.fence == 2
+        assert [r.id for r in taken.unsettled_rows] == [row_id]
+        assert taken.record.state is RequestState.RUNNING
 
 
-async def test_a_late_completion_replaces_unknown(tmp_path: Path) -> None:
-    # Another instance opening the file marks this one's in-flight row unknown; the real outcome
-    # arriving afterwards must still be recorded, without the recovery note.
+async def test_a_live_replicas_requests_wait_for_their_lease(tmp_path: Path) -> None:
+    # Another process on this host that is still running (this one, under another name: its
+    # pid is alive) keeps its requests until its lease runs out.
     path = tmp_path / "audit.sqlite3"
-    async with await open_store(path) as running:
-        [row_id] = await running.begin([entry()])
+    alive = f"{socket.gethostname()}:1:cafe0000"  # pid 1 always runs
+    async with await open_store(path, owner=alive) as running:
+        assert await running.claim_request(_request()) is not None
         async with await open_store(path) as other:
-            assert other.recovered_unknown == 1
-        await running.complete(row_id, outcome=Outcome.OK, tencent_request_id="rid")
-        row = await running.get(row_id)
-    assert row is not None
-    assert row.outcome is Outcome.OK
-    assert row.detail is None
-    assert row.tencent_request_id == "rid"
+            assert other.recovered == 0
+            assert await other.take_over() == []
 
 
 # -- claims -------------------------------------------------------------------------------------
@@ -405,22 +424,30 @@ async def test_room_trail_holds_the_rows_that_say_something_about_settings(
 # -- storage settings and threading -------------------------------------------------------------
 
 
+def _synchronous() -> Body[int]:
+    result = yield Query("PRAGMA synchronous")
+    return int(result.scalar())
+
+
+def _thread() -> Body[int]:
+    yield Query("SELECT 1")
+    return threading.get_ident()
+
+
 async def test_file_is_in_wal_mode_with_synchronous_normal(
-    sqlite_store: SqliteAuditStore, tmp_path: Path
+    sqlite_store: AuditStore, tmp_path: Path
 ) -> None:
     await sqlite_store.begin([entry()])
     with sqlite3.connect(tmp_path / "audit.sqlite3") as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    synchronous = await sqlite_store._run(
-        "read a pragma", lambda c: c.execute("PRAGMA synchronous").fetchone()[0]
-    )
+    synchronous = await sqlite_store.dialect.read("read a pragma", _synchronous)
     assert synchronous == 1  # NORMAL
 
 
-async def test_all_sqlite_work_runs_on_one_worker_thread(sqlite_store: SqliteAuditStore) -> None:
-    idents = {await sqlite_store._run("probe", lambda _c: threading.get_ident()) for _ in range(5)}
+async def test_all_sqlite_work_runs_on_one_worker_thread(sqlite_store: AuditStore) -> None:
+    idents = {await sqlite_store.dialect.read("probe", _thread) for _ in range(5)}
     await sqlite_store.begin([entry()])
-    idents.add(await sqlite_store._run("probe", lambda _c: threading.get_ident()))
+    idents.add(await sqlite_store.dialect.write("probe", _thread))
     assert len(idents) == 1
     assert threading.get_ident() not in idents
 
@@ -489,7 +516,7 @@ async def test_writes_to_a_read_only_store_are_audit_errors(target: str | Path) 
     async with await open_store(target) as writer:
         [row_id] = await writer.begin([entry()])
     async with await open_store(target, read_only=True) as reader:
-        assert reader.recovered_unknown == 0
+        assert reader.recovered == 0
         row = await reader.get(row_id)
         assert row is not None
         with pytest.raises(AuditError, match=r"readonly|read-only"):
@@ -518,7 +545,7 @@ async def test_a_closed_store_raises_audit_error(target: str | Path) -> None:
 async def test_a_lock_held_too_long_is_an_audit_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.audit.sqlite.BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr("bot.audit.sqlite_dialect.BUSY_TIMEOUT_S", 0.05)
     path = tmp_path / "audit.sqlite3"
     async with await open_store(path) as store:
         blocker = sqlite3.connect(path, isolation_level=None)
