@@ -474,9 +474,7 @@ class AuditStore:
 
     async def request_by_dedupe_key(self, dedupe_key: str) -> RequestRecord | None:
         """The request recorded under `dedupe_key` (e.g. "undo:KEY"), or None."""
-        return await self._dialect.read(
-            "read a request", lambda: life.by_dedupe_key(dedupe_key)
-        )
+        return await self._dialect.read("read a request", lambda: life.by_dedupe_key(dedupe_key))
 
     async def get_request(self, request_key: str) -> RequestRecord | None:
         """The record of one request, or None."""

@@ -136,19 +136,26 @@ class Runner:
         progress: ProgressCallback | None = None,
         progress_interval: float = 0.0,
         pause: Callable[[], Awaitable[None]] | None = None,
+        unaudited: str | None = None,
+        ready: Awaitable[None] | None = None,
     ) -> RunResult:
         """Carry out `plan` and return every target's outcome, in the order they were named.
 
         `held` is the request's lease (None: the request has no record, so no audit rows: no
-        audit store, or unaudited changes allowed while it is down). `address`, when given,
-        is the adapter's latest reply address, recorded with the rows. `progress` is called at
+        audit store, or unaudited changes allowed while it is down, `unaudited` then saying
+        why the record could not be written). `address`, when given, is the adapter's latest
+        reply address, recorded with the rows; `ready`, when given, is awaited before the rows
+        are written (the adapter's first message is out, so the address recorded with them
+        says where it is: a survivor then reports in its thread). `progress` is called at
         most every `progress_interval` seconds (its failures are logged, never raised);
         `pause`, if given, is awaited before each Room Engine call. Every line logged meanwhile
         carries the request key; the request and each member action are counted in
         `bot.metrics`.
         """
         with log_context(request_key=plan.request_key):
-            run = await self._run(plan, held, address, progress, progress_interval, pause)
+            run = await self._run(
+                plan, held, address, progress, progress_interval, pause, unaudited, ready
+            )
         if not run.lost:
             metrics.count_request(
                 plan.actor.source.value,
@@ -165,6 +172,8 @@ class Runner:
         progress: ProgressCallback | None,
         progress_interval: float,
         pause: Callable[[], Awaitable[None]] | None,
+        unaudited: str | None,
+        ready: Awaitable[None] | None,
     ) -> RunResult:
         started = time.monotonic()
         request_key = plan.request_key
@@ -215,8 +224,11 @@ class Runner:
             )
             for t in targets
         ]
+        if ready is not None:
+            await ready
         try:
             row_ids, audit_error = await self._begin(held, rows, address)
+            audit_error = audit_error or unaudited
         except LeaseLost as exc:
             return self._lost(plan, targets, str(exc), started)
         if audit_error is not None and not self._allow_unaudited:

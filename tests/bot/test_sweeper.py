@@ -82,9 +82,7 @@ async def test_two_survivors_report_a_stopped_request_once(
     async with await open_store(pg_url, owner="worker") as worker:
         await worker.rate_budget(5).slot().__aenter__()
     delivered: list[tuple[str, TakeoverReport]] = []
-    stores = [
-        await open_store(pg_url, owner=f"survivor-{i}", lease_s=LEASE_S) for i in range(2)
-    ]
+    stores = [await open_store(pg_url, owner=f"survivor-{i}", lease_s=LEASE_S) for i in range(2)]
     keepers = [LeaseKeeper(store, interval=0.1) for store in stores]
     sweepers = []
     for i, (store, keeper) in enumerate(zip(stores, keepers, strict=True)):

@@ -183,9 +183,12 @@ class Cluster:
             return sorted(await store.query(limit=100_000), key=lambda r: r.id)
 
     async def leases(self) -> list[tuple[str, str]]:
-        """(request key, owner) of every lease in the database."""
+        """(request key, owner) of every request held by a replica (a lease) in the database."""
         async with await psycopg.AsyncConnection.connect(self.database) as conn:
-            cur = await conn.execute("SELECT request_key, owner FROM leases ORDER BY taken_at")
+            cur = await conn.execute(
+                "SELECT request_key, owner FROM requests WHERE owner IS NOT NULL "
+                "ORDER BY created_at"
+            )
             return [(str(key), str(owner)) for key, owner in await cur.fetchall()]
 
     async def wait_for(

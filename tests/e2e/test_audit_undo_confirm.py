@@ -113,8 +113,9 @@ def test_audit_cli_reads_what_slack_requests_wrote(
     assert row["tencent_request_id"].startswith("Id-")
 
 
-async def test_crash_between_write_and_completion_leaves_unknown_row(tmp_path: Path) -> None:
-    """The row is written before the call; if the process dies mid-call, the next start marks it."""
+async def test_crash_between_write_and_completion_is_taken_over_at_restart(tmp_path: Path) -> None:
+    """The row is written before the call; if the process dies mid-call, the next start takes
+    the request over at once (its predecessor is certainly stopped) and finds the row pending."""
     async with running_stack(tmp_path) as stack:
         stack.emulator.script("update_room_info", ["hang"])
         await stack.slash("mute-all room-test")
@@ -138,10 +139,13 @@ async def test_crash_between_write_and_completion_leaves_unknown_row(tmp_path: P
         stack.bot.runtime.tasks.cancel()
     store = await open_store(crashed)
     try:
-        assert store.recovered_unknown == 1
+        assert store.recovered == 1
         [row] = await store.query()
-        assert row.outcome is Outcome.UNKNOWN
+        assert row.outcome is Outcome.PENDING
         assert row.room_id == "room-test"
+        [taken] = await store.take_over()
+        assert [r.id for r in taken.unsettled_rows] == [row.id]
+        assert taken.record.reply["parent_ts"] is not None  # the survivor knows the thread
     finally:
         await store.close()
 
