@@ -84,6 +84,7 @@ class SlackDelivery:
     restarted: bool = False
     wait: Callable[[], Awaitable[None]] | None = None
     progress_interval: float = PROGRESS_INTERVAL_S
+    guard: Callable[[], None] | None = None
     #: A version 1 address's parent text, for reports of requests recorded before plans were.
     legacy_head: str | None = field(default=None, repr=False)
 
@@ -157,9 +158,15 @@ class SlackDelivery:
             "fallback": reporter.fallback,
         }
 
+    def __post_init__(self) -> None:
+        # Every Web API call of the reporter waits its turn here, and is fenced here.
+        self.reporter.pause = self.pause
+
     async def pause(self) -> None:
         if self.wait is not None:
             await self.wait()
+        if self.guard is not None:
+            self.guard()
 
     async def start(self, plan: Plan) -> None:
         await self.reporter.start(blocks.parent_message(plan.command, plan.actor, kind=plan.kind))

@@ -27,6 +27,7 @@ class ConsoleDelivery:
     """Prints one request's course to `write` (a line at a time)."""
 
     progress_interval = 0.0
+    guard: Callable[[], None] | None = None
 
     def __init__(self, write: Callable[[str], None]) -> None:
         self._write = write

@@ -39,6 +39,10 @@ class Delivery(Protocol):
 
     #: Seconds between two `progress` calls at most (the core coalesces in between).
     progress_interval: float
+    #: Set by the core before `start`: call it right before each outside action (a message
+    #: posted or edited); it raises `LeaseLost` once the request is no longer this replica's,
+    #: and the adapter must then post nothing more (let the exception through).
+    guard: Callable[[], None] | None
 
     def address(self) -> dict[str, Any]:
         """Where this request is reported, as JSON-ready data with an `"adapter"` key: what a
@@ -106,6 +110,7 @@ class LoggedDelivery:
     session's request taken over by a Slack replica, a record from an older version)."""
 
     progress_interval = 60.0
+    guard: Callable[[], None] | None = None
 
     def __init__(self, address: dict[str, Any]) -> None:
         self._address = address

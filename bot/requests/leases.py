@@ -50,6 +50,15 @@ class HeldLease:
         """Seconds this lease is surely still this replica's, by this process's clock."""
         return self.lease.deadline - self._book.monotonic()
 
+    def guard(self) -> None:
+        """Right before an outside action, with no time to renew: raise `LeaseLost` unless the
+        lease is surely still this replica's by this process's clock (a process that was paused
+        past its lease stops here, whatever it was waiting for)."""
+        if self.lost:
+            raise LeaseLost(f"request {self.request_key} was taken over by another replica")
+        if self.remaining() <= 0:
+            raise LeaseLost(f"the lease on request {self.request_key} ran out")
+
     async def check(self) -> None:
         """Before an outside action: return when the request is still this replica's, renewing
         its lease first when little of it is left; raise `LeaseLost` when it is not. A renewal

@@ -113,8 +113,15 @@ class RequestLife:
             await delivery.finish(run)
             return run
         held = self._book.hold(lease) if lease is not None and self._book is not None else None
+        if held is not None:
+            delivery.guard = held.guard
         try:
-            return await self._carry_out(plan, delivery, held, problem)
+            run = await self._carry_out(plan, delivery, held, problem)
+        except LeaseLost as exc:
+            log.warning("request %s: %s; this replica reports nothing more", plan.request_key, exc)
+            if held is not None:
+                await self._hand_back(held)
+            return self._runner.lost(plan, str(exc))
         except BaseException as exc:
             if held is not None and not isinstance(exc, asyncio.CancelledError):
                 await self._hand_back(held)
@@ -122,6 +129,9 @@ class RequestLife:
         finally:
             if held is not None and self._book is not None:
                 self._book.release(held)
+        if run.lost is not None and held is not None:
+            await self._hand_back(held)
+        return run
 
     async def _claim(
         self, plan: Plan, delivery: Delivery, dedupe_key: str | None
@@ -210,11 +220,15 @@ class RequestLife:
                 await self._sleep(pause)
 
     async def _hand_back(self, held: HeldLease) -> None:
-        """After an unexpected error: give the lease up at once, so a loop (this replica's or
-        another's) reads the rooms back and reports the request."""
+        """After an unexpected error, or when this replica can no longer be sure it holds the
+        request (paused past its lease): give the lease up at once, if it is still this
+        replica's, so a loop (this replica's or another's) reads the rooms back and reports the
+        request. When another replica has it already, that one reports: nothing to do."""
         if self._store is None:
             return
         try:
             await self._store.abandon_request(held.lease)
-        except (AuditError, LeaseLost) as exc:
+        except LeaseLost:
+            log.info("request %s is another replica's now: that one reports it", held.request_key)
+        except AuditError as exc:
             log.warning("could not hand request %s back: %s", held.request_key, exc)

@@ -85,6 +85,8 @@ class RequestLoop:
         self._monotonic = monotonic
         self._undelivered: dict[str, _Undelivered] = {}
         self._task: asyncio.Task[None] | None = None
+        #: Reports being made in the background (the loop keeps beating meanwhile).
+        self._reporting: set[asyncio.Task[TakeoverReport | None]] = set()
 
     @property
     def undelivered(self) -> frozenset[str]:
@@ -107,12 +109,18 @@ class RequestLoop:
         task, self._task = self._task, None
         if task is not None:
             await cancel_and_wait(task)
+        for reporting in list(self._reporting):
+            await cancel_and_wait(reporting)
 
     async def tick(self) -> list[TakeoverReport]:
-        """One round (see the module docstring); the reports delivered. Raises `AuditError`
-        only when taking requests over fails."""
+        """One round (see the module docstring), waiting for its reports; the reports
+        delivered. Raises `AuditError` only when taking requests over fails."""
+        jobs = await self._round()
+        return [report for report in await asyncio.gather(*jobs) if report is not None]
+
+    async def _round(self) -> list[asyncio.Task[TakeoverReport | None]]:
+        """Renew, take over, and start reporting what was taken; the reports' tasks."""
         await self._book.renew_due()
-        delivered: list[TakeoverReport] = []
         now = self._monotonic()
         again = [u for u in self._undelivered.values() if u.due <= now]
         taken = await self._store.take_over(adapters=self._deliveries.adapters, limit=self._limit)
@@ -120,15 +128,18 @@ class RequestLoop:
             del self._undelivered[one.taken.request_key]
         jobs = [self._redeliver(u) for u in again]
         jobs += [self._report(t, self._book.hold(t.lease), 1) for t in taken]
-        for report in await asyncio.gather(*jobs):
-            if report is not None:
-                delivered.append(report)
-        return delivered
+        tasks = [asyncio.ensure_future(job) for job in jobs]
+        for task in tasks:
+            self._reporting.add(task)
+            task.add_done_callback(self._reporting.discard)
+        return tasks
 
     async def _loop(self) -> None:
+        # The reports run beside the loop, so leases (theirs included) are renewed while a
+        # long report reads its rooms back.
         while True:
             try:
-                await self.tick()
+                await self._round()
             except AuditError as exc:
                 log.warning("looking for due work failed: %s", exc)
             except Exception:

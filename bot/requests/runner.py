@@ -59,7 +59,7 @@ from bot.outcomes import (
 from bot.requests.leases import HeldLease
 from bot.requests.recorder import AuditRecorder, Target, entry, targets_of
 from bot.tencent.client import ApiResult, RoomEngineClient
-from bot.tencent.errors import CONFIGURATION_CODES
+from bot.tencent.errors import CONFIGURATION_CODES, NotSent
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,24 @@ _MEMBER_VERBS: Final = {MemberApi.KICK: "kick", MemberApi.BAN: "ban", MemberApi.
 
 class _Withdrawal:
     """Once a call proves roombot's configuration wrong, or the request is lost to another
-    replica, every call still queued is withdrawn."""
+    replica, every call still queued is withdrawn.
 
-    def __init__(self) -> None:
+    The client asks it after a call's turn has come (its rate-budget slot) and right before
+    sending: that is where the lease is checked one last time (`HeldLease.guard`), so a replica
+    paused while it waited for the budget sends nothing once it wakes past its lease."""
+
+    def __init__(self, held: HeldLease | None = None) -> None:
         self.reason: str | None = None
         #: Set when the request was taken over by another replica: nothing more is written.
         self.lost: str | None = None
+        self._held = held
 
     def __call__(self) -> str | None:
+        if self._held is not None and self.lost is None:
+            try:
+                self._held.guard()
+            except LeaseLost as exc:
+                self.lose(exc)
         return self.reason
 
     def note(self, failure: Failure | None) -> None:
@@ -185,7 +195,7 @@ class Runner:
         read_before = room_info_only and (
             len(patches) <= READ_BEFORE_MAX_ROOMS or expected is not None
         )
-        abort = _Withdrawal()
+        abort = _Withdrawal(held)
 
         async def turn() -> None:
             """Before each Room Engine call: let urgent work go first, and make sure the
@@ -255,6 +265,8 @@ class Runner:
             last_progress = now
             try:
                 await progress(Progress(done=done, failed=failed, total=total))
+            except LeaseLost as exc:  # the display is fenced too: nothing more goes out
+                abort.lose(exc)
             except Exception:  # a progress display must never break the request itself
                 log.exception("progress callback failed")
 
@@ -267,7 +279,12 @@ class Runner:
             else:
                 async with gate:
                     await turn()
-                    results = await self._send(call, abort)
+                    # Withdrawn already: not even queued for the rate budget.
+                    results = (
+                        self._withdrawn(call, abort.reason)
+                        if abort.reason is not None
+                        else await self._send(call, abort)
+                    )
                 if isinstance(call, RoomPatch):
                     results = [replace(results[0], previous=previous.get(call.room_id))]
             for result in results:
@@ -347,6 +364,15 @@ class Runner:
                 elapsed_s=elapsed,
                 account=t.account,
             )
+            for t in targets_of(call)
+        ]
+
+    @staticmethod
+    def _withdrawn(call: Call, why: str) -> list[RoomResult]:
+        """The results of a call withdrawn before it was queued: not attempted, for `why`."""
+        failure = describe_failure(NotSent(why), room_id=call.room_id)
+        return [
+            RoomResult(t.room_id, t.changes, failure=failure, account=t.account)
             for t in targets_of(call)
         ]
 
@@ -503,6 +529,11 @@ class Runner:
                     ),
                 )
         return problem
+
+    def lost(self, plan: Plan, why: str) -> RunResult:
+        """The run of a request this replica lost to another before it could report it."""
+        targets = [t for index, call in enumerate(plan.calls) for t in targets_of(call, index)]
+        return self._lost(plan, targets, why, time.monotonic())
 
     def _lost(
         self,

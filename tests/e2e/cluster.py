@@ -2,9 +2,9 @@
 audit database, one FakeSlack and one Room Engine emulator, all on 127.0.0.1.
 
 There is no load balancer: a test sends each request to the replica of its choice (`slash(i,
-…)`, `mention(i, …)`, `click(i, …)`), kills one (`kill(i)`, SIGKILL) or restarts one (`restart
-(i)`, SIGTERM then a fresh process). The emulator records when each Room Engine call arrived
-(`arrivals`), so a test can check the busiest one-second window across every replica. Each
+…)`, `mention(i, …)`, `click(i, …)`), kills one (`kill(i)`, SIGKILL), pauses one (`pause(i)`,
+SIGSTOP; `resume(i)`, SIGCONT) or restarts one (`restart(i)`, SIGTERM then a fresh process).
+The emulator records when each Room Engine call arrived (`arrivals`), so a test can check the busiest one-second window across every replica. Each
 replica's output goes to a log file (`Replica.log()`), never to a pipe nobody reads.
 """
 
@@ -86,6 +86,7 @@ class Cluster:
     arrivals: list[tuple[str, float]] = field(default_factory=list)
     _keys: int = 0
     _generation: int = 0
+    _paused: set[int] = field(default_factory=set)
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -200,14 +201,15 @@ class Cluster:
         await self.slack.wait_for(predicate, timeout=timeout)
 
     async def settled(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-        """Wait until no live replica has background work, for a quiet moment."""
+        """Wait until no live replica has background work, for a quiet moment (a paused
+        replica is not asked: it cannot answer)."""
         deadline = time.monotonic() + timeout
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < 0.3:
             assert time.monotonic() < deadline, "replicas still busy"
             busy = False
-            for replica in self.replicas:
-                if replica.proc.returncode is not None:
+            for index, replica in enumerate(self.replicas):
+                if replica.proc.returncode is not None or index in self._paused:
                     continue
                 async with self.session.get(f"http://127.0.0.1:{replica.port}/healthz") as r:
                     busy = busy or bool((await r.json())["in_flight"])
@@ -224,6 +226,18 @@ class Cluster:
         killed = time.monotonic()
         await proc.wait()
         return killed
+
+    def pause(self, replica: int) -> float:
+        """SIGSTOP one replica (as a long GC pause, a frozen VM or a partition would hold it);
+        returns when (monotonic)."""
+        self.replicas[replica].proc.send_signal(signal.SIGSTOP)
+        self._paused.add(replica)
+        return time.monotonic()
+
+    def resume(self, replica: int) -> None:
+        """SIGCONT a paused replica: it goes on from where it was."""
+        self.replicas[replica].proc.send_signal(signal.SIGCONT)
+        self._paused.discard(replica)
 
     async def stop(self, replica: int) -> int:
         """SIGTERM one replica and wait for its exit status."""

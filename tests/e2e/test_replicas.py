@@ -238,3 +238,61 @@ async def test_one_replica_on_sqlite_killed_mid_command_tells_the_thread_after_r
         assert Outcome.UNKNOWN not in {r.outcome for r in rows}  # every room could be read
         assert "interrupted, then read back" in cluster.message(parent["ts"])["text"]
         assert json.dumps(cluster.message(parent["ts"])["blocks"]).count("⏳") == 0
+
+
+async def test_a_paused_replica_that_lost_its_request_sends_and_posts_nothing_when_it_wakes(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """Fencing (DESIGN §2.10): replica 0 is paused (SIGSTOP) while its 40-room request waits for
+    the rate budget; a survivor takes the request over, reads the rooms back and reports; a
+    Retry runs what was not applied. Then replica 0 wakes (SIGCONT): it must send no call, write
+    no row and post nothing: the survivor's report stands, and no room is changed twice."""
+    names = rooms(40)
+    rate = 8
+    # The survivor reads every room back within the same budget.
+    within = LEASE_S + REPORT_MARGIN_S + len(names) / rate
+    async with running_cluster(tmp_path, pg_database, rooms=names, rate_limit=rate) as cluster:
+        await cluster.slash(0, "mute-all " + " ".join(names))
+        await cluster.wait_for(lambda: len(cluster.calls()) >= 3)
+        paused = cluster.pause(0)
+        try:
+            [parent] = cluster.parents()
+            await cluster.wait_for(
+                lambda: "stopped before it finished" in thread_text(cluster, parent),
+                timeout=within + 5,
+            )
+            assert time.monotonic() - paused <= within
+            await cluster.settled()
+            rows_then = [(r.id, r.outcome) for r in await cluster.rows()]
+            not_applied = [o for _, o in rows_then if o is Outcome.NOT_APPLIED]
+            assert not_applied, "the pause came mid-way"
+            [report] = [
+                m for m in cluster.thread(parent) if "stopped before it finished" in m["text"]
+            ]
+            retry = button(report, blocks.ACTION_RETRY)
+            assert retry is not None
+            await cluster.click(1, blocks.ACTION_RETRY, retry["value"], message=report)
+            await cluster.wait_for(lambda: "is retrying" in thread_text(cluster, parent))
+        finally:
+            cluster.resume(0)
+        await cluster.wait_for(lambda: "lost to another replica" in cluster.replicas[0].log())
+        await cluster.wait_for(
+            lambda: all(cluster.emulator.rooms[r]["IsAudioDisabled"] for r in names)
+        )
+        await cluster.settled()
+
+        # Each room was changed once: by replica 0 before its pause, or by the Retry.
+        per_room = [
+            sum(1 for c in cluster.calls() if c.body["RoomInfo"]["RoomId"] == room)
+            for room in names
+        ]
+        assert max(per_room) == 1, per_room
+        # Replica 0 wrote nothing after the takeover: the survivor's verdicts stand.
+        rows_now = {r.id: r.outcome for r in await cluster.rows()}
+        assert all(rows_now[row_id] == outcome for row_id, outcome in rows_then)
+        # ... and posted nothing: no "done" from it, the parent keeps the survivor's status
+        # (the Retry has its own parent in the thread).
+        thread = thread_text(cluster, parent)
+        assert "✅ done: 40/40" not in thread
+        assert "interrupted, then read back" in cluster.message(parent["ts"])["text"]
+        assert await cluster.leases() == []
