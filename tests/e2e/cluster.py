@@ -4,8 +4,9 @@ audit database, one FakeSlack and one Room Engine emulator, all on 127.0.0.1.
 There is no load balancer: a test sends each request to the replica of its choice (`slash(i,
 …)`, `mention(i, …)`, `click(i, …)`), kills one (`kill(i)`, SIGKILL), pauses one (`pause(i)`,
 SIGSTOP; `resume(i)`, SIGCONT) or restarts one (`restart(i)`, SIGTERM then a fresh process).
-The emulator records when each Room Engine call arrived (`arrivals`), so a test can check the busiest one-second window across every replica. Each
-replica's output goes to a log file (`Replica.log()`), never to a pipe nobody reads.
+The emulator records when each Room Engine call arrived (`arrivals`), so a test can check the
+busiest one-second window across every replica. Each replica's output goes to a log file
+(`Replica.log()`), never to a pipe nobody reads.
 """
 
 from __future__ import annotations
