@@ -29,9 +29,8 @@ from typing import Any
 
 from bot.audit import AuditEntry, Outcome, Source
 from bot.commands import Command
-from bot.models import Call, restorable
+from bot.models import BannedMember, Call, RoomMember, RoomSnapshot, restorable
 from bot.policy import Decision, Denial
-from bot.tencent.client import BannedMember, RoomMember, RoomSnapshot
 
 __all__ = [
     "Access",

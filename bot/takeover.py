@@ -36,7 +36,7 @@ from bot.aio import cancel_and_wait
 from bot.audit import PROVISIONAL_OUTCOMES, AuditEntry, AuditError, AuditStore, Outcome
 from bot.audit.records import StrandedRequest
 from bot.leases import LeaseKeeper
-from bot.tencent.client import BannedList, MemberList, RoomSnapshot
+from bot.models import BannedList, MemberList, RoomSnapshot
 from bot.tencent.errors import ApiError, RoomEngineError
 
 logger = logging.getLogger(__name__)

@@ -42,8 +42,16 @@ from bot.config import Settings
 from bot.models import (
     BANNED_PAGE_MAX,
     MEMBER_PAGE_DEFAULT,
+    BannedList,
+    BannedMember,
+    BannedPage,
+    CallbackConfig,
+    MemberList,
+    MemberPage,
     RoomInfo,
+    RoomMember,
     RoomPatch,
+    RoomSnapshot,
     accounts_problem,
     duration_problem,
     reason_problem,
@@ -113,108 +121,6 @@ class ApiResult:
     request_id: str
     attempts: int
     elapsed_s: float
-
-
-@dataclass(frozen=True)
-class RoomSnapshot:
-    """A room as `get_room_info` reported it, with the RequestId of that answer."""
-
-    room: RoomInfo
-    request_id: str
-    attempts: int = 1
-    elapsed_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class RoomMember:
-    """One member as `get_room_member_list` reports it.
-
-    `role` is "Owner", "Admin" or "Member" (a Tencent sample's "RoomOwner" is read as "Owner";
-    any other value is kept as sent).
-    """
-
-    account: str
-    name_card: str = ""
-    role: str = "Member"
-    marks: tuple[int, ...] = ()
-    custom_info: str = ""
-
-
-@dataclass(frozen=True)
-class MemberPage:
-    """One page of `get_room_member_list`; `next_cursor` is "" when there is no more."""
-
-    members: tuple[RoomMember, ...]
-    next_cursor: str
-    request_id: str
-    attempts: int = 1
-    elapsed_s: float = 0.0
-
-    @property
-    def done(self) -> bool:
-        """True when this was the last page."""
-        return not self.next_cursor
-
-
-@dataclass(frozen=True)
-class MemberList:
-    """A room's members gathered over pages, up to a cap.
-
-    `truncated` is True when the cap was reached and Tencent had more; how many more, cursor
-    paging cannot tell (`get_room_info`'s `MemberCount` can). `next_cursor` continues where the
-    list stopped ("" when complete, and when a page longer than asked for overflowed the cap,
-    as continuing from it would skip members).
-    `request_ids` has one per page.
-    """
-
-    members: tuple[RoomMember, ...]
-    truncated: bool
-    next_cursor: str
-    request_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class BannedMember:
-    """One ban: the account and when it ends (`banned_until`, unix seconds)."""
-
-    account: str
-    banned_until: int
-
-
-@dataclass(frozen=True)
-class BannedPage:
-    """One page of `get_banned_member_list`; `next_offset` is 0 when there is no more."""
-
-    members: tuple[BannedMember, ...]
-    next_offset: int
-    request_id: str
-    attempts: int = 1
-    elapsed_s: float = 0.0
-
-    @property
-    def done(self) -> bool:
-        """True when this was the last page."""
-        return self.next_offset == 0
-
-
-@dataclass(frozen=True)
-class BannedList:
-    """A room's bans gathered over pages, up to a cap; fields as in `MemberList`
-    (`next_offset` 0 when complete)."""
-
-    members: tuple[BannedMember, ...]
-    truncated: bool
-    next_offset: int
-    request_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CallbackConfig:
-    """The app's Room Engine callback configuration: the URL and the commands it receives."""
-
-    url: str
-    commands: tuple[str, ...]
-    request_id: str
 
 
 class _Envelope(BaseModel):

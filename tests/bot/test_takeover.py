@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from bot.audit import AuditStore, NewEntry, Outcome, StrandedRequest
+from bot.models import RoomSnapshot
 from bot.takeover import VERDICT_DETAILS, TakeoverReport, report_stranded, sweep, take_over
-from bot.tencent.client import RetryPolicy, RoomEngineClient, RoomSnapshot
+from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 from bot.tencent.ratelimit import RateBudget
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from bot.config import ConfigError, load_settings
-from bot.models import RoomPatch
-from bot.tencent.client import ApiResult, RetryPolicy, RoomEngineClient, RoomSnapshot
+from bot.models import RoomPatch, RoomSnapshot
+from bot.tencent.client import ApiResult, RetryPolicy, RoomEngineClient
 from bot.tencent.errors import (
     RETRYABLE_CODES,
     ApiError,
