@@ -5,6 +5,8 @@ One module per family, all re-exported here (import from `bot.models`):
 * `limits` — byte limits and the `*_problem` checks the parser, the client and the emulator share;
 * `rooms` — the partial `update_room_info` patch, `destroy_room`, `RoomInfo` and `RoomSnapshot`;
 * `members` — kick / ban / unban calls, members and bans as the list APIs report them;
+* `seats` — seats as `get_seat_list` reports them, and the `lock_seat` / `kick_user_off_seat`
+  calls;
 * `callbacks` — callback command names, leave types, the app's callback configuration;
 * `calls` — `Call`, every write call a command can make.
 
@@ -66,6 +68,17 @@ from bot.models.rooms import (
     TakeSeatMode,
     restorable,
 )
+from bot.models.seats import (
+    SEAT_FLAGS,
+    SEAT_INDEX,
+    SEAT_INDEX_MAX,
+    LockSeatCall,
+    Seat,
+    SeatChange,
+    SeatKickCall,
+    SeatList,
+    seat_flags_problem,
+)
 
 __all__ = [
     "ACCOUNT_ID_MAX_BYTES",
@@ -81,6 +94,9 @@ __all__ = [
     "REASON_MAX_BYTES",
     "ROOM_ID_MAX_BYTES",
     "ROOM_NAME_MAX_BYTES",
+    "SEAT_FLAGS",
+    "SEAT_INDEX",
+    "SEAT_INDEX_MAX",
     "BannedList",
     "BannedMember",
     "BannedPage",
@@ -89,6 +105,7 @@ __all__ = [
     "CallbackConfig",
     "DestroyCall",
     "LeaveType",
+    "LockSeatCall",
     "MemberApi",
     "MemberCall",
     "MemberList",
@@ -98,6 +115,10 @@ __all__ = [
     "RoomMember",
     "RoomPatch",
     "RoomSnapshot",
+    "Seat",
+    "SeatChange",
+    "SeatKickCall",
+    "SeatList",
     "TakeSeatMode",
     "account_id_problem",
     "accounts_problem",
@@ -111,5 +132,6 @@ __all__ = [
     "restorable",
     "room_id_problem",
     "room_name_problem",
+    "seat_flags_problem",
     "utf8_len",
 ]

@@ -2,24 +2,29 @@
 
 It serves, under `/v4/room_engine_http_srv/`, `update_room_info`, `get_room_info`, `create_room`,
 `destroy_room` and the member APIs (`get_room_member_list`, `kick_user_out`, `ban_room_member`,
-`unban_room_member`, `get_banned_member_list`), and under `/v4/room_config/` the callback
-configuration (`set_callback`, `update_callback`, `get_callback`, `delete_callback`; one
-configuration per SDKAppID). It rejects what the real service rejects: a missing or unknown
-`sdkappid`, a non-admin `identifier`, a UserSig that is invalid, expired, or made for another app
-or user (the matching 70xxx codes), a missing or out-of-range `random`, a `contenttype` other than
-`json`, a body that is not JSON (60003), an unknown path (60009), fields of the wrong type or over
-their byte limits (100002, naming the field), unknown or destroyed rooms (100004), and more than
-`rate_limit_per_api` calls per second per API (60007, sliding one-second window).
+`unban_room_member`, `get_banned_member_list`), under `/v4/room_engine_http_mic/` the six seat APIs
+(`get_seat_list`, `lock_seat`, `kick_user_off_seat`, `pick_user_on_seat`, `switch_seat`,
+`move_user_to_seat`), and under `/v4/room_config/` the callback configuration (`set_callback`,
+`update_callback`, `get_callback`, `delete_callback`; one configuration per SDKAppID). It rejects
+what the real service rejects: a missing or unknown `sdkappid`, a non-admin `identifier`, a UserSig
+that is invalid, expired, or made for another app or user (the matching 70xxx codes), a missing or
+out-of-range `random`, a `contenttype` other than `json`, a body that is not JSON (60003), an
+unknown path (60009), fields of the wrong type or over their byte limits (100002, naming the field),
+unknown or destroyed rooms (100004), and more than `rate_limit_per_api` calls per second per API
+(60007, sliding one-second window).
 
 This module is the server: routing, credentials, the rate limit, injected faults and the record
 of requests. The APIs themselves live in one module per family, each documenting where it is
 strict because the reference is silent: rooms and demo rooms (`emulator_rooms`), members
-(`emulator_member_api`, state in `emulator_members`) and the callback configuration
-(`emulator_config`); their shared state is `emulator_base.EmulatorCore`.
+(`emulator_member_api`, state in `emulator_members`), seats (`emulator_seat_api`, state in
+`emulator_seats`) and the callback configuration (`emulator_config`); their shared state is
+`emulator_base.EmulatorCore`.
 
-Rooms have members (`MemberList` in a seeded room; the demo rooms come with a few). Since no REST
-API makes anyone join, tests and demos use `member_enter()` / `member_leave()`, and change a room
-"from outside" with `outside_update()` or through the REST API as one of `other_admins`.
+Rooms have members (`MemberList` in a seeded room; the demo rooms come with a few) and, with
+`IsSeatEnabled`, seats (`SeatList`; `town-hall` has speakers on its seats). Since no REST API
+makes anyone join or sit down, tests and demos use `member_enter()` / `member_leave()` and
+`take_seat()` / `leave_seat()`, and change a room "from outside" with `outside_update()` or
+through the REST API as one of `other_admins`.
 
 Callbacks (reference §5) are posted the way Room Engine would when rooms change: to the
 configuration made through `v4/room_config/` (only its commands), or else to `callback_url` (all
@@ -46,16 +51,13 @@ from typing import Any, Final
 from aiohttp import web
 
 from bot.tencent.apis import COMMANDS, CONFIG_PATH, SERVICE_PATH, SERVICES
-from bot.tencent.emulator_base import Caller, Events, Handler, platform_of
-from bot.tencent.emulator_callbacks import (
-    REST_PLATFORM,
-    seat_info_changed_body,
-    url_problem,
-)
+from bot.tencent.emulator_base import Caller, Events, Handler
+from bot.tencent.emulator_callbacks import REST_PLATFORM, url_problem
 from bot.tencent.emulator_config import CallbackConfigCommands
 from bot.tencent.emulator_errors import Refusal
 from bot.tencent.emulator_member_api import MemberCommands
 from bot.tencent.emulator_rooms import DEMO_ROOMS, RoomCommands
+from bot.tencent.emulator_seat_api import SeatCommands
 from bot.tencent.usersig import VerifyReason, decode_usersig, verify_usersig
 
 __all__ = ["DEMO_ROOMS", "DEMO_SDKAPPID", "RecordedRequest", "RoomEngineEmulator"]
@@ -104,7 +106,7 @@ class RecordedRequest:
     http_status: int | None  # None while (or because) the request hung
 
 
-class RoomEngineEmulator(RoomCommands, MemberCommands, CallbackConfigCommands):
+class RoomEngineEmulator(RoomCommands, MemberCommands, SeatCommands, CallbackConfigCommands):
     """An in-process Room Engine server for one SDKAppID; see the module docstring.
 
     `admin_id` and each of `other_admins` are App administrators (UserSigs signed with
@@ -112,7 +114,8 @@ class RoomEngineEmulator(RoomCommands, MemberCommands, CallbackConfigCommands):
     a demo changes a room "from outside". `callback_url` receives every callback while no
     configuration was made through `v4/room_config/`; `callback_token` adds `Sign` and
     `RequestTime` to each callback URL. With `callback_bools_as_strings`, UpdateRoomInfo callbacks
-    carry their booleans as the strings "true"/"false" (Tencent's sample does so).
+    carry their booleans as the strings "true"/"false" (Tencent's sample does so). `seat_limit`
+    is the most seats a room may have (`MaxSeatCount`), standing for the app's package.
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class RoomEngineEmulator(RoomCommands, MemberCommands, CallbackConfigCommands):
         seed: int | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         max_recorded: int = 100_000,
+        seat_limit: int = 16,
     ) -> None:
         for name, rate in (
             ("fail_rate", fail_rate),
@@ -164,6 +168,7 @@ class RoomEngineEmulator(RoomCommands, MemberCommands, CallbackConfigCommands):
             callback_bools_as_strings=callback_bools_as_strings,
             clock=clock,
             max_recorded=max_recorded,
+            seat_limit=seat_limit,
         )
         self._admins = frozenset({admin_id, *self.other_admins})
         self._secret_key = secret_key
@@ -264,27 +269,6 @@ class RoomEngineEmulator(RoomCommands, MemberCommands, CallbackConfigCommands):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
-
-    # -- changes that come from outside the REST API ----------------------------------------------
-
-    def seat_info_changed(
-        self,
-        room_id: str,
-        seats: Sequence[Mapping[str, Any]],
-        *,
-        operator: str,
-        platform: str = "Web",
-        client_ip: str = "127.0.0.1",
-    ) -> None:
-        """Post `Mic.CallbackAfterSeatInfoChanged` with `seats` (`Index`, `Member_Account`,
-        `IsTakenDisabled`, ...). The emulator keeps no seat state; raises `Refusal` 100004 for
-        an unknown room."""
-        caller = Caller(operator, client_ip, platform_of(platform))
-        self._room(room_id)
-        body = seat_info_changed_body(
-            operator, room_id, [dict(seat) for seat in seats], self._event_ms()
-        )
-        self._emit(body, caller)
 
     # -- one request ----------------------------------------------------------------------------
 
@@ -446,6 +430,12 @@ class RoomEngineEmulator(RoomCommands, MemberCommands, CallbackConfigCommands):
             "ban_room_member": self._ban_room_member,
             "unban_room_member": self._unban_room_member,
             "get_banned_member_list": self._get_banned_member_list,
+            "get_seat_list": self._get_seat_list,
+            "lock_seat": self._lock_seat,
+            "kick_user_off_seat": self._kick_user_off_seat,
+            "pick_user_on_seat": self._pick_user_on_seat,
+            "switch_seat": self._switch_seat,
+            "move_user_to_seat": self._move_user_to_seat,
             "set_callback": self._set_callback,
             "update_callback": self._update_callback,
             "get_callback": self._get_callback,

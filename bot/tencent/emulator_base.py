@@ -2,11 +2,10 @@
 configuration, who made a call, and posting the callbacks a change causes.
 
 `EmulatorCore` holds that state; each API family (`emulator_rooms`, `emulator_member_api`,
-`emulator_config`) is a subclass adding its commands, and `RoomEngineEmulator` combines them with
-the HTTP server (`bot.tencent.emulator`). A command handler takes the request body, the `Caller`
-and a list of `Events` to which it appends the callbacks it causes: the server posts them after
-the API answer has gone out, as Room Engine does.
-"""
+`emulator_seat_api`, `emulator_config`) is a subclass adding its commands, and `RoomEngineEmulator`
+combines them with the HTTP server (`bot.tencent.emulator`). A command handler takes the request
+body, the `Caller` and a list of `Events` to which it appends the callbacks it causes: the server
+posts them after the API answer has gone out, as Room Engine does."""
 
 from __future__ import annotations
 
@@ -19,9 +18,11 @@ from bot.tencent.emulator_callbacks import (
     CallbackConfiguration,
     CallbackSender,
     SentCallback,
+    seat_info_changed_body,
 )
 from bot.tencent.emulator_errors import Refusal
 from bot.tencent.emulator_members import RoomMembers
+from bot.tencent.emulator_seats import NO_SEATS, RoomSeats
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class EmulatorCore:
     `admin_id` and each of `other_admins` are App administrators. `callback_url` receives every
     callback while no configuration was made through `v4/room_config/`; `callback_token` adds
     `Sign` and `RequestTime` to each callback URL. With `callback_bools_as_strings`,
-    UpdateRoomInfo callbacks carry their booleans as the strings "true"/"false".
+    UpdateRoomInfo callbacks carry their booleans as the strings "true"/"false". `seat_limit`
+    stands for the app's package: the most seats (`MaxSeatCount`) a room may have.
     """
 
     def __init__(
@@ -67,7 +69,10 @@ class EmulatorCore:
         callback_bools_as_strings: bool,
         clock: Callable[[], float],
         max_recorded: int,
+        seat_limit: int,
     ) -> None:
+        if seat_limit < 1:
+            raise ValueError("seat_limit must be at least 1")
         self.sdkappid = sdkappid
         self.admin_id = admin_id
         #: Further App administrators (see the class docstring).
@@ -80,6 +85,9 @@ class EmulatorCore:
         self.rooms: dict[str, dict[str, Any]] = {}
         #: Members and bans of each room, by RoomId.
         self.members: dict[str, RoomMembers] = {}
+        #: Seats of each room that has them (`IsSeatEnabled`), by RoomId.
+        self.seats: dict[str, RoomSeats] = {}
+        self.seat_limit = seat_limit
         #: The configuration made through `v4/room_config/`, if any.
         self.callback_config: CallbackConfiguration | None = None
         self._callbacks = CallbackSender(
@@ -140,3 +148,32 @@ class EmulatorCore:
             members = RoomMembers(owner=self.rooms[room_id]["Owner_Account"])
             self.members[room_id] = members
         return members
+
+    def _seats_of(self, room_id: str) -> RoomSeats:
+        """The room's seats; `Refusal` 100211 when it has none (`IsSeatEnabled` false)."""
+        room = self._room(room_id)
+        seats = self.seats.get(room_id)
+        if seats is None:
+            if not room.get("IsSeatEnabled"):
+                raise Refusal(NO_SEATS, f"room {room_id!r} does not support seats")
+            # A room a test put into `rooms` by hand gets empty seats on first use.
+            seats = RoomSeats(int(room.get("MaxSeatCount") or self.seat_limit))
+            self.seats[room_id] = seats
+        return seats
+
+    def _seat_event(self, room_id: str, caller: Caller) -> tuple[dict[str, Any], Caller]:
+        """`Mic.CallbackAfterSeatInfoChanged` for the room as it is now.
+
+        Its `SeatList` holds every seat: the reference does not say whether Tencent sends all
+        seats or only the changed ones, and the whole list lets a receiver miss nothing.
+        """
+        seats = self.seats[room_id].as_api()
+        return seat_info_changed_body(caller.operator, room_id, seats, self._event_ms()), caller
+
+    def _vacate(self, room_id: str, accounts: Iterable[str], caller: Caller) -> Events:
+        """Members leaving the room leave their seats too: the seat callback, if any did."""
+        seats = self.seats.get(room_id)
+        if seats is None:
+            return []
+        left = [account for account in accounts if seats.leave(account)]
+        return [self._seat_event(room_id, caller)] if left else []

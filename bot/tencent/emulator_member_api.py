@@ -11,6 +11,8 @@ Where the reference is silent the emulator is strict and says so:
 * banning someone who is not in the room is refused (100005), like kicking them; a ban removes
   the member (`CallbackAfterMemberLeave`, Type `Kicked`, like a kick) and blocks re-entry until
   `BannedUntil` = now + `Duration`; expired bans drop out of the banned list;
+* members who leave the room (left, kicked, banned) leave their seats too: the seat change is
+  posted before the leave;
 * `Reason` must not be empty; `Count` is at most 100 (no documented maximum); empty or
   duplicate `MemberList_Account` entries are refused (100002); `get_banned_member_list` reads
   its offset from `Offset` (the sample's name; the field table says `Next`).
@@ -95,6 +97,8 @@ class MemberCommands(EmulatorCore):
             raise Refusal(100005, f"{account!r} is not a member of room {room_id!r}")
         members.remove([account])
         room["MemberCount"] = len(members)
+        for event, event_caller in self._vacate(room_id, [account], caller):
+            self._emit(event, event_caller)
         body = member_leave_body(
             account,
             room_id,
@@ -161,7 +165,8 @@ class MemberCommands(EmulatorCore):
             leave_type=LeaveType.KICKED.value,
             reason=reason,
         )
-        return [(body, caller)]
+        # Leaving the room, they leave their seats too (posted first, as they go).
+        return [*self._vacate(room_id, accounts, caller), (body, caller)]
 
     def _unban_room_member(
         self, body: dict[str, Any], caller: Caller, events: Events

@@ -6,7 +6,14 @@ Where the reference is silent the emulator is strict and says so:
 
 * fields `update_room_info` cannot change are refused (100002) rather than silently ignored, and
   creating an existing room answers 100003 (no create_room error table was found; assumed);
-* destroying a room posts `CallbackAfterDestroyRoom` only, not a leave per member;
+* destroying a room posts `CallbackAfterDestroyRoom` only, not a leave per member (nor a seat
+  change);
+* seats (`IsSeatEnabled`, `MaxSeatCount`; reference §4): a room with seats enabled and no
+  `MaxSeatCount` gets the package's limit (`seat_limit`), as `MaxMemberCount` defaults to the
+  package's; a `MaxSeatCount` of 0 with seats enabled, or above the limit, is refused (100002;
+  the REST pages document no code, only the client SDK's "exceeds package limit"). A room
+  without seats enabled keeps the `MaxSeatCount` it was given and has no seats. Neither can be
+  changed by `update_room_info` (not among its documented fields).
 * an UpdateRoomInfo callback carries all eleven fields of the reference's list (as Tencent's
   sample does), not only the changed ones.
 """
@@ -33,6 +40,7 @@ from bot.tencent.emulator_callbacks import (
 )
 from bot.tencent.emulator_errors import Refusal, invalid
 from bot.tencent.emulator_members import RoomMembers, seed_members
+from bot.tencent.emulator_seats import RoomSeats
 
 #: Rooms a demo starts with; `room-test` is the one every example in the docs uses. Each has an
 #: owner and a few members (`MemberList` is the emulator's seeding key, not a RoomInfo field).
@@ -62,11 +70,23 @@ DEMO_ROOMS: Final[tuple[dict[str, Any], ...]] = (
         "RoomId": "town-hall",
         "RoomName": "All-hands town hall",
         "MaxMemberCount": 1000,
+        "IsSeatEnabled": True,
+        "MaxSeatCount": 8,
+        "TakeSeatMode": "ApplyToTake",
         "Owner_Account": "ceo",
         "MemberList": [
             {"Member_Account": "ceo", "NameCard": "The CEO"},
             {"Member_Account": "host-1", "NameCard": "Host", "Role": "Admin"},
             *({"Member_Account": f"staff-{n}", "NameCard": f"Staff {n}"} for n in range(1, 7)),
+        ],
+        # Speakers on the stage: the host, the CEO and two staff (one with audio forbidden);
+        # the last seat is locked.
+        "SeatList": [
+            {"Index": 0, "Member_Account": "host-1"},
+            {"Index": 1, "Member_Account": "ceo"},
+            {"Index": 2, "Member_Account": "staff-1"},
+            {"Index": 3, "Member_Account": "staff-2", "IsAudioDisabled": True},
+            {"Index": 7, "IsTakenDisabled": True},
         ],
     },
     {
@@ -80,6 +100,7 @@ DEMO_ROOMS: Final[tuple[dict[str, Any], ...]] = (
             {"Member_Account": "agent-7", "NameCard": "Support agent 7"},
             {"Member_Account": "customer-1042", "NameCard": "Customer 1042"},
         ],
+        "SeatList": [{"Index": 0, "Member_Account": "agent-7"}],
     },
 )
 
@@ -122,14 +143,17 @@ class RoomCommands(EmulatorCore):
         """Create (or replace) a room directly, with the defaults a created room gets.
 
         `MemberList` (account IDs, or objects like `get_room_member_list`'s with
-        `Member_Account`, `NameCard`, `Role`, `Marks`, `CustomInfo`) seeds its members.
+        `Member_Account`, `NameCard`, `Role`, `Marks`, `CustomInfo`) seeds its members, and
+        `SeatList` (objects like `get_seat_list`'s) who sits on its seats.
         Raises `ValueError` when a field is one create_room would refuse. Posts no callback.
         """
         seeded = fields.pop("MemberList", ())
         banned = fields.pop("BannedList", ())
+        seated = fields.pop("SeatList", ())
         info = {"RoomId": room_id, "RoomType": "Conference", **fields}
         try:
             check_room_info(info, creating=True)
+            self._check_seats(info)
         except Refusal as exc:
             raise ValueError(exc.info) from None
         if isinstance(seeded, str) or not isinstance(seeded, Iterable):
@@ -139,13 +163,19 @@ class RoomCommands(EmulatorCore):
         seed_members(members, seeded)
         for ban in banned:
             members.bans[str(ban["Member_Account"])] = int(ban["BannedUntil"])
+        seats = self._new_seats(room)
+        if seated and seats is None:
+            raise ValueError(f"SeatList of {room_id!r} needs IsSeatEnabled")
+        if seats is not None:
+            seats.seed(seated, members.accounts())
         room["MemberCount"] = len(members)
         self.rooms[room_id] = room
         self.members[room_id] = members
+        self._set_seats(room_id, seats)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every room as `add_room` (and the `rooms` option) takes it back: its settable fields,
-        its members and its bans. For keeping a demo's rooms from one run to the next."""
+        its members, its bans and its seats. For keeping a demo's rooms from one run to the next."""
         rooms = []
         for room_id, room in self.rooms.items():
             fields = {k: v for k, v in room.items() if k not in _READ_ONLY_FIELDS}
@@ -158,6 +188,9 @@ class RoomCommands(EmulatorCore):
                     {"Member_Account": account, "BannedUntil": until}
                     for account, until in members.bans.items()
                 ]
+            seats = self.seats.get(room_id)
+            if seats is not None:
+                fields["SeatList"] = seats.as_api()
             rooms.append(fields)
         return rooms
 
@@ -217,6 +250,7 @@ class RoomCommands(EmulatorCore):
     ) -> dict[str, Any] | None:
         info = room_info_of(body)
         check_room_info(info, creating=True)
+        self._check_seats(info)
         invitees = body.get("ScheduleInviteeList_Account", [])
         if not isinstance(invitees, list) or not all(isinstance(i, str) for i in invitees):
             raise invalid("ScheduleInviteeList_Account", "must be a list of account IDs")
@@ -226,6 +260,7 @@ class RoomCommands(EmulatorCore):
         room = self._new_room(info)
         self.rooms[room_id] = room
         self.members[room_id] = RoomMembers(owner=room["Owner_Account"])
+        self._set_seats(room_id, self._new_seats(room))
         events.append((create_room_body(caller.operator, room, self._event_ms()), caller))
         return None
 
@@ -235,9 +270,36 @@ class RoomCommands(EmulatorCore):
         room_id = room_id_of(body)
         self._room(room_id)
         del self.rooms[room_id]
-        self.members.pop(room_id, None)  # its members and bans go with it
+        self.members.pop(room_id, None)  # its members, bans and seats go with it
+        self.seats.pop(room_id, None)
         events.append((destroy_room_body(caller.operator, room_id, self._event_ms()), caller))
         return None
+
+    def _check_seats(self, info: Mapping[str, Any]) -> None:
+        """`MaxSeatCount` within the package's seat limit, and at least 1 with seats enabled."""
+        count = info.get("MaxSeatCount")
+        if count is None:
+            return
+        if count > self.seat_limit:
+            raise invalid(
+                "MaxSeatCount", f"{count} exceeds the package's seat limit ({self.seat_limit})"
+            )
+        if info.get("IsSeatEnabled") and count < 1:
+            raise invalid("MaxSeatCount", "must be at least 1 when IsSeatEnabled is true")
+
+    def _new_seats(self, room: dict[str, Any]) -> RoomSeats | None:
+        """Empty seats for a new room with seats enabled (filling in its MaxSeatCount)."""
+        if not room["IsSeatEnabled"]:
+            return None
+        if not room["MaxSeatCount"]:
+            room["MaxSeatCount"] = self.seat_limit
+        return RoomSeats(room["MaxSeatCount"])
+
+    def _set_seats(self, room_id: str, seats: RoomSeats | None) -> None:
+        if seats is None:
+            self.seats.pop(room_id, None)
+        else:
+            self.seats[room_id] = seats
 
     def _new_room(self, info: Mapping[str, Any]) -> dict[str, Any]:
         room: dict[str, Any] = {
