@@ -176,3 +176,11 @@ def max_member_count_problem(value: int) -> str | None:
     if value > 2**31 - 1:
         return f"member limit {_number(value)} is too large (at most {2**31 - 1})"
     return None
+
+
+def lenient_bool(value: Any) -> Any:
+    """`value`, or the boolean it spells: Tencent's own samples sometimes send booleans as the
+    strings "true"/"false" (for a pydantic `mode="before"` validator)."""
+    if isinstance(value, str) and value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    return value

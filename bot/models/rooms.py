@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.models.limits import (
     custom_info_problem,
+    lenient_bool,
     max_member_count_problem,
     room_id_problem,
     room_name_problem,
@@ -136,13 +137,6 @@ class DestroyCall(BaseModel):
         return {"RoomId": self.room_id}
 
 
-def _lenient_bool(value: Any) -> Any:
-    # Tencent's own samples sometimes send booleans as the strings "true"/"false".
-    if isinstance(value, str) and value.lower() in {"true", "false"}:
-        return value.lower() == "true"
-    return value
-
-
 class RoomInfo(BaseModel):
     """A room as `get_room_info` reports it (`Response.RoomInfo`). Read leniently."""
 
@@ -176,7 +170,7 @@ class RoomInfo(BaseModel):
         "is_cloud_recording_disabled",
         "is_seat_enabled",
         mode="before",
-    )(_lenient_bool)
+    )(lenient_bool)
 
     def api_values(self, fields: list[str] | tuple[str, ...]) -> dict[str, Any]:
         """The current values of the named API fields (e.g. for undo), as JSON-ready values."""
