@@ -1,13 +1,16 @@
 """Carrying out a `Plan`: read before write, audit before and after, calls concurrently.
 
 A plan is a list of calls: `update_room_info` patches, member calls (kick / ban / unban, up to
-20 accounts each) or `destroy_room`. Its targets are what the audit trail and the results count:
+20 accounts each), `destroy_room`, or seat calls (`lock_seat` per seat, `kick_user_off_seat` per
+account). Its targets are what the audit trail and the results count:
 a room, or one account of a member call. For each plan the runner
 
 1. reads the current values of the fields about to change (room patches only: requests of up to
    `READ_BEFORE_MAX_ROOMS` rooms, and every undo), so no-ops are reported honestly and Undo knows
    what to restore; an undo skips a room someone changed since (a conflict), and does not even
-   read a room the plan already knows was changed outside roombot (`Plan.conflicts`);
+   read a room the plan already knows was changed outside roombot (`Plan.conflicts`). Seat
+   changes read each room's seat list once, so that every `lock_seat` carries all three flags
+   as read and the audit trail the previous ones (`bot.seats`; the seat hook below);
 2. writes one `pending` audit row per target before any call. The audit trail is the promise:
    a write that fails is retried for `AUDIT_RETRY_S`; if it still fails nothing is called and
    every target is reported "not attempted" (unless the operator allowed unaudited changes, in
@@ -46,7 +49,17 @@ from bot.audit import AuditError, Outcome
 from bot.failures import describe_failure
 from bot.leases import LeaseKeeper
 from bot.logs import log_context
-from bot.models import Call, DestroyCall, MemberApi, MemberCall, RoomPatch
+from bot.models import (
+    Call,
+    DestroyCall,
+    LockSeatCall,
+    MemberApi,
+    MemberCall,
+    RoomPatch,
+    SeatChange,
+    SeatKickCall,
+    SeatList,
+)
 from bot.outcomes import (
     Failure,
     FailureKind,
@@ -58,6 +71,7 @@ from bot.outcomes import (
     RunResult,
 )
 from bot.recorder import AuditRecorder, Target, entry, targets_of
+from bot.seats import previous_of, resolve_all, unread_seats
 from bot.tencent.client import ApiResult, RoomEngineClient
 from bot.tencent.errors import CONFIGURATION_CODES
 
@@ -203,6 +217,11 @@ class Runner:
             to_read = [p for p in patches if p.room_id not in conflicts]
             previous, found = await self._read_previous(to_read, expected, pause, abort)
             conflicts.update(found)
+        # -- seat hook (bot.seats): each seat change resolved against its room's seat list.
+        seat_failures: dict[int, Failure] = {}
+        if any(isinstance(call, SeatChange) for call in calls):
+            calls, seat_failures = await self._resolve_seats(calls, pause, abort)
+        # -- end of the seat hook
 
         verb = "undo" if plan.kind is RunKind.UNDO else None
         rows = [
@@ -212,8 +231,8 @@ class Runner:
                 plan.raw_text,
                 room_id=t.room_id,
                 patch=t.changes,
-                previous=previous.get(t.room_id),
-                undo_of=(plan.undo_of or {}).get((t.room_id, t.account)),
+                previous=_previous(calls[t.call], previous),
+                undo_of=_undo_of(calls[t.call]) or (plan.undo_of or {}).get((t.room_id, t.account)),
                 request_key=request_key,
                 verb=verb,
                 reason=_reason_sent(calls[t.call]),
@@ -245,12 +264,18 @@ class Runner:
                 results = [
                     RoomResult(call.room_id, call.changes(), failure=conflicts[call.room_id])
                 ]
+            elif index in seat_failures:  # seat hook: not sent (see bot.seats)
+                failure = seat_failures[index]
+                results = [
+                    RoomResult(t.room_id, t.changes, failure=failure, request_id=failure.request_id)
+                    for _, t in mine
+                ]
             else:
                 async with gate:
                     await pause()
                     results = await self._send(call, abort)
-                if isinstance(call, RoomPatch):
-                    results = [replace(results[0], previous=previous.get(call.room_id))]
+                if isinstance(call, RoomPatch | LockSeatCall):
+                    results = [replace(results[0], previous=_previous(call, previous))]
             for result in results:
                 abort.note(result.failure)
             finished = [
@@ -340,7 +365,50 @@ class Runner:
             return await client.ban_room_member(
                 call.room_id, call.accounts, call.reason, call.duration_s, abort=abort
             )
-        return await client.unban_room_member(call.room_id, call.accounts, abort=abort)
+        if isinstance(call, MemberCall):
+            return await client.unban_room_member(call.room_id, call.accounts, abort=abort)
+        if isinstance(call, LockSeatCall):
+            flags = call.flags
+            return await client.lock_seat(
+                call.room_id,
+                call.index,
+                forbid_taken=flags["ForbidTaken"],
+                forbid_video=flags["ForbidVideo"],
+                forbid_audio=flags["ForbidAudio"],
+                abort=abort,
+            )
+        if isinstance(call, SeatKickCall):
+            return await client.kick_user_off_seat(
+                call.room_id, call.account, call.data, abort=abort
+            )
+        # A SeatChange is never sent: the seat hook resolves it into a LockSeatCall first.
+        raise TypeError(f"{call.api} for seat {call.index} was not resolved before sending")
+
+    async def _resolve_seats(
+        self,
+        calls: tuple[Call, ...],
+        pause: Callable[[], Awaitable[None]],
+        abort: _Withdrawal,
+    ) -> tuple[tuple[Call, ...], dict[int, Failure]]:
+        """The seat hook: read each room's seat list once (concurrently), then resolve every
+        seat change against it (`bot.seats.resolve`). Returns the calls with each resolvable
+        `SeatChange` replaced by its `LockSeatCall`, and the failure of each that is not (by
+        index): a seat the room lacks, a ban on an empty seat, an undo's conflict, or a seat
+        list that could not be read."""
+        rooms = dict.fromkeys(call.room_id for call in calls if isinstance(call, SeatChange))
+        lists: dict[str, SeatList | Failure] = {}
+
+        async def read(room_id: str) -> None:
+            try:
+                await pause()
+                lists[room_id] = await self._client.get_seat_list(room_id, abort=abort)
+            except Exception as exc:
+                failure = describe_failure(exc, room_id=room_id)
+                abort.note(failure)
+                lists[room_id] = unread_seats(failure)
+
+        await asyncio.gather(*(read(room_id) for room_id in rooms))
+        return resolve_all(calls, lists)
 
     async def _read_previous(
         self,
@@ -527,8 +595,27 @@ def _request_outcome(run: RunResult) -> str:
 
 
 def _reason_sent(call: Call) -> str | None:
-    # A member call carries the Reason Room Engine records (the default names the requester).
+    # A member call carries the Reason Room Engine records (the default names the requester);
+    # kick-seat its Data.
+    if isinstance(call, SeatKickCall):
+        return call.data
     return call.reason if isinstance(call, MemberCall) else None
+
+
+def _previous(call: Call, rooms: Mapping[str, dict[str, Any] | None]) -> dict[str, Any] | None:
+    """What a target's audit row records as its values before the call: a room's fields read
+    first, or a seat's index and three flags (as read by the seat hook)."""
+    if isinstance(call, LockSeatCall):
+        return previous_of(call)
+    if isinstance(call, RoomPatch):
+        return rooms.get(call.room_id)
+    return None
+
+
+def _undo_of(call: Call) -> int | None:
+    """The audit row a seat undo reverts (it travels with the seat, as a room may have several)."""
+    change = call.change if isinstance(call, LockSeatCall) else call
+    return change.undo_of if isinstance(change, SeatChange) else None
 
 
 def _log_unaudited(run: RunResult) -> None:

@@ -78,7 +78,9 @@ from bot.models.seats import (
     SeatChange,
     SeatKickCall,
     SeatList,
+    is_seat_target,
     seat_flags_problem,
+    seat_undo_flags,
 )
 
 __all__ = [
@@ -128,6 +130,7 @@ __all__ = [
     "default_reason",
     "duration_problem",
     "excerpt",
+    "is_seat_target",
     "lenient_bool",
     "max_member_count_problem",
     "reason_problem",
@@ -135,5 +138,6 @@ __all__ = [
     "room_id_problem",
     "room_name_problem",
     "seat_flags_problem",
+    "seat_undo_flags",
     "utf8_len",
 ]

@@ -97,6 +97,21 @@ def seat_flags_problem(flags: Mapping[str, Any]) -> str | None:
     return None
 
 
+def seat_undo_flags(patch: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, bool]:
+    """The flags an undo sets back, from an audit row's `patch` (what the change set) and
+    `previous` (the flags read before it): those the change really changed."""
+    return {
+        name: bool(previous[name])
+        for name, value in patch.items()
+        if name in SEAT_FLAGS and name in previous and previous[name] != value
+    }
+
+
+def is_seat_target(changes: Mapping[str, Any]) -> bool:
+    """True when an audit row's patch (or a result's changes) is about a seat."""
+    return isinstance(changes.get(SEAT_INDEX), int) and any(name in changes for name in SEAT_FLAGS)
+
+
 def _seat_problems(room_id: str, index: int) -> list[str | None]:
     return [
         room_id_problem(room_id),
