@@ -84,8 +84,7 @@ class SeatCalls(RoomEngineTransport):
         It sets values, so repeating it leaves the same seat and the same answer: every
         transient failure is retried.
         """
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise ValueError(f"a seat index is a whole number from 0, not {index!r}")
+        _check_index(index)
         flags = {
             "ForbidTaken": forbid_taken,
             "ForbidVideo": forbid_video,
@@ -125,14 +124,18 @@ class SeatCalls(RoomEngineTransport):
 
         Once it worked, a repeat answers 100203: retried only when certainly not applied.
         """
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise ValueError(f"a seat index is a whole number from 0, not {index!r}")
+        _check_index(index)
         _check_account(account)
         body = {"RoomId": room_id, "Member_Account": account, "Index": index}
         _, result = await self._call(
             "pick_user_on_seat", body, idempotent=False, service=MIC_PATH, abort=abort
         )
         return result
+
+
+def _check_index(index: int) -> None:
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ValueError(f"a seat index is a whole number from 0, not {index!r}")
 
 
 def _check_account(account: str) -> None:
