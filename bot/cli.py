@@ -197,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_parse(args: argparse.Namespace, settings: Settings) -> int:
     from bot.config import USER_ID_RE
+    from bot.seat_wording import dry_run_note
 
     if not USER_ID_RE.match(args.as_user):
         raise UsageError(
@@ -213,6 +214,9 @@ def _run_parse(args: argparse.Namespace, settings: Settings) -> int:
     if command.spec.kind is VerbKind.WRITE:
         for call in command.calls(args.as_user):
             print(json.dumps(call.body(), ensure_ascii=False))
+        note = dry_run_note(command)
+        if note:  # stdout stays one JSON object per line; what the bodies cannot show goes here
+            print(f"roombot parse: note: {note.replace('`', '')}", file=sys.stderr)
     else:
         print(json.dumps(command.as_dict(), ensure_ascii=False))
     return EXIT_OK

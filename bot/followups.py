@@ -1,9 +1,9 @@
 """Button follow-ups of a request, planned from its audit rows: Undo and Retry failed.
 
 Undo restores the previous values of the rooms a request changed (those `update_room_info` can
-set back) or unbans the accounts a ban banned; it leaves alone a room changed since, whether a
-Room Engine callback said so (`bot.callbacks`) or a read before the undo does
-(`bot.requests.runner`).
+set back), sets back the seat flags a seat verb changed (to the flags read before it), or
+unbans the accounts a ban banned; it leaves alone a room changed since, whether a Room Engine
+callback said so (`bot.callbacks`) or a read before the undo does (`bot.requests.runner`).
 Retry failed re-runs the targets that failed, were not attempted, are unknown or, by a
 survivor's reading, not applied. Each is permission-checked for whoever clicked, and acts once,
 whichever replica the click lands on: its plan carries a dedupe key ("undo:KEY", "retry:KEY")
@@ -18,7 +18,22 @@ from typing import Any, Final
 from bot.audit import AuditEntry, AuditError, Outcome
 from bot.callbacks import outside_conflicts
 from bot.commands import VERBS, Command, VerbKind
-from bot.models import Call, DestroyCall, MemberApi, MemberCall, RoomPatch, chunked, restorable
+from bot.models import (
+    SEAT_FLAGS,
+    SEAT_INDEX,
+    Call,
+    DestroyCall,
+    MemberApi,
+    MemberCall,
+    RoomPatch,
+    SeatChange,
+    SeatKickCall,
+    chunked,
+    default_reason,
+    is_seat_target,
+    restorable,
+    seat_undo_flags,
+)
 from bot.outcomes import Actor, Failure, FailureKind, Plan, Rejected, RunKind
 from bot.policy import Decision
 from bot.requests.recorder import AuditRecorder
@@ -40,7 +55,7 @@ def verbs_that_set(field_name: str, value: Any) -> frozenset[str]:
         if spec.kind is not VerbKind.WRITE:
             continue
         if spec.sets:
-            if (field_name, value) in spec.sets:
+            if (field_name, value) in (*spec.sets, *spec.video_sets):
                 verbs.add(name)
         elif field_name in spec.fields:
             verbs.add(name)
@@ -68,6 +83,18 @@ class FollowUps:
         ]
         if banned:
             return await self._plan_unban(request_key, actor, banned)
+        seated = [
+            r
+            for r in rows
+            if r.outcome is Outcome.OK
+            and r.room_id
+            and r.patch
+            and r.previous
+            and is_seat_target(r.patch)
+            and seat_undo_flags(r.patch, r.previous)
+        ]
+        if seated:
+            return await self._plan_seat_undo(request_key, actor, seated)
         targets = [
             r
             for r in rows
@@ -182,6 +209,53 @@ class FollowUps:
             dedupe_key=f"undo:{request_key}",
         )
 
+    async def _plan_seat_undo(
+        self, request_key: str, actor: Actor, seated: list[AuditEntry]
+    ) -> Plan | Rejected:
+        """Undo of a seat verb: set back, on each seat it changed, the flags it changed to the
+        values read before it, provided the seat still has the flags roombot set (the read
+        before the undo checks; the other flags are copied from that read as ever). Needs
+        permission for the verb that sets them back (`unlock-seat` for a `lock-seat`, ...)."""
+        needed = {
+            (name, value)
+            for r in seated
+            for name, value in seat_undo_flags(r.patch or {}, r.previous or {}).items()
+        }
+        refusal = await self._refuse_fields(actor, needed, "undo this")
+        if refusal is not None:
+            return refusal
+        already = await self._already(f"undo:{request_key}", "undone")
+        if already is not None:
+            return already
+        calls: list[SeatChange] = []
+        for row in seated:
+            patch, previous = row.patch or {}, row.previous or {}
+            restore = seat_undo_flags(patch, previous)
+            calls.append(
+                SeatChange(
+                    room_id=row.room_id or "",
+                    index=int(patch[SEAT_INDEX]),
+                    changes=restore,
+                    expected={name: bool(patch[name]) for name in restore},
+                    undo_of=row.id,
+                )
+            )
+        original = seated[0]
+        return Plan(
+            command=Command(
+                verb=original.verb or "lock-seat",
+                rooms=tuple(dict.fromkeys(c.room_id for c in calls)),
+                seats=tuple(dict.fromkeys(c.index for c in calls)),
+                changes={k: v for k, v in (original.patch or {}).items() if k in SEAT_FLAGS},
+                reason=f"undo of {original.verb} run by {original.user_id}",
+            ),
+            actor=actor,
+            calls=tuple(calls),
+            raw_text=f"undo {request_key}",
+            kind=RunKind.UNDO,
+            dedupe_key=f"undo:{request_key}",
+        )
+
     async def plan_retry(self, request_key: str, actor: Actor) -> Plan | Rejected:
         """Plan re-running just the targets of a request that failed, were not attempted, or
         whose outcome is unknown or, by a survivor's reading, not applied. The clicker needs
@@ -284,7 +358,28 @@ def _calls_again(verb: str, rows: list[AuditEntry]) -> tuple[Call, ...]:
     """The calls that retry `rows` (all of one request, so of one verb)."""
     if verb == "destroy":
         return tuple(DestroyCall(room_id=r.room_id or "") for r in rows)
+    if any(is_seat_target(r.patch or {}) for r in rows):
+        # A seat verb's or its undo's rows: each seat again, its flags re-read before the call.
+        return tuple(
+            SeatChange(
+                room_id=r.room_id or "",
+                index=int((r.patch or {})[SEAT_INDEX]),
+                changes={k: bool(v) for k, v in (r.patch or {}).items() if k in SEAT_FLAGS},
+            )
+            for r in rows
+            if is_seat_target(r.patch or {})
+        )
     spec = VERBS.get(verb)
+    if spec is not None and spec.api == "kick_user_off_seat":
+        return tuple(
+            SeatKickCall(
+                room_id=r.room_id or "",
+                account=account,
+                data=r.reason or default_reason(r.user_id),
+            )
+            for r in rows
+            if (account := _account(r)) is not None
+        )
     if spec is not None and spec.takes_accounts:
         api = MemberApi(str(spec.api))
         groups: dict[tuple[str, str | None, int | None], list[str]] = {}

@@ -7,8 +7,8 @@ Plain data, no behaviour beyond derived properties, no Slack or terminal wording
 * An approved write becomes a `Plan` (exactly which calls, for whom); running it yields a
   `RunResult` with one `RoomResult` per target (a room, or one account of a member verb), each
   `ok`, a no-op, or a `Failure`.
-* Reads yield `RoomView`s (`show`), a `HistoryView` (`history`), a `MembersView` (`members`) or
-  a `BannedView` (`banned`).
+* Reads yield `RoomView`s (`show`), a `HistoryView` (`history`), a `MembersView` (`members`),
+  a `BannedView` (`banned`) or a `SeatsView` (`seats`).
 * About a user rather than a request: `Access` (what they may run, and where) and `Activity`
   (their recent requests and the rooms they touched), for surfaces such as Slack's App Home.
 * A Room Engine callback reporting a change roombot did not make yields an `OutsideChange`
@@ -29,9 +29,17 @@ from typing import Any
 
 from bot.audit import AuditEntry, Outcome, Source
 from bot.commands import Command
-from bot.models import Call, restorable
+from bot.models import (
+    BannedMember,
+    Call,
+    RoomMember,
+    RoomSnapshot,
+    SeatList,
+    is_seat_target,
+    restorable,
+    seat_undo_flags,
+)
 from bot.policy import Decision, Denial
-from bot.tencent.client import BannedMember, RoomMember, RoomSnapshot
 
 __all__ = [
     "Access",
@@ -59,6 +67,7 @@ __all__ = [
     "RoomView",
     "RunKind",
     "RunResult",
+    "SeatsView",
     "Source",
     "TargetKey",
 ]
@@ -108,10 +117,13 @@ class HelpReply:
 
 @dataclass(frozen=True)
 class DryRun:
-    """`--dry-run`: the exact request bodies that would be sent; nothing is called."""
+    """`--dry-run`: the exact request bodies that would be sent; nothing is called. `note` (a
+    core sentence) says what the bodies cannot show: a `lock_seat`'s other two flags, read
+    only when it runs."""
 
     command: Command
     bodies: tuple[dict[str, Any], ...]
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +202,9 @@ class FailureKind(StrEnum):
     #: Withdrawn before its call: an earlier call proved the credentials wrong, or the audit
     #: trail could not be written.
     NOT_ATTEMPTED = "not_attempted"
+    #: Not sent because what it names does not exist or it could not have any effect (a seat
+    #: the room does not have, a ban on an empty seat): the seat list read first said so.
+    INVALID = "invalid"
     INTERNAL = "internal"
 
 
@@ -208,9 +223,11 @@ class Failure:
 
 @dataclass(frozen=True)
 class RoomResult:
-    """The outcome for one target: a room's `update_room_info` or `destroy_room`, or one account
-    of a kick, ban or unban (`account` set; `changes` then holds `Member_Account` and, for a ban,
-    `Duration`: what the audit row records)."""
+    """The outcome for one target: a room's `update_room_info` or `destroy_room`, one account
+    of a kick, ban, unban or kick-seat (`account` set; `changes` then holds `Member_Account`
+    and, for a ban, `Duration`: what the audit row records), or one seat's `lock_seat`
+    (`changes` holds its `Index` and the flags set; `previous` its index and all three flags
+    as read before)."""
 
     room_id: str
     changes: dict[str, Any]
@@ -238,7 +255,11 @@ class RoomResult:
     @property
     def noop(self) -> bool:
         """True when the room already had these values (the call was still made and succeeded)."""
-        return self.ok and self.previous is not None and self.previous == self.changes
+        previous = self.previous
+        if not self.ok or previous is None:
+            return False
+        # A seat's previous values hold all three flags; the change, those it set.
+        return all(name in previous and previous[name] == v for name, v in self.changes.items())
 
     @property
     def changed(self) -> bool:
@@ -248,13 +269,13 @@ class RoomResult:
     @property
     def undoable(self) -> bool:
         """True when this room changed, we know what it was before, and `update_room_info` can
-        set some of that back (a seat mode that was never set cannot be)."""
-        return (
-            self.ok
-            and self.previous is not None
-            and not self.noop
-            and bool(restorable(self.previous))
-        )
+        set some of that back (a seat mode that was never set cannot be); or this seat's flags
+        changed (`lock_seat` sets them back)."""
+        if not self.ok or self.previous is None or self.noop:
+            return False
+        if is_seat_target(self.changes):
+            return bool(seat_undo_flags(self.changes, self.previous))
+        return bool(restorable(self.previous))
 
 
 @dataclass(frozen=True)
@@ -368,6 +389,16 @@ class MembersView:
     total: int | None = None
     truncated: bool = False
     request_ids: tuple[str, ...] = ()
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True)
+class SeatsView:
+    """`seats ROOM`: the room's seats as `get_seat_list` reported them (or why they could not
+    be read). A room without seats has an empty list."""
+
+    room_id: str
+    seats: SeatList | None = None
     failure: Failure | None = None
 
 

@@ -6,7 +6,7 @@
   a dry run, or an unexpected error (logged with a correlation id that the message shows);
 * `Confirm` — show this Confirm / Cancel prompt for `needs`;
 * `Approved` — acknowledged work for the adapter to carry out: `read(approved)` for `show`,
-  `history`, `members` and `banned`, or `RoomService.plan` + `run` for writes, each adapter
+  `history`, `members`, `banned` and `seats`, or `RoomService.plan` + `run` for writes, each adapter
   with its own progress display.
 
 Each adapter supplies a `Renderer` that words the outcomes in its own medium (Block Kit for Slack,
@@ -37,6 +37,7 @@ from bot.outcomes import (
     NeedsConfirmation,
     Rejected,
     RoomView,
+    SeatsView,
 )
 from bot.service import RoomService
 
@@ -79,6 +80,10 @@ class Renderer(Protocol[M_co]):
 
     def banned(self, view: BannedView) -> M_co:
         """`banned`: who is banned from a room, until when."""
+        ...
+
+    def seats(self, view: SeatsView) -> M_co:
+        """`seats`: who sits on each seat of a room, and what each forbids."""
         ...
 
     def unexpected_error(self, correlation_id: str) -> M_co:
@@ -173,6 +178,9 @@ class Presenter(Generic[M]):
         if verb == "banned":
             banned = await self.service.banned(approved)
             return Answer(self.renderer.banned(banned), ok=banned.failure is None)
+        if verb == "seats":
+            seats = await self.service.seats(approved)
+            return Answer(self.renderer.seats(seats), ok=seats.failure is None)
         views = await self.service.show(approved)
         return Answer(self.renderer.show(views), ok=all(v.failure is None for v in views))
 

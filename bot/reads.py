@@ -1,5 +1,5 @@
-"""What the read verbs and the user-facing surfaces read: rooms from Room Engine (`show`,
-`members`, `banned`), the audit trail (`history`, a user's `activity`) and the policy (a user's
+"""What the read verbs and the user-facing surfaces read: rooms from Room Engine (`show`, `members`,
+`banned`, `seats`), the audit trail (`history`, a user's `activity`) and the policy (a user's
 `access`). Nothing here changes anything.
 """
 
@@ -24,6 +24,7 @@ from bot.outcomes import (
     MembersView,
     RequestSummary,
     RoomView,
+    SeatsView,
 )
 from bot.policy import GroupDirectory, Policy
 from bot.requests.recorder import AuditRecorder
@@ -109,6 +110,15 @@ class Reads:
             truncated=listing.truncated,
             request_ids=listing.request_ids,
         )
+
+    async def seats(self, approved: Approved) -> SeatsView:
+        """`seats ROOM`: the room's seats with `get_seat_list`."""
+        room_id = approved.command.rooms[0]
+        try:
+            listed = await self._client.get_seat_list(room_id)
+        except Exception as exc:
+            return SeatsView(room_id=room_id, failure=describe_failure(exc, room_id=room_id))
+        return SeatsView(room_id=room_id, seats=listed)
 
     async def history(self, approved: Approved) -> HistoryView:
         """The newest audit entries for the room named in a `history` command."""

@@ -9,8 +9,8 @@ A request goes through two steps so adapters can answer fast:
 
 Button clicks come back as `confirm`, `cancel`, `plan_undo` and `plan_retry` (planned in
 `bot.followups`), each re-checking the policy for whoever clicked. The reads (`show`, `members`,
-`banned`, `history`, and a user's `access` and `activity` for surfaces such as Slack's App Home)
-are carried out by `bot.reads`. This class is the one entry point adapters call.
+`banned`, `seats`, `history`, and a user's `access` and `activity` for surfaces such as Slack's App
+Home) are carried out by `bot.reads`. This class is the one entry point adapters call.
 
 Every request is audited; an audit failure is reported, never fatal. A write request lives as a
 record the core owns (`submit`, `bot.requests.life`): claimed, run and reported through the
@@ -56,6 +56,7 @@ from bot.outcomes import (
     Rejected,
     RoomView,
     RunResult,
+    SeatsView,
 )
 from bot.policy import Decision, GroupDirectory, Policy
 from bot.reads import Reads
@@ -64,6 +65,7 @@ from bot.requests.leases import LeaseBook
 from bot.requests.life import RequestLife
 from bot.requests.recorder import AuditRecorder, entries, entry
 from bot.requests.runner import Runner
+from bot.seat_wording import dry_run_note
 from bot.tencent.client import RoomEngineClient
 
 #: Why the verbs that always ask first (`VerbSpec.confirm`) do.
@@ -151,7 +153,11 @@ class RoomService:
             dry = entries(actor, command, text, outcome=Outcome.DRY_RUN)
             await self._record_refusal(dry, defer)
             calls = command.calls(actor.user_id)
-            return DryRun(command=command, bodies=tuple(c.body() for c in calls))
+            return DryRun(
+                command=command,
+                bodies=tuple(c.body() for c in calls),
+                note=dry_run_note(command),
+            )
         why = self.confirmation_reason(command)
         if why is not None and self._audit.store is None:
             return Rejected(
@@ -192,6 +198,15 @@ class RoomService:
             return None
         if command.spec.confirm:
             return _ALWAYS_CONFIRM_WHY.get(command.verb, f"`{command.verb}` always asks first")
+        if command.spec.seat_verb:
+            # One room, many seats (or accounts): each is a call, so they are what counts.
+            count, noun = (
+                (len(command.seats), "seats") if command.seats else (len(command.accounts), "")
+            )
+            if self._confirm_above and count > self._confirm_above:
+                what = f"changes {count} seats" if noun else f"takes {count} accounts off seats"
+                return f"it {what} (more than {self._confirm_above})"
+            return None
         if self._confirm_above and len(command.rooms) > self._confirm_above:
             return f"it changes {len(command.rooms)} rooms (more than {self._confirm_above})"
         return None
@@ -336,6 +351,10 @@ class RoomService:
     async def banned(self, approved: Approved) -> BannedView:
         """`banned ROOM`: every ban with its end time (up to a cap)."""
         return await self._reads.banned(approved)
+
+    async def seats(self, approved: Approved) -> SeatsView:
+        """`seats ROOM`: who sits on each seat, and what each forbids."""
+        return await self._reads.seats(approved)
 
     async def history(self, approved: Approved) -> HistoryView:
         """The newest audit entries for the room named in a `history` command."""

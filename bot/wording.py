@@ -22,6 +22,7 @@ from typing import Any, Final
 from bot.audit import AuditEntry, Outcome, Source
 from bot.callbacks import OUTSIDE_CREATE, OUTSIDE_DESTROY
 from bot.commands import Command, format_duration
+from bot.models import is_seat_target
 from bot.outcomes import (
     Actor,
     BannedView,
@@ -37,6 +38,7 @@ from bot.outcomes import (
 )
 from bot.policy import Denial
 from bot.requests.takeover import RoomVerdict, TakeoverReport
+from bot.seats import describe_seat_change
 from bot.tencent.errors import CONFIGURATION_CODES
 
 OK_MARK: Final = "✅"
@@ -152,13 +154,21 @@ def describe_changes(style: Style, changes: dict[str, Any]) -> str:
 
 
 #: What a member verb or `destroy` did, in the past tense.
-_DONE: Final = {"kick": "kicked", "ban": "banned", "unban": "unbanned", "destroy": "destroyed"}
+_DONE: Final = {
+    "kick": "kicked",
+    "ban": "banned",
+    "unban": "unbanned",
+    "destroy": "destroyed",
+    "kick-seat": "taken off the seat",
+}
 
 
 def describe_target(style: Style, changes: dict[str, Any]) -> str:
     """What a row is about, whatever became of it: the room changes, or the account (and a ban's
     length) of a member verb. Beside the verb and the outcome, as `history` shows it."""
     account = changes.get("Member_Account")
+    if is_seat_target(changes):
+        return describe_seat_change(changes)
     if not isinstance(account, str):
         return describe_changes(style, changes)
     duration = changes.get("Duration")
@@ -174,6 +184,10 @@ def command_change(style: Style, command: Command) -> str:
         who = rooms_phrase(style, command.accounts, limit=20)
         length = f" for {format_duration(command.duration_s)}" if command.duration_s else ""
         return f"{_DONE.get(command.verb, command.verb)} {who}{length}"
+    if command.seats:
+        return describe_seat_change(
+            {"Index": ", ".join(map(str, command.seats)), **command.changes}
+        )
     return describe_changes(style, dict(command.changes))
 
 
@@ -192,6 +206,8 @@ def describe_effect(style: Style, verb: str | None, changes: dict[str, Any]) -> 
         return text
     if verb == "destroy":
         return "room destroyed"
+    if is_seat_target(changes):
+        return describe_seat_change(changes)
     return describe_changes(style, changes)
 
 
@@ -225,6 +241,9 @@ def request_head(style: Style, command: Command, actor: Actor, kind: RunKind) ->
     if command.accounts:
         noun = "account" if len(command.accounts) == 1 else "accounts"
         rooms += f" ({noun} {rooms_phrase(style, command.accounts)})"
+    if command.seats:
+        noun = "seat" if len(command.seats) == 1 else "seats"
+        rooms += f" ({noun} {', '.join(map(str, command.seats))})"
     plural = "s" if count != 1 else ""
     verb = style.literal(f"/room {command.verb}")
     who = style.user(actor.user_id)
@@ -251,7 +270,7 @@ def final_status(run: RunResult) -> str:
     total = len(run.results)
     failed = len(run.failed)
     verb = run.command.verb
-    noun = "account" if run.command.accounts else "room"
+    noun = "account" if run.command.accounts else "seat" if run.command.seats else "room"
     done = _DONE.get(verb, "changed")
     if run.refused is not None:
         return f"{FAIL_MARK} not done: {run.refused}"
@@ -289,6 +308,8 @@ def room_line(style: Style, result: RoomResult, verb: str | None = None) -> str:
     room = style.literal(result.room_id)
     if result.account is not None and result.failure is not None:
         room += f" · {style.literal(result.account)}"
+    elif result.failure is not None and is_seat_target(result.changes):
+        room += f" · seat {result.changes['Index']}"
     if result.failure is None:
         what = describe_effect(style, verb, result.changes)
         if result.noop:
@@ -492,6 +513,8 @@ def not_undoable_note(run: RunResult) -> str | None:
         return "A kick cannot be undone: the accounts may join again unless they are banned."
     if run.command.verb == "destroy":
         return "A destroyed room cannot be brought back."
+    if run.command.verb == "kick-seat":
+        return "Taking someone off a seat cannot be undone: they may take a seat again."
     return None
 
 

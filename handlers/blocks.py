@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from bot import wording
+from bot import seat_wording, wording
 from bot.audit import Outcome
 from bot.commands import Command
 from bot.config import USER_ID_RE
@@ -33,6 +33,7 @@ from bot.outcomes import (
     RoomView,
     RunKind,
     RunResult,
+    SeatsView,
 )
 from bot.requests.takeover import TakeoverReport
 from bot.wording import FAIL_MARK, WARN_MARK, WORKING_MARK, Style
@@ -377,18 +378,20 @@ def rejected_text(rejected: Rejected) -> str:
 
 def dry_run_message(dry: DryRun) -> Message:
     """What `--dry-run` would send: the exact JSON bodies, one per room."""
-    count = len(dry.bodies)
+    targets = seat_wording.dry_run_targets(dry.command, len(dry.bodies))
     head = (
-        f"Dry run of {code('/room ' + dry.command.verb)} on {count} room"
-        f"{'s' if count != 1 else ''}: nothing was sent. Each request body would be:"
+        f"Dry run of {code('/room ' + dry.command.verb)} on {targets}: nothing was sent. "
+        "Each request body would be:"
     )
     bodies = "\n".join(json.dumps(b, ensure_ascii=False) for b in dry.bodies)
     body_text = "```" + escape(bodies).replace("```", "ˋˋˋ") + "```"
     text = _truncate(f"{head}\n{body_text}", MAX_TEXT_CHARS)
     chunks = _chunk_lines(json.dumps(b, ensure_ascii=False) for b in dry.bodies)
     blocks = [_section(head)] + [
-        _section("```" + escape(c).replace("```", "ˋˋˋ") + "```") for c in chunks[: MAX_BLOCKS - 1]
+        _section("```" + escape(c).replace("```", "ˋˋˋ") + "```") for c in chunks[: MAX_BLOCKS - 2]
     ]
+    if dry.note:  # what the bodies cannot show (a lock_seat's other flags)
+        blocks.append(_context(SLACK.prose(dry.note)))
     return Message(text=text, blocks=blocks)
 
 
@@ -743,6 +746,10 @@ class SlackRenderer:
     def banned(self, view: BannedView) -> Message:
         """`banned`' answer."""
         return listing_message(wording.banned_lines(SLACK, view, time.time()))
+
+    def seats(self, view: SeatsView) -> Message:
+        """`seats`' answer."""
+        return listing_message(seat_wording.seats_lines(SLACK, view))
 
     def unexpected_error(self, correlation_id: str) -> Message:
         """roombot itself failed: the id to report."""

@@ -202,6 +202,8 @@ def _value_words(spec: VerbSpec, value: str) -> list[str]:
         return [_slack_escaped(value)] if value.strip() else []
     if spec.form is ArgForm.ROOM_USERS:
         return [_literal(account) for account in value.split()]
+    if spec.form is ArgForm.ROOM_SEATS:
+        return [_literal(index) for index in value.split()]
     return []
 
 
@@ -237,6 +239,7 @@ def _takes_value(spec: VerbSpec) -> bool:
         ArgForm.ROOM_TEXT,
         ArgForm.ROOMS_SETTINGS,
         ArgForm.ROOM_USERS,
+        ArgForm.ROOM_SEATS,
     )
 
 
@@ -274,6 +277,8 @@ def _good(form: FormInput, block_id: str) -> FormInput:
             return replace(form, value="audio=off")
         if spec.form is ArgForm.ROOM_USERS:
             return replace(form, value="user_1")
+        if spec.form is ArgForm.ROOM_SEATS:
+            return replace(form, value="0")
         return replace(form, value=_GOOD_VALUE.get(spec.fields[0] if spec.fields else "", "x"))
     if block_id == BLOCK_DURATION:
         return replace(form, duration="1h" if spec.needs_duration else "")
@@ -364,6 +369,12 @@ _SETTINGS_FIELD: Final = ValueField(
     "audio=off chat=off",
     multiline=True,
 )
+_SEATS_FIELD: Final = ValueField(
+    "Seats",
+    "Seat indexes, separated by spaces (seats are numbered from 0; `/room seats ROOM` lists "
+    "them). The form changes audio; type `/room mute-seat ROOM INDEX --video` for video.",
+    "2 3",
+)
 _ACCOUNTS_FIELD: Final = ValueField(
     "Accounts",
     "Room Engine account IDs (not Slack users), separated by spaces or line breaks; "
@@ -381,6 +392,8 @@ def value_field(spec: VerbSpec | None) -> ValueField | None:
         return _SETTINGS_FIELD
     if spec.form is ArgForm.ROOM_USERS:
         return _ACCOUNTS_FIELD
+    if spec.form is ArgForm.ROOM_SEATS:
+        return _SEATS_FIELD
     return _VALUE_FIELDS.get(spec.fields[0], ValueField("Value", spec.synopsis))
 
 

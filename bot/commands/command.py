@@ -9,11 +9,14 @@ from typing import Any
 
 from bot.models import (
     PATCH_FIELDS,
+    SEAT_FLAGS,
     Call,
     DestroyCall,
     MemberApi,
     MemberCall,
     RoomPatch,
+    SeatChange,
+    SeatKickCall,
     chunked,
     default_reason,
 )
@@ -29,8 +32,10 @@ class Command:
     """A parsed `/room` command.
 
     `verb` is canonical; `rooms` are de-duplicated in the order given (empty for help);
-    `changes` maps API field names to JSON-ready values (empty unless the verb changes rooms);
+    `changes` maps API field names to JSON-ready values (empty unless the verb changes rooms;
+    a seat verb's `lock_seat` flags, e.g. `ForbidAudio: true`);
     `accounts` are the Room Engine account IDs a member verb names, de-duplicated in order;
+    `seats` the seat indexes a seat verb names, de-duplicated in order;
     `duration_s` is a ban's length in seconds; `topic` is the verb `help VERB` asked about.
     Immutable: `changes` is a read-only mapping.
     """
@@ -43,12 +48,15 @@ class Command:
     topic: str | None = None
     accounts: tuple[str, ...] = ()
     duration_s: int | None = None
+    seats: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # Frozen all the way down, in the API's field order whatever order they were given in.
-        ordered = {name: self.changes[name] for name in PATCH_FIELDS if name in self.changes}
+        names = (*PATCH_FIELDS, *SEAT_FLAGS)
+        ordered = {name: self.changes[name] for name in names if name in self.changes}
         object.__setattr__(self, "rooms", tuple(self.rooms))
         object.__setattr__(self, "accounts", tuple(self.accounts))
+        object.__setattr__(self, "seats", tuple(self.seats))
         object.__setattr__(self, "changes", MappingProxyType(ordered))
 
     @property
@@ -69,9 +77,11 @@ class Command:
         """Every write call this command makes, in order; empty for read and help verbs.
 
         Room changes give `patches()`; `destroy` one `DestroyCall` per room; kick, ban and unban
-        one `MemberCall` per room and per 20 accounts, in the order named. Kick and ban carry
-        `reason`, or, without one, `default_reason(requester)` ("by U012ABCDEF via roombot"),
-        where `requester` is the Slack user ID the request came from.
+        one `MemberCall` per room and per 20 accounts, in the order named; the `lock_seat` verbs
+        one `SeatChange` per seat (its other flags are read at run time) and `kick-seat` one
+        `SeatKickCall` per account (the API takes one). Kick, ban and kick-seat carry `reason`,
+        or, without one, `default_reason(requester)` ("by U012ABCDEF via roombot"), where
+        `requester` is the Slack user ID the request came from.
         """
         spec = self.spec
         if spec.kind is not VerbKind.WRITE:
@@ -80,6 +90,19 @@ class Command:
             return list(self.patches())
         if spec.api == "destroy_room":
             return [DestroyCall(room_id=room) for room in self.rooms]
+        if spec.api == "lock_seat":
+            return [
+                SeatChange(room_id=room, index=index, changes=dict(self.changes))
+                for room in self.rooms
+                for index in self.seats
+            ]
+        if spec.api == "kick_user_off_seat":
+            data = self.reason or default_reason(requester)
+            return [
+                SeatKickCall(room_id=room, account=account, data=data)
+                for room in self.rooms
+                for account in self.accounts
+            ]
         api = MemberApi(str(spec.api))
         reason = None if api is MemberApi.UNBAN else self.reason or default_reason(requester)
         duration = self.duration_s if api is MemberApi.BAN else None
@@ -95,6 +118,7 @@ class Command:
             "verb": self.verb,
             "rooms": list(self.rooms),
             "accounts": list(self.accounts),
+            "seats": list(self.seats),
             "changes": dict(self.changes),
             "duration_s": self.duration_s,
             "dry_run": self.dry_run,
@@ -124,6 +148,10 @@ class Command:
                 quote(account) if looks_like_duration(account) else word(account)
                 for account in self.accounts
             )
+        elif spec.form is ArgForm.ROOM_SEATS:
+            parts.extend(str(index) for index in self.seats)
+            if "ForbidVideo" in self.changes:
+                parts.append("--video")
         if self.duration_s is not None:
             parts.append(f"--for {format_duration(self.duration_s)}")
         if self.dry_run:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from bot.models import ACCOUNT_ID_MAX_BYTES, MAX_ACCOUNTS_PER_CALL, REASON_MAX_BYTES
 
 from .durations import BAN_MAX_SECONDS, DURATION_EXAMPLES
-from .limits import MAX_ACCOUNTS
+from .limits import MAX_ACCOUNTS, MAX_SEATS
 from .values import SHORT_KEY_OF
 from .verbs import GENERAL_USAGE, VERBS, VerbKind, VerbSpec, canonical_verb, unknown_verb
 
@@ -29,14 +29,27 @@ _SET_RULES = (
     "them.",
 )
 
-_USER_HELP = (
+_ACCOUNT_HELP = (
     f"USER is a Room Engine account ID (`Member_Account`, 1-{ACCOUNT_ID_MAX_BYTES} bytes, no "
-    "spaces), not a Slack user: `/room members ROOM` lists them. "
-    f"At most {MAX_ACCOUNTS} a command, sent {MAX_ACCOUNTS_PER_CALL} to a call."
+    "spaces), not a Slack user: `/room members ROOM` lists them."
+)
+_USER_HELP = (
+    f"{_ACCOUNT_HELP} At most {MAX_ACCOUNTS} a command, sent {MAX_ACCOUNTS_PER_CALL} to a call."
 )
 _DEFAULT_REASON_HELP = (
     "The API requires a reason: without `--reason`, roombot sends `by <your Slack user ID> "
     "via roombot`."
+)
+
+_SEAT_HELP = (
+    "INDEX is a seat number, from 0, as `/room seats ROOM` lists them; at most "
+    f"{MAX_SEATS} a command. The room's seat list is read once before any change: a seat it "
+    "does not have is refused, and each `lock_seat` carries the seat's other two flags as read, "
+    "so nothing else changes."
+)
+_SEAT_BAN_HELP = (
+    "The ban belongs to whoever sits on the seat: it ends when they leave it, and a seat nobody "
+    "sits on is refused (Tencent would ignore it)."
 )
 
 # What each member and room-removal verb adds to its help: its call and whether it can be undone.
@@ -60,6 +73,36 @@ _API_LINES: dict[str, tuple[str, ...]] = {
         "Calls `unban_room_member`. " + _USER_HELP,
         "The API takes no reason: `--reason` is only recorded.",
         "Not undoable: to keep them out again, `ban` them again.",
+    ),
+    "seats": (
+        "Reads `get_seat_list`: each seat's number (from 0), who sits on it, and whether it is "
+        "locked or has audio or video forbidden.",
+    ),
+    "lock-seat": (
+        "Calls `lock_seat` with `ForbidTaken: true` for each seat: whoever sits there is taken "
+        "off it first (and stays in the room). " + _SEAT_HELP,
+        "Undo: unlocks the seats again (whoever was taken off is not put back).",
+    ),
+    "unlock-seat": (
+        "Calls `lock_seat` with `ForbidTaken: false` for each seat. " + _SEAT_HELP,
+        "Undo: locks them again, unless a seat changed since.",
+    ),
+    "mute-seat": (
+        "Calls `lock_seat` with `ForbidAudio: true` (with `--video`, `ForbidVideo: true`) for "
+        "each seat. " + _SEAT_BAN_HELP + " " + _SEAT_HELP,
+        "Undo: allows it again, unless a seat changed since.",
+    ),
+    "unmute-seat": (
+        "Calls `lock_seat` with `ForbidAudio: false` (with `--video`, `ForbidVideo: false`) for "
+        "each seat. " + _SEAT_HELP,
+        "Undo: forbids it again, unless a seat changed since.",
+    ),
+    "kick-seat": (
+        "Calls `kick_user_off_seat` for each account: it leaves its seat and stays in the room; "
+        "an account on no seat is refused with error 100206. " + _ACCOUNT_HELP,
+        "The reason goes to Tencent as `Data`, which its clients may show the user; without "
+        "`--reason`, roombot sends `by <your Slack user ID> via roombot`.",
+        "Not undoable: they may take a seat again (lock the seat to stop that).",
     ),
     "destroy": (
         "Calls `destroy_room`: the room ends for everyone in it. Always asks for confirmation. "

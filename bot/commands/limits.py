@@ -21,6 +21,8 @@ DEFAULT_MAX_ROOMS: Final = MAX_ROOMS
 
 #: How many accounts one kick/ban/unban command may name (sent 20 to a call).
 MAX_ACCOUNTS: Final = 100
+#: How many seat indexes one seat command may name (one `lock_seat` call each).
+MAX_SEATS: Final = 100
 
 # A room ID and the space after it.
 _ROOM_WORD_CHARS: Final = ROOM_ID_MAX_BYTES + 1

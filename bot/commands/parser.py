@@ -6,12 +6,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot.models import account_id_problem, reason_problem, room_id_problem
+from bot.models import SEAT_INDEX_MAX, account_id_problem, reason_problem, room_id_problem
 
 from .command import Command
 from .durations import looks_like_duration, parse_duration
 from .errors import ParseError, did_you_mean, shown
-from .limits import DEFAULT_MAX_ROOMS, MAX_ACCOUNTS, max_command_chars
+from .limits import DEFAULT_MAX_ROOMS, MAX_ACCOUNTS, MAX_SEATS, max_command_chars
 from .normalise import normalise
 from .tokens import Token, raw_text, tokenise
 from .values import (
@@ -33,7 +33,7 @@ from .verbs import (
     unknown_verb,
 )
 
-_OPTION_NAMES: Final = ("--dry-run", "--reason", "--for")
+_OPTION_NAMES: Final = ("--dry-run", "--reason", "--for", "--video")
 _OPTIONS_HINT: Final = " — the options are --dry-run, --reason and --for"
 # What Slack sends for a mention when the app escapes them: users, channels, groups, @here.
 _MENTION = re.compile(r"<[@#!]")
@@ -41,6 +41,8 @@ _MENTION = re.compile(r"<[@#!]")
 # Any other word after an assignment belongs to its value (see `help set`).
 _KEY_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*=")
 _MEMBERS_HINT = "USER is a Room Engine account ID; `/room members ROOM` lists them"
+_SEATS_HINT = "seats are numbered from 0; `/room seats ROOM` lists them"
+_INTEGER = re.compile(r"[0-9]+")
 
 
 @dataclass
@@ -49,6 +51,7 @@ class _Options:
     dry_run: bool = False
     reason: str | None = None
     duration: str | None = None
+    video: bool = False
 
 
 def parse_command(text: str, *, max_rooms: int = DEFAULT_MAX_ROOMS) -> Command:
@@ -79,6 +82,7 @@ def parse_command(text: str, *, max_rooms: int = DEFAULT_MAX_ROOMS) -> Command:
         return Command(spec.name, (), topic=_topic(args, spec))
     changes: dict[str, Any] = {}
     accounts: tuple[str, ...] = ()
+    seats: tuple[int, ...] = ()
     if spec.form is ArgForm.ROOMS:
         rooms, changes = args, dict(spec.sets)
     elif spec.form is ArgForm.ROOM:
@@ -87,6 +91,9 @@ def parse_command(text: str, *, max_rooms: int = DEFAULT_MAX_ROOMS) -> Command:
         rooms, changes = _settings(normalised, args, spec)
     elif spec.form is ArgForm.ROOM_USERS:
         rooms, accounts = _room_and_accounts(args, spec)
+    elif spec.form is ArgForm.ROOM_SEATS:
+        rooms, seats = _room_and_seats(args, spec)
+        changes = dict(spec.video_sets if options.video else spec.sets)
     else:
         rooms, changes = _room_and_value(normalised, args, spec)
     return Command(
@@ -97,6 +104,7 @@ def parse_command(text: str, *, max_rooms: int = DEFAULT_MAX_ROOMS) -> Command:
         reason=options.reason,
         accounts=accounts,
         duration_s=duration,
+        seats=seats,
     )
 
 
@@ -135,6 +143,16 @@ def _split_options(text: str, tokens: list[Token], spec: VerbSpec) -> _Options:
             if options.duration is not None:
                 raise ParseError("`--for` is given twice; give it once", spec.usage)
             options.duration, i = _for(tokens, i, spec)
+        elif option == "--video":
+            if eq:
+                raise ParseError("`--video` takes no value", spec.usage)
+            if not spec.video_sets:
+                raise ParseError(
+                    f"`--video` does not apply to `{spec.name}`: it is for `mute-seat` and "
+                    "`unmute-seat`",
+                    spec.usage,
+                )
+            options.video = True
         else:
             hint = did_you_mean(option, _OPTION_NAMES) or _OPTIONS_HINT
             raise ParseError(
@@ -223,7 +241,7 @@ def _duration(options: _Options, spec: VerbSpec) -> int | None:
     if not spec.needs_duration:
         hint = (
             ": to keep members out for a time, use `/room ban ROOM USER... --for DURATION`"
-            if spec.takes_accounts
+            if spec.takes_accounts and not spec.seat_verb
             else ""
         )
         raise ParseError(f"`--for` does not apply to `{spec.name}`{hint}", spec.usage)
@@ -391,6 +409,41 @@ def _room_and_accounts(args: list[Token], spec: VerbSpec) -> tuple[list[Token], 
     for account in accounts:
         _check_account(typed[account], spec)
     return [room], accounts
+
+
+def _room_and_seats(args: list[Token], spec: VerbSpec) -> tuple[list[Token], tuple[int, ...]]:
+    """One room, then seat indexes: whole numbers, de-duplicated in the order given. Whether the
+    room has those seats is known only from its seat list, read before any change is sent."""
+    if not args:
+        raise ParseError(f"`{spec.name}` needs a room ID, then seat indexes", spec.usage)
+    room, rest = args[0], args[1:]
+    if not rest:
+        raise ParseError(
+            f"`{spec.name}` needs at least one seat index after the room ID ({_SEATS_HINT})",
+            spec.usage,
+        )
+    seats: dict[int, None] = {}
+    for token in rest:
+        value = token.value.strip()
+        if not _INTEGER.fullmatch(value):
+            raise ParseError(
+                f"seat index {shown(token.value)} must be a whole number ({_SEATS_HINT})",
+                spec.usage,
+            )
+        index = int(value)
+        if index > SEAT_INDEX_MAX:
+            raise ParseError(
+                f"seat index {shown(value)} is too large (at most {SEAT_INDEX_MAX}; {_SEATS_HINT})",
+                spec.usage,
+            )
+        seats.setdefault(index)
+    if len(seats) > MAX_SEATS:
+        raise ParseError(
+            f"too many seats: {len(seats)} given, at most {MAX_SEATS} per command "
+            "(split the request)",
+            spec.usage,
+        )
+    return [room], tuple(seats)
 
 
 def _check_account(token: Token, spec: VerbSpec) -> None:

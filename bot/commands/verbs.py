@@ -35,6 +35,7 @@ class ArgForm(StrEnum):
     ROOM_TEXT = "ROOM TEXT..."  # one room, then the rest of the line
     ROOMS_SETTINGS = "ROOM... KEY=VALUE..."  # rooms, then assignments
     ROOM_USERS = "ROOM USER..."  # one room, then one or more Room Engine account IDs
+    ROOM_SEATS = "ROOM INDEX..."  # one room, then one or more seat indexes
     TOPIC = "[VERB]"  # nothing, or one verb
 
 
@@ -51,6 +52,8 @@ class VerbSpec:
     whether roombot can undo it: room changes by restoring the values read before, a verb with
     an `undo_verb` by running that verb on the same room and accounts (`ban` -> `unban`).
     `needs_duration`: the verb requires `--for DURATION`. `confirm`: always ask before running.
+    `video_sets` is what a seat verb sets instead of `sets` when given `--video` (empty: the
+    verb takes no `--video`).
     """
 
     name: str
@@ -69,14 +72,27 @@ class VerbSpec:
     undo_verb: str | None = None
     needs_duration: bool = False
     confirm: bool = False
+    video_sets: tuple[tuple[str, bool], ...] = ()
 
     @property
     def takes_accounts(self) -> bool:
         """True for verbs that name Room Engine accounts after the room (`kick`, `ban`, ...)."""
         return self.form is ArgForm.ROOM_USERS
 
+    @property
+    def takes_seats(self) -> bool:
+        """True for verbs that name seat indexes after the room (`lock-seat`, ...)."""
+        return self.form is ArgForm.ROOM_SEATS
+
+    @property
+    def seat_verb(self) -> bool:
+        """True for the verbs that call the seat APIs (`seats`, `lock-seat`, `kick-seat`, ...)."""
+        return self.api in _SEAT_APIS
+
 
 _UPDATE: Final = "update_room_info"
+_LOCK_SEAT: Final = "lock_seat"
+_SEAT_APIS: Final = frozenset({"get_seat_list", _LOCK_SEAT, "kick_user_off_seat"})
 
 
 def _spec(
@@ -94,9 +110,11 @@ def _spec(
     undo_verb: str | None = None,
     needs_duration: bool = False,
     confirm: bool = False,
+    video_sets: tuple[tuple[str, bool], ...] = (),
 ) -> VerbSpec:
     synopsis = f"/room {name} {args or form.value}"
-    room_change = kind is VerbKind.WRITE and api == _UPDATE
+    # Room changes and seat flags are undone by restoring the values read before.
+    room_change = kind is VerbKind.WRITE and api in (_UPDATE, _LOCK_SEAT)
     return VerbSpec(
         name=name,
         aliases=aliases,
@@ -105,7 +123,7 @@ def _spec(
         usage=f"{synopsis} {_OPTIONS}" if kind is VerbKind.WRITE else synopsis,
         example=f"/room {name} {example}",
         multi_room=form in (ArgForm.ROOMS, ArgForm.ROOMS_SETTINGS),
-        fields=fields or tuple(field for field, _ in sets),
+        fields=fields or tuple(dict.fromkeys(field for field, _ in (*sets, *video_sets))),
         form=form,
         synopsis=synopsis,
         sets=sets,
@@ -114,6 +132,7 @@ def _spec(
         undo_verb=undo_verb,
         needs_duration=needs_duration,
         confirm=confirm,
+        video_sets=video_sets,
     )
 
 
@@ -295,6 +314,58 @@ _TABLE: Final = (
         'room-test --reason "incident closed"',
         api="destroy_room",
         confirm=True,
+    ),
+    _spec(
+        "seats",
+        ArgForm.ROOM,
+        "List a room's seats: who sits on each, and which are locked or have audio or video "
+        "forbidden",
+        "town-hall",
+        kind=VerbKind.READ,
+        api="get_seat_list",
+    ),
+    _spec(
+        "lock-seat",
+        ArgForm.ROOM_SEATS,
+        "Lock seats so nobody can take them (whoever sits there is taken off the seat)",
+        'town-hall 3 --reason "stage closed"',
+        sets=(("ForbidTaken", True),),
+        api=_LOCK_SEAT,
+    ),
+    _spec(
+        "unlock-seat",
+        ArgForm.ROOM_SEATS,
+        "Unlock seats so members can take them again",
+        "town-hall 3",
+        sets=(("ForbidTaken", False),),
+        api=_LOCK_SEAT,
+    ),
+    _spec(
+        "mute-seat",
+        ArgForm.ROOM_SEATS,
+        "Forbid the audio (with `--video`, the video) of whoever sits on the seats",
+        'town-hall 2 --reason "feedback loop"',
+        args="ROOM INDEX... [--video]",
+        sets=(("ForbidAudio", True),),
+        video_sets=(("ForbidVideo", True),),
+        api=_LOCK_SEAT,
+    ),
+    _spec(
+        "unmute-seat",
+        ArgForm.ROOM_SEATS,
+        "Allow the audio (with `--video`, the video) on the seats again",
+        "town-hall 2 --video",
+        args="ROOM INDEX... [--video]",
+        sets=(("ForbidAudio", False),),
+        video_sets=(("ForbidVideo", False),),
+        api=_LOCK_SEAT,
+    ),
+    _spec(
+        "kick-seat",
+        ArgForm.ROOM_USERS,
+        "Take members off their seats; they stay in the room (not undoable)",
+        'town-hall staff-2 --reason "off topic"',
+        api="kick_user_off_seat",
     ),
     _spec(
         "help",

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
-from bot import wording
+from bot import seat_wording, wording
 from bot.commands import Command
 from bot.outcomes import (
     Actor,
@@ -26,6 +26,7 @@ from bot.outcomes import (
     RoomView,
     RunKind,
     RunResult,
+    SeatsView,
 )
 from bot.wording import FAIL_MARK, WARN_MARK, Style
 
@@ -92,12 +93,15 @@ class TextRenderer:
 
     def dry_run(self, dry: DryRun) -> str:
         """What a `--dry-run` would send: the exact bodies, one a line."""
-        count = len(dry.bodies)
+        targets = seat_wording.dry_run_targets(dry.command, len(dry.bodies))
         head = (
-            f"Dry run of /room {dry.command.verb} on {count} room{'s' if count != 1 else ''}: "
+            f"Dry run of /room {dry.command.verb} on {targets}: "
             "nothing was sent. Each request body would be:"
         )
-        return "\n".join([head, *(f"  {json.dumps(b, ensure_ascii=False)}" for b in dry.bodies)])
+        lines = [head, *(f"  {json.dumps(b, ensure_ascii=False)}" for b in dry.bodies)]
+        if dry.note:
+            lines.append(prose(dry.note))
+        return "\n".join(lines)
 
     def confirmation(self, needs: NeedsConfirmation) -> str:
         """What a high-impact request would do, before the console asks for yes."""
@@ -134,6 +138,11 @@ class TextRenderer:
     def banned(self, view: BannedView) -> str:
         """`banned`: who is banned, until when, one a line."""
         head, *rest = wording.banned_lines(PLAIN, view, time.time())
+        return "\n".join([head, *(f"  {line}" for line in rest)])
+
+    def seats(self, view: SeatsView) -> str:
+        """`seats`: who sits on each seat, one a line."""
+        head, *rest = seat_wording.seats_lines(PLAIN, view)
         return "\n".join([head, *(f"  {line}" for line in rest)])
 
     def unexpected_error(self, correlation_id: str) -> str:

@@ -8,6 +8,7 @@ version (`v`); a record written by a newer roombot is refused rather than misrea
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
@@ -15,7 +16,15 @@ from pydantic import BaseModel, ValidationError
 from bot.audit import Source
 from bot.commands import Command
 from bot.errors import RoombotError
-from bot.models import Call, DestroyCall, MemberCall, RoomPatch
+from bot.models import (
+    Call,
+    DestroyCall,
+    LockSeatCall,
+    MemberCall,
+    RoomPatch,
+    SeatChange,
+    SeatKickCall,
+)
 from bot.outcomes import Actor, Failure, FailureKind, Plan, RunKind
 
 #: The version of the recorded shape.
@@ -26,6 +35,9 @@ CALL_TYPES: Final[dict[str, type[BaseModel]]] = {
     "room_patch": RoomPatch,
     "member_call": MemberCall,
     "destroy_call": DestroyCall,
+    "seat_change": SeatChange,
+    "lock_seat_call": LockSeatCall,
+    "seat_kick_call": SeatKickCall,
 }
 _NAME_OF: Final = {cls: name for name, cls in CALL_TYPES.items()}
 
@@ -42,7 +54,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "v": PLAN_VERSION,
         "kind": plan.kind.value,
         "raw_text": plan.raw_text,
-        "command": command.as_dict(),
+        "command": _command_to_json(command),
         "actor": {
             "user_id": actor.user_id,
             "source": actor.source.value,
@@ -72,17 +84,7 @@ def plan_from_json(data: dict[str, Any], request_key: str) -> Plan:
     if data.get("v") != PLAN_VERSION:
         raise PlanUnreadable(f"request {request_key}: no plan this roombot can read")
     try:
-        raw_command = dict(data["command"])
-        command = Command(
-            verb=str(raw_command["verb"]),
-            rooms=tuple(raw_command.get("rooms") or ()),
-            changes=dict(raw_command.get("changes") or {}),
-            dry_run=bool(raw_command.get("dry_run")),
-            reason=raw_command.get("reason"),
-            topic=raw_command.get("topic"),
-            accounts=tuple(raw_command.get("accounts") or ()),
-            duration_s=raw_command.get("duration_s"),
-        )
+        command = Command(**dict(data["command"]))
         raw_actor = dict(data["actor"])
         actor = Actor(
             user_id=str(raw_actor["user_id"]),
@@ -120,6 +122,20 @@ def plan_from_json(data: dict[str, Any], request_key: str) -> Plan:
         raise PlanUnreadable(f"request {request_key}: its recorded plan is malformed") from exc
 
 
+def _command_to_json(command: Command) -> dict[str, Any]:
+    # Every field, whatever fields the command grows: `Command` makes its sequences tuples and
+    # its changes a read-only mapping again when it is built back.
+    values: dict[str, Any] = {}
+    for item in fields(Command):
+        value = getattr(command, item.name)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif item.name == "changes":
+            value = dict(value)
+        values[item.name] = value
+    return values
+
+
 def _call_to_json(call: Call) -> dict[str, Any]:
     name = _NAME_OF[type(call)]
     return {"type": name, "data": call.model_dump(mode="json", by_alias=True)}
@@ -128,5 +144,7 @@ def _call_to_json(call: Call) -> dict[str, Any]:
 def _call_from_json(item: dict[str, Any]) -> Call:
     cls = CALL_TYPES[str(item["type"])]
     call = cls.model_validate(item["data"])
-    assert isinstance(call, RoomPatch | MemberCall | DestroyCall)
+    assert isinstance(
+        call, RoomPatch | MemberCall | DestroyCall | SeatChange | LockSeatCall | SeatKickCall
+    )
     return call

@@ -17,7 +17,7 @@ from typing import Any
 from bot import metrics
 from bot.audit import AuditError, AuditStore, NewEntry, Outcome
 from bot.commands import Command, clip_for_audit
-from bot.models import Call, DestroyCall, RoomPatch
+from bot.models import Call, DestroyCall, LockSeatCall, RoomPatch, SeatChange, SeatKickCall
 from bot.outcomes import Actor
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,12 @@ def new_request_key() -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """One audit row and one result: a room, or one account of a member call (kick/ban/unban).
+    """One audit row and one result: a room, one account of a member call (kick/ban/unban,
+    kick-seat), or one seat.
 
-    `changes` is what the row's `patch` column records: the room's new values, or
-    `Member_Account` (and a ban's `Duration`); empty for `destroy_room`.
+    `changes` is what the row's `patch` column records: the room's new values,
+    `Member_Account` (and a ban's `Duration`), or a seat's `Index` and the flags set; empty for
+    `destroy_room`.
     """
 
     call: int  # index of the call in its plan
@@ -43,11 +45,16 @@ class Target:
 
 
 def targets_of(call: Call, index: int = 0) -> list[Target]:
-    """The targets one call covers: its room, or each of its accounts."""
+    """The targets one call covers: its room, its seat, or each of its accounts."""
     if isinstance(call, RoomPatch):
         return [Target(index, call.room_id, None, call.changes())]
     if isinstance(call, DestroyCall):
         return [Target(index, call.room_id, None, {})]
+    if isinstance(call, SeatChange | LockSeatCall):
+        change = call if isinstance(call, SeatChange) else call.change
+        return [Target(index, change.room_id, None, change.target())]
+    if isinstance(call, SeatKickCall):
+        return [Target(index, call.room_id, call.account, {"Member_Account": call.account})]
     extra = {"Duration": call.duration_s} if call.duration_s is not None else {}
     return [
         Target(index, call.room_id, account, {"Member_Account": account, **extra})

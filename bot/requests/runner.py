@@ -2,13 +2,16 @@
 fenced by the request's lease.
 
 A plan is a list of calls: `update_room_info` patches, member calls (kick / ban / unban, up to
-20 accounts each) or `destroy_room`. Its targets are what the audit trail and the results count:
-a room, or one account of a member call. For each plan the runner
+20 accounts each), `destroy_room`, or seat calls (`lock_seat` per seat, `kick_user_off_seat` per
+account). Its targets are what the audit trail and the results count: a room, or one account of
+a member call. For each plan the runner
 
 1. reads the current values of the fields about to change (room patches only: requests of up to
    `READ_BEFORE_MAX_ROOMS` rooms, and every undo), so no-ops are reported honestly and Undo knows
    what to restore; an undo skips a room someone changed since (a conflict), and does not even
-   read a room the plan already knows was changed outside roombot (`Plan.conflicts`);
+   read a room the plan already knows was changed outside roombot (`Plan.conflicts`). Seat
+   changes read each room's seat list once, so that every `lock_seat` carries all three flags
+   as read and the audit trail the previous ones (`bot.seats`; the seat hook below);
 2. writes one `pending` audit row per target before any change, with the values read before,
    in the request's `begin` transaction. The audit trail is the promise: a write that fails is
    retried for `AUDIT_RETRY_S`; if it still fails nothing is called and every target is reported
@@ -45,7 +48,15 @@ from bot.audit import AuditError, LeaseLost, NewEntry, Outcome
 from bot.audit.rows import Completion
 from bot.failures import describe_failure
 from bot.logs import log_context
-from bot.models import Call, DestroyCall, MemberApi, MemberCall, RoomPatch
+from bot.models import (
+    Call,
+    LockSeatCall,
+    MemberApi,
+    MemberCall,
+    RoomPatch,
+    SeatChange,
+    SeatKickCall,
+)
 from bot.outcomes import (
     Failure,
     FailureKind,
@@ -56,10 +67,12 @@ from bot.outcomes import (
     RunKind,
     RunResult,
 )
+from bot.requests.calls import CallSender, withdrawn
 from bot.requests.leases import HeldLease
 from bot.requests.recorder import AuditRecorder, Target, entry, targets_of
-from bot.tencent.client import ApiResult, RoomEngineClient
-from bot.tencent.errors import CONFIGURATION_CODES, NotSent
+from bot.seats import previous_of
+from bot.tencent.client import RoomEngineClient
+from bot.tencent.errors import CONFIGURATION_CODES
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +85,6 @@ READ_BEFORE_MAX_ROOMS: Final = 20
 #: over a few attempts).
 AUDIT_RETRY_S: Final = 1.5
 _AUDIT_PAUSES: Final = (0.1, 0.4, 1.0)
-#: Room Engine's "not a room member": a member call that names one changes nothing at all.
-NOT_A_MEMBER: Final = 100005
 #: The verb a member API carries out (the `verb` label of `roombot_member_actions_total`).
 _MEMBER_VERBS: Final = {MemberApi.KICK: "kick", MemberApi.BAN: "ban", MemberApi.UNBAN: "unban"}
 
@@ -132,6 +143,7 @@ class Runner:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
+        self._calls = CallSender(client)
         self._audit = audit
         self._allow_unaudited = allow_unaudited
         self._sleep = sleep
@@ -215,6 +227,11 @@ class Runner:
             to_read = [p for p in patches if p.room_id not in conflicts]
             previous, found = await self._read_previous(to_read, expected, turn, abort)
             conflicts.update(found)
+        # -- seat hook (bot.seats): each seat change resolved against its room's seat list.
+        seat_failures: dict[int, Failure] = {}
+        if any(isinstance(call, SeatChange) for call in calls):
+            calls, seat_failures = await self._calls.resolve_seats(calls, turn, abort)
+        # -- end of the seat hook
         if abort.lost is not None:
             return self._lost(plan, targets, abort.lost, started)
 
@@ -226,8 +243,8 @@ class Runner:
                 plan.raw_text,
                 room_id=t.room_id,
                 patch=t.changes,
-                previous=previous.get(t.room_id),
-                undo_of=(plan.undo_of or {}).get((t.room_id, t.account)),
+                previous=_previous(calls[t.call], previous),
+                undo_of=_undo_of(calls[t.call]) or (plan.undo_of or {}).get((t.room_id, t.account)),
                 request_key=request_key,
                 verb=verb,
                 reason=_reason_sent(calls[t.call]),
@@ -257,7 +274,7 @@ class Runner:
             nonlocal done, failed, last_progress
             done += len(finished)
             failed += sum(1 for result in finished if not result.ok)
-            if progress is None or done == total:
+            if progress is None:
                 return
             now = self._monotonic()
             if now - last_progress < progress_interval:
@@ -276,17 +293,28 @@ class Runner:
                 results = [
                     RoomResult(call.room_id, call.changes(), failure=conflicts[call.room_id])
                 ]
+            elif index in seat_failures:  # seat hook: not sent (see bot.seats)
+                failure = seat_failures[index]
+                results = [
+                    RoomResult(
+                        targets[p].room_id,
+                        targets[p].changes,
+                        failure=failure,
+                        request_id=failure.request_id,
+                    )
+                    for p in positions
+                ]
             else:
                 async with gate:
                     await turn()
                     # Withdrawn already: not even queued for the rate budget.
                     results = (
-                        self._withdrawn(call, abort.reason)
+                        withdrawn(call, abort.reason)
                         if abort.reason is not None
-                        else await self._send(call, abort)
+                        else await self._calls.send(call, abort)
                     )
-                if isinstance(call, RoomPatch):
-                    results = [replace(results[0], previous=previous.get(call.room_id))]
+                if isinstance(call, RoomPatch | LockSeatCall):
+                    results = [replace(results[0], previous=_previous(call, previous))]
             for result in results:
                 abort.note(result.failure)
             finished = [
@@ -326,72 +354,6 @@ class Runner:
         return run
 
     # -- calls ------------------------------------------------------------------------------------
-
-    async def _send(self, call: Call, abort: Callable[[], str | None]) -> list[RoomResult]:
-        """Make one call; one result per target (a member call refused with 100005 is retried
-        account by account, so the members among them are still acted on)."""
-        started = time.monotonic()
-        try:
-            outcome = await self._invoke(call, abort)
-        except Exception as exc:
-            failure = describe_failure(exc, room_id=call.room_id)
-            if (
-                isinstance(call, MemberCall)
-                and len(call.accounts) > 1
-                and failure.code == NOT_A_MEMBER
-            ):
-                singles = [call.model_copy(update={"accounts": (a,)}) for a in call.accounts]
-                return [r for single in singles for r in await self._send(single, abort)]
-            elapsed = time.monotonic() - started
-            return [
-                RoomResult(
-                    t.room_id,
-                    t.changes,
-                    failure=failure,
-                    request_id=failure.request_id,
-                    elapsed_s=elapsed,
-                    account=t.account,
-                )
-                for t in targets_of(call)
-            ]
-        elapsed = time.monotonic() - started
-        return [
-            RoomResult(
-                t.room_id,
-                t.changes,
-                request_id=outcome.request_id,
-                attempts=outcome.attempts,
-                elapsed_s=elapsed,
-                account=t.account,
-            )
-            for t in targets_of(call)
-        ]
-
-    @staticmethod
-    def _withdrawn(call: Call, why: str) -> list[RoomResult]:
-        """The results of a call withdrawn before it was queued: not attempted, for `why`."""
-        failure = describe_failure(NotSent(why), room_id=call.room_id)
-        return [
-            RoomResult(t.room_id, t.changes, failure=failure, account=t.account)
-            for t in targets_of(call)
-        ]
-
-    async def _invoke(self, call: Call, abort: Callable[[], str | None]) -> ApiResult:
-        client = self._client
-        if isinstance(call, RoomPatch):
-            return await client.update_room_info(call, abort=abort)
-        if isinstance(call, DestroyCall):
-            return await client.destroy_room(call.room_id, abort=abort)
-        if call.api is MemberApi.KICK:
-            assert call.reason is not None
-            return await client.kick_user_out(call.room_id, call.accounts, call.reason, abort=abort)
-        if call.api is MemberApi.BAN:
-            assert call.reason is not None
-            assert call.duration_s is not None
-            return await client.ban_room_member(
-                call.room_id, call.accounts, call.reason, call.duration_s, abort=abort
-            )
-        return await client.unban_room_member(call.room_id, call.accounts, abort=abort)
 
     async def _read_previous(
         self,
@@ -644,8 +606,27 @@ def _request_outcome(run: RunResult) -> str:
 
 
 def _reason_sent(call: Call) -> str | None:
-    # A member call carries the Reason Room Engine records (the default names the requester).
+    # A member call carries the Reason Room Engine records (the default names the requester);
+    # kick-seat its Data.
+    if isinstance(call, SeatKickCall):
+        return call.data
     return call.reason if isinstance(call, MemberCall) else None
+
+
+def _previous(call: Call, rooms: Mapping[str, dict[str, Any] | None]) -> dict[str, Any] | None:
+    """What a target's audit row records as its values before the call: a room's fields read
+    first, or a seat's index and three flags (as read by the seat hook)."""
+    if isinstance(call, LockSeatCall):
+        return previous_of(call)
+    if isinstance(call, RoomPatch):
+        return rooms.get(call.room_id)
+    return None
+
+
+def _undo_of(call: Call) -> int | None:
+    """The audit row a seat undo reverts (it travels with the seat, as a room may have several)."""
+    change = call.change if isinstance(call, LockSeatCall) else call
+    return change.undo_of if isinstance(change, SeatChange) else None
 
 
 def _log_unaudited(run: RunResult) -> None:

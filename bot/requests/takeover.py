@@ -9,10 +9,11 @@ transaction:
 * a request still `received` sent nothing yet (it stopped while reading rooms or posting its
   parent): each row is `not_attempted`, with no read;
 * otherwise the room is read back: a room patch is in place when `get_room_info` shows every
-  field the request set; a kick when the account is not in `get_room_member_list`; a ban when it
-  is in `get_banned_member_list` (an unban, when it is not); a destroy when `get_room_info`
-  answers 100004. A reading that cannot tell (a list longer than roombot reads, a failed read)
-  is `unknown`.
+  field the request set; a seat change when `get_seat_list` shows the seat with every flag it
+  set; a kick-seat when the account is on no seat; a kick when the account is not in
+  `get_room_member_list`; a ban when it is in `get_banned_member_list` (an unban, when it is
+  not); a destroy when `get_room_info` answers 100004. A reading that cannot tell (a list
+  longer than roombot reads, a failed read) is `unknown`.
 
 The `TakeoverReport` it returns is what an adapter renders in the request's original place (the
 record's reply address). Rooms not applied or not attempted are the ones to offer Retry for.
@@ -39,9 +40,17 @@ from bot.audit import (
     TakenRequest,
 )
 from bot.audit.rows import Completion
+from bot.models import (
+    SEAT_FLAGS,
+    SEAT_INDEX,
+    BannedList,
+    MemberList,
+    RoomSnapshot,
+    SeatList,
+    is_seat_target,
+)
 from bot.outcomes import Plan
 from bot.requests.plans import PlanUnreadable, plan_from_json
-from bot.tencent.client import BannedList, MemberList, RoomSnapshot
 from bot.tencent.errors import ApiError, RoomEngineError
 
 logger = logging.getLogger(__name__)
@@ -79,6 +88,9 @@ class RoomReader(Protocol):
 
     async def get_banned_members(self, room_id: str, *, max_members: int = ...) -> BannedList:
         """The room's bans, up to `max_members` (`truncated` when there are more)."""
+
+    async def get_seat_list(self, room_id: str) -> SeatList:
+        """The room's seats, with the RequestId of the answer."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +243,7 @@ class _Reads:
         self.reader = reader
         self._gate = gate
         self._lists: dict[tuple[str, str], asyncio.Task[MemberList | BannedList]] = {}
+        self._seats: dict[str, asyncio.Task[SeatList]] = {}
 
     async def room(self, room_id: str) -> RoomSnapshot:
         async with self._gate:
@@ -245,6 +258,17 @@ class _Reads:
         listing = await self._list("banned", room_id)
         assert isinstance(listing, BannedList)
         return listing
+
+    async def seats(self, room_id: str) -> SeatList:
+        task = self._seats.get(room_id)
+        if task is None:
+            task = asyncio.ensure_future(self._read_seats(room_id))
+            self._seats[room_id] = task
+        return await asyncio.shield(task)
+
+    async def _read_seats(self, room_id: str) -> SeatList:
+        async with self._gate:
+            return await self.reader.get_seat_list(room_id)
 
     async def _list(self, kind: str, room_id: str) -> MemberList | BannedList:
         task = self._lists.get((kind, room_id))
@@ -286,6 +310,13 @@ async def _read_back(reads: _Reads, row: AuditEntry) -> RoomVerdict:
     try:
         if row.verb == "destroy":
             return await _destroyed(reads, row.room_id, verdict)
+        if is_seat_target(wanted):
+            return await _seat_state(reads, row.room_id, wanted, verdict)
+        if account is not None and row.verb == "kick-seat":
+            seats = await reads.seats(row.room_id)
+            seated = seats.seat_of(account) is not None
+            outcome = Outcome.NOT_APPLIED if seated else Outcome.IN_PLACE
+            return verdict(outcome, found={"on_seat": seated}, request_id=seats.request_id)
         if account is not None and row.verb in _MEMBER_VERBS:
             return await _member_state(reads, row.room_id, account, row.verb or "", verdict)
         snapshot = await reads.room(row.room_id)
@@ -307,6 +338,25 @@ async def _read_back(reads: _Reads, row: AuditEntry) -> RoomVerdict:
         )
     outcome = Outcome.IN_PLACE if found == wanted else Outcome.NOT_APPLIED
     return verdict(outcome, found=found, request_id=snapshot.request_id)
+
+
+async def _seat_state(
+    reads: _Reads, room_id: str, wanted: dict[str, Any], verdict: Callable[..., RoomVerdict]
+) -> RoomVerdict:
+    """A seat change is in place when the seat holds every flag the request set."""
+    seats = await reads.seats(room_id)
+    seat = seats.seat(int(wanted[SEAT_INDEX]))
+    if seat is None:
+        return verdict(
+            Outcome.UNKNOWN,
+            request_id=seats.request_id,
+            error_info=f"the room has no seat {wanted[SEAT_INDEX]} now",
+        )
+    flags = seat.flags()
+    found = {name: flags[name] for name in wanted if name in SEAT_FLAGS}
+    set_ = {name: value for name, value in wanted.items() if name in SEAT_FLAGS}
+    outcome = Outcome.IN_PLACE if found == set_ else Outcome.NOT_APPLIED
+    return verdict(outcome, found=found, request_id=seats.request_id)
 
 
 async def _destroyed(

@@ -2,18 +2,29 @@
 
 It serves, under `/v4/room_engine_http_srv/`, `update_room_info`, `get_room_info`, `create_room`,
 `destroy_room` and the member APIs (`get_room_member_list`, `kick_user_out`, `ban_room_member`,
-`unban_room_member`, `get_banned_member_list`), and under `/v4/room_config/` the callback
-configuration (`set_callback`, `update_callback`, `get_callback`, `delete_callback`; one
-configuration per SDKAppID). It rejects what the real service rejects: a missing or unknown
-`sdkappid`, a non-admin `identifier`, a UserSig that is invalid, expired, or made for another app
-or user (the matching 70xxx codes), a missing or out-of-range `random`, a `contenttype` other than
-`json`, a body that is not JSON (60003), an unknown path (60009), fields of the wrong type or over
-their byte limits (100002, naming the field), unknown or destroyed rooms (100004), and more than
-`rate_limit_per_api` calls per second per API (60007, sliding one-second window).
+`unban_room_member`, `get_banned_member_list`), under `/v4/room_engine_http_mic/` the six seat APIs
+(`get_seat_list`, `lock_seat`, `kick_user_off_seat`, `pick_user_on_seat`, `switch_seat`,
+`move_user_to_seat`), and under `/v4/room_config/` the callback configuration (`set_callback`,
+`update_callback`, `get_callback`, `delete_callback`; one configuration per SDKAppID). It rejects
+what the real service rejects: a missing or unknown `sdkappid`, a non-admin `identifier`, a UserSig
+that is invalid, expired, or made for another app or user (the matching 70xxx codes), a missing or
+out-of-range `random`, a `contenttype` other than `json`, a body that is not JSON (60003), an
+unknown path (60009), fields of the wrong type or over their byte limits (100002, naming the field),
+unknown or destroyed rooms (100004), and more than `rate_limit_per_api` calls per second per API
+(60007, sliding one-second window).
 
-Rooms have members (`MemberList` in a seeded room; the demo rooms come with a few). Since no REST
-API makes anyone join, tests and demos use `member_enter()` / `member_leave()`, and change a room
-"from outside" with `outside_update()` or through the REST API as one of `other_admins`.
+This module is the server: routing, credentials, the rate limit, injected faults and the record
+of requests. The APIs themselves live in one module per family, each documenting where it is
+strict because the reference is silent: rooms and demo rooms (`emulator_rooms`), members
+(`emulator_member_api`, state in `emulator_members`), seats (`emulator_seat_api`, state in
+`emulator_seats`) and the callback configuration (`emulator_config`); their shared state is
+`emulator_base.EmulatorCore`.
+
+Rooms have members (`MemberList` in a seeded room; the demo rooms come with a few) and, with
+`IsSeatEnabled`, seats (`SeatList`; `town-hall` has speakers on its seats). Since no REST API
+makes anyone join or sit down, tests and demos use `member_enter()` / `member_leave()` and
+`take_seat()` / `leave_seat()`, and change a room "from outside" with `outside_update()` or
+through the REST API as one of `other_admins`.
 
 Callbacks (reference §5) are posted the way Room Engine would when rooms change: to the
 configuration made through `v4/room_config/` (only its commands), or else to `callback_url` (all
@@ -22,28 +33,6 @@ each attempt is kept in `callbacks`. See `bot.tencent.emulator_callbacks`.
 
 Faults can be injected at random rates (100001, HTTP 502, a request that never answers) or
 scripted per command with `script()`, so every client path can be provoked deterministically.
-
-Where the reference is silent the emulator is strict and says so:
-
-* fields `update_room_info` cannot change are refused (100002) rather than silently ignored, and
-  creating an existing room answers 100003 (no create_room error table was found; assumed);
-* kick/ban/unban are all-or-nothing: if any account named is not a member (kick, ban) or not
-  banned (unban), the whole call fails with 100005 naming them and nothing changes. The API
-  reports no per-account results, so a partial success could not be told apart from a full one;
-* kicking or banning the room owner is refused with 100006;
-* banning someone who is not in the room is refused (100005), like kicking them; a ban removes
-  the member (`CallbackAfterMemberLeave`, Type `Kicked`, like a kick) and blocks re-entry until
-  `BannedUntil` = now + `Duration`; expired bans drop out of the banned list;
-* `Reason` must not be empty; `Count` is at most 100 (no documented maximum); empty or
-  duplicate `MemberList_Account` entries are refused (100002); `get_banned_member_list` reads
-  its offset from `Offset` (the sample's name; the field table says `Next`);
-* `set_callback` when a configuration exists answers 100300 (the code Live's set_callback
-  documents); `get_callback` and `delete_callback` without one answer 100301 like
-  `update_callback`; `Url` must be http(s) and `CallbackCommandList` must name at least one
-  known command (the misspelled `Room.CallbackUpdateRoomInfo` of a doc sample is refused);
-* destroying a room posts `CallbackAfterDestroyRoom` only, not a leave per member;
-* an UpdateRoomInfo callback carries all eleven fields of the reference's list (as Tencent's
-  sample does), not only the changed ones.
 """
 
 from __future__ import annotations
@@ -61,43 +50,17 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from bot.models import (
-    PATCH_FIELDS,
-    LeaveType,
-    TakeSeatMode,
-    custom_info_problem,
-    max_member_count_problem,
-    room_id_problem,
-    room_name_problem,
-)
 from bot.tencent.apis import COMMANDS, CONFIG_PATH, SERVICE_PATH, SERVICES
-from bot.tencent.emulator_callbacks import (
-    PLATFORMS,
-    REST_PLATFORM,
-    CallbackConfiguration,
-    CallbackSender,
-    SentCallback,
-    callback_config_of,
-    create_room_body,
-    destroy_room_body,
-    member_enter_body,
-    member_leave_body,
-    seat_info_changed_body,
-    update_room_info_body,
-    url_problem,
-)
-from bot.tencent.emulator_members import (
-    Refusal,
-    RoomMembers,
-    accounts_of,
-    banned_page_of,
-    duration_of,
-    invalid,
-    member_page_of,
-    reason_of,
-    seed_members,
-)
+from bot.tencent.emulator_base import Caller, Events, Handler
+from bot.tencent.emulator_callbacks import REST_PLATFORM, url_problem
+from bot.tencent.emulator_config import CallbackConfigCommands
+from bot.tencent.emulator_errors import Refusal
+from bot.tencent.emulator_member_api import MemberCommands
+from bot.tencent.emulator_rooms import DEMO_ROOMS, RoomCommands
+from bot.tencent.emulator_seat_api import SeatCommands
 from bot.tencent.usersig import VerifyReason, decode_usersig, verify_usersig
+
+__all__ = ["DEMO_ROOMS", "DEMO_SDKAPPID", "RecordedRequest", "RoomEngineEmulator"]
 
 #: The path prefix of the room APIs.
 SERVICE_PREFIX: Final = SERVICE_PATH + "/"
@@ -107,86 +70,6 @@ _SERVICES: Final = {path + "/": commands for path, commands in SERVICES.items()}
 
 #: The SDKAppID `roombot emulator` uses when TENCENT_SDKAPPID is not set (Tencent's doc example).
 DEMO_SDKAPPID: Final = 1400000000
-
-#: Rooms a demo starts with; `room-test` is the one every example in the docs uses. Each has an
-#: owner and a few members (`MemberList` is the emulator's seeding key, not a RoomInfo field).
-DEMO_ROOMS: Final[tuple[dict[str, Any], ...]] = (
-    {
-        "RoomId": "room-test",
-        "RoomName": "room-name-test",
-        "Owner_Account": "alice",
-        "MemberList": [
-            {"Member_Account": "alice", "NameCard": "Alice Chen"},
-            {"Member_Account": "bob", "NameCard": "Bob Okafor", "Role": "Admin"},
-            {"Member_Account": "carol", "NameCard": "Carol Díaz"},
-            {"Member_Account": "dave", "NameCard": "Dave"},
-        ],
-    },
-    {
-        "RoomId": "standup",
-        "RoomName": "Daily stand-up",
-        "Owner_Account": "erin",
-        "MemberList": [
-            {"Member_Account": "erin", "NameCard": "Erin"},
-            {"Member_Account": "frank", "NameCard": "Frank"},
-            {"Member_Account": "grace", "NameCard": "Grace"},
-        ],
-    },
-    {
-        "RoomId": "town-hall",
-        "RoomName": "All-hands town hall",
-        "MaxMemberCount": 1000,
-        "Owner_Account": "ceo",
-        "MemberList": [
-            {"Member_Account": "ceo", "NameCard": "The CEO"},
-            {"Member_Account": "host-1", "NameCard": "Host", "Role": "Admin"},
-            *({"Member_Account": f"staff-{n}", "NameCard": f"Staff {n}"} for n in range(1, 7)),
-        ],
-    },
-    {
-        "RoomId": "support-1",
-        "RoomName": "Support queue 1",
-        "IsSeatEnabled": True,
-        "MaxSeatCount": 16,
-        "TakeSeatMode": "ApplyToTake",
-        "Owner_Account": "agent-7",
-        "MemberList": [
-            {"Member_Account": "agent-7", "NameCard": "Support agent 7"},
-            {"Member_Account": "customer-1042", "NameCard": "Customer 1042"},
-        ],
-    },
-)
-
-#: Defaults of a freshly created Conference room (RoomName defaults to the RoomId).
-_ROOM_DEFAULTS: Final[dict[str, Any]] = {
-    "RoomType": "Conference",
-    "CustomInfo": "",
-    "RoomStatus": "Running",
-    "TakeSeatMode": "None",
-    "MaxMemberCount": 300,
-    "MaxSeatCount": 0,
-    "ScheduleStartTime": 0,
-    "ScheduleEndTime": 0,
-    "MemberCount": 0,
-    "IsVideoDisabled": False,
-    "IsAudioDisabled": False,
-    "IsMessageDisabled": False,
-    "IsScreenSharingDisabled": False,
-    "IsCloudRecordingDisabled": False,
-    "IsSeatEnabled": False,
-}
-
-# Fields create_room accepts beyond the updatable ones, with their JSON types.
-_CREATE_ONLY_FIELDS: Final[dict[str, type]] = {
-    "RoomType": str,
-    "Owner_Account": str,
-    "IsSeatEnabled": bool,
-    "MaxSeatCount": int,
-    "ScheduleStartTime": int,
-    "ScheduleEndTime": int,
-}
-_READ_ONLY_FIELDS: Final = frozenset({"CreateTime", "RoomStatus", "MemberCount"})
-_SEAT_MODES: Final = frozenset(mode.value for mode in TakeSeatMode)
 
 _SIG_CODES: Final[dict[VerifyReason, int]] = {
     VerifyReason.EMPTY: 70002,
@@ -208,7 +91,6 @@ _INJECTED_INFO: Final[dict[int, str]] = {
 }
 
 _MAX_RANDOM: Final = 2**32 - 1
-_Events = list[tuple[dict[str, Any], "_Caller"]]
 _NOT_JSON: Final = object()
 
 
@@ -224,16 +106,7 @@ class RecordedRequest:
     http_status: int | None  # None while (or because) the request hung
 
 
-@dataclass(frozen=True)
-class _Caller:
-    """Who made an API call, for the callbacks it causes."""
-
-    operator: str
-    client_ip: str
-    platform: str
-
-
-class RoomEngineEmulator:
+class RoomEngineEmulator(RoomCommands, MemberCommands, SeatCommands, CallbackConfigCommands):
     """An in-process Room Engine server for one SDKAppID; see the module docstring.
 
     `admin_id` and each of `other_admins` are App administrators (UserSigs signed with
@@ -241,7 +114,8 @@ class RoomEngineEmulator:
     a demo changes a room "from outside". `callback_url` receives every callback while no
     configuration was made through `v4/room_config/`; `callback_token` adds `Sign` and
     `RequestTime` to each callback URL. With `callback_bools_as_strings`, UpdateRoomInfo callbacks
-    carry their booleans as the strings "true"/"false" (Tencent's sample does so).
+    carry their booleans as the strings "true"/"false" (Tencent's sample does so). `seat_limit`
+    is the most seats a room may have (`MaxSeatCount`), standing for the app's package.
     """
 
     def __init__(
@@ -265,6 +139,7 @@ class RoomEngineEmulator:
         seed: int | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         max_recorded: int = 100_000,
+        seat_limit: int = 16,
     ) -> None:
         for name, rate in (
             ("fail_rate", fail_rate),
@@ -283,10 +158,18 @@ class RoomEngineEmulator:
             problem = url_problem(callback_url)
             if problem:
                 raise ValueError(f"callback URL {problem}")
-        self.sdkappid = sdkappid
-        self.admin_id = admin_id
-        #: Further App administrators (see the class docstring).
-        self.other_admins = tuple(dict.fromkeys(a for a in other_admins if a != admin_id))
+        super().__init__(
+            sdkappid=sdkappid,
+            admin_id=admin_id,
+            other_admins=other_admins,
+            callback_url=callback_url,
+            callback_token=callback_token,
+            callback_timeout_s=callback_timeout_s,
+            callback_bools_as_strings=callback_bools_as_strings,
+            clock=clock,
+            max_recorded=max_recorded,
+            seat_limit=seat_limit,
+        )
         self._admins = frozenset({admin_id, *self.other_admins})
         self._secret_key = secret_key
         self.rate_limit_per_api = rate_limit_per_api
@@ -294,29 +177,11 @@ class RoomEngineEmulator:
         self.fail_rate = fail_rate
         self.http_502_rate = http_502_rate
         self.hang_rate = hang_rate
-        self.callback_url = callback_url
-        #: Whether callback URLs carry `Sign` and `RequestTime` (a token was given).
-        self.callback_signed = bool(callback_token)
-        self.callback_bools_as_strings = callback_bools_as_strings
-        self._clock = clock
         self._monotonic = monotonic
         self._rng = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
         self._max_recorded = max_recorded
-
-        self.rooms: dict[str, dict[str, Any]] = {}
-        #: Members and bans of each room, by RoomId.
-        self.members: dict[str, RoomMembers] = {}
-        #: The configuration made through `v4/room_config/`, if any.
-        self.callback_config: CallbackConfiguration | None = None
         self.requests: list[RecordedRequest] = []
         self.rate_limited = 0
-        self._callbacks = CallbackSender(
-            sdkappid=sdkappid,
-            token=callback_token,
-            clock=clock,
-            timeout_s=callback_timeout_s,
-            max_recorded=max_recorded,
-        )
         self._scripts: dict[str, deque[int | str]] = {}
         self._windows: dict[str, deque[float]] = {name: deque() for name in COMMANDS}
         self._good_sigs: dict[str, tuple[str, int]] = {}  # sig -> (identifier, expires at)
@@ -343,51 +208,6 @@ class RoomEngineEmulator:
             f"RoomEngineEmulator(sdkappid={self.sdkappid}, admin_id={self.admin_id!r}, "
             f"rooms={len(self.rooms)}, base_url={self._base_url!r})"
         )
-
-    # -- set-up ---------------------------------------------------------------------------------
-
-    def add_room(self, room_id: str, **fields: Any) -> None:
-        """Create (or replace) a room directly, with the defaults a created room gets.
-
-        `MemberList` (account IDs, or objects like `get_room_member_list`'s with
-        `Member_Account`, `NameCard`, `Role`, `Marks`, `CustomInfo`) seeds its members.
-        Raises `ValueError` when a field is one create_room would refuse. Posts no callback.
-        """
-        seeded = fields.pop("MemberList", ())
-        banned = fields.pop("BannedList", ())
-        info = {"RoomId": room_id, "RoomType": "Conference", **fields}
-        try:
-            _check_room_info(info, creating=True)
-        except Refusal as exc:
-            raise ValueError(exc.info) from None
-        if isinstance(seeded, str) or not isinstance(seeded, Iterable):
-            raise ValueError(f"MemberList of {room_id!r} must be a list")
-        room = self._new_room(info)
-        members = RoomMembers(owner=room["Owner_Account"])
-        seed_members(members, seeded)
-        for ban in banned:
-            members.bans[str(ban["Member_Account"])] = int(ban["BannedUntil"])
-        room["MemberCount"] = len(members)
-        self.rooms[room_id] = room
-        self.members[room_id] = members
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        """Every room as `add_room` (and the `rooms` option) takes it back: its settable fields,
-        its members and its bans. For keeping a demo's rooms from one run to the next."""
-        rooms = []
-        for room_id, room in self.rooms.items():
-            fields = {k: v for k, v in room.items() if k not in _READ_ONLY_FIELDS}
-            if fields.get("TakeSeatMode") not in _SEAT_MODES:
-                fields.pop("TakeSeatMode", None)  # "None": never set, and not settable
-            members = self.members.get(room_id)
-            if members is not None:
-                fields["MemberList"] = [m.as_api() for m in members.members.values()]
-                fields["BannedList"] = [
-                    {"Member_Account": account, "BannedUntil": until}
-                    for account, until in members.bans.items()
-                ]
-            rooms.append(fields)
-        return rooms
 
     def script(self, command: str, outcomes: Sequence[int | str]) -> None:
         """Queue deterministic outcomes for the next calls of `command` ("*" for any command).
@@ -450,150 +270,6 @@ class RoomEngineEmulator:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    # -- callbacks, and changes that come from outside the REST API ----------------------------
-
-    @property
-    def callbacks(self) -> list[SentCallback]:
-        """Every callback delivered or given up on so far, oldest first."""
-        return self._callbacks.sent
-
-    @property
-    def callbacks_dropped(self) -> int:
-        """Callbacks dropped because too many were already waiting."""
-        return self._callbacks.dropped
-
-    async def settle_callbacks(self, timeout_s: float = 10.0) -> None:
-        """Wait until every callback queued so far has been posted or given up on.
-
-        Raises `TimeoutError` after `timeout_s`. Needs a started emulator.
-        """
-        await self._callbacks.settle(timeout_s)
-
-    def callback_target(self, command: str) -> str | None:
-        """Where a `command` callback would go now: the configured URL if the configuration
-        lists it, `callback_url` when nothing is configured, else nowhere (None)."""
-        config = self.callback_config
-        if config is not None:
-            return config.url if command in config.commands else None
-        return self.callback_url
-
-    def member_enter(
-        self,
-        room_id: str,
-        account: str,
-        *,
-        name_card: str = "",
-        role: str | None = None,
-        platform: str = "Web",
-        client_ip: str = "127.0.0.1",
-    ) -> None:
-        """`account` enters the room (as a client SDK would), posting MemberEnter.
-
-        The owner's role is Owner; others are Member unless `role` is "Admin". Raises `Refusal`:
-        100004 for an unknown room, 100006 when the account is banned or the room is full,
-        100002 when it is already a member.
-        """
-        caller = _Caller(account, client_ip, _platform(platform))
-        room = self._room(room_id)
-        members = self._members_of(room_id)
-        now = self._clock()
-        if account in members:
-            raise invalid("Member_Account", f"{account!r} is already in room {room_id!r}")
-        if members.is_banned(account, now):
-            until = members.bans[account]
-            raise Refusal(100006, f"{account!r} is banned from room {room_id!r} until {until}")
-        if len(members) >= room["MaxMemberCount"]:
-            raise Refusal(100006, f"room {room_id!r} is full ({room['MaxMemberCount']} members)")
-        try:
-            members.add(account, name_card=name_card, role=role)
-        except ValueError as exc:
-            raise invalid("Member_Account", str(exc)) from None
-        room["MemberCount"] = len(members)
-        body = member_enter_body(account, room_id, [account], len(members), self._event_ms())
-        self._emit(body, caller)
-
-    def member_leave(
-        self,
-        room_id: str,
-        account: str,
-        *,
-        leave_type: str = LeaveType.LEAVE.value,
-        reason: str = "",
-        platform: str = "Web",
-        client_ip: str = "127.0.0.1",
-    ) -> None:
-        """`account` leaves (Type `Leave`) or its heartbeat is lost (`Expired`); posts MemberLeave.
-
-        Raises `Refusal` 100004 for an unknown room, 100005 when the account is not a member.
-        """
-        if leave_type not in {LeaveType.LEAVE.value, LeaveType.EXPIRED.value}:
-            raise ValueError("leave_type must be Leave or Expired (kicks go through the API)")
-        caller = _Caller(account, client_ip, _platform(platform))
-        room = self._room(room_id)
-        members = self._members_of(room_id)
-        if account not in members:
-            raise Refusal(100005, f"{account!r} is not a member of room {room_id!r}")
-        members.remove([account])
-        room["MemberCount"] = len(members)
-        body = member_leave_body(
-            account,
-            room_id,
-            [account],
-            len(members),
-            self._event_ms(),
-            leave_type=leave_type,
-            reason=reason,
-        )
-        self._emit(body, caller)
-
-    def outside_update(
-        self,
-        room_id: str,
-        operator: str,
-        *,
-        platform: str = "Web",
-        client_ip: str = "127.0.0.1",
-        **fields: Any,
-    ) -> None:
-        """Change a room as a client app or the Tencent console would, posting UpdateRoomInfo.
-
-        `fields` are `update_room_info` fields by API name, validated the same way. Raises
-        `Refusal` (100002, 100004) like the API.
-        """
-        if not operator:
-            raise ValueError("an outside change needs an operator account")
-        caller = _Caller(operator, client_ip, _platform(platform))
-        info = {"RoomId": room_id, **fields}
-        _check_room_info(info, creating=False)
-        self._apply_update(info, caller)
-
-    def seat_info_changed(
-        self,
-        room_id: str,
-        seats: Sequence[Mapping[str, Any]],
-        *,
-        operator: str,
-        platform: str = "Web",
-        client_ip: str = "127.0.0.1",
-    ) -> None:
-        """Post `Mic.CallbackAfterSeatInfoChanged` with `seats` (`Index`, `Member_Account`,
-        `IsTakenDisabled`, ...). The emulator keeps no seat state; raises `Refusal` 100004 for
-        an unknown room."""
-        caller = _Caller(operator, client_ip, _platform(platform))
-        self._room(room_id)
-        body = seat_info_changed_body(
-            operator, room_id, [dict(seat) for seat in seats], self._event_ms()
-        )
-        self._emit(body, caller)
-
-    def _emit(self, body: dict[str, Any], caller: _Caller) -> None:
-        target = self.callback_target(str(body["CallbackCommand"]))
-        if target is not None:
-            self._callbacks.post(target, body, client_ip=caller.client_ip, platform=caller.platform)
-
-    def _event_ms(self) -> int:
-        return int(self._clock() * 1000)
-
     # -- one request ----------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -620,7 +296,7 @@ class RoomEngineEmulator:
                 del self.requests[: self._max_recorded // 2]
             self.requests.append(entry)
 
-        events: list[tuple[dict[str, Any], _Caller]] = []
+        events: list[tuple[dict[str, Any], Caller]] = []
         try:
             fault = self._admit(request.method, service, command, query)
             if fault == "502":
@@ -635,7 +311,7 @@ class RoomEngineEmulator:
             identifier = self._authenticate(query)
             if body is _NOT_JSON or not isinstance(body, dict):
                 raise Refusal(60003, "JSON parse error: the body must be a JSON object")
-            caller = _Caller(identifier, request.remote or "127.0.0.1", REST_PLATFORM)
+            caller = Caller(identifier, request.remote or "127.0.0.1", REST_PLATFORM)
             data = self._dispatch(command, body, caller, events)
         except Refusal as exc:
             if exc.code == 60007:
@@ -741,10 +417,10 @@ class RoomEngineEmulator:
     # -- the commands ---------------------------------------------------------------------------
 
     def _dispatch(
-        self, command: str, body: dict[str, Any], caller: _Caller, events: _Events
+        self, command: str, body: dict[str, Any], caller: Caller, events: Events
     ) -> dict[str, Any] | None:
         """Carry out one validated call; callbacks it causes are appended to `events`."""
-        handler = {
+        handlers: dict[str, Handler] = {
             "update_room_info": self._update_room_info,
             "get_room_info": self._get_room_info,
             "create_room": self._create_room,
@@ -754,230 +430,21 @@ class RoomEngineEmulator:
             "ban_room_member": self._ban_room_member,
             "unban_room_member": self._unban_room_member,
             "get_banned_member_list": self._get_banned_member_list,
+            "get_seat_list": self._get_seat_list,
+            "lock_seat": self._lock_seat,
+            "kick_user_off_seat": self._kick_user_off_seat,
+            "pick_user_on_seat": self._pick_user_on_seat,
+            "switch_seat": self._switch_seat,
+            "move_user_to_seat": self._move_user_to_seat,
             "set_callback": self._set_callback,
             "update_callback": self._update_callback,
             "get_callback": self._get_callback,
             "delete_callback": self._delete_callback,
-        }[command]
-        return handler(body, caller, events)
-
-    def _update_room_info(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        info = _room_info_of(body)
-        _check_room_info(info, creating=False)
-        events.extend(self._apply_update(info, caller, emit=False))
-        return None
-
-    def _apply_update(
-        self, info: Mapping[str, Any], caller: _Caller, *, emit: bool = True
-    ) -> _Events:
-        room = self._room(info["RoomId"])
-        room.update({k: v for k, v in info.items() if k != "RoomId"})
-        body = update_room_info_body(
-            caller.operator,
-            room,
-            self._event_ms(),
-            bools_as_strings=self.callback_bools_as_strings,
-        )
-        if emit:
-            self._emit(body, caller)
-            return []
-        return [(body, caller)]
-
-    def _get_room_info(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        room = self._room(_room_id_of(body))
-        return {"RoomInfo": dict(room)}
-
-    def _create_room(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        info = _room_info_of(body)
-        _check_room_info(info, creating=True)
-        invitees = body.get("ScheduleInviteeList_Account", [])
-        if not isinstance(invitees, list) or not all(isinstance(i, str) for i in invitees):
-            raise invalid("ScheduleInviteeList_Account", "must be a list of account IDs")
-        room_id = info["RoomId"]
-        if room_id in self.rooms:
-            raise Refusal(100003, f"room {room_id!r} already exists")
-        room = self._new_room(info)
-        self.rooms[room_id] = room
-        self.members[room_id] = RoomMembers(owner=room["Owner_Account"])
-        events.append((create_room_body(caller.operator, room, self._event_ms()), caller))
-        return None
-
-    def _destroy_room(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        room_id = _room_id_of(body)
-        self._room(room_id)
-        del self.rooms[room_id]
-        self.members.pop(room_id, None)  # its members and bans go with it
-        events.append((destroy_room_body(caller.operator, room_id, self._event_ms()), caller))
-        return None
-
-    def _get_room_member_list(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        room_id = _room_id_of(body)
-        count, cursor = member_page_of(body)
-        self._room(room_id)
-        page, next_cursor = self._members_of(room_id).page(count, cursor)
-        return {"Next": next_cursor, "MemberList": page}
-
-    def _kick_user_out(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        room_id = _room_id_of(body)
-        accounts = accounts_of(body)
-        reason = reason_of(body)
-        events.extend(self._remove(room_id, accounts, reason, caller, verb="kicked out"))
-        return None
-
-    def _ban_room_member(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        room_id = _room_id_of(body)
-        accounts = accounts_of(body)
-        reason = reason_of(body)
-        duration = duration_of(body)
-        events.extend(self._remove(room_id, accounts, reason, caller, verb="banned"))
-        until = int(self._clock()) + duration
-        bans = self._members_of(room_id).bans
-        for account in accounts:
-            bans[account] = until
-        return None
-
-    def _remove(
-        self, room_id: str, accounts: list[str], reason: str, caller: _Caller, *, verb: str
-    ) -> _Events:
-        """Kick (or ban) all of `accounts` or none: each must be a member, none the owner."""
-        room = self._room(room_id)
-        members = self._members_of(room_id)
-        outsiders = [account for account in accounts if account not in members]
-        if outsiders:
-            raise Refusal(100005, f"not a member of room {room_id!r}: {', '.join(outsiders)}")
-        owner = room["Owner_Account"]
-        if owner in accounts:
-            raise Refusal(100006, f"the room owner {owner!r} cannot be {verb}")
-        members.remove(accounts)
-        room["MemberCount"] = len(members)
-        body = member_leave_body(
-            caller.operator,
-            room_id,
-            accounts,
-            len(members),
-            self._event_ms(),
-            leave_type=LeaveType.KICKED.value,
-            reason=reason,
-        )
-        return [(body, caller)]
-
-    def _unban_room_member(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        room_id = _room_id_of(body)
-        accounts = accounts_of(body)
-        self._room(room_id)
-        members = self._members_of(room_id)
-        now = self._clock()
-        not_banned = [account for account in accounts if not members.is_banned(account, now)]
-        if not_banned:
-            raise Refusal(100005, f"not banned from room {room_id!r}: {', '.join(not_banned)}")
-        for account in accounts:
-            del members.bans[account]
-        return None
-
-    def _get_banned_member_list(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        room_id = _room_id_of(body)
-        limit, offset = banned_page_of(body)
-        self._room(room_id)
-        bans = self._members_of(room_id).active_bans(self._clock())
-        page = bans[offset : offset + limit]
-        next_offset = offset + limit if offset + limit < len(bans) else 0
-        return {
-            "BannedAccountList": [
-                {"Member_Account": account, "BannedUntil": until} for account, until in page
-            ],
-            "NextOffset": next_offset,
         }
-
-    def _set_callback(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        config = callback_config_of(body)
-        if self.callback_config is not None:
-            raise Refusal(
-                100300,
-                "callback configuration already exists, use update_callback to change it",
-            )
-        self.callback_config = config
-        return None
-
-    def _update_callback(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        config = callback_config_of(body)
-        self._require_callback_config()
-        self.callback_config = config
-        return None
-
-    def _get_callback(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        config = self._require_callback_config()
-        return {"Url": config.url, "CallbackCommandList": list(config.commands)}
-
-    def _delete_callback(
-        self, body: dict[str, Any], caller: _Caller, events: _Events
-    ) -> dict[str, Any] | None:
-        self._require_callback_config()
-        self.callback_config = None
-        return None
-
-    def _require_callback_config(self) -> CallbackConfiguration:
-        if self.callback_config is None:
-            raise Refusal(
-                100301,
-                "callback configuration does not exist, create it with set_callback first",
-            )
-        return self.callback_config
-
-    def _room(self, room_id: str) -> dict[str, Any]:
-        room = self.rooms.get(room_id)
-        if room is None:
-            raise Refusal(100004, f"room {room_id!r} does not exist")
-        return room
-
-    def _members_of(self, room_id: str) -> RoomMembers:
-        # A room a test put into `rooms` by hand gets an empty member list on first use.
-        members = self.members.get(room_id)
-        if members is None:
-            members = RoomMembers(owner=self.rooms[room_id]["Owner_Account"])
-            self.members[room_id] = members
-        return members
-
-    def _new_room(self, info: Mapping[str, Any]) -> dict[str, Any]:
-        room: dict[str, Any] = {
-            "RoomId": info["RoomId"],
-            "RoomName": info["RoomId"],
-            "Owner_Account": self.admin_id,
-            **_ROOM_DEFAULTS,
-            "CreateTime": int(self._clock()),
-        }
-        room.update(info)
-        if room["IsSeatEnabled"] and room["TakeSeatMode"] == "None":
-            room["TakeSeatMode"] = TakeSeatMode.FREE_TO_TAKE.value
-        if room["ScheduleStartTime"] > room["CreateTime"]:
-            room["RoomStatus"] = "NotStarted"
-        return room
+        return handlers[command](body, caller, events)
 
 
-# -- validation (module functions: pure, shared by requests and seeding) ---------------------
+# -- the request's plumbing (module functions: pure) -----------------------------------------
 
 
 def _split_path(path: str) -> tuple[str, str]:
@@ -988,12 +455,6 @@ def _split_path(path: str) -> tuple[str, str]:
     return "", path
 
 
-def _platform(value: str) -> str:
-    if value not in PLATFORMS:
-        raise ValueError(f"platform must be one of {sorted(PLATFORMS)}, not {value!r}")
-    return value
-
-
 def _parse_json(raw: bytes) -> Any:
     if not raw.strip():
         return _NOT_JSON
@@ -1001,80 +462,6 @@ def _parse_json(raw: bytes) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return _NOT_JSON
-
-
-def _room_info_of(body: Mapping[str, Any]) -> dict[str, Any]:
-    info = body.get("RoomInfo")
-    if not isinstance(info, dict):
-        raise invalid("RoomInfo", "is required and must be a JSON object")
-    return info
-
-
-def _room_id_of(body: Mapping[str, Any]) -> str:
-    room_id = body.get("RoomId")
-    _check_room_id(room_id)
-    assert isinstance(room_id, str)
-    return room_id
-
-
-def _check_room_id(value: Any) -> None:
-    if value is None:
-        raise invalid("RoomId", "is required")
-    if not isinstance(value, str):
-        raise invalid("RoomId", "must be a string")
-    problem = room_id_problem(value)
-    if problem:
-        raise invalid("RoomId", problem)
-
-
-def _check_room_info(info: Mapping[str, Any], *, creating: bool) -> None:
-    _check_room_id(info.get("RoomId"))
-    if creating:
-        room_type = info.get("RoomType")
-        if room_type is None:
-            raise invalid("RoomType", "is required")
-        if room_type != "Conference":
-            raise invalid("RoomType", f'must be "Conference", not {json.dumps(room_type)}')
-    for name, value in info.items():
-        if name == "RoomId" or (creating and name == "RoomType"):
-            continue
-        kind = PATCH_FIELDS.get(name) or (_CREATE_ONLY_FIELDS.get(name) if creating else None)
-        if kind is None:
-            if name in _CREATE_ONLY_FIELDS or name in _READ_ONLY_FIELDS:
-                verb = "update_room_info" if not creating else "create_room"
-                raise invalid(name, f"cannot be set by {verb}")
-            raise invalid(name, "unknown field")
-        _check_field(name, kind, value)
-
-
-def _check_field(name: str, kind: type, value: Any) -> None:
-    shown = json.dumps(value, ensure_ascii=False)
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise invalid(name, f"must be a JSON boolean (true or false), not {shown}")
-        return
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise invalid(name, f"must be an integer, not {shown}")
-        problem = max_member_count_problem(value) if name == "MaxMemberCount" else None
-        if problem is None and value < 0:
-            problem = f"must not be negative, not {value}"
-        if problem:
-            raise invalid(name, problem)
-        return
-    if not isinstance(value, str):
-        raise invalid(name, f"must be a string, not {shown}")
-    problem = None
-    if name == "RoomName":
-        problem = room_name_problem(value)
-    elif name == "CustomInfo":
-        problem = custom_info_problem(value)
-    elif name == "TakeSeatMode" and value not in _SEAT_MODES:
-        problem = f"must be FreeToTake or ApplyToTake, not {shown}"
-    elif name == "Owner_Account" and not value:
-        problem = "must not be empty"
-    if problem:
-        raise invalid(name, problem)
 
 
 def _expiry_of(sig: str) -> int | None:

@@ -28,7 +28,7 @@ import aiohttp
 from yarl import URL
 
 from bot.models import BOOL_FIELDS, CALLBACK_COMMANDS, CallbackCommand
-from bot.tencent.emulator_members import invalid
+from bot.tencent.emulator_errors import invalid
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 `RoomMembers` holds one room's members, in the order they entered, and its bans. It knows
 nothing of HTTP; the emulator validates requests with the `*_of` helpers here and answers a
-`Refusal` with its code. Paging follows the reference (§6):
+`Refusal` (`bot.tencent.emulator_errors`) with its code. Paging follows the reference (§6):
 
 * `get_room_member_list` pages with an opaque cursor (`Next`, "" = done). The cursor names the
   position after the last member returned (members are numbered as they enter), so a member who
@@ -20,7 +20,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from bot.errors import RoombotError
 from bot.models import (
     BANNED_PAGE_MAX,
     MEMBER_PAGE_DEFAULT,
@@ -30,27 +29,10 @@ from bot.models import (
     duration_problem,
     reason_problem,
 )
+from bot.tencent.emulator_errors import invalid
 
 _CURSOR: Final = re.compile(r"^m([0-9a-f]{1,16})$")
 _ROLES: Final = frozenset(role.value for role in MemberRole)
-
-
-class Refusal(RoombotError, ValueError):
-    """The emulator refuses: Room Engine would answer ErrorCode `code` with ErrorInfo `info`.
-
-    Raised by request validation (and turned into the API answer), and by the emulator's direct
-    methods (`member_enter`, `outside_update`, ...) so tests and demos see the same code.
-    """
-
-    def __init__(self, code: int, info: str) -> None:
-        super().__init__(f"{code}: {info}")
-        self.code = code
-        self.info = info
-
-
-def invalid(field_name: str, why: str) -> Refusal:
-    """A 100002 naming the parameter, in the style of Tencent's messages."""
-    return Refusal(100002, f"Invalid parameter {field_name}: {why}")
 
 
 @dataclass

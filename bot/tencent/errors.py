@@ -33,6 +33,15 @@ ERROR_HINTS: Final[dict[int, str]] = {
     100004: "room does not exist or was destroyed — check the ID",
     100005: "the account is not a member of this room (for unban: it is not banned)",
     100006: "the admin account lacks permission for this operation",
+    # The seat APIs (v4/room_engine_http_mic/).
+    100200: "the seat is locked — unlock it (`/room unlock-seat ROOM INDEX`) or use another seat",
+    100202: "the account is already waiting for a seat",
+    100203: "the account is already on a seat — `/room seats ROOM` shows which",
+    100205: "every seat of the room is taken or locked",
+    100206: "the account is not on a seat, so there is nobody to take off — "
+    "`/room seats ROOM` shows who sits where",
+    100210: "someone else sits on that seat — `/room seats ROOM` shows who",
+    100211: "this room has no seats (they are enabled when a room is created)",
     # The callback-configuration APIs (v4/room_config/): set_callback refuses a second
     # configuration (code from the Live set_callback page), the others need one.
     100300: "a callback configuration exists already — update it rather than create another",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,7 +203,7 @@ def load_policy_file(
 async def open_core(
     tmp_path: Path,
     *,
-    rooms: Iterable[str] = ROOMS,
+    rooms: Iterable[str | Mapping[str, Any]] = ROOMS,
     allowed_users: Iterable[str] = (ALICE,),
     policy_toml: str | None = None,
     confirm_above: int = 5,

@@ -83,6 +83,7 @@ def test_non_ascii_is_printed_as_is(capsys: pytest.CaptureFixture[str]) -> None:
         ("help", {"verb": "help", "rooms": [], "topic": None}),
         ("members r1", {"verb": "members", "rooms": ["r1"], "topic": None}),
         ("banned r1", {"verb": "banned", "rooms": ["r1"], "topic": None}),
+        ("seats town-hall", {"verb": "seats", "rooms": ["town-hall"], "topic": None}),
     ],
 )
 def test_read_and_help_verbs_print_the_parsed_command(
@@ -94,6 +95,7 @@ def test_read_and_help_verbs_print_the_parsed_command(
     assert json.loads(line) == {
         **expected,
         "accounts": [],
+        "seats": [],
         "changes": {},
         "duration_s": None,
         "dry_run": False,

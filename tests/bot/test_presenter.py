@@ -24,6 +24,7 @@ from bot.outcomes import (
     NeedsConfirmation,
     Rejected,
     RoomView,
+    SeatsView,
 )
 from bot.policy import Decision, GroupDirectory, Policy
 from bot.presenter import Answer, Confirm, Presenter
@@ -66,6 +67,9 @@ class RecordingRenderer:
 
     def banned(self, view: BannedView) -> Said:
         return Said("banned", view)
+
+    def seats(self, view: SeatsView) -> Said:
+        return Said("seats", view)
 
     def unexpected_error(self, correlation_id: str) -> Said:
         return Said("unexpected_error", correlation_id)

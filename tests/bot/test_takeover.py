@@ -14,7 +14,8 @@ from bot.takeover import VERDICT_DETAILS, TakeoverReport, report_stranded, sweep
 
 from bot.audit import AuditStore, NewEntry, Outcome, StrandedRequest, open_store
 from bot.budget import RateBudget
-from bot.tencent.client import RetryPolicy, RoomEngineClient, RoomSnapshot
+from bot.models import RoomSnapshot
+from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 
 APP = 1400000000

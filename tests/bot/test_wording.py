@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from bot import wording
 from bot.audit import AuditEntry, Outcome
 from bot.commands import Command, parse_command
-from bot.models import PATCH_FIELDS, RoomInfo
+from bot.models import PATCH_FIELDS, RoomInfo, RoomSnapshot
 from bot.outcomes import (
     Actor,
     Failure,
@@ -30,7 +30,6 @@ from bot.outcomes import (
     Source,
 )
 from bot.policy import Denial
-from bot.tencent.client import RoomSnapshot
 from bot.tencent.errors import hint_for
 from bot.wording import Style
 

@@ -135,9 +135,8 @@ def test_dry_run_shows_exact_bodies() -> None:
 
 
 def test_show_renders_every_setting_plainly() -> None:
-    from bot.models import RoomInfo
+    from bot.models import RoomInfo, RoomSnapshot
     from bot.outcomes import RoomView
-    from bot.tencent.client import RoomSnapshot
 
     room = RoomInfo.model_validate(
         {

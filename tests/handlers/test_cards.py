@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 from bot.audit import Source
 from bot.commands import VERBS, parse_command
 from bot.commands.tokens import word
-from bot.models import RoomInfo
+from bot.models import RoomInfo, RoomSnapshot
 from bot.outcomes import Actor, Failure, FailureKind, NeedsConfirmation, RoomView
-from bot.tencent.client import RoomSnapshot
 from handlers import blocks
 from handlers.blocks import CardClick, CardPrompt, show_message
 from testkit.slack_api import block_problems

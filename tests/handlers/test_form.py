@@ -181,6 +181,12 @@ def test_each_kind_of_verb_becomes_the_typed_command() -> None:
         'ban r1 u1 "2h" --for 1h30m'
     )
     assert parsed(verb="destroy", rooms="r1", dry_run=True) == parse_command("destroy r1 --dry-run")
+    assert parsed(verb="lock-seat", rooms="town-hall", value=" 2\n3 ") == parse_command(
+        "lock-seat town-hall 2 3"
+    )
+    assert parsed(verb="kick-seat", rooms="town-hall", value="staff-1") == parse_command(
+        "kick-seat town-hall staff-1"
+    )
 
 
 def test_smart_quotes_in_a_value_cannot_end_it_early() -> None:
@@ -244,6 +250,8 @@ def test_any_room_ids_and_accounts_reach_the_parser_as_typed(
         (FormInput(verb="seat-mode", rooms="r1", value="sometimes"), BLOCK_VALUE),
         (FormInput(verb="set", rooms="r1", value="volume=11"), BLOCK_VALUE),
         (FormInput(verb="kick", rooms="r1", value="<@U0ALICE01>"), BLOCK_VALUE),
+        (FormInput(verb="lock-seat", rooms="r1", value="two"), BLOCK_VALUE),
+        (FormInput(verb="mute-seat", rooms="r1", value=""), BLOCK_VALUE),
         (FormInput(verb="ban", rooms="r1", value="u1", duration="forever"), BLOCK_DURATION),
         (FormInput(verb="ban", rooms="r1", value="u1", duration=""), BLOCK_DURATION),
         (FormInput(verb="mute-all", rooms="r1", reason="r" * 1001), BLOCK_REASON),

@@ -78,6 +78,12 @@ CANONICAL_NAMES = [
     "unban",
     "banned",
     "destroy",
+    "seats",
+    "lock-seat",
+    "unlock-seat",
+    "mute-seat",
+    "unmute-seat",
+    "kick-seat",
     "help",
 ]
 
@@ -166,6 +172,13 @@ def test_every_verb_names_the_api_command_it_calls_and_whether_it_can_be_undone(
         "unban": (VerbKind.WRITE, "unban_room_member", False, None, False),
         "banned": (VerbKind.READ, "get_banned_member_list", False, None, False),
         "destroy": (VerbKind.WRITE, "destroy_room", False, None, True),
+        "seats": (VerbKind.READ, "get_seat_list", False, None, False),
+        # Seat flags are undone like room settings: back to the values read before.
+        "lock-seat": (VerbKind.WRITE, "lock_seat", True, None, False),
+        "unlock-seat": (VerbKind.WRITE, "lock_seat", True, None, False),
+        "mute-seat": (VerbKind.WRITE, "lock_seat", True, None, False),
+        "unmute-seat": (VerbKind.WRITE, "lock_seat", True, None, False),
+        "kick-seat": (VerbKind.WRITE, "kick_user_off_seat", False, None, False),
         "help": (VerbKind.HELP, None, False, None, False),
     }
     for name, (kind, api, undoable, undo_verb, confirm) in expected.items():
@@ -183,6 +196,13 @@ def test_every_verb_names_the_api_command_it_calls_and_whether_it_can_be_undone(
         "kick",
         "ban",
         "unban",
+        "kick-seat",
+    ]
+    assert [name for name, spec in VERBS.items() if spec.takes_seats] == [
+        "lock-seat",
+        "unlock-seat",
+        "mute-seat",
+        "unmute-seat",
     ]
 
 

@@ -25,7 +25,14 @@ from bot.commands import (
 from bot.commands.normalise import ODD_WHITESPACE
 from bot.commands.tokens import quote
 from bot.commands.verbs import VERB_WORDS
-from bot.models import BOOL_FIELDS, MemberCall, TakeSeatMode, account_id_problem, utf8_len
+from bot.models import (
+    BOOL_FIELDS,
+    SEAT_INDEX_MAX,
+    MemberCall,
+    TakeSeatMode,
+    account_id_problem,
+    utf8_len,
+)
 
 # deadline=None: a noisy CI machine must not turn a slow example into a failure.
 _SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -89,6 +96,11 @@ _FRAGMENTS = st.one_of(
             "user_42",
             "--for",
             "--for=",
+            "--video",
+            "--video=x",
+            "0",
+            "007",
+            "town-hall",
             "2h",
             "1h30m",
             "30m",
@@ -175,6 +187,19 @@ def _commands(draw: st.DrawFn) -> Command:
     spec = draw(st.sampled_from(list(VERBS.values())))
     if spec.form is ArgForm.TOPIC:
         return Command(spec.name, (), topic=draw(st.none() | st.sampled_from(list(VERBS))))
+    if spec.takes_seats:
+        sets = draw(
+            st.sampled_from([spec.sets, spec.video_sets] if spec.video_sets else [spec.sets])
+        )
+        indexes = st.integers(min_value=0, max_value=SEAT_INDEX_MAX)
+        return Command(
+            spec.name,
+            (draw(_room_ids),),
+            dict(sets),
+            dry_run=draw(st.booleans()),
+            reason=draw(st.none() | _values.filter(str.strip)),
+            seats=tuple(draw(st.lists(indexes, min_size=1, max_size=12, unique=True))),
+        )
     if spec.takes_accounts or spec.api == "destroy_room":
         accounts = draw(st.lists(_account_ids, min_size=1, max_size=25, unique=True))
         return Command(

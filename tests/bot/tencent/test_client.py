@@ -14,8 +14,8 @@ import pytest
 
 from bot.budget import RateBudget, process_budget
 from bot.config import ConfigError, load_settings
-from bot.models import RoomPatch
-from bot.tencent.client import ApiResult, RetryPolicy, RoomEngineClient, RoomSnapshot
+from bot.models import RoomPatch, RoomSnapshot
+from bot.tencent.client import ApiResult, RetryPolicy, RoomEngineClient
 from bot.tencent.errors import (
     RETRYABLE_CODES,
     ApiError,

@@ -11,13 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.tencent.client import (
-    BannedMember,
-    CallbackConfig,
-    MemberPage,
-    RoomEngineClient,
-    RoomMember,
-)
+from bot.models import BannedMember, CallbackConfig, MemberPage, RoomMember
+from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator_members import RoomMembers
 from bot.tencent.errors import ApiError, MalformedResponse, RequestTimeout, TransportError
 from tests.bot.tencent.test_client import Recorder, fail, make_client, ok

@@ -301,7 +301,8 @@ async def test_body_that_is_not_a_json_object_is_60003(
         "/v4/room_config/update_room_info",
         "/v4/room_config/",
         "/v4/live_engine_http_srv/update_room_info",
-        "/v4/room_engine_http_mic/get_seat_list",
+        "/v4/room_engine_http_mic/apply_seat",  # not a seat API
+        "/v4/room_engine_http_mic/get_room_info",  # a room API under the seat service
         "/",
     ],
 )

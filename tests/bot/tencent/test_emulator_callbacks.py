@@ -16,7 +16,7 @@ from aiohttp import web
 from bot.models import CALLBACK_COMMANDS
 from bot.tencent.emulator import RoomEngineEmulator
 from bot.tencent.emulator_callbacks import CallbackSender, callback_sign
-from bot.tencent.emulator_members import Refusal
+from bot.tencent.emulator_errors import Refusal
 from bot.tencent.usersig import gen_usersig
 from tests.bot.tencent.test_emulator import ADMIN, APP, KEY, NOW, call
 

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.tencent.emulator import DEMO_ROOMS, RoomEngineEmulator
-from bot.tencent.emulator_members import Refusal, RoomMembers
+from bot.tencent.emulator_errors import Refusal
+from bot.tencent.emulator_members import RoomMembers
 from testkit.clock import FakeClock
 from tests.bot.tencent.test_emulator import APP, KEY, NOW, call
 

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.tencent.client import BannedMember, CallbackConfig, RoomEngineClient, RoomMember
+from bot.models import BannedMember, CallbackConfig, RoomMember
+from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import DEMO_ROOMS, RoomEngineEmulator
 from bot.tencent.errors import ApiError, TransportError
 from testkit.clock import FakeClock
