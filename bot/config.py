@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.defaults import CONFIRM_ABOVE, MAX_ROOMS, RATE_LIMIT
-from bot.dsn import DatabaseUrl, is_database_url
+from bot.dsn import DatabaseUrl, audit_target
 from bot.errors import RoombotError
 from bot.redact import remember, scrub, shown
 from bot.tencent.regions import Region
@@ -143,9 +143,10 @@ class Settings(BaseSettings):
     @field_validator("roombot_audit_db", mode="before")
     @classmethod
     def _audit_db(cls, value: Any) -> Any:
-        # Decided here, not by the union: any string would also pass as a Path.
-        if isinstance(value, str) and is_database_url(value):
-            return DatabaseUrl(value)
+        # Decided here, not by the union: any string would also pass as a Path (a libpq
+        # key=value string or a misspelt URL would quietly become a SQLite file of its own).
+        if isinstance(value, str):
+            return audit_target(value)
         return value
 
     @field_validator("tencent_sdkappid", mode="before")
