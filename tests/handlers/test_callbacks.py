@@ -270,3 +270,33 @@ async def test_every_callback_is_counted_in_the_metrics(tmp_path: Path) -> None:
     assert count(UPDATE, "unauthorized") == before["unauthorized"] + 1
     assert count(enter, "counted") == before["counted"] + 1
     assert count("other", "invalid") == before["invalid"] + 1
+
+
+async def test_a_forged_operator_writes_no_forged_log_line(tmp_path: Path) -> None:
+    """Issue 27, item 2: an `Operator_Account` carrying a line break and ANSI colour used to
+    write a second, coloured log line in the text format."""
+    import io
+    import logging
+
+    from bot.logs import make_handler
+
+    stream = io.StringIO()
+    handler = make_handler("text", stream)
+    logger = logging.getLogger("handlers.callbacks")
+    logger.addHandler(handler)
+    saved = logger.level
+    logger.setLevel(logging.INFO)
+    forged = "ops\n2026-01-01 00:00:00,000 INFO bot.auth: \x1b[32mlogin ok"
+    try:
+        async with serving(tmp_path) as served:
+            status, _ = await served.post(query(), update_body(forged, IsAudioDisabled=True))
+            await served.receiver.settle()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved)
+    assert status == 200
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert "room room-test updated by (unknown) (" in lines[0]
+    assert "\x1b" not in stream.getvalue()
+    assert "bot.auth" not in stream.getvalue()
