@@ -21,10 +21,11 @@ from bot.service import RoomService
 from bot.takeover import Sweeper
 from bot.tencent.client import RoomEngineClient
 from handlers import actions, alerts, cards, commands, home, mentions, modal
-from handlers.blocks import Message, SlackRenderer
+from handlers.blocks import Message
 from handlers.callbacks import CallbackReceiver, build_receiver
 from handlers.middleware import attach_actor
 from handlers.recovery import SlackRecovery
+from handlers.renderer import SlackRenderer
 from handlers.runtime import SlackRuntime
 from handlers.slack_client import build_slack_client
 

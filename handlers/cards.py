@@ -1,6 +1,6 @@
 """Room cards' buttons: a click is a request like any other, then the card shows the new state.
 
-The button's value (`blocks.CardClick`) names a verb and a room. The click is acked at once;
+The button's value (`card_blocks.CardClick`) names a verb and a room. The click is acked at once;
 in the background it runs `VERB ROOM` through the same presenter as a typed command, for
 whoever clicked (the policy is checked now, not when the card was drawn; refusals are audited),
 so a confirmation, a refusal or the threaded result come exactly as for `/room VERB ROOM`
@@ -10,7 +10,7 @@ send such a message back, hence the rooms in the value), with `chat.update` for 
 message (the DM of the App Home's Show button).
 
 A button whose request asks first (`lockdown`, always) puts the Confirm / Cancel prompt in the
-card's place; its buttons carry the rooms (`blocks.CardPrompt`), so that once the request ran,
+card's place; its buttons carry the rooms (`card_blocks.CardPrompt`), so that once the request ran,
 was cancelled or could no longer be confirmed, the cards are drawn again with the rooms' state
 then, in the same message.
 """
@@ -32,13 +32,14 @@ from bot.outcomes import Actor, Approved, Rejected
 from bot.presenter import Confirm, Presenter
 from bot.wording import FAIL_MARK
 from handlers import actions, blocks
-from handlers.blocks import (
+from handlers.blocks import Message
+from handlers.card_blocks import (
     ACTION_CARD_CANCEL,
     ACTION_CARD_CONFIRM,
     ACTION_CARD_PREFIX,
     CardClick,
     CardPrompt,
-    Message,
+    card_confirmation,
 )
 from handlers.delivery import SLACK_FAILURES, ThreadReporter, post_response_url, slack_error
 from handlers.flow import run_plan
@@ -92,7 +93,7 @@ async def _click(
         return
     reply = await presenter.answer(f"{click.verb} {word(click.room)}", actor)
     if isinstance(reply, Confirm):
-        prompt = blocks.confirmation_message(reply.needs, card_rooms=click.rooms)
+        prompt = card_confirmation(reply.needs, click.rooms)
         if not await _replace(body, prompt, client):
             await _tell(body, reply.message, client)  # the ordinary prompt, beside the card
         return

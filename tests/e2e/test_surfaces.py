@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.audit import Outcome, Source
-from handlers.blocks import ACTION_CARD_CANCEL, ACTION_CARD_CONFIRM, ACTION_CARD_PREFIX
+from handlers.card_blocks import ACTION_CARD_CANCEL, ACTION_CARD_CONFIRM, ACTION_CARD_PREFIX
 from handlers.form import ACTION_PICK_VERB
 from handlers.home_view import ACTION_HOME_SHOW
 from tests.e2e.stack import ALICE, GENERAL, MALLORY, Stack, running_stack
