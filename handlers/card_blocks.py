@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bot import wording
+from bot.models import room_id_problem
 from bot.outcomes import NeedsConfirmation, RoomView
 from handlers.blocks import (
     MAX_BLOCKS,
@@ -66,7 +67,11 @@ class CardToggle:
 class CardClick:
     """What a card's button carries: the verb to run on `room`, and every room carded in the
     same message (`rooms`), re-read after the change to redraw it. Encoded as compact JSON in
-    the button's value (≤ `MAX_VALUE_CHARS` for `MAX_CARDS` rooms of 48 bytes)."""
+    the button's value (≤ `MAX_VALUE_CHARS` for `MAX_CARDS` rooms of 48 bytes).
+
+    A click can only be one of the toggles a card offers (`CARD_VERBS`) on one valid room ID
+    among at most `MAX_CARDS` carded rooms: the value comes back from Slack, and anyone can
+    send any value, so it is decoded into that closed set, never run as text."""
 
     verb: str
     room: str
@@ -79,13 +84,22 @@ class CardClick:
         )
 
     @classmethod
-    def decode(cls, value: str) -> CardClick | None:
-        """The click a button value describes, or None for anything roombot did not write."""
+    def decode(cls, value: str, action_id: str | None = None) -> CardClick | None:
+        """The click a button value describes, or None for anything roombot did not write: a
+        verb that is no card's toggle (or, given `action_id`, not that button's own), a room
+        that is not one valid room ID among the carded rooms, too many rooms."""
         data = _json_object(value)
         verb, room, rooms = data.get("v"), data.get("r"), _strings(data.get("s"))
         if not (isinstance(verb, str) and isinstance(room, str) and rooms is not None):
             return None
-        return cls(verb=verb, room=room, rooms=rooms or (room,))
+        rooms = rooms or (room,)
+        if verb not in CARD_VERBS or (action_id is not None and action_id != card_action_id(verb)):
+            return None
+        if len(rooms) > MAX_CARDS or room not in rooms:
+            return None
+        if any(room_id_problem(r) is not None for r in rooms):
+            return None
+        return cls(verb=verb, room=room, rooms=rooms)
 
 
 @dataclass(frozen=True)
@@ -105,7 +119,9 @@ class CardPrompt:
         """The prompt a button value describes, or None for anything roombot did not write."""
         data = _json_object(value)
         key, rooms = data.get("k"), _strings(data.get("s"))
-        if not (isinstance(key, str) and key and rooms):
+        if not (isinstance(key, str) and key and rooms) or len(rooms) > MAX_CARDS:
+            return None
+        if any(room_id_problem(r) is not None for r in rooms):
             return None
         return cls(key=key, rooms=rooms)
 
@@ -160,6 +176,10 @@ _CARD_TOGGLES: Final = (
         CardToggle("Lift lockdown", "lift-lockdown", "primary"),
     ),
 )
+
+
+#: Every verb a card's button may run: the toggles above, nothing else.
+CARD_VERBS: Final = frozenset(t.verb for _fields, off, on in _CARD_TOGGLES for t in (off, on))
 
 
 def card_toggles(view: RoomView) -> list[CardToggle]:

@@ -224,3 +224,56 @@ def test_any_room_ids_and_names_fit_slacks_limits(
 @pytest.mark.parametrize("verb", sorted(VERBS))
 def test_every_card_action_id_is_short(verb: str) -> None:
     assert len(card_blocks.card_action_id(verb)) <= blocks.MAX_ACTION_ID_CHARS
+
+
+# -- a card's button can only be a card's toggle on one of its rooms (issue 27, item 3) -----------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"v": "kick room-x alice bob --reason", "r": "room-x"},
+        {"v": "kick", "r": "room-x", "s": ["room-x"]},
+        {"v": "destroy", "r": "room-x", "s": ["room-x"]},
+        {"v": "set", "r": "room-x", "s": ["room-x"]},
+        {"v": "mute-all", "r": "room-x room-y", "s": ["room-x room-y"]},
+        {"v": "mute-all", "r": "room-y", "s": ["room-x"]},
+        {"v": "mute-all", "r": "room-x", "s": [f"r{i}" for i in range(11)] + ["room-x"]},
+        {"v": "mute-all", "r": "", "s": [""]},
+        {"v": "mute-all --dry-run", "r": "room-x", "s": ["room-x"]},
+    ],
+)
+def test_a_value_outside_the_closed_set_is_not_a_click(value: dict[str, Any]) -> None:
+    import json
+
+    assert CardClick.decode(json.dumps(value)) is None
+
+
+def test_the_buttons_own_verb_only() -> None:
+    value = CardClick("mute-all", "room-x", ("room-x",)).encode()
+    assert CardClick.decode(value, card_blocks.card_action_id("mute-all")) is not None
+    assert CardClick.decode(value, card_blocks.card_action_id("unmute-all")) is None
+
+
+json_leaves = st.none() | st.booleans() | st.integers() | st.text(max_size=30)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["v", "r", "s", "k"]),
+        json_leaves | st.lists(json_leaves, max_size=12),
+        max_size=4,
+    )
+)
+def test_whatever_the_value_a_click_is_a_toggle_on_one_carded_room(data: dict[str, Any]) -> None:
+    import json
+
+    from bot.models import room_id_problem
+
+    click = CardClick.decode(json.dumps(data))
+    if click is None:
+        return
+    assert click.verb in card_blocks.CARD_VERBS
+    assert room_id_problem(click.room) is None
+    assert click.room in click.rooms
+    assert len(click.rooms) <= card_blocks.MAX_CARDS
