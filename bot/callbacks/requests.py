@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bot.errors import RoombotError
-from bot.models import PATCH_FIELDS, CallbackCommand, account_id_problem, room_id_problem
+from bot.models import (
+    CUSTOM_INFO_MAX_BYTES,
+    PATCH_FIELDS,
+    ROOM_NAME_MAX_BYTES,
+    CallbackCommand,
+    account_id_problem,
+    clip_utf8,
+    room_id_problem,
+)
 
 #: How far `RequestTime` may be from now, either way (Tencent's advice for Live/Chat callbacks).
 SIGN_MAX_SKEW_S: Final = 60.0
@@ -27,6 +35,13 @@ ROOM_COMMANDS: Final = frozenset(
     }
 )
 _MAX_ACCOUNTS_KEPT: Final = 20
+#: The most UTF-8 bytes kept of a reported text field: Room Engine's own limits (a longer value
+#: did not come from it), and a bound for the seat mode, which is one of two short words.
+_TEXT_FIELD_MAX_BYTES: Final = {
+    "RoomName": ROOM_NAME_MAX_BYTES,
+    "CustomInfo": CUSTOM_INFO_MAX_BYTES,
+    "TakeSeatMode": 32,
+}
 #: The operator of a callback that names none, or something that is no account ID.
 UNKNOWN_OPERATOR: Final = "(unknown)"
 
@@ -238,7 +253,8 @@ def _event(command: CallbackCommand, data: Mapping[str, Any]) -> CallbackEvent:
 
 def room_state(info: Mapping[str, Any]) -> dict[str, Any]:
     """The settable fields of a reported `RoomInfo`, normalised: booleans sent as the strings
-    "true"/"false" become booleans, a number sent as a decimal string becomes a number.
+    "true"/"false" become booleans, a number sent as a decimal string becomes a number, a text
+    longer than Room Engine allows (RoomName 100 bytes, CustomInfo 500) is cut to fit.
     `CallbackInvalid` names a field whose value cannot be read as its type."""
     state: dict[str, Any] = {}
     for name, kind in PATCH_FIELDS.items():
@@ -250,7 +266,7 @@ def room_state(info: Mapping[str, Any]) -> dict[str, Any]:
         elif kind is int:
             state[name] = _lenient_int(value, name, required=True)
         elif isinstance(value, str):
-            state[name] = value
+            state[name] = clip_utf8(value, _TEXT_FIELD_MAX_BYTES.get(name, CUSTOM_INFO_MAX_BYTES))
         else:
             raise CallbackInvalid(f"{name} is not a string")
     return state

@@ -491,3 +491,17 @@ def test_query_values_that_are_not_printable_are_dropped() -> None:
     delivery = _parse(body, OptPlatform="Web\n\x1b[31mX", ClientIP="203.0.113.9\u202e")
     assert (delivery.platform, delivery.client_ip) == (None, None)
     assert _parse(body, OptPlatform="RESTAPI" * 20).platform == ("RESTAPI" * 20)[:64]
+
+
+@given(st.text(max_size=700), st.sampled_from(["RoomName", "CustomInfo", "TakeSeatMode"]))
+def test_a_reported_text_is_kept_within_room_engines_limit(text: str, name: str) -> None:
+    from bot.models import utf8_len
+
+    limit = {"RoomName": 100, "CustomInfo": 500, "TakeSeatMode": 32}[name]
+    kept = room_state({name: text})[name]
+    assert utf8_len(kept) <= limit
+    if utf8_len(text) <= limit:
+        assert kept == text
+    else:
+        assert kept.endswith("…")
+        assert text.startswith(kept.removesuffix("…"))

@@ -300,3 +300,40 @@ async def test_a_forged_operator_writes_no_forged_log_line(tmp_path: Path) -> No
     assert "room room-test updated by (unknown) (" in lines[0]
     assert "\x1b" not in stream.getvalue()
     assert "bot.auth" not in stream.getvalue()
+
+
+async def test_a_chunked_body_over_the_cap_is_refused_while_it_is_read(tmp_path: Path) -> None:
+    """Issue 27, item 4: the 64 KiB cap was checked against Content-Length only; a chunked
+    900 KB body was parsed, stored whole and quoted in an alert."""
+    big = update_body(IsAudioDisabled=True, CustomInfo="x" * 900_000)
+    data = json.dumps(big).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:  # no length: sent with chunked encoding
+        for start in range(0, len(data), 16_384):
+            yield data[start : start + 16_384]
+
+    async with serving(tmp_path) as served:
+        async with served.session.post(served.url, params=query(), data=chunks()) as response:
+            status, answer = response.status, await response.json()
+        assert (status, answer["ErrorInfo"]) == (413, "body too large")
+        await served.receiver.settle()
+        assert set(served.receiver.handled.values()) == {0}
+        assert await served.store.query() == []
+
+
+async def test_stored_fields_are_capped_at_room_engines_own_limits(tmp_path: Path) -> None:
+    long_name = "n" * 99 + "é"  # 101 bytes: over by one, in the middle of a character
+    long_info = "i" * 60_000
+    body = update_body(long_name, IsAudioDisabled=True, RoomName=long_name, CustomInfo=long_info)
+    async with serving(tmp_path) as served:
+        assert len(json.dumps(body)) < 64 * 1024
+        assert await served.post(query(), body) == (200, OK)
+        await served.receiver.settle()
+        [row] = await served.store.query()
+    assert row.user_id == "(unknown)"  # 101 bytes is no account ID
+    assert row.patch is not None
+    name, info = row.patch["RoomName"], row.patch["CustomInfo"]
+    assert len(name.encode()) <= 100
+    assert name.startswith("n" * 90)
+    assert len(info.encode()) <= 500
+    assert info.startswith("i" * 400)
