@@ -27,7 +27,7 @@ from typing import Final, TextIO
 
 from bot.aio import worker_threads
 from bot.audit import AuditError, AuditStore
-from bot.commands import VerbKind
+from bot.commands import Command, VerbKind
 from bot.config import ConfigError, Settings
 from bot.console.backend import Backend, open_backend
 from bot.console.text import TextRenderer, request_lines, result_lines
@@ -43,8 +43,35 @@ HISTORY_FILE = Path.home() / ".roombot_history"
 #: What the console offers in place of Slack's buttons.
 BUTTON_WORDS: Final = ("undo", "retry-failed")
 
-#: Asks the operator a yes/no question (a prompt when interactive, `--yes` when scripted).
-Ask = Callable[[str], bool]
+#: Asks the operator to confirm: shows the prompt, returns what they typed (None for Ctrl-C or
+#: the end of input). `--yes` answers "yes" itself.
+Ask = Callable[[str], str | None]
+#: What confirms a request that can be undone.
+_YES: Final = frozenset({"y", "yes"})
+
+
+def confirmation_prompt(command: Command) -> str:
+    """The question before a request that asks first. One that cannot be undone (`destroy`)
+    names the exact answers it takes."""
+    if command.spec.undoable:
+        return "Type yes to run it: "
+    return (
+        f"This cannot be undone. Type yes (or the room ID, {command.rooms[0]}) to run it: "
+        if len(command.rooms) == 1
+        else "This cannot be undone. Type yes to run it: "
+    )
+
+
+def confirmed(answer: str | None, command: Command) -> bool:
+    """True when `answer` confirms `command`: for one that cannot be undone exactly `yes` or
+    its room ID (a bare `y` or a stray Enter must not destroy a room), else `y` or `yes` in
+    any case."""
+    if answer is None:
+        return False
+    typed = answer.strip()
+    if command.spec.undoable:
+        return typed.lower() in _YES
+    return typed == "yes" or (len(command.rooms) == 1 and typed == command.rooms[0])
 
 
 class Console:
@@ -103,9 +130,10 @@ class Console:
     def _confirm(self, confirm: Confirm[str]) -> Approved | None:
         self._print(confirm.message)
         needs = confirm.needs
-        if self._ask is None or not self._ask("Type yes to run it: "):
+        answer = None if self._ask is None else self._ask(confirmation_prompt(needs.command))
+        if not confirmed(answer, needs.command):
             self._runner.run(self._service.cancel(needs.key, self._actor))
-            self._print("Not confirmed: nothing was done (scripts: pass --yes to confirm).")
+            self._print(_not_confirmed(answer, needs.command))
             return None
         outcome = self._runner.run(self._service.confirm(needs.key, self._actor))
         if not isinstance(outcome, Approved):
@@ -169,6 +197,15 @@ class Console:
             self._print(f"  (request {run.request_key}: {'; '.join(offers)})")
 
 
+def _not_confirmed(answer: str | None, command: Command) -> str:
+    if answer is None:
+        return "Not confirmed: nothing was done (scripts: pass --yes to confirm)."
+    if command.spec.undoable:
+        return "Not confirmed: nothing was done."
+    takes = "exactly yes" + (f" or {command.rooms[0]}" if len(command.rooms) == 1 else "")
+    return f"Not confirmed (this takes {takes}): nothing was done."
+
+
 def _lines(interactive: bool, stdin: TextIO, out: TextIO) -> Iterator[str]:
     """The lines to run. At a terminal: a prompt with line editing, where Ctrl-C drops the line
     being typed (like a shell) and Ctrl-D ends the session."""
@@ -209,21 +246,20 @@ def _save_history(readline_module: object) -> None:
 def _asker(interactive: bool, assume_yes: bool, out: TextIO) -> Ask | None:
     if assume_yes:
 
-        def yes(prompt: str) -> bool:
+        def yes(prompt: str) -> str:
             print(prompt + "yes (--yes)", file=out, flush=True)
-            return True
+            return "yes"
 
         return yes
     if not interactive:
         return None
 
-    def ask(prompt: str) -> bool:
+    def ask(prompt: str) -> str | None:
         try:
-            answer = input(prompt)
+            return input(prompt)
         except (EOFError, KeyboardInterrupt):
             print(file=out)
-            return False
-        return answer.strip().lower() in {"y", "yes"}
+            return None
 
     return ask
 

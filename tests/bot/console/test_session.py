@@ -230,6 +230,40 @@ def test_ctrl_c_cancels_at_once_at_the_prompt_and_at_a_confirmation(tmp_path: Pa
         os.close(fd)
 
 
+def test_destroy_at_a_terminal_takes_exactly_yes_or_the_room_id(tmp_path: Path) -> None:
+    """Issue 27, item 8: the destroy prompt said "Type yes" but ran on `y`."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: roombot console on the pseudo-terminal
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "bot", "console"], _env())  # noqa: S606
+    terminal = _Terminal(fd)
+    try:
+        terminal.expect(b"/room ", timeout=30)
+        os.write(fd, b"destroy room-test\r")
+        terminal.expect(b"cannot be undone", timeout=15)
+        terminal.expect(b": ", timeout=5)
+        os.write(fd, b"y\r")
+        terminal.expect(b"Not confirmed", timeout=15)
+        terminal.expect(b"nothing was done", timeout=5)
+        terminal.expect(b"/room ", timeout=10)
+        os.write(fd, b"show room-test\r")
+        terminal.expect(b"audio on", timeout=15)  # still there
+        terminal.expect(b"/room ", timeout=10)
+        os.write(fd, b"destroy room-test\r")
+        terminal.expect(b"cannot be undone", timeout=15)
+        terminal.expect(b": ", timeout=5)
+        os.write(fd, b"room-test\r")
+        terminal.expect(b"room-test \xe2\x80\x94 room destroyed", timeout=15)
+        terminal.expect(b"/room ", timeout=10)
+        os.write(fd, b"\x04")
+        assert _exit_code(pid, timeout=15, terminal=terminal) == 1  # the unconfirmed line
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
 def _interrupt(terminal: _Terminal, *, until: bytes, timeout: float = 15.0) -> None:
     """Press Ctrl-C (never Enter) until `until` shows: once, normally. CPython's readline loop
     notices a SIGINT that lands between showing its prompt and starting to wait for a key only
