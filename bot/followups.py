@@ -10,14 +10,14 @@ survivor's reading, not applied. Each is permission-checked for whoever clicked,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 from bot.audit import AuditEntry, AuditError, Outcome
 from bot.callbacks import outside_conflicts
 from bot.commands import VERBS, Command, VerbKind
 from bot.models import Call, DestroyCall, MemberApi, MemberCall, RoomPatch, chunked, restorable
-from bot.outcomes import Actor, Failure, FailureKind, Plan, Rejected, RunKind
+from bot.outcomes import Actor, Failure, FailureKind, Plan, Rejected, RunKind, RunResult
 from bot.policy import Decision
 from bot.recorder import AuditRecorder
 from bot.wording import outside_summary
@@ -43,6 +43,33 @@ def verbs_that_set(field_name: str, value: Any) -> frozenset[str]:
         elif field_name in spec.fields:
             verbs.add(name)
     return frozenset(verbs)
+
+
+def undo_needs(run: RunResult) -> tuple[frozenset[str], ...]:
+    """What undoing `run` needs permission for: one set of verbs per field it would restore
+    (any one verb of a set will do; see `verbs_that_set`), or the inverse of a member verb
+    (`unban` for a ban). Empty when there is nothing to undo. The same rule `plan_undo` checks,
+    so an adapter can offer Undo only to whoever may use it."""
+    if not run.undoable:
+        return ()
+    inverse = run.command.spec.undo_verb
+    if inverse is not None:
+        return (frozenset({inverse}),)
+    needed = {
+        (name, _freeze(value))
+        for result in run.results
+        if result.undoable
+        for name, value in restorable(result.previous or {}).items()
+    }
+    return tuple(verbs_that_set(name, value) for name, value in sorted(needed, key=str))
+
+
+def permission_phrase(verbs: Iterable[str]) -> str:
+    """`needs permission for …`'s object: one verb, or "any one of" several."""
+    names = [f"`{verb}`" for verb in sorted(verbs)]
+    if len(names) <= 1:
+        return names[0] if names else "a verb"
+    return "any one of " + ", ".join(names)
 
 
 class FollowUps:
@@ -230,10 +257,9 @@ class FollowUps:
                 if (await self.authorize(verb, actor)).allowed:
                     break
             else:
-                names = ", ".join(f"`{v}`" for v in candidates) or "a verb"
                 return Rejected(
                     message=f"You (`{actor.user_id}`) may not {action}: restoring {field_name} "
-                    f"needs permission for {names}.",
+                    f"needs permission for {permission_phrase(candidates)}.",
                     denied=True,
                 )
         return None

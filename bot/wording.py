@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from bot.audit import AuditEntry, Outcome, Source
 from bot.callbacks import OUTSIDE_CREATE, OUTSIDE_DESTROY
-from bot.commands import Command, format_duration
+from bot.commands import VERBS, Command, format_duration
 from bot.outcomes import (
     Actor,
     BannedView,
@@ -153,6 +153,8 @@ def describe_changes(style: Style, changes: dict[str, Any]) -> str:
 
 #: What a member verb or `destroy` did, in the past tense.
 _DONE: Final = {"kick": "kicked", "ban": "banned", "unban": "unbanned", "destroy": "destroyed"}
+#: The verb an undo undoes, by the verb it runs (an undo of a ban runs `unban`).
+_UNDONE_BY: Final = {spec.undo_verb: name for name, spec in VERBS.items() if spec.undo_verb}
 
 
 def describe_target(style: Style, changes: dict[str, Any]) -> str:
@@ -226,7 +228,8 @@ def request_head(style: Style, command: Command, actor: Actor, kind: RunKind) ->
         noun = "account" if len(command.accounts) == 1 else "accounts"
         rooms += f" ({noun} {rooms_phrase(style, command.accounts)})"
     plural = "s" if count != 1 else ""
-    verb = style.literal(f"/room {command.verb}")
+    shown = _UNDONE_BY.get(command.verb, command.verb) if kind is RunKind.UNDO else command.verb
+    verb = style.literal(f"/room {shown}")
     who = style.user(actor.user_id)
     if kind is RunKind.UNDO:
         return f"↩️ {who} is undoing {verb} on {count} room{plural}: {rooms}"

@@ -31,6 +31,7 @@ from bot.commands import Command, VerbKind
 from bot.config import ConfigError, Settings
 from bot.console.backend import Backend, open_backend
 from bot.console.text import TextRenderer, request_lines, result_lines
+from bot.followups import undo_needs
 from bot.outcomes import Actor, Approved, Plan, Progress, Rejected, RunKind, RunResult, Source
 from bot.policy import Policy
 from bot.presenter import Answer, Confirm, Presenter
@@ -189,12 +190,20 @@ class Console:
             return  # nothing to find it by; a bare `undo` is about the last request, not an undo
         self.last_request = run.request_key
         offers = []
-        if run.undoable:
+        if run.undoable and self._runner.run(self._may_undo(run)):
             offers.append("'undo' reverts it")
         if run.failed and run.refused is None:
             offers.append(f"'retry-failed' retries the {len(run.failed)} that failed")
         if offers:
             self._print(f"  (request {run.request_key}: {'; '.join(offers)})")
+
+    async def _may_undo(self, run: RunResult) -> bool:
+        """True when this session's actor may undo `run` (as `plan_undo` will check)."""
+        for verbs in undo_needs(run):
+            allowed = [(await self._service.authorize(verb, self._actor)).allowed for verb in verbs]
+            if not any(allowed):
+                return False
+        return True
 
 
 def _not_confirmed(answer: str | None, command: Command) -> str:

@@ -27,6 +27,7 @@ from bot.outcomes import (
     Plan,
     Rejected,
     RunKind,
+    RunResult,
     Source,
 )
 from bot.tencent.emulator_callbacks import update_room_info_body
@@ -494,6 +495,8 @@ async def test_undo_needs_permission_for_every_restored_field(make_core: CoreFac
     assert "`U0MUTER01`" in refused.message
     assert "`unmute-all`" in refused.message
     assert "`set`" in refused.message
+    # Several verbs would each do: the refusal says one is enough (issue 27, item 9).
+    assert "needs permission for any one of `" in refused.message
     # the refusal spent nothing: someone allowed can still undo
     assert isinstance(await core.service.plan_undo(key, actor(ALICE)), Plan)
 
@@ -755,3 +758,18 @@ async def test_a_broken_claim_store_does_not_swallow_deliveries(make_core: CoreF
     assert isinstance(core.store, BrokenStore)
     core.store.fail_claim = True
     assert await core.service.first_delivery("Ev0001") is True
+
+
+async def test_what_undo_needs_is_one_of_several_verbs_per_field(core: Core) -> None:
+    from bot.followups import undo_needs
+
+    async def run(text: str) -> RunResult:
+        prepared = await core.service.prepare(text, actor())
+        assert isinstance(prepared, Approved)
+        return await core.service.execute(prepared)
+
+    muted = await run("mute-all room-test")
+    assert undo_needs(muted) == (frozenset({"unmute-all", "lift-lockdown", "set"}),)
+    core.emulator.member_enter("room-test", "dave")
+    assert undo_needs(await run("ban room-test dave --for 1h")) == (frozenset({"unban"}),)
+    assert undo_needs(await run("kick room-test dave")) == ()

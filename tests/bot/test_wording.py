@@ -253,6 +253,17 @@ def test_request_head_for_an_undo_and_a_retry() -> None:
     )
 
 
+def test_the_undo_of_a_ban_is_labelled_as_undoing_the_ban() -> None:
+    """Issue 27, item 9: it read "undoing /room unban" (the call it makes, not what it undoes)."""
+    from bot.commands import Command
+
+    unban = Command(verb="unban", rooms=("room-test",), accounts=("dave",))
+    head = wording.request_head(S, unban, ALICE, RunKind.UNDO)
+    assert head == "↩️ @U0ALICE01 is undoing [/room ban] on 1 room: [room-test] (account [dave])"
+    # An unban the user typed is still an unban.
+    assert "ran [/room unban]" in wording.request_head(S, unban, ALICE, RunKind.REQUEST)
+
+
 def test_many_rooms_are_shortened() -> None:
     rooms = [f"r{i}" for i in range(12)]
     command = parse_command("mute-all " + " ".join(rooms))

@@ -372,3 +372,26 @@ async def test_the_readmes_raid_response_is_what_the_console_prints(tmp_path: Pa
     assert code == 0, err
     real = lines[lines.index(shown[0]) :]
     assert _matches(shown, real), "\n".join(real)
+
+
+async def test_undo_is_offered_only_to_whoever_may_use_it(tmp_path: Path) -> None:
+    """Issue 27, item 9: the console offered 'undo' to people the policy would refuse it."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[roles.muters]\nverbs = ["mute-all", "ban"]\nusers = ["U0MUTER01"]\n'
+        '[roles.all]\nverbs = ["*"]\nusers = ["U0ALICE01"]\n',
+        encoding="utf-8",
+    )
+    script = "mute-all room-test\nban town-hall staff-1 --for 1h\nundo\n"
+    code, lines, err = await _console(
+        tmp_path, script, "--as", "U0MUTER01", ROOMBOT_POLICY_FILE=str(policy)
+    )
+    text = "\n".join(lines)
+    assert "✅ done: 1/1 room changed" in text, err
+    assert "reverts it" not in text
+    assert code == 1  # the undo typed anyway is refused, saying why
+    assert "not allowed to run 'unban'" in text
+    code, lines, err = await _console(
+        tmp_path, "unmute-all room-test\n", "--as", "U0ALICE01", ROOMBOT_POLICY_FILE=str(policy)
+    )
+    assert "'undo' reverts it" in "\n".join(lines), err
