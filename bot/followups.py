@@ -20,6 +20,7 @@ from bot.models import Call, DestroyCall, MemberApi, MemberCall, RoomPatch, chun
 from bot.outcomes import Actor, Failure, FailureKind, Plan, Rejected, RunKind, RunResult
 from bot.policy import Decision
 from bot.recorder import AuditRecorder
+from bot.tencent.errors import PERMANENT_CODES
 from bot.wording import outside_summary
 
 #: The outcomes Retry runs again: not done, or not known to be done.
@@ -216,6 +217,14 @@ class FollowUps:
         failed = [r for r in rows if r.outcome in again and r.room_id and r.verb]
         if not failed:
             return Rejected(message="no room of this request failed, so there is nothing to retry")
+        hopeless = [r for r in failed if r.error_code in PERMANENT_CODES]
+        failed = [r for r in failed if r.error_code not in PERMANENT_CODES]
+        if not failed:
+            codes = ", ".join(sorted({str(r.error_code) for r in hopeless}))
+            return Rejected(
+                message=f"nothing to retry: what failed was refused with error {codes}, and "
+                "would fail the same way again (check the room or account IDs)"
+            )
         verb = failed[0].verb or "set"
         decision = await self.authorize(verb, actor)
         if not decision.allowed:

@@ -212,12 +212,42 @@ def request_id_phrase(style: Style, request_id: str | None) -> str:
 
 
 def failure_phrase(style: Style, failure: Failure) -> str:
-    """A failure in one line: code, what Tencent said, and the hint."""
+    """A failure in one line: code, what Tencent said, and the hint — without saying a thing
+    twice: a hint's first clause ("room does not exist or was destroyed — check the ID") is
+    left out when the message already says it (`restates`), and a bare "error N" message gives
+    way to the hint."""
+    hint = failure.hint
+    message = failure.message
+    if failure.code is not None and message.strip() == f"error {failure.code}":
+        message = ""
+    meaning, dash, action = hint.partition(" — ")
+    if message and dash and restates(message, meaning):
+        hint = action
     if failure.code is not None:
-        head = f"error {failure.code}: {style.text(failure.message)}"
+        head = f"error {failure.code}" + (f": {style.text(message)}" if message else "")
+        if not message and hint:
+            return f"{head}: {style.prose(hint)}"
     else:
-        head = style.text(failure.message)
-    return f"{head} — {style.prose(failure.hint)}" if failure.hint else head
+        head = style.text(message)
+    return f"{head} — {style.prose(hint)}" if hint else head
+
+
+#: Words too common to show that two phrases say the same thing.
+_COMMON_WORDS: Final = frozenset(
+    {"does", "this", "that", "with", "from", "have", "there", "their", "were", "been", "into"}
+)
+
+
+def restates(message: str, clause: str) -> bool:
+    """True when `message` already says what `clause` says: most (two thirds) of the clause's
+    words of four letters or more are in the message (so "room 'x' does not exist" restates
+    "room does not exist or was destroyed", but "sig verify failed" does not restate "the
+    UserSig failed verification")."""
+    words = [w for w in re.findall(r"[a-z0-9]{4,}", clause.lower()) if w not in _COMMON_WORDS]
+    if not words:
+        return False
+    said = set(re.findall(r"[a-z0-9]{4,}", message.lower()))
+    return sum(w in said for w in words) * 3 >= len(words) * 2
 
 
 def request_head(style: Style, command: Command, actor: Actor, kind: RunKind) -> str:
@@ -414,6 +444,14 @@ def _outside_history(style: Style, entry: AuditEntry) -> str:
     changed = {k: v for k, v in patch.items() if k in previous}
     reported = {k: v for k, v in patch.items() if k not in previous}
     return describe_outside(style, changed, previous, reported)
+
+
+def history_head(style: Style, room_id: str, count: int) -> str:
+    """The line above a room's history: "Last audit entry for R:" or "Last N audit entries
+    for R, newest first:"."""
+    if count == 1:
+        return f"Last audit entry for {style.literal(room_id)}:"
+    return f"Last {count} audit entries for {style.literal(room_id)}, newest first:"
 
 
 def history_line(style: Style, entry: AuditEntry) -> str:

@@ -178,8 +178,9 @@ def result_actions(run: RunResult) -> dict[str, Any] | None:
     buttons = []
     if run.undoable:
         buttons.append(_button("Undo", ACTION_UNDO, run.request_key))
-    if run.failed and run.kind is not RunKind.UNDO:
-        buttons.append(_button(f"Retry {len(run.failed)} failed", ACTION_RETRY, run.request_key))
+    if run.retryable and run.kind is not RunKind.UNDO:
+        retry = f"Retry {len(run.retryable)} failed"
+        buttons.append(_button(retry, ACTION_RETRY, run.request_key))
     if not buttons:
         return None
     return {"type": "actions", "block_id": "roombot_result_actions", "elements": buttons}
@@ -437,7 +438,7 @@ def history_message(view: HistoryView) -> Message:
     if not view.entries:
         text = f"No audit entries for {code(view.room_id)} yet."
         return Message(text=text, blocks=[_section(text)])
-    head = f"Last {len(view.entries)} audit entries for {code(view.room_id)}, newest first:"
+    head = wording.history_head(SLACK, view.room_id, len(view.entries))
     lines = [head, *(wording.history_line(SLACK, e) for e in view.entries)]
     chunks = _chunk_lines(lines)
     return Message(

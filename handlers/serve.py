@@ -130,14 +130,6 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _announce(message: str, *, banner: bool) -> None:
-    # A plain banner on stdout for people (text logs); in json mode the log line is enough, so
-    # that every line the process writes is JSON.
-    log.info("%s", message)
-    if banner:
-        print(message, flush=True)
-
-
 async def _start(web_app: web.Application, sock: socket.socket) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=ANSWER_GRACE_S)
     await runner.setup()
@@ -148,14 +140,12 @@ async def _start(web_app: web.Application, sock: socket.socket) -> tuple[web.App
     return runner, f"http://{host}:{port}"
 
 
-async def serve_http(
-    bot: Bot, ops: Operations, *, sock: socket.socket, banner: bool = True
-) -> None:
+async def serve_http(bot: Bot, ops: Operations, *, sock: socket.socket) -> None:
     """Serve Slack's requests and the operational endpoints on `sock` (bound, not yet
     listening) until SIGTERM/SIGINT, then drain and close."""
     runner, url = await _start(make_web_app(bot, ops), sock)
     stop = _stop_event(bot)
-    _announce(f"roombot serving HTTP on {url}{EVENTS_PATH}", banner=banner)
+    log.info("roombot serving HTTP on %s%s", url, EVENTS_PATH)
     bot.start()
     await stop.wait()
     ops.readiness.stop()
@@ -169,7 +159,7 @@ async def serve_http(
 
 
 async def serve_socket_mode(
-    bot: Bot, ops: Operations, *, app_token: str, sock: socket.socket, banner: bool = True
+    bot: Bot, ops: Operations, *, app_token: str, sock: socket.socket
 ) -> None:
     """Connect over Socket Mode until SIGTERM/SIGINT, then drain and close; meanwhile serve the
     operational endpoints on `sock`. A refused app token raises `SlackApiError` (the bot is then
@@ -185,9 +175,7 @@ async def serve_socket_mode(
         await runner.cleanup()
         raise
     stop = _stop_event(bot)
-    _announce(
-        f"roombot connected to Slack over Socket Mode; health and metrics on {url}", banner=banner
-    )
+    log.info("roombot connected to Slack over Socket Mode; health and metrics on %s", url)
     bot.start()
     await stop.wait()
     ops.readiness.stop()

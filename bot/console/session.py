@@ -192,8 +192,14 @@ class Console:
         offers = []
         if run.undoable and self._runner.run(self._may_undo(run)):
             offers.append("'undo' reverts it")
-        if run.failed and run.refused is None:
-            offers.append(f"'retry-failed' retries the {len(run.failed)} that failed")
+        again, failed = len(run.retryable), len(run.failed)
+        if again and run.refused is None:
+            offers.append(
+                f"'retry-failed' retries the {again} that failed"
+                if again == failed
+                else f"'retry-failed' retries {again} of the {failed} that failed (the others "
+                "would fail the same way)"
+            )
         if offers:
             self._print(f"  (request {run.request_key}: {'; '.join(offers)})")
 

@@ -123,7 +123,7 @@ class TextRenderer:
             return f"{FAIL_MARK} No history for {view.room_id}: {view.problem}"
         if not view.entries:
             return f"No audit entries for {view.room_id} yet."
-        head = f"Last {len(view.entries)} audit entries for {view.room_id}, newest first:"
+        head = wording.history_head(PLAIN, view.room_id, len(view.entries))
         return "\n".join([head, *(f"  {wording.history_line(PLAIN, e)}" for e in view.entries)])
 
     def members(self, view: MembersView) -> str:

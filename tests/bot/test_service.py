@@ -660,7 +660,8 @@ async def test_retry_with_nothing_failed_is_refused(core: Core) -> None:
 
 async def test_retry_needs_the_requests_verb(make_core: CoreFactory) -> None:
     core = await make_core(policy_toml=VIEWERS)
-    key = await _executed(core, "mute-all room-test ghost-room")
+    core.emulator.script("update_room_info", [100006])  # refused: worth trying again later
+    key = await _executed(core, "mute-all room-test")
     refused = await core.service.plan_retry(key, actor("U0VIEWER1"))
     assert isinstance(refused, Rejected)
     assert refused.denial is not None
@@ -672,7 +673,8 @@ async def test_a_failed_retry_claim_is_not_reported_as_already_retried(
     make_core: CoreFactory,
 ) -> None:
     core = await make_core(store_class=BrokenStore)
-    key = await _executed(core, "mute-all ghost-room")
+    core.emulator.script("update_room_info", [100006])
+    key = await _executed(core, "mute-all room-test")
     assert isinstance(core.store, BrokenStore)
     core.store.fail_claim = True
     refused = await core.service.plan_retry(key, actor())
@@ -773,3 +775,12 @@ async def test_what_undo_needs_is_one_of_several_verbs_per_field(core: Core) -> 
     core.emulator.member_enter("room-test", "dave")
     assert undo_needs(await run("ban room-test dave --for 1h")) == (frozenset({"unban"}),)
     assert undo_needs(await run("kick room-test dave")) == ()
+
+
+async def test_retry_failed_skips_what_cannot_succeed_by_trying_again(core: Core) -> None:
+    """Issue 27, item 10: retry-failed was offered for permanent errors like 100004."""
+    key = await _executed(core, "mute-all ghost-room")
+    refused = await core.service.plan_retry(key, actor())
+    assert isinstance(refused, Rejected)
+    assert "100004" in refused.message
+    assert "would fail the same way" in refused.message

@@ -25,6 +25,8 @@ async def test_serve_http_process_end_to_end_and_clean_shutdown(tmp_path: Path) 
         code = await bot.stop()
         log = bot.output.log
     assert code == 0, log
+    everything = "\n".join([*bot.output.stdout, *bot.output.stderr])
+    assert everything.count("roombot serving HTTP on") == 1, everything  # not log and stdout
     assert SECRET_KEY not in log
     assert SIGNING_SECRET not in log
     assert BOT_TOKEN not in log

@@ -70,7 +70,7 @@ async def test_embedded_emulator_session_shows_what_the_bot_would_post(tmp_path:
     assert "✅ room-test — audio muted · RequestId Id-" in text
     assert "✅ done: 1/1 room changed" in text
     assert "audio ⛔ muted" in text
-    assert "Last 1 audit entries for room-test" in text
+    assert "Last audit entry for room-test:" in text
     # The terminal gets plain text: no mrkdwn, no Slack markup, no Slack-only phrases.
     answers = "\n".join(lines[2:])  # the banner names TENCENT_*, which is no markup
     for markup in ("`", "<@", "*", "&lt;", "invite", "Undo"):
@@ -84,6 +84,7 @@ async def test_a_failed_line_makes_the_exit_status_non_zero(tmp_path: Path) -> N
     text = "\n".join(lines)
     assert "❌ ghost-room — error 100004" in text
     assert "check the ID" in text
+    assert "retry-failed" not in text  # no such room: trying again would not help (issue 27)
     assert "✅ room-test — audio unmuted" in text  # later lines still run
 
 
@@ -165,9 +166,31 @@ async def test_undo_and_retry_failed_work_like_the_buttons(tmp_path: Path) -> No
     assert "↩️ U0OPERATOR is undoing /room disable-chat on 1 room: room-test" in text
     assert "✅ room-test — chat enabled" in text
     assert "❌ this request was already undone" in text  # a second undo acts once
-    assert "'retry-failed' retries the 1 that failed" in text
-    assert "🔁 U0OPERATOR is retrying /room mute-all on 1 failed room: ghost-room" in text
+    # No such room: trying again would fail the same way, so it is not offered (issue 27).
+    assert "retries the" not in text
+    assert "nothing to retry: what failed was refused with error 100004" in text
     assert code == 1, err  # the second undo and ghost-room failed
+
+
+async def test_retry_failed_runs_again_what_may_succeed(tmp_path: Path) -> None:
+    emulator = RoomEngineEmulator(sdkappid=1400000777, secret_key=KEY, rooms=["prod-room"])
+    await emulator.start()
+    emulator.script("update_room_info", [100006])  # refused once, then fine
+    try:
+        code, lines, err = await _console(
+            tmp_path,
+            "mute-all prod-room\nretry-failed\n",
+            TENCENT_SDKAPPID="1400000777",
+            TENCENT_SECRET_KEY=KEY,
+            TENCENT_API_URL=emulator.base_url,
+        )
+    finally:
+        await emulator.stop()
+    text = "\n".join(lines)
+    assert "'retry-failed' retries the 1 that failed" in text, err
+    assert "🔁 U0OPERATOR is retrying /room mute-all on 1 failed room: prod-room" in text
+    assert emulator.rooms["prod-room"]["IsAudioDisabled"] is True
+    assert code == 1  # the first line failed
 
 
 async def test_a_named_request_can_be_undone_and_permissions_apply(tmp_path: Path) -> None:
