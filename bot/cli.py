@@ -386,7 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         return _COMMANDS[args.command](args, settings)
     except (ConfigError, UsageError) as exc:
-        print(f"roombot {args.command}: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a policy file's mistakes: one a line
+            print(f"roombot {args.command}: {line}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -88,7 +88,8 @@ class Bot:
         try:
             policy = policy_from_settings(self.settings)
         except ConfigError as exc:
-            log.error("policy not reloaded, keeping the current one: %s", exc)
+            for problem in str(exc).splitlines():
+                log.error("policy not reloaded, keeping the current one: %s", problem)
             return False
         self.service.set_policy(policy)
         log.info("policy reloaded: %s", "; ".join(policy.describe()) or "nobody may run anything")
