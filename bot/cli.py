@@ -241,6 +241,7 @@ def _run_console(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import variable_source
     from bot.tencent.emulator_cli import EmulatorUsageError, run_cli
 
     try:
@@ -257,6 +258,7 @@ def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:
             callback_url=args.callback_url,
             callback_token=args.callback_token,
             other_admins=args.other_admins,
+            key_source=variable_source("TENCENT_SECRET_KEY"),
         )
     except EmulatorUsageError as exc:
         raise UsageError(str(exc)) from None

@@ -289,7 +289,14 @@ def run_console(
     out: TextIO = sys.stdout,
 ) -> int:
     """Run the console until end of input; 0 if every line succeeded, 1 if one failed, 130 if
-    the operator interrupted a running command when not at a terminal."""
+    the operator interrupted a running command when not at a terminal.
+
+    Raises `ConfigError` for a partial Tencent configuration: with some TENCENT_* set the
+    operator means a real Room Engine, so falling back to the emulator would mislead.
+    """
+    partial = settings.tencent_partial()
+    if partial is not None:
+        raise ConfigError(partial)
     with asyncio.Runner() as runner:
         # Its threads (name lookups, to_thread) must leave Ctrl-C to the main thread, too.
         runner.get_loop().set_default_executor(worker_threads(name="roombot-console"))
