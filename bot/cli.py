@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     console.add_argument(
+        "--channel",
+        metavar="CHANNEL_ID",
+        help="the Slack channel ID to evaluate the policy in, for roles with a channel "
+        "guardrail (e.g. C0MODERATION)",
+    )
+    console.add_argument(
         "--yes",
         action="store_true",
         help="confirm high-impact requests (lockdown, many rooms) without asking; for scripts",
@@ -227,17 +233,24 @@ def _run_serve(args: argparse.Namespace, settings: Settings | None) -> int:
 
 
 def _run_console(args: argparse.Namespace, settings: Settings) -> int:
-
     from bot.config import USER_ID_RE
     from bot.console import run_console
     from bot.policy import policy_from_settings
+    from bot.policy.loader import CHANNEL_ID_RE
 
     if args.as_user is not None and not USER_ID_RE.match(args.as_user):
         raise UsageError(
             f"--as: malformed Slack user ID {args.as_user!r} (expected e.g. U012ABCDEF)"
         )
+    if args.channel is not None and not CHANNEL_ID_RE.match(args.channel):
+        raise UsageError(
+            f"--channel: malformed Slack channel ID {args.channel[:40]!r} (expected e.g. "
+            "C012ABCDEF: channel details → About; a #name is not accepted)"
+        )
     policy = policy_from_settings(settings)
-    return run_console(settings, policy, as_user=args.as_user, assume_yes=args.yes)
+    return run_console(
+        settings, policy, as_user=args.as_user, channel=args.channel, assume_yes=args.yes
+    )
 
 
 def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:

@@ -284,6 +284,7 @@ def run_console(
     policy: Policy,
     *,
     as_user: str | None,
+    channel: str | None = None,
     assume_yes: bool = False,
     stdin: TextIO = sys.stdin,
     out: TextIO = sys.stdout,
@@ -314,13 +315,22 @@ def run_console(
             backend_cm = open_backend(settings, rate_budget=budget)
             backend = runner.run(backend_cm.__aenter__())
             try:
+                who = _actor(as_user, channel)
                 return _session(
-                    runner, backend, audit, settings, policy, as_user, assume_yes, stdin, out
+                    runner, backend, audit, settings, policy, who, assume_yes, stdin, out
                 )
             finally:
                 runner.run(backend_cm.__aexit__(None, None, None))
         finally:
             runner.run(audit.close())
+
+
+def _actor(as_user: str | None, channel: str | None) -> Actor:
+    """Who the console acts as: a Slack user in a channel (the policy applies), or the local
+    operator, who may run everything."""
+    if as_user:
+        return Actor(user_id=as_user, source=Source.CONSOLE, channel_id=channel)
+    return Actor(user_id=OPERATOR_ID, source=Source.CONSOLE, is_operator=True, channel_id=channel)
 
 
 def _session(
@@ -329,18 +339,24 @@ def _session(
     audit: AuditStore,
     settings: Settings,
     policy: Policy,
-    as_user: str | None,
+    actor: Actor,
     assume_yes: bool,
     stdin: TextIO,
     out: TextIO,
 ) -> int:
     interactive = stdin.isatty() and out.isatty()
     print(f"roombot console — talking to {backend.description}", file=out, flush=True)
-    if as_user:
-        actor = Actor(user_id=as_user, source=Source.CONSOLE)
-        print(f"Acting as Slack user {as_user}: the policy decides what you may run.", file=out)
+    if not actor.is_operator:
+        where = (
+            f" in channel {actor.channel_id}"
+            if actor.channel_id
+            else " outside any channel (--channel C… for roles with a channel guardrail)"
+        )
+        print(
+            f"Acting as Slack user {actor.user_id}{where}: the policy decides what you may run.",
+            file=out,
+        )
     else:
-        actor = Actor(user_id=OPERATOR_ID, source=Source.CONSOLE, is_operator=True)
         print(
             "Acting as the local operator: every command is allowed (use --as U… to check "
             "what a Slack user may do).",

@@ -78,8 +78,12 @@ class TextRenderer:
 
     def rejected(self, rejected: Rejected) -> str:
         """A refusal, parse error or stale prompt."""
-        if rejected.denial is not None:
-            text = f"{FAIL_MARK} {wording.denial_sentence(PLAIN, rejected.denial)}"
+        denial = rejected.denial
+        if denial is not None:
+            text = f"{FAIL_MARK} {wording.denial_sentence(PLAIN, denial)}"
+            if denial.guardrail_channels:
+                # The console's "there" is an option.
+                text += f" In the console: --channel {denial.guardrail_channels[0]}."
         else:
             text = f"{FAIL_MARK} {PLAIN.prose(rejected.message)}"
         if rejected.usage:

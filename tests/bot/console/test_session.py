@@ -418,3 +418,27 @@ async def test_undo_is_offered_only_to_whoever_may_use_it(tmp_path: Path) -> Non
         tmp_path, "unmute-all room-test\n", "--as", "U0ALICE01", ROOMBOT_POLICY_FILE=str(policy)
     )
     assert "'undo' reverts it" in "\n".join(lines), err
+
+
+async def test_channel_applies_a_roles_guardrail_and_its_refusal_says_how(tmp_path: Path) -> None:
+    """Issue 27, item 13: `--channel` evaluates the policy in that channel."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[roles.mods]\nverbs = ["show"]\nusers = ["U0ALICE01"]\nchannels = ["C0MODS"]\n',
+        encoding="utf-8",
+    )
+    args = ("--as", "U0ALICE01")
+    code, lines, _err = await _console(
+        tmp_path, "show room-test\n", *args, ROOMBOT_POLICY_FILE=str(policy)
+    )
+    assert code == 1
+    assert "outside any channel" in lines[1]
+    assert any("In the console: --channel C0MODS." in line for line in lines)
+    code, lines, err = await _console(
+        tmp_path, "show room-test\n", *args, "--channel", "C0MODS", ROOMBOT_POLICY_FILE=str(policy)
+    )
+    assert code == 0, err
+    assert "Acting as Slack user U0ALICE01 in channel C0MODS" in lines[1]
+    code, _lines, err = await _console(tmp_path, "", "--channel", "#mods")
+    assert code == 2
+    assert "--channel: malformed Slack channel ID '#mods'" in err
