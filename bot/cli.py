@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         "guardrail (e.g. C0MODERATION)",
     )
     console.add_argument(
+        "--reset-demo",
+        action="store_true",
+        help="start the embedded emulator's demo rooms afresh (destroyed rooms come back, "
+        "settings, members and bans as new); the audit trail is kept",
+    )
+    console.add_argument(
         "--yes",
         action="store_true",
         help="confirm high-impact requests (lockdown, many rooms) without asking; for scripts",
@@ -247,9 +253,19 @@ def _run_console(args: argparse.Namespace, settings: Settings) -> int:
             f"--channel: malformed Slack channel ID {args.channel[:40]!r} (expected e.g. "
             "C012ABCDEF: channel details → About; a #name is not accepted)"
         )
+    if args.reset_demo and settings.tencent_configured:
+        raise UsageError(
+            "--reset-demo: TENCENT_* is configured, so there are no demo rooms to reset (it "
+            "resets the embedded emulator's)"
+        )
     policy = policy_from_settings(settings)
     return run_console(
-        settings, policy, as_user=args.as_user, channel=args.channel, assume_yes=args.yes
+        settings,
+        policy,
+        as_user=args.as_user,
+        channel=args.channel,
+        assume_yes=args.yes,
+        reset_demo=args.reset_demo,
     )
 
 

@@ -286,6 +286,7 @@ def run_console(
     as_user: str | None,
     channel: str | None = None,
     assume_yes: bool = False,
+    reset_demo: bool = False,
     stdin: TextIO = sys.stdin,
     out: TextIO = sys.stdout,
 ) -> int:
@@ -312,7 +313,7 @@ def run_console(
         try:
             # The store's budget paces the client: on PostgreSQL, the one every replica shares.
             budget = audit.rate_budget(settings.roombot_rate_limit)
-            backend_cm = open_backend(settings, rate_budget=budget)
+            backend_cm = open_backend(settings, rate_budget=budget, reset_demo=reset_demo)
             backend = runner.run(backend_cm.__aenter__())
             try:
                 who = _actor(as_user, channel)

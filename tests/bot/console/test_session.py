@@ -442,3 +442,39 @@ async def test_channel_applies_a_roles_guardrail_and_its_refusal_says_how(tmp_pa
     code, _lines, err = await _console(tmp_path, "", "--channel", "#mods")
     assert code == 2
     assert "--channel: malformed Slack channel ID '#mods'" in err
+
+
+async def test_reset_demo_brings_destroyed_demo_rooms_back(tmp_path: Path) -> None:
+    """Issue 27, item 14: a destroyed demo room stayed destroyed in every later run."""
+    code, _lines, err = await _console(tmp_path, "destroy town-hall\n", "--yes")
+    assert code == 0, err
+    code, lines, _err = await _console(tmp_path, "show town-hall\n")
+    assert code == 1
+    assert "--reset-demo" in lines[0]  # the banner says how to start afresh
+    assert any("error 100004" in line for line in lines)
+    code, lines, err = await _console(
+        tmp_path, "show town-hall\nmembers town-hall\n", "--reset-demo"
+    )
+    assert code == 0, err
+    assert "; reset, kept in" in lines[0]
+    assert "8 members in town-hall:" in lines
+    # The audit trail is kept: history still tells what was done before the reset.
+    code, lines, _err = await _console(tmp_path, "history town-hall\n")
+    assert any("destroy" in line for line in lines)
+
+
+async def test_reset_demo_is_refused_for_a_real_room_engine(tmp_path: Path) -> None:
+    code, lines, err = await _console(
+        tmp_path,
+        "",
+        "--reset-demo",
+        TENCENT_SDKAPPID="1400000777",
+        TENCENT_SECRET_KEY=KEY,
+        TENCENT_API_URL="http://127.0.0.1:9",
+    )
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "roombot console: --reset-demo: TENCENT_* is configured, so there are no demo rooms to "
+        "reset (it resets the embedded emulator's)"
+    ]
+    assert lines == []
