@@ -52,9 +52,9 @@ SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"
 
 #: How often `/wait` looks at the call list; arrival times are recorded exactly regardless.
 _WAIT_POLL_S = 0.002
-#: How roombot's final status line starts (bot/wording.py: final_status).
+#: How roombot's final status line starts (bot/wording/results.py: final_status).
 _FINAL_MARKS = ("✅", "❌", "⚠️")
-#: What a takeover report says (bot/wording.py: takeover_summary).
+#: What a takeover report says (bot/wording/takeover.py: takeover_summary).
 _TAKEOVER_MARK = " stopped before "
 
 
@@ -164,7 +164,7 @@ class Backends:
                 "last_line": _last_line(c.params)[:120],
                 "final": c.method == "chat.update"
                 and _last_line(c.params).startswith(_FINAL_MARKS),
-                # A survivor's report on a request whose replica stopped (bot/wording.py).
+                # A survivor's report on a request whose replica stopped (bot/wording/takeover.py).
                 "takeover": c.method == "chat.postMessage"
                 and _TAKEOVER_MARK in str(c.params.get("text", "")),
             }

@@ -306,14 +306,11 @@ def check_policy(loaded: LoadedSettings) -> tuple[CheckResult, Policy | None]:
     try:
         policy = policy_from_settings(settings)
     except PolicyError as exc:
-        return (
-            fail(
-                "policy",
-                str(exc),
-                "correct the policy file (ROOMBOT_POLICY_FILE); the README shows its format",
-            ),
-            None,
-        )
+        fix = "correct the policy file (ROOMBOT_POLICY_FILE); the README shows its format"
+        if len(exc.problems) == 1:
+            return fail("policy", exc.problems[0], fix), None
+        detail = f"{len(exc.problems)} problems in the policy, one a line below"
+        return replace(fail("policy", detail, fix), notes=exc.problems), None
     return policy_result(policy, settings.roombot_policy_file), policy
 
 

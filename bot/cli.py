@@ -77,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     console.add_argument(
+        "--channel",
+        metavar="CHANNEL_ID",
+        help="the Slack channel ID to evaluate the policy in, for roles with a channel "
+        "guardrail (e.g. C0MODERATION)",
+    )
+    console.add_argument(
+        "--reset-demo",
+        action="store_true",
+        help="start the embedded emulator's demo rooms afresh (destroyed rooms come back, "
+        "settings, members and bans as new); the audit trail is kept",
+    )
+    console.add_argument(
         "--yes",
         action="store_true",
         help="confirm high-impact requests (lockdown, many rooms) without asking; for scripts",
@@ -231,20 +243,38 @@ def _run_serve(args: argparse.Namespace, settings: Settings | None) -> int:
 
 
 def _run_console(args: argparse.Namespace, settings: Settings) -> int:
-
     from bot.config import USER_ID_RE
     from bot.console import run_console
     from bot.policy import policy_from_settings
+    from bot.policy.loader import CHANNEL_ID_RE
 
     if args.as_user is not None and not USER_ID_RE.match(args.as_user):
         raise UsageError(
             f"--as: malformed Slack user ID {args.as_user!r} (expected e.g. U012ABCDEF)"
         )
+    if args.channel is not None and not CHANNEL_ID_RE.match(args.channel):
+        raise UsageError(
+            f"--channel: malformed Slack channel ID {args.channel[:40]!r} (expected e.g. "
+            "C012ABCDEF: channel details → About; a #name is not accepted)"
+        )
+    if args.reset_demo and settings.tencent_configured:
+        raise UsageError(
+            "--reset-demo: TENCENT_* is configured, so there are no demo rooms to reset (it "
+            "resets the embedded emulator's)"
+        )
     policy = policy_from_settings(settings)
-    return run_console(settings, policy, as_user=args.as_user, assume_yes=args.yes)
+    return run_console(
+        settings,
+        policy,
+        as_user=args.as_user,
+        channel=args.channel,
+        assume_yes=args.yes,
+        reset_demo=args.reset_demo,
+    )
 
 
 def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import variable_source
     from bot.tencent.emulator_cli import EmulatorUsageError, run_cli
 
     try:
@@ -261,6 +291,7 @@ def _run_emulator(args: argparse.Namespace, settings: Settings) -> int:
             callback_url=args.callback_url,
             callback_token=args.callback_token,
             other_admins=args.other_admins,
+            key_source=variable_source("TENCENT_SECRET_KEY"),
         )
     except EmulatorUsageError as exc:
         raise UsageError(str(exc)) from None
@@ -390,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         return _COMMANDS[args.command](args, settings)
     except (ConfigError, UsageError) as exc:
-        print(f"roombot {args.command}: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a policy file's mistakes: one a line
+            print(f"roombot {args.command}: {line}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.defaults import CONFIRM_ABOVE, MAX_ROOMS, RATE_LIMIT
-from bot.dsn import DatabaseUrl, is_database_url
+from bot.dsn import DatabaseUrl, audit_target
 from bot.errors import RoombotError
 from bot.redact import remember, scrub, shown
 from bot.tencent.regions import Region
@@ -143,9 +143,10 @@ class Settings(BaseSettings):
     @field_validator("roombot_audit_db", mode="before")
     @classmethod
     def _audit_db(cls, value: Any) -> Any:
-        # Decided here, not by the union: any string would also pass as a Path.
-        if isinstance(value, str) and is_database_url(value):
-            return DatabaseUrl(value)
+        # Decided here, not by the union: any string would also pass as a Path (a libpq
+        # key=value string or a misspelt URL would quietly become a SQLite file of its own).
+        if isinstance(value, str):
+            return audit_target(value)
         return value
 
     @field_validator("tencent_sdkappid", mode="before")
@@ -255,6 +256,35 @@ class Settings(BaseSettings):
         """True when both the SDKAppID and the secret key are present."""
         return self.tencent_sdkappid is not None and self.tencent_secret_key is not None
 
+    def tencent_partial(self) -> str | None:
+        """One line naming what is missing when the Tencent configuration is partial: some
+        TENCENT_* given (other than the defaults), but not both the SDKAppID and the secret
+        key. None when it is complete, or when nothing was given (the console's emulator)."""
+        given = [
+            name
+            for name, is_given in (
+                ("TENCENT_SDKAPPID", self.tencent_sdkappid is not None),
+                ("TENCENT_SECRET_KEY", self.tencent_secret_key is not None),
+                ("TENCENT_API_URL", self.tencent_api_url is not None),
+                ("TENCENT_ADMIN_ID", self.tencent_admin_id != "administrator"),
+                ("TENCENT_REGION", self.tencent_region is not Region.SINGAPORE),
+            )
+            if is_given
+        ]
+        missing = [
+            name
+            for name in ("TENCENT_SDKAPPID", "TENCENT_SECRET_KEY")
+            if getattr(self, name.lower()) is None
+        ]
+        if not given or not missing:
+            return None
+        verb = "is" if len(missing) == 1 else "are"
+        return (
+            f"{' and '.join(missing)} {verb} not set, but {', '.join(given)} "
+            f"{'is' if len(given) == 1 else 'are'}: set {' and '.join(missing)} to use that Room "
+            "Engine, or unset every TENCENT_* variable to use the embedded emulator"
+        )
+
     def require(self, *variables: str, purpose: str) -> None:
         """Raise `ConfigError` naming the first unset one of `variables` and what needs it."""
         missing = self.missing(*variables, purpose=purpose)
@@ -273,6 +303,19 @@ class Settings(BaseSettings):
     def log_level(self) -> int:
         """`ROOMBOT_LOG_LEVEL` as a `logging` level number."""
         return logging.getLevelNamesMapping()[self.roombot_log_level]
+
+
+def variable_source(name: str, env_file: Path | str | None = ".env") -> str | None:
+    """Where `name` is set: "the environment" (which wins), `env_file`'s name, or None."""
+    if os.environ.get(name, "").strip():
+        return "the environment"
+    if env_file is not None and Path(env_file).is_file():
+        from dotenv import dotenv_values
+
+        values = {key.upper(): value for key, value in dotenv_values(env_file).items()}
+        if (values.get(name.upper()) or "").strip():
+            return str(env_file)
+    return None
 
 
 def load_settings(env_file: Path | str | None = ".env", **overrides: Any) -> Settings:

@@ -6,6 +6,10 @@ replaced by `***`, so any f-string, log line or exception that mentions it is sa
 text that came from elsewhere (a driver's error message) of those URLs' passwords, raw or
 percent-encoded.
 
+`audit_target(text)` decides what `ROOMBOT_AUDIT_DB` names: a SQLite path or such a URL, and
+refuses anything else (another scheme, a libpq key=value string, a password whose `@` or `/` is
+not percent-encoded) without quoting the password.
+
 A leaf module (standard library only): `bot.config` reads `ROOMBOT_AUDIT_DB` with it, and the
 other subcommands must not pay for loading the database code.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, unquote, urlsplit
 
@@ -23,6 +28,10 @@ SCHEMES: Final = ("postgresql", "postgres")
 MASK: Final = "***"
 # A password can also travel as a query parameter (`?password=...`) or in a key=value string.
 _QUERY_PASSWORD = re.compile(r"(?i)(password=)([^&\s]*)")
+# A URL's scheme, as RFC 3986 spells it (short enough to be a scheme, not a password).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}")
+# `scheme:/...`: a URL with a slash missing, never a file name anyone means.
+_SCHEME_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{1,30}:/")
 
 
 def is_database_url(value: object) -> bool:
@@ -49,6 +58,7 @@ class DatabaseUrl:
         text = url.strip()
         if not is_database_url(text):
             raise ValueError("a database URL must start with postgresql:// or postgres://")
+        _refuse_ambiguous(text)
         try:
             parts = urlsplit(text)
             parts.port  # noqa: B018 - parsing the port is the check
@@ -113,15 +123,55 @@ def _mask(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, url)
-    # Up to the last "@" before the query is the user part, even if an unencoded "/" or "@"
-    # in the password would make a parser end it earlier: mask too much rather than too little.
-    end = min((i for i in (rest.find(c) for c in "?#") if i >= 0), default=len(rest))
-    head, tail = rest[:end], rest[end:]
-    userinfo, at, after = head.rpartition("@")
+    # Up to the last "@" of all is the user part, even if an unencoded "/", "?", "#" or "@" in
+    # the password would make a parser end it earlier: mask too much rather than too little.
+    userinfo, at, after = rest.rpartition("@")
     if at and ":" in userinfo:
-        head = f"{userinfo.split(':', 1)[0]}:{MASK}@{after}"
-    tail = _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, tail)
-    return f"{scheme}://{head}{tail}"
+        rest = f"{userinfo.split(':', 1)[0]}:{MASK}@{after}"
+    elif at and "@" in userinfo:
+        rest = f"{MASK}@{after}"
+    rest = _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, rest)
+    return f"{scheme}://{rest}"
+
+
+def _refuse_ambiguous(url: str) -> None:
+    """Raise `ValueError` when an "@" lies outside the URL's user part: an unencoded "@", "/",
+    "?" or "#" in the password, which Python and libpq split differently (one would take a
+    piece of the password for the host)."""
+    rest = url.partition("://")[2]
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if rest.count("@") > 1 or "@" in rest[end:]:
+        raise ValueError(
+            f"the database URL {_mask(url)} is ambiguous: percent-encode an '@', '/', '?' or "
+            "'#' in the user name or password (%40, %2F, %3F, %23)"
+        )
+
+
+def audit_target(value: str) -> Path | DatabaseUrl:
+    """`ROOMBOT_AUDIT_DB` as a SQLite path or a PostgreSQL URL.
+
+    Raises `ValueError` (whose message never contains a password) for anything else: a
+    `://` URL of another scheme, a libpq `key=value` string, or a path that looks like either
+    (a path with `=` or `://` in it is taken for a mistake, not for a file to create).
+    """
+    text = value.strip()
+    if not text:
+        raise ValueError("must be a SQLite file path or a postgresql:// URL, got nothing")
+    if "://" in text or _SCHEME_LIKE.match(text):
+        scheme = text.split(":", 1)[0]
+        if "://" in text and scheme.lower() in SCHEMES:
+            return DatabaseUrl(text)
+        named = f"'{scheme}'" if _SCHEME.fullmatch(scheme) else "its scheme"
+        raise ValueError(
+            f"not a PostgreSQL URL ({named} is not postgresql:// or postgres://) nor a SQLite "
+            "file path; write postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+        )
+    if "=" in text:
+        raise ValueError(
+            "looks like a key=value connection string, which roombot does not take (nor is it "
+            "a SQLite file path); write it as postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+        )
+    return Path(text)
 
 
 def redact(text: str, *urls: DatabaseUrl) -> str:

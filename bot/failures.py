@@ -30,9 +30,12 @@ def new_correlation_id() -> str:
     return secrets.token_hex(4)
 
 
-def describe_failure(exc: BaseException, *, room_id: str | None = None) -> Failure:
+def describe_failure(
+    exc: BaseException, *, room_id: str | None = None, reading: bool = False
+) -> Failure:
     """Turn any exception from a Room Engine call into a `Failure` (the one place this happens).
 
+    `reading`: the call only read (`show`, `members`, `banned`), so a timeout changed nothing.
     Unexpected exceptions are logged with a fresh correlation id, which the `Failure` carries.
     """
     if isinstance(exc, RateBudgetUnavailable):
@@ -57,7 +60,7 @@ def describe_failure(exc: BaseException, *, room_id: str | None = None) -> Failu
         return Failure(
             kind=FailureKind.TIMEOUT,
             message="Room Engine did not answer in time",
-            hint=exc.hint,
+            hint="nothing was changed; try again shortly" if reading else exc.hint,
             request_id=exc.request_id,
         )
     if isinstance(exc, MalformedResponse):

@@ -12,7 +12,7 @@ that its request record can hold only once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 from bot.audit import AuditEntry, AuditError, Outcome
@@ -34,9 +34,10 @@ from bot.models import (
     restorable,
     seat_undo_flags,
 )
-from bot.outcomes import Actor, Failure, FailureKind, Plan, Rejected, RunKind
+from bot.outcomes import Actor, Failure, FailureKind, Plan, Rejected, RunKind, RunResult
 from bot.policy import Decision
 from bot.requests.recorder import AuditRecorder
+from bot.tencent.errors import PERMANENT_CODES
 from bot.wording import outside_summary
 
 #: The outcomes Retry runs again: not done, or not known to be done.
@@ -60,6 +61,33 @@ def verbs_that_set(field_name: str, value: Any) -> frozenset[str]:
         elif field_name in spec.fields:
             verbs.add(name)
     return frozenset(verbs)
+
+
+def undo_needs(run: RunResult) -> tuple[frozenset[str], ...]:
+    """What undoing `run` needs permission for: one set of verbs per field it would restore
+    (any one verb of a set will do; see `verbs_that_set`), or the inverse of a member verb
+    (`unban` for a ban). Empty when there is nothing to undo. The same rule `plan_undo` checks,
+    so an adapter can offer Undo only to whoever may use it."""
+    if not run.undoable:
+        return ()
+    inverse = run.command.spec.undo_verb
+    if inverse is not None:
+        return (frozenset({inverse}),)
+    needed = {
+        (name, _freeze(value))
+        for result in run.results
+        if result.undoable
+        for name, value in restorable(result.previous or {}).items()
+    }
+    return tuple(verbs_that_set(name, value) for name, value in sorted(needed, key=str))
+
+
+def permission_phrase(verbs: Iterable[str]) -> str:
+    """`needs permission for …`'s object: one verb, or "any one of" several."""
+    names = [f"`{verb}`" for verb in sorted(verbs)]
+    if len(names) <= 1:
+        return names[0] if names else "a verb"
+    return "any one of " + ", ".join(names)
 
 
 class FollowUps:
@@ -267,6 +295,14 @@ class FollowUps:
         failed = [r for r in rows if r.outcome in again and r.room_id and r.verb]
         if not failed:
             return Rejected(message="no room of this request failed, so there is nothing to retry")
+        hopeless = [r for r in failed if r.error_code in PERMANENT_CODES]
+        failed = [r for r in failed if r.error_code not in PERMANENT_CODES]
+        if not failed:
+            codes = ", ".join(sorted({str(r.error_code) for r in hopeless}))
+            return Rejected(
+                message=f"nothing to retry: what failed was refused with error {codes}, and "
+                "would fail the same way again (check the room or account IDs)"
+            )
         verb = failed[0].verb or "set"
         decision = await self.authorize(verb, actor)
         if not decision.allowed:
@@ -309,10 +345,9 @@ class FollowUps:
                 if (await self.authorize(verb, actor)).allowed:
                     break
             else:
-                names = ", ".join(f"`{v}`" for v in candidates) or "a verb"
                 return Rejected(
                     message=f"You (`{actor.user_id}`) may not {action}: restoring {field_name} "
-                    f"needs permission for {names}.",
+                    f"needs permission for {permission_phrase(candidates)}.",
                     denied=True,
                 )
         return None

@@ -3,7 +3,7 @@
 `configure_logging(level, fmt)` sends every record of the process (roombot's and third-party
 libraries') to stderr through one handler, as
 
-* `text`: `2026-01-01 12:00:00,000 INFO bot.runner: message`, or
+* `text`: `2026-01-01 12:00:00,000 INFO bot.requests.runner: message`, or
 * `json`: one object a line: `time` (UTC, ISO 8601 with milliseconds), `level`, `logger`,
   `message`, and where known `correlation_id` (an unexpected error's id, also shown to the user)
   and `request_key` (the request whose audit rows the line is about); `exception` holds a
@@ -110,14 +110,45 @@ class _ThirdPartyGuard(logging.Filter):
         return True
 
 
+def escape_controls(text: str) -> str:
+    """`text` with every character that is not printable (C0 and C1 controls, DEL, line and
+    paragraph separators, bidi overrides and isolates, other format characters) written as its
+    Python escape (`\\n`, `\\x1b`, `\\u202e`), so that it cannot break or recolour a line."""
+    if text.isprintable():  # the usual case, checked at C speed
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 class RedactingFormatter(logging.Formatter):
-    """The text format; redacts secrets from the whole formatted record, tracebacks included."""
+    """The text format: one line per record, then its traceback or stack (if any) indented.
+
+    Secrets are redacted from everything. What the format shows of the record (message, args,
+    any extra field the format names) has its control characters escaped, and so has each line
+    of a traceback, so a value sent from outside (a callback's account ID, an exception's text)
+    can neither start a line that looks like a record of its own nor recolour the terminal.
+    """
 
     def __init__(self, fmt: str = _TEXT_FORMAT) -> None:
         super().__init__(fmt)
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        lines = [escape_controls(redact(self.formatMessage(record)))]
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            lines.extend(_indented(record.exc_text))
+        if record.stack_info:
+            lines.extend(_indented(self.formatStack(record.stack_info)))
+        return "\n".join(lines)
+
+
+def _indented(block: str) -> list[str]:
+    """A traceback's lines, each escaped and indented: only a record's own line starts at the
+    left margin."""
+    return ["  " + escape_controls(line) for line in redact(block).split("\n")]
 
 
 class JsonFormatter(logging.Formatter):

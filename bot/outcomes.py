@@ -40,6 +40,7 @@ from bot.models import (
     seat_undo_flags,
 )
 from bot.policy import Decision, Denial
+from bot.tencent.errors import PERMANENT_CODES
 
 __all__ = [
     "Access",
@@ -335,6 +336,15 @@ class RunResult:
     def failed(self) -> list[RoomResult]:
         """The rooms that did not change."""
         return [r for r in self.results if not r.ok]
+
+    @property
+    def retryable(self) -> list[RoomResult]:
+        """The failed targets that trying again may fix: all but those Tencent refused with a
+        code that says the request cannot succeed as it is (`PERMANENT_CODES`: no such room, a
+        bad parameter, not a member)."""
+        return [
+            r for r in self.failed if r.failure is None or r.failure.code not in PERMANENT_CODES
+        ]
 
     @property
     def succeeded(self) -> list[RoomResult]:

@@ -126,6 +126,11 @@ class Readiness:
         """From now on, answer "not ready" with `reason` (the process is going away)."""
         self._stopping = reason
 
+    @property
+    def stopping(self) -> bool:
+        """True once `stop()` was called: the process is draining before it exits."""
+        return self._stopping is not None
+
     async def report(self) -> ReadinessReport:
         """The cached report if it is fresh, else a new one (shared by concurrent callers)."""
         if self._stopping is not None:

@@ -71,7 +71,7 @@ class Reads:
             try:
                 snapshot = await self._client.get_room_info(room_id)
             except Exception as exc:
-                failure = describe_failure(exc, room_id=room_id)
+                failure = describe_failure(exc, room_id=room_id, reading=True)
                 return RoomView(room_id=room_id, failure=failure, allowed_verbs=allowed)
             return RoomView(room_id=room_id, snapshot=snapshot, allowed_verbs=allowed)
 
@@ -86,7 +86,9 @@ class Reads:
             if listing.truncated:
                 total = (await self._client.get_room_info(room_id)).room.member_count
         except Exception as exc:
-            return MembersView(room_id=room_id, failure=describe_failure(exc, room_id=room_id))
+            return MembersView(
+                room_id=room_id, failure=describe_failure(exc, room_id=room_id, reading=True)
+            )
         return MembersView(
             room_id=room_id,
             members=listing.members,
@@ -103,7 +105,9 @@ class Reads:
                 room_id, max_members=BANNED_LIMIT, page_size=BANNED_PAGE_MAX
             )
         except Exception as exc:
-            return BannedView(room_id=room_id, failure=describe_failure(exc, room_id=room_id))
+            return BannedView(
+                room_id=room_id, failure=describe_failure(exc, room_id=room_id, reading=True)
+            )
         return BannedView(
             room_id=room_id,
             banned=listing.members,

@@ -181,6 +181,13 @@ class RoomService:
             return NeedsConfirmation(command=command, actor=actor, key=key, reason=why)
         return Approved(command=command, actor=actor, decision=decision)
 
+    async def refuse(self, actor: Actor, raw_text: str, why: str) -> Rejected:
+        """Refuse input an adapter cannot take as a request (a button value roombot did not
+        write): audited as invalid, like text that does not parse; nothing is called."""
+        invalid = entry(actor, None, raw_text, outcome=Outcome.INVALID, detail=why)
+        await self._record_refusal([invalid], None)
+        return Rejected(message=why)
+
     async def _record_refusal(self, rows: list[NewEntry], defer: Deferrer | None) -> None:
         """Audit rows for a request that calls nothing: now, or later through `defer`."""
 

@@ -90,8 +90,8 @@ def prepare_serve(
     if not bad & {"ROOMBOT_ALLOWED_USERS", "ROOMBOT_POLICY_FILE"}:
         try:
             policy_from_settings(settings)
-        except ConfigError as exc:
-            problems.append(scrub(str(exc)))
+        except ConfigError as exc:  # a policy file lists every mistake, one a line
+            problems += [scrub(line) for line in str(exc).splitlines()]
     if isinstance(port, str):
         problems.append(port)
     if problems:

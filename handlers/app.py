@@ -22,9 +22,10 @@ from bot.requests.loop import RequestLoop
 from bot.service import RoomService
 from bot.tencent.client import RoomEngineClient
 from handlers import actions, alerts, cards, commands, home, mentions, modal
-from handlers.blocks import Message, SlackRenderer
+from handlers.blocks import Message
 from handlers.callbacks import CallbackReceiver, build_receiver
 from handlers.middleware import attach_actor
+from handlers.renderer import SlackRenderer
 from handlers.runtime import SlackRuntime
 from handlers.slack_client import build_slack_client
 from handlers.slack_delivery import slack_deliveries
@@ -89,7 +90,8 @@ class Bot:
         try:
             policy = policy_from_settings(self.settings)
         except ConfigError as exc:
-            log.error("policy not reloaded, keeping the current one: %s", exc)
+            for problem in str(exc).splitlines():
+                log.error("policy not reloaded, keeping the current one: %s", problem)
             return False
         self.service.set_policy(policy)
         log.info("policy reloaded: %s", "; ".join(policy.describe()) or "nobody may run anything")

@@ -8,7 +8,6 @@ Tencent text is escaped before it is put into mrkdwn, so a room name or a reason
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -20,12 +19,9 @@ from bot.config import USER_ID_RE
 from bot.defaults import CONFIRMATION_TTL_TEXT
 from bot.outcomes import (
     Actor,
-    BannedView,
     ChangeKind,
     DryRun,
-    HelpReply,
     HistoryView,
-    MembersView,
     NeedsConfirmation,
     OutsideChange,
     Rejected,
@@ -33,7 +29,6 @@ from bot.outcomes import (
     RoomView,
     RunKind,
     RunResult,
-    SeatsView,
 )
 from bot.requests.takeover import TakeoverReport
 from bot.wording import FAIL_MARK, WARN_MARK, WORKING_MARK, Style
@@ -66,11 +61,6 @@ ACTION_CONFIRM: Final = "roombot_confirm"
 ACTION_CANCEL: Final = "roombot_cancel"
 ACTION_UNDO: Final = "roombot_undo"
 ACTION_RETRY: Final = "roombot_retry_failed"
-#: A room card's toggle button: this prefix, then the verb (`roombot_card.mute-all`).
-ACTION_CARD_PREFIX: Final = "roombot_card."
-#: Confirm / Cancel on a prompt that took a card's place (a card's button that asks first).
-ACTION_CARD_CONFIRM: Final = "roombot_card_confirm"
-ACTION_CARD_CANCEL: Final = "roombot_card_cancel"
 #: The Show button of an alert about a change made outside roombot (its value is the room ID).
 ACTION_SHOW: Final = "roombot_show_room"
 #: Most changes one alert message lists; the rest are counted.
@@ -188,8 +178,9 @@ def result_actions(run: RunResult) -> dict[str, Any] | None:
     buttons = []
     if run.undoable:
         buttons.append(_button("Undo", ACTION_UNDO, run.request_key))
-    if run.failed and run.kind is not RunKind.UNDO:
-        buttons.append(_button(f"Retry {len(run.failed)} failed", ACTION_RETRY, run.request_key))
+    if run.retryable and run.kind is not RunKind.UNDO:
+        retry = f"Retry {len(run.retryable)} failed"
+        buttons.append(_button(retry, ACTION_RETRY, run.request_key))
     if not buttons:
         return None
     return {"type": "actions", "block_id": "roombot_result_actions", "elements": buttons}
@@ -225,12 +216,14 @@ def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS - 100) -> 
     return chunks
 
 
-#: The building blocks, for this adapter's other renderers (`handlers.form`, `handlers.home_view`):
-#: a mrkdwn section and a context line cut to Slack's limit, a button, lines packed into sections.
+#: The building blocks, for this adapter's other renderers (`handlers.form`, `handlers.home_view`,
+#: `handlers.card_blocks`): a mrkdwn section and a context line cut to Slack's limit, a button,
+#: lines packed into sections, text cut to a limit.
 section = _section
 context = _context
 button = _button
 chunk_lines = _chunk_lines
+truncate = _truncate
 
 
 def result_messages(run: RunResult) -> list[Message]:
@@ -327,13 +320,16 @@ def used_button_blocks(
 
 
 def confirmation_message(
-    needs: NeedsConfirmation, *, card_rooms: Sequence[str] | None = None
+    needs: NeedsConfirmation,
+    *,
+    confirm_id: str = ACTION_CONFIRM,
+    cancel_id: str = ACTION_CANCEL,
+    value: str | None = None,
 ) -> Message:
     """The ephemeral prompt for a high-impact request: a summary and Confirm / Cancel.
 
-    With `card_rooms`, the prompt takes the place of the room cards of those rooms (a card's
-    button asked first): its buttons carry the rooms too, so the cards are drawn again once
-    the request ran or was cancelled."""
+    The buttons' action ids and value (by default the confirmation's key) can be others: a
+    prompt in a room card's place (`handlers.card_blocks.card_confirmation`) carries the rooms."""
     command = needs.command
     count = len(command.rooms)
     changes = wording.command_change(SLACK, command)
@@ -347,10 +343,7 @@ def confirmation_message(
         lines.append(f"Reason: {escape(command.reason)}")
     lines.append(f"Only you can confirm; this prompt expires in {CONFIRMATION_TTL_TEXT}.")
     text = "\n".join(lines)
-    confirm_id, cancel_id, value = ACTION_CONFIRM, ACTION_CANCEL, needs.key
-    if card_rooms is not None:
-        confirm_id, cancel_id = ACTION_CARD_CONFIRM, ACTION_CARD_CANCEL
-        value = CardPrompt(needs.key, tuple(card_rooms)).encode()
+    value = needs.key if value is None else value
     blocks = [
         _section(text),
         {
@@ -408,230 +401,6 @@ def room_view_text(view: RoomView) -> str:
     return "\n".join(wording.room_view_lines(SLACK, view))
 
 
-def show_message(views: Sequence[RoomView]) -> Message:
-    """`show` output for one or more rooms (ephemeral): a room card per room, with buttons for
-    the toggles the asker may use, when there are at most `MAX_CARDS` rooms; one line per room
-    (no buttons) for more, within Block Kit's limits."""
-    if len(views) <= MAX_CARDS:
-        return cards_message(views)
-    return summary_message(views)
-
-
-# -- room cards ------------------------------------------------------------------------------------
-
-#: Most rooms a `show` answer draws as cards with buttons. A click re-reads every room of the
-#: message to redraw it, and its button's value names them all, so this stays small.
-MAX_CARDS: Final = 10
-
-
-@dataclass(frozen=True)
-class CardToggle:
-    """One toggle a card offers: which verb sets the room to the other state, and its label."""
-
-    label: str
-    verb: str
-    style: str | None = None
-
-
-@dataclass(frozen=True)
-class CardClick:
-    """What a card's button carries: the verb to run on `room`, and every room carded in the
-    same message (`rooms`), re-read after the change to redraw it. Encoded as compact JSON in
-    the button's value (≤ `MAX_VALUE_CHARS` for `MAX_CARDS` rooms of 48 bytes)."""
-
-    verb: str
-    room: str
-    rooms: tuple[str, ...]
-
-    def encode(self) -> str:
-        """The button value."""
-        return json.dumps(
-            {"v": self.verb, "r": self.room, "s": list(self.rooms)}, separators=(",", ":")
-        )
-
-    @classmethod
-    def decode(cls, value: str) -> CardClick | None:
-        """The click a button value describes, or None for anything roombot did not write."""
-        data = _json_object(value)
-        verb, room, rooms = data.get("v"), data.get("r"), _strings(data.get("s"))
-        if not (isinstance(verb, str) and isinstance(room, str) and rooms is not None):
-            return None
-        return cls(verb=verb, room=room, rooms=rooms or (room,))
-
-
-@dataclass(frozen=True)
-class CardPrompt:
-    """What the Confirm / Cancel of a prompt in a card's place carry: the confirmation's key,
-    and the carded rooms to draw again afterwards. Compact JSON, like `CardClick`."""
-
-    key: str
-    rooms: tuple[str, ...]
-
-    def encode(self) -> str:
-        """The button value."""
-        return json.dumps({"k": self.key, "s": list(self.rooms)}, separators=(",", ":"))
-
-    @classmethod
-    def decode(cls, value: str) -> CardPrompt | None:
-        """The prompt a button value describes, or None for anything roombot did not write."""
-        data = _json_object(value)
-        key, rooms = data.get("k"), _strings(data.get("s"))
-        if not (isinstance(key, str) and key and rooms):
-            return None
-        return cls(key=key, rooms=rooms)
-
-
-def _json_object(value: str) -> dict[str, Any]:
-    """The JSON object `value` holds; empty for anything else (a button value roombot did not
-    write)."""
-    try:
-        data = json.loads(value)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _strings(value: Any) -> tuple[str, ...] | None:
-    """`value` if it is a list of strings (as a tuple), else None."""
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        return None
-    return tuple(value)
-
-
-# The toggles a card offers, in order: (fields that say "disabled", what turns it off, what on).
-_CARD_TOGGLES: Final = (
-    (
-        ("is_audio_disabled",),
-        CardToggle("Mute all", "mute-all", "danger"),
-        CardToggle("Unmute all", "unmute-all", "primary"),
-    ),
-    (
-        ("is_message_disabled",),
-        CardToggle("Disable chat", "disable-chat"),
-        CardToggle("Enable chat", "enable-chat"),
-    ),
-    (
-        ("is_video_disabled",),
-        CardToggle("Disable video", "disable-video"),
-        CardToggle("Enable video", "enable-video"),
-    ),
-    (
-        ("is_screen_sharing_disabled",),
-        CardToggle("Disable screen sharing", "disable-screenshare"),
-        CardToggle("Enable screen sharing", "enable-screenshare"),
-    ),
-    (
-        (
-            "is_audio_disabled",
-            "is_video_disabled",
-            "is_message_disabled",
-            "is_screen_sharing_disabled",
-        ),
-        CardToggle("Lockdown", "lockdown", "danger"),
-        CardToggle("Lift lockdown", "lift-lockdown", "primary"),
-    ),
-)
-
-
-def card_toggles(view: RoomView) -> list[CardToggle]:
-    """The toggles `view`'s card offers: for each of audio, chat, video, screen sharing and
-    lockdown, the one that flips the room's current state, if the asker may run its verb."""
-    if view.snapshot is None:
-        return []
-    room = view.snapshot.room
-    toggles = []
-    for attrs, off, on in _CARD_TOGGLES:
-        toggle = on if all(getattr(room, attr) for attr in attrs) else off
-        if toggle.verb in view.allowed_verbs:
-            toggles.append(toggle)
-    return toggles
-
-
-def card_action_id(verb: str) -> str:
-    """The action id of a card button that runs `verb`."""
-    return ACTION_CARD_PREFIX + verb
-
-
-def room_card(view: RoomView, index: int, rooms: Sequence[str]) -> list[dict[str, Any]]:
-    """One room's card: its state at a glance, then its toggle buttons (if any). `rooms` are
-    all the rooms carded in the message; `index` keeps block ids unique within it."""
-    card = [section(room_view_text(view))]
-    toggles = card_toggles(view)
-    if toggles:
-        card.append(
-            {
-                "type": "actions",
-                "block_id": f"roombot_card_{index}",
-                "elements": [
-                    button(
-                        t.label,
-                        card_action_id(t.verb),
-                        CardClick(t.verb, view.room_id, tuple(rooms)).encode(),
-                        t.style,
-                    )
-                    for t in toggles
-                ],
-            }
-        )
-    return card
-
-
-def cards_message(views: Sequence[RoomView]) -> Message:
-    """A card per room (at most `MAX_CARDS`), separated by dividers."""
-    rooms = [v.room_id for v in views]
-    blocks: list[dict[str, Any]] = []
-    for index, view in enumerate(views[:MAX_CARDS]):
-        if blocks:
-            blocks.append({"type": "divider"})
-        blocks += room_card(view, index, rooms)
-    text = "\n\n".join(room_view_text(v) for v in views)
-    return Message(text=_truncate(text, MAX_TEXT_CHARS), blocks=blocks[:MAX_BLOCKS])
-
-
-_SUMMARY_FLAGS: Final = (
-    ("audio", "is_audio_disabled"),
-    ("video", "is_video_disabled"),
-    ("chat", "is_message_disabled"),
-    ("screen sharing", "is_screen_sharing_disabled"),
-    ("recording", "is_cloud_recording_disabled"),
-)
-
-
-def room_summary_line(view: RoomView) -> str:
-    """A room in one line: ID, name, what is off, members (or why it could not be read)."""
-    if view.snapshot is None:
-        return wording.room_view_lines(SLACK, view)[0]
-    room = view.snapshot.room
-    off = [label for label, attr in _SUMMARY_FLAGS if getattr(room, attr)]
-    state = f"⛔ {', '.join(off)} off" if off else "all on"
-    # One line per room: a name with a line break in it must not make two.
-    name = " ".join(room.room_name.split())
-    name = f" {escape(name)}" if name and name != room.room_id else ""
-    return (
-        f"{code(room.room_id)}{name} — {state} · members {room.member_count}/"
-        f"{room.max_member_count}"
-    )
-
-
-def summary_message(views: Sequence[RoomView]) -> Message:
-    """Many rooms, one line each (no buttons), within Block Kit's limits; what does not fit is
-    counted in a last line."""
-    head = (
-        f"{len(views)} rooms, one line each. Cards with buttons appear when you show at most "
-        f"{MAX_CARDS} rooms at a time."
-    )
-    lines = [room_summary_line(v) for v in views]
-    chunks = chunk_lines(lines)
-    room_blocks = MAX_BLOCKS - 2  # the head and the "not shown" note
-    kept = chunks[:room_blocks]
-    blocks = [section(head), *(section(c) for c in kept)]
-    shown = sum(c.count("\n") + 1 for c in kept)
-    if shown < len(lines):
-        blocks.append(context(f"…and {len(lines) - shown} more rooms not shown"))
-    text = _truncate("\n".join([head, *lines]), MAX_TEXT_CHARS)
-    return Message(text=text, blocks=blocks)
-
-
 def fallback_hint(reason: str | None, *, not_here: bool) -> str:
     """Told (ephemerally) to a requester whose result could not go in a thread, and why:
     `not_here` when the bot may not post in the channel, else Slack failed (`reason`)."""
@@ -671,7 +440,7 @@ def history_message(view: HistoryView) -> Message:
     if not view.entries:
         text = f"No audit entries for {code(view.room_id)} yet."
         return Message(text=text, blocks=[_section(text)])
-    head = f"Last {len(view.entries)} audit entries for {code(view.room_id)}, newest first:"
+    head = wording.history_head(SLACK, view.room_id, len(view.entries))
     lines = [head, *(wording.history_line(SLACK, e) for e in view.entries)]
     chunks = _chunk_lines(lines)
     return Message(
@@ -710,47 +479,3 @@ def outside_changes_message(changes: Sequence[OutsideChange], more: int = 0) -> 
     # The footer is never cut off: it says how many changes the lines above leave out.
     text = _truncate("\n".join(lines), MAX_TEXT_CHARS - len(footer) - 1) + "\n" + footer
     return Message(text=text, blocks=blocks)
-
-
-class SlackRenderer:
-    """The Slack adapter's `Renderer`: every answer as a `Message` (text + blocks)."""
-
-    def rejected(self, rejected: Rejected) -> Message:
-        """A refusal, parse error or stale click."""
-        return Message(text=rejected_text(rejected))
-
-    def help(self, reply: HelpReply) -> Message:
-        """Help listing what the caller may run."""
-        return help_message(reply.text)
-
-    def dry_run(self, dry: DryRun) -> Message:
-        """What a `--dry-run` would send."""
-        return dry_run_message(dry)
-
-    def confirmation(self, needs: NeedsConfirmation) -> Message:
-        """The Confirm / Cancel prompt."""
-        return confirmation_message(needs)
-
-    def show(self, views: Sequence[RoomView]) -> Message:
-        """`show`'s answer."""
-        return show_message(views)
-
-    def history(self, view: HistoryView) -> Message:
-        """`history`'s answer."""
-        return history_message(view)
-
-    def members(self, view: MembersView) -> Message:
-        """`members`' answer."""
-        return listing_message(wording.members_lines(SLACK, view))
-
-    def banned(self, view: BannedView) -> Message:
-        """`banned`' answer."""
-        return listing_message(wording.banned_lines(SLACK, view, time.time()))
-
-    def seats(self, view: SeatsView) -> Message:
-        """`seats`' answer."""
-        return listing_message(seat_wording.seats_lines(SLACK, view))
-
-    def unexpected_error(self, correlation_id: str) -> Message:
-        """roombot itself failed: the id to report."""
-        return Message(text=unexpected_error_text(correlation_id))

@@ -3,11 +3,13 @@
 The route exists only when `ROOMBOT_CALLBACK_TOKEN` is set (`build_receiver` returns None
 otherwise). A request is authenticated from its query before anything else is read
 (`bot.callbacks.authenticate`; 401 and one short log line when it fails), parsed (400 when it
-cannot be), and answered `{"ActionStatus": "OK", ...}` at once. Member and seat callbacks are
-counted right there (no I/O); the room-level ones wait in a bounded queue for one worker that
-handles them in arrival order after the answer (`CallbackProcessor.handle`: de-duplication,
-the echo rule, the audit row) and hands what it finds to the alerts. A full queue answers 503,
-so a storm can never grow memory or tasks without bound.
+cannot be; a body over `MAX_BODY_BYTES` is refused with 413 as soon as it passes the cap,
+whether it announced its length or came chunked), and answered `{"ActionStatus": "OK", ...}` at
+once. Member and seat callbacks are counted right there (no I/O); the room-level ones wait in
+a bounded queue for one worker that handles them in arrival order after the answer
+(`CallbackProcessor.handle`: de-duplication, the echo rule, the audit row) and hands what it
+finds to the alerts. A full queue answers 503, so a storm can never grow memory or tasks
+without bound.
 
 `add_callback_route(web_app, receiver)` is what both serving modes call.
 """
@@ -110,8 +112,12 @@ class CallbackReceiver:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             log.warning("callback refused: a %d-byte body", request.content_length)
             return _failure(413, "body too large")
+        body = await _read_at_most(request, MAX_BODY_BYTES)
+        if body is None:
+            log.warning("callback refused: a body over %d bytes", MAX_BODY_BYTES)
+            return _failure(413, "body too large")
         try:
-            delivery = parse_callback(query, await request.read())
+            delivery = parse_callback(query, body)
         except CallbackError as exc:
             log.warning("callback rejected: %s", exc)
             metrics.count_callback(query.get("CallbackCommand", ""), "invalid")
@@ -191,6 +197,19 @@ class CallbackReceiver:
         )
         if self.alerts is not None:
             self.alerts.add(change)
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None as soon as it passes `limit` bytes: the cap holds while
+    reading, for a chunked body too (which announces no length)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def build_receiver(

@@ -1,6 +1,8 @@
 """Room cards' buttons: a click is a request like any other, then the card shows the new state.
 
-The button's value (`blocks.CardClick`) names a verb and a room. The click is acked at once;
+The button's value (`card_blocks.CardClick`) names a verb and a room, decoded into the closed
+set of a card's toggles on one of its rooms (anything else is refused, audited as invalid, and
+nothing runs). The click is acked at once;
 in the background it runs `VERB ROOM` through the same presenter as a typed command, for
 whoever clicked (the policy is checked now, not when the card was drawn; refusals are audited),
 so a confirmation, a refusal or the threaded result come exactly as for `/room VERB ROOM`
@@ -10,7 +12,7 @@ send such a message back, hence the rooms in the value), with `chat.update` for 
 message (the DM of the App Home's Show button).
 
 A button whose request asks first (`lockdown`, always) puts the Confirm / Cancel prompt in the
-card's place; its buttons carry the rooms (`blocks.CardPrompt`), so that once the request ran,
+card's place; its buttons carry the rooms (`card_blocks.CardPrompt`), so that once the request ran,
 was cancelled or could no longer be confirmed, the cards are drawn again with the rooms' state
 then, in the same message.
 """
@@ -28,17 +30,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import VerbKind
 from bot.commands.tokens import word
+from bot.models import excerpt
 from bot.outcomes import Actor, Approved, Rejected
 from bot.presenter import Confirm, Presenter
 from bot.wording import FAIL_MARK
 from handlers import actions, blocks
-from handlers.blocks import (
+from handlers.blocks import Message
+from handlers.card_blocks import (
     ACTION_CARD_CANCEL,
     ACTION_CARD_CONFIRM,
     ACTION_CARD_PREFIX,
     CardClick,
     CardPrompt,
-    Message,
+    card_confirmation,
 )
 from handlers.delivery import SLACK_FAILURES, ThreadReporter, post_response_url, slack_error
 from handlers.middleware import actor_of
@@ -48,6 +52,7 @@ from handlers.slack_delivery import SlackDelivery
 log = logging.getLogger(__name__)
 
 _CARD_ACTION = re.compile("^" + re.escape(ACTION_CARD_PREFIX))
+_NOT_OURS = "This button is not one of roombot's: nothing was run."
 
 
 def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime) -> None:
@@ -86,13 +91,21 @@ async def _click(
     body: dict[str, Any],
     client: AsyncWebClient,
 ) -> None:
-    click = CardClick.decode(str(body["actions"][0].get("value") or ""))
+    action = body["actions"][0]
+    action_id, value = str(action.get("action_id") or ""), str(action.get("value") or "")
+    click = CardClick.decode(value, action_id)
     if click is None:
-        await _tell(body, Message(text=f"{FAIL_MARK} This button is not one of roombot's."), client)
+        await presenter.service.refuse(
+            actor,
+            f"{excerpt(action_id)} {excerpt(value)}",
+            "a room card's button that roombot did not draw: a card's button runs only its "
+            "own toggle on its own room",
+        )
+        await _tell(body, Message(text=f"{FAIL_MARK} {_NOT_OURS}"), client)
         return
     reply = await presenter.answer(f"{click.verb} {word(click.room)}", actor)
     if isinstance(reply, Confirm):
-        prompt = blocks.confirmation_message(reply.needs, card_rooms=click.rooms)
+        prompt = card_confirmation(reply.needs, click.rooms)
         if not await _replace(body, prompt, client):
             await _tell(body, reply.message, client)  # the ordinary prompt, beside the card
         return
@@ -127,7 +140,7 @@ async def _settle(
     """Confirm or Cancel on a prompt in a card's place; then the cards again, whatever came."""
     prompt = CardPrompt.decode(str(body["actions"][0].get("value") or ""))
     if prompt is None:
-        await _tell(body, Message(text=f"{FAIL_MARK} This button is not one of roombot's."), client)
+        await _tell(body, Message(text=f"{FAIL_MARK} {_NOT_OURS}"), client)
         return
     service = presenter.service
     note = None

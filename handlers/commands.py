@@ -7,7 +7,9 @@ and answered through its `response_url` when ready, so the ack never misses its 
 
 A command is never acted on when its ack was late (Slack has then told the user it failed, and
 they may well type it again), and never twice: a replayed request (same `trigger_id`) is claimed
-in the audit store, so it acts once across replicas.
+in the audit store, so it acts once across replicas. A write without a `trigger_id` (Slack
+always sends one; a hand-made request may not) is refused, since its replay could not be told
+apart; reads still answer.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ _HOLDING: Final = (
     "⏳ Slack is slow to tell me your permissions (user groups); your answer will follow here "
     "in a moment. Please do not run the command again."
 )
+_NO_TRIGGER: Final = (
+    "❌ This command came without a trigger_id, so I cannot make sure it runs only once: "
+    "nothing was run. Slack sends one with every /room command; if you typed it in Slack, "
+    "run it again."
+)
 _TOO_LATE: Final = (
     "⚠️ Slack gave up waiting for my answer to this command, so I did not run it. Nothing was "
     "changed; run it again."
@@ -73,6 +80,10 @@ def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime
             message = reply.message
             await ack(response_type="ephemeral", text=message.text, blocks=message.blocks or None)
             return
+        if _unreplayable(reply, command):
+            await ack(response_type="ephemeral", text=_NO_TRIGGER)
+            runtime.tasks.spawn(_refuse_untriggered(presenter, reply, command))
+            return
         await ack()
         if time.monotonic() - received_at(context) > ACK_DEADLINE_S:
             log.warning("not running a command whose ack was late: user=%s", actor.user_id)
@@ -91,6 +102,12 @@ async def _answer_later(
 ) -> None:
     """The answer the ack could not wait for, through the command's response_url."""
     reply = await answering
+    if isinstance(reply, Approved) and _unreplayable(reply, command):
+        await _refuse_untriggered(presenter, reply, command)
+        await post_response_url(
+            client, command.get("response_url"), Message(text=_NO_TRIGGER), in_channel=False
+        )
+        return
     if isinstance(reply, Approved):
         _carry_out(presenter, runtime, command, reply, client)
         return
@@ -98,6 +115,21 @@ async def _answer_later(
         client, command.get("response_url"), reply.message, in_channel=False
     ):
         log.error("could not deliver a late answer to %s", command.get("user_id"))
+
+
+def _unreplayable(approved: Approved, command: dict[str, Any]) -> bool:
+    """True for a write that came without a `trigger_id`: its replay could not be told apart
+    (Slack sends one with every slash command; only a hand-made request lacks it)."""
+    return approved.command.spec.kind is VerbKind.WRITE and not command.get("trigger_id")
+
+
+async def _refuse_untriggered(
+    presenter: Presenter[Message], approved: Approved, command: dict[str, Any]
+) -> None:
+    log.warning("refusing a /room write without a trigger_id (user=%s)", approved.actor.user_id)
+    await presenter.service.refuse(
+        approved.actor, str(command.get("text") or ""), "a /room command without a trigger_id"
+    )
 
 
 def _carry_out(

@@ -77,7 +77,7 @@ async def _serve(plan: ServePlan, sock: socket.socket, fmt: LogFormat) -> int:
             return code
         started = True
         if not plan.socket_mode:
-            await serve_http(bot, ops, sock=sock, banner=fmt == "text")
+            await serve_http(bot, ops, sock=sock)
             return EXIT_OK
         assert settings.slack_app_token is not None
         app_token = settings.slack_app_token.get_secret_value()
@@ -92,7 +92,7 @@ async def _serve(plan: ServePlan, sock: socket.socket, fmt: LogFormat) -> int:
             )
             report_problems([problem], fmt=fmt)
             return EXIT_USAGE
-        await serve_socket_mode(bot, ops, app_token=app_token, sock=sock, banner=fmt == "text")
+        await serve_socket_mode(bot, ops, app_token=app_token, sock=sock)
         return EXIT_OK
     finally:
         if not started:

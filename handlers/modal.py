@@ -27,7 +27,7 @@ from bot.presenter import Answer, Presenter
 from bot.service import RoomService
 from bot.wording import FAIL_MARK
 from handlers import blocks
-from handlers.blocks import Message, SlackRenderer
+from handlers.blocks import Message
 from handlers.delivery import SLACK_FAILURES, post_response_url, slack_error
 from handlers.form import (
     ACTION_PICK_VERB,
@@ -42,6 +42,7 @@ from handlers.form import (
     offered_verbs,
 )
 from handlers.middleware import actor_of
+from handlers.renderer import SlackRenderer
 from handlers.runtime import SlackRuntime
 from handlers.slack_delivery import SlackDelivery
 

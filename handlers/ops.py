@@ -2,7 +2,8 @@
 `/metrics`.
 
 * `GET /healthz` — 200 while the process is alive and its event loop turns: `ok`, the background
-  work in flight, and how long the loop took to come back to this request (`loop_lag_ms`).
+  work in flight, how long the loop took to come back to this request (`loop_lag_ms`), and
+  whether it is draining after SIGTERM (`draining`; it still answers every request then).
 * `GET /readyz` — 200 when the audit database answers, Slack accepts the bot token
   (`auth.test`) and Room Engine is reachable with our credentials; else 503 naming each failing
   part (`tencent: cannot connect to …`). Checked at most every `READY_CACHE_S` seconds, from a
@@ -170,6 +171,7 @@ def add_ops_routes(web_app: web.Application, ops: Operations) -> None:
                 "ok": True,
                 "in_flight": ops.bot.runtime.tasks.pending,
                 "loop_lag_ms": round(lag * 1000, 3),
+                "draining": ops.readiness.stopping,
             }
         )
 

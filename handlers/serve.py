@@ -10,11 +10,16 @@ is a 401, a body bolt could not read a 400, each with one short log line and nev
 
 SIGHUP reloads `ROOMBOT_POLICY_FILE` (a broken file is logged and the old policy kept).
 
-On SIGTERM/SIGINT the server stops taking new requests (`/readyz` answers 503 from then on),
-waits for work already acknowledged to finish (up to `DRAIN_TIMEOUT_S`), then closes. Whatever
-is still running then is logged and cancelled; its leases expire after `ROOMBOT_LEASE_S` and a
-surviving replica (or, on SQLite, this bot at its next start) reads its rooms back and reports
-in its thread.
+On SIGTERM/SIGINT the process drains: `/readyz` answers 503 from then on (a load balancer that
+checks it sends new requests elsewhere), while the port keeps listening: `/healthz` (with
+`"draining": true`) and `/metrics` keep answering, and Slack requests that still arrive are
+handled like any other (Slack does not retry a slash command or a click, so refusing one would
+only show its user an error). In Socket Mode the socket closes at once, so Slack sends to the
+app's other connections. Once the work in flight is done (new work included, up to
+`DRAIN_TIMEOUT_S` in all) the port closes, requests already being answered get their answer, and
+whatever is still running then is logged and cancelled; its leases expire after
+`ROOMBOT_LEASE_S` and a surviving replica (or, on SQLite, this bot at its next start) reads its
+rooms back and reports in its thread.
 
 Once the server takes traffic, the bot's background duty starts (`Bot.start`): taking over
 requests whose replica stopped.
@@ -41,6 +46,9 @@ from handlers.ops import Operations, add_ops_routes
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 25.0
+#: Once the port closes, how long requests already being answered may take (an ack is due
+#: within Slack's 3 s).
+ANSWER_GRACE_S = 5.0
 EVENTS_PATH = "/slack/events"
 
 
@@ -96,8 +104,15 @@ def _stop_event(bot: Bot) -> asyncio.Event:
     return stop
 
 
-async def _drain(bot: Bot) -> None:
-    unfinished = await bot.runtime.tasks.drain(DRAIN_TIMEOUT_S)
+async def _drain(bot: Bot, runner: web.AppRunner) -> None:
+    """Let the work in flight finish while the port still answers, then close the port (the
+    requests being answered get their answer), cancel what still runs, and close the bot."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_TIMEOUT_S
+    await bot.runtime.tasks.drain(DRAIN_TIMEOUT_S)
+    await runner.cleanup()
+    # Work the last answered requests started gets what is left of the drain's time.
+    unfinished = await bot.runtime.tasks.drain(max(deadline - loop.time(), 0.0))
     if unfinished:
         # Their leases expire; a survivor (or this bot's next start) reads back and reports them.
         log.error("shutting down with %d request(s) still running", unfinished)
@@ -115,16 +130,8 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _announce(message: str, *, banner: bool) -> None:
-    # A plain banner on stdout for people (text logs); in json mode the log line is enough, so
-    # that every line the process writes is JSON.
-    log.info("%s", message)
-    if banner:
-        print(message, flush=True)
-
-
 async def _start(web_app: web.Application, sock: socket.socket) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(web_app, access_log=None)
+    runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=ANSWER_GRACE_S)
     await runner.setup()
     _freeze_startup_objects()
     site = web.SockSite(runner, sock)
@@ -133,27 +140,26 @@ async def _start(web_app: web.Application, sock: socket.socket) -> tuple[web.App
     return runner, f"http://{host}:{port}"
 
 
-async def serve_http(
-    bot: Bot, ops: Operations, *, sock: socket.socket, banner: bool = True
-) -> None:
+async def serve_http(bot: Bot, ops: Operations, *, sock: socket.socket) -> None:
     """Serve Slack's requests and the operational endpoints on `sock` (bound, not yet
     listening) until SIGTERM/SIGINT, then drain and close."""
     runner, url = await _start(make_web_app(bot, ops), sock)
     stop = _stop_event(bot)
-    _announce(f"roombot serving HTTP on {url}{EVENTS_PATH}", banner=banner)
+    log.info("roombot serving HTTP on %s%s", url, EVENTS_PATH)
     bot.start()
     await stop.wait()
     ops.readiness.stop()
-    log.info("shutting down: no new requests; waiting for %d in flight", bot.runtime.tasks.pending)
-    # Stop listening: Slack's retries go to another replica while this one drains.
-    for site in list(runner.sites):
-        await site.stop()
-    await _drain(bot)
-    await runner.cleanup()
+    log.info(
+        "shutting down: /readyz answers 503; still answering while %d request(s) in flight "
+        "finish (at most %g s)",
+        bot.runtime.tasks.pending,
+        DRAIN_TIMEOUT_S,
+    )
+    await _drain(bot, runner)
 
 
 async def serve_socket_mode(
-    bot: Bot, ops: Operations, *, app_token: str, sock: socket.socket, banner: bool = True
+    bot: Bot, ops: Operations, *, app_token: str, sock: socket.socket
 ) -> None:
     """Connect over Socket Mode until SIGTERM/SIGINT, then drain and close; meanwhile serve the
     operational endpoints on `sock`. A refused app token raises `SlackApiError` (the bot is then
@@ -169,9 +175,7 @@ async def serve_socket_mode(
         await runner.cleanup()
         raise
     stop = _stop_event(bot)
-    _announce(
-        f"roombot connected to Slack over Socket Mode; health and metrics on {url}", banner=banner
-    )
+    log.info("roombot connected to Slack over Socket Mode; health and metrics on %s", url)
     bot.start()
     await stop.wait()
     ops.readiness.stop()
@@ -179,6 +183,5 @@ async def serve_socket_mode(
         "shutting down: closing the socket; waiting for %d in flight", bot.runtime.tasks.pending
     )
     await handler.disconnect_async()  # type: ignore[no-untyped-call]
-    await _drain(bot)
+    await _drain(bot, runner)
     await handler.close_async()  # type: ignore[no-untyped-call]
-    await runner.cleanup()

@@ -78,8 +78,14 @@ class BackgroundTasks:
         return len(self._tasks)
 
     async def drain(self, timeout_s: float) -> int:
-        """Wait up to `timeout_s` for running work; return how many jobs were still unfinished."""
-        if not self._tasks:
-            return 0
-        _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        return len(pending)
+        """Wait up to `timeout_s` for the work running or waiting now, and for work spawned
+        meanwhile (a server keeps taking requests while it drains); return how many jobs were
+        still unfinished."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while unfinished := {task for task in self._tasks if not task.done()}:
+            left = deadline - loop.time()
+            if left <= 0:
+                return len(unfinished)
+            await asyncio.wait(unfinished, timeout=left)
+        return 0

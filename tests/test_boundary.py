@@ -55,7 +55,7 @@ def test_the_core_imports_no_slack(tmp_path: Path) -> None:
     [
         ("bot/models/rooms.py", "import slack_sdk", "slack_sdk"),
         ("bot/service.py", "from slack_bolt.async_app import AsyncApp", "slack_bolt"),
-        ("bot/wording.py", "from handlers import blocks", "handlers"),
+        ("bot/wording/results.py", "from handlers import blocks", "handlers"),
     ],
 )
 def test_the_contract_breaks_when_the_core_imports_slack(

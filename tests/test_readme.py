@@ -80,3 +80,41 @@ def test_the_policy_example_names_real_verbs_and_keeps_destroy_from_moderators()
     moderators = set(roles["moderators"]["verbs"])
     assert "destroy" not in moderators
     assert {"members", "banned", "kick", "ban", "unban"} <= moderators
+
+
+@pytest.mark.slow
+def test_the_policy_example_works_in_the_console_as_the_readme_shows(tmp_path: Path) -> None:
+    """Issue 27, item 13: the README's own example policy refused even `show` in the console.
+    The policy and the console line are both taken from the README."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    block = re.search(r"```toml\n(# policy.toml\n.*?)```", _text(), re.S)
+    assert block is not None
+    (tmp_path / "policy.toml").write_text(block.group(1), encoding="utf-8")
+    line = re.search(r"^ROOMBOT_POLICY_FILE=policy\.toml (roombot console .*)$", _text(), re.M)
+    assert line is not None, "the README shows how to try the policy in the console"
+    argv = shlex.split(line.group(1))
+    assert argv[:2] == ["roombot", "console"]
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TENCENT_", "ROOMBOT_"))
+    }
+    env["ROOMBOT_POLICY_FILE"] = "policy.toml"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", *argv[1:]],
+        input="show room-test\nmute-all room-test\ndestroy room-test\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    out = result.stdout
+    assert "not allowed to run 'show'" not in out, out + result.stderr
+    assert "audio on" in out  # show answered
+    assert "✅ done: 1/1 room changed" in out  # mute-all ran
+    assert "not allowed to run 'destroy'" in out  # destroy stays with the incident commanders
+    assert result.returncode == 1  # the refused destroy

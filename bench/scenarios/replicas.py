@@ -57,7 +57,7 @@ TARGET_REPORT_MARGIN_S = 5.0
 #: Pause before each burst: past httpx's keep-alive expiry, as in `bulk`.
 COLD_S = 5.5
 ACK_CONCURRENCY = 30
-#: How a parent's status line starts once its request has finished (bot/wording.py).
+#: How a parent's status line starts once its request has finished (bot/wording/results.py).
 _FINAL_MARKS = ("✅", "❌", "⚠️")
 SQLITE = "1 replica, SQLite"
 CLUSTER = f"{REPLICAS} replicas, PostgreSQL"

@@ -101,8 +101,31 @@ def _csv(entries: Sequence[AuditEntry]) -> str:
     writer.writerow(_ENTRY_FIELDS)
     for entry in entries:
         record = _record(entry)
+        if entry.detail is not None:
+            record["detail"] = plain_text(entry.detail)
         writer.writerow(_csv_cell(record[name]) for name in _ENTRY_FIELDS)
     return out.getvalue().removesuffix("\n")
+
+
+# Slack's markup: <#C…|name>, <@U…|name>, <!subteam^S…|@handle>, <!here>, <url|label>, <url>.
+_SLACK_MARKUP = re.compile(r"<([#@!])?([^<>|]+)(?:\|([^<>]*))?>")
+_CODE_SPAN = re.compile(r"`([^`\n]*)`")
+
+
+def plain_text(text: str) -> str:
+    """`text` (an audit row's `detail`, worded for chat) as plain text for a spreadsheet: code
+    spans as 'quotes', mentions as `#name` / `@name`, links as `label (url)`."""
+
+    def markup(match: re.Match[str]) -> str:
+        sigil, target, label = match.group(1), match.group(2), match.group(3)
+        if sigil == "#":
+            return "#" + (label or target)
+        if sigil in ("@", "!"):
+            shown = label or target.split("^", 1)[-1]
+            return shown if shown.startswith("@") else "@" + shown
+        return f"{label} ({target})" if label else target
+
+    return _CODE_SPAN.sub(r"'\1'", _SLACK_MARKUP.sub(markup, text))
 
 
 def _csv_cell(value: Any) -> str:

@@ -35,7 +35,6 @@ ECHO_WINDOW_S: Final = 30.0
 TRAIL_ROWS: Final = 100
 #: Rooms whose last echoed state one process keeps (see `CallbackProcessor`).
 ECHOES_KEPT: Final = 10_000
-_UNKNOWN_OPERATOR: Final = "(unknown)"
 
 
 class Handling(StrEnum):
@@ -221,7 +220,7 @@ class CallbackProcessor:
         row = NewEntry(
             request_key=delivery.key.replace("callback:", "tencent-", 1),
             source=Source.TENCENT.value,
-            user_id=event.operator or _UNKNOWN_OPERATOR,
+            user_id=event.operator,
             verb=verb,
             raw_text=f"{event.command.value} (OptPlatform {delivery.platform or 'not given'})",
             room_id=event.room_id,
@@ -239,7 +238,7 @@ class CallbackProcessor:
         return OutsideChange(
             kind=kind,
             room_id=event.room_id,
-            operator=event.operator or _UNKNOWN_OPERATOR,
+            operator=event.operator,
             platform=delivery.platform,
             at=at,
             **fields,

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bot.errors import RoombotError
-from bot.models import PATCH_FIELDS, CallbackCommand, room_id_problem
+from bot.models import (
+    CUSTOM_INFO_MAX_BYTES,
+    PATCH_FIELDS,
+    ROOM_NAME_MAX_BYTES,
+    CallbackCommand,
+    account_id_problem,
+    clip_utf8,
+    room_id_problem,
+)
 
 #: How far `RequestTime` may be from now, either way (Tencent's advice for Live/Chat callbacks).
 SIGN_MAX_SKEW_S: Final = 60.0
@@ -27,6 +35,15 @@ ROOM_COMMANDS: Final = frozenset(
     }
 )
 _MAX_ACCOUNTS_KEPT: Final = 20
+#: The most UTF-8 bytes kept of a reported text field: Room Engine's own limits (a longer value
+#: did not come from it), and a bound for the seat mode, which is one of two short words.
+_TEXT_FIELD_MAX_BYTES: Final = {
+    "RoomName": ROOM_NAME_MAX_BYTES,
+    "CustomInfo": CUSTOM_INFO_MAX_BYTES,
+    "TakeSeatMode": 32,
+}
+#: The operator of a callback that names none, or something that is no account ID.
+UNKNOWN_OPERATOR: Final = "(unknown)"
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -116,6 +133,8 @@ class CallbackEvent:
 
     `state` (room updates and creations) holds the reported values of the fields
     `update_room_info` can set, by API name, with JSON types (booleans as booleans).
+    `operator` is `Operator_Account` when it is a valid account ID, else `UNKNOWN_OPERATOR`;
+    `accounts` keeps only valid account IDs.
     `member_count`, `accounts` and `leave_type` are set for member callbacks, `seats` (how many
     seats the list held) for seat callbacks. `event_ms` is `EventTime`, when it was given.
     """
@@ -195,10 +214,9 @@ def _command(query: Mapping[str, str], data: Mapping[str, Any]) -> CallbackComma
 
 
 def _event(command: CallbackCommand, data: Mapping[str, Any]) -> CallbackEvent:
-    operator = data.get("Operator_Account")
     common: dict[str, Any] = {
         "command": command,
-        "operator": operator if isinstance(operator, str) else "",
+        "operator": _account(data.get("Operator_Account")) or UNKNOWN_OPERATOR,
         "event_ms": _lenient_int(data.get("EventTime"), "EventTime", required=False),
     }
     if command in (CallbackCommand.UPDATE_ROOM_INFO, CallbackCommand.CREATE_ROOM):
@@ -219,7 +237,7 @@ def _event(command: CallbackCommand, data: Mapping[str, Any]) -> CallbackEvent:
         )
     accounts = data.get("MemberList_Account")
     kept = (
-        tuple(a for a in accounts if isinstance(a, str))[:_MAX_ACCOUNTS_KEPT]
+        tuple(a for a in accounts if _account(a))[:_MAX_ACCOUNTS_KEPT]
         if isinstance(accounts, list)
         else ()
     )
@@ -235,7 +253,8 @@ def _event(command: CallbackCommand, data: Mapping[str, Any]) -> CallbackEvent:
 
 def room_state(info: Mapping[str, Any]) -> dict[str, Any]:
     """The settable fields of a reported `RoomInfo`, normalised: booleans sent as the strings
-    "true"/"false" become booleans, a number sent as a decimal string becomes a number.
+    "true"/"false" become booleans, a number sent as a decimal string becomes a number, a text
+    longer than Room Engine allows (RoomName 100 bytes, CustomInfo 500) is cut to fit.
     `CallbackInvalid` names a field whose value cannot be read as its type."""
     state: dict[str, Any] = {}
     for name, kind in PATCH_FIELDS.items():
@@ -247,7 +266,7 @@ def room_state(info: Mapping[str, Any]) -> dict[str, Any]:
         elif kind is int:
             state[name] = _lenient_int(value, name, required=True)
         elif isinstance(value, str):
-            state[name] = value
+            state[name] = clip_utf8(value, _TEXT_FIELD_MAX_BYTES.get(name, CUSTOM_INFO_MAX_BYTES))
         else:
             raise CallbackInvalid(f"{name} is not a string")
     return state
@@ -275,6 +294,15 @@ def _lenient_int(value: Any, name: str, *, required: bool) -> int | None:
     raise CallbackInvalid(f"{name} is not a whole number")
 
 
+def _account(value: Any) -> str:
+    """`value` if it is an account ID roombot would accept (1-32 bytes, printable, no spaces),
+    else "": what a callback says of people reaches the audit trail, logs and Slack, so a line
+    break, a terminal escape or a paste of any length never does."""
+    if isinstance(value, str) and account_id_problem(value) is None:
+        return value
+    return ""
+
+
 def _room_id(value: Any) -> str:
     if not isinstance(value, str):
         raise CallbackInvalid("RoomId is missing or not a string")
@@ -284,5 +312,6 @@ def _room_id(value: Any) -> str:
 
 
 def _text_param(query: Mapping[str, str], name: str) -> str | None:
+    # Shown in alerts and stored: bounded, and dropped if it could break a line.
     value = _param(query, name)
-    return value[:64] if value else None
+    return value[:64] if value and value.isprintable() else None

@@ -2,8 +2,8 @@
 
 The description it gives is the console's first line, so the console never silently talks to
 production. The demo's rooms (their settings, members and bans) are kept between runs in a JSON
-file beside the audit trail (`demo_rooms_path`), so `show` never contradicts `history`: delete
-that file to start the demo afresh.
+file beside the audit trail (`demo_rooms_path`), so `show` never contradicts `history`:
+`roombot console --reset-demo` (or deleting that file) starts the demo afresh.
 """
 
 from __future__ import annotations
@@ -80,10 +80,11 @@ class Backend:
 
 @contextlib.asynccontextmanager
 async def open_backend(
-    settings: Settings, *, rate_budget: CallBudget | None = None
+    settings: Settings, *, rate_budget: CallBudget | None = None, reset_demo: bool = False
 ) -> AsyncIterator[Backend]:
     """The configured Room Engine (paced by `rate_budget`, the audit store's: shared with every
-    replica on PostgreSQL), or an embedded emulator seeded with demo rooms."""
+    replica on PostgreSQL), or an embedded emulator seeded with demo rooms: those kept from the
+    last run, or new ones with `reset_demo` (the kept ones are then forgotten)."""
     if settings.tencent_configured:
         client = RoomEngineClient.from_settings(settings, rate_budget=rate_budget)
         backend = Backend(
@@ -97,6 +98,8 @@ async def open_backend(
     else:
         key = secrets.token_hex(32)
         state_file = demo_rooms_path(settings)
+        if reset_demo:
+            state_file.unlink(missing_ok=True)
         saved = _saved_rooms(state_file)
         try:
             emulator = RoomEngineEmulator(
@@ -119,14 +122,17 @@ async def open_backend(
             admin_id="administrator",
             rate_budget=RateBudget(settings.roombot_rate_limit),
         )
-        kept = "kept from the last run" if saved is not None else "new"
+        if saved is not None:
+            kept = f"kept from the last run in {state_file}; --reset-demo starts them afresh"
+        else:
+            kept = f"{'reset' if reset_demo else 'new'}, kept in {state_file}"
         backend = Backend(
             client=client,
             emulator=emulator,
             state_file=state_file,
             description=(
                 f"embedded Room Engine emulator at {base_url} (SDKAppID {DEMO_SDKAPPID}, demo "
-                f"rooms: {', '.join(emulator.rooms)}; {kept}, in {state_file}) — TENCENT_* not "
+                f"rooms: {', '.join(emulator.rooms)}; {kept}) — TENCENT_* not "
                 "configured"
             ),
         )

@@ -28,11 +28,12 @@ from typing import Final, TextIO
 
 from bot.aio import worker_threads
 from bot.audit import AuditError, AuditStore, open_store
-from bot.commands import VerbKind
+from bot.commands import Command, VerbKind
 from bot.config import ConfigError, Settings
 from bot.console.backend import Backend, open_backend
 from bot.console.delivery import ConsoleDelivery, console_deliveries
 from bot.console.text import TextRenderer
+from bot.followups import undo_needs
 from bot.outcomes import Actor, Approved, Plan, Rejected, RunKind, RunResult, Source
 from bot.policy import Policy
 from bot.presenter import Answer, Confirm, Presenter
@@ -47,8 +48,35 @@ HISTORY_FILE = Path.home() / ".roombot_history"
 #: What the console offers in place of Slack's buttons.
 BUTTON_WORDS: Final = ("undo", "retry-failed")
 
-#: Asks the operator a yes/no question (a prompt when interactive, `--yes` when scripted).
-Ask = Callable[[str], bool]
+#: Asks the operator to confirm: shows the prompt, returns what they typed (None for Ctrl-C or
+#: the end of input). `--yes` answers "yes" itself.
+Ask = Callable[[str], str | None]
+#: What confirms a request that can be undone.
+_YES: Final = frozenset({"y", "yes"})
+
+
+def confirmation_prompt(command: Command) -> str:
+    """The question before a request that asks first. One that cannot be undone (`destroy`)
+    names the exact answers it takes."""
+    if command.spec.undoable:
+        return "Type yes to run it: "
+    return (
+        f"This cannot be undone. Type yes (or the room ID, {command.rooms[0]}) to run it: "
+        if len(command.rooms) == 1
+        else "This cannot be undone. Type yes to run it: "
+    )
+
+
+def confirmed(answer: str | None, command: Command) -> bool:
+    """True when `answer` confirms `command`: for one that cannot be undone exactly `yes` or
+    its room ID (a bare `y` or a stray Enter must not destroy a room), else `y` or `yes` in
+    any case."""
+    if answer is None:
+        return False
+    typed = answer.strip()
+    if command.spec.undoable:
+        return typed.lower() in _YES
+    return typed == "yes" or (len(command.rooms) == 1 and typed == command.rooms[0])
 
 
 class Console:
@@ -107,9 +135,10 @@ class Console:
     def _confirm(self, confirm: Confirm[str]) -> Approved | None:
         self._print(confirm.message)
         needs = confirm.needs
-        if self._ask is None or not self._ask("Type yes to run it: "):
+        answer = None if self._ask is None else self._ask(confirmation_prompt(needs.command))
+        if not confirmed(answer, needs.command):
             self._runner.run(self._service.cancel(needs.key, self._actor))
-            self._print("Not confirmed: nothing was done (scripts: pass --yes to confirm).")
+            self._print(_not_confirmed(answer, needs.command))
             return None
         outcome = self._runner.run(self._service.confirm(needs.key, self._actor))
         if not isinstance(outcome, Approved):
@@ -156,12 +185,35 @@ class Console:
             return  # nothing to find it by; a bare `undo` is about the last request, not an undo
         self.last_request = run.request_key
         offers = []
-        if run.undoable:
+        if run.undoable and self._runner.run(self._may_undo(run)):
             offers.append("'undo' reverts it")
-        if run.failed and run.refused is None:
-            offers.append(f"'retry-failed' retries the {len(run.failed)} that failed")
+        again, failed = len(run.retryable), len(run.failed)
+        if again and run.refused is None:
+            offers.append(
+                f"'retry-failed' retries the {again} that failed"
+                if again == failed
+                else f"'retry-failed' retries {again} of the {failed} that failed (the others "
+                "would fail the same way)"
+            )
         if offers:
             self._print(f"  (request {run.request_key}: {'; '.join(offers)})")
+
+    async def _may_undo(self, run: RunResult) -> bool:
+        """True when this session's actor may undo `run` (as `plan_undo` will check)."""
+        for verbs in undo_needs(run):
+            allowed = [(await self._service.authorize(verb, self._actor)).allowed for verb in verbs]
+            if not any(allowed):
+                return False
+        return True
+
+
+def _not_confirmed(answer: str | None, command: Command) -> str:
+    if answer is None:
+        return "Not confirmed: nothing was done (scripts: pass --yes to confirm)."
+    if command.spec.undoable:
+        return "Not confirmed: nothing was done."
+    takes = "exactly yes" + (f" or {command.rooms[0]}" if len(command.rooms) == 1 else "")
+    return f"Not confirmed (this takes {takes}): nothing was done."
 
 
 def _lines(interactive: bool, stdin: TextIO, out: TextIO) -> Iterator[str]:
@@ -204,21 +256,20 @@ def _save_history(readline_module: object) -> None:
 def _asker(interactive: bool, assume_yes: bool, out: TextIO) -> Ask | None:
     if assume_yes:
 
-        def yes(prompt: str) -> bool:
+        def yes(prompt: str) -> str:
             print(prompt + "yes (--yes)", file=out, flush=True)
-            return True
+            return "yes"
 
         return yes
     if not interactive:
         return None
 
-    def ask(prompt: str) -> bool:
+    def ask(prompt: str) -> str | None:
         try:
-            answer = input(prompt)
+            return input(prompt)
         except (EOFError, KeyboardInterrupt):
             print(file=out)
-            return False
-        return answer.strip().lower() in {"y", "yes"}
+            return None
 
     return ask
 
@@ -228,12 +279,21 @@ def run_console(
     policy: Policy,
     *,
     as_user: str | None,
+    channel: str | None = None,
     assume_yes: bool = False,
+    reset_demo: bool = False,
     stdin: TextIO = sys.stdin,
     out: TextIO = sys.stdout,
 ) -> int:
     """Run the console until end of input; 0 if every line succeeded, 1 if one failed, 130 if
-    the operator interrupted a running command when not at a terminal."""
+    the operator interrupted a running command when not at a terminal.
+
+    Raises `ConfigError` for a partial Tencent configuration: with some TENCENT_* set the
+    operator means a real Room Engine, so falling back to the emulator would mislead.
+    """
+    partial = settings.tencent_partial()
+    if partial is not None:
+        raise ConfigError(partial)
     with asyncio.Runner() as runner:
         # Its threads (name lookups, to_thread) must leave Ctrl-C to the main thread, too.
         runner.get_loop().set_default_executor(worker_threads(name="roombot-console"))
@@ -248,16 +308,25 @@ def run_console(
         try:
             # The store's budget paces the client: on PostgreSQL, the one every replica shares.
             budget = audit.rate_budget(settings.roombot_rate_limit)
-            backend_cm = open_backend(settings, rate_budget=budget)
+            backend_cm = open_backend(settings, rate_budget=budget, reset_demo=reset_demo)
             backend = runner.run(backend_cm.__aenter__())
             try:
+                who = _actor(as_user, channel)
                 return _session(
-                    runner, backend, audit, settings, policy, as_user, assume_yes, stdin, out
+                    runner, backend, audit, settings, policy, who, assume_yes, stdin, out
                 )
             finally:
                 runner.run(backend_cm.__aexit__(None, None, None))
         finally:
             runner.run(audit.close())
+
+
+def _actor(as_user: str | None, channel: str | None) -> Actor:
+    """Who the console acts as: a Slack user in a channel (the policy applies), or the local
+    operator, who may run everything."""
+    if as_user:
+        return Actor(user_id=as_user, source=Source.CONSOLE, channel_id=channel)
+    return Actor(user_id=OPERATOR_ID, source=Source.CONSOLE, is_operator=True, channel_id=channel)
 
 
 def _session(
@@ -266,18 +335,24 @@ def _session(
     audit: AuditStore,
     settings: Settings,
     policy: Policy,
-    as_user: str | None,
+    actor: Actor,
     assume_yes: bool,
     stdin: TextIO,
     out: TextIO,
 ) -> int:
     interactive = stdin.isatty() and out.isatty()
     print(f"roombot console — talking to {backend.description}", file=out, flush=True)
-    if as_user:
-        actor = Actor(user_id=as_user, source=Source.CONSOLE)
-        print(f"Acting as Slack user {as_user}: the policy decides what you may run.", file=out)
+    if not actor.is_operator:
+        where = (
+            f" in channel {actor.channel_id}"
+            if actor.channel_id
+            else " outside any channel (--channel C… for roles with a channel guardrail)"
+        )
+        print(
+            f"Acting as Slack user {actor.user_id}{where}: the policy decides what you may run.",
+            file=out,
+        )
     else:
-        actor = Actor(user_id=OPERATOR_ID, source=Source.CONSOLE, is_operator=True)
         print(
             "Acting as the local operator: every command is allowed (use --as U… to check "
             "what a Slack user may do).",

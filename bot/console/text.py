@@ -79,8 +79,12 @@ class TextRenderer:
 
     def rejected(self, rejected: Rejected) -> str:
         """A refusal, parse error or stale prompt."""
-        if rejected.denial is not None:
-            text = f"{FAIL_MARK} {wording.denial_sentence(PLAIN, rejected.denial)}"
+        denial = rejected.denial
+        if denial is not None:
+            text = f"{FAIL_MARK} {wording.denial_sentence(PLAIN, denial)}"
+            if denial.guardrail_channels:
+                # The console's "there" is an option.
+                text += f" In the console: --channel {denial.guardrail_channels[0]}."
         else:
             text = f"{FAIL_MARK} {PLAIN.prose(rejected.message)}"
         if rejected.usage:
@@ -127,7 +131,7 @@ class TextRenderer:
             return f"{FAIL_MARK} No history for {view.room_id}: {view.problem}"
         if not view.entries:
             return f"No audit entries for {view.room_id} yet."
-        head = f"Last {len(view.entries)} audit entries for {view.room_id}, newest first:"
+        head = wording.history_head(PLAIN, view.room_id, len(view.entries))
         return "\n".join([head, *(f"  {wording.history_line(PLAIN, e)}" for e in view.entries)])
 
     def members(self, view: MembersView) -> str:

@@ -37,6 +37,17 @@ def utf8_len(text: str) -> int:
     return len(text.encode("utf-8", errors="surrogatepass"))
 
 
+def clip_utf8(text: str, max_bytes: int) -> str:
+    """`text` unchanged if it is at most `max_bytes` UTF-8 bytes, else its longest head that
+    fits with `…` after it, `max_bytes` in all (never a character cut in half)."""
+    data = text.encode("utf-8", errors="surrogatepass")
+    if len(data) <= max_bytes:
+        return text
+    ellipsis = "…"
+    room = max(max_bytes - utf8_len(ellipsis), 0)
+    return data[:room].decode("utf-8", errors="ignore") + ellipsis
+
+
 def excerpt(value: str, limit: int = _EXCERPT_CHARS) -> str:
     """`value` quoted for a message (`repr` style), its first `limit` characters and `…` if longer.
 

@@ -10,7 +10,8 @@ Slack ID, optionally only in some channels::
     channels = ["C0INCIDENT"]                    # optional guardrail
 
 Validation is strict and loud: an unknown key, an unknown verb (with a suggestion), a malformed ID
-or a name where an ID belongs raises `PolicyError`, one line naming the file and the key path.
+or a name where an ID belongs is a mistake, and `PolicyError` reports every mistake of one run,
+one line each naming the file and the key path (as the environment's problems are reported).
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ CHANNEL_ID_RE: Final = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
 
 
 class PolicyError(ConfigError):
-    """The permission policy is invalid: one line naming the file and the key path."""
+    """The permission policy is invalid. `problems` holds every mistake found, one line each
+    naming the file and the key path (or the variable); `str()` is those lines, one a line."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems) or ("the policy is invalid",)
+        super().__init__("\n".join(self.problems))
 
 
 def known_verbs() -> dict[str, str]:
@@ -58,14 +64,20 @@ def load_policy(
     """Build the policy from `ROOMBOT_ALLOWED_USERS` and the `ROOMBOT_POLICY_FILE` (if any).
 
     `known_verbs` maps every word the parser accepts (canonical names and aliases, lower-case)
-    to its canonical name. Raises `PolicyError`, one line naming the file and the key path, for
-    anything wrong with the file.
+    to its canonical name. Raises `PolicyError` listing every mistake (in the allow-list and
+    the file), one line each naming the file and the key path.
     """
     words = {word.lower(): canonical for word, canonical in known_verbs.items()}
-    users = _checked_allowed_users(allowed_users)
-    roles = (
-        () if policy_file is None else _parse_policy(str(policy_file), _read(policy_file), words)
-    )
+    found: list[str] = []
+    users = _checked_allowed_users(allowed_users, found)
+    roles: tuple[Role, ...] = ()
+    if policy_file is not None:
+        file = _Found(str(policy_file), found)
+        document = _read(policy_file, file)
+        if document is not None:
+            roles = _parse_policy(file, document, words)
+    if found:
+        raise PolicyError(found)
     return Policy(allowed_users=users, roles=roles, verbs=words.values())
 
 
@@ -100,126 +112,144 @@ _CHANNELS: Final = _IdKind("channels", "channel", CHANNEL_ID_RE, "C0123ABCD", "n
 _ID_KINDS: Final = (_USERS, _GROUPS, _CHANNELS)
 
 
-def _problem(file: str, key_path: str, message: str) -> PolicyError:
-    return PolicyError(f"{file}: {key_path}: {message}" if key_path else f"{file}: {message}")
+class _Found:
+    """Where the mistakes of one policy file go: `add` words each as one line."""
+
+    def __init__(self, file: str, lines: list[str]) -> None:
+        self.file = file
+        self.lines = lines
+
+    def add(self, key_path: str, message: str) -> None:
+        self.lines.append(
+            f"{self.file}: {key_path}: {message}" if key_path else f"{self.file}: {message}"
+        )
 
 
-def _checked_allowed_users(users: Iterable[str]) -> tuple[str, ...]:
+def _checked_allowed_users(users: Iterable[str], found: list[str]) -> tuple[str, ...]:
     checked = tuple(users)
     for user in checked:
         if not USER_ID_RE.match(user):
-            raise PolicyError(
+            found.append(
                 f"ROOMBOT_ALLOWED_USERS: malformed Slack user ID {user!r} "
                 "(use IDs like U012ABCDEF, not names)"
             )
-    return checked
+    return tuple(user for user in checked if USER_ID_RE.match(user))
 
 
-def _read(path: Path) -> dict[str, Any]:
-    file = str(path)
+def _read(path: Path, found: _Found) -> dict[str, Any] | None:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise _problem(file, "", "policy file not found (check ROOMBOT_POLICY_FILE)") from None
+        found.add("", "policy file not found (check ROOMBOT_POLICY_FILE)")
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise _problem(file, "", f"cannot read the policy file: {reason}") from None
+        found.add("", f"cannot read the policy file: {exc.strerror or type(exc).__name__}")
     except UnicodeDecodeError:
-        raise _problem(file, "", "not UTF-8 text, so not a TOML policy file") from None
+        found.add("", "not UTF-8 text, so not a TOML policy file")
     except tomllib.TOMLDecodeError as exc:
-        raise _problem(file, "", f"invalid TOML: {one_line(exc)}") from None
+        found.add("", f"invalid TOML: {one_line(exc)}")
+    return None
 
 
 def _parse_policy(
-    file: str, document: dict[str, Any], words: Mapping[str, str]
+    found: _Found, document: dict[str, Any], words: Mapping[str, str]
 ) -> tuple[Role, ...]:
+    before = len(found.lines)
     for key in document:
         if key not in _TOP_LEVEL_KEYS:
             hint = _did_you_mean(key, _TOP_LEVEL_KEYS) or "roles are defined as [roles.NAME] tables"
-            raise _problem(file, _key(key), f"unknown top-level key; {hint}")
+            found.add(_key(key), f"unknown top-level key; {hint}")
     roles = document.get("roles")
     if not isinstance(roles, dict):
         if roles is not None:
-            raise _problem(
-                file, "roles", f"must be tables like [roles.moderators], not {_kind(roles)}"
-            )
+            found.add("roles", f"must be tables like [roles.moderators], not {_kind(roles)}")
         roles = {}
-    if not roles:
-        raise _problem(
-            file,
-            "",
-            "no roles defined; add a [roles.NAME] table with verbs and users or usergroups",
+    if not roles and len(found.lines) == before:
+        # (A misspelt [roles] table already explains why there are none.)
+        found.add(
+            "", "no roles defined; add a [roles.NAME] table with verbs and users or usergroups"
         )
-    return tuple(_parse_role(file, name, body, words) for name, body in roles.items())
+    parsed = (_parse_role(found, name, body, words) for name, body in roles.items())
+    return tuple(role for role in parsed if role is not None)
 
 
-def _parse_role(file: str, name: str, body: Any, words: Mapping[str, str]) -> Role:
+def _parse_role(found: _Found, name: str, body: Any, words: Mapping[str, str]) -> Role | None:
+    """The role, or None when it has a mistake (each one added to `found`)."""
+    before = len(found.lines)
     where = f"roles.{_key(name)}"
     if not _ROLE_NAME_RE.match(name):
-        raise _problem(file, where, "a role name may use only letters, digits, '-' and '_'")
+        found.add(where, "a role name may use only letters, digits, '-' and '_'")
     if not isinstance(body, dict):
-        raise _problem(file, where, f"must be a table of role settings, not {_kind(body)}")
-    for key in body:
-        if key not in _ROLE_KEYS:
-            hint = _did_you_mean(key, _ROLE_KEYS) or f"a role has only {', '.join(_ROLE_KEYS)}"
-            raise _problem(file, f"{where}.{_key(key)}", f"unknown key; {hint}")
+        found.add(where, f"must be a table of role settings, not {_kind(body)}")
+        return None
+    unknown = [key for key in body if key not in _ROLE_KEYS]
+    for key in unknown:
+        hint = _did_you_mean(key, _ROLE_KEYS) or f"a role has only {', '.join(_ROLE_KEYS)}"
+        found.add(f"{where}.{_key(key)}", f"unknown key; {hint}")
+    verbs: frozenset[str] = frozenset()
     if "verbs" not in body:
-        raise _problem(file, where, "missing 'verbs' (the verbs this role may run, or [\"*\"])")
-    verbs = _parse_verbs(file, f"{where}.verbs", body["verbs"], words)
-    users = _parse_ids(file, where, body, _USERS)
-    usergroups = _parse_ids(file, where, body, _GROUPS)
+        found.add(where, "missing 'verbs' (the verbs this role may run, or [\"*\"])")
+    else:
+        verbs = _parse_verbs(found, f"{where}.verbs", body["verbs"], words)
+    users = _parse_ids(found, where, body, _USERS)
+    usergroups = _parse_ids(found, where, body, _GROUPS)
     channels = None
     if "channels" in body:
-        channels = _parse_ids(file, where, body, _CHANNELS)
-        if not channels:
-            raise _problem(
-                file,
+        channels = _parse_ids(found, where, body, _CHANNELS)
+        if body["channels"] == []:
+            found.add(
                 f"{where}.channels",
                 "empty, so the role would apply nowhere; remove 'channels' to apply everywhere",
             )
-    if not users and not usergroups:
-        raise _problem(
-            file,
+    # Listed but malformed members are mistakes of their own, said above, and a misspelt key
+    # ("user") explains the missing members better than saying they are missing.
+    if not unknown and not body.get("users") and not body.get("usergroups"):
+        found.add(
             where,
             "role has no members; list user IDs in 'users' or user group IDs in 'usergroups'",
         )
+    if len(found.lines) > before:
+        return None
     return Role(name, verbs, users, usergroups, channels)
 
 
-def _parse_verbs(file: str, where: str, value: Any, words: Mapping[str, str]) -> frozenset[str]:
-    listed = _strings(file, where, value)
-    if not listed:
-        raise _problem(file, where, 'empty; list the verbs this role may run, or "*" for all')
-    if WILDCARD in listed:
+def _parse_verbs(found: _Found, where: str, value: Any, words: Mapping[str, str]) -> frozenset[str]:
+    listed = _strings(found, where, value)
+    if value == []:
+        found.add(where, 'empty; list the verbs this role may run, or "*" for all')
+    if WILDCARD in listed.values():
         if len(listed) > 1:
-            raise _problem(file, where, '"*" already means every verb; list it alone')
+            found.add(where, '"*" already means every verb; list it alone')
         return frozenset({WILDCARD})
     verbs = set()
-    for index, word in enumerate(listed):
+    for index, word in listed.items():
         canonical = words.get(word.lower())
         if HELP_VERB in (word.lower(), canonical):
-            raise _problem(
-                file, f"{where}[{index}]", "help is always allowed to everyone; remove it"
-            )
-        if canonical is None:
+            found.add(f"{where}[{index}]", "help is always allowed to everyone; remove it")
+        elif canonical is None:
             choices = [w for w, c in words.items() if c != HELP_VERB]
             hint = _did_you_mean(word, choices) or "known verbs: " + ", ".join(
                 dict.fromkeys(c for c in words.values() if c != HELP_VERB)
             )
-            raise _problem(file, f"{where}[{index}]", f"unknown verb {word!r} ({hint})")
-        verbs.add(canonical)
+            found.add(f"{where}[{index}]", f"unknown verb {word!r} ({hint})")
+        else:
+            verbs.add(canonical)
     return frozenset(verbs)
 
 
-def _parse_ids(file: str, role_where: str, body: dict[str, Any], kind: _IdKind) -> frozenset[str]:
+def _parse_ids(
+    found: _Found, role_where: str, body: dict[str, Any], kind: _IdKind
+) -> frozenset[str]:
     where = f"{role_where}.{kind.key}"
-    values = _strings(file, where, body.get(kind.key, []))
-    for index, value in enumerate(values):
+    values = _strings(found, where, body.get(kind.key, []))
+    valid = set()
+    for index, value in values.items():
         problem = _id_problem(value, kind)
         if problem is not None:
-            raise _problem(file, f"{where}[{index}]", problem)
-    return frozenset(values)
+            found.add(f"{where}[{index}]", problem)
+        else:
+            valid.add(value)
+    return frozenset(valid)
 
 
 def _id_problem(value: str, kind: _IdKind) -> str | None:
@@ -244,13 +274,18 @@ def _id_problem(value: str, kind: _IdKind) -> str | None:
     return f"{malformed} (use IDs like {kind.example}, not {kind.mistaken_for})"
 
 
-def _strings(file: str, where: str, value: Any) -> list[str]:
+def _strings(found: _Found, where: str, value: Any) -> dict[int, str]:
+    """The strings of the array `value`, by index; anything else is a mistake, added."""
     if not isinstance(value, list):
-        raise _problem(file, where, f'must be an array of strings like ["…"], not {_kind(value)}')
+        found.add(where, f'must be an array of strings like ["…"], not {_kind(value)}')
+        return {}
+    strings = {}
     for index, item in enumerate(value):
-        if not isinstance(item, str):
-            raise _problem(file, f"{where}[{index}]", f"must be a string, not {_kind(item)}")
-    return value
+        if isinstance(item, str):
+            strings[index] = item
+        else:
+            found.add(f"{where}[{index}]", f"must be a string, not {_kind(item)}")
+    return strings
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:

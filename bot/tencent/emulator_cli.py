@@ -60,11 +60,13 @@ def run_cli(
     callback_url: str | None = None,
     callback_token: str | None = None,
     other_admins: Sequence[str] = (),
+    key_source: str | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
     """`roombot emulator`: serve until SIGINT/SIGTERM, printing how to point the bot at it.
 
-    Raises `EmulatorUsageError` for bad options.
+    `key_source` says where a configured TENCENT_SECRET_KEY was read (".env", "the
+    environment"); the banner names it. Raises `EmulatorUsageError` for bad options.
     """
     seeded: list[str | dict[str, Any]] = list(rooms)
     if rooms_file:
@@ -89,10 +91,11 @@ def run_cli(
         )
     except ValueError as exc:
         raise EmulatorUsageError(str(exc)) from None
+    # Say where the key came from: a .env read without saying so surprises people.
     shown_key = (
-        "<your configured TENCENT_SECRET_KEY>"
+        f"<your configured TENCENT_SECRET_KEY, read from {key_source or 'the settings'}>"
         if configured_key
-        else f"{secret_key}   # generated for this run"
+        else f"{secret_key}   # generated for this run (no TENCENT_SECRET_KEY is set)"
     )
     return asyncio.run(_serve_until_signalled(emulator, host, port, shown_key, out))
 

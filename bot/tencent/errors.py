@@ -25,6 +25,10 @@ from typing import Final
 from bot.errors import RoombotError
 from bot.redact import scrub
 
+#: Codes that say the request itself cannot succeed as it is (no such room, a bad parameter,
+#: not a member): trying it again would fail the same way, so Retry is not offered for them.
+PERMANENT_CODES: Final = frozenset({100002, 100004, 100005})
+
 #: ErrorCode → a short hint a Slack user can act on. Every code in the reference is here.
 ERROR_HINTS: Final[dict[int, str]] = {
     # Room Engine's own codes (the update_room_info and member-moderation pages).
@@ -217,8 +221,7 @@ class RequestTimeout(TransportError):
         super().__init__(
             message,
             request_id=request_id,
-            hint="Tencent did not answer in time — the change may or may not have applied; "
-            "check the room before trying again",
+            hint="the change may or may not have applied; check the room before trying again",
             attempts=attempts,
         )
 

@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -395,6 +396,9 @@ def _os_reason(exc: BaseException) -> str | None:
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):  # its errno is no OS error number
+            host = exc.request.url.host if isinstance(exc, httpx.RequestError) else ""
+            return f"could not resolve host {host}".rstrip()
         if isinstance(cause, OSError) and cause.errno:
             return os.strerror(cause.errno).lower()
         cause = cause.__cause__ or cause.__context__

@@ -442,3 +442,66 @@ def test_undo_conflicts_are_later_outside_changes_to_its_fields() -> None:
     assert outside_conflicts([video, nothing], after_row=0, fields=fields) == []
     recreated = row(source=Source.TENCENT, verb=OUTSIDE_CREATE, patch={"RoomName": "x"})
     assert outside_conflicts([recreated], after_row=0, fields=fields) == [recreated]
+
+
+# -- account IDs from outside are bounded and checked (issue 27, item 2) -------------------------
+
+FORGED_OPERATOR = "ops\n2026-01-01 00:00:00,000 INFO bot: \x1b[31mforged\x1b[0m"
+
+
+@pytest.mark.parametrize(
+    "operator",
+    [FORGED_OPERATOR, "a" * 33, "with space", "bidi\u202eevil", "", 42, None, ["ops"]],
+    ids=["newline-ansi", "33-bytes", "space", "bidi", "empty", "number", "null", "list"],
+)
+def test_an_operator_that_is_no_account_id_is_not_taken_as_one(operator: Any) -> None:
+    from bot.callbacks import UNKNOWN_OPERATOR
+
+    body = update_room_info_body("bob", ROOM, 5, bools_as_strings=True)
+    body["Operator_Account"] = operator
+    event = _parse(body).event
+    assert event.operator == UNKNOWN_OPERATOR
+    assert event.state == STATE  # the change itself is still read
+
+
+def test_a_valid_operator_of_32_bytes_is_kept() -> None:
+    body = destroy_room_body("é" * 16, "room-test", 2)
+    assert _parse(body).event.operator == "é" * 16
+
+
+def test_member_accounts_that_are_no_account_ids_are_dropped() -> None:
+    body = member_enter_body("u1", "room-test", ["u1", FORGED_OPERATOR, "b" * 40, "u2"], 5, 3)
+    body["MemberList_Account"].insert(3, 7)
+    assert _parse(body).event.accounts == ("u1", "u2")
+
+
+@given(st.text(max_size=50))
+def test_whatever_the_operator_it_is_a_bounded_printable_id(operator: str) -> None:
+    from bot.models import account_id_problem
+
+    body = destroy_room_body(operator, "room-test", 2)
+    kept = _parse(body).event.operator
+    assert len(kept.encode()) <= 32 or kept.startswith("(")
+    assert kept.isprintable()
+    assert kept == operator or account_id_problem(operator) is not None
+
+
+def test_query_values_that_are_not_printable_are_dropped() -> None:
+    body = destroy_room_body("ops", "room-test", 2)
+    delivery = _parse(body, OptPlatform="Web\n\x1b[31mX", ClientIP="203.0.113.9\u202e")
+    assert (delivery.platform, delivery.client_ip) == (None, None)
+    assert _parse(body, OptPlatform="RESTAPI" * 20).platform == ("RESTAPI" * 20)[:64]
+
+
+@given(st.text(max_size=700), st.sampled_from(["RoomName", "CustomInfo", "TakeSeatMode"]))
+def test_a_reported_text_is_kept_within_room_engines_limit(text: str, name: str) -> None:
+    from bot.models import utf8_len
+
+    limit = {"RoomName": 100, "CustomInfo": 500, "TakeSeatMode": 32}[name]
+    kept = room_state({name: text})[name]
+    assert utf8_len(kept) <= limit
+    if utf8_len(text) <= limit:
+        assert kept == text
+    else:
+        assert kept.endswith("…")
+        assert text.startswith(kept.removesuffix("…"))

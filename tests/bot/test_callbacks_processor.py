@@ -313,3 +313,15 @@ async def test_every_backend_keeps_the_same_promises(target: str | Path, core: C
         assert second.change.changed == {"IsAudioDisabled": False}
         assert second.change.before == {"IsAudioDisabled": True}
         assert CallbackCommand.UPDATE_ROOM_INFO.value in (await store.query(limit=1))[0].raw_text
+
+
+async def test_a_forged_operator_never_reaches_the_audit_or_the_alert(core: Core) -> None:
+    from bot.callbacks import UNKNOWN_OPERATOR
+
+    forged = "ops\n2026-01-01 INFO bot: \x1b[31mforged" + "x" * 100
+    handled = await processor(core).handle(outside(core, "room-2", forged, RoomName="Pwned"))
+    assert handled.change is not None
+    assert handled.change.operator == UNKNOWN_OPERATOR
+    row = await core.store.get(handled.row_id or 0)
+    assert row is not None
+    assert row.user_id == UNKNOWN_OPERATOR

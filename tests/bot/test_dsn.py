@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
+from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import pytest
 from hypothesis import given
@@ -38,12 +39,19 @@ def test_the_text_forms_hide_the_password() -> None:
             "postgresql:///db?host=/run/pg&password=***",
         ),
         ("POSTGRESQL://u:p@h/db", "POSTGRESQL://u:***@h/db"),
-        # Not encoded as it should be: still hidden, whole.
-        ("postgresql://u:pa@ss@h/db", "postgresql://u:***@h/db"),
     ],
 )
 def test_redacted_forms(text: str, shown: str) -> None:
     assert DatabaseUrl(text).redacted == shown
+
+
+@pytest.mark.parametrize(
+    "text", ["postgresql://u:pa@ss@h/db", "postgresql://u:pa#ss@h/db", "postgresql://u:p/a@ss@h/db"]
+)
+def test_a_password_not_encoded_as_it_should_be_is_refused_hidden_whole(text: str) -> None:
+    with pytest.raises(ValueError, match="percent-encode") as info:
+        DatabaseUrl(text)
+    assert "postgresql://u:***@h/db" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -155,3 +163,126 @@ def test_driver_log_lines_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None
         logging.getLogger("psycopg.pool").warning("error connecting with %s", url.secret())
     assert "very-secret-pw" not in caplog.text
     assert "roombot:***@h/db" in caplog.text
+
+
+# -- ROOMBOT_AUDIT_DB: a SQLite path or a PostgreSQL URL, and nothing else (issue 27, item 1) --
+
+#: Each bad form with the fragments of its password that must never be shown.
+BAD_TARGETS = [
+    # libpq's key=value form is not a file name.
+    ("host=db user=roombot password=Kv9pass-word dbname=roombot", ("Kv9pass", "pass-word")),
+    # Misspelt or foreign schemes are not file names either.
+    ("postgressql://roombot:Ty7secret-pw@db/roombot", ("Ty7secret", "secret-pw")),
+    ("postgresql+psycopg://roombot:Ty7secret-pw@db/roombot", ("Ty7secret", "secret-pw")),
+    ("mysql://roombot:Ty7secret-pw@db/roombot", ("Ty7secret", "secret-pw")),
+    ("postgresql:/roombot:Ty7secret-pw@db/roombot", ("Ty7secret", "secret-pw")),
+    # An unescaped "@" (or "/", "#") in the password: parsers disagree on where the host starts.
+    ("postgresql://roombot:Ab3first@Zx9second@db/roombot", ("Ab3first", "Zx9second")),
+    ("postgresql://roombot:Ab3first@Zx9sec/ond@db/roombot", ("Ab3first", "Zx9sec", "ond@db")),
+    ("postgresql://roombot:Ab3first#Zx9second@db/roombot", ("Ab3first", "Zx9second")),
+]
+
+
+@pytest.mark.parametrize(("value", "fragments"), BAD_TARGETS)
+def test_a_target_that_is_neither_path_nor_url_is_refused_in_one_line_without_its_password(
+    value: str, fragments: tuple[str, ...]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, roombot_audit_db=value)
+    message = str(info.value)
+    assert message.startswith("ROOMBOT_AUDIT_DB: ")
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment not in message
+
+
+@pytest.mark.parametrize(("value", "fragments"), BAD_TARGETS)
+def test_check_fails_a_bad_target_without_printing_its_password(
+    value: str,
+    fragments: tuple[str, ...],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("ROOMBOT_AUDIT_DB", value)
+    assert main(["check"]) == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "✗ settings" in text
+    assert "ROOMBOT_AUDIT_DB: " in text
+    assert "✓ audit trail" not in text
+    for fragment in fragments:
+        assert fragment not in text
+
+
+@pytest.mark.parametrize(("value", "fragments"), BAD_TARGETS)
+def test_other_subcommands_exit_2_with_one_line_naming_the_variable(
+    value: str,
+    fragments: tuple[str, ...],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("ROOMBOT_AUDIT_DB", value)
+    assert main(["audit"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("roombot audit: ROOMBOT_AUDIT_DB: ")
+    for fragment in fragments:
+        assert fragment not in err[0]
+
+
+def test_serve_refuses_a_key_value_string_instead_of_making_a_file_of_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("ROOMBOT_AUDIT_DB", BAD_TARGETS[0][0])
+    assert main(["serve", "--http", "--port", "0"]) == 2
+    text = capsys.readouterr().err
+    assert any(
+        line.startswith("roombot serve: ROOMBOT_AUDIT_DB: ") for line in text.splitlines()
+    ), text
+    assert "Kv9pass" not in text
+    assert list(tmp_path.iterdir()) == []  # no SQLite file named after the string
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "roombot-audit.sqlite3",
+        "/var/lib/roombot/audit.sqlite3",
+        "data/audit:2024.sqlite3",
+        ":memory:",
+    ],
+)
+def test_plain_paths_are_still_paths(value: str) -> None:
+    settings = load_settings(None, roombot_audit_db=value)
+    assert settings.roombot_audit_db == Path(value)
+
+
+@given(
+    st.text(
+        alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Zs"]),
+        min_size=4,
+        max_size=30,
+    )
+)
+def test_a_raw_password_is_never_shown_and_never_taken_for_the_host(password: str) -> None:
+    raw = f"postgresql://someone:{password}@dbhost:5432/db"
+    assume_shown = "postgresql://someone:@dbhost:5432/db"
+    if password in assume_shown:
+        return  # the password is a piece of the URL around it: nothing to hide
+    try:
+        url = DatabaseUrl(raw)
+    except ValueError as exc:
+        refusal = str(exc)
+    else:
+        refusal = ""
+    if refusal:
+        assert password not in refusal
+        return
+    assert password not in url.redacted
+    assert urlsplit(url.secret()).hostname == "dbhost"

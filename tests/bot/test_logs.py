@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.logs import configure_logging, ids, log_context, make_handler
 from bot.redact import remember
@@ -141,3 +143,94 @@ def test_configure_logging_routes_warnings_and_uncaught_exceptions(
     assert [line["logger"] for line in lines] == ["py.warnings", "roombot"]
     assert "careful" in lines[0]["message"]
     assert "RuntimeError" in lines[1]["exception"]
+
+
+# -- the text format cannot be forged (issue 27, item 2) ----------------------------------------
+
+#: A forged record: a line break, a fake timestamped line, ANSI colour, a bidi override.
+FORGED = "ok\r\n2026-01-01 00:00:00,000 INFO bot.auth: \x1b[32mlogin ok\x1b[0m \u202eevil\u2066"
+#: Every character class the text format must escape: C0, DEL, C1, bidi overrides.
+CONTROLS = ["\x00", "\x07", "\t", "\n", "\r", "\x1b", "\x7f", "\x85", "\x9b", "\u2028"] + [
+    chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+]
+
+
+def _text_record(**fields: Any) -> str:
+    stream = io.StringIO()
+    handler = make_handler("text", stream)
+    record = logging.makeLogRecord(
+        {"name": "bot.callbacks", "levelno": 20, "levelname": "INFO", **fields}
+    )
+    handler.handle(record)
+    return stream.getvalue()
+
+
+def _only_record_lines_start_at_column_0(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith(" ")]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"msg": FORGED},
+        {"msg": "operator %s changed %s", "args": (FORGED, "room-1")},
+        {"msg": "callback for %(who)s", "args": {"who": FORGED}},
+    ],
+    ids=["message", "args", "mapping-args"],
+)
+def test_a_text_record_is_one_line_whatever_its_message_holds(fields: dict[str, Any]) -> None:
+    text = _text_record(**fields)
+    assert text.count("\n") == 1, text
+    assert "\x1b" not in text
+    assert "\u202e" not in text
+    assert "\\x1b[32mlogin ok" in text
+    assert "\\r\\n2026-01-01" in text
+
+
+def test_exception_text_cannot_start_a_line_of_its_own() -> None:
+    try:
+        raise ValueError(FORGED)
+    except ValueError:
+        exc_info = sys.exc_info()
+    text = _text_record(msg="failed", exc_info=exc_info)
+    # The record's own line, then the traceback indented: nothing else starts at column 0.
+    [head] = _only_record_lines_start_at_column_0(text)
+    assert head.endswith("INFO bot.callbacks: failed")
+    assert "Traceback (most recent call last):" in text
+    assert "\x1b" not in text
+    assert "\u202e" not in text
+    # A line break inside the exception's text starts an indented line, never a record.
+    assert "  ValueError: ok\\r\n  2026-01-01 00:00:00,000 INFO bot.auth: \\x1b[32m" in text
+
+
+def test_an_extra_field_the_format_shows_is_escaped_too() -> None:
+    from bot.logs import RedactingFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(message)s [%(request_key)s]"))
+    logger = logging.getLogger("bot.test.extra")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("hello", extra={"request_key": FORGED})
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    assert stream.getvalue().count("\n") == 1
+    assert "\x1b" not in stream.getvalue()
+
+
+@pytest.mark.parametrize("char", CONTROLS, ids=[f"U+{ord(c):04X}" for c in CONTROLS])
+def test_each_control_character_is_shown_escaped(char: str) -> None:
+    text = _text_record(msg=f"a{char}b")
+    line = text.removesuffix("\n")
+    assert char not in line
+    assert line.endswith(f"a{char.encode('unicode_escape').decode()}b")
+
+
+@given(st.text(max_size=60))
+def test_any_message_is_one_printable_line(message: str) -> None:
+    line = _text_record(msg=message).removesuffix("\n")
+    assert "\n" not in line
+    assert line.isprintable(), repr(line)

@@ -158,3 +158,23 @@ async def test_tencent_part_against_the_emulator() -> None:
         await client.aclose()
         await wrong_key.aclose()
         await emulator.stop()
+
+
+async def test_a_host_that_cannot_be_resolved_is_said_so() -> None:
+    """Issue 27, item 10: a DNS failure showed as "unknown error -2"."""
+    client = RoomEngineClient(
+        base_url="http://roombot-no-such-host.invalid",
+        sdkappid=APP,
+        secret_key=KEY,
+        admin_id="administrator",
+        rate_budget=RateBudget(200, burst=200),
+        retry=RetryPolicy(max_attempts=1),
+        timeout_s=5.0,
+    )
+    try:
+        with pytest.raises(NotReady) as info:
+            await tencent_part(client)()
+    finally:
+        await client.aclose()
+    assert str(info.value).startswith("could not resolve host roombot-no-such-host.invalid")
+    assert "unknown error" not in str(info.value)

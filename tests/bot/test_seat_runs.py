@@ -392,11 +392,12 @@ async def test_retry_sends_the_failed_seats_again_with_fresh_flags(core: Core) -
     async def once(command: str, body: dict[str, Any]) -> httpx.Response | None:
         if command == "lock_seat" and body["Index"] == 1:
             core.wire.hook = None
+            # 100006 (no permission): Retry is offered for it, unlike a permanent 100004.
             return httpx.Response(
                 200,
                 json={
                     "ActionStatus": "FAIL",
-                    "ErrorCode": 100004,
+                    "ErrorCode": 100006,
                     "ErrorInfo": "x",
                     "RequestId": "r",
                 },

@@ -27,6 +27,7 @@ from bot.outcomes import (
     Plan,
     Rejected,
     RunKind,
+    RunResult,
     Source,
 )
 from bot.requests.delivery import LoggedDelivery
@@ -503,6 +504,8 @@ async def test_undo_needs_permission_for_every_restored_field(make_core: CoreFac
     assert "`U0MUTER01`" in refused.message
     assert "`unmute-all`" in refused.message
     assert "`set`" in refused.message
+    # Several verbs would each do: the refusal says one is enough (issue 27, item 9).
+    assert "needs permission for any one of `" in refused.message
     # the refusal spent nothing: someone allowed can still undo
     assert isinstance(await core.service.plan_undo(key, actor(ALICE)), Plan)
 
@@ -670,7 +673,8 @@ async def test_retry_with_nothing_failed_is_refused(core: Core) -> None:
 
 async def test_retry_needs_the_requests_verb(make_core: CoreFactory) -> None:
     core = await make_core(policy_toml=VIEWERS)
-    key = await _executed(core, "mute-all room-test ghost-room")
+    core.emulator.script("update_room_info", [100006])  # refused: worth trying again later
+    key = await _executed(core, "mute-all room-test")
     refused = await core.service.plan_retry(key, actor("U0VIEWER1"))
     assert isinstance(refused, Rejected)
     assert refused.denial is not None
@@ -682,7 +686,8 @@ async def test_a_failed_retry_claim_is_not_reported_as_already_retried(
     make_core: CoreFactory,
 ) -> None:
     core = await make_core(store_class=BrokenStore)
-    key = await _executed(core, "mute-all ghost-room")
+    core.emulator.script("update_room_info", [100006])
+    key = await _executed(core, "mute-all room-test")
     assert isinstance(core.store, BrokenStore)
     core.store.fail_claim = True
     plan = await core.service.plan_retry(key, actor())
@@ -770,3 +775,27 @@ async def test_a_broken_claim_store_does_not_swallow_deliveries(make_core: CoreF
     assert isinstance(core.store, BrokenStore)
     core.store.fail_claim = True
     assert await core.service.first_delivery("Ev0001") is True
+
+
+async def test_what_undo_needs_is_one_of_several_verbs_per_field(core: Core) -> None:
+    from bot.followups import undo_needs
+
+    async def run(text: str) -> RunResult:
+        prepared = await core.service.prepare(text, actor())
+        assert isinstance(prepared, Approved)
+        return await core.service.execute(prepared)
+
+    muted = await run("mute-all room-test")
+    assert undo_needs(muted) == (frozenset({"unmute-all", "lift-lockdown", "set"}),)
+    core.emulator.member_enter("room-test", "dave")
+    assert undo_needs(await run("ban room-test dave --for 1h")) == (frozenset({"unban"}),)
+    assert undo_needs(await run("kick room-test dave")) == ()
+
+
+async def test_retry_failed_skips_what_cannot_succeed_by_trying_again(core: Core) -> None:
+    """Issue 27, item 10: retry-failed was offered for permanent errors like 100004."""
+    key = await _executed(core, "mute-all ghost-room")
+    refused = await core.service.plan_retry(key, actor())
+    assert isinstance(refused, Rejected)
+    assert "100004" in refused.message
+    assert "would fail the same way" in refused.message

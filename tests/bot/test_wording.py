@@ -210,8 +210,8 @@ def test_room_line_for_a_noop_says_nothing_changed() -> None:
 
 def test_room_line_for_a_failure_gives_code_hint_and_request_id() -> None:
     assert wording.room_line(S, _failed("ghost", _GONE)) == (
-        "❌ [ghost] — error 100004: room 'ghost' does not exist — room does not exist or was "
-        "destroyed — check the ID · RequestId [Id-gone]"
+        "❌ [ghost] — error 100004: room 'ghost' does not exist — check the ID · "
+        "RequestId [Id-gone]"
     )
 
 
@@ -250,6 +250,17 @@ def test_request_head_for_an_undo_and_a_retry() -> None:
     assert wording.request_head(S, one, ALICE, RunKind.RETRY) == (
         "🔁 @U0ALICE01 is retrying [/room mute-all] on 1 failed room: [a]"
     )
+
+
+def test_the_undo_of_a_ban_is_labelled_as_undoing_the_ban() -> None:
+    """Issue 27, item 9: it read "undoing /room unban" (the call it makes, not what it undoes)."""
+    from bot.commands import Command
+
+    unban = Command(verb="unban", rooms=("room-test",), accounts=("dave",))
+    head = wording.request_head(S, unban, ALICE, RunKind.UNDO)
+    assert head == "↩️ @U0ALICE01 is undoing [/room ban] on 1 room: [room-test] (account [dave])"
+    # An unban the user typed is still an unban.
+    assert "ran [/room unban]" in wording.request_head(S, unban, ALICE, RunKind.REQUEST)
 
 
 def test_many_rooms_are_shortened() -> None:
@@ -394,8 +405,8 @@ def test_room_view_lines() -> None:
     ]
     failed = wording.room_view_lines(S, RoomView("ghost", failure=_GONE))
     assert failed == [
-        "❌ [ghost] — error 100004: room 'ghost' does not exist — room does not exist or was "
-        "destroyed — check the ID · RequestId [Id-gone]"
+        "❌ [ghost] — error 100004: room 'ghost' does not exist — check the ID · "
+        "RequestId [Id-gone]"
     ]
 
 
@@ -522,3 +533,67 @@ def test_outside_summary_is_a_core_sentence() -> None:
     assert wording.outside_summary(_outside(patch={"IsAudioDisabled": False})) == (
         "by `ops-console` at 2024-05-01 12:30:05 UTC (audio unmuted)"
     )
+
+
+# -- wording that repeated or misled (issue 27, item 10) -------------------------------------------
+
+
+def test_a_failure_does_not_say_the_same_thing_twice() -> None:
+    gone = Failure(
+        kind=FailureKind.API,
+        message="room 'x' does not exist",
+        hint=hint_for(100004),
+        code=100004,
+    )
+    line = wording.failure_phrase(S, gone)
+    assert line.count("exist") == 1, line
+    assert line.startswith("error 100004: room 'x' does not exist — ")
+    assert "check the ID" in line
+    # Without Tencent's text, the hint says what the code means.
+    bare = replace(gone, message="error 100004")
+    assert wording.failure_phrase(S, bare) == f"error 100004: {hint_for(100004)}"
+
+
+def test_a_timeout_says_once_that_nobody_answered() -> None:
+    from bot.failures import describe_failure
+    from bot.tencent.errors import RequestTimeout
+
+    failure = describe_failure(RequestTimeout("update_room_info: no answer within 5 s"))
+    line = wording.failure_phrase(S, failure)
+    assert line.count("did not answer") == 1, line
+    assert "may or may not have applied" in line
+
+
+def test_a_read_that_timed_out_does_not_talk_of_a_change() -> None:
+    from bot.failures import describe_failure
+    from bot.tencent.errors import RequestTimeout
+
+    failure = describe_failure(RequestTimeout("get_room_info: no answer"), reading=True)
+    line = wording.failure_phrase(S, failure)
+    assert "applied" not in line
+    assert "the change" not in line
+    assert "nothing was changed" in line
+
+
+def test_a_failure_keeps_a_hint_that_adds_something() -> None:
+    sig = Failure(
+        kind=FailureKind.API, message="sig verify failed", hint=hint_for(70003), code=70003
+    )
+    assert wording.failure_phrase(S, sig) == f"error 70003: sig verify failed — {hint_for(70003)}"
+
+
+def test_the_history_head_counts_in_words() -> None:
+    assert wording.history_head(S, "room-test", 1) == "Last audit entry for [room-test]:"
+    assert wording.history_head(S, "room-test", 2) == (
+        "Last 2 audit entries for [room-test], newest first:"
+    )
+
+
+@given(st.text(max_size=60), st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
+def test_a_failure_always_keeps_what_to_do(message: str, meaning: str, action: str) -> None:
+    if " — " in meaning + action or "`" in meaning + action:
+        return
+    failure = Failure(
+        kind=FailureKind.API, message=message, hint=f"{meaning} — {action}", code=100001
+    )
+    assert wording.failure_phrase(S, failure).endswith(f" {S.prose(action)}")

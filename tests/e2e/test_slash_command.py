@@ -343,3 +343,36 @@ async def test_a_huge_command_from_anyone_is_refused_small_and_stored_small(
         many = "mute-all " + " ".join(f"room-{i:03d}-{'y' * 40}" for i in range(400))
         reply, _key = await stack.slash(many, user=MALLORY)
         assert len(reply.json()["text"]) < 600
+
+
+async def test_a_replayed_command_runs_once(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        _key, url = stack.new_response_url()
+        body = form_body(slash_command("disable-video room-test", user_id=ALICE, response_url=url))
+        for _ in range(2):
+            assert (await stack.post(body)).status == 200
+        await stack.settle()
+        assert len(stack.tencent_calls()) == 1
+
+
+async def test_a_write_without_a_trigger_id_is_refused_and_never_runs(tmp_path: Path) -> None:
+    """Issue 27, item 5: with an empty `trigger_id` a replayed command ran twice."""
+    async with running_stack(tmp_path) as stack:
+        _key, url = stack.new_response_url()
+        fields = slash_command("disable-video room-test", response_url=url, trigger_id="")
+        body = form_body(fields)
+        replies = [await stack.post(body) for _ in range(2)]
+        await stack.settle()
+        assert stack.emulator.requests == []
+        assert stack.slack.calls_to("chat.postMessage") == []
+        for reply in replies:
+            assert reply.status == 200
+            answer = reply.json()
+            assert answer["response_type"] == "ephemeral"
+            assert "without a trigger_id" in answer["text"]
+            assert "nothing was run" in answer["text"]
+        # A read changes nothing, so it still answers.
+        show = form_body(slash_command("show room-test", response_url=url, trigger_id=""))
+        assert (await stack.post(show)).status == 200
+        await stack.settle()
+        assert [r.command for r in stack.emulator.requests] == ["get_room_info"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.audit import Outcome, Source
-from handlers.blocks import ACTION_CARD_CANCEL, ACTION_CARD_CONFIRM, ACTION_CARD_PREFIX
+from handlers.card_blocks import ACTION_CARD_CANCEL, ACTION_CARD_CONFIRM, ACTION_CARD_PREFIX
 from handlers.form import ACTION_PICK_VERB
 from handlers.home_view import ACTION_HOME_SHOW
 from tests.e2e.stack import ALICE, GENERAL, MALLORY, Stack, running_stack
@@ -494,3 +494,35 @@ async def test_the_home_tab_tells_a_user_without_permissions_how_to_get_access(
         await stack.home_opened(ALICE, tab="messages")
         await stack.settle()
         assert stack.slack.home_view(ALICE) is None
+
+
+async def test_a_forged_card_button_runs_nothing_and_is_refused_and_audited(
+    tmp_path: Path,
+) -> None:
+    """Issue 27, item 3: a card button's value once ran whatever text it held."""
+    forged = [
+        # Free text in the verb: another verb, more rooms, accounts, options.
+        ("roombot_card.mute-all", {"v": "kick room-test alice bob --reason", "r": "room-test"}),
+        ("roombot_card.kick", {"v": "kick", "r": "room-test alice", "s": ["room-test"]}),
+        # A verb no card offers, and one that is not the button's own.
+        ("roombot_card.destroy", {"v": "destroy", "r": "room-test", "s": ["room-test"]}),
+        ("roombot_card.mute-all", {"v": "unmute-all", "r": "room-test", "s": ["room-test"]}),
+        # More than one room, or a room that is not among the card's.
+        ("roombot_card.mute-all", {"v": "mute-all", "r": "room-test room-2", "s": ["room-test"]}),
+        ("roombot_card.mute-all", {"v": "mute-all", "r": "room-2", "s": ["room-test"]}),
+    ]
+    async with running_stack(tmp_path) as stack:
+        for action_id, value in forged:
+            reply, click_key = await stack.click(
+                action_id, json.dumps(value), message_ts="1.000001", is_ephemeral=True
+            )
+            assert reply.status == 200
+            await stack.settle()
+            [told] = stack.response_posts(click_key)
+            assert "This button is not one of roombot's" in told["text"], told
+            assert told.get("replace_original") is not True  # the card stays as it was
+        assert stack.emulator.requests == []
+        refused = [r for r in await _rows(stack) if r.source == Source.BUTTON]
+        assert len(refused) == len(forged)
+        assert {r.outcome for r in refused} == {Outcome.INVALID}
+        assert all("roombot_card." in (r.raw_text or "") for r in refused)

@@ -160,3 +160,45 @@ def test_show_renders_every_setting_plainly() -> None:
     assert "audio ⛔ muted · video on · chat on · screen sharing ⛔ disabled · recording on" in text
     assert "custom info: `tier=gold`" in text
     assert "RequestId `Id-1`" in text
+
+
+def test_retry_is_offered_only_for_what_may_succeed_if_tried_again() -> None:
+    """Issue 27, item 10: Retry was offered for permanent errors like 100004."""
+    gone = RoomResult(room_id="ghost", changes={"IsAudioDisabled": True}, failure=_fail(100004))
+    busy = RoomResult(room_id="busy", changes={"IsAudioDisabled": True}, failure=_fail(100001))
+    assert blocks.result_actions(_run("mute-all ghost", [gone])) is None
+    actions = blocks.result_actions(_run("mute-all ghost busy", [gone, busy]))
+    assert actions is not None
+    [retry] = actions["elements"]
+    assert retry["text"]["text"] == "Retry 1 failed"
+
+
+def test_one_history_entry_is_an_entry() -> None:
+    from bot.audit import AuditEntry, Outcome
+    from bot.outcomes import HistoryView
+
+    entry = AuditEntry(
+        id=1,
+        created_at=1_700_000_000.0,
+        finished_at=None,
+        request_key="k",
+        source="slash",
+        user_id="U0ALICE01",
+        verb="mute-all",
+        raw_text="mute-all room-test",
+        room_id="room-test",
+        team_id=None,
+        channel_id=None,
+        reason=None,
+        patch={"IsAudioDisabled": True},
+        previous=None,
+        outcome=Outcome.OK,
+        detail=None,
+        undo_of=None,
+        error_code=None,
+        error_info=None,
+        tencent_request_id=None,
+        latency_ms=None,
+    )
+    text = blocks.history_message(HistoryView(room_id="room-test", entries=(entry,))).text
+    assert text.startswith("Last audit entry for `room-test`:")

@@ -270,3 +270,70 @@ async def test_every_callback_is_counted_in_the_metrics(tmp_path: Path) -> None:
     assert count(UPDATE, "unauthorized") == before["unauthorized"] + 1
     assert count(enter, "counted") == before["counted"] + 1
     assert count("other", "invalid") == before["invalid"] + 1
+
+
+async def test_a_forged_operator_writes_no_forged_log_line(tmp_path: Path) -> None:
+    """Issue 27, item 2: an `Operator_Account` carrying a line break and ANSI colour used to
+    write a second, coloured log line in the text format."""
+    import io
+    import logging
+
+    from bot.logs import make_handler
+
+    stream = io.StringIO()
+    handler = make_handler("text", stream)
+    logger = logging.getLogger("handlers.callbacks")
+    logger.addHandler(handler)
+    saved = logger.level
+    logger.setLevel(logging.INFO)
+    forged = "ops\n2026-01-01 00:00:00,000 INFO bot.auth: \x1b[32mlogin ok"
+    try:
+        async with serving(tmp_path) as served:
+            status, _ = await served.post(query(), update_body(forged, IsAudioDisabled=True))
+            await served.receiver.settle()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved)
+    assert status == 200
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert "room room-test updated by (unknown) (" in lines[0]
+    assert "\x1b" not in stream.getvalue()
+    assert "bot.auth" not in stream.getvalue()
+
+
+async def test_a_chunked_body_over_the_cap_is_refused_while_it_is_read(tmp_path: Path) -> None:
+    """Issue 27, item 4: the 64 KiB cap was checked against Content-Length only; a chunked
+    900 KB body was parsed, stored whole and quoted in an alert."""
+    big = update_body(IsAudioDisabled=True, CustomInfo="x" * 900_000)
+    data = json.dumps(big).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:  # no length: sent with chunked encoding
+        for start in range(0, len(data), 16_384):
+            yield data[start : start + 16_384]
+
+    async with serving(tmp_path) as served:
+        async with served.session.post(served.url, params=query(), data=chunks()) as response:
+            status, answer = response.status, await response.json()
+        assert (status, answer["ErrorInfo"]) == (413, "body too large")
+        await served.receiver.settle()
+        assert set(served.receiver.handled.values()) == {0}
+        assert await served.store.query() == []
+
+
+async def test_stored_fields_are_capped_at_room_engines_own_limits(tmp_path: Path) -> None:
+    long_name = "n" * 99 + "é"  # 101 bytes: over by one, in the middle of a character
+    long_info = "i" * 60_000
+    body = update_body(long_name, IsAudioDisabled=True, RoomName=long_name, CustomInfo=long_info)
+    async with serving(tmp_path) as served:
+        assert len(json.dumps(body)) < 64 * 1024
+        assert await served.post(query(), body) == (200, OK)
+        await served.receiver.settle()
+        [row] = await served.store.query()
+    assert row.user_id == "(unknown)"  # 101 bytes is no account ID
+    assert row.patch is not None
+    name, info = row.patch["RoomName"], row.patch["CustomInfo"]
+    assert len(name.encode()) <= 100
+    assert name.startswith("n" * 90)
+    assert len(info.encode()) <= 500
+    assert info.startswith("i" * 400)

@@ -14,8 +14,8 @@ from bot.commands import VERBS, parse_command
 from bot.commands.tokens import word
 from bot.models import RoomInfo, RoomSnapshot
 from bot.outcomes import Actor, Failure, FailureKind, NeedsConfirmation, RoomView
-from handlers import blocks
-from handlers.blocks import CardClick, CardPrompt, show_message
+from handlers import blocks, card_blocks
+from handlers.card_blocks import CardClick, CardPrompt, show_message
 from testkit.slack_api import block_problems
 
 _SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -125,18 +125,19 @@ def test_a_button_carries_its_verb_room_and_every_carded_room() -> None:
 
 
 def test_a_prompt_in_a_cards_place_carries_its_key_and_the_carded_rooms() -> None:
-    rooms = tuple(f"{i:02d}" + '"\\' * 23 for i in range(blocks.MAX_CARDS))  # JSON doubles these
+    # JSON doubles these characters
+    rooms = tuple(f"{i:02d}" + '"\\' * 23 for i in range(card_blocks.MAX_CARDS))
     command = parse_command("lockdown " + " ".join(word(r) for r in rooms))
     actor = Actor(user_id="U0ALICE01", source=Source.BUTTON, channel_id="C0GENERAL1")
     needs = NeedsConfirmation(command=command, actor=actor, key="f" * 32, reason="why")
 
-    message = blocks.confirmation_message(needs, card_rooms=rooms)
+    message = card_blocks.card_confirmation(needs, rooms)
 
     _check_limits(message)
     confirm, cancel = _buttons(message.blocks)
     assert (confirm["action_id"], cancel["action_id"]) == (
-        blocks.ACTION_CARD_CONFIRM,
-        blocks.ACTION_CARD_CANCEL,
+        card_blocks.ACTION_CARD_CONFIRM,
+        card_blocks.ACTION_CARD_CANCEL,
     )
     assert CardPrompt.decode(confirm["value"]) == CardPrompt("f" * 32, rooms)
     assert cancel["value"] == confirm["value"]
@@ -154,11 +155,11 @@ def test_a_prompt_in_a_cards_place_carries_its_key_and_the_carded_rooms() -> Non
 
 
 def test_ten_rooms_of_48_bytes_with_100_byte_names_fit_as_cards() -> None:
-    rooms = [f"{i:02d}" + '"\\' * 23 for i in range(blocks.MAX_CARDS)]  # JSON doubles these
+    rooms = [f"{i:02d}" + '"\\' * 23 for i in range(card_blocks.MAX_CARDS)]  # JSON doubles these
     views = [_view(r, name="é" * 50, CustomInfo="c" * 500) for r in rooms]
     message = show_message(views)
     _check_limits(message)
-    assert len(_buttons(message.blocks)) == 5 * blocks.MAX_CARDS
+    assert len(_buttons(message.blocks)) == 5 * card_blocks.MAX_CARDS
     assert all(len(r) == 48 for r in rooms)
 
 
@@ -191,7 +192,7 @@ def test_what_does_not_fit_is_counted_not_dropped_silently() -> None:
 
 
 def test_a_name_with_a_line_break_stays_on_its_line() -> None:
-    line = blocks.room_summary_line(_view("r1", name="Town\nhall <!channel>"))
+    line = card_blocks.room_summary_line(_view("r1", name="Town\nhall <!channel>"))
     assert "\n" not in line
     assert "&lt;!channel&gt;" in line
 
@@ -216,9 +217,62 @@ def test_any_room_ids_and_names_fit_slacks_limits(
         click = CardClick.decode(button["value"])
         assert click is not None
         assert click.rooms == tuple(room for room, _ in rooms)
-        assert button["action_id"] == blocks.card_action_id(click.verb)
+        assert button["action_id"] == card_blocks.card_action_id(click.verb)
 
 
 @pytest.mark.parametrize("verb", sorted(VERBS))
 def test_every_card_action_id_is_short(verb: str) -> None:
-    assert len(blocks.card_action_id(verb)) <= blocks.MAX_ACTION_ID_CHARS
+    assert len(card_blocks.card_action_id(verb)) <= blocks.MAX_ACTION_ID_CHARS
+
+
+# -- a card's button can only be a card's toggle on one of its rooms (issue 27, item 3) -----------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"v": "kick room-x alice bob --reason", "r": "room-x"},
+        {"v": "kick", "r": "room-x", "s": ["room-x"]},
+        {"v": "destroy", "r": "room-x", "s": ["room-x"]},
+        {"v": "set", "r": "room-x", "s": ["room-x"]},
+        {"v": "mute-all", "r": "room-x room-y", "s": ["room-x room-y"]},
+        {"v": "mute-all", "r": "room-y", "s": ["room-x"]},
+        {"v": "mute-all", "r": "room-x", "s": [f"r{i}" for i in range(11)] + ["room-x"]},
+        {"v": "mute-all", "r": "", "s": [""]},
+        {"v": "mute-all --dry-run", "r": "room-x", "s": ["room-x"]},
+    ],
+)
+def test_a_value_outside_the_closed_set_is_not_a_click(value: dict[str, Any]) -> None:
+    import json
+
+    assert CardClick.decode(json.dumps(value)) is None
+
+
+def test_the_buttons_own_verb_only() -> None:
+    value = CardClick("mute-all", "room-x", ("room-x",)).encode()
+    assert CardClick.decode(value, card_blocks.card_action_id("mute-all")) is not None
+    assert CardClick.decode(value, card_blocks.card_action_id("unmute-all")) is None
+
+
+json_leaves = st.none() | st.booleans() | st.integers() | st.text(max_size=30)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["v", "r", "s", "k"]),
+        json_leaves | st.lists(json_leaves, max_size=12),
+        max_size=4,
+    )
+)
+def test_whatever_the_value_a_click_is_a_toggle_on_one_carded_room(data: dict[str, Any]) -> None:
+    import json
+
+    from bot.models import room_id_problem
+
+    click = CardClick.decode(json.dumps(data))
+    if click is None:
+        return
+    assert click.verb in card_blocks.CARD_VERBS
+    assert room_id_problem(click.room) is None
+    assert click.room in click.rooms
+    assert len(click.rooms) <= card_blocks.MAX_CARDS

@@ -6,7 +6,8 @@ from bot.commands import parse_command
 from bot.models import Seat, SeatList
 from bot.outcomes import DryRun, SeatsView
 from bot.seat_wording import dry_run_note
-from handlers.blocks import MAX_BLOCKS, SlackRenderer, dry_run_message
+from handlers.blocks import MAX_BLOCKS, dry_run_message
+from handlers.renderer import SlackRenderer
 
 
 def test_the_seats_listing_in_slack() -> None:

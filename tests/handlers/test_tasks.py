@@ -59,3 +59,40 @@ async def test_a_job_cancelled_before_its_turn_is_closed_not_left_unawaited(
     blocker.set()
     assert await tasks.drain(5) == 0
     assert ran == ["first"]
+
+
+async def test_drain_also_waits_for_work_started_while_it_drains() -> None:
+    """The server keeps taking requests while it drains (issue 27, item 7): their work is
+    waited for too, within the same time limit."""
+    tasks = BackgroundTasks()
+    first, second = asyncio.Event(), asyncio.Event()
+    done: list[str] = []
+
+    async def job(name: str, release: asyncio.Event) -> None:
+        await release.wait()
+        done.append(name)
+
+    tasks.spawn(job("first", first))
+    draining = asyncio.create_task(tasks.drain(5))
+    await asyncio.sleep(0)
+    tasks.spawn(job("second", second))  # a request that arrived during the drain
+    first.set()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert done == ["first"]
+    assert not draining.done()
+    second.set()
+    assert await draining == 0
+    assert done == ["first", "second"]
+
+
+async def test_drain_gives_up_at_its_time_limit_whatever_keeps_arriving() -> None:
+    tasks = BackgroundTasks()
+    never = asyncio.Event()
+
+    async def job() -> None:
+        await never.wait()
+
+    tasks.spawn(job())
+    assert await tasks.drain(0.05) == 1
+    tasks.cancel()

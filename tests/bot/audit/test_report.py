@@ -211,3 +211,19 @@ def test_csv_with_no_entries_is_empty() -> None:
 def test_an_unknown_format_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="yaml"):
         format_entries([_entry()], "yaml")
+
+
+def test_the_csv_detail_is_plain_text_without_slack_markup() -> None:
+    """Issue 27, item 10: the CSV detail carried Slack markup (`<#C123|general>`, code spans)."""
+    detail = (
+        "`<#C123|general>`: that looks like a Slack mention, not a room ID; ask <@U0BOB|bob> "
+        "or <!subteam^S0OPS|@ops>, see <https://example.com/runbook|the runbook>"
+    )
+    text = format_entries([_entry(detail=detail, outcome=Outcome.INVALID)], "csv")
+    [row] = list(csv.DictReader(io.StringIO(text)))
+    assert row["detail"] == (
+        "'#general': that looks like a Slack mention, not a room ID; ask @bob or @ops, see "
+        "the runbook (https://example.com/runbook)"
+    )
+    assert "<" not in row["detail"]
+    assert "`" not in row["detail"]

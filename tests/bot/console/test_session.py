@@ -70,7 +70,7 @@ async def test_embedded_emulator_session_shows_what_the_bot_would_post(tmp_path:
     assert "✅ room-test — audio muted · RequestId Id-" in text
     assert "✅ done: 1/1 room changed" in text
     assert "audio ⛔ muted" in text
-    assert "Last 1 audit entries for room-test" in text
+    assert "Last audit entry for room-test:" in text
     # The terminal gets plain text: no mrkdwn, no Slack markup, no Slack-only phrases.
     answers = "\n".join(lines[2:])  # the banner names TENCENT_*, which is no markup
     for markup in ("`", "<@", "*", "&lt;", "invite", "Undo"):
@@ -84,6 +84,7 @@ async def test_a_failed_line_makes_the_exit_status_non_zero(tmp_path: Path) -> N
     text = "\n".join(lines)
     assert "❌ ghost-room — error 100004" in text
     assert "check the ID" in text
+    assert "retry-failed" not in text  # no such room: trying again would not help (issue 27)
     assert "✅ room-test — audio unmuted" in text  # later lines still run
 
 
@@ -165,9 +166,31 @@ async def test_undo_and_retry_failed_work_like_the_buttons(tmp_path: Path) -> No
     assert "↩️ U0OPERATOR is undoing /room disable-chat on 1 room: room-test" in text
     assert "✅ room-test — chat enabled" in text
     assert "❌ this request was already undone" in text  # a second undo acts once
-    assert "'retry-failed' retries the 1 that failed" in text
-    assert "🔁 U0OPERATOR is retrying /room mute-all on 1 failed room: ghost-room" in text
+    # No such room: trying again would fail the same way, so it is not offered (issue 27).
+    assert "retries the" not in text
+    assert "nothing to retry: what failed was refused with error 100004" in text
     assert code == 1, err  # the second undo and ghost-room failed
+
+
+async def test_retry_failed_runs_again_what_may_succeed(tmp_path: Path) -> None:
+    emulator = RoomEngineEmulator(sdkappid=1400000777, secret_key=KEY, rooms=["prod-room"])
+    await emulator.start()
+    emulator.script("update_room_info", [100006])  # refused once, then fine
+    try:
+        code, lines, err = await _console(
+            tmp_path,
+            "mute-all prod-room\nretry-failed\n",
+            TENCENT_SDKAPPID="1400000777",
+            TENCENT_SECRET_KEY=KEY,
+            TENCENT_API_URL=emulator.base_url,
+        )
+    finally:
+        await emulator.stop()
+    text = "\n".join(lines)
+    assert "'retry-failed' retries the 1 that failed" in text, err
+    assert "🔁 U0OPERATOR is retrying /room mute-all on 1 failed room: prod-room" in text
+    assert emulator.rooms["prod-room"]["IsAudioDisabled"] is True
+    assert code == 1  # the first line failed
 
 
 async def test_a_named_request_can_be_undone_and_permissions_apply(tmp_path: Path) -> None:
@@ -223,6 +246,40 @@ def test_ctrl_c_cancels_at_once_at_the_prompt_and_at_a_confirmation(tmp_path: Pa
         terminal.expect(b"/room ", timeout=10)
         os.write(fd, b"\x04")  # Ctrl-D ends the session
         assert _exit_code(pid, timeout=15, terminal=terminal) in (0, 1)
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def test_destroy_at_a_terminal_takes_exactly_yes_or_the_room_id(tmp_path: Path) -> None:
+    """Issue 27, item 8: the destroy prompt said "Type yes" but ran on `y`."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: roombot console on the pseudo-terminal
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "bot", "console"], _env())  # noqa: S606
+    terminal = _Terminal(fd)
+    try:
+        terminal.expect(b"/room ", timeout=30)
+        os.write(fd, b"destroy room-test\r")
+        terminal.expect(b"cannot be undone", timeout=15)
+        terminal.expect(b": ", timeout=5)
+        os.write(fd, b"y\r")
+        terminal.expect(b"Not confirmed", timeout=15)
+        terminal.expect(b"nothing was done", timeout=5)
+        terminal.expect(b"/room ", timeout=10)
+        os.write(fd, b"show room-test\r")
+        terminal.expect(b"audio on", timeout=15)  # still there
+        terminal.expect(b"/room ", timeout=10)
+        os.write(fd, b"destroy room-test\r")
+        terminal.expect(b"cannot be undone", timeout=15)
+        terminal.expect(b": ", timeout=5)
+        os.write(fd, b"room-test\r")
+        terminal.expect(b"room-test \xe2\x80\x94 room destroyed", timeout=15)
+        terminal.expect(b"/room ", timeout=10)
+        os.write(fd, b"\x04")
+        assert _exit_code(pid, timeout=15, terminal=terminal) == 1  # the unconfirmed line
     finally:
         with contextlib.suppress(ProcessLookupError, ChildProcessError):
             os.kill(pid, signal.SIGKILL)
@@ -338,3 +395,86 @@ async def test_the_readmes_raid_response_is_what_the_console_prints(tmp_path: Pa
     assert code == 0, err
     real = lines[lines.index(shown[0]) :]
     assert _matches(shown, real), "\n".join(real)
+
+
+async def test_undo_is_offered_only_to_whoever_may_use_it(tmp_path: Path) -> None:
+    """Issue 27, item 9: the console offered 'undo' to people the policy would refuse it."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[roles.muters]\nverbs = ["mute-all", "ban"]\nusers = ["U0MUTER01"]\n'
+        '[roles.all]\nverbs = ["*"]\nusers = ["U0ALICE01"]\n',
+        encoding="utf-8",
+    )
+    script = "mute-all room-test\nban town-hall staff-1 --for 1h\nundo\n"
+    code, lines, err = await _console(
+        tmp_path, script, "--as", "U0MUTER01", ROOMBOT_POLICY_FILE=str(policy)
+    )
+    text = "\n".join(lines)
+    assert "✅ done: 1/1 room changed" in text, err
+    assert "reverts it" not in text
+    assert code == 1  # the undo typed anyway is refused, saying why
+    assert "not allowed to run 'unban'" in text
+    code, lines, err = await _console(
+        tmp_path, "unmute-all room-test\n", "--as", "U0ALICE01", ROOMBOT_POLICY_FILE=str(policy)
+    )
+    assert "'undo' reverts it" in "\n".join(lines), err
+
+
+async def test_channel_applies_a_roles_guardrail_and_its_refusal_says_how(tmp_path: Path) -> None:
+    """Issue 27, item 13: `--channel` evaluates the policy in that channel."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[roles.mods]\nverbs = ["show"]\nusers = ["U0ALICE01"]\nchannels = ["C0MODS"]\n',
+        encoding="utf-8",
+    )
+    args = ("--as", "U0ALICE01")
+    code, lines, _err = await _console(
+        tmp_path, "show room-test\n", *args, ROOMBOT_POLICY_FILE=str(policy)
+    )
+    assert code == 1
+    assert "outside any channel" in lines[1]
+    assert any("In the console: --channel C0MODS." in line for line in lines)
+    code, lines, err = await _console(
+        tmp_path, "show room-test\n", *args, "--channel", "C0MODS", ROOMBOT_POLICY_FILE=str(policy)
+    )
+    assert code == 0, err
+    assert "Acting as Slack user U0ALICE01 in channel C0MODS" in lines[1]
+    code, _lines, err = await _console(tmp_path, "", "--channel", "#mods")
+    assert code == 2
+    assert "--channel: malformed Slack channel ID '#mods'" in err
+
+
+async def test_reset_demo_brings_destroyed_demo_rooms_back(tmp_path: Path) -> None:
+    """Issue 27, item 14: a destroyed demo room stayed destroyed in every later run."""
+    code, _lines, err = await _console(tmp_path, "destroy town-hall\n", "--yes")
+    assert code == 0, err
+    code, lines, _err = await _console(tmp_path, "show town-hall\n")
+    assert code == 1
+    assert "--reset-demo" in lines[0]  # the banner says how to start afresh
+    assert any("error 100004" in line for line in lines)
+    code, lines, err = await _console(
+        tmp_path, "show town-hall\nmembers town-hall\n", "--reset-demo"
+    )
+    assert code == 0, err
+    assert "; reset, kept in" in lines[0]
+    assert "8 members in town-hall:" in lines
+    # The audit trail is kept: history still tells what was done before the reset.
+    code, lines, _err = await _console(tmp_path, "history town-hall\n")
+    assert any("destroy" in line for line in lines)
+
+
+async def test_reset_demo_is_refused_for_a_real_room_engine(tmp_path: Path) -> None:
+    code, lines, err = await _console(
+        tmp_path,
+        "",
+        "--reset-demo",
+        TENCENT_SDKAPPID="1400000777",
+        TENCENT_SECRET_KEY=KEY,
+        TENCENT_API_URL="http://127.0.0.1:9",
+    )
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "roombot console: --reset-demo: TENCENT_* is configured, so there are no demo rooms to "
+        "reset (it resets the embedded emulator's)"
+    ]
+    assert lines == []

@@ -362,3 +362,64 @@ def test_odd_key_names_stay_on_one_line() -> None:
     assert str(caught.value) == 'policy.toml: roles.mods."bad\\nkey": unknown key; a role has ' + (
         "only verbs, users, usergroups, channels"
     )
+
+
+# -- every mistake in one run (issue 27, item 11) -------------------------------------------------
+
+SEVERAL_MISTAKES = """
+[roles.moderators]
+verbs = ["mute-al", "show", "help"]
+users = ["alice", "U012ABCDEF"]
+colour = "blue"
+
+[roles.viewers]
+verbs = ["show"]
+usergroups = ["@support"]
+channels = ["#general"]
+"""
+
+
+def test_every_mistake_is_reported_at_once_one_line_each() -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load(SEVERAL_MISTAKES, allowed=("bob",))
+    assert caught.value.problems == (
+        "ROOMBOT_ALLOWED_USERS: malformed Slack user ID 'bob' (use IDs like U012ABCDEF, not names)",
+        "policy.toml: roles.moderators.colour: unknown key; a role has only verbs, users, "
+        "usergroups, channels",
+        "policy.toml: roles.moderators.verbs[0]: unknown verb 'mute-al' (did you mean 'mute-all'?)",
+        "policy.toml: roles.moderators.verbs[2]: help is always allowed to everyone; remove it",
+        "policy.toml: roles.moderators.users[0]: malformed Slack user ID 'alice' (use IDs like "
+        "U012ABCDEF, not names)",
+        "policy.toml: roles.viewers.usergroups[0]: malformed Slack user group ID '@support' (use "
+        "IDs like S0123ABCD, not handles or names)",
+        "policy.toml: roles.viewers.channels[0]: malformed Slack channel ID '#general' (use IDs "
+        "like C0123ABCD, not names)",
+    )
+    assert str(caught.value).splitlines() == list(caught.value.problems)
+
+
+def test_serve_reports_each_policy_mistake_on_its_own_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.startup import StartupProblems, prepare_serve
+
+    Path("policy.toml").write_text(SEVERAL_MISTAKES, encoding="utf-8")
+    monkeypatch.setenv("ROOMBOT_POLICY_FILE", "policy.toml")
+    problems = prepare_serve(http=True, port_arg="0", env_file=None)
+    assert isinstance(problems, StartupProblems)
+    mistakes = [line for line in problems.lines if line.startswith("policy.toml: ")]
+    assert len(mistakes) == 6
+    assert all("\n" not in line for line in problems.lines)
+
+
+def test_check_lists_each_policy_mistake(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.check import check_policy, load_settings_leniently
+
+    Path("policy.toml").write_text(SEVERAL_MISTAKES, encoding="utf-8")
+    monkeypatch.setenv("ROOMBOT_POLICY_FILE", "policy.toml")
+    result, policy = check_policy(load_settings_leniently(None))
+    assert policy is None
+    assert result.is_problem
+    assert result.detail == "6 problems in the policy, one a line below"
+    assert len(result.notes) == 6
+    assert result.notes[0].startswith("policy.toml: roles.moderators.colour: unknown key")
