@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
+from bot import metrics
 from bot.aio import cancel_and_wait
 from bot.audit import PROVISIONAL_OUTCOMES, AuditEntry, AuditError, AuditStore, Outcome
 from bot.audit.records import StrandedRequest
@@ -297,6 +298,7 @@ class Sweeper:
         recovered, self._recovered = self._recovered, []
         for stranded in recovered:
             self._leases.adopt(stranded.request_key)
+            metrics.count_takeover("restart")
             await self._report(stranded, delivered)
         now = asyncio.get_running_loop().time()
         for key, (stranded, due) in list(self._undelivered.items()):
@@ -321,6 +323,7 @@ class Sweeper:
                 )
                 continue
             self._leases.adopt(key)
+            metrics.count_takeover("lease_expired")
             await self._report(stranded, delivered)
         return delivered
 
@@ -360,6 +363,7 @@ class Sweeper:
                 delay = min(REDELIVERY_MAX_S, self.interval_s * 2**stranded.takeovers)
                 due = asyncio.get_running_loop().time() + delay
                 self._undelivered[key] = (stranded, due)
+                metrics.set_takeovers_undelivered(len(self._undelivered))
                 return
             logger.exception(
                 "takeover of %s: the report could not be delivered after %d attempts; giving up "
@@ -369,6 +373,7 @@ class Sweeper:
             )
         else:
             delivered.append(report)
+        metrics.set_takeovers_undelivered(len(self._undelivered))
         await self._leases.release(key)
 
     async def _loop(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import metrics
 from bot.audit import AuditStore, NewEntry, Outcome
 from bot.leases import LeaseKeeper
 from bot.takeover import Sweeper, TakeoverReport
@@ -184,13 +185,46 @@ async def test_a_sqlite_start_up_recovery_is_reported_in_the_first_round(
     async def deliver(report: TakeoverReport) -> None:
         delivered.append(report)
 
+    restarts = metrics.value("roombot_takeovers_total", kind="restart")
     async with await AuditStore.open(path, owner="restarted", lease_s=30) as store:
         assert [s.request_key for s in store.recovered] == ["req-1"]
         keeper = LeaseKeeper(store)
         sweeper = Sweeper(store, client, deliver, leases=keeper)
         [report] = await sweeper.run_once()
+        assert metrics.value("roombot_takeovers_total", kind="restart") == restarts + 1
         assert delivered == [report]
         assert [v.outcome for v in report.verdicts] == [Outcome.IN_PLACE, Outcome.NOT_APPLIED]
         assert await store.get_lease("req-1") is None
         assert await sweeper.run_once() == []  # reported once
         await keeper.aclose()
+
+
+@pytest.mark.postgres
+async def test_work_stuck_past_its_lease_is_counted_once_and_an_undelivered_report_gauged(
+    pg_url: str, client: RoomEngineClient
+) -> None:
+    await stop_mid_request(pg_url)
+    taken_over = metrics.value("roombot_takeovers_total", kind="lease_expired")
+    attempts: list[TakeoverReport] = []
+
+    async def flaky(report: TakeoverReport) -> None:
+        attempts.append(report)
+        if len(attempts) < 2:
+            raise RuntimeError("Slack is down")
+
+    async with await AuditStore.open(pg_url, owner="survivor", lease_s=LEASE_S) as store:
+        await asyncio.sleep(LEASE_S + 0.1)
+        keeper = LeaseKeeper(store, interval=0.1)
+        sweeper = Sweeper(store, client, flaky, leases=keeper, interval_s=0.05)
+        try:
+            await sweeper.run_once()
+            assert attempts
+            assert metrics.value("roombot_takeovers_undelivered") == 1
+            sweeper.start()
+            await wait_until(lambda: len(attempts) == 2)
+            await wait_until(lambda: metrics.value("roombot_takeovers_undelivered") == 0)
+            # Delivered at the second attempt: one takeover, however many attempts.
+            assert metrics.value("roombot_takeovers_total", kind="lease_expired") == taken_over + 1
+        finally:
+            await sweeper.stop()
+            await keeper.aclose()
