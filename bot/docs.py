@@ -1,7 +1,8 @@
-"""README reference sections generated from the tables the code runs on, so they cannot drift.
+"""Documentation sections generated from the tables the code runs on, so they cannot drift.
 
-`python -m bot.docs` rewrites the marked sections of README.md in place; a test fails when the
-README differs from what this module generates.
+`python -m bot.docs` rewrites the marked sections (`<!-- generated:NAME -->`) of README.md and
+of the pages under docs/ in place; a test fails when a file differs from what this module
+generates.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ def commands_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def commands_summary() -> str:
+    """Every command on one line, what it does: the README's one-screen summary."""
+    lines = ["| command | what it does |", "|---|---|"]
+    for spec in VERBS.values():
+        synopsis = spec.synopsis.replace("|", "\\|")
+        lines.append(f"| `{synopsis}` | {spec.summary} |")
+    return "\n".join(lines) + "\n"
+
+
 def examples() -> str:
     """One example per command, as a code block (each line is checked to parse)."""
     body = "\n".join(spec.example for spec in VERBS.values())
@@ -41,7 +51,14 @@ def error_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-SECTIONS = {"commands": commands_table, "examples": examples, "errors": error_table}
+SECTIONS = {
+    "commands": commands_table,
+    "summary": commands_summary,
+    "examples": examples,
+    "errors": error_table,
+}
+#: The files `main()` regenerates by default: the README and every page of the docs site.
+DOCUMENTS = ("README.md", "docs/*.md")
 
 
 def render(readme: str) -> str:
@@ -56,16 +73,22 @@ def render(readme: str) -> str:
     return _MARKER.sub(replace, readme)
 
 
-def main(path: str = "README.md") -> int:
-    """Rewrite the generated sections of `path`; print whether anything changed."""
-    file = Path(path)
-    old = file.read_text(encoding="utf-8")
-    new = render(old)
-    if new != old:
-        file.write_text(new, encoding="utf-8")
-        print(f"{path}: generated sections updated")
-    else:
-        print(f"{path}: up to date")
+def documents(root: Path = Path()) -> list[Path]:
+    """The files matching `DOCUMENTS` under `root`, in a stable order."""
+    return [path for pattern in DOCUMENTS for path in sorted(root.glob(pattern))]
+
+
+def main(*paths: str) -> int:
+    """Rewrite the generated sections of `paths` (default: `documents()`); print whether
+    anything changed in each."""
+    for file in [Path(p) for p in paths] or documents():
+        old = file.read_text(encoding="utf-8")
+        new = render(old)
+        if new != old:
+            file.write_text(new, encoding="utf-8")
+            print(f"{file}: generated sections updated")
+        else:
+            print(f"{file}: up to date")
     return 0
 
 

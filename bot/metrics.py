@@ -20,6 +20,8 @@ Prometheus's conventions: a `roombot_` prefix, counters ending in `_total`, dura
 | `roombot_callbacks_total` | counter | `command`, `outcome` |
 | `roombot_http_refused_total` | counter | `reason` |
 | `roombot_ready` | gauge | `part` |
+| `roombot_takeovers_total` | counter | `kind` |
+| `roombot_takeovers_undelivered` | gauge | – |
 | `roombot_work_in_flight` | gauge | – (the serving adapter's collector) |
 
 Plus the standard `process_*` and `python_info` series.
@@ -188,6 +190,13 @@ REFUSAL_REASONS: Final = frozenset(
 )
 #: What `/readyz` checks.
 READY_PARTS: Final = frozenset({"database", "slack", "tencent"})
+#: How this replica came to report a request it was not carrying out (`bot.requests.loop`).
+TAKEOVER_KINDS: Final = frozenset(
+    {
+        "lease_expired",  # its replica stopped renewing the lease (PostgreSQL)
+        "restart",  # this process's previous run left it unfinished (SQLite)
+    }
+)
 
 # -- the metrics ----------------------------------------------------------------------------------
 
@@ -265,6 +274,19 @@ READY: Final = Gauge(
     "roombot_ready",
     "1 when the last readiness check of this part passed, else 0.",
     ["part"],
+    registry=REGISTRY,
+)
+
+TAKEOVERS: Final = Counter(
+    "roombot_takeovers",
+    "Requests whose replica stopped before finishing, taken over and read back by this one, "
+    "by how: lease_expired or restart.",
+    ["kind"],
+    registry=REGISTRY,
+)
+TAKEOVERS_UNDELIVERED: Final = Gauge(
+    "roombot_takeovers_undelivered",
+    "Requests taken over whose report this replica has not delivered yet (it keeps trying).",
     registry=REGISTRY,
 )
 
@@ -369,6 +391,16 @@ def count_refused(reason: str) -> None:
 def set_ready(part: str, ok: bool) -> None:
     """The last readiness check of `part` passed (or not)."""
     READY.labels(_closed(part, READY_PARTS)).set(1 if ok else 0)
+
+
+def count_takeover(kind: str) -> None:
+    """This replica took over a stopped replica's request (`TAKEOVER_KINDS`)."""
+    TAKEOVERS.labels(_closed(kind, TAKEOVER_KINDS)).inc()
+
+
+def set_takeovers_undelivered(count: int) -> None:
+    """How many taken-over requests' reports this replica still has to deliver."""
+    TAKEOVERS_UNDELIVERED.set(count)
 
 
 def value(name: str, **labels: str) -> float:

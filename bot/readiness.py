@@ -143,11 +143,25 @@ class Readiness:
 
     async def refresh(self) -> ReadinessReport:
         """Check every part now (or join the check already running) and cache the result."""
+        # Shielded: a probe that gives up (its client hung up) must not cancel the shared check.
+        return await asyncio.shield(self._start())
+
+    def refresh_soon(self) -> None:
+        """Start a check in the background when the cached answer is stale (none while one
+        runs, or after `stop()`); never waits. A metrics scrape calls it, so the `roombot_ready`
+        gauge stays true where nothing asks `/readyz` (probes on `/healthz`)."""
+        last = self._last
+        if self._stopping is not None or self._running is not None:
+            return
+        if last is not None and self._clock() - last.checked_at < self._cache_s:
+            return
+        self._start()
+
+    def _start(self) -> asyncio.Task[ReadinessReport]:
         if self._running is None:
             self._running = asyncio.create_task(self._check_all())
             self._running.add_done_callback(self._finished)
-        # Shielded: a probe that gives up (its client hung up) must not cancel the shared check.
-        return await asyncio.shield(self._running)
+        return self._running
 
     def _finished(self, task: asyncio.Task[ReadinessReport]) -> None:
         self._running = None

@@ -182,6 +182,9 @@ def add_ops_routes(web_app: web.Application, ops: Operations) -> None:
         )
 
     async def metrics_text(_request: web.Request) -> web.Response:
+        # Probes ask /healthz, so a scrape is what keeps `roombot_ready` current: a stale answer
+        # is checked again in the background (this scrape shows the previous one).
+        ops.readiness.refresh_soon()
         body = ops.exposition(time.monotonic())
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -27,8 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Final
 
+from bot import metrics
 from bot.aio import cancel_and_wait
 from bot.audit import AuditError, AuditStore, LeaseLost, RequestState, TakenRequest
+from bot.audit.store import certainly_stopped
 from bot.requests.delivery import Deliveries
 from bot.requests.leases import HeldLease, LeaseBook
 from bot.requests.plans import PlanUnreadable, plan_from_json
@@ -166,6 +168,9 @@ class RequestLoop:
         key = taken.request_key
         try:
             if attempts == 1:
+                previous = taken.previous_owner
+                restart = previous is not None and certainly_stopped(previous)
+                metrics.count_takeover("restart" if restart else "lease_expired")
                 taken = await self._with_rows(taken, held)
                 log.warning(
                     "taking over request %s (its replica %s stopped): %d row(s) to settle",
@@ -189,6 +194,7 @@ class RequestLoop:
                     self._undelivered[key] = _Undelivered(
                         taken, held, attempts, self._monotonic() + delay
                     )
+                    metrics.set_takeovers_undelivered(len(self._undelivered))
                     return None
                 log.exception(
                     "takeover of %s: the report could not be delivered after %d attempts; giving "
@@ -198,6 +204,7 @@ class RequestLoop:
                 )
             await self._store.finish_request(held.lease, state=RequestState.REPORTED)
             self._book.release(held)
+            metrics.set_takeovers_undelivered(len(self._undelivered))
             return report
         except LeaseLost as exc:
             log.warning("takeover of %s: %s", key, exc)

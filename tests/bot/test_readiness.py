@@ -107,6 +107,36 @@ async def test_details_never_carry_a_secret_and_the_gauge_follows() -> None:
     assert metrics.value("roombot_ready", part="tencent") == 0
 
 
+async def test_refresh_soon_checks_a_stale_answer_in_the_background_and_never_waits() -> None:
+    clock = FakeClock()
+    part = Part()
+    readiness = Readiness({"scraped": part}, cache_s=5, clock=clock)
+    readiness.refresh_soon()  # nothing cached yet: a check starts
+    await asyncio.sleep(0.01)
+    assert part.calls == 1
+    clock.advance(4.9)
+    readiness.refresh_soon()  # fresh: nothing to do
+    await asyncio.sleep(0.01)
+    assert part.calls == 1
+    clock.advance(0.2)
+    part.problem = "down"
+    part.delay = 0.05
+    readiness.refresh_soon()  # stale: checked again, without waiting for the check
+    readiness.refresh_soon()  # and once, however many scrapes arrive meanwhile
+    last = readiness.last
+    assert last is not None
+    assert last.ready
+    await asyncio.sleep(0.1)
+    assert part.calls == 2
+    assert readiness.last is not None
+    assert readiness.last.failing() == ["scraped: down"]
+    readiness.stop()
+    clock.advance(10)
+    readiness.refresh_soon()  # shutting down: no more checks
+    await asyncio.sleep(0.1)
+    assert part.calls == 2
+
+
 async def test_stop_answers_not_ready_at_once() -> None:
     part = Part()
     readiness = Readiness({"db": part})

@@ -161,12 +161,13 @@ async def serve_process(
     rooms: Sequence[str] = ("room-test",),
     emulator: RoomEngineEmulator | None = None,
     port_from_env: bool = False,
+    python: str = sys.executable,
     **env: str,
 ) -> AsyncIterator[Served]:
     """`roombot serve` (HTTP, or Socket Mode with `socket_mode`) on a free port (`--port`, or
     `$PORT` with `port_from_env`), healthy, against `emulator` (not started yet) or a new one
     holding `rooms`. `env` adds to or replaces the settings (ALICE is allowed everything
-    unless `ROOMBOT_ALLOWED_USERS=""`)."""
+    unless `ROOMBOT_ALLOWED_USERS=""`). `python` runs `-m bot` (a wrapper may stand in)."""
     emulator = emulator or RoomEngineEmulator(
         sdkappid=SDKAPPID, secret_key=SECRET_KEY, rooms=list(rooms)
     )
@@ -190,7 +191,7 @@ async def serve_process(
     else:
         argv += ["--port", str(port)]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *argv,
+        python, "-m", "bot", *argv,
         env=clean_env(**{**settings, **env}), cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

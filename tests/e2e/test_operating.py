@@ -113,6 +113,22 @@ async def test_http_mode_probes_metrics_and_readiness_that_follows_room_engine(
     assert "ready again: tencent" in served.output.log
 
 
+async def test_scrapes_alone_keep_the_ready_gauge_true(tmp_path: Path) -> None:
+    """Kubernetes probes ask /healthz and Prometheus scrapes /metrics; nothing asks /readyz.
+    The alert on `roombot_ready` must still see Room Engine go away: it kept its start-up
+    value while nobody asked /readyz."""
+    async with serve_process(tmp_path) as served:
+        assert await _metric(served, "roombot_ready", part="tencent") == 1
+        await served.emulator.stop()
+        deadline = time.monotonic() + 15
+        while await _metric(served, "roombot_ready", part="tencent") != 0:
+            assert time.monotonic() < deadline, "roombot_ready kept its start-up value"
+            await asyncio.sleep(0.5)
+        assert await _metric(served, "roombot_ready", part="database") == 1
+        assert await served.stop() == 0
+    _no_traceback(served.output.log)
+
+
 async def test_socket_mode_listens_on_the_port_for_probes_and_metrics(tmp_path: Path) -> None:
     async with serve_process(tmp_path, socket_mode=True) as served:
         assert served.socket_mode is not None

@@ -357,9 +357,9 @@ class _Terminal:
 
 
 def _readme_raid() -> list[str]:
-    """The README's console transcript of a raid response."""
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
-    after = readme.split("A raid response, in the console", 1)[1]
+    """The console page's transcript of a raid response (docs/console.md)."""
+    page = Path(__file__).resolve().parents[3] / "docs" / "console.md"
+    after = page.read_text(encoding="utf-8").split("A raid response, in the console", 1)[1]
     return after.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
 
 
