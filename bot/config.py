@@ -26,7 +26,7 @@ from bot.defaults import CONFIRM_ABOVE, MAX_ROOMS, RATE_LIMIT
 from bot.dsn import DatabaseUrl, audit_target
 from bot.errors import RoombotError
 from bot.redact import remember, scrub, shown
-from bot.tencent.regions import Region
+from bot.regions import Region
 
 #: Slack user IDs: `U…` (or `W…` on Enterprise Grid), upper-case letters and digits.
 USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,20}$")

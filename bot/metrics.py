@@ -52,15 +52,7 @@ from prometheus_client import (
 )
 
 from bot import models
-from bot.tencent.apis import COMMANDS
-from bot.tencent.errors import (
-    ERROR_HINTS,
-    ApiError,
-    MalformedResponse,
-    NotSent,
-    RequestTimeout,
-    TransportError,
-)
+from bot.models.apis import COMMANDS
 
 # `*_created` series (a timestamp per labelled series) double what a scrape carries and no
 # roombot dashboard needs them.
@@ -97,7 +89,6 @@ TENCENT_COMMANDS: Final = COMMANDS
 TENCENT_FAILURES: Final = frozenset(
     {"timeout", "transport", "http_4xx", "http_5xx", "malformed", "not_sent"}
 )
-_TENCENT_CODES: Final = frozenset({"0", *(str(code) for code in ERROR_HINTS), *TENCENT_FAILURES})
 #: Slack Web API methods roombot calls, and `response_url` posts.
 SLACK_METHODS: Final = frozenset(
     {
@@ -318,28 +309,10 @@ def count_request(source: str, verb: str | None, outcome: str) -> None:
     ).inc()
 
 
-def tencent_code(error: BaseException | None) -> str:
-    """The `code` label of a Room Engine call that ended with `error` (None: success)."""
-    if error is None:
-        return "0"
-    if isinstance(error, ApiError):
-        return _closed(str(error.code), _TENCENT_CODES)
-    if isinstance(error, NotSent):
-        return "not_sent"
-    if isinstance(error, RequestTimeout):
-        return "timeout"
-    if isinstance(error, TransportError):
-        if error.status is None:
-            return "transport"
-        return "http_5xx" if error.status >= 500 else "http_4xx"
-    if isinstance(error, MalformedResponse):
-        return "malformed"
-    return OTHER
-
-
-def count_tencent_call(command: str, error: BaseException | None) -> None:
-    """One Room Engine call ended, after its retries."""
-    TENCENT_CALLS.labels(_closed(command, TENCENT_COMMANDS), tencent_code(error)).inc()
+def count_tencent_call(command: str, code: str) -> None:
+    """One Room Engine call ended, after its retries, with `code`: "0", a known Tencent code, or
+    one of `TENCENT_FAILURES` (closed by the caller: `bot.tencent.errors.metric_code`)."""
+    TENCENT_CALLS.labels(_closed(command, TENCENT_COMMANDS), code).inc()
 
 
 def observe_tencent_attempt(command: str, seconds: float) -> None:

@@ -1,8 +1,9 @@
-"""The architecture's hard rule, enforced: the core (`bot/`) imports neither Slack nor the Slack
-adapter (`handlers/`); only the composition root (`bot.cli`) may.
+"""The architecture's hard rules, enforced: the core (`bot/`) imports neither Slack nor the Slack
+adapter (`handlers/`), only the composition root (`bot.cli`) may; and inside the core each
+layer imports only the layers below it (DESIGN §4).
 
-The contract itself lives in pyproject.toml (`[tool.importlinter]`) and `scripts/check` runs it;
-these tests prove it holds on this tree and that it bites when broken.
+The contracts live in pyproject.toml (`[tool.importlinter]`) and `scripts/check` runs them;
+these tests prove they hold on this tree and that each bites when broken.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _copy_of_the_tree(tmp_path: Path) -> Path:
 def test_the_core_imports_no_slack(tmp_path: Path) -> None:
     result = _lint_imports(_copy_of_the_tree(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
+    assert "2 kept, 0 broken" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -69,3 +70,30 @@ def test_the_contract_breaks_when_the_core_imports_slack(
     dotted = module.removesuffix(".py").replace("/", ".")
     assert f"bot is not allowed to import {forbidden}" in result.stdout
     assert f"{dotted} -> {forbidden}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "imported"),
+    [
+        # the store reaching up into Room Engine's client (the old `audit` → `tencent` arrow)
+        ("bot/audit/store.py", "from bot.tencent import client", "bot.tencent.client"),
+        # a plain data type reaching up into the client (the old `outcomes` → `client` arrow)
+        ("bot/models/rooms.py", "from bot.tencent import transport", "bot.tencent.transport"),
+        # the request life reaching up into the service that drives it
+        ("bot/requests/life.py", "from bot import service", "bot.service"),
+        # a leaf reaching up into the store
+        ("bot/config.py", "from bot.audit import store", "bot.audit.store"),
+    ],
+)
+def test_the_layers_contract_breaks_when_a_layer_imports_one_above_it(
+    tmp_path: Path, module: str, line: str, imported: str
+) -> None:
+    tree = _copy_of_the_tree(tmp_path)
+    path = tree / module
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{line}  # noqa\n", encoding="utf-8")
+    result = _lint_imports(tree)
+    assert result.returncode != 0
+    assert "the core is layered" in result.stdout
+    assert "BROKEN" in result.stdout
+    dotted = module.removesuffix(".py").replace("/", ".")
+    assert f"{dotted} -> {imported}" in result.stdout

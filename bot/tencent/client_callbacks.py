@@ -9,7 +9,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from bot.models import CallbackConfig
-from bot.tencent.apis import CONFIG_PATH
+from bot.models.apis import CONFIG_PATH
 from bot.tencent.errors import ApiError
 from bot.tencent.transport import ApiResult, RoomEngineTransport, parse_response
 

@@ -18,7 +18,7 @@ from bot.models import (
     lenient_bool,
     utf8_len,
 )
-from bot.tencent.apis import MIC_PATH
+from bot.models.apis import MIC_PATH
 from bot.tencent.transport import Abort, ApiResult, RoomEngineTransport, parse_response
 
 

@@ -50,7 +50,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from bot.tencent.apis import COMMANDS, CONFIG_PATH, SERVICE_PATH, SERVICES
+from bot.models.apis import COMMANDS, CONFIG_PATH, SERVICE_PATH, SERVICES
 from bot.tencent.emulator_base import Caller, Events, Handler
 from bot.tencent.emulator_callbacks import REST_PLATFORM, url_problem
 from bot.tencent.emulator_config import CallbackConfigCommands

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from bot import metrics
 from bot.errors import RoombotError
 from bot.redact import scrub
 
@@ -252,3 +253,24 @@ def _transport_hint(status: int | None) -> str:
     if status >= 500:
         return f"Tencent's gateway answered HTTP {status} — a temporary problem; try again shortly"
     return f"Tencent answered HTTP {status} — check TENCENT_API_URL"
+
+
+def metric_code(error: BaseException | None) -> str:
+    """The `code` label of a Room Engine call that ended with `error` (None: success): "0", a
+    code this module knows (`ERROR_HINTS`), or one of `metrics.TENCENT_FAILURES`. A closed set,
+    so the metric's series stay few whatever Tencent answers."""
+    if error is None:
+        return "0"
+    if isinstance(error, ApiError):
+        return str(error.code) if error.code in ERROR_HINTS else metrics.OTHER
+    if isinstance(error, NotSent):
+        return "not_sent"
+    if isinstance(error, RequestTimeout):
+        return "timeout"
+    if isinstance(error, TransportError):
+        if error.status is None:
+            return "transport"
+        return "http_5xx" if error.status >= 500 else "http_4xx"
+    if isinstance(error, MalformedResponse):
+        return "malformed"
+    return metrics.OTHER

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from bot import metrics
 from bot.budget import CallBudget, process_budget
 from bot.config import Settings
-from bot.tencent.apis import SERVICE_PATH
+from bot.models.apis import SERVICE_PATH
 from bot.tencent.errors import (
     RATE_LIMIT_CODES,
     RETRYABLE_CODES,
@@ -42,6 +42,7 @@ from bot.tencent.errors import (
     RequestTimeout,
     RoomEngineError,
     TransportError,
+    metric_code,
     redact,
 )
 from bot.tencent.usersig import UserSigSigner
@@ -256,10 +257,10 @@ class RoomEngineTransport:
             )
         except RoomEngineError as exc:
             if self._count_calls:
-                metrics.count_tencent_call(command, exc)
+                metrics.count_tencent_call(command, metric_code(exc))
             raise
         if self._count_calls:
-            metrics.count_tencent_call(command, None)
+            metrics.count_tencent_call(command, metric_code(None))
         return answer
 
     async def _call_with_retries(

@@ -16,8 +16,8 @@ from bot.check import (
     tencent_result,
 )
 from bot.config import Settings
+from bot.regions import Region
 from bot.tencent.errors import ApiError, MalformedResponse, TransportError
-from bot.tencent.regions import Region
 
 BASE = "https://adminapisgp.im.qcloud.com"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.tencent.regions import Region
+from bot.regions import Region
 
 SECRET_VALUES = {
     "SLACK_BOT_TOKEN": "xoxb-111-222-supersecretbot",

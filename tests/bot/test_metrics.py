@@ -11,7 +11,14 @@ from bot import metrics
 from bot.models import RoomPatch
 from bot.outcomes import Approved
 from bot.presenter import Presenter
-from bot.tencent.errors import ApiError, MalformedResponse, NotSent, RequestTimeout, TransportError
+from bot.tencent.errors import (
+    ApiError,
+    MalformedResponse,
+    NotSent,
+    RequestTimeout,
+    TransportError,
+    metric_code,
+)
 from tests.bot.conftest import CoreFactory
 from tests.bot.corekit import MALLORY, BrokenStore, Core, actor, plan_for
 from tests.bot.test_presenter import RecordingRenderer
@@ -56,7 +63,7 @@ def test_labels_outside_their_sets_become_other() -> None:
     ],
 )
 def test_tencent_code_labels(error: BaseException | None, code: str) -> None:
-    assert metrics.tencent_code(error) == code
+    assert metric_code(error) == code
 
 
 async def test_room_engine_calls_are_counted_by_command_and_code(core: Core) -> None:
