@@ -20,6 +20,7 @@ Prometheus's conventions: a `roombot_` prefix, counters ending in `_total`, dura
 | `roombot_callbacks_total` | counter | `command`, `outcome` |
 | `roombot_http_refused_total` | counter | `reason` |
 | `roombot_ready` | gauge | `part` |
+| `roombot_store_transactions_total` | counter | `operation` |
 | `roombot_takeovers_total` | counter | `kind` |
 | `roombot_takeovers_undelivered` | gauge | – |
 | `roombot_work_in_flight` | gauge | – (the serving adapter's collector) |
@@ -145,7 +146,41 @@ SLACK_ERRORS: Final = frozenset(
 )
 #: AuditRecorder steps (and the adapters' own audit writes).
 AUDIT_OPERATIONS: Final = frozenset(
-    {"begin", "record", "complete", "confirmation", "confirm", "cancel", "callback", "lease"}
+    {
+        "begin",
+        "record",
+        "complete",
+        "confirmation",
+        "confirm",
+        "cancel",
+        "callback",
+        "lease",
+        "request",
+        "finish",
+        "claim",
+        "read",
+    }
+)
+#: The store's transactions by what they do (`bot.audit.store`): a write request's life is
+#: claim_request, begin_request, complete_request and finish_request.
+STORE_OPERATIONS: Final = frozenset(
+    {
+        "claim_request",
+        "begin_request",
+        "complete_request",
+        "finish_request",
+        "abandon_request",
+        "renew",
+        "take_over",
+        "expire",
+        "write",
+        "complete",
+        "claim",
+        "confirmation",
+        "read",
+        "rate_reserve",
+        "rate_end",
+    }
 )
 #: Member verbs and how one account's action ended (`bot.audit.Outcome` values).
 MEMBER_VERBS: Final = frozenset({"kick", "ban", "unban"})
@@ -240,6 +275,13 @@ SLACK_ERRORS_TOTAL: Final = Counter(
 AUDIT_FAILURES: Final = Counter(
     "roombot_audit_write_failures",
     "Audit trail writes that failed, by operation.",
+    ["operation"],
+    registry=REGISTRY,
+)
+STORE_TRANSACTIONS: Final = Counter(
+    "roombot_store_transactions",
+    "Transactions the audit store ran (a read outside one counts as one), by operation: a "
+    "write request's life is claim_request, begin_request, complete_request, finish_request.",
     ["operation"],
     registry=REGISTRY,
 )
@@ -344,6 +386,11 @@ def count_slack_error(method: str, error: str) -> None:
 def count_audit_failure(operation: str) -> None:
     """An audit write failed."""
     AUDIT_FAILURES.labels(_closed(operation, AUDIT_OPERATIONS)).inc()
+
+
+def count_store_transaction(operation: str) -> None:
+    """The audit store ran one transaction (`STORE_OPERATIONS`)."""
+    STORE_TRANSACTIONS.labels(_closed(operation, STORE_OPERATIONS)).inc()
 
 
 def count_member_action(verb: str, outcome: str) -> None:

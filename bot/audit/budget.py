@@ -48,9 +48,26 @@ Degrading safely
   (`AuditStore.end_rate_slots_of`), which then count one more window. (A replica whose lease
   expired while it lives on, cut off from the database, gets no new grants either.)
 
+Riding along with the store
+---------------------------
+A request's own store transactions carry most of the budget's work, so a one-room write costs
+the database no transaction of the budget's own (DESIGN §2.10):
+
+* the claim of a request reserves, in the same transaction, the slots its first calls need (up
+  to a batch: `prefetch_query`, `accept`); they wait in this replica's stock, and a caller takes
+  one from there before asking the desk;
+* every store write first writes the call ends that wait (`ends_query`): a call's end rides with
+  the request's next write (its begin, its completion). An end nobody carries within
+  `END_RIDE_S` is written on its own; at once when callers of this replica wait for a slot (the
+  budget is busy, so an unwritten end would hold a slot others need).
+
+Late is safe here as everywhere: a granted slot unused counts until its start grace passes and
+is then ended; an end written late makes its slot count longer, never shorter.
+
 Cost: one round trip per grant (a locked row, a few index operations in one function call),
-batched when several callers of one replica wait at once; the `ended_at` writes are batched in
-the background and never delay a caller. Measured on a local PostgreSQL 15 with its durable
+batched when several callers of one replica wait at once, and none for the slots a request's
+claim reserved; the `ended_at` writes ride along or are batched in the background, and never
+delay a caller. Measured on a local PostgreSQL 15 with its durable
 defaults (a shared 2-core machine): median 1.2-1.7 ms, p99 3.4 ms for one grant; 2.4 ms for a
 batch of ten; median 2-3 ms, p99 7-8 ms with four replicas asking at once. A Room Engine call
 takes about a hundred times that, and acks never wait on the budget.
@@ -67,15 +84,17 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
+from bot import metrics
 from bot.audit.pg_errors import describe_error
+from bot.audit.sql import Query
 from bot.budget import MAX_RATE, RateBudgetUnavailable
 from bot.dsn import DatabaseUrl
 
@@ -95,6 +114,8 @@ MAX_ROUND_TRIP_S: Final = 5.0
 WAIT_S: Final = 10.0
 #: The budget's name in the database: every replica's Room Engine calls share it.
 DEFAULT_NAME: Final = "room_engine"
+#: How long a call's end waits to ride along with the store's next write (see the docstring).
+END_RIDE_S: Final = 0.2
 
 _Connection = psycopg.AsyncConnection[TupleRow]
 _RESERVE: Final = (
@@ -104,6 +125,17 @@ _RESERVE: Final = (
 _END: Final = (
     "UPDATE rate_slots AS s SET ended_at = v.ended "
     "FROM unnest(%s::BIGINT[], %s::DOUBLE PRECISION[]) AS v(id, ended) "
+    "WHERE s.id = v.id AND s.ended_at IS NULL"
+)
+# The same two statements with named parameters, for the store's own transactions.
+_RESERVE_IN_STORE: Final = (
+    "SELECT o_slot_id, o_start_at, o_db_now, o_retry_at FROM roombot_rate_reserve("
+    "%(budget)s::TEXT, %(owner)s::TEXT, %(wanted)s, %(limit)s, %(interval)s, %(tolerance)s, "
+    "%(window)s, %(hold)s)"
+)
+_END_IN_STORE: Final = (
+    "UPDATE rate_slots AS s SET ended_at = v.ended "
+    "FROM unnest(%(ids)s::BIGINT[], %(ends)s::DOUBLE PRECISION[]) AS v(id, ended) "
     "WHERE s.id = v.id AND s.ended_at IS NULL"
 )
 _MIN_POLL_S: Final = 0.001
@@ -172,6 +204,9 @@ class SharedRateBudget:
         self._desk: asyncio.Task[None] | None = None
         self._ended: list[tuple[int, float]] = []
         self._releaser: asyncio.Task[None] | None = None
+        self._ride: asyncio.TimerHandle | None = None
+        #: Slots a request's claim reserved in the store's transaction, for the next callers.
+        self._stock: deque[_Grant] = deque()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -204,6 +239,9 @@ class SharedRateBudget:
         """Fail whoever still waits, write the pending ends (briefly), close the connections."""
         if self._closed:
             return
+        while self._stock:  # reserved but never used: over
+            self._end(self._stock.popleft())
+        self._start_writer()  # what waited to ride along goes now
         self._closed = True
         if self._desk is not None:
             self._desk.cancel()
@@ -218,11 +256,82 @@ class SharedRateBudget:
         if self._pool is not None:
             await self._pool.close()
 
+    # -- riding along with the store's transactions (`bot.audit.store`) -------------------------
+
+    def prefetch_query(self, wanted: int) -> Query | None:
+        """The statement that reserves up to `wanted` slots (at most a batch) inside the store's
+        own transaction, for a request's first calls; None when there is nothing to reserve.
+        Hand its rows to `accept`."""
+        count = min(wanted, self._max_batch)
+        if count <= 0 or self._closed:
+            return None
+        return Query(
+            _RESERVE_IN_STORE,
+            {
+                "budget": self.name,
+                "owner": self.owner,
+                "wanted": count,
+                "limit": self.limit,
+                "interval": self._interval,
+                "tolerance": self._tolerance,
+                "window": WINDOW_S,
+                "hold": HOLD_S,
+            },
+        )
+
+    def accept(self, rows: Sequence[tuple[Any, ...]], sent: float) -> None:
+        """The slots `prefetch_query` reserved (its rows; `sent`: this process's monotonic time
+        before the transaction was sent) join the stock the next callers take from. A slot
+        not taken within its start grace is ended."""
+        received = self._monotonic()
+        latest = received
+        for slot_id, start_at, db_now, _retry_at in rows:
+            if slot_id is None:
+                continue
+            start = received + max(0.0, float(start_at) - float(db_now))
+            self._stock.append(_Grant(int(slot_id), start, float(db_now) - sent))
+            latest = max(latest, start)
+        if self._stock:
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing to prune later
+                asyncio.get_running_loop().call_later(
+                    latest + START_GRACE_S - received + 0.05, self._prune_stock
+                )
+
+    def ends_query(self) -> tuple[Query, list[tuple[int, float]]] | None:
+        """The statement writing the call ends that wait, for the store's next transaction, and
+        the ends it takes (give them back with `restore_ends` if that transaction fails); None
+        when none wait."""
+        if not self._ended or self._closed:
+            return None
+        batch, self._ended = self._ended, []
+        ids, ends = zip(*batch, strict=True)
+        return Query(_END_IN_STORE, {"ids": list(ids), "ends": list(ends)}), batch
+
+    def restore_ends(self, batch: list[tuple[int, float]]) -> None:
+        """Ends a failed store transaction did not write: written on their own, at once."""
+        self._ended = batch + self._ended
+        self._start_writer()
+
+    def _from_stock(self) -> _Grant | None:
+        """A slot from the stock that may still start (stale ones are ended on the way)."""
+        while self._stock:
+            grant = self._stock.popleft()
+            if self._monotonic() <= grant.start + START_GRACE_S:
+                return grant
+            self._end(grant)
+        return None
+
+    def _prune_stock(self) -> None:
+        now = self._monotonic()
+        for grant in [g for g in self._stock if now > g.start + START_GRACE_S]:
+            self._stock.remove(grant)
+            self._end(grant)
+
     # -- taking a slot --------------------------------------------------------------------------
 
     async def _take(self) -> _Grant:
         while True:
-            grant = await self._queue()
+            grant = self._from_stock() or await self._queue()
             try:
                 delay = grant.start - self._monotonic()
                 if delay > 0:
@@ -327,6 +436,7 @@ class SharedRateBudget:
             )
             rows = await cur.fetchall()
         received = self._monotonic()
+        metrics.count_store_transaction("rate_reserve")
         grants: list[_Grant] = []
         retry_in: float | None = None
         for slot_id, start_at, db_now, retry_at in rows:
@@ -389,6 +499,20 @@ class SharedRateBudget:
         if self._closed:
             return  # the connections are gone: the slot counts until its hold runs out
         self._ended.append((grant.slot_id, self._monotonic() + grant.db_offset))
+        if self._prune_waiters():
+            self._start_writer()  # busy: the slot is needed now
+        elif self._ride is None:
+            # Quiet: the end rides with the store's next write, or is written after a while.
+            with contextlib.suppress(RuntimeError):  # no running loop: the hold frees it
+                loop = asyncio.get_running_loop()
+                self._ride = loop.call_later(END_RIDE_S, self._start_writer)
+
+    def _start_writer(self) -> None:
+        if self._ride is not None:
+            self._ride.cancel()
+            self._ride = None
+        if not self._ended or self._closed:
+            return
         if self._releaser is None or self._releaser.done():
             with contextlib.suppress(RuntimeError):  # no running loop: the hold frees it
                 self._releaser = asyncio.get_running_loop().create_task(
@@ -405,6 +529,7 @@ class SharedRateBudget:
                 async with pool.connection() as conn:
                     ids, ends = zip(*batch, strict=True)
                     await conn.execute(_END, (list(ids), list(ends)))
+                metrics.count_store_transaction("rate_end")
                 failures = 0
             except (psycopg.Error, OSError) as exc:
                 failures += 1

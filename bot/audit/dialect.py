@@ -13,12 +13,31 @@ Two implementations, opened by `bot.audit.factory.open_store`:
 from __future__ import annotations
 
 import abc
-from typing import Literal, TypeVar
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from bot.audit.sql import BodyFactory
+from bot.audit.sql import BodyFactory, Query
 from bot.budget import CallBudget
 
 _T = TypeVar("_T")
+
+
+@runtime_checkable
+class BudgetRider(Protocol):
+    """A rate budget kept in the store's database whose work rides along with the store's own
+    transactions (`bot.audit.budget.SharedRateBudget`)."""
+
+    def prefetch_query(self, wanted: int) -> Query | None:
+        """The statement reserving slots for a request's first calls (or None)."""
+
+    def accept(self, rows: Sequence[tuple[Any, ...]], sent: float) -> None:
+        """Take the slots that statement granted."""
+
+    def ends_query(self) -> tuple[Query, list[tuple[int, float]]] | None:
+        """The statement writing waiting call ends, and the ends it takes (or None)."""
+
+    def restore_ends(self, batch: list[tuple[int, float]]) -> None:
+        """Take back ends a failed transaction did not write."""
 
 
 class Dialect(abc.ABC):

@@ -29,10 +29,11 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+from bot import metrics
 from bot.audit import life, trail
-from bot.audit.dialect import Dialect
+from bot.audit.dialect import BudgetRider, Dialect
 from bot.audit.records import (
     AuditEntry,
     AuditError,
@@ -48,6 +49,7 @@ from bot.audit.records import (
     TakenRequest,
 )
 from bot.audit.rows import Completion, check_new_entries
+from bot.audit.sql import Body, BodyFactory
 from bot.budget import CallBudget
 from bot.defaults import CONFIRMATION_TTL_S
 
@@ -55,6 +57,24 @@ from bot.defaults import CONFIRMATION_TTL_S
 DEFAULT_CONFIRMATION_TTL_S: Final = CONFIRMATION_TTL_S
 #: How long a lease lives without renewal (`ROOMBOT_LEASE_S`'s default).
 DEFAULT_LEASE_S: Final = 30.0
+#: The `operation` label of each write, by what the store was asked to do.
+_OPERATIONS: Final = {
+    "record a request": "claim_request",
+    "start a request": "begin_request",
+    "complete a request": "complete_request",
+    "finish a request": "finish_request",
+    "hand a request back": "abandon_request",
+    "renew leases": "renew",
+    "take over requests": "take_over",
+    "expire leases": "expire",
+    "write entries": "write",
+    "complete entries": "complete",
+    "claim a key": "claim",
+    "create a confirmation": "confirmation",
+    "settle a confirmation": "confirmation",
+}
+_T = TypeVar("_T")
+
 #: Every adapter's requests: what a replica that can deliver anything takes over.
 ANY_ADAPTER: Final = ("slack", "console", "log", "unknown")
 
@@ -109,6 +129,8 @@ class AuditStore:
         self._monotonic = monotonic
         self._owner = owner or default_owner()
         self._lease_s = lease_s
+        #: The rate budget whose work rides along with this store's writes (PostgreSQL).
+        self._rider: BudgetRider | None = None
         #: How many requests were in flight for replicas found stopped when this store opened.
         self.recovered = 0
 
@@ -156,8 +178,40 @@ class AuditStore:
     def rate_budget(self, rate_per_second: float, *, burst: int | None = None) -> CallBudget:
         """The Room Engine rate budget that every store on this database shares: at most
         `floor(rate_per_second)` call starts in any one-second window, all replicas together
-        (SQLite, one process: the process's `RateBudget`)."""
-        return self._dialect.rate_budget(rate_per_second, burst=burst, owner=self._owner)
+        (SQLite, one process: the process's `RateBudget`). On PostgreSQL its work rides along
+        with this store's writes: a request's claim reserves its first calls' slots, and every
+        write carries the call ends that wait (`bot.audit.budget`)."""
+        budget = self._dialect.rate_budget(rate_per_second, burst=burst, owner=self._owner)
+        if isinstance(budget, BudgetRider) and self._rider is None:
+            self._rider = budget
+        return budget
+
+    # -- transactions -----------------------------------------------------------------------------
+
+    async def _write(self, action: str, body: BodyFactory[_T]) -> _T:
+        """One write transaction, counted (`roombot_store_transactions_total`); the rate
+        budget's waiting call ends ride along with it."""
+        metrics.count_store_transaction(_OPERATIONS.get(action, "write"))
+        ends = self._rider.ends_query() if self._rider is not None else None
+        if ends is None:
+            return await self._dialect.write(action, body)
+        query, batch = ends
+
+        def with_ends() -> Body[_T]:
+            yield query
+            return (yield from body())
+
+        try:
+            return await self._dialect.write(action, with_ends)
+        except BaseException:
+            assert self._rider is not None
+            self._rider.restore_ends(batch)
+            raise
+
+    async def _read(self, action: str, body: BodyFactory[_T]) -> _T:
+        """One read, counted (a statement outside a transaction is one on PostgreSQL too)."""
+        metrics.count_store_transaction("read")
+        return await self._dialect.read(action, body)
 
     # -- the audit trail ------------------------------------------------------------------------
 
@@ -166,7 +220,7 @@ class AuditStore:
         to no request record: a request's own rows go with `begin_request`)."""
         check_new_entries(entries, final=False)
         now = self._clock()
-        return await self._dialect.write(
+        return await self._write(
             "write entries", lambda: trail.insert_entries(entries, final=False, now=now)
         )
 
@@ -175,7 +229,7 @@ class AuditStore:
         transaction; `finished_at` equals `created_at`. Returns the ids in order."""
         check_new_entries(entries, final=True)
         now = self._clock()
-        return await self._dialect.write(
+        return await self._write(
             "write entries", lambda: trail.insert_entries(entries, final=True, now=now)
         )
 
@@ -220,20 +274,18 @@ class AuditStore:
     async def complete_many_checked(self, completions: Sequence[tuple[int, Completion]]) -> None:
         """`complete_many` with the completions already built."""
         now = self._clock()
-        stale = await self._dialect.write(
+        stale = await self._write(
             "complete entries", lambda: trail.complete_entries(completions, now=now)
         )
         _raise_stale(stale)
 
     async def get(self, row_id: int) -> AuditEntry | None:
         """The row with this id, or None."""
-        return await self._dialect.read("read an entry", lambda: trail.get_entry(row_id))
+        return await self._read("read an entry", lambda: trail.get_entry(row_id))
 
     async def rows_for_request(self, request_key: str) -> list[AuditEntry]:
         """Every row of one request, in the order they were written."""
-        return await self._dialect.read(
-            "read a request's entries", lambda: trail.rows_of([request_key])
-        )
+        return await self._read("read a request's entries", lambda: trail.rows_of([request_key]))
 
     async def query(
         self,
@@ -247,7 +299,7 @@ class AuditStore:
         `since` (Unix seconds)."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        return await self._dialect.read(
+        return await self._read(
             "query entries",
             lambda: trail.query_entries(room=room, user=user, since=since, limit=limit),
         )
@@ -259,9 +311,7 @@ class AuditStore:
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        return await self._dialect.read(
-            "read a room's trail", lambda: trail.room_trail(room_id, limit)
-        )
+        return await self._read("read a room's trail", lambda: trail.room_trail(room_id, limit))
 
     # -- claims ---------------------------------------------------------------------------------
 
@@ -273,7 +323,7 @@ class AuditStore:
         if not key:
             raise ValueError("a claim key cannot be empty")
         now = self._clock()
-        return await self._dialect.write("claim a key", lambda: trail.claim(key, now))
+        return await self._write("claim a key", lambda: trail.claim(key, now))
 
     async def claimed(self, keys: Sequence[str]) -> frozenset[str]:
         """Those of `keys` that are claimed now (by any store on this database; a claim is
@@ -282,7 +332,7 @@ class AuditStore:
         if not wanted:
             return frozenset()
         now = self._clock()
-        return await self._dialect.read("read claims", lambda: trail.claimed(wanted, now))
+        return await self._read("read claims", lambda: trail.claimed(wanted, now))
 
     # -- confirmation prompts -------------------------------------------------------------------
 
@@ -293,7 +343,7 @@ class AuditStore:
         only thing the buttons need to carry."""
         key = secrets.token_urlsafe(24)
         now = self._clock()
-        return await self._dialect.write(
+        return await self._write(
             "create a confirmation",
             lambda: trail.create_confirmation(
                 key, user_id=user_id, team_id=team_id, channel_id=channel_id, text=text, now=now
@@ -322,24 +372,38 @@ class AuditStore:
         self, key: str, user_id: str, to: ConfirmationState, ttl_s: float | None
     ) -> tuple[ConfirmationStatus, Confirmation | None]:
         now = self._clock()
-        return await self._dialect.write(
+        return await self._write(
             "settle a confirmation",
             lambda: trail.settle_confirmation(key, user_id, to, ttl_s, now),
         )
 
     # -- request records ------------------------------------------------------------------------
 
-    async def claim_request(self, new: NewRequest, *, hold: bool = True) -> Lease | None:
+    async def claim_request(
+        self, new: NewRequest, *, hold: bool = True, prefetch: int = 0
+    ) -> Lease | None:
         """Record `new` (the claim is the record) and, with `hold`, take its lease for this
         replica (fencing number 1). None when its `dedupe_key` is already on record: a
-        repeat, not recorded again. Without `hold` it waits for a replica's loop (scheduled)."""
+        repeat, not recorded again. Without `hold` it waits for a replica's loop (scheduled).
+
+        `prefetch`: how many Room Engine calls the request will make first; on PostgreSQL the
+        shared rate budget reserves their slots in this same transaction (`bot.audit.budget`).
+        """
         now = self._clock()
         sent = self._monotonic()
         owner = self._owner if hold else None
-        claimed = await self._dialect.write(
-            "record a request",
-            lambda: life.claim(new, owner=owner, lease_s=self._lease_s, now=now),
-        )
+        rider = self._rider if hold and prefetch > 0 else None
+        reserve = rider.prefetch_query(prefetch) if rider is not None else None
+
+        def body() -> Body[tuple[bool, list[tuple[Any, ...]]]]:
+            claimed = yield from life.claim(new, owner=owner, lease_s=self._lease_s, now=now)
+            if not claimed or reserve is None:
+                return claimed, []
+            return claimed, (yield reserve).rows
+
+        claimed, granted = await self._write("record a request", body)
+        if rider is not None and granted:
+            rider.accept(granted, sent)
         if not claimed or owner is None:
             return None
         return Lease(new.request_key, owner, 1, now + self._lease_s, sent + self._lease_s)
@@ -353,7 +417,7 @@ class AuditStore:
         now = self._clock()
         holder = _holder(lease)
         address = None if reply is None else dict(reply)
-        return await self._dialect.write(
+        return await self._write(
             "start a request", lambda: life.begin(holder, entries, address, now=now)
         )
 
@@ -369,7 +433,7 @@ class AuditStore:
         now = self._clock()
         holder = _holder(lease)
         address = None if reply is None else dict(reply)
-        stale = await self._dialect.write(
+        stale = await self._write(
             "complete a request", lambda: life.complete(holder, completions, address, now=now)
         )
         _raise_stale(stale)
@@ -386,9 +450,7 @@ class AuditStore:
         now = self._clock()
         holder = _holder(lease)
         address = None if reply is None else dict(reply)
-        await self._dialect.write(
-            "finish a request", lambda: life.finish(holder, state, address, now=now)
-        )
+        await self._write("finish a request", lambda: life.finish(holder, state, address, now=now))
 
     async def abandon_request(self, lease: Lease) -> None:
         """Give the request up at once (after an unexpected error): the next replica to look,
@@ -396,7 +458,7 @@ class AuditStore:
         replica's."""
         now = self._clock()
         holder = _holder(lease)
-        await self._dialect.write("hand a request back", lambda: life.abandon(holder, now=now))
+        await self._write("hand a request back", lambda: life.abandon(holder, now=now))
 
     async def renew_leases(self, leases: Iterable[Lease]) -> tuple[list[Lease], list[Lease]]:
         """Push back the expiry of these leases (the loop's heartbeat); returns the renewed
@@ -404,7 +466,7 @@ class AuditStore:
         held = list(leases)
         sent = self._monotonic()
         now = self._clock()
-        fences = await self._dialect.write(
+        fences = await self._write(
             "renew leases",
             lambda: life.renew(self._owner, [lease.request_key for lease in held], self._lease_s),
         )
@@ -436,7 +498,7 @@ class AuditStore:
             raise ValueError(f"limit must be at least 1, got {limit}")
         sent = self._monotonic()
         now = self._clock()
-        taken = await self._dialect.write(
+        taken = await self._write(
             "take over requests",
             lambda: life.take_over(
                 self._owner,
@@ -466,19 +528,19 @@ class AuditStore:
         """End at once the leases of replicas on this host that are certainly not running (a
         restart: this process's predecessor), so they are taken over without waiting for the
         lease to run out. Returns how many requests that frees."""
-        owners = await self._dialect.read("read lease holders", life.owners_in_flight)
+        owners = await self._read("read lease holders", life.owners_in_flight)
         stopped = [owner for owner in owners if owner != self._owner and certainly_stopped(owner)]
         if not stopped:
             return 0
-        return await self._dialect.write("expire leases", lambda: life.expire(stopped))
+        return await self._write("expire leases", lambda: life.expire(stopped))
 
     async def request_by_dedupe_key(self, dedupe_key: str) -> RequestRecord | None:
         """The request recorded under `dedupe_key` (e.g. "undo:KEY"), or None."""
-        return await self._dialect.read("read a request", lambda: life.by_dedupe_key(dedupe_key))
+        return await self._read("read a request", lambda: life.by_dedupe_key(dedupe_key))
 
     async def get_request(self, request_key: str) -> RequestRecord | None:
         """The record of one request, or None."""
-        return await self._dialect.read("read a request", lambda: life.get(request_key))
+        return await self._read("read a request", lambda: life.get(request_key))
 
 
 def _holder(lease: Lease) -> life.Holder:

@@ -38,7 +38,7 @@ from bot.requests.delivery import Delivery
 from bot.requests.leases import HeldLease, LeaseBook
 from bot.requests.plans import plan_to_json
 from bot.requests.recorder import AuditRecorder
-from bot.requests.runner import AUDIT_RETRY_S, Runner
+from bot.requests.runner import AUDIT_RETRY_S, Runner, calls_first
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class RequestLife:
         pauses = iter(_RETRY_PAUSES)
         while True:
             try:
-                lease = await store.claim_request(new)
+                lease = await store.claim_request(new, prefetch=calls_first(plan))
             except AuditError as exc:
                 problem = self._audit.failed("request", exc)
                 pause = next(pauses, None)

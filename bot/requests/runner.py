@@ -89,6 +89,22 @@ _AUDIT_PAUSES: Final = (0.1, 0.4, 1.0)
 _MEMBER_VERBS: Final = {MemberApi.KICK: "kick", MemberApi.BAN: "ban", MemberApi.UNBAN: "unban"}
 
 
+def reads_before(plan: Plan) -> bool:
+    """True when a run of `plan` reads its rooms before changing them (step 1 above)."""
+    patches = sum(1 for c in plan.calls if isinstance(c, RoomPatch))
+    return patches == len(plan.calls) and (
+        patches <= READ_BEFORE_MAX_ROOMS or plan.expected is not None
+    )
+
+
+def calls_first(plan: Plan) -> int:
+    """How many Room Engine calls a run of `plan` makes, reads before included (a seat change
+    reads its room's seat list once): what its claim reserves budget slots for."""
+    reads = len(plan.calls) if reads_before(plan) else 0
+    seat_rooms = {c.room_id for c in plan.calls if isinstance(c, SeatChange)}
+    return reads + len(seat_rooms) + len(plan.calls)
+
+
 class _Withdrawal:
     """Once a call proves roombot's configuration wrong, or the request is lost to another
     replica, every call still queued is withdrawn.
@@ -204,9 +220,7 @@ class Runner:
         patches = [c for c in calls if isinstance(c, RoomPatch)]
         expected = plan.expected
         room_info_only = len(patches) == len(calls)
-        read_before = room_info_only and (
-            len(patches) <= READ_BEFORE_MAX_ROOMS or expected is not None
-        )
+        read_before = reads_before(plan)
         abort = _Withdrawal(held)
 
         async def turn() -> None:
