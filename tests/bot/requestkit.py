@@ -18,13 +18,16 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.audit import AuditStore, NewEntry, NewRequest, open_store
+from bot.audit.factory import open_dialect
 from bot.audit.sql import Body, Query
 from bot.outcomes import Plan, Progress, RunResult
 from bot.requests.takeover import TakeoverReport
 from testkit.clock import FakeClock
+
+S = TypeVar("S", bound=AuditStore)
 
 #: A lease's life in these tests (seconds of fake time).
 LEASE_S = 30.0
@@ -94,13 +97,23 @@ class Replicas:
 
     async def open(self, owner: str, *, lease_s: float | None = None) -> AuditStore:
         """A replica named `owner`, closed when the test ends."""
-        store = await open_store(
-            self.target,
-            owner=owner,
-            clock=self.clock,
-            monotonic=self.clock,
-            lease_s=lease_s or self.lease_s,
-        )
+        return await self.open_as(AuditStore, owner, lease_s=lease_s)
+
+    async def open_as(self, store_class: type[S], owner: str, *, lease_s: float | None = None) -> S:
+        """A replica named `owner` whose store is a `store_class` (one that may fault chosen
+        operations), closed when the test ends."""
+        options: dict[str, Any] = {
+            "owner": owner,
+            "clock": self.clock,
+            "monotonic": self.clock,
+            "lease_s": lease_s or self.lease_s,
+        }
+        if store_class is AuditStore:
+            store = await open_store(self.target, **options)
+        else:
+            dialect = await open_dialect(self.target, clock=self.clock)
+            store = store_class(dialect, **options)
+        assert isinstance(store, store_class)
         self._stores.append(store)
         return store
 
