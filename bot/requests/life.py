@@ -114,7 +114,7 @@ class RequestLife:
             return run
         held = self._book.hold(lease) if lease is not None and self._book is not None else None
         try:
-            return await self._carry_out(plan, delivery, held)
+            return await self._carry_out(plan, delivery, held, unaudited=problem)
         except BaseException as exc:
             if held is not None and not isinstance(exc, asyncio.CancelledError):
                 await self._hand_back(held)
@@ -149,7 +149,9 @@ class RequestLife:
                 return None
             return lease, None
 
-    async def _carry_out(self, plan: Plan, delivery: Delivery, held: HeldLease | None) -> RunResult:
+    async def _carry_out(
+        self, plan: Plan, delivery: Delivery, held: HeldLease | None, *, unaudited: str | None
+    ) -> RunResult:
         started = asyncio.ensure_future(delivery.start(plan))
 
         async def on_progress(progress: Progress) -> None:
@@ -159,6 +161,7 @@ class RequestLife:
             run = await self._runner.run(
                 plan,
                 held=held,
+                unaudited=unaudited,
                 address=delivery.address,
                 progress=on_progress,
                 progress_interval=delivery.progress_interval,

@@ -132,6 +132,7 @@ class Runner:
         plan: Plan,
         *,
         held: HeldLease | None = None,
+        unaudited: str | None = None,
         address: Callable[[], Mapping[str, Any]] | None = None,
         progress: ProgressCallback | None = None,
         progress_interval: float = 0.0,
@@ -140,15 +141,18 @@ class Runner:
         """Carry out `plan` and return every target's outcome, in the order they were named.
 
         `held` is the request's lease (None: the request has no record, so no audit rows: no
-        audit store, or unaudited changes allowed while it is down). `address`, when given,
-        is the adapter's latest reply address, recorded with the rows. `progress` is called at
-        most every `progress_interval` seconds (its failures are logged, never raised);
-        `pause`, if given, is awaited before each Room Engine call. Every line logged meanwhile
-        carries the request key; the request and each member action are counted in
-        `bot.metrics`.
+        audit store, or unaudited changes allowed while it is down); `unaudited` says why, when
+        its record could not be written: the run is then reported and logged as unaudited.
+        `address`, when given, is the adapter's latest reply address, recorded with the rows.
+        `progress` is called at most every `progress_interval` seconds (its failures are
+        logged, never raised); `pause`, if given, is awaited before each Room Engine call.
+        Every line logged meanwhile carries the request key; the request and each member
+        action are counted in `bot.metrics`.
         """
         with log_context(request_key=plan.request_key):
-            run = await self._run(plan, held, address, progress, progress_interval, pause)
+            run = await self._run(
+                plan, held, unaudited, address, progress, progress_interval, pause
+            )
         if not run.lost:
             metrics.count_request(
                 plan.actor.source.value,
@@ -161,6 +165,7 @@ class Runner:
         self,
         plan: Plan,
         held: HeldLease | None,
+        unaudited: str | None,
         address: Callable[[], Mapping[str, Any]] | None,
         progress: ProgressCallback | None,
         progress_interval: float,
@@ -221,6 +226,7 @@ class Runner:
             return self._lost(plan, targets, str(exc), started)
         if audit_error is not None and not self._allow_unaudited:
             return self._refused(plan, request_key, targets, audit_error, started)
+        audit_error = audit_error or unaudited
 
         total = len(targets)
         done = failed = 0
