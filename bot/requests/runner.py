@@ -21,10 +21,11 @@ a room, or one account of a member call. For each plan the runner
    failed. A member call refused with 100005 (an account is not a member: Room Engine then
    changes nothing) is retried account by account, so each account gets its own answer.
 
-Fencing: before each Room Engine call the request's lease is checked (`HeldLease.check`), and
-both audit writes are fenced by the store. Once another replica has taken the request over,
-nothing more is sent or written: the calls still waiting are withdrawn and the run comes back
-`lost`, to be reported by no one here (the replica that took it over reports it).
+Fencing: before each Room Engine call and each progress report the request's lease is checked
+(`HeldLease.check`), and both audit writes are fenced by the store. Once another replica has
+taken the request over, nothing more is sent, shown or written: the calls still waiting are
+withdrawn and the run comes back `lost`, to be reported by no one here (the replica that took
+it over reports it).
 
 Progress is reported through a callback, at most every `progress_interval` seconds; `pause`
 lets an adapter put more urgent work (Slack acks) before each call.
@@ -241,12 +242,19 @@ class Runner:
             nonlocal done, failed, last_progress
             done += len(finished)
             failed += sum(1 for result in finished if not result.ok)
-            if progress is None or done == total:
+            if progress is None or done == total or abort.lost is not None:
                 return
             now = self._monotonic()
             if now - last_progress < progress_interval:
                 return
             last_progress = now
+            if held is not None:
+                # Progress is shown outside too: never for a request another replica has.
+                try:
+                    await held.check()
+                except LeaseLost as exc:
+                    abort.lose(exc)
+                    return
             try:
                 await progress(Progress(done=done, failed=failed, total=total))
             except Exception:  # a progress display must never break the request itself
