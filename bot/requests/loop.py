@@ -154,8 +154,10 @@ class RequestLoop:
     ) -> TakeoverReport | None:
         key = taken.request_key
         try:
+            # A received request's rows, from its plan (at a later attempt too, when the
+            # first could not write them).
+            taken = await self._with_rows(taken, held)
             if attempts == 1:
-                taken = await self._with_rows(taken, held)
                 log.warning(
                     "taking over request %s (its replica %s stopped): %d row(s) to settle",
                     key,
