@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from bot.audit import AuditError, Lease, NewEntry, NewRequest, Outcome, RequestState
+from bot.audit.rows import Completion
 from bot.budget import RateBudgetUnavailable
 from bot.config import load_settings
 from bot.failures import describe_failure
@@ -365,6 +366,41 @@ async def test_a_lease_lost_mid_run_withdraws_the_calls_still_queued(core: Core)
     assert delivery.kinds() == ["start"]
     rows = await core.store.rows_for_request(plan.request_key)
     assert [r.outcome for r in rows] == [Outcome.PENDING] * 3
+
+
+class TakenAfterComplete(BrokenStore):
+    """A store that runs `after_complete` once a request's outcome is recorded: what happens
+    to the replica between its complete and its report."""
+
+    after_complete: Callable[[], Awaitable[None]] | None = None
+
+    async def complete_request(
+        self, lease: Lease, completions: Sequence[tuple[int, Completion]], reply: Any = None
+    ) -> None:
+        await super().complete_request(lease, completions, reply)
+        if self.after_complete is not None:
+            await self.after_complete()
+
+
+async def test_a_request_taken_over_between_its_outcome_and_its_report_is_not_reported_here(
+    make_core: CoreFactory,
+) -> None:
+    core = await make_core(store_class=TakenAfterComplete)
+    me = Replica(core, "paused")
+    survivor = Replica(core, "survivor")
+    assert isinstance(me.store, TakenAfterComplete)
+
+    async def paused() -> None:
+        await take_it_over(core, survivor)
+
+    me.store.after_complete = paused
+    plan = plan_for("mute-all room-test")
+    run, delivery = await submit(me.life, plan)
+    assert run.lost is not None
+    assert delivery.kinds() == ["start"]  # the survivor reports it, once
+    record = await core.store.get_request(plan.request_key)
+    assert record is not None
+    assert (record.owner, record.state) == ("survivor", RequestState.DONE)
 
 
 # -- shutdown and the unexpected ---------------------------------------------------------------
