@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -26,8 +26,10 @@ from bot.budget import RateBudgetUnavailable
 from bot.config import load_settings
 from bot.failures import describe_failure
 from bot.outcomes import Approved, FailureKind, Plan, RunKind, RunResult
+from bot.requests.delivery import Deliveries
 from bot.requests.leases import LeaseBook
 from bot.requests.life import RequestLife
+from bot.requests.loop import RequestLoop
 from bot.requests.recorder import AuditRecorder
 from bot.requests.runner import Runner
 from bot.tencent.client import RoomEngineClient
@@ -401,6 +403,58 @@ async def test_a_request_taken_over_between_its_outcome_and_its_report_is_not_re
     record = await core.store.get_request(plan.request_key)
     assert record is not None
     assert (record.owner, record.state) == ("survivor", RequestState.DONE)
+
+
+class OutOfReach(BrokenStore):
+    """A store whose lease writes (renewing, handing back) fail while `down` is set: the
+    database is out of reach."""
+
+    down = False
+
+    async def renew_leases(self, leases: Iterable[Lease]) -> tuple[list[Lease], list[Lease]]:
+        if self.down:
+            raise AuditError("the audit store could not renew leases: connection refused")
+        return await super().renew_leases(leases)
+
+    async def abandon_request(self, lease: Lease) -> None:
+        if self.down:
+            raise AuditError("the audit store could not hand a request back: connection refused")
+        await super().abandon_request(lease)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a lease that ran out unrenewed (database out of reach) makes the run lost, "
+    "and no replica ever reports it when none other exists: a replica never takes over its "
+    "own requests (see the report of the life22-tests branch)",
+)
+async def test_a_lease_that_ran_out_with_nobody_taking_it_is_still_reported(
+    make_core: CoreFactory,
+) -> None:
+    core = await make_core(store_class=OutOfReach)
+    me = Replica(core, "alone")  # the only replica (SQLite: always)
+    assert isinstance(me.store, OutOfReach)
+    store = me.store
+
+    async def database_gone_past_the_lease(command: str, body: dict[str, Any]) -> None:
+        if command == "get_room_info" and core.wire.hook is not None:
+            core.wire.hook = None  # once
+            store.down = True
+            core.clock.advance(LEASE_S + 1)
+
+    core.wire.hook = database_gone_past_the_lease
+    plan = plan_for("mute-all room-test")
+    run, delivery = await submit(me.life, plan)
+    assert run.lost is not None  # it cannot know nobody took it: it sends nothing more
+    assert core.calls() == []
+    store.down = False  # the database is back
+    deliveries = Deliveries()
+    deliveries.register("test", lambda address: delivery)
+    loop = RequestLoop(store, core.client, deliveries, me.book, monotonic=core.clock)
+    for _ in range(3):
+        core.clock.advance(LEASE_S)
+        await loop.tick()
+    assert delivery.kinds() == ["start", "takeover"]  # never silence
 
 
 # -- shutdown and the unexpected ---------------------------------------------------------------
