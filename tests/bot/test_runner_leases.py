@@ -31,7 +31,7 @@ from bot.requests.leases import LeaseBook
 from bot.requests.life import RequestLife
 from bot.requests.loop import RequestLoop
 from bot.requests.recorder import AuditRecorder
-from bot.requests.runner import Runner
+from bot.requests.runner import READ_BEFORE_MAX_ROOMS, Runner
 from bot.tencent.client import RoomEngineClient
 from testkit.clock import FakeClock
 from tests.bot.conftest import CoreFactory
@@ -163,15 +163,22 @@ async def test_a_one_room_write_makes_four_store_transactions(
     ]
 
 
-async def test_the_reply_address_grows_with_the_request(core: Core) -> None:
-    # The parent is posted while the rooms are read; its ts is on record from the begin (or
-    # the complete, at the latest), so a survivor reports in its thread.
+@pytest.mark.parametrize("rooms", [1, READ_BEFORE_MAX_ROOMS + 1])
+async def test_the_parents_thread_is_on_record_before_any_change_is_sent(
+    make_core: CoreFactory, rooms: int
+) -> None:
+    # The parent is posted while the rooms are read (a big request reads none); the begin
+    # records its ts, so a replica stopped mid-way is reported in that thread, not beside it.
+    names = [f"room-{i:02d}" for i in range(rooms)]
+    core = await make_core(rooms=names, confirm_above=0)
+
     class Posting(RecordingDelivery):
         async def start(self, plan: Plan) -> None:
             await super().start(plan)
+            await asyncio.sleep(0.05)  # Slack takes a moment to answer
             self.reply["parent_ts"] = "1700000000.000200"
 
-    plan = plan_for("mute-all room-test")
+    plan = plan_for("mute-all " + " ".join(names))
     seen: list[dict[str, Any]] = []
 
     async def look(command: str, body: dict[str, Any]) -> None:
@@ -182,7 +189,7 @@ async def test_the_reply_address_grows_with_the_request(core: Core) -> None:
 
     core.wire.hook = look
     await core.service.submit(plan, Posting())
-    assert seen == [{"adapter": "test", "parent_ts": "1700000000.000200"}]
+    assert seen == [{"adapter": "test", "parent_ts": "1700000000.000200"}] * rooms
 
 
 async def test_a_repeat_runs_nothing_and_reports_nothing(core: Core) -> None:
