@@ -162,6 +162,7 @@ class RequestLife:
                 plan,
                 held=held,
                 unaudited=unaudited,
+                posting=started,
                 address=delivery.address,
                 progress=on_progress,
                 progress_interval=delivery.progress_interval,

@@ -10,8 +10,9 @@ a room, or one account of a member call. For each plan the runner
    what to restore; an undo skips a room someone changed since (a conflict), and does not even
    read a room the plan already knows was changed outside roombot (`Plan.conflicts`);
 2. writes one `pending` audit row per target before any change, with the values read before,
-   in the request's `begin` transaction. The audit trail is the promise: a write that fails is
-   retried for `AUDIT_RETRY_S`; if it still fails nothing is called and every target is reported
+   in the request's `begin` transaction (once the adapter's parent message is posted, so the
+   record knows its thread). The audit trail is the promise: a write that fails is retried
+   for `AUDIT_RETRY_S`; if it still fails nothing is called and every target is reported
    "not attempted" (unless the operator allowed unaudited changes, in which case each outcome
    is logged in one structured line instead);
 3. sends the calls (at most `MAX_CONCURRENT_CALLS` in flight; the client's rate budget paces
@@ -134,6 +135,7 @@ class Runner:
         *,
         held: HeldLease | None = None,
         unaudited: str | None = None,
+        posting: asyncio.Future[Any] | None = None,
         address: Callable[[], Mapping[str, Any]] | None = None,
         progress: ProgressCallback | None = None,
         progress_interval: float = 0.0,
@@ -144,7 +146,8 @@ class Runner:
         `held` is the request's lease (None: the request has no record, so no audit rows: no
         audit store, or unaudited changes allowed while it is down); `unaudited` says why, when
         its record could not be written: the run is then reported and logged as unaudited.
-        `address`, when given, is the adapter's latest reply address, recorded with the rows.
+        `posting` is the adapter's start (posting the parent): the rows are written once it is
+        over, however it ended, with `address`, the adapter's latest reply address.
         `progress` is called at most every `progress_interval` seconds (its failures are
         logged, never raised); `pause`, if given, is awaited before each Room Engine call.
         Every line logged meanwhile carries the request key; the request and each member
@@ -152,7 +155,7 @@ class Runner:
         """
         with log_context(request_key=plan.request_key):
             run = await self._run(
-                plan, held, unaudited, address, progress, progress_interval, pause
+                plan, held, unaudited, posting, address, progress, progress_interval, pause
             )
         if not run.lost:
             metrics.count_request(
@@ -167,6 +170,7 @@ class Runner:
         plan: Plan,
         held: HeldLease | None,
         unaudited: str | None,
+        posting: asyncio.Future[Any] | None,
         address: Callable[[], Mapping[str, Any]] | None,
         progress: ProgressCallback | None,
         progress_interval: float,
@@ -221,6 +225,10 @@ class Runner:
             )
             for t in targets
         ]
+        if posting is not None:
+            # The begin records where the request is reported: with the parent's thread, so a
+            # replica that stops mid-way is reported there (it never raises here).
+            await asyncio.wait({posting})
         try:
             row_ids, audit_error = await self._begin(held, rows, address)
         except LeaseLost as exc:
