@@ -322,7 +322,9 @@ class RoomService:
         request lives as any other, its outcome is returned and logged; `progress` is called
         as it goes."""
         run = await self._life.submit(plan, _Quiet(progress))
-        assert run is not None  # no dedupe key, so never a repeat
+        if run is None:  # the plan's dedupe key is on record: an undo or retry done already
+            done = "undone" if plan.kind is RunKind.UNDO else "retried"
+            return self._runner.not_run(plan, f"this request was already {done}")
         return run
 
     async def execute(

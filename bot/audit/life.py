@@ -187,19 +187,29 @@ def take_over(
     *,
     lease_s: float,
     adapters: Sequence[str],
+    busy: Sequence[str] | None,
     limit: int,
     end_rate_slots: bool,
 ) -> Body[list[tuple[RequestRecord, tuple[AuditEntry, ...], str | None]]]:
-    """Take up to `limit` requests whose holder's lease expired (oldest expiry first, other
-    holders only, deliverable by one of `adapters`): each becomes `owner`'s for `lease_s`
-    with its fencing number one higher. Returns each record (as it now is), its rows and its
-    previous holder. With `end_rate_slots` (PostgreSQL), the rate-budget slots the previous
-    holders never ended are ended: those replicas stopped, their calls are over."""
+    """Take up to `limit` requests whose holder's lease expired (oldest expiry first,
+    deliverable by one of `adapters`): each becomes `owner`'s for `lease_s` with its fencing
+    number one higher. With `busy` given, `owner`'s own are taken too, except those in `busy`
+    (still being carried out here: they renew their own leases). Returns each record (as it
+    now is), its rows and its previous holder. With `end_rate_slots` (PostgreSQL), the
+    rate-budget slots the previous holders never ended are ended: those replicas stopped, their
+    calls are over."""
     found = yield Query(
         "SELECT request_key, owner FROM requests "
-        "WHERE owner IS NOT NULL AND owner <> %(owner)s AND lease_until < $NOW "
+        "WHERE owner IS NOT NULL AND lease_until < $NOW "
+        "AND (owner <> %(owner)s OR (%(own)s AND NOT (request_key $IN(busy)))) "
         "AND adapter $IN(adapters) ORDER BY lease_until LIMIT %(limit)s $SKIP_LOCKED",
-        {"owner": owner, "adapters": list(adapters), "limit": limit},
+        {
+            "owner": owner,
+            "adapters": list(adapters),
+            "own": busy is not None,
+            "busy": list(busy or ()),
+            "limit": limit,
+        },
     )
     if not found.rows:
         return []

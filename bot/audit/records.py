@@ -241,10 +241,11 @@ class RequestRecord:
 @dataclass(frozen=True)
 class Lease:
     """This replica's hold on a request: its `fence` (every write for the request checks it),
-    and how long the hold lasts: `until` on the database's clock, `deadline` the same moment on
-    this process's monotonic clock, reckoned from before the statement that set it was sent,
-    so it errs early (a survivor cannot take the request over before `deadline` has passed
-    here, however long this process was paused)."""
+    and how long the hold lasts: `deadline` on this process's monotonic clock, reckoned from
+    before the statement that set it was sent, so it errs early (a survivor cannot take the
+    request over before `deadline` has passed here, however long this process was paused);
+    `until`, the same moment in Unix seconds as this process reckons it (for people: the
+    database keeps its own reckoning, on its own clock)."""
 
     request_key: str
     owner: str

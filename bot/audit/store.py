@@ -27,7 +27,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -488,12 +488,19 @@ class AuditStore:
         return renewed, lost
 
     async def take_over(
-        self, *, adapters: Sequence[str] = ANY_ADAPTER, limit: int = 10
+        self,
+        *,
+        adapters: Sequence[str] = ANY_ADAPTER,
+        busy: Collection[str] | None = None,
+        limit: int = 10,
     ) -> list[TakenRequest]:
         """Take up to `limit` requests whose holder's lease expired, each by exactly one of the
         stores asking at once: each becomes this owner's (fencing number one higher) and comes
-        back with its rows. Only requests one of `adapters` can deliver; never this owner's own.
-        On PostgreSQL the rate-budget slots of the replicas taken over from are ended too."""
+        back with its rows. Only requests one of `adapters` can deliver. This owner's own are
+        taken only when `busy` (the ones this process is still carrying out) is given and does
+        not name them: a run here that lost its lease, with no other replica to take it, is
+        still reported. On PostgreSQL the rate-budget slots of the replicas taken over from
+        are ended too."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         sent = self._monotonic()
@@ -504,6 +511,7 @@ class AuditStore:
                 self._owner,
                 lease_s=self._lease_s,
                 adapters=list(adapters),
+                busy=None if busy is None else sorted(busy),
                 limit=limit,
                 end_rate_slots=self.backend == "postgresql",
             ),

@@ -116,7 +116,7 @@ class RequestLife:
         if held is not None:
             delivery.guard = held.guard
         try:
-            run = await self._carry_out(plan, delivery, held, problem)
+            run = await self._carry_out(plan, delivery, held, unaudited=problem)
         except LeaseLost as exc:
             log.warning("request %s: %s; this replica reports nothing more", plan.request_key, exc)
             if held is not None:
@@ -160,7 +160,7 @@ class RequestLife:
             return lease, None
 
     async def _carry_out(
-        self, plan: Plan, delivery: Delivery, held: HeldLease | None, unaudited: str | None
+        self, plan: Plan, delivery: Delivery, held: HeldLease | None, *, unaudited: str | None
     ) -> RunResult:
         started = asyncio.ensure_future(delivery.start(plan))
 

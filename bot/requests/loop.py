@@ -6,7 +6,9 @@ Every `interval_s` (and once at start), `RequestLoop.tick()`:
    (`LeaseBook.renew_due`): the heartbeat, written only for requests that last;
 2. takes over requests whose holder's lease expired (`AuditStore.take_over`: on PostgreSQL with
    `FOR UPDATE SKIP LOCKED`, so each goes to exactly one replica, with a higher fencing number)
-   and only those this process can deliver (`Deliveries.adapters`);
+   and only those this process can deliver (`Deliveries.adapters`): its own too, when no task
+   here carries them out any more (a run that lost its lease while the database was out of
+   reach, and found nobody had taken it), so a lone replica still reports them;
 3. reports each one taken (`bot.requests.takeover`): reads its rooms back where the outcome is
    unknown, records the verdicts, posts them through the request's own delivery, and marks it
    reported. A report that cannot be delivered is tried again at later ticks, waiting longer
@@ -125,7 +127,9 @@ class RequestLoop:
         await self._book.renew_due()
         now = self._monotonic()
         again = [u for u in self._undelivered.values() if u.due <= now]
-        taken = await self._store.take_over(adapters=self._deliveries.adapters, limit=self._limit)
+        taken = await self._store.take_over(
+            adapters=self._deliveries.adapters, busy=self._book.held, limit=self._limit
+        )
         for one in again:
             del self._undelivered[one.taken.request_key]
         jobs = [self._redeliver(u) for u in again]
@@ -167,11 +171,13 @@ class RequestLoop:
     ) -> TakeoverReport | None:
         key = taken.request_key
         try:
+            # A received request's rows, from its plan (at a later attempt too, when the
+            # first could not write them).
+            taken = await self._with_rows(taken, held)
             if attempts == 1:
                 previous = taken.previous_owner
                 restart = previous is not None and certainly_stopped(previous)
                 metrics.count_takeover("restart" if restart else "lease_expired")
-                taken = await self._with_rows(taken, held)
                 log.warning(
                     "taking over request %s (its replica %s stopped): %d row(s) to settle",
                     key,

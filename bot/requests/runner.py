@@ -13,8 +13,9 @@ a member call. For each plan the runner
    changes read each room's seat list once, so that every `lock_seat` carries all three flags
    as read and the audit trail the previous ones (`bot.seats`; the seat hook below);
 2. writes one `pending` audit row per target before any change, with the values read before,
-   in the request's `begin` transaction. The audit trail is the promise: a write that fails is
-   retried for `AUDIT_RETRY_S`; if it still fails nothing is called and every target is reported
+   in the request's `begin` transaction (once the adapter's parent message is posted, so the
+   record knows its thread). The audit trail is the promise: a write that fails is retried
+   for `AUDIT_RETRY_S`; if it still fails nothing is called and every target is reported
    "not attempted" (unless the operator allowed unaudited changes, in which case each outcome
    is logged in one structured line instead);
 3. sends the calls (at most `MAX_CONCURRENT_CALLS` in flight; the client's rate budget paces
@@ -24,10 +25,11 @@ a member call. For each plan the runner
    failed. A member call refused with 100005 (an account is not a member: Room Engine then
    changes nothing) is retried account by account, so each account gets its own answer.
 
-Fencing: before each Room Engine call the request's lease is checked (`HeldLease.check`), and
-both audit writes are fenced by the store. Once another replica has taken the request over,
-nothing more is sent or written: the calls still waiting are withdrawn and the run comes back
-`lost`, to be reported by no one here (the replica that took it over reports it).
+Fencing: before each Room Engine call and each progress report the request's lease is checked
+(`HeldLease.check`), and both audit writes are fenced by the store. Once another replica has
+taken the request over, nothing more is sent, shown or written: the calls still waiting are
+withdrawn and the run comes back `lost`, to be reported by no one here (the replica that took
+it over reports it).
 
 Progress is reported through a callback, at most every `progress_interval` seconds; `pause`
 lets an adapter put more urgent work (Slack acks) before each call.
@@ -175,7 +177,7 @@ class Runner:
         progress_interval: float = 0.0,
         pause: Callable[[], Awaitable[None]] | None = None,
         unaudited: str | None = None,
-        ready: Awaitable[None] | None = None,
+        ready: asyncio.Future[Any] | None = None,
     ) -> RunResult:
         """Carry out `plan` and return every target's outcome, in the order they were named.
 
@@ -211,7 +213,7 @@ class Runner:
         progress_interval: float,
         pause: Callable[[], Awaitable[None]] | None,
         unaudited: str | None,
-        ready: Awaitable[None] | None,
+        ready: asyncio.Future[Any] | None,
     ) -> RunResult:
         started = time.monotonic()
         request_key = plan.request_key
@@ -266,14 +268,16 @@ class Runner:
             for t in targets
         ]
         if ready is not None:
-            await ready
+            # The begin records where the request is reported: with the parent's thread, so a
+            # replica that stops mid-way is reported there (a failed start does not stop this).
+            await asyncio.wait({ready})
         try:
             row_ids, audit_error = await self._begin(held, rows, address)
-            audit_error = audit_error or unaudited
         except LeaseLost as exc:
             return self._lost(plan, targets, str(exc), started)
         if audit_error is not None and not self._allow_unaudited:
             return self._refused(plan, request_key, targets, audit_error, started)
+        audit_error = audit_error or unaudited
 
         total = len(targets)
         done = failed = 0
@@ -288,12 +292,19 @@ class Runner:
             nonlocal done, failed, last_progress
             done += len(finished)
             failed += sum(1 for result in finished if not result.ok)
-            if progress is None:
+            if progress is None or done == total or abort.lost is not None:
                 return
             now = self._monotonic()
             if now - last_progress < progress_interval:
                 return
             last_progress = now
+            if held is not None:
+                # Progress is shown outside too: never for a request another replica has.
+                try:
+                    await held.check()
+                except LeaseLost as exc:
+                    abort.lose(exc)
+                    return
             try:
                 await progress(Progress(done=done, failed=failed, total=total))
             except LeaseLost as exc:  # the display is fenced too: nothing more goes out
@@ -522,7 +533,8 @@ class Runner:
         """The request was taken over by another replica: this one reports nothing. What it
         did meanwhile goes to the log (the other replica's reading is what the audit keeps)."""
         log.warning(
-            "request %s lost to another replica (%s); %d call(s) answered here before: %s",
+            "request %s is no longer this replica's to carry out (%s); %d call(s) answered here "
+            "before: %s",
             plan.request_key,
             why,
             len([r for r in results if r.failure is None or r.request_id]),
@@ -540,6 +552,24 @@ class Runner:
             kind=plan.kind,
             read_before=False,
             lost=why,
+        )
+
+    @staticmethod
+    def not_run(plan: Plan, why: str) -> RunResult:
+        """The run of a request that calls nothing, for `why` (a plain sentence)."""
+        failure = Failure(kind=FailureKind.NOT_ATTEMPTED, message=why, hint="")
+        targets = [t for index, call in enumerate(plan.calls) for t in targets_of(call, index)]
+        return RunResult(
+            command=plan.command,
+            actor=plan.actor,
+            request_key=plan.request_key,
+            results=[
+                RoomResult(t.room_id, t.changes, failure=failure, account=t.account)
+                for t in targets
+            ],
+            kind=plan.kind,
+            read_before=False,
+            refused=why,
         )
 
     def refused(self, plan: Plan, problem: str) -> RunResult:

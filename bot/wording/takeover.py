@@ -69,7 +69,7 @@ def takeover_summary(report: TakeoverReport, *, restarted: bool) -> str:
     """
     who = "roombot" if restarted else "The roombot replica carrying out this request"
     counts = takeover_counts(report)
-    if not report.verdicts:
+    if report.nothing_sent or not report.verdicts:
         return (
             f"{WARN_MARK} {who} stopped before changing anything: nothing was changed. Run the "
             "command again if it is still needed."
@@ -88,7 +88,7 @@ def takeover_summary(report: TakeoverReport, *, restarted: bool) -> str:
 
 def takeover_status(report: TakeoverReport) -> str:
     """The parent message's status line once a takeover is reported."""
-    if not report.verdicts:
+    if report.nothing_sent or not report.verdicts:
         return f"{FAIL_MARK} not done: roombot stopped before changing anything (see the thread)"
     settled = all(
         v.outcome in (Outcome.IN_PLACE, Outcome.OK, Outcome.NOOP) for v in report.verdicts
@@ -107,7 +107,8 @@ def verdict_line(style: Style, verdict: RoomVerdict, verb: str | None) -> str:
     room = style.literal(verdict.room_id or "?")
     effect = describe_effect(style, effect_verb, verdict.wanted)
     request_id = request_id_phrase(style, verdict.request_id)
-    if not verdict.read_back:
+    if not verdict.read_back or verdict.outcome is Outcome.NOT_ATTEMPTED:
+        # Nothing was read for a row not attempted: it says so, as a recorded outcome does.
         return _recorded_line(style, verdict, room, effect, request_id)
     if verdict.outcome is Outcome.IN_PLACE:
         return f"{OK_MARK} {room} — {effect} — the change is in place · {request_id}"

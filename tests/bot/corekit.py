@@ -29,6 +29,8 @@ from bot.budget import RateBudget
 from bot.commands import parse_command
 from bot.outcomes import Actor, Plan, RunKind, Source
 from bot.policy import Policy, known_verbs, load_policy
+from bot.requests.leases import HeldLease
+from bot.requests.life import new_request
 from bot.requests.recorder import AuditRecorder
 from bot.requests.runner import Runner
 from bot.service import RoomService
@@ -123,10 +125,12 @@ class BrokenStore(AuditStore):
     fail_complete = False
     fail_claim = False
 
-    async def claim_request(self, new: NewRequest, *, hold: bool = True) -> Lease | None:
+    async def claim_request(
+        self, new: NewRequest, *, hold: bool = True, prefetch: int = 0
+    ) -> Lease | None:
         if self.fail_claim:
             raise AuditError("the audit store could not record a request: database or disk is full")
-        return await super().claim_request(new, hold=hold)
+        return await super().claim_request(new, hold=hold, prefetch=prefetch)
 
     async def begin_request(
         self, lease: Lease, entries: Sequence[NewEntry], reply: Any = None
@@ -170,6 +174,15 @@ class Core:
             allow_unaudited=allow_unaudited,
             sleep=self.clock.sleep,
         )
+
+    async def leased(self, plan: Plan) -> HeldLease:
+        """Put `plan`'s request on record and hold its lease in the service's book, as the
+        request life's claim does: what `Runner.run` is given as `held`, so its rows are
+        written."""
+        lease = await self.store.claim_request(new_request(plan, {"adapter": "test"}, None))
+        assert lease is not None
+        assert self.service.book is not None
+        return self.service.book.hold(lease)
 
     def calls(self, command: str = "update_room_info") -> list[RecordedRequest]:
         """The emulator's recorded requests for `command`, in arrival order."""

@@ -1,8 +1,10 @@
-"""`Runner.run(plan)` in-process: read before write, audit before and after each call, no-ops,
-undo conflicts, failures with their hints and RequestIds, progress, yielding and concurrency.
+"""`Runner.run(plan, held=...)` in-process: read before write, audit before and after each call
+(in the request's begin and complete transactions, under its lease), no-ops, undo conflicts,
+failures with their hints and RequestIds, progress, pausing and concurrency.
 
 Everything real down to the emulator on 127.0.0.1; the `Wire` hook observes or faults single
 calls where the emulator cannot (the audit trail at the moment of a call, a timeout, a block).
+The fencing of a run (a lease lost mid-way) is in `test_runner_leases.py`.
 """
 
 from __future__ import annotations
@@ -14,15 +16,24 @@ from typing import Any
 
 import httpx
 import pytest
-from bot.recorder import AuditRecorder
-from bot.runner import AUDIT_RETRY_S, MAX_CONCURRENT_CALLS, READ_BEFORE_MAX_ROOMS, Runner
 
-from bot.audit import Outcome
+from bot.audit import Outcome, RequestState
 from bot.models import RoomPatch
-from bot.outcomes import FailureKind, Plan, Progress, RunKind
+from bot.outcomes import FailureKind, Plan, Progress, RunKind, RunResult
+from bot.requests.recorder import AuditRecorder
+from bot.requests.runner import AUDIT_RETRY_S, MAX_CONCURRENT_CALLS, READ_BEFORE_MAX_ROOMS, Runner
 from bot.tencent.errors import hint_for
 from tests.bot.conftest import CoreFactory
 from tests.bot.corekit import ALICE, BrokenStore, Core, actor, plan_for, room_of
+
+
+async def carry_out(
+    core: Core, plan: Plan, *, allow_unaudited: bool = False, **options: Any
+) -> RunResult:
+    """`plan` carried out by the core's runner as the request life has it carried out: on
+    record, under its lease."""
+    runner = core.runner(allow_unaudited=allow_unaudited)
+    return await runner.run(plan, held=await core.leased(plan), **options)
 
 
 def _undo_plan(rooms: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> Plan:
@@ -44,7 +55,7 @@ def _undo_plan(rooms: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> Plan:
 
 async def test_small_requests_read_each_room_first_and_know_what_they_replace(core: Core) -> None:
     core.emulator.rooms["room-2"]["IsAudioDisabled"] = True
-    run = await core.runner().run(plan_for("mute-all room-test room-2"))
+    run = await carry_out(core, plan_for("mute-all room-test room-2"))
 
     assert run.read_before is True
     assert sorted(room_of(c.body) for c in core.calls("get_room_info")) == ["room-2", "room-test"]
@@ -60,7 +71,7 @@ async def test_small_requests_read_each_room_first_and_know_what_they_replace(co
 async def test_a_request_of_exactly_the_limit_still_reads_first(make_core: CoreFactory) -> None:
     rooms = [f"r-{i:02d}" for i in range(READ_BEFORE_MAX_ROOMS)]
     core = await make_core(rooms=rooms)
-    run = await core.runner().run(plan_for("disable-chat " + " ".join(rooms)))
+    run = await carry_out(core, plan_for("disable-chat " + " ".join(rooms)))
     assert run.read_before is True
     assert len(core.calls("get_room_info")) == READ_BEFORE_MAX_ROOMS
     assert all(r.previous == {"IsMessageDisabled": False} for r in run.results)
@@ -69,7 +80,7 @@ async def test_a_request_of_exactly_the_limit_still_reads_first(make_core: CoreF
 async def test_bigger_requests_skip_the_read_and_offer_no_undo(make_core: CoreFactory) -> None:
     rooms = [f"r-{i:02d}" for i in range(READ_BEFORE_MAX_ROOMS + 1)]
     core = await make_core(rooms=rooms)
-    run = await core.runner().run(plan_for("disable-chat " + " ".join(rooms)))
+    run = await carry_out(core, plan_for("disable-chat " + " ".join(rooms)))
 
     assert run.read_before is False
     assert core.calls("get_room_info") == []
@@ -85,7 +96,7 @@ async def test_an_undo_reads_first_however_many_rooms(make_core: CoreFactory) ->
     for room in rooms:
         core.emulator.rooms[room]["IsAudioDisabled"] = True
     plan = _undo_plan({r: ({"IsAudioDisabled": False}, {"IsAudioDisabled": True}) for r in rooms})
-    run = await core.runner().run(plan)
+    run = await carry_out(core, plan)
     assert run.read_before is True
     assert len(core.calls("get_room_info")) == len(rooms)
     assert all(r.ok for r in run.results)
@@ -96,26 +107,34 @@ async def test_an_undo_reads_first_however_many_rooms(make_core: CoreFactory) ->
 
 
 async def test_pending_rows_are_written_before_any_call_and_completed_after(core: Core) -> None:
-    seen: list[tuple[str, str, dict[str, Outcome]]] = []
+    seen: list[tuple[str, str, dict[str, Outcome], RequestState | None]] = []
+    who = actor()
+    plan = plan_for("disable-video room-test room-2 room-3 --reason drill", who)
 
     async def observe(command: str, body: dict[str, Any]) -> None:
         rows = await core.store.query(limit=100)
-        seen.append((command, room_of(body), {r.room_id or "": r.outcome for r in rows}))
+        record = await core.store.get_request(plan.request_key)
+        state = record.state if record else None
+        seen.append((command, room_of(body), {r.room_id or "": r.outcome for r in rows}, state))
         core.clock.advance(1.0)  # so a completion is visibly later than its row
 
     core.wire.hook = observe
-    who = actor()
-    plan = plan_for("disable-video room-test room-2 room-3 --reason drill", who)
-    run = await core.runner().run(plan)
+    run = await carry_out(core, plan)
 
     reads = [s for s in seen if s[0] == "get_room_info"]
     updates = [s for s in seen if s[0] == "update_room_info"]
     assert len(reads) == 3
-    assert all(then == {} for _, _, then in reads)  # reads come first: the rows hold their values
+    for _, _, then, state in reads:  # reads come first: the rows hold their values
+        assert then == {}
+        assert state is RequestState.RECEIVED  # on record already
     assert len(updates) == 3
-    for _, room, then in updates:
+    for _, room, then, state in updates:
         assert set(then) == {"room-test", "room-2", "room-3"}  # every room's row, before any call
         assert then[room] is Outcome.PENDING  # this room's row is not completed yet
+        assert state is RequestState.RUNNING
+    record = await core.store.get_request(plan.request_key)
+    assert record is not None
+    assert record.state is RequestState.DONE  # outcomes recorded; reporting is the life's
 
     rows = await core.rows()
     assert [r.id for r in rows] == [r.row_id for r in run.results]
@@ -141,7 +160,7 @@ async def test_pending_rows_are_written_before_any_call_and_completed_after(core
 
 async def test_a_room_that_already_had_the_values_is_a_noop(core: Core) -> None:
     core.emulator.rooms["room-test"]["IsAudioDisabled"] = True
-    run = await core.runner().run(plan_for("mute-all room-test room-2"))
+    run = await carry_out(core, plan_for("mute-all room-test room-2"))
 
     noop, changed = run.results
     assert noop.ok
@@ -167,7 +186,7 @@ async def test_undo_leaves_a_room_changed_since_alone(core: Core) -> None:
             "room-2": ({"IsAudioDisabled": False}, {"IsAudioDisabled": True}),
         }
     )
-    run = await core.runner().run(plan)
+    run = await carry_out(core, plan)
 
     conflict, undone = run.results
     assert conflict.failure is not None
@@ -189,7 +208,7 @@ async def test_undo_leaves_a_room_changed_since_alone(core: Core) -> None:
 
 async def test_undo_of_a_room_that_cannot_be_read_sends_nothing(core: Core) -> None:
     plan = _undo_plan({"gone-room": ({"IsAudioDisabled": False}, {"IsAudioDisabled": True})})
-    run = await core.runner().run(plan)
+    run = await carry_out(core, plan)
     [result] = run.results
     assert result.failure is not None
     assert result.failure.code == 100004
@@ -200,7 +219,7 @@ async def test_undo_of_a_room_that_cannot_be_read_sends_nothing(core: Core) -> N
 
 
 async def test_an_unknown_room_fails_with_its_code_hint_and_request_id(core: Core) -> None:
-    run = await core.runner().run(plan_for("mute-all room-test ghost-room"))
+    run = await carry_out(core, plan_for("mute-all room-test ghost-room"))
 
     ok, ghost = run.results
     assert ok.ok
@@ -223,7 +242,7 @@ async def test_an_unknown_room_fails_with_its_code_hint_and_request_id(core: Cor
 
 async def test_an_internal_error_is_retried_and_succeeds(core: Core) -> None:
     core.emulator.script("update_room_info", [100001])
-    run = await core.runner().run(plan_for("mute-all room-test"))
+    run = await carry_out(core, plan_for("mute-all room-test"))
 
     [result] = run.results
     assert result.ok
@@ -238,7 +257,7 @@ async def test_an_internal_error_is_retried_and_succeeds(core: Core) -> None:
 
 async def test_an_internal_error_that_persists_fails_with_the_last_request_id(core: Core) -> None:
     core.emulator.script("update_room_info", [100001] * 4)
-    run = await core.runner().run(plan_for("mute-all room-test"))
+    run = await carry_out(core, plan_for("mute-all room-test"))
 
     [result] = run.results
     assert result.failure is not None
@@ -255,7 +274,7 @@ async def test_a_timeout_says_the_change_may_have_applied(core: Core) -> None:
             raise httpx.ReadTimeout("timed out")
 
     core.wire.hook = time_out
-    run = await core.runner().run(plan_for("mute-all room-test room-2"))
+    run = await carry_out(core, plan_for("mute-all room-test room-2"))
 
     ok, late = run.results
     assert ok.ok
@@ -272,7 +291,7 @@ async def test_a_timeout_says_the_change_may_have_applied(core: Core) -> None:
 
 async def test_a_gateway_error_is_a_transport_failure(core: Core) -> None:
     core.emulator.script("update_room_info", ["502"] * 4)
-    run = await core.runner().run(plan_for("mute-all room-test"))
+    run = await carry_out(core, plan_for("mute-all room-test"))
 
     [result] = run.results
     assert result.failure is not None
@@ -292,7 +311,7 @@ async def test_an_unreadable_answer_is_malformed_and_not_retried(core: Core) -> 
         return None
 
     core.wire.hook = garbage
-    run = await core.runner().run(plan_for("mute-all room-test"))
+    run = await carry_out(core, plan_for("mute-all room-test"))
     [result] = run.results
     assert result.failure is not None
     assert result.failure.kind is FailureKind.MALFORMED
@@ -308,7 +327,7 @@ async def test_a_bug_in_a_call_gets_a_correlation_id_that_is_logged(
 
     core.wire.hook = bug
     with caplog.at_level(logging.ERROR):
-        run = await core.runner().run(plan_for("mute-all room-test"))
+        run = await carry_out(core, plan_for("mute-all room-test"))
     [result] = run.results
     assert result.failure is not None
     assert result.failure.kind is FailureKind.INTERNAL
@@ -323,20 +342,37 @@ async def test_a_bug_in_a_call_gets_a_correlation_id_that_is_logged(
 # -- progress, yielding, concurrency --------------------------------------------------------------
 
 
-async def test_progress_is_reported_after_each_room(core: Core) -> None:
+async def test_progress_is_reported_after_each_room_but_the_last(core: Core) -> None:
+    # The last room's progress would be overwritten at once by the final status: not sent.
     reports: list[Progress] = []
 
     async def progress(p: Progress) -> None:
         reports.append(p)
 
-    run = await core.runner().run(
-        plan_for("mute-all room-test ghost-1 room-2 ghost-2"), progress=progress
+    run = await carry_out(
+        core, plan_for("mute-all room-test ghost-1 room-2 ghost-2"), progress=progress
     )
-    assert [p.done for p in reports] == [1, 2, 3, 4]
+    assert [p.done for p in reports] == [1, 2, 3]
     assert {p.total for p in reports} == {4}
     assert [p.failed for p in reports] == sorted(p.failed for p in reports)
-    assert reports[-1] == Progress(done=4, failed=2, total=4)
+    assert reports[-1].failed in (1, 2)
     assert len(run.failed) == 2
+
+
+async def test_progress_is_coalesced_to_at_most_one_report_an_interval(core: Core) -> None:
+    reports: list[Progress] = []
+
+    async def progress(p: Progress) -> None:
+        reports.append(p)
+
+    run = await carry_out(
+        core,
+        plan_for("mute-all room-test ghost-1 room-2 ghost-2"),
+        progress=progress,
+        progress_interval=3600,
+    )
+    assert reports == []  # the whole request took less than one interval
+    assert len(run.results) == 4
 
 
 async def test_a_failing_progress_display_never_breaks_the_run(
@@ -345,15 +381,16 @@ async def test_a_failing_progress_display_never_breaks_the_run(
     async def broken(p: Progress) -> None:
         raise RuntimeError("the chat.update failed")
 
-    with caplog.at_level(logging.ERROR, logger="bot.runner"):
-        run = await core.runner().run(plan_for("mute-all room-test room-2"), progress=broken)
+    with caplog.at_level(logging.ERROR, logger="bot.requests.runner"):
+        run = await carry_out(core, plan_for("mute-all room-test room-2"), progress=broken)
     assert all(r.ok for r in run.results)
     assert core.emulator.rooms["room-test"]["IsAudioDisabled"] is True
     assert {r.outcome for r in await core.rows()} == {Outcome.OK}
-    assert sum("progress callback failed" in r.getMessage() for r in caplog.records) == 2
+    # Two rooms: one progress report (the last room's is the final status), which failed.
+    assert sum("progress callback failed" in r.getMessage() for r in caplog.records) == 1
 
 
-async def test_no_call_is_made_before_yield_to_returns(core: Core) -> None:
+async def test_no_call_is_made_before_pause_returns(core: Core) -> None:
     gate = asyncio.Event()
     yields = 0
 
@@ -362,9 +399,9 @@ async def test_no_call_is_made_before_yield_to_returns(core: Core) -> None:
         yields += 1
         await gate.wait()
 
-    task = asyncio.create_task(
-        core.runner().run(plan_for("mute-all room-test room-2"), yield_to=yield_to)
-    )
+    plan = plan_for("mute-all room-test room-2")
+    held = await core.leased(plan)
+    task = asyncio.create_task(core.runner().run(plan, held=held, pause=yield_to))
     for _ in range(50):
         await asyncio.sleep(0)
     assert yields == 2  # both reads are waiting for the adapter's more urgent work
@@ -403,7 +440,7 @@ async def test_no_more_than_the_limit_of_rooms_are_in_flight(
         )
     else:
         plan = plan_for("disable-chat " + " ".join(rooms))
-    task = asyncio.create_task(core.runner().run(plan))
+    task = asyncio.create_task(carry_out(core, plan))
     # A bound, not a pause: a write's audit rows are written on the store's thread first.
     await asyncio.wait_for(full.wait(), timeout=10)
     for _ in range(100):  # every room past the limit could now reach the wire without blocking
@@ -425,6 +462,17 @@ async def test_without_an_audit_store_a_run_is_unrecorded_but_complete(core: Cor
     assert await core.rows() == []
 
 
+async def test_rows_belong_to_a_request_on_record_so_a_run_without_a_lease_writes_none(
+    core: Core,
+) -> None:
+    # The request life runs a plan without `held` only when it has no record (no store, or
+    # unaudited changes allowed while the store is down).
+    run = await core.runner().run(plan_for("mute-all room-test"))
+    assert run.results[0].ok
+    assert run.results[0].row_id is None
+    assert await core.rows() == []
+
+
 # -- a broken audit trail -------------------------------------------------------------------------
 
 
@@ -436,7 +484,7 @@ async def test_when_rows_cannot_be_written_nothing_is_sent(
     assert isinstance(core.store, BrokenStore)
     core.store.fail_begin = True
     with caplog.at_level(logging.ERROR):
-        run = await core.runner().run(plan_for("disable-video room-test room-2"))
+        run = await carry_out(core, plan_for("disable-video room-test room-2"))
 
     assert core.calls() == []
     assert core.emulator.rooms["room-test"]["IsVideoDisabled"] is False
@@ -459,7 +507,7 @@ async def test_an_operator_may_allow_unaudited_changes_which_are_logged(
     assert isinstance(core.store, BrokenStore)
     core.store.fail_begin = True
     with caplog.at_level(logging.ERROR):
-        run = await core.runner(allow_unaudited=True).run(plan_for("disable-video room-test"))
+        run = await carry_out(core, allow_unaudited=True, plan=plan_for("disable-video room-test"))
 
     [result] = run.results
     assert result.ok
@@ -490,7 +538,7 @@ async def test_when_rows_cannot_be_completed_the_results_are_still_real(
     core = await make_core(store_class=BrokenStore)
     assert isinstance(core.store, BrokenStore)
     core.store.fail_complete = True
-    run = await core.runner().run(plan_for("disable-video room-test room-2"))
+    run = await carry_out(core, plan_for("disable-video room-test room-2"))
 
     assert all(r.ok and r.request_id for r in run.results)
     assert run.audit_error is not None
@@ -498,3 +546,6 @@ async def test_when_rows_cannot_be_completed_the_results_are_still_real(
     rows = await core.rows()
     assert [r.outcome for r in rows] == [Outcome.PENDING, Outcome.PENDING]  # begun, not completed
     assert [r.id for r in rows] == [r.row_id for r in run.results]
+    record = await core.store.get_request(run.request_key)
+    assert record is not None
+    assert record.state is RequestState.RUNNING

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from bot.takeover import take_over
 
-from bot.audit import AuditStore, NewEntry, Outcome, StrandedRequest, open_store
+from bot.audit import AuditStore, NewEntry, Outcome, open_store
 from bot.budget import RateBudget
+from bot.requests.takeover import take_over
 from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
+from tests.bot.requestkit import new_request
 
 APP = 1400000000
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -69,10 +70,16 @@ def row(verb: str, room: str, patch: dict[str, Any], key: str) -> NewEntry:
 
 
 async def verdicts(store: AuditStore, client: RoomEngineClient, rows: list[NewEntry]) -> Any:
+    """The report and the stored rows once `store` took over a request with `rows` that
+    another replica began and gave up (its replica stopped)."""
     key = rows[0].request_key
-    await store.begin(rows)
-    stranded = StrandedRequest(key, "gone", {}, tuple(await store.rows_for_request(key)))
-    report = await take_over(store, client, stranded)
+    gone = AuditStore(store.dialect, owner="gone")  # another replica on the same database
+    lease = await gone.claim_request(new_request(key, verb=rows[0].verb))
+    assert lease is not None
+    await gone.begin_request(lease, rows)
+    await gone.abandon_request(lease)
+    [taken] = await store.take_over()
+    report = await take_over(store, client, taken)
     stored = await store.rows_for_request(key)
     return report, stored
 
@@ -156,7 +163,7 @@ async def test_destroy_is_in_place_when_the_room_is_gone(
 async def test_a_member_list_cut_short_cannot_tell_an_absent_account(
     emulator: RoomEngineEmulator, client: RoomEngineClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.takeover.LIST_READ_CAP", 10)
+    monkeypatch.setattr("bot.requests.takeover.LIST_READ_CAP", 10)
     for i in range(15):
         emulator.member_enter("room-kept", f"crowd-{i:04d}")
     async with await open_store(":memory:") as store:
