@@ -275,7 +275,9 @@ async def test_a_paused_replica_that_lost_its_request_sends_and_posts_nothing_wh
             await cluster.wait_for(lambda: "is retrying" in thread_text(cluster, parent))
         finally:
             cluster.resume(0)
-        await cluster.wait_for(lambda: "no longer this replica's to carry out" in cluster.replicas[0].log())
+        await cluster.wait_for(
+            lambda: "no longer this replica's to carry out" in cluster.replicas[0].log()
+        )
         await cluster.wait_for(
             lambda: all(cluster.emulator.rooms[r]["IsAudioDisabled"] for r in names)
         )
