@@ -55,6 +55,7 @@ from bot.outcomes import (
     ProgressCallback,
     Rejected,
     RoomView,
+    RunKind,
     RunResult,
     SeatsView,
 )
