@@ -16,12 +16,12 @@ other subcommands must not pay for loading the database code.
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, unquote, urlsplit
+
+from bot.redact import protect_loggers, remember, scrub
 
 #: The schemes that select the PostgreSQL store.
 SCHEMES: Final = ("postgresql", "postgres")
@@ -175,47 +175,21 @@ def audit_target(value: str) -> Path | DatabaseUrl:
 
 
 def redact(text: str, *urls: DatabaseUrl) -> str:
-    """`text` with every password of `urls` (as given, percent-decoded or -encoded) replaced by
-    `***`, and any `password=...` parameter masked."""
-    for url in urls:
-        password = url.password
-        if not password:
-            continue
-        # Longest first, so no form is cut into by a shorter one it contains.
-        for form in sorted({password, quote(password, safe=""), quote(password)}, key=len)[::-1]:
-            text = text.replace(form, MASK)
-    return _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
-
-
-class _PasswordFilter(logging.Filter):
-    """Scrubs the passwords of every opened `DatabaseUrl` from a driver's log records."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._urls: dict[str, DatabaseUrl] = {}
-        self._lock = threading.Lock()
-
-    def add(self, url: DatabaseUrl) -> None:
-        with self._lock:
-            self._urls[url.secret()] = url
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        with self._lock:
-            urls = tuple(self._urls.values())
-        if urls:
-            record.msg = redact(record.getMessage(), *urls)
-            record.args = None
-        return True
-
-
-_FILTER: Final = _PasswordFilter()
-_installed: set[str] = set()
+    """`text` with every password of `urls` (as given, percent-decoded or -encoded) and every
+    secret `bot.redact` knows replaced by `***`, and any `password=...` parameter masked."""
+    forms = [
+        form
+        for url in urls
+        if (password := url.password)
+        for form in (password, quote(password, safe=""), quote(password))
+    ]
+    return _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, scrub(text, *forms))
 
 
 def scrub_logs_of(url: DatabaseUrl, *loggers: str) -> None:
-    """Make the named loggers (e.g. a driver's) mask `url`'s password in every record."""
-    _FILTER.add(url)
-    for name in loggers:
-        if name not in _installed:
-            logging.getLogger(name).addFilter(_FILTER)
-            _installed.add(name)
+    """Make the named loggers (e.g. a driver's) mask `url`'s password in every record: its
+    forms join the one registry of secrets (`bot.redact`), which those loggers scrub by."""
+    password = url.password
+    if password:
+        remember(password, quote(password, safe=""), quote(password))
+    protect_loggers(*loggers)

@@ -8,10 +8,9 @@ the `Failure` carries that id so the user can report it.
 from __future__ import annotations
 
 import logging
-import secrets
 
 from bot.budget import RateBudgetUnavailable
-from bot.logs import ids
+from bot.logs import log_unexpected
 from bot.outcomes import Failure, FailureKind
 from bot.tencent.errors import (
     ApiError,
@@ -23,11 +22,6 @@ from bot.tencent.errors import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def new_correlation_id() -> str:
-    """A short id for an unexpected error, shown to the user and written to the log."""
-    return secrets.token_hex(4)
 
 
 def describe_failure(
@@ -74,14 +68,8 @@ def describe_failure(
         return Failure(
             kind=FailureKind.TRANSPORT, message=str(exc), hint=exc.hint, request_id=exc.request_id
         )
-    correlation_id = new_correlation_id()
-    log.error(
-        "unexpected error [%s] room=%s: %s",
-        correlation_id,
-        room_id,
-        type(exc).__name__,
-        exc_info=exc,
-        extra=ids(correlation_id=correlation_id),
+    correlation_id = log_unexpected(
+        log, "unexpected error, room=%s: %s", room_id, type(exc).__name__, exc=exc
     )
     return Failure(
         kind=FailureKind.INTERNAL,

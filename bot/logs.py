@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import re
+import secrets
 import sys
 import threading
 import time
@@ -77,6 +78,23 @@ def log_context(
     finally:
         for var, token in reversed(tokens):
             var.reset(token)
+
+
+def log_unexpected(
+    logger: logging.Logger, message: str, *args: object, exc: BaseException | None = None
+) -> str:
+    """Log an unexpected error (the one being handled, or `exc`) with its traceback and a fresh
+    short correlation id, which the line ends with (`message % args` then " [id]") and carries
+    as a field; return the id, for the person who met the error. The one place ids are made."""
+    correlation_id = secrets.token_hex(4)
+    logger.error(
+        f"{message} [%s]",
+        *args,
+        correlation_id,
+        exc_info=exc if exc is not None else True,
+        extra=ids(correlation_id=correlation_id),
+    )
+    return correlation_id
 
 
 def ids(*, correlation_id: str | None = None, request_key: str | None = None) -> dict[str, Any]:

@@ -23,8 +23,7 @@ from typing import Generic, Protocol, TypeVar
 from bot import metrics
 from bot.commands import VerbKind, canonical_verb
 from bot.commands.tokens import word
-from bot.failures import new_correlation_id
-from bot.logs import ids
+from bot.logs import log_unexpected
 from bot.outcomes import (
     Actor,
     Approved,
@@ -186,14 +185,7 @@ class Presenter(Generic[M]):
 
     def unexpected(self, actor: Actor, step: str) -> Answer[M]:
         """Log the exception being handled with a fresh correlation id; the answer naming it."""
-        correlation_id = new_correlation_id()
-        log.exception(
-            "%s failed [%s] user=%s",
-            step,
-            correlation_id,
-            actor.user_id,
-            extra=ids(correlation_id=correlation_id),
-        )
+        correlation_id = log_unexpected(log, "%s failed, user=%s", step, actor.user_id)
         return Answer(self.renderer.unexpected_error(correlation_id), ok=False)
 
 

@@ -13,12 +13,19 @@ Two nets, used together by `scrub()`:
 `looks_secret()` and `shown()` decide how a configuration value may be quoted in an error:
 verbatim, or hidden because it looks like a token or a key.
 
+This is roombot's one registry of secrets: a database password (`bot.dsn.DatabaseUrl`), the
+UserSigs and the secret settings all end up here. roombot's own log formatters scrub every
+record through it (`bot.logs`); `protect_loggers` installs the same scrubbing as a filter on a
+library's loggers (the database driver, the HTTP client), for records that reach a handler
+that is not roombot's.
+
 A leaf module (standard library only), so the core, the adapters and the log formatter can all
 use it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import deque
@@ -96,6 +103,29 @@ def scrub(text: str, *extra: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs every record of the logger it is on (`scrub`), message and arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg = cleaned
+            record.args = None
+        return True
+
+
+_FILTER: Final = RedactingFilter()
+
+
+def protect_loggers(*names: str) -> None:
+    """Scrub every record the named loggers (a library's) pass on (idempotent)."""
+    for name in names:
+        target = logging.getLogger(name)
+        if _FILTER not in target.filters:
+            target.addFilter(_FILTER)
 
 
 def looks_secret(value: str) -> bool:

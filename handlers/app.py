@@ -21,7 +21,7 @@ from bot.requests.delivery import Deliveries
 from bot.requests.loop import RequestLoop
 from bot.service import RoomService
 from bot.tencent.client import RoomEngineClient
-from handlers import actions, alerts, cards, commands, home, mentions, modal
+from handlers import actions, alerts, backstop, cards, commands, home, mentions, modal
 from handlers.blocks import Message
 from handlers.callbacks import CallbackReceiver, build_receiver
 from handlers.middleware import attach_actor
@@ -192,3 +192,4 @@ def register_all(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRun
     cards.register(app, presenter, runtime)
     home.register(app, presenter, runtime)
     alerts.register(app, presenter, runtime)
+    backstop.register(app)

@@ -40,7 +40,7 @@ from bot.callbacks import (
     parse_callback,
 )
 from bot.config import Settings
-from bot.failures import new_correlation_id
+from bot.logs import log_unexpected
 from handlers.alerts import AlertPoster
 
 log = logging.getLogger(__name__)
@@ -173,12 +173,11 @@ class CallbackReceiver:
             try:
                 self._note(await self.processor.handle(delivery))
             except Exception:
-                correlation_id = new_correlation_id()
-                log.exception(
-                    "callback %s for room %s failed [%s]",
+                log_unexpected(
+                    log,
+                    "callback %s for room %s failed",
                     delivery.event.command.value,
                     delivery.event.room_id,
-                    correlation_id,
                 )
             finally:
                 self._queue.task_done()

@@ -8,8 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
-from bot.failures import new_correlation_id
-from bot.logs import ids
+from bot.logs import log_unexpected
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +53,7 @@ class BackgroundTasks:
             try:
                 await coro
             except Exception:
-                correlation_id = new_correlation_id()
-                log.exception(
-                    "background work failed [%s]",
-                    correlation_id,
-                    extra=ids(correlation_id=correlation_id),
-                )
+                correlation_id = log_unexpected(log, "background work failed")
                 if on_error is not None:
                     try:
                         await on_error(correlation_id)

@@ -33,6 +33,7 @@ from bot import metrics
 from bot.budget import CallBudget, process_budget
 from bot.config import Settings
 from bot.models.apis import SERVICE_PATH
+from bot.redact import protect_loggers
 from bot.tencent.errors import (
     RATE_LIMIT_CODES,
     RETRYABLE_CODES,
@@ -441,22 +442,6 @@ def _worth_retrying(failure: _Failure, *, idempotent: bool) -> bool:
     return False  # a malformed answer will not improve by asking again
 
 
-class _RedactUserSig(logging.Filter):
-    """Scrubs `usersig=` values from httpx's own request log lines (it logs the full URL)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "usersig" in message.lower():
-            record.msg = redact(message)
-            record.args = None
-        return True
-
-
-_log_filter = _RedactUserSig()
-
-
 def _install_httpx_log_redaction() -> None:
-    for name in ("httpx", "httpcore"):
-        target = logging.getLogger(name)
-        if _log_filter not in target.filters:
-            target.addFilter(_log_filter)
+    # httpx logs each request's URL, UserSig included: scrubbed by the one registry of secrets.
+    protect_loggers("httpx", "httpcore")

@@ -7,10 +7,14 @@ views.publish and checks every view against Slack's limits; the emulator is Room
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.audit import Outcome, Source
+from handlers import modal
 from handlers.card_blocks import ACTION_CARD_CANCEL, ACTION_CARD_CONFIRM, ACTION_CARD_PREFIX
 from handlers.form import ACTION_PICK_VERB
 from handlers.home_view import ACTION_HOME_SHOW
@@ -526,3 +530,29 @@ async def test_a_forged_card_button_runs_nothing_and_is_refused_and_audited(
         assert len(refused) == len(forged)
         assert {r.outcome for r in refused} == {Outcome.INVALID}
         assert all("roombot_card." in (r.raw_text or "") for r in refused)
+
+
+async def test_an_error_no_listener_handles_still_tells_the_user_its_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 22: an error inside `modal.open_form` (here: a bug building the form) used to reach
+    the user with no error id. The bolt app's backstop (`app.error`) logs it with a fresh
+    correlation id and tells the user that id, privately."""
+
+    def broken_form(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("a bug building the form")
+
+    monkeypatch.setattr(modal, "form_view", broken_form)
+    async with running_stack(tmp_path) as stack:
+        # (bolt drops an ack given just before the listener raised: Slack then says the command
+        # failed, and the message below says why, with the id.)
+        _reply, key = await stack.slash("")
+        await stack.slack.wait_for(lambda: bool(stack.response_posts(key)))
+        [post] = stack.response_posts(key)
+        assert post["response_type"] == "ephemeral"
+        found = re.search(r"error id `([0-9a-f]{8})`", post["text"])
+        assert found is not None, post["text"]
+        logged = [r for r in caplog.records if getattr(r, "correlation_id", None) == found[1]]
+        assert logged, "the id the user sees is in the log"
+        assert logged[0].exc_info is not None  # with the traceback
+        assert stack.slack.calls_to("views.open") == []

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from bot.audit import AuditStore, NewRequest, open_store
-from bot.audit.budget import RateBudgetUnavailable, SharedRateBudget
+from bot.audit.budget import END_RIDE_S, RateBudgetUnavailable, SharedRateBudget
 from bot.budget import RateBudget
 from bot.dsn import DatabaseUrl
 
@@ -169,7 +169,9 @@ async def test_the_slots_of_a_stopped_replica_are_ended_by_a_survivor(pg_url: st
         await asyncio.wait_for(waiting, timeout=5)
         # ... once the ended calls have been over for a window, like any ended call.
         assert time.monotonic() - ended >= 1.0
-        # The live replica's call still counts: only the stopped replica's were ended.
+        # The live replica's call still counts: only the stopped replica's were ended (the
+        # survivor's own call end is written once it has waited to ride along).
+        await asyncio.sleep(END_RIDE_S + 0.3)
         async with await psycopg.AsyncConnection.connect(pg_url) as conn:
             cur = await conn.execute(
                 "SELECT owner FROM rate_slots WHERE ended_at IS NULL ORDER BY owner"
