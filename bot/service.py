@@ -62,6 +62,7 @@ from bot.outcomes import (
 from bot.policy import Decision, GroupDirectory, Policy
 from bot.reads import Reads
 from bot.requests.delivery import Delivery, LoggedDelivery
+from bot.requests.due import DueRequests
 from bot.requests.leases import LeaseBook
 from bot.requests.life import RequestLife
 from bot.requests.recorder import AuditRecorder, entries, entry
@@ -108,6 +109,7 @@ class RoomService:
             allow_unaudited=allow_unaudited,
             sleep=sleep,
         )
+        self._due = DueRequests(audit, self._life) if audit is not None else None
         self._max_rooms = max_rooms
         self._confirm_above = confirm_above
         self._followups = FollowUps(self._audit, self.authorize)
@@ -118,6 +120,12 @@ class RoomService:
         """This process's leases on the requests it carries out (None without an audit store):
         what its `RequestLoop` renews."""
         return self._book
+
+    @property
+    def due(self) -> DueRequests | None:
+        """What carries out this process's due requests (None without an audit store): the
+        `RequestLoop`'s `due`; features register how a kind's plan is made (`on_due`)."""
+        return self._due
 
     def set_policy(self, policy: Policy) -> None:
         """Swap in a reloaded policy; requests and clicks from now on are decided by it."""

@@ -167,7 +167,7 @@ async def build_bot(
     register_all(app, presenter, runtime)
     assert service.book is not None  # there is an audit store
     deliveries = slack_deliveries(Deliveries(), slack, runtime, restarted=audit.backend == "sqlite")
-    loop = RequestLoop(audit, tencent, deliveries, service.book)
+    loop = RequestLoop(audit, tencent, deliveries, service.book, due=service.due)
     return Bot(
         app=app,
         presenter=presenter,

@@ -104,6 +104,8 @@ def claim(new: NewRequest, *, owner: str | None, lease_s: float, now: float) -> 
 
 
 def _waiting_state(new: NewRequest) -> RequestState:
+    if new.waiting is not None:
+        return new.waiting
     return RequestState.SCHEDULED if new.run_after is not None else RequestState.RECEIVED
 
 
@@ -233,6 +235,94 @@ def take_over(
             {"owners": gone},
         )
     return [(records[key], tuple(by_key[key]), previous[key]) for key in keys if key in records]
+
+
+def take_due(
+    owner: str, *, lease_s: float, adapters: Sequence[str], limit: int
+) -> Body[list[RequestRecord]]:
+    """Take up to `limit` scheduled requests whose time has come (`run_after` passed, nobody
+    holding them; earliest first, deliverable by one of `adapters`): each becomes `owner`'s for
+    `lease_s`, `received` again, with its fencing number one higher. Each goes to exactly one
+    replica (`$SKIP_LOCKED`; the update re-checks that nobody took it meanwhile)."""
+    found = yield Query(
+        "SELECT request_key FROM requests "
+        "WHERE owner IS NULL AND run_after IS NOT NULL AND run_after <= $NOW "
+        "AND state = %(scheduled)s AND adapter $IN(adapters) "
+        "ORDER BY run_after LIMIT %(limit)s $SKIP_LOCKED",
+        {
+            "scheduled": RequestState.SCHEDULED.value,
+            "adapters": list(adapters),
+            "limit": limit,
+        },
+    )
+    if not found.rows:
+        return []
+    keys = [str(key) for (key,) in found.rows]
+    return (yield from _take(owner, lease_s, keys, from_states=(RequestState.SCHEDULED,), due=True))
+
+
+def take_waiting(
+    owner: str, key: str, *, lease_s: float, from_states: Sequence[RequestState]
+) -> Body[RequestRecord | None]:
+    """Take one request nobody holds that waits in one of `from_states` (an approval click,
+    "revert now"): it becomes `owner`'s, `received`, fencing number one higher. None when it is
+    not waiting in those states any more (run, cancelled, taken by another click or replica):
+    of two takers at once exactly one gets it."""
+    taken = yield from _take(owner, lease_s, [key], from_states=from_states, due=False)
+    return taken[0] if taken else None
+
+
+def _take(
+    owner: str,
+    lease_s: float,
+    keys: Sequence[str],
+    *,
+    from_states: Sequence[RequestState],
+    due: bool,
+) -> Body[list[RequestRecord]]:
+    result = yield Query(
+        "UPDATE requests SET owner = %(owner)s, lease_until = $NOW + %(lease_s)s, "  # noqa: S608
+        "fence = fence + 1, state = %(received)s, updated_at = $NOW "
+        "WHERE request_key $IN(keys) AND owner IS NULL AND state $IN(states) "
+        f"{'AND run_after <= $NOW ' if due else ''}RETURNING {REQUEST_SELECT}",
+        {
+            "owner": owner,
+            "lease_s": lease_s,
+            "received": RequestState.RECEIVED.value,
+            "keys": list(keys),
+            "states": [state.value for state in from_states],
+        },
+    )
+    records = sorted(map(request_from_row, result.rows), key=lambda r: r.run_after or 0.0)
+    return records
+
+
+def settle_waiting(
+    key: str,
+    *,
+    from_states: Sequence[RequestState],
+    state: RequestState | None = None,
+    run_after: float | None = None,
+    now: float,
+) -> Body[RequestRecord | None]:
+    """Change a request nobody holds that waits in one of `from_states`: move it to `state`
+    and/or to run at `run_after` (Keep, Extend, Deny, an expiry). None when it is not waiting in
+    those states any more (it ran, or another click settled it first)."""
+    result = yield Query(
+        "UPDATE requests SET state = COALESCE(%(state)s, state), "  # noqa: S608
+        "run_after = COALESCE(%(run_after)s, run_after), updated_at = %(now)s "
+        "WHERE request_key = %(key)s AND owner IS NULL AND state $IN(states) "
+        f"RETURNING {REQUEST_SELECT}",
+        {
+            "key": key,
+            "state": None if state is None else state.value,
+            "run_after": run_after,
+            "now": now,
+            "states": [s.value for s in from_states],
+        },
+    )
+    row = result.one()
+    return None if row is None else request_from_row(row)
 
 
 def owners_in_flight() -> Body[list[str]]:

@@ -183,7 +183,8 @@ class NewRequest:
     `plan` is what to do and `reply` where to report (both JSON-ready; `reply["adapter"]` names
     the adapter that can deliver it). `dedupe_key`, when given, makes the request once-only: a
     second request with the same key is not recorded (a Slack retry, a replayed command, a
-    second click). `run_after` is when it may run, for a request that does not run at once.
+    second click). `run_after` is when it may run, for a request that does not run at once;
+    `waiting` the state it waits in when no replica holds it from the start.
     """
 
     request_key: str
@@ -199,6 +200,9 @@ class NewRequest:
     reason: str | None = None
     dedupe_key: str | None = None
     run_after: float | None = None
+    #: The state of a request recorded without a holder: `scheduled` by default when it has a
+    #: `run_after`, or e.g. `awaiting_approval`.
+    waiting: RequestState | None = None
 
     @property
     def adapter(self) -> str:

@@ -67,6 +67,9 @@ _OPERATIONS: Final = {
     "renew leases": "renew",
     "take over requests": "take_over",
     "expire leases": "expire",
+    "take due requests": "take_due",
+    "take a waiting request": "take_waiting",
+    "settle a waiting request": "settle_waiting",
     "write entries": "write",
     "complete entries": "complete",
     "claim a key": "claim",
@@ -408,6 +411,16 @@ class AuditStore:
             return None
         return Lease(new.request_key, owner, 1, now + self._lease_s, sent + self._lease_s)
 
+    async def record_request(self, new: NewRequest) -> bool:
+        """Record `new` with no holder: it waits (`new.waiting`, or `scheduled` until
+        `new.run_after`) for a replica's loop or a click to take it. False when its
+        `dedupe_key` is already on record (nothing is written)."""
+        now = self._clock()
+        return await self._write(
+            "record a request",
+            lambda: life.claim(new, owner=None, lease_s=self._lease_s, now=now),
+        )
+
     async def begin_request(
         self, lease: Lease, entries: Sequence[NewEntry], reply: Mapping[str, Any] | None = None
     ) -> list[int]:
@@ -531,6 +544,68 @@ class AuditStore:
             )
             for record, rows, previous in taken
         ]
+
+    async def take_due(
+        self, *, adapters: Sequence[str] = ANY_ADAPTER, limit: int = 10
+    ) -> list[TakenRequest]:
+        """Take up to `limit` scheduled requests whose time has come, each by exactly one of
+        the stores asking at once: each becomes this owner's (`received`, fencing number one
+        higher), to be carried out from its plan. Only requests one of `adapters` can deliver."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        sent = self._monotonic()
+        now = self._clock()
+        records = await self._write(
+            "take due requests",
+            lambda: life.take_due(
+                self._owner, lease_s=self._lease_s, adapters=list(adapters), limit=limit
+            ),
+        )
+        return [self._taken(record, now, sent) for record in records]
+
+    async def take_waiting(
+        self, request_key: str, *, from_states: Collection[RequestState]
+    ) -> TakenRequest | None:
+        """Take one request that waits (nobody holds it) in one of `from_states` for this
+        owner, to carry it out now: an approval, "revert now". None when it waits no more (it
+        ran, was settled, or another click or replica took it first)."""
+        sent = self._monotonic()
+        now = self._clock()
+        record = await self._write(
+            "take a waiting request",
+            lambda: life.take_waiting(
+                self._owner, request_key, lease_s=self._lease_s, from_states=list(from_states)
+            ),
+        )
+        return None if record is None else self._taken(record, now, sent)
+
+    async def settle_waiting(
+        self,
+        request_key: str,
+        *,
+        from_states: Collection[RequestState],
+        state: RequestState | None = None,
+        run_after: float | None = None,
+    ) -> RequestRecord | None:
+        """Move a request that waits (nobody holds it) in one of `from_states` to `state`
+        and/or `run_after` (Keep, Extend, Deny, an expiry). None when it waits no more."""
+        now = self._clock()
+        return await self._write(
+            "settle a waiting request",
+            lambda: life.settle_waiting(
+                request_key,
+                from_states=list(from_states),
+                state=state,
+                run_after=run_after,
+                now=now,
+            ),
+        )
+
+    def _taken(self, record: RequestRecord, now: float, sent: float) -> TakenRequest:
+        lease = Lease(
+            record.request_key, self._owner, record.fence, now + self._lease_s, sent + self._lease_s
+        )
+        return TakenRequest(record=record, lease=lease, rows=(), previous_owner=None)
 
     async def expire_stopped(self) -> int:
         """End at once the leases of replicas on this host that are certainly not running (a

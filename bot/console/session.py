@@ -379,6 +379,7 @@ def _session(
         backend.client,
         console_deliveries(lambda line: print(line, file=out, flush=True)),
         service.book,
+        due=service.due,
     )
     # A request an earlier session left unfinished is reported first, then the loop renews
     # leases while commands run.

@@ -45,8 +45,16 @@ log = logging.getLogger(__name__)
 _RETRY_PAUSES: Final = (0.1, 0.4, 1.0)
 
 
-def new_request(plan: Plan, address: dict[str, object], dedupe_key: str | None) -> NewRequest:
-    """The record of `plan`, reported at `address`."""
+def new_request(
+    plan: Plan,
+    address: dict[str, object],
+    dedupe_key: str | None,
+    *,
+    run_after: float | None = None,
+    waiting: RequestState | None = None,
+) -> NewRequest:
+    """The record of `plan`, reported at `address` (to run at `run_after`, or waiting in
+    `waiting`, when no replica carries it out at once)."""
     command = plan.command
     actor = plan.actor
     return NewRequest(
@@ -62,6 +70,8 @@ def new_request(plan: Plan, address: dict[str, object], dedupe_key: str | None) 
         channel_id=actor.channel_id,
         reason=command.reason,
         dedupe_key=dedupe_key,
+        run_after=run_after,
+        waiting=waiting,
     )
 
 
@@ -112,6 +122,46 @@ class RequestLife:
             await delivery.start(plan)
             await delivery.finish(run)
             return run
+        return await self._held(plan, delivery, lease, problem)
+
+    async def schedule(
+        self,
+        plan: Plan,
+        delivery: Delivery,
+        *,
+        run_after: float | None,
+        waiting: RequestState = RequestState.SCHEDULED,
+        dedupe_key: str | None = None,
+    ) -> bool:
+        """Record `plan` without carrying it out: it waits in `waiting` (`scheduled`: a
+        replica's loop runs it once `run_after`, Unix seconds, has passed; `awaiting_approval`:
+        until a click takes it, `AuditStore.take_waiting`). Reported through `delivery`'s
+        address when it runs. False for a repeat (`dedupe_key` on record). Raises `AuditError`
+        when it cannot be recorded (nothing would ever run it) and `RuntimeError` without an
+        audit store."""
+        if self._store is None:
+            raise RuntimeError("scheduling a request needs an audit store")
+        new = new_request(
+            plan,
+            delivery.address(),
+            dedupe_key or plan.dedupe_key,
+            run_after=run_after,
+            waiting=waiting,
+        )
+        return await self._store.record_request(new)
+
+    async def carry_out(self, plan: Plan, delivery: Delivery, lease: Lease) -> RunResult:
+        """Carry out a request already on record that this replica just took under `lease`
+        (a scheduled request whose time came, an approved one: `AuditStore.take_due`,
+        `take_waiting`), from its read of the rooms to its report, as `submit` does after the
+        claim. `plan` is the request's (its key is the record's)."""
+        if plan.request_key != lease.request_key:
+            raise ValueError(f"plan {plan.request_key} is not request {lease.request_key}")
+        return await self._held(plan, delivery, lease, None)
+
+    async def _held(
+        self, plan: Plan, delivery: Delivery, lease: Lease | None, problem: str | None
+    ) -> RunResult:
         held = self._book.hold(lease) if lease is not None and self._book is not None else None
         if held is not None:
             delivery.guard = held.guard

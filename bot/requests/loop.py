@@ -15,6 +15,11 @@ Every `interval_s` (and once at start), `RequestLoop.tick()`:
    each time, and given up after `MAX_TAKEOVERS` takeovers in all (the audit rows keep the
    verdicts; the log says so).
 
+4. takes scheduled requests whose time has come (`AuditStore.take_due`, each by exactly one
+   replica) and hands each to the process's `DueWork` (the service: it makes the plan and carries
+   the request out through its life, reported through its own delivery). `wake()` runs a round
+   at once (a request just approved or set to run now).
+
 A request still `received` when its replica stopped sent nothing: its rows are written from its
 recorded plan (so the audit trail and Retry see every target) and reported `not_attempted`.
 Nothing here knows Slack: the adapters register their deliveries.
@@ -23,17 +28,18 @@ Nothing here knows Slack: the adapters register their deliveries.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, Protocol
 
 from bot import metrics
 from bot.aio import cancel_and_wait
 from bot.audit import AuditError, AuditStore, LeaseLost, RequestState, TakenRequest
 from bot.audit.store import certainly_stopped
-from bot.requests.delivery import Deliveries
+from bot.requests.delivery import Deliveries, Delivery
 from bot.requests.leases import HeldLease, LeaseBook
 from bot.requests.plans import PlanUnreadable, plan_from_json
 from bot.requests.recorder import entry, targets_of
@@ -50,6 +56,15 @@ TAKE_LIMIT: Final = 10
 REDELIVERY_MAX_S: Final = 60.0
 
 
+class DueWork(Protocol):
+    """What carries out the requests the loop finds due (the service)."""
+
+    async def carry_out_due(self, taken: TakenRequest, delivery: Delivery) -> None:
+        """Carry out `taken` (held by this replica under `taken.lease`) and report it through
+        `delivery`; it must end the request's life, whatever happens."""
+        ...
+
+
 @dataclass
 class _Undelivered:
     taken: TakenRequest
@@ -62,7 +77,8 @@ class RequestLoop:
     """A process's loop over due work: `start()` / `await stop()`, or `await tick()` by hand.
 
     `reader` reads rooms back (the Room Engine client); `deliveries` are the adapters this
-    process can report through; `book` the process's leases.
+    process can report through; `book` the process's leases; `due` carries out scheduled
+    requests whose time has come (None: this process leaves them to others).
     """
 
     def __init__(
@@ -76,6 +92,7 @@ class RequestLoop:
         limit: int = TAKE_LIMIT,
         max_takeovers: int = MAX_TAKEOVERS,
         monotonic: Callable[[], float] = time.monotonic,
+        due: DueWork | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
@@ -87,6 +104,8 @@ class RequestLoop:
         self._limit = limit
         self._max_takeovers = max_takeovers
         self._monotonic = monotonic
+        self._due = due
+        self._wake = asyncio.Event()
         self._undelivered: dict[str, _Undelivered] = {}
         self._task: asyncio.Task[None] | None = None
         #: Reports being made in the background (the loop keeps beating meanwhile).
@@ -132,13 +151,28 @@ class RequestLoop:
         )
         for one in again:
             del self._undelivered[one.taken.request_key]
+        jobs: list[Coroutine[object, object, TakeoverReport | None]]
         jobs = [self._redeliver(u) for u in again]
         jobs += [self._report(t, self._book.hold(t.lease), 1) for t in taken]
+        if self._due is not None:
+            due = await self._store.take_due(adapters=self._deliveries.adapters, limit=self._limit)
+            jobs += [self._carry_out(t, self._due) for t in due]
         tasks = [asyncio.ensure_future(job) for job in jobs]
         for task in tasks:
             self._reporting.add(task)
             task.add_done_callback(self._reporting.discard)
         return tasks
+
+    def wake(self) -> None:
+        """Run a round now rather than at the next tick (work was just made due)."""
+        self._wake.set()
+
+    async def _carry_out(self, taken: TakenRequest, due: DueWork) -> None:
+        try:
+            await due.carry_out_due(taken, self._deliveries.for_address(taken.record.reply))
+        except Exception:
+            # Its lease was handed back (or runs out): a loop takes it over and reports it.
+            log.exception("carrying out due request %s failed", taken.request_key)
 
     async def _loop(self) -> None:
         # The reports run beside the loop, so leases (theirs included) are renewed while a
@@ -150,7 +184,9 @@ class RequestLoop:
                 log.warning("looking for due work failed: %s", exc)
             except Exception:
                 log.exception("the request loop failed unexpectedly")
-            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            self._wake.clear()
 
     async def _redeliver(self, undelivered: _Undelivered) -> TakeoverReport | None:
         try:

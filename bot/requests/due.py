@@ -1,0 +1,67 @@
+"""Carrying out requests that were recorded to run later (DESIGN §2.10): a scheduled request
+whose time has come, found by a replica's loop (`RequestLoop`), or a waiting one a click took
+(an approval). Each is made into a plan by the builder registered for its kind (by default the
+plan it was recorded with) and carried out through its life (`RequestLife.carry_out`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.audit import AuditError, AuditStore, LeaseLost, RequestRecord, RequestState, TakenRequest
+from bot.outcomes import Plan
+from bot.requests.delivery import Delivery
+from bot.requests.life import RequestLife
+from bot.requests.plans import PlanUnreadable, plan_from_json
+
+log = logging.getLogger(__name__)
+
+#: Makes the plan of a request whose time has come; raises `NothingToRun` (or
+#: `PlanUnreadable`) when there is nothing to carry out.
+PlanBuilder = Callable[[RequestRecord], Awaitable[Plan]]
+
+
+class NothingToRun(Exception):
+    """A due request turned out to have nothing to do (e.g. every field was changed since): the
+    request ends `cancelled`; `why` says so to people."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+async def recorded_plan(record: RequestRecord) -> Plan:
+    """The plan a request was recorded with."""
+    return plan_from_json(record.plan, record.request_key)
+
+
+class DueRequests:
+    """The process's `DueWork`: builds each due request's plan by its kind and carries it out."""
+
+    def __init__(self, store: AuditStore, life: RequestLife) -> None:
+        self._store = store
+        self._life = life
+        self._builders: dict[str, PlanBuilder] = {}
+
+    def on_due(self, kind: str, builder: PlanBuilder) -> None:
+        """Make the plans of due requests of `kind` with `builder` (instead of the recorded
+        plan)."""
+        self._builders[kind] = builder
+
+    async def carry_out_due(self, taken: TakenRequest, delivery: Delivery) -> None:
+        """Carry out `taken` (held under `taken.lease`) through its life, reported through
+        `delivery`. One with nothing to run, or no plan this version can read, ends
+        `cancelled` (logged; the delivery is not told: there is no outcome to show)."""
+        record = taken.record
+        builder = self._builders.get(record.kind, recorded_plan)
+        try:
+            plan = await builder(record)
+        except (NothingToRun, PlanUnreadable) as exc:
+            log.warning("due request %s is not run: %s", record.request_key, exc)
+            try:
+                await self._store.finish_request(taken.lease, state=RequestState.CANCELLED)
+            except (LeaseLost, AuditError) as failed:
+                log.warning("could not end due request %s: %s", record.request_key, failed)
+            return
+        await self._life.carry_out(plan, delivery, taken.lease)
