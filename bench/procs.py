@@ -51,6 +51,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """User plus system CPU time so far of each of the process's threads: "main", or the
+    thread's name (`/proc/PID/task/TID/comm`, Python does not set it) and id. Threads that
+    ended are no longer counted."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = "main" if task.name == str(pid) else f"{comm} {task.name}"
+        out[name] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return out
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size now (VmRSS)."""
     return _status_kib(pid, "VmRSS") * 1024

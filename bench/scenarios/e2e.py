@@ -18,7 +18,7 @@ import signal
 from typing import Any
 
 from bench.load import Command, send, slash_body
-from bench.procs import Server, cpu_seconds
+from bench.procs import Server, cpu_seconds, thread_cpu_seconds
 from bench.profiling import OURS, summarize
 from bench.report import ScenarioResult, Table
 from bench.stack import (
@@ -105,12 +105,17 @@ async def _measure(ctx: RunContext, count: int) -> dict[str, dict[str, Any]]:
             name: {step: [] for step in STEPS} for name, _ in servers
         }
         cpu0 = {name: cpu_seconds(server.pid) for name, server in servers}
+        threads0 = {name: thread_cpu_seconds(server.pid) for name, server in servers}
         for i in range(count):
             shift = i % len(servers)
             for name, server in servers[shift:] + servers[:shift]:
                 for step, seconds in (await driver.one(server)).items():
                     steps[name][step].append(seconds)
         cpu = {name: cpu_seconds(server.pid) - cpu0[name] for name, server in servers}
+        threads = {
+            name: _per_thread(threads0[name], thread_cpu_seconds(server.pid))
+            for name, server in servers
+        }
     finally:
         for _name, server in servers:
             await server.stop()
@@ -119,9 +124,18 @@ async def _measure(ctx: RunContext, count: int) -> dict[str, dict[str, Any]]:
         name: {
             "steps": {step: latency_summary(values) for step, values in steps[name].items()},
             "cpu_ms_per_command": 1000 * cpu[name] / count,
+            "thread_cpu_ms_per_command": {
+                thread: 1000 * seconds / count for thread, seconds in threads[name].items()
+            },
         }
         for name, _ in servers
     }
+
+
+def _per_thread(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each thread (by name) used between two readings, busiest first."""
+    used = {name: after[name] - before.get(name, 0.0) for name in after}
+    return dict(sorted(((n, s) for n, s in used.items() if s > 0), key=lambda x: -x[1]))
 
 
 async def _profile(ctx: RunContext, variant: Variant, count: int) -> dict[str, Any]:
@@ -169,6 +183,8 @@ def _result(
             summary = data["steps"][step]
             rows.append([name, _STEP_LABELS[step], summary["p50_ms"], summary["p99_ms"]])
         rows.append([name, "roombot CPU per command (ms)", data["cpu_ms_per_command"], None])
+        for thread, ms in data["thread_cpu_ms_per_command"].items():
+            rows.append([name, f"… of which thread `{thread}` (ms)", ms, None])
     timeline = Table(
         title=f"End to end: {count} commands one at a time, emulator latency 0 "
         "(ms from sending the command)",

@@ -1,6 +1,7 @@
 """The transport under every Room Engine call: signing, the rate budget, retries, parsing.
 
-`RoomEngineTransport` owns one pooled `httpx.AsyncClient`, signs (and re-signs) the admin UserSig,
+`RoomEngineTransport` owns one pooled connection to Room Engine (a `Wire`: aiohttp, or httpx
+over a transport tests give), signs (and re-signs) the admin UserSig,
 runs every attempt inside a slot of its rate budget (a `CallBudget`: the process's, or the one all
 replicas share on PostgreSQL), retries under a `RetryPolicy`, and turns each answer into an
 `Envelope` or one of the typed errors of `bot.tencent.errors`. It knows no API: the API families
@@ -25,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
@@ -47,6 +49,7 @@ from bot.tencent.errors import (
     redact,
 )
 from bot.tencent.usersig import UserSigSigner
+from bot.tencent.wire import AiohttpWire, HttpxWire, Wire, WireFailure, WireResponse, WireTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +122,6 @@ class _Failure:
 
 _M = TypeVar("_M", bound=BaseModel)
 
-# Connection never established: nothing reached the server, so even a non-idempotent call
-# (create_room) may safely be sent again.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
 
 class RoomEngineTransport:
     """Sends Room Engine REST calls as the App administrator `admin_id` (no API of its own:
@@ -170,13 +169,12 @@ class RoomEngineTransport:
         self._count_calls = count_calls
         # Jitter needs no cryptographic quality; tests pass a seeded one.
         self._rng = rng or random.Random()  # noqa: S311
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s),
-            transport=transport,
-            headers={"Content-Type": "application/json; charset=utf-8"},
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        # A given httpx transport (tests) is used as it is; roombot itself runs on aiohttp
+        # (`bot.tencent.wire` says why).
+        self._wire: Wire = (
+            AiohttpWire(timeout_s) if transport is None else HttpxWire(transport, timeout_s)
         )
-        _install_httpx_log_redaction()
+        _install_log_redaction()
 
     @classmethod
     def from_settings(
@@ -228,7 +226,7 @@ class RoomEngineTransport:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        await self._wire.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -323,37 +321,36 @@ class RoomEngineTransport:
             "contenttype": "json",
         }
         url = f"{self._base_url}{service}/{command}"
-        # Errors are built inside `except` but raised by the caller, outside it, so the httpx
-        # exception (whose text quotes the URL, UserSig included) is not chained onto ours.
+        # Errors are built inside `except` but raised by the caller, outside it, so the
+        # library's exception (whose text quotes the URL, UserSig included) is not chained onto
+        # ours.
         try:
-            response = await self._http.post(url, params=params, content=payload)
-        except httpx.TimeoutException as exc:
+            response = await self._wire.post(url, params, payload)
+        except WireTimeout as exc:
             return _Failure(
-                RequestTimeout(
-                    f"{command}: no answer within {self._timeout_s:g} s ({type(exc).__name__})"
-                ),
-                sent=not isinstance(exc, _NOT_SENT),
+                RequestTimeout(f"{command}: no answer within {self._timeout_s:g} s ({exc.kind})"),
+                sent=exc.sent,
             )
-        except httpx.HTTPError as exc:
-            detail = _os_reason(exc) or redact(str(exc), self._secret_key, params["usersig"])
+        except WireFailure as exc:
+            detail = _os_reason(exc, url) or redact(exc.detail, self._secret_key, params["usersig"])
             return _Failure(
-                TransportError(f"{command}: {type(exc).__name__}: {detail or 'network error'}"),
-                sent=not isinstance(exc, _NOT_SENT),
+                TransportError(f"{command}: {exc.kind}: {detail or 'network error'}"),
+                sent=exc.sent,
             )
         return self._parse(command, response, params["usersig"])
 
-    def _parse(self, command: str, response: httpx.Response, usersig: str) -> Envelope | _Failure:
+    def _parse(self, command: str, response: WireResponse, usersig: str) -> Envelope | _Failure:
         data: Any = None
         try:
             data = json.loads(response.content)
         except ValueError:
             data = None
         request_id = _request_id_of(data)
-        if response.status_code != 200:
+        if response.status != 200:
             return _Failure(
                 TransportError(
-                    f"{command}: HTTP {response.status_code} {response.reason_phrase}".rstrip(),
-                    status=response.status_code,
+                    f"{command}: HTTP {response.status} {response.reason}".rstrip(),
+                    status=response.status,
                     request_id=request_id,
                 )
             )
@@ -391,16 +388,20 @@ class RoomEngineTransport:
         return envelope
 
 
-def _os_reason(exc: BaseException) -> str | None:
-    """The operating system's word for why a connection failed ("connection refused"), found
-    under httpx's and anyio's wrappers ("All connection attempts failed"), or None."""
+def _os_reason(exc: BaseException, url: str) -> str | None:
+    """The operating system's word for why a connection to `url` failed ("connection
+    refused"), found under the HTTP library's wrappers ("All connection attempts failed"), or
+    None."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, socket.gaierror):  # its errno is no OS error number
-            host = exc.request.url.host if isinstance(exc, httpx.RequestError) else ""
-            return f"could not resolve host {host}".rstrip()
+        # A resolver's error: its number is getaddrinfo's (negative, as aiohttp passes it on),
+        # not the operating system's.
+        if isinstance(cause, socket.gaierror) or (
+            isinstance(cause, OSError) and cause.errno is not None and cause.errno < 0
+        ):
+            return f"could not resolve host {urlsplit(url).hostname or ''}".rstrip()
         if isinstance(cause, OSError) and cause.errno:
             return os.strerror(cause.errno).lower()
         cause = cause.__cause__ or cause.__context__
@@ -442,6 +443,7 @@ def _worth_retrying(failure: _Failure, *, idempotent: bool) -> bool:
     return False  # a malformed answer will not improve by asking again
 
 
-def _install_httpx_log_redaction() -> None:
-    # httpx logs each request's URL, UserSig included: scrubbed by the one registry of secrets.
-    protect_loggers("httpx", "httpcore")
+def _install_log_redaction() -> None:
+    # The HTTP libraries may log a request's URL, UserSig included: scrubbed by the one
+    # registry of secrets.
+    protect_loggers("httpx", "httpcore", "aiohttp.client")
