@@ -28,12 +28,13 @@ import aiohttp
 from bench.machine import describe_machine, git_commit, loadavg
 from bench.procs import REPO_ROOT, pin
 from bench.report import ScenarioResult, Table, write_json
-from bench.scenarios import ack, bulk, callbacks, e2e, memory, replicas, scrape
+from bench.scenarios import ack, bulk, callbacks, costs, e2e, memory, replicas, scrape
 from bench.stack import Placement, RunContext, Variant
 
 SCENARIOS: dict[str, Callable[[RunContext], Awaitable[ScenarioResult]]] = {
     "ack": ack.run,
     "e2e": e2e.run,
+    "costs": costs.run,
     "bulk": bulk.run,
     "memory": memory.run,
     "replicas": replicas.run,

@@ -172,6 +172,7 @@ STORE_OPERATIONS: Final = frozenset(
         "abandon_request",
         "renew",
         "take_over",
+        "find_work",
         "take_due",
         "take_waiting",
         "settle_waiting",

@@ -91,7 +91,7 @@ def _pin_tree(root: int, cpus: set[int] | None) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _postgres(ctx: RunContext) -> AsyncIterator[str]:
+async def temporary_database(ctx: RunContext) -> AsyncIterator[str]:
     """A throwaway PostgreSQL with durable settings, pinned beside the backends; its URL."""
     server = TemporaryPostgres(durable=True)
     await asyncio.to_thread(server.start)
@@ -107,7 +107,7 @@ async def _postgres(ctx: RunContext) -> AsyncIterator[str]:
         await asyncio.to_thread(server.stop)
 
 
-async def _start_replica(
+async def start_replica(
     ctx: RunContext, backends: Backends, workdir: Path, name: str, audit_db: str
 ) -> Server:
     env = roombot_env(backends, workdir, rate_limit=RATE, src=None)
@@ -273,7 +273,7 @@ async def _kill_case(
     async with await psycopg.AsyncConnection.connect(database) as conn:
         cur = await conn.execute("SELECT count(*) FROM audit_entries WHERE outcome = 'pending'")
         pending = (await cur.fetchone() or (0,))[0]
-        cur = await conn.execute("SELECT count(*) FROM leases")
+        cur = await conn.execute("SELECT count(*) FROM requests WHERE owner IS NOT NULL")
         leases = (await cur.fetchone() or (0,))[0]
     return {
         "killed_after_calls": calls_at_kill,
@@ -295,7 +295,7 @@ async def run(ctx: RunContext) -> ScenarioResult:
     workdir = ctx.scratch("replicas")
     async with contextlib.AsyncExitStack() as stack:
         try:
-            database = await stack.enter_async_context(_postgres(ctx))
+            database = await stack.enter_async_context(temporary_database(ctx))
         except PostgresUnavailable as exc:
             raise RuntimeError(f"the replicas scenario needs PostgreSQL: {exc}") from None
         backends = await start_backends(
@@ -305,10 +305,10 @@ async def run(ctx: RunContext) -> ScenarioResult:
         replicas: list[Server] = []
         for i in range(REPLICAS):
             where = ctx.scratch(f"replicas/r{i}")
-            replicas.append(await _start_replica(ctx, backends, where, f"replica-{i}", database))
+            replicas.append(await start_replica(ctx, backends, where, f"replica-{i}", database))
             stack.push_async_callback(replicas[-1].stop)
         sqlite_db = str(ctx.scratch("replicas/sqlite") / "audit.sqlite3")
-        sqlite = await _start_replica(
+        sqlite = await start_replica(
             ctx, backends, ctx.scratch("replicas/sqlite"), "sqlite", sqlite_db
         )
         stack.push_async_callback(sqlite.stop)
@@ -316,7 +316,7 @@ async def run(ctx: RunContext) -> ScenarioResult:
         for i in range(REPLICAS):
             where = ctx.scratch(f"replicas/split{i}")
             split.append(
-                await _start_replica(
+                await start_replica(
                     ctx, backends, where, f"split-{i}", str(where / "audit.sqlite3")
                 )
             )
@@ -455,9 +455,10 @@ def _result(
         ],
         notes=[
             "Seconds from the SIGKILL to a survivor's report in the request's thread. A lease "
-            f"is renewed every {LEASE_S / 3:g} s, so it expires {2 * LEASE_S / 3:g}–{LEASE_S:g} s "
-            "after the kill; survivors look every 2 s, then read each room back (within the "
-            "shared budget) and post.",
+            f"is renewed once it is past a third of its life ({LEASE_S / 3:g} s), so it expires "
+            f"{2 * LEASE_S / 3:g}–{LEASE_S:g} s after the kill; survivors look every 2 s, then "
+            'read each room back (within the shared budget) and post. "leases after": '
+            "requests still held by a replica when every report is in.",
         ],
     )
     targets = [

@@ -58,6 +58,10 @@ _FENCED: Final = "WHERE request_key = %(key)s AND owner = %(owner)s AND fence = 
 _REPLY: Final = "reply = COALESCE(%(reply)s, reply)"
 
 
+#: A request taken over: its record as it now is, its rows, and its previous holder.
+TakenOver = tuple[RequestRecord, tuple[AuditEntry, ...], str | None]
+
+
 class Holder:
     """Who holds a request, as the fenced statements check it."""
 
@@ -192,7 +196,7 @@ def take_over(
     busy: Sequence[str] | None,
     limit: int,
     end_rate_slots: bool,
-) -> Body[list[tuple[RequestRecord, tuple[AuditEntry, ...], str | None]]]:
+) -> Body[list[TakenOver]]:
     """Take up to `limit` requests whose holder's lease expired (oldest expiry first,
     deliverable by one of `adapters`): each becomes `owner`'s for `lease_s` with its fencing
     number one higher. With `busy` given, `owner`'s own are taken too, except those in `busy`

@@ -279,3 +279,12 @@ class TakenRequest:
         """The rows without the call's own answer: pending, unknown, or an earlier survivor's
         verdict (that survivor may have stopped before reporting it)."""
         return tuple(r for r in self.rows if r.outcome in PROVISIONAL_OUTCOMES)
+
+
+@dataclass(frozen=True)
+class FoundWork:
+    """What one look for work took for this replica (`AuditStore.find_work`): requests taken
+    over from a stopped holder, and scheduled requests whose time has come."""
+
+    taken_over: list[TakenRequest]
+    due: list[TakenRequest]

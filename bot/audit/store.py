@@ -28,6 +28,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -40,6 +41,7 @@ from bot.audit.records import (
     Confirmation,
     ConfirmationState,
     ConfirmationStatus,
+    FoundWork,
     Lease,
     NewEntry,
     NewRequest,
@@ -66,6 +68,7 @@ _OPERATIONS: Final = {
     "hand a request back": "abandon_request",
     "renew leases": "renew",
     "take over requests": "take_over",
+    "find work": "find_work",
     "expire leases": "expire",
     "take due requests": "take_due",
     "take a waiting request": "take_waiting",
@@ -514,36 +517,52 @@ class AuditStore:
         not name them: a run here that lost its lease, with no other replica to take it, is
         still reported. On PostgreSQL the rate-budget slots of the replicas taken over from
         are ended too."""
+        found = await self.find_work(adapters=adapters, busy=busy, limit=limit, due=False)
+        return found.taken_over
+
+    async def find_work(
+        self,
+        *,
+        adapters: Sequence[str] = ANY_ADAPTER,
+        busy: Collection[str] | None = None,
+        limit: int = 10,
+        due: bool = True,
+    ) -> FoundWork:
+        """A replica loop's one look for work, in one transaction: up to `limit` requests whose
+        holder's lease expired (as `take_over`) and, with `due`, up to `limit` scheduled
+        requests whose time has come (as `take_due`), each taken by exactly one of the stores
+        asking at once."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         sent = self._monotonic()
         now = self._clock()
-        taken = await self._write(
-            "take over requests",
-            lambda: life.take_over(
-                self._owner,
-                lease_s=self._lease_s,
+        owner = self._owner
+        lease_s = self._lease_s
+
+        def body() -> Body[tuple[list[life.TakenOver], list[RequestRecord]]]:
+            taken = yield from life.take_over(
+                owner,
+                lease_s=lease_s,
                 adapters=list(adapters),
                 busy=None if busy is None else sorted(busy),
                 limit=limit,
                 end_rate_slots=self.backend == "postgresql",
-            ),
-        )
-        return [
-            TakenRequest(
-                record=record,
-                lease=Lease(
-                    record.request_key,
-                    self._owner,
-                    record.fence,
-                    now + self._lease_s,
-                    sent + self._lease_s,
-                ),
-                rows=rows,
-                previous_owner=previous,
             )
-            for record, rows, previous in taken
-        ]
+            if not due:
+                return taken, []
+            ready = yield from life.take_due(
+                owner, lease_s=lease_s, adapters=list(adapters), limit=limit
+            )
+            return taken, ready
+
+        taken, ready = await self._write("find work", body)
+        return FoundWork(
+            taken_over=[
+                replace(self._taken(record, now, sent), rows=rows, previous_owner=previous)
+                for record, rows, previous in taken
+            ],
+            due=[self._taken(record, now, sent) for record in ready],
+        )
 
     async def take_due(
         self, *, adapters: Sequence[str] = ANY_ADAPTER, limit: int = 10

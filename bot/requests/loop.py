@@ -4,7 +4,7 @@ Every `interval_s` (and once at start), `RequestLoop.tick()`:
 
 1. renews, in one statement, the leases this process holds that are past a third of their life
    (`LeaseBook.renew_due`): the heartbeat, written only for requests that last;
-2. takes over requests whose holder's lease expired (`AuditStore.take_over`: on PostgreSQL with
+2. takes over requests whose holder's lease expired (`AuditStore.find_work`: on PostgreSQL with
    `FOR UPDATE SKIP LOCKED`, so each goes to exactly one replica, with a higher fencing number)
    and only those this process can deliver (`Deliveries.adapters`): its own too, when no task
    here carries them out any more (a run that lost its lease while the database was out of
@@ -15,10 +15,10 @@ Every `interval_s` (and once at start), `RequestLoop.tick()`:
    each time, and given up after `MAX_TAKEOVERS` takeovers in all (the audit rows keep the
    verdicts; the log says so).
 
-4. takes scheduled requests whose time has come (`AuditStore.take_due`, each by exactly one
-   replica) and hands each to the process's `DueWork` (the service: it makes the plan and carries
-   the request out through its life, reported through its own delivery). `wake()` runs a round
-   at once (a request just approved or set to run now).
+4. takes scheduled requests whose time has come (in the same transaction as the takeovers,
+   each by exactly one replica) and hands each to the process's `DueWork` (the service: it
+   makes the plan and carries the request out through its life, reported through its own
+   delivery). `wake()` runs a round at once (a request just approved or set to run now).
 
 A request still `received` when its replica stopped sent nothing: its rows are written from its
 recorded plan (so the audit trail and Retry see every target) and reported `not_attempted`.
@@ -146,17 +146,21 @@ class RequestLoop:
         await self._book.renew_due()
         now = self._monotonic()
         again = [u for u in self._undelivered.values() if u.due <= now]
-        taken = await self._store.take_over(
-            adapters=self._deliveries.adapters, busy=self._book.held, limit=self._limit
+        # One transaction a tick: taking over, and (when this process runs due requests)
+        # taking the due ones.
+        found = await self._store.find_work(
+            adapters=self._deliveries.adapters,
+            busy=self._book.held,
+            limit=self._limit,
+            due=self._due is not None,
         )
         for one in again:
             del self._undelivered[one.taken.request_key]
         jobs: list[Coroutine[object, object, TakeoverReport | None]]
         jobs = [self._redeliver(u) for u in again]
-        jobs += [self._report(t, self._book.hold(t.lease), 1) for t in taken]
+        jobs += [self._report(t, self._book.hold(t.lease), 1) for t in found.taken_over]
         if self._due is not None:
-            due = await self._store.take_due(adapters=self._deliveries.adapters, limit=self._limit)
-            jobs += [self._carry_out(t, self._due) for t in due]
+            jobs += [self._carry_out(t, self._due) for t in found.due]
         tasks = [asyncio.ensure_future(job) for job in jobs]
         for task in tasks:
             self._reporting.add(task)

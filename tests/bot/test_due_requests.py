@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bot import metrics
 from bot.audit import AuditStore, Outcome, RequestRecord, RequestState
 from bot.budget import RateBudget
 from bot.outcomes import Plan
@@ -301,3 +302,21 @@ async def test_wake_runs_a_round_at_once(
         assert updates(emulator) == ["room-1"]
     finally:
         await replica.loop.stop()
+
+
+async def test_an_idle_tick_is_one_store_transaction(
+    cluster: Replicas, client: RoomEngineClient
+) -> None:
+    replica = Replica(await cluster.open("a"), client, cluster.clock)
+
+    def spent() -> dict[str, float]:
+        return {
+            op: metrics.value("roombot_store_transactions_total", operation=op)
+            for op in metrics.STORE_OPERATIONS
+        }
+
+    before = spent()
+    await replica.loop.tick()
+    after = spent()
+    # One look for expired leases and due requests together; nothing else.
+    assert {op: n - before[op] for op, n in after.items() if n != before[op]} == {"find_work": 1.0}
