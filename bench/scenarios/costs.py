@@ -36,10 +36,10 @@ from testkit.pgserver import PostgresUnavailable
 #: The issue's bound on a one-room write (DESIGN §2.10).
 TARGET_TRANSACTIONS = 4.0
 #: What a replica does whatever the traffic, counted apart and not charged to the writes: its
-#: loop's look, every tick, for expired leases and due requests, and the readiness check's read
-#: of the database, which a `/metrics` scrape sets off when the last check is stale (the bench's
-#: own reading of the counters does). A one-room write reads nothing (tests/bot/
-#: test_request_costs.py shows it by the same counter).
+#: loop's look, every tick, for expired leases and due requests (one transaction), and the
+#: readiness check's read of the database, which a `/metrics` scrape sets off when the last
+#: check is older than 5 s (the bench's own reading of the counters does, once). A one-room
+#: write reads nothing: tests/bot/test_request_costs.py shows it by the same counter.
 IDLE_OPERATIONS = frozenset({"find_work", "read"})
 #: PostgreSQL 15 backends report their statistics when idle within 10 s.
 STATS_FLUSH_S = 11.0
@@ -179,7 +179,7 @@ def _result(measured: dict[str, dict[str, Any]], count: int) -> ScenarioResult:
             "Idle transactions: what a replica does whatever the traffic, per second over the "
             "window, not charged to the writes: its loop's look every tick for expired leases "
             "and due requests (find_work: one transaction a tick), and the readiness check's "
-            "read that a /metrics scrape sets off (the bench's own reading of these counters).",
+            "read a /metrics scrape sets off (the bench's own reading of these counters).",
             "Room Engine calls: the read before and the change. Slack calls: the parent, the "
             "threaded reply, the parent's final status.",
         ],
