@@ -46,8 +46,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from bot import metrics
-from bot.audit import AuditError, LeaseLost, NewEntry, Outcome
-from bot.audit.rows import Completion
+from bot.audit import AuditError, LeaseLost, NewEntry
 from bot.failures import describe_failure
 from bot.logs import log_context
 from bot.models import (
@@ -69,9 +68,10 @@ from bot.outcomes import (
     RunKind,
     RunResult,
 )
+from bot.requests import results as runs
 from bot.requests.calls import CallSender, withdrawn
 from bot.requests.leases import HeldLease
-from bot.requests.recorder import AuditRecorder, Target, entry, targets_of
+from bot.requests.recorder import AuditRecorder, entry, targets_of
 from bot.seats import previous_of
 from bot.tencent.client import RoomEngineClient
 from bot.tencent.errors import CONFIGURATION_CODES
@@ -200,7 +200,7 @@ class Runner:
             metrics.count_request(
                 plan.actor.source.value,
                 "undo" if plan.kind is RunKind.UNDO else plan.command.verb,
-                _request_outcome(run),
+                runs.request_outcome(run),
             )
         return run
 
@@ -249,7 +249,7 @@ class Runner:
             calls, seat_failures = await self._calls.resolve_seats(calls, turn, abort)
         # -- end of the seat hook
         if abort.lost is not None:
-            return self._lost(plan, targets, abort.lost, started)
+            return runs.lost(plan, abort.lost, targets=targets, started=started)
 
         verb = "undo" if plan.kind is RunKind.UNDO else None
         rows = [
@@ -274,9 +274,9 @@ class Runner:
         try:
             row_ids, audit_error = await self._begin(held, rows, address)
         except LeaseLost as exc:
-            return self._lost(plan, targets, str(exc), started)
+            return runs.lost(plan, str(exc), targets=targets, started=started)
         if audit_error is not None and not self._allow_unaudited:
-            return self._refused(plan, request_key, targets, audit_error, started)
+            return runs.refused(plan, audit_error, targets=targets, started=started)
         audit_error = audit_error or unaudited
 
         total = len(targets)
@@ -350,18 +350,18 @@ class Runner:
             if isinstance(call, MemberCall):
                 for result in finished:
                     metrics.count_member_action(
-                        _MEMBER_VERBS[call.api], _target_outcome(result).value
+                        _MEMBER_VERBS[call.api], runs.target_outcome(result).value
                     )
             return finished
 
         per_call = await asyncio.gather(*(one(i, c) for i, c in enumerate(calls)))
         results = [r for chunk in per_call for r in chunk]
         if abort.lost is not None:
-            return self._lost(plan, targets, abort.lost, started, results)
+            return runs.lost(plan, abort.lost, targets=targets, started=started, results=results)
         try:
             audit_error = await self._complete(held, results, plan, address) or audit_error
         except LeaseLost as exc:
-            return self._lost(plan, targets, str(exc), started, results)
+            return runs.lost(plan, str(exc), targets=targets, started=started, results=results)
         run = RunResult(
             command=plan.command,
             actor=plan.actor,
@@ -373,9 +373,9 @@ class Runner:
             audit_error=audit_error,
         )
         if audit_error is not None:
-            _log_unaudited(run)
+            runs.log_unaudited(run)
         else:
-            _log_finished(run)
+            runs.log_finished(run)
         return run
 
     # -- calls ------------------------------------------------------------------------------------
@@ -481,7 +481,9 @@ class Runner:
         (retried); the problem, if any."""
         store = self._audit.store
         completions = [
-            (result.row_id, _completion(result)) for result in results if result.row_id is not None
+            (result.row_id, runs.completion(result))
+            for result in results
+            if result.row_id is not None
         ]
         if store is None or held is None or not completions:
             return None
@@ -510,143 +512,27 @@ class Runner:
                             "verb": plan.command.verb,
                             "room": result.room_id,
                             "account": result.account,
-                            "outcome": _target_outcome(result).value,
+                            "outcome": runs.target_outcome(result).value,
                             "request_id": result.request_id,
                         }
                     ),
                 )
         return problem
 
-    def lost(self, plan: Plan, why: str) -> RunResult:
+    @staticmethod
+    def lost(plan: Plan, why: str) -> RunResult:
         """The run of a request this replica lost to another before it could report it."""
-        targets = [t for index, call in enumerate(plan.calls) for t in targets_of(call, index)]
-        return self._lost(plan, targets, why, time.monotonic())
-
-    def _lost(
-        self,
-        plan: Plan,
-        targets: Sequence[Target],
-        why: str,
-        started: float,
-        results: Sequence[RoomResult] = (),
-    ) -> RunResult:
-        """The request was taken over by another replica: this one reports nothing. What it
-        did meanwhile goes to the log (the other replica's reading is what the audit keeps)."""
-        log.warning(
-            "request %s is no longer this replica's to carry out (%s); %d call(s) answered here "
-            "before: %s",
-            plan.request_key,
-            why,
-            len([r for r in results if r.failure is None or r.request_id]),
-            json.dumps(
-                [[r.room_id, r.account, "ok" if r.ok else "failed", r.request_id] for r in results]
-            ),
-        )
-        return RunResult(
-            command=plan.command,
-            actor=plan.actor,
-            request_key=plan.request_key,
-            results=list(results)
-            or [RoomResult(t.room_id, t.changes, account=t.account) for t in targets],
-            elapsed_s=time.monotonic() - started,
-            kind=plan.kind,
-            read_before=False,
-            lost=why,
-        )
+        return runs.lost(plan, why)
 
     @staticmethod
     def not_run(plan: Plan, why: str) -> RunResult:
         """The run of a request that calls nothing, for `why` (a plain sentence)."""
-        failure = Failure(kind=FailureKind.NOT_ATTEMPTED, message=why, hint="")
-        targets = [t for index, call in enumerate(plan.calls) for t in targets_of(call, index)]
-        return RunResult(
-            command=plan.command,
-            actor=plan.actor,
-            request_key=plan.request_key,
-            results=[
-                RoomResult(t.room_id, t.changes, failure=failure, account=t.account)
-                for t in targets
-            ],
-            kind=plan.kind,
-            read_before=False,
-            refused=why,
-        )
+        return runs.not_run(plan, why)
 
-    def refused(self, plan: Plan, problem: str) -> RunResult:
+    @staticmethod
+    def refused(plan: Plan, problem: str) -> RunResult:
         """The run of a request refused because its audit record could not be written."""
-        targets = [t for index, call in enumerate(plan.calls) for t in targets_of(call, index)]
-        return self._refused(plan, plan.request_key, targets, problem, time.monotonic())
-
-    def _refused(
-        self,
-        plan: Plan,
-        request_key: str,
-        targets: Sequence[Target],
-        problem: str,
-        started: float,
-    ) -> RunResult:
-        why = f"the audit trail could not be written ({problem}), so nothing was sent"
-        failure = Failure(
-            kind=FailureKind.NOT_ATTEMPTED,
-            message=why,
-            hint="fix the audit database (roombot check), then run the command again",
-        )
-        log.error(
-            "request refused, the audit trail cannot be written: user=%s verb=%s targets=%d",
-            plan.actor.user_id,
-            plan.command.verb,
-            len(targets),
-        )
-        return RunResult(
-            command=plan.command,
-            actor=plan.actor,
-            request_key=request_key,
-            results=[
-                RoomResult(t.room_id, t.changes, failure=failure, account=t.account)
-                for t in targets
-            ],
-            elapsed_s=time.monotonic() - started,
-            kind=plan.kind,
-            read_before=False,
-            audit_error=problem,
-            refused="the audit trail could not be written, so nothing was changed",
-        )
-
-
-def _completion(result: RoomResult) -> Completion:
-    """What a target's audit row records of its outcome."""
-    failure = result.failure
-    return Completion(
-        outcome=_target_outcome(result),
-        tencent_request_id=result.request_id,
-        error_code=failure.code if failure else None,
-        error_info=failure.message if failure else None,
-        latency_ms=round(result.elapsed_s * 1000, 3),
-        previous=result.previous,
-        detail=failure.kind.value
-        if failure and failure.kind in (FailureKind.CONFLICT, FailureKind.NOT_ATTEMPTED)
-        else None,
-    )
-
-
-def _target_outcome(result: RoomResult) -> Outcome:
-    """How one target ended, as its audit row records it."""
-    failure = result.failure
-    if failure is None:
-        return Outcome.NOOP if result.noop else Outcome.OK
-    if failure.kind is FailureKind.NOT_ATTEMPTED:
-        return Outcome.NOT_ATTEMPTED
-    return Outcome.FAILED
-
-
-def _request_outcome(run: RunResult) -> str:
-    """The `outcome` label of a run: ok, partial, failed, or refused (nothing sent)."""
-    if run.refused:
-        return "refused"
-    succeeded = sum(1 for result in run.results if result.ok)
-    if succeeded == len(run.results):
-        return "ok"
-    return "partial" if succeeded else "failed"
+        return runs.refused(plan, problem)
 
 
 def _reason_sent(call: Call) -> str | None:
@@ -671,56 +557,6 @@ def _undo_of(call: Call) -> int | None:
     """The audit row a seat undo reverts (it travels with the seat, as a room may have several)."""
     change = call.change if isinstance(call, LockSeatCall) else call
     return change.undo_of if isinstance(change, SeatChange) else None
-
-
-def _log_unaudited(run: RunResult) -> None:
-    """With the audit trail down (and unaudited changes allowed), the outcome of every target in
-    one structured line: the only record there will be."""
-    log.error(
-        "UNAUDITED REQUEST %s",
-        json.dumps(
-            {
-                "request_key": run.request_key,
-                "user": run.actor.user_id,
-                "channel": run.actor.channel_id,
-                "verb": run.command.verb,
-                "targets": [
-                    {
-                        "room": r.room_id,
-                        "account": r.account,
-                        "ok": r.ok,
-                        "error_code": r.failure.code if r.failure else None,
-                        "request_id": r.request_id,
-                    }
-                    for r in run.results
-                ],
-            },
-            ensure_ascii=False,
-        ),
-    )
-
-
-def _log_finished(run: RunResult) -> None:
-    """Every request's outcome in one structured line, whatever later happens to its Slack
-    messages: the RequestIds are never only in Slack and the audit trail."""
-    log.info(
-        "request finished %s",
-        json.dumps(
-            {
-                "request_key": run.request_key,
-                "user": run.actor.user_id,
-                "verb": run.command.verb,
-                "kind": run.kind.value,
-                "ok": len(run.succeeded),
-                "failed": len(run.failed),
-                "targets": [
-                    [r.room_id, r.account, "ok" if r.ok else "failed", r.request_id]
-                    for r in run.results
-                ],
-            },
-            ensure_ascii=False,
-        ),
-    )
 
 
 def _differences(want: Mapping[str, Any], current: Mapping[str, Any]) -> str:
