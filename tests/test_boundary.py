@@ -97,3 +97,17 @@ def test_the_layers_contract_breaks_when_a_layer_imports_one_above_it(
     assert "BROKEN" in result.stdout
     dotted = module.removesuffix(".py").replace("/", ".")
     assert f"{dotted} -> {imported}" in result.stdout
+
+
+#: The most lines a module of the core or the Slack adapter may have (issue 22: "no grab-bags").
+MAX_MODULE_LINES = 700
+
+
+def test_no_module_of_the_core_or_the_adapter_is_a_grab_bag() -> None:
+    too_long = {
+        str(path.relative_to(ROOT)): lines
+        for package in ("bot", "handlers")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert too_long == {}, f"modules over {MAX_MODULE_LINES} lines: {too_long}"
