@@ -306,8 +306,13 @@ def run_console(
                 f"ROOMBOT_AUDIT_DB: cannot open {settings.roombot_audit_db}: {exc}"
             ) from None
         try:
-            # The store's budget paces the client: on PostgreSQL, the one every replica shares.
-            budget = audit.rate_budget(settings.roombot_rate_limit)
+            # The store's budget paces the client of the real Room Engine: on PostgreSQL, the
+            # one every replica shares. The embedded emulator is this process's alone.
+            budget = (
+                audit.rate_budget(settings.roombot_rate_limit)
+                if settings.tencent_configured
+                else None
+            )
             backend_cm = open_backend(settings, rate_budget=budget, reset_demo=reset_demo)
             backend = runner.run(backend_cm.__aenter__())
             try:
@@ -421,4 +426,4 @@ async def _first_tick(loop: RequestLoop) -> None:
         await loop.tick()
     except AuditError as exc:
         log.warning("could not look for unfinished requests: %s", exc)
-    loop.start()
+    loop.start(at_once=False)  # the round just made was the first

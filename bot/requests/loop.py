@@ -121,10 +121,13 @@ class RequestLoop:
         """True while the loop's task runs."""
         return self._task is not None and not self._task.done()
 
-    def start(self) -> None:
-        """Start the loop (idempotent): a tick now, then one every `interval_s`."""
+    def start(self, *, at_once: bool = True) -> None:
+        """Start the loop (idempotent): a tick now (or, without `at_once`, after
+        `interval_s`: the caller just ran one), then one every `interval_s`."""
         if not self.running:
-            self._task = asyncio.create_task(self._loop(), name="roombot-request-loop")
+            self._task = asyncio.create_task(
+                self._loop(at_once=at_once), name="roombot-request-loop"
+            )
 
     async def stop(self) -> None:
         """Stop the loop; a report being made is cancelled (its lease then expires and another
@@ -178,9 +181,11 @@ class RequestLoop:
             # Its lease was handed back (or runs out): a loop takes it over and reports it.
             log.exception("carrying out due request %s failed", taken.request_key)
 
-    async def _loop(self) -> None:
+    async def _loop(self, *, at_once: bool) -> None:
         # The reports run beside the loop, so leases (theirs included) are renewed while a
         # long report reads its rooms back.
+        if not at_once:
+            await self._sleep_until_due()
         while True:
             try:
                 await self._round()
@@ -188,9 +193,13 @@ class RequestLoop:
                 log.warning("looking for due work failed: %s", exc)
             except Exception:
                 log.exception("the request loop failed unexpectedly")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
-            self._wake.clear()
+            await self._sleep_until_due()
+
+    async def _sleep_until_due(self) -> None:
+        """Wait `interval_s`, or less when woken (`wake`)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.interval_s)
+        self._wake.clear()
 
     async def _redeliver(self, undelivered: _Undelivered) -> TakeoverReport | None:
         try:

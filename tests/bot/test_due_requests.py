@@ -320,3 +320,28 @@ async def test_an_idle_tick_is_one_store_transaction(
     after = spent()
     # One look for expired leases and due requests together; nothing else.
     assert {op: n - before[op] for op, n in after.items() if n != before[op]} == {"find_work": 1.0}
+
+
+async def test_a_loop_started_after_a_round_of_its_own_waits_before_the_next(
+    cluster: Replicas, client: RoomEngineClient
+) -> None:
+    replica = Replica(await cluster.open("a"), client, cluster.clock)
+    replica.loop.interval_s = 3600.0
+
+    def looks() -> float:
+        return metrics.value("roombot_store_transactions_total", operation="find_work")
+
+    await replica.loop.tick()  # the console's first round, before its prompt
+    before = looks()
+    replica.loop.start(at_once=False)
+    try:
+        await asyncio.sleep(0.3)
+        assert looks() == before  # no second look straight away
+        replica.loop.wake()
+        for _ in range(100):
+            if looks() > before:
+                break
+            await asyncio.sleep(0.02)
+        assert looks() == before + 1
+    finally:
+        await replica.loop.stop()
