@@ -23,6 +23,7 @@ are wrong whatever the database holds raise `ValueError`/`TypeError` first.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -54,6 +55,8 @@ from bot.audit.rows import Completion, check_new_entries
 from bot.audit.sql import Body, BodyFactory
 from bot.budget import CallBudget
 from bot.defaults import CONFIRMATION_TTL_S
+
+log = logging.getLogger(__name__)
 
 #: How long a confirmation prompt may wait for its click by default.
 DEFAULT_CONFIRMATION_TTL_S: Final = CONFIRMATION_TTL_S
@@ -197,8 +200,12 @@ class AuditStore:
     async def _write(self, action: str, body: BodyFactory[_T]) -> _T:
         """One write transaction, counted (`roombot_store_transactions_total`); the rate
         budget's waiting call ends ride along with it."""
-        metrics.count_store_transaction(_OPERATIONS.get(action, "write"))
+        operation = _OPERATIONS.get(action, "write")
+        metrics.count_store_transaction(operation)
         ends = self._rider.ends_query() if self._rider is not None else None
+        if log.isEnabledFor(logging.DEBUG):
+            riding = f", with {len(ends[1])} call end(s) riding along" if ends else ""
+            log.debug("store transaction: %s (%s)%s", operation, action, riding)
         if ends is None:
             return await self._dialect.write(action, body)
         query, batch = ends
@@ -217,6 +224,7 @@ class AuditStore:
     async def _read(self, action: str, body: BodyFactory[_T]) -> _T:
         """One read, counted (a statement outside a transaction is one on PostgreSQL too)."""
         metrics.count_store_transaction("read")
+        log.debug("store read: %s", action)
         return await self._dialect.read(action, body)
 
     # -- the audit trail ------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from bot.console.backend import Backend, open_backend
 from bot.console.delivery import ConsoleDelivery, console_deliveries
 from bot.console.text import TextRenderer
 from bot.followups import undo_needs
+from bot.logs import configure_logging
 from bot.outcomes import Actor, Approved, Plan, Rejected, RunKind, RunResult, Source
 from bot.policy import Policy
 from bot.presenter import Answer, Confirm, Presenter
@@ -294,6 +295,9 @@ def run_console(
     partial = settings.tencent_partial()
     if partial is not None:
         raise ConfigError(partial)
+    if "roombot_log_level" in settings.model_fields_set:
+        # The terminal is the console's own; its log goes to stderr only when asked for.
+        configure_logging(settings.log_level, settings.roombot_log_format)
     with asyncio.Runner() as runner:
         # Its threads (name lookups, to_thread) must leave Ctrl-C to the main thread, too.
         runner.get_loop().set_default_executor(worker_threads(name="roombot-console"))

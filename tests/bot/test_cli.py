@@ -141,3 +141,46 @@ def test_the_emulator_says_where_its_key_came_from(tmp_path: Path, from_dotenv: 
         assert "dotenv-secret" not in text
     else:
         assert "generated for this run" in key_line, text
+
+
+def _console(line: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--yes"],
+        input=line + "\n",
+        capture_output=True,
+        text=True,
+        env={
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("SLACK_", "TENCENT_", "ROOMBOT_"))
+            },
+            **env,
+        },
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_the_console_logs_to_stderr_only_when_a_log_level_is_asked_for(tmp_path: Path) -> None:
+    db = str(tmp_path / "audit.sqlite3")
+    quiet = _console("mute-all town-hall", ROOMBOT_AUDIT_DB=db)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "✅" in quiet.stdout
+    assert quiet.stderr == ""
+    loud = _console("unmute-all town-hall", ROOMBOT_AUDIT_DB=db, ROOMBOT_LOG_LEVEL="DEBUG")
+    assert loud.returncode == 0, loud.stderr
+    # The request's store transactions, as the write makes them (DESIGN §2.10).
+    life = [
+        line.rsplit("store transaction: ", 1)[1].split(" ", 1)[0]
+        for line in loud.stderr.splitlines()
+        if "store transaction: " in line
+    ]
+    assert [op for op in life if op != "find_work"] == [
+        "claim_request",
+        "begin_request",
+        "complete_request",
+        "finish_request",
+    ]
+    assert "request finished" in loud.stderr
