@@ -14,6 +14,8 @@ Prometheus's conventions: a `roombot_` prefix, counters ending in `_total`, dura
 | `roombot_tencent_retries_total` | counter | `command` |
 | `roombot_rate_budget_waits_total` | counter | – |
 | `roombot_rate_budget_wait_seconds` | histogram | – |
+| `roombot_rate_budget_limit` | gauge | `api` |
+| `roombot_rate_over_limit_alerts_total` | counter | `api` |
 | `roombot_slack_api_errors_total` | counter | `method`, `error` |
 | `roombot_audit_write_failures_total` | counter | `operation` |
 | `roombot_member_actions_total` | counter | `verb`, `outcome` |
@@ -53,6 +55,7 @@ from prometheus_client import (
 )
 
 from bot import models
+from bot.budget import RateLimits
 from bot.models.apis import COMMANDS
 
 # `*_created` series (a timestamp per labelled series) double what a scrape carries and no
@@ -184,6 +187,7 @@ STORE_OPERATIONS: Final = frozenset(
         "read",
         "rate_reserve",
         "rate_end",
+        "rate_halve",
     }
 )
 #: Member verbs and how one account's action ended (`bot.audit.Outcome` values).
@@ -201,6 +205,7 @@ CALLBACK_OUTCOMES: Final = frozenset(
         "recorded",  # a creation: recorded, no alert
         "outside",  # a change made outside roombot: recorded and alerted
         "unrecorded",  # the audit store failed: alerted unchecked
+        "over_limit",  # Alert.RequestOverLimit: the API's budget halved (alerted once)
         # Refused at the door:
         "unauthorized",  # bad token, SdkAppid or Sign: 401
         "invalid",  # unreadable body, unknown command: 4xx
@@ -268,6 +273,20 @@ BUDGET_WAIT: Final = Histogram(
     "roombot_rate_budget_wait_seconds",
     "Time each Room Engine attempt waited for its rate-budget slot (0 when none).",
     buckets=_WAIT_BUCKETS,
+    registry=REGISTRY,
+)
+BUDGET_LIMIT: Final = Gauge(
+    "roombot_rate_budget_limit",
+    "Room Engine calls per second each API may use now: ROOMBOT_RATE_LIMIT, or half of it "
+    "for a minute after Tencent's Alert.RequestOverLimit named the API.",
+    ["api"],
+    registry=REGISTRY,
+)
+OVER_LIMIT_ALERTS: Final = Counter(
+    "roombot_rate_over_limit_alerts",
+    "Alert.RequestOverLimit callbacks received (Tencent: the app passed 80% of an API's "
+    "limit), by the API they named.",
+    ["api"],
     registry=REGISTRY,
 )
 SLACK_ERRORS_TOTAL: Final = Counter(
@@ -425,6 +444,18 @@ def count_takeover(kind: str) -> None:
 def set_takeovers_undelivered(count: int) -> None:
     """How many taken-over requests' reports this replica still has to deliver."""
     TAKEOVERS_UNDELIVERED.set(count)
+
+
+def watch_rate_limits(budget: RateLimits) -> None:
+    """Read `roombot_rate_budget_limit` from `budget` at every scrape, for every API the client
+    calls (the newest budget watched is the one shown: a process has one)."""
+    for api in sorted(TENCENT_COMMANDS):
+        BUDGET_LIMIT.labels(api).set_function(functools.partial(budget.limit, api))
+
+
+def count_over_limit(api: str) -> None:
+    """Tencent warned that the app passed 80% of `api`'s limit (`Alert.RequestOverLimit`)."""
+    OVER_LIMIT_ALERTS.labels(_closed(api, TENCENT_COMMANDS)).inc()
 
 
 def value(name: str, **labels: str) -> float:

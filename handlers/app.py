@@ -140,7 +140,7 @@ async def build_bot(
     if policy.is_empty:
         log.warning("nobody may run any command: set ROOMBOT_ALLOWED_USERS or ROOMBOT_POLICY_FILE")
     # The store's budget: on PostgreSQL, one budget for every replica on the database.
-    budget = audit.rate_budget(settings.roombot_rate_limit)
+    budget = audit.rate_budget(settings.roombot_rate_limit, app=settings.tencent_sdkappid)
     tencent = tencent or RoomEngineClient.from_settings(settings, rate_budget=budget)
     service = RoomService(
         client=tencent,

@@ -1,9 +1,13 @@
-"""One Room Engine rate budget for every replica, kept in PostgreSQL.
+"""One Room Engine rate budget for every replica, kept in PostgreSQL: one per API.
 
-`SharedRateBudget` has `RateBudget`'s interface (`acquire()`, `slot()`), so a client takes
-either. All replicas on one database share one budget row, and together they never have more
-than `N = floor(rate)` call starts (nor, through `slot()`, arrivals at Tencent) in any 1-second
-window.
+`SharedRateBudget` has `RateBudget`'s interface (`acquire(api)`, `slot(api)`, `halve(api)`,
+`limit(api)`), so a client takes either. Tencent's limit is per API and SDKAppID, so each API
+has its own budget row (named `<app>:<command>`, e.g. `1400000042:update_room_info`): all
+replicas on one database share each row, and together they never have more than
+`N = floor(rate)` call starts of one API (nor, through `slot()`, arrivals at Tencent) in any
+1-second window. A flood of member reads at the limit never holds up a room write.
+Everything below is about one API's budget; the lanes of different APIs share only the
+connections and the writing of call ends.
 
 The mechanism: a counting semaphore of N slots, granted by the database
 -------------------------------------------------------------------------
@@ -74,6 +78,16 @@ takes about a hundred times that, and acks never wait on the budget.
 
 Replicas configured with different `ROOMBOT_RATE_LIMIT`s share the slots: each grants only while
 fewer than its own N are counted, so the total stays within the largest of them.
+
+Halving (`Alert.RequestOverLimit`)
+----------------------------------
+`halve(api)` writes `halved_until` (the database's clock, 60 s on) on the API's row (migration
+5). The reservation function reads it under the row's lock, so from the next grant on, on every
+replica, that API gets half its slots (`N // 2`, at least 1) at half its pace, until then.
+Slots granted before still count, so the halved window fills only as they drain. Each grant says
+until when the halving lasts, which is how a replica that did not receive the warning knows its
+limit (`limit(api)`, the metrics' gauge). A warning while halved extends the halving and says
+so (`Halving.started` False), so only the first warning is alerted, whichever replica gets it.
 """
 
 from __future__ import annotations
@@ -84,7 +98,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -95,7 +109,7 @@ from psycopg_pool import AsyncConnectionPool
 from bot import metrics
 from bot.audit.pg_errors import describe_error
 from bot.audit.sql import Query
-from bot.budget import MAX_RATE, RateBudgetUnavailable
+from bot.budget import HALVE_S, Halving, RateBudgetUnavailable, check_rate, halved
 from bot.dsn import DatabaseUrl
 
 logger = logging.getLogger(__name__)
@@ -112,14 +126,14 @@ START_GRACE_S: Final = 2.0
 MAX_ROUND_TRIP_S: Final = 5.0
 #: How long a caller waits for an unreachable database before `RateBudgetUnavailable`.
 WAIT_S: Final = 10.0
-#: The budget's name in the database: every replica's Room Engine calls share it.
+#: The budgets' names' prefix in the database when no app is named (`<prefix>:<command>`).
 DEFAULT_NAME: Final = "room_engine"
 #: How long a call's end waits to ride along with the store's next write (see the docstring).
 END_RIDE_S: Final = 0.2
 
 _Connection = psycopg.AsyncConnection[TupleRow]
 _RESERVE: Final = (
-    "SELECT o_slot_id, o_start_at, o_db_now, o_retry_at "
+    "SELECT o_slot_id, o_start_at, o_db_now, o_retry_at, o_halved_until "
     "FROM roombot_rate_reserve(%s::TEXT, %s::TEXT, %s, %s, %s, %s, %s, %s)"
 )
 _END: Final = (
@@ -129,7 +143,7 @@ _END: Final = (
 )
 # The same two statements with named parameters, for the store's own transactions.
 _RESERVE_IN_STORE: Final = (
-    "SELECT o_slot_id, o_start_at, o_db_now, o_retry_at FROM roombot_rate_reserve("
+    "SELECT o_slot_id, o_start_at, o_db_now, o_retry_at, o_halved_until FROM roombot_rate_reserve("
     "%(budget)s::TEXT, %(owner)s::TEXT, %(wanted)s, %(limit)s, %(interval)s, %(tolerance)s, "
     "%(window)s, %(hold)s)"
 )
@@ -137,6 +151,19 @@ _END_IN_STORE: Final = (
     "UPDATE rate_slots AS s SET ended_at = v.ended "
     "FROM unnest(%(ids)s::BIGINT[], %(ends)s::DOUBLE PRECISION[]) AS v(id, ended) "
     "WHERE s.id = v.id AND s.ended_at IS NULL"
+)
+# Halving one API's budget (one transaction, on the database's clock): the row, then its
+# halving as it was (under the row's lock), then the new end.
+_ENSURE_ROW: Final = (
+    "INSERT INTO rate_budgets (name, tat) VALUES (%s, 0) ON CONFLICT (name) DO NOTHING"
+)
+_HALVED_NOW: Final = (
+    "SELECT b.halved_until, extract(epoch FROM clock_timestamp())::DOUBLE PRECISION "
+    "FROM rate_budgets b WHERE b.name = %s FOR UPDATE"
+)
+_HALVE: Final = (
+    "UPDATE rate_budgets SET halved_until = greatest(coalesce(halved_until, 0), %s) "
+    "WHERE name = %s RETURNING halved_until"
 )
 _MIN_POLL_S: Final = 0.001
 _STATEMENT_TIMEOUT_MS: Final = 5_000
@@ -157,13 +184,41 @@ class _Reply:
     retry_in: float | None  # seconds until a slot may be free, when fewer were granted
 
 
+class _Lane:
+    """One API's budget in this replica: who waits for a slot, the desk that asks the database
+    for them, the slots a claim reserved, and until when (monotonic) the API is halved."""
+
+    def __init__(self, api: str, name: str) -> None:
+        self.api = api
+        self.name = name
+        self.waiters: deque[asyncio.Future[_Grant]] = deque()
+        self.desk: asyncio.Task[None] | None = None
+        #: Slots a request's claim reserved in the store's transaction, for the next callers.
+        self.stock: deque[_Grant] = deque()
+        self.halved_until = -math.inf
+
+    def prune(self) -> bool:
+        """Drop callers that stopped waiting from the head; True if anyone still waits."""
+        while self.waiters and self.waiters[0].done():
+            self.waiters.popleft()
+        return bool(self.waiters)
+
+    def fail(self, error: RateBudgetUnavailable) -> None:
+        while self.waiters:
+            future = self.waiters.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+
 class SharedRateBudget:
     """Paces every replica on one PostgreSQL database to at most `floor(rate_per_second)` Room
-    Engine call starts in any one-second window, all together (see the module docstring).
+    Engine call starts of each API in any one-second window, all together (see the module
+    docstring).
 
     Get one from `PostgresAuditStore.rate_budget()`, which closes it with the store and names
     the store's `owner` in each slot it is granted, or build it with the database URL;
-    `aclose()` when done. Bound to the event loop that first uses it.
+    `aclose()` when done. `name` prefixes each API's row (`<name>:<api>`): the app's SDKAppID
+    where it is known. Bound to the event loop that first uses it.
     """
 
     def __init__(
@@ -180,19 +235,13 @@ class SharedRateBudget:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if not (0 < rate_per_second <= MAX_RATE) or math.isnan(rate_per_second):
-            raise ValueError(f"rate must be above 0 and at most {MAX_RATE:g} calls per second")
-        self.rate = float(rate_per_second)
-        self.limit = max(1, math.floor(self.rate))
-        self.burst = burst if burst is not None else max(1, self.limit // 10)
-        if not (1 <= self.burst <= self.limit):
-            raise ValueError(f"burst must be between 1 and {self.limit}")
+        self.rate, self.limit_per_window, self.burst = check_rate(rate_per_second, burst)
         self.name = name
         self.owner = owner
         self._url = url
         self._interval = 1.0 / self.rate
         self._tolerance = (self.burst - 1) * self._interval
-        self._max_batch = max(1, self.limit // 10)
+        self._max_batch = max(1, self.limit_per_window // 10)
         self._wait_s = wait_s
         self._connect_timeout_s = connect_timeout_s
         self._monotonic = monotonic
@@ -200,13 +249,11 @@ class SharedRateBudget:
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool[_Connection] | None = None
         self._pool_lock: asyncio.Lock | None = None
-        self._waiters: deque[asyncio.Future[_Grant]] = deque()
-        self._desk: asyncio.Task[None] | None = None
+        # One per API the bot calls: a closed set of names from the code, never from input.
+        self._lanes: dict[str, _Lane] = {}
         self._ended: list[tuple[int, float]] = []
         self._releaser: asyncio.Task[None] | None = None
         self._ride: asyncio.TimerHandle | None = None
-        #: Slots a request's claim reserved in the store's transaction, for the next callers.
-        self._stock: deque[_Grant] = deque()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -215,39 +262,89 @@ class SharedRateBudget:
             f"name={self.name!r}, url={self._url.redacted!r})"
         )
 
+    def budget_name(self, api: str) -> str:
+        """The database row of `api`'s budget."""
+        return f"{self.name}:{api}"
+
+    def _lane(self, api: str) -> _Lane:
+        lane = self._lanes.get(api)
+        if lane is None:
+            lane = self._lanes[api] = _Lane(api, self.budget_name(api))
+        return lane
+
     # -- what callers use -----------------------------------------------------------------------
 
-    async def acquire(self) -> None:
-        """Wait until this caller may start one call (counted until a window after now).
-
-        Raises `RateBudgetUnavailable` when the database cannot grant a slot within `wait_s`.
-        """
-        grant = await self._take()
+    async def acquire(self, api: str) -> None:
+        """Wait until this caller may start one call of `api` (counted until a window after
+        now). Raises `RateBudgetUnavailable` when the database cannot grant a slot within
+        `wait_s`."""
+        grant = await self._take(self._lane(api))
         self._end(grant)
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Wait until one call may start; the block is the call, counted until a window after it
-        ends. Raises `RateBudgetUnavailable` (before the block) as `acquire` does."""
-        grant = await self._take()
+    async def slot(self, api: str) -> AsyncIterator[None]:
+        """Wait until one call of `api` may start; the block is the call, counted until a
+        window after it ends. Raises `RateBudgetUnavailable` (before the block) as `acquire`
+        does."""
+        grant = await self._take(self._lane(api))
         try:
             yield
         finally:
             self._end(grant)
 
+    async def halve(self, api: str, seconds: float = HALVE_S) -> Halving:
+        """Halve `api`'s budget for every replica for `seconds` from now (the database's now),
+        extending a halving under way. Raises `RateBudgetUnavailable` when the database cannot
+        be reached."""
+        lane = self._lane(api)
+        pool = await self._open_pool_or_fail()
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                await conn.execute(_ENSURE_ROW, (lane.name,))
+                cur = await conn.execute(_HALVED_NOW, (lane.name,))
+                row = await cur.fetchone()
+                assert row is not None  # the row was just ensured
+                before, db_now = row[0], float(row[1])
+                cur = await conn.execute(_HALVE, (db_now + seconds, lane.name))
+                after = await cur.fetchone()
+                assert after is not None
+        except (psycopg.Error, OSError) as exc:
+            raise RateBudgetUnavailable(
+                f"could not halve the shared rate budget: {describe_error(exc, self._url)}"
+            ) from None
+        metrics.count_store_transaction("rate_halve")
+        until = float(after[0])
+        lane.halved_until = max(lane.halved_until, self._monotonic() + (until - db_now))
+        return Halving(
+            api=api,
+            started=before is None or float(before) <= db_now,
+            until_s=until - db_now,
+            limit=self.limit(api),
+        )
+
+    def limit(self, api: str) -> float:
+        """The calls per second `api` may use now, as far as this replica knows (every grant
+        tells it whether the API is halved)."""
+        lane = self._lanes.get(api)
+        if lane is not None and self._monotonic() < lane.halved_until:
+            return halved(self.rate)
+        return self.rate
+
     async def aclose(self) -> None:
         """Fail whoever still waits, write the pending ends (briefly), close the connections."""
         if self._closed:
             return
-        while self._stock:  # reserved but never used: over
-            self._end(self._stock.popleft())
+        for lane in self._lanes.values():
+            while lane.stock:  # reserved but never used: over
+                self._end(lane.stock.popleft())
         self._start_writer()  # what waited to ride along goes now
         self._closed = True
-        if self._desk is not None:
-            self._desk.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._desk
-        self._fail_waiters(RateBudgetUnavailable("the rate budget was closed"))
+        for lane in self._lanes.values():
+            if lane.desk is not None:
+                lane.desk.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lane.desk
+            lane.fail(RateBudgetUnavailable("the rate budget was closed"))
         if self._releaser is not None:
             # Unwritten ends only make slots count longer; do not hold up a shutdown for them.
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
@@ -258,43 +355,52 @@ class SharedRateBudget:
 
     # -- riding along with the store's transactions (`bot.audit.store`) -------------------------
 
-    def prefetch_query(self, wanted: int) -> Query | None:
-        """The statement that reserves up to `wanted` slots (at most a batch) inside the store's
-        own transaction, for a request's first calls; None when there is nothing to reserve.
-        Hand its rows to `accept`."""
-        count = min(wanted, self._max_batch)
-        if count <= 0 or self._closed:
-            return None
-        return Query(
-            _RESERVE_IN_STORE,
-            {
-                "budget": self.name,
-                "owner": self.owner,
-                "wanted": count,
-                "limit": self.limit,
-                "interval": self._interval,
-                "tolerance": self._tolerance,
-                "window": WINDOW_S,
-                "hold": HOLD_S,
-            },
-        )
+    def prefetch_queries(self, wanted: Mapping[str, int]) -> list[tuple[str, Query]]:
+        """The statements that reserve, inside the store's own transaction, the slots a
+        request's first calls need: for each API in `wanted` (calls by Room Engine command), up
+        to a batch. In the order of the budgets' rows, so two claims never lock two rows in
+        opposite orders. Hand each one's rows to `accept` with its API."""
+        if self._closed:
+            return []
+        queries = []
+        for api in sorted(wanted, key=self.budget_name):
+            count = min(wanted[api], self._max_batch)
+            if count <= 0:
+                continue
+            query = Query(
+                _RESERVE_IN_STORE,
+                {
+                    "budget": self.budget_name(api),
+                    "owner": self.owner,
+                    "wanted": count,
+                    "limit": self.limit_per_window,
+                    "interval": self._interval,
+                    "tolerance": self._tolerance,
+                    "window": WINDOW_S,
+                    "hold": HOLD_S,
+                },
+            )
+            queries.append((api, query))
+        return queries
 
-    def accept(self, rows: Sequence[tuple[Any, ...]], sent: float) -> None:
-        """The slots `prefetch_query` reserved (its rows; `sent`: this process's monotonic time
-        before the transaction was sent) join the stock the next callers take from. A slot
-        not taken within its start grace is ended."""
+    def accept(self, api: str, rows: Sequence[tuple[Any, ...]], sent: float) -> None:
+        """The slots a `prefetch_queries` statement reserved for `api` (its rows; `sent`: this
+        process's monotonic time before the transaction was sent) join the stock the next
+        callers of `api` take from. A slot not taken within its start grace is ended."""
+        lane = self._lane(api)
         received = self._monotonic()
         latest = received
-        for slot_id, start_at, db_now, _retry_at in rows:
+        for slot_id, start_at, db_now, _retry_at, halved_until in rows:
+            self._note_halving(lane, halved_until, db_now, received)
             if slot_id is None:
                 continue
             start = received + max(0.0, float(start_at) - float(db_now))
-            self._stock.append(_Grant(int(slot_id), start, float(db_now) - sent))
+            lane.stock.append(_Grant(int(slot_id), start, float(db_now) - sent))
             latest = max(latest, start)
-        if self._stock:
+        if lane.stock:
             with contextlib.suppress(RuntimeError):  # no running loop: nothing to prune later
                 asyncio.get_running_loop().call_later(
-                    latest + START_GRACE_S - received + 0.05, self._prune_stock
+                    latest + START_GRACE_S - received + 0.05, self._prune_stock, lane
                 )
 
     def ends_query(self) -> tuple[Query, list[tuple[int, float]]] | None:
@@ -312,26 +418,33 @@ class SharedRateBudget:
         self._ended = batch + self._ended
         self._start_writer()
 
-    def _from_stock(self) -> _Grant | None:
+    def _note_halving(self, lane: _Lane, until: Any, db_now: Any, received: float) -> None:
+        """What a grant said of the API's halving (None: not halved), on our clock."""
+        if until is None:
+            lane.halved_until = min(lane.halved_until, received)
+        else:
+            lane.halved_until = received + (float(until) - float(db_now))
+
+    def _from_stock(self, lane: _Lane) -> _Grant | None:
         """A slot from the stock that may still start (stale ones are ended on the way)."""
-        while self._stock:
-            grant = self._stock.popleft()
+        while lane.stock:
+            grant = lane.stock.popleft()
             if self._monotonic() <= grant.start + START_GRACE_S:
                 return grant
             self._end(grant)
         return None
 
-    def _prune_stock(self) -> None:
+    def _prune_stock(self, lane: _Lane) -> None:
         now = self._monotonic()
-        for grant in [g for g in self._stock if now > g.start + START_GRACE_S]:
-            self._stock.remove(grant)
+        for grant in [g for g in lane.stock if now > g.start + START_GRACE_S]:
+            lane.stock.remove(grant)
             self._end(grant)
 
     # -- taking a slot --------------------------------------------------------------------------
 
-    async def _take(self) -> _Grant:
+    async def _take(self, lane: _Lane) -> _Grant:
         while True:
-            grant = self._from_stock() or await self._queue()
+            grant = self._from_stock(lane) or await self._queue(lane)
             try:
                 delay = grant.start - self._monotonic()
                 if delay > 0:
@@ -344,13 +457,13 @@ class SharedRateBudget:
             # Woken too late (a stalled loop): this slot's hold no longer covers the call.
             self._end(grant)
 
-    async def _queue(self) -> _Grant:
+    async def _queue(self, lane: _Lane) -> _Grant:
         if self._closed:
             raise RateBudgetUnavailable("the rate budget was closed")
         future: asyncio.Future[_Grant] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
-        if self._desk is None or self._desk.done():
-            self._desk = asyncio.create_task(self._serve(), name="roombot-rate-budget")
+        lane.waiters.append(future)
+        if lane.desk is None or lane.desk.done():
+            lane.desk = asyncio.create_task(self._serve(lane), name="roombot-rate-budget")
         try:
             return await future
         except asyncio.CancelledError:
@@ -358,17 +471,18 @@ class SharedRateBudget:
                 self._end(future.result())  # granted as we were cancelled: give it back
             raise
 
-    async def _serve(self) -> None:
-        """The desk: while anyone waits, ask the database for as many slots as are waited for
-        (up to a batch), hand them out in arrival order, and sleep when none is free."""
+    async def _serve(self, lane: _Lane) -> None:
+        """The desk of one API: while anyone waits, ask the database for as many slots as are
+        waited for (up to a batch), hand them out in arrival order, and sleep when none is
+        free."""
         failing_since: float | None = None
         failures = 0
         try:
-            while self._prune_waiters():
-                waiting = sum(1 for future in self._waiters if not future.done())
+            while lane.prune():
+                waiting = sum(1 for future in lane.waiters if not future.done())
                 wanted = min(waiting, self._max_batch)
                 try:
-                    reply = await self._reserve(wanted)
+                    reply = await self._reserve(lane, wanted)
                 except (psycopg.Error, OSError) as exc:
                     now = self._monotonic()
                     failing_since = now if failing_since is None else failing_since
@@ -379,7 +493,7 @@ class SharedRateBudget:
                             describe_error(exc, self._url),
                         )
                     if now - failing_since >= self._wait_s:
-                        self._fail_waiters(
+                        lane.fail(
                             RateBudgetUnavailable(
                                 "the shared rate budget's database did not answer for "
                                 f"{self._wait_s:g} s; the call was not made"
@@ -391,32 +505,24 @@ class SharedRateBudget:
                     continue
                 failing_since, failures = None, 0
                 for grant in reply.grants:
-                    if self._prune_waiters():
-                        self._waiters.popleft().set_result(grant)
+                    if lane.prune():
+                        lane.waiters.popleft().set_result(grant)
                     else:
                         self._end(grant)  # everyone who asked has gone
-                if reply.retry_in is not None and self._prune_waiters():
+                if reply.retry_in is not None and lane.prune():
                     await self._sleep(min(max(reply.retry_in, _MIN_POLL_S), WINDOW_S))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             # A bug must not leave callers waiting forever, nor let them through unpaced.
             logger.exception("rate budget: the desk stopped")
-            self._fail_waiters(RateBudgetUnavailable(f"the rate budget failed: {exc}"))
+            lane.fail(RateBudgetUnavailable(f"the rate budget failed: {exc}"))
 
-    def _prune_waiters(self) -> bool:
-        """Drop callers that stopped waiting from the head; True if anyone still waits."""
-        while self._waiters and self._waiters[0].done():
-            self._waiters.popleft()
-        return bool(self._waiters)
+    def _waiting(self) -> bool:
+        """True when a caller of any API waits for a slot."""
+        return any(lane.prune() for lane in self._lanes.values())
 
-    def _fail_waiters(self, error: RateBudgetUnavailable) -> None:
-        while self._waiters:
-            future = self._waiters.popleft()
-            if not future.done():
-                future.set_exception(error)
-
-    async def _reserve(self, wanted: int) -> _Reply:
+    async def _reserve(self, lane: _Lane, wanted: int) -> _Reply:
         pool = await self._open_pool()
         asked = self._monotonic()
         async with pool.connection() as conn:
@@ -424,10 +530,10 @@ class SharedRateBudget:
             cur = await conn.execute(
                 _RESERVE,
                 (
-                    self.name,
+                    lane.name,
                     self.owner,
                     wanted,
-                    self.limit,
+                    self.limit_per_window,
                     self._interval,
                     self._tolerance,
                     WINDOW_S,
@@ -439,7 +545,8 @@ class SharedRateBudget:
         metrics.count_store_transaction("rate_reserve")
         grants: list[_Grant] = []
         retry_in: float | None = None
-        for slot_id, start_at, db_now, retry_at in rows:
+        for slot_id, start_at, db_now, retry_at, halved_until in rows:
+            self._note_halving(lane, halved_until, db_now, received)
             if slot_id is None:
                 retry_in = max(0.0, float(retry_at) - float(db_now))
             else:
@@ -455,6 +562,16 @@ class SharedRateBudget:
             )
             return _Reply([], retry_in if retry_in is not None else 0.0)
         return _Reply(grants, retry_in)
+
+    async def _open_pool_or_fail(self) -> AsyncConnectionPool[_Connection]:
+        if self._closed:
+            raise RateBudgetUnavailable("the rate budget was closed")
+        try:
+            return await self._open_pool()
+        except (psycopg.Error, OSError) as exc:
+            raise RateBudgetUnavailable(
+                f"the shared rate budget's database: {describe_error(exc, self._url)}"
+            ) from None
 
     async def _open_pool(self) -> AsyncConnectionPool[_Connection]:
         if self._pool_lock is None:
@@ -499,7 +616,7 @@ class SharedRateBudget:
         if self._closed:
             return  # the connections are gone: the slot counts until its hold runs out
         self._ended.append((grant.slot_id, self._monotonic() + grant.db_offset))
-        if self._prune_waiters():
+        if self._waiting():
             self._start_writer()  # busy: the slot is needed now
         elif self._ride is None:
             # Quiet: the end rides with the store's next write, or is written after a while.

@@ -13,13 +13,17 @@ Two implementations, opened by `bot.audit.factory.open_store`:
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from bot.audit.sql import BodyFactory, Query
-from bot.budget import CallBudget
+from bot.budget import CallBudget, RateLimits
 
 _T = TypeVar("_T")
+
+
+class RateBudgets(CallBudget, RateLimits, Protocol):
+    """A rate budget per API that callbacks can halve: what `rate_budget` hands out."""
 
 
 @runtime_checkable
@@ -27,11 +31,12 @@ class BudgetRider(Protocol):
     """A rate budget kept in the store's database whose work rides along with the store's own
     transactions (`bot.audit.budget.SharedRateBudget`)."""
 
-    def prefetch_query(self, wanted: int) -> Query | None:
-        """The statement reserving slots for a request's first calls (or None)."""
+    def prefetch_queries(self, wanted: Mapping[str, int]) -> list[tuple[str, Query]]:
+        """The statements reserving slots for a request's first calls (by API), each with its
+        API."""
 
-    def accept(self, rows: Sequence[tuple[Any, ...]], sent: float) -> None:
-        """Take the slots that statement granted."""
+    def accept(self, api: str, rows: Sequence[tuple[Any, ...]], sent: float) -> None:
+        """Take the slots one of those statements granted for `api`."""
 
     def ends_query(self) -> tuple[Query, list[tuple[int, float]]] | None:
         """The statement writing waiting call ends, and the ends it takes (or None)."""
@@ -63,8 +68,11 @@ class Dialect(abc.ABC):
         """Where the database is, for people: a path, or the URL with its password masked."""
 
     @abc.abstractmethod
-    def rate_budget(self, rate_per_second: float, *, burst: int | None, owner: str) -> CallBudget:
-        """The Room Engine rate budget this database's users share (SQLite: the process's own)."""
+    def rate_budget(
+        self, rate_per_second: float, *, burst: int | None, owner: str, app: str | None
+    ) -> RateBudgets:
+        """The Room Engine rate budget this database's users share, one per API of app `app`
+        (SQLite: the process's own)."""
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -24,13 +24,12 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from bot.audit.budget import SharedRateBudget
-from bot.audit.dialect import Dialect
+from bot.audit.budget import DEFAULT_NAME, SharedRateBudget
+from bot.audit.dialect import Dialect, RateBudgets
 from bot.audit.pg_errors import describe_error
 from bot.audit.records import AuditError
 from bot.audit.schema import SCHEMA_VERSION, statements
 from bot.audit.sql import Body, BodyFactory, Query, Result, translate
-from bot.budget import CallBudget
 from bot.dsn import DatabaseUrl, scrub_logs_of
 
 _T = TypeVar("_T")
@@ -183,11 +182,17 @@ class PostgresDialect(Dialect):
     def describe(self) -> str:
         return f"PostgreSQL {self._url.redacted}"
 
-    def rate_budget(self, rate_per_second: float, *, burst: int | None, owner: str) -> CallBudget:
+    def rate_budget(
+        self, rate_per_second: float, *, burst: int | None, owner: str, app: str | None
+    ) -> RateBudgets:
         if self._closed:
             raise AuditError("cannot make a rate budget: the audit store is closed")
         budget = SharedRateBudget(
-            self._url, rate_per_second=rate_per_second, burst=burst, owner=owner
+            self._url,
+            rate_per_second=rate_per_second,
+            burst=burst,
+            owner=owner,
+            name=app or DEFAULT_NAME,
         )
         self._budgets.append(budget)
         return budget

@@ -14,7 +14,8 @@ What the steps hold: 1 the audit trail (`audit_entries`); 2 one-shot claims and 
 prompts; 3 leases, and on PostgreSQL the shared Room Engine rate budget (`rate_budgets`,
 `rate_slots` and the function `roombot_rate_reserve`: `bot.audit.budget` explains it); 4 the
 request record (`requests`, DESIGN §2.10), which takes the leases in: a request in flight holds
-its lease (owner, expiry, fencing number) on its own row.
+its lease (owner, expiry, fencing number) on its own row; 5 (PostgreSQL only) the rate budget per
+API and its halving (`rate_budgets.halved_until`).
 """
 
 from __future__ import annotations
@@ -104,6 +105,87 @@ _RATE_RESERVE: Final = """
             o_start_at := NULL;
             o_db_now := v_now;
             o_retry_at := coalesce(v_retry, v_now + p_interval);
+            RETURN NEXT;
+        END IF;
+    END
+    $$
+"""
+
+# Step 5's reservation: `_RATE_RESERVE` with the halving (`rate_budgets.halved_until`): while it
+# lasts the budget grants half its slots at half its pace, and every grant says until when.
+_RATE_RESERVE_HALVABLE: Final = """
+    CREATE FUNCTION roombot_rate_reserve(
+        p_budget    TEXT,
+        p_owner     TEXT,
+        p_wanted    INTEGER,
+        p_limit     INTEGER,
+        p_interval  DOUBLE PRECISION,
+        p_tolerance DOUBLE PRECISION,
+        p_window    DOUBLE PRECISION,
+        p_hold      DOUBLE PRECISION
+    ) RETURNS TABLE (
+        o_slot_id       BIGINT,
+        o_start_at      DOUBLE PRECISION,
+        o_db_now        DOUBLE PRECISION,
+        o_retry_at      DOUBLE PRECISION,
+        o_halved_until  DOUBLE PRECISION
+    ) LANGUAGE plpgsql AS $$
+    DECLARE
+        v_tat       DOUBLE PRECISION;
+        v_until     DOUBLE PRECISION;
+        v_now       DOUBLE PRECISION;
+        v_limit     INTEGER;
+        v_interval  DOUBLE PRECISION;
+        v_tolerance DOUBLE PRECISION;
+        v_held      INTEGER;
+        v_grant     INTEGER;
+        v_start     DOUBLE PRECISION;
+        v_id        BIGINT;
+        v_retry     DOUBLE PRECISION;
+    BEGIN
+        INSERT INTO rate_budgets (name, tat) VALUES (p_budget, 0)
+            ON CONFLICT (name) DO NOTHING;
+        SELECT b.tat, b.halved_until INTO v_tat, v_until
+          FROM rate_budgets b WHERE b.name = p_budget FOR UPDATE;
+        v_now := extract(epoch FROM clock_timestamp())::DOUBLE PRECISION;
+        v_limit := p_limit;
+        v_interval := p_interval;
+        v_tolerance := p_tolerance;
+        IF v_until IS NOT NULL AND v_until > v_now AND p_limit > 1 THEN
+            v_limit := greatest(1, p_limit / 2);
+            v_interval := p_interval * 2;
+            -- The same burst (capped by the smaller window), at the slower pace.
+            v_tolerance := least(p_tolerance / p_interval, v_limit - 1) * v_interval;
+        ELSE
+            v_until := NULL;
+        END IF;
+        DELETE FROM rate_slots s
+         WHERE s.budget = p_budget
+           AND (s.ended_at <= v_now - p_window OR s.hold_until <= v_now);
+        SELECT count(*) INTO v_held FROM rate_slots s WHERE s.budget = p_budget;
+        v_grant := greatest(0, least(p_wanted, v_limit - v_held));
+        FOR i IN 1..v_grant LOOP
+            v_start := greatest(v_now, v_tat - v_tolerance);
+            v_tat := greatest(v_tat, v_start) + v_interval;
+            INSERT INTO rate_slots (budget, granted_at, start_at, hold_until, owner)
+                VALUES (p_budget, v_now, v_start, v_start + p_hold, p_owner)
+                RETURNING id INTO v_id;
+            o_slot_id := v_id;
+            o_start_at := v_start;
+            o_db_now := v_now;
+            o_retry_at := NULL;
+            o_halved_until := v_until;
+            RETURN NEXT;
+        END LOOP;
+        UPDATE rate_budgets SET tat = v_tat WHERE name = p_budget;
+        IF v_grant < p_wanted THEN
+            SELECT min(s.ended_at) + p_window INTO v_retry
+              FROM rate_slots s WHERE s.budget = p_budget AND s.ended_at IS NOT NULL;
+            o_slot_id := NULL;
+            o_start_at := NULL;
+            o_db_now := v_now;
+            o_retry_at := coalesce(v_retry, v_now + v_interval);
+            o_halved_until := v_until;
             RETURN NEXT;
         END IF;
     END
@@ -309,6 +391,19 @@ MIGRATIONS: Final[tuple[tuple[Statement, ...], ...]] = (
          GROUP BY e.request_key
         """,
         "DROP TABLE leases",
+    ),
+    # 5: the rate budget per API (rows named `<app>:<command>`: Tencent's limit is per API), and
+    # halving one for a while when Tencent warns that the app nears its limit
+    # (`Alert.RequestOverLimit`): `halved_until` (the database's clock) on the budget's row, which
+    # every reservation reads under its lock, so every replica slows down at once.
+    (
+        Only("postgresql", "ALTER TABLE rate_budgets ADD COLUMN halved_until DOUBLE PRECISION"),
+        Only(
+            "postgresql",
+            "DROP FUNCTION roombot_rate_reserve(TEXT, TEXT, INTEGER, INTEGER, DOUBLE PRECISION, "
+            "DOUBLE PRECISION, DOUBLE PRECISION, DOUBLE PRECISION)",
+        ),
+        Only("postgresql", _RATE_RESERVE_HALVABLE),
     ),
 )
 

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from bot.aio import worker_threads
-from bot.audit.dialect import Dialect
+from bot.audit.dialect import Dialect, RateBudgets
 from bot.audit.records import AuditError
 from bot.audit.schema import SCHEMA_VERSION, statements
 from bot.audit.sql import BodyFactory, Query, Result, run_sync, translate
-from bot.budget import CallBudget, RateBudget, process_budget
+from bot.budget import RateBudget, process_budget
 
 _T = TypeVar("_T")
 
@@ -120,7 +120,9 @@ class SqliteDialect(Dialect):
     def describe(self) -> str:
         return f"SQLite {self._target}"
 
-    def rate_budget(self, rate_per_second: float, *, burst: int | None, owner: str) -> CallBudget:
+    def rate_budget(
+        self, rate_per_second: float, *, burst: int | None, owner: str, app: str | None
+    ) -> RateBudgets:
         # One process per file: the process's budget already covers every caller.
         if burst is None:
             return process_budget(rate_per_second)

@@ -35,7 +35,7 @@ from typing import Any, Final, TypeVar
 
 from bot import metrics
 from bot.audit import life, trail
-from bot.audit.dialect import BudgetRider, Dialect
+from bot.audit.dialect import BudgetRider, Dialect, RateBudgets
 from bot.audit.records import (
     AuditEntry,
     AuditError,
@@ -53,7 +53,6 @@ from bot.audit.records import (
 )
 from bot.audit.rows import Completion, check_new_entries
 from bot.audit.sql import Body, BodyFactory
-from bot.budget import CallBudget
 from bot.defaults import CONFIRMATION_TTL_S
 
 log = logging.getLogger(__name__)
@@ -184,15 +183,25 @@ class AuditStore:
         """Release the connection(s); idempotent. Later calls raise `AuditError`."""
         await self._dialect.close()
 
-    def rate_budget(self, rate_per_second: float, *, burst: int | None = None) -> CallBudget:
-        """The Room Engine rate budget that every store on this database shares: at most
-        `floor(rate_per_second)` call starts in any one-second window, all replicas together
-        (SQLite, one process: the process's `RateBudget`). On PostgreSQL its work rides along
-        with this store's writes: a request's claim reserves its first calls' slots, and every
-        write carries the call ends that wait (`bot.audit.budget`)."""
-        budget = self._dialect.rate_budget(rate_per_second, burst=burst, owner=self._owner)
+    def rate_budget(
+        self, rate_per_second: float, *, burst: int | None = None, app: str | int | None = None
+    ) -> RateBudgets:
+        """The Room Engine rate budget that every store on this database shares, per API (of
+        app `app`, the SDKAppID, when given): at most `floor(rate_per_second)` call starts of
+        each API in any one-second window, all replicas together (SQLite, one process: the
+        process's `RateBudget`). On PostgreSQL its work rides along with this store's writes: a
+        request's claim reserves its first calls' slots, and every write carries the call ends
+        that wait (`bot.audit.budget`). Its limit per API is what `roombot_rate_budget_limit`
+        shows."""
+        budget = self._dialect.rate_budget(
+            rate_per_second,
+            burst=burst,
+            owner=self._owner,
+            app=None if app is None else str(app),
+        )
         if isinstance(budget, BudgetRider) and self._rider is None:
             self._rider = budget
+        metrics.watch_rate_limits(budget)
         return budget
 
     # -- transactions -----------------------------------------------------------------------------
@@ -394,30 +403,36 @@ class AuditStore:
     # -- request records ------------------------------------------------------------------------
 
     async def claim_request(
-        self, new: NewRequest, *, hold: bool = True, prefetch: int = 0
+        self, new: NewRequest, *, hold: bool = True, prefetch: Mapping[str, int] | None = None
     ) -> Lease | None:
         """Record `new` (the claim is the record) and, with `hold`, take its lease for this
         replica (fencing number 1). None when its `dedupe_key` is already on record: a
         repeat, not recorded again. Without `hold` it waits for a replica's loop (scheduled).
 
-        `prefetch`: how many Room Engine calls the request will make first; on PostgreSQL the
-        shared rate budget reserves their slots in this same transaction (`bot.audit.budget`).
+        `prefetch`: how many Room Engine calls of each API (by command) the request will make
+        first; on PostgreSQL the shared rate budget reserves their slots in this same
+        transaction (`bot.audit.budget`).
         """
         now = self._clock()
         sent = self._monotonic()
         owner = self._owner if hold else None
-        rider = self._rider if hold and prefetch > 0 else None
-        reserve = rider.prefetch_query(prefetch) if rider is not None else None
+        rider = self._rider if hold and prefetch else None
+        reserve = rider.prefetch_queries(prefetch) if rider is not None and prefetch else []
 
-        def body() -> Body[tuple[bool, list[tuple[Any, ...]]]]:
+        def body() -> Body[tuple[bool, list[tuple[str, list[tuple[Any, ...]]]]]]:
             claimed = yield from life.claim(new, owner=owner, lease_s=self._lease_s, now=now)
-            if not claimed or reserve is None:
+            if not claimed:
                 return claimed, []
-            return claimed, (yield reserve).rows
+            granted = []
+            for api, query in reserve:
+                granted.append((api, (yield query).rows))
+            return claimed, granted
 
         claimed, granted = await self._write("record a request", body)
-        if rider is not None and granted:
-            rider.accept(granted, sent)
+        if rider is not None:
+            for api, rows in granted:
+                if rows:
+                    rider.accept(api, rows, sent)
         if not claimed or owner is None:
             return None
         return Lease(new.request_key, owner, 1, now + self._lease_s, sent + self._lease_s)

@@ -313,7 +313,7 @@ def run_console(
             # The store's budget paces the client of the real Room Engine: on PostgreSQL, the
             # one every replica shares. The embedded emulator is this process's alone.
             budget = (
-                audit.rate_budget(settings.roombot_rate_limit)
+                audit.rate_budget(settings.roombot_rate_limit, app=settings.tencent_sdkappid)
                 if settings.tencent_configured
                 else None
             )

@@ -41,6 +41,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
@@ -99,12 +100,17 @@ def reads_before(plan: Plan) -> bool:
     )
 
 
-def calls_first(plan: Plan) -> int:
-    """How many Room Engine calls a run of `plan` makes, reads before included (a seat change
-    reads its room's seat list once): what its claim reserves budget slots for."""
-    reads = len(plan.calls) if reads_before(plan) else 0
+def calls_first(plan: Plan) -> dict[str, int]:
+    """How many Room Engine calls of each API (by command) a run of `plan` makes, reads before
+    included (a seat change reads its room's seat list once): what its claim reserves budget
+    slots for (the budget is per API)."""
+    wanted: Counter[str] = Counter(str(call.api) for call in plan.calls)
+    if reads_before(plan):
+        wanted["get_room_info"] += len(plan.calls)
     seat_rooms = {c.room_id for c in plan.calls if isinstance(c, SeatChange)}
-    return reads + len(seat_rooms) + len(plan.calls)
+    if seat_rooms:
+        wanted["get_seat_list"] += len(seat_rooms)
+    return dict(wanted)
 
 
 class _Withdrawal:

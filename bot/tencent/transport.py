@@ -1,10 +1,10 @@
 """The transport under every Room Engine call: signing, the rate budget, retries, parsing.
 
 `RoomEngineTransport` owns one pooled connection to Room Engine (a `Wire`: aiohttp, or httpx
-over a transport tests give), signs (and re-signs) the admin UserSig,
-runs every attempt inside a slot of its rate budget (a `CallBudget`: the process's, or the one all
-replicas share on PostgreSQL), retries under a `RetryPolicy`, and turns each answer into an
-`Envelope` or one of the typed errors of `bot.tencent.errors`. It knows no API: the API families
+over a transport tests give), signs (and re-signs) the admin UserSig, runs every attempt inside a
+slot of its rate budget for that API (a `CallBudget`: the process's, or the one all replicas share
+on PostgreSQL), retries under a `RetryPolicy`, and turns each answer into an `Envelope` or one of
+the typed errors of `bot.tencent.errors`. It knows no API: the API families
 (`bot.tencent.client_rooms`, `client_members`, `client_callbacks`, `client_seats`) build on it,
 and `bot.tencent.client.RoomEngineClient` puts them together. Whether a call is retried after a
 failure whose effect is unknown is each method's choice (`idempotent=`); see `bot.tencent.client`.
@@ -279,7 +279,7 @@ class RoomEngineTransport:
         while True:
             attempt += 1
             waiting = time.perf_counter()
-            async with self._budget.slot():
+            async with self._budget.slot(command):
                 sending = time.perf_counter()
                 if count:
                     metrics.observe_budget_wait(sending - waiting)

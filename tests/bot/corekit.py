@@ -126,7 +126,7 @@ class BrokenStore(AuditStore):
     fail_claim = False
 
     async def claim_request(
-        self, new: NewRequest, *, hold: bool = True, prefetch: int = 0
+        self, new: NewRequest, *, hold: bool = True, prefetch: Mapping[str, int] | None = None
     ) -> Lease | None:
         if self.fail_claim:
             raise AuditError("the audit store could not record a request: database or disk is full")

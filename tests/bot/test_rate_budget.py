@@ -12,10 +12,12 @@ import pytest
 from bot.budget import RateBudget, process_budget
 from testkit.clock import VirtualTime
 
+API = "update_room_info"
+
 
 def starts_of(budget: RateBudget, fake: VirtualTime, calls: int) -> list[float]:
     """Reserve `calls` consecutive starts at once, as `calls` concurrent callers would."""
-    return [fake.now + budget.reserve() for _ in range(calls)]
+    return [fake.now + budget.reserve(API) for _ in range(calls)]
 
 
 def max_in_any_window(starts: list[float], window: float = 1.0) -> int:
@@ -57,10 +59,10 @@ def test_pacing_spreads_calls_instead_of_bunching_them() -> None:
 def test_burst_after_a_quiet_spell_is_immediate() -> None:
     fake = VirtualTime()
     budget = RateBudget(50, burst=5, clock=fake.clock, sleep=fake.sleep)
-    assert [budget.reserve() for _ in range(5)] == [0.0] * 5
-    assert budget.reserve() > 0
+    assert [budget.reserve(API) for _ in range(5)] == [0.0] * 5
+    assert budget.reserve(API) > 0
     fake.now += 10  # quiet: the burst is available again
-    assert [budget.reserve() for _ in range(5)] == [0.0] * 5
+    assert [budget.reserve(API) for _ in range(5)] == [0.0] * 5
 
 
 def test_default_burst_is_a_tenth_of_the_rate() -> None:
@@ -88,7 +90,7 @@ async def test_many_concurrent_tasks_keep_to_the_window() -> None:
     started: list[float] = []
 
     async def caller() -> None:
-        await budget.acquire()
+        await budget.acquire(API)
         started.append(fake.now)
 
     await fake.run(*(caller() for _ in range(120)))
@@ -108,7 +110,7 @@ async def test_a_call_counts_until_its_answer_so_slow_connections_cannot_crowd_a
 
     async def call() -> None:
         connect = 0.05 if next(calls) < 20 else 0.0  # a new connection first, then it is sent
-        async with budget.slot():
+        async with budget.slot(API):
             await fake.sleep(connect)
             arrived.append(fake.now)
             await fake.sleep(0.002)  # the answer
@@ -127,14 +129,14 @@ async def test_a_failed_call_gives_its_slot_back() -> None:
 
     async def failing() -> None:
         with pytest.raises(RuntimeError):
-            async with budget.slot():
+            async with budget.slot(API):
                 raise RuntimeError("network down")
 
     await fake.run(failing(), failing())
     started: list[float] = []
 
     async def succeeding() -> None:
-        async with budget.slot():
+        async with budget.slot(API):
             started.append(fake.now)
 
     async with asyncio.timeout(5):  # a leaked slot would make these wait forever
@@ -147,7 +149,7 @@ async def test_real_time_lower_bound() -> None:
     # N calls at rate r: the (r+1)-th cannot start within a second of the first.
     budget = RateBudget(40, burst=4)
     began = time.monotonic()
-    await asyncio.gather(*(budget.acquire() for _ in range(60)))
+    await asyncio.gather(*(budget.acquire(API) for _ in range(60)))
     assert time.monotonic() - began >= 1.0
 
 
@@ -159,7 +161,7 @@ def test_threads_share_one_window() -> None:
 
     def worker() -> None:
         for _ in range(25):
-            start = fake.now + budget.reserve()
+            start = fake.now + budget.reserve(API)
             with lock:
                 starts.append(start)
 
@@ -195,9 +197,72 @@ async def test_late_wakers_do_not_start_together() -> None:
     budget._sleep = lagging_sleep
 
     async def caller() -> None:
-        async with budget.slot():
+        async with budget.slot(API):
             started.append(fake.now)
 
     await fake.run(*(caller() for _ in range(40)))
     assert len(started) == 40
     assert max_in_any_window(started) <= 10
+
+
+# -- one budget per API, and halving one -----------------------------------------------------------
+
+
+async def test_member_reads_at_the_limit_do_not_delay_a_room_write() -> None:
+    # Tencent's 200/s is per API: a flood of member reads fills their own window only.
+    fake = VirtualTime()
+    budget = RateBudget(20, clock=fake.clock, sleep=fake.sleep)
+    reads = [fake.now + budget.reserve("get_room_member_list") for _ in range(100)]
+    assert max_in_any_window(reads) <= 20
+    assert reads[-1] - reads[0] >= 4.0  # five windows' worth of reads, queued
+    assert budget.reserve("update_room_info") == 0.0  # the write goes at once
+
+    started: dict[str, list[float]] = {"get_room_member_list": [], "update_room_info": []}
+
+    async def call(api: str) -> None:
+        async with budget.slot(api):
+            started[api].append(fake.now)
+            await fake.sleep(0.01)
+
+    began = fake.now
+    await fake.run(*(call("get_room_member_list") for _ in range(60)), call("update_room_info"))
+    [write] = started["update_room_info"]
+    assert write - began < 0.1
+    assert max_in_any_window(started["get_room_member_list"]) <= 20
+
+
+async def test_halving_an_api_gives_it_half_its_calls_for_a_minute_and_no_other() -> None:
+    fake = VirtualTime()
+    budget = RateBudget(20, burst=2, clock=fake.clock, sleep=fake.sleep)
+    assert budget.limit(API) == 20
+
+    halving = await budget.halve(API)
+    assert (halving.api, halving.started, halving.limit) == (API, True, 10)
+    assert halving.until_s == pytest.approx(60.0)
+    assert budget.limit(API) == 10
+    assert budget.limit("get_room_info") == 20
+
+    halved = [fake.now + budget.reserve(API) for _ in range(100)]
+    assert max_in_any_window(halved) <= 10
+    assert halved[-1] - halved[0] >= 9.0  # 100 calls at 10/s, not at 20/s
+    other = [fake.now + budget.reserve("get_room_info") for _ in range(100)]
+    assert max_in_any_window(other) == 20
+
+    # Another warning half a minute later extends the halving; it does not compound it.
+    fake.now += 30
+    again = await budget.halve(API)
+    assert (again.started, again.limit) == (False, 10)
+    assert again.until_s == pytest.approx(60.0)
+    fake.now += 59
+    assert budget.limit(API) == 10
+    fake.now += 2  # a minute after the last warning, the full budget is back
+    assert budget.limit(API) == 20
+    full = [fake.now + budget.reserve(API) for _ in range(100)]
+    assert max_in_any_window(full) == 20
+
+
+def test_a_rate_of_one_is_not_halved_below_one() -> None:
+    fake = VirtualTime()
+    budget = RateBudget(1, clock=fake.clock, sleep=fake.sleep)
+    asyncio.run(budget.halve(API))
+    assert budget.limit(API) == 1

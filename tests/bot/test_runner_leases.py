@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -269,7 +269,7 @@ class SlowFailures(BrokenStore):
             raise AuditError(f"the audit store could not {step}: couldn't get a connection")
 
     async def claim_request(
-        self, new: NewRequest, *, hold: bool = True, prefetch: int = 0
+        self, new: NewRequest, *, hold: bool = True, prefetch: Mapping[str, int] | None = None
     ) -> Lease | None:
         self._fail("claim")
         return await super().claim_request(new, hold=hold, prefetch=prefetch)
@@ -514,12 +514,12 @@ async def test_an_unexpected_error_hands_the_request_back_at_once(core: Core) ->
 class Unavailable:
     """A rate budget whose database grants nothing."""
 
-    async def acquire(self) -> None:
+    async def acquire(self, api: str) -> None:
         raise RateBudgetUnavailable("no slot granted within 10 s: connection refused")
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
+    async def slot(self, api: str) -> AsyncIterator[None]:
+        await self.acquire(api)
         yield
 
 
@@ -552,12 +552,12 @@ class Counting:
     def __init__(self) -> None:
         self.slots = 0
 
-    async def acquire(self) -> None:
+    async def acquire(self, api: str) -> None:
         self.slots += 1
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
+    async def slot(self, api: str) -> AsyncIterator[None]:
+        await self.acquire(api)
         yield
 
 

@@ -15,10 +15,13 @@ import pytest
 
 from bot.audit import AuditStore, NewRequest, open_store
 from bot.audit.budget import END_RIDE_S, RateBudgetUnavailable, SharedRateBudget
+from bot.audit.dialect import RateBudgets
 from bot.budget import RateBudget
 from bot.dsn import DatabaseUrl
 
 pytestmark = pytest.mark.postgres
+
+API = "update_room_info"
 
 
 def max_in_any_window(moments: list[float], window: float = 1.0) -> int:
@@ -50,7 +53,7 @@ async def test_replicas_together_never_start_more_than_the_rate_in_any_second(
     starts: list[float] = []
 
     async def caller(budget: SharedRateBudget) -> None:
-        await budget.acquire()
+        await budget.acquire(API)
         starts.append(time.monotonic())
 
     began = time.monotonic()
@@ -75,7 +78,7 @@ async def test_a_call_counts_until_its_answer_across_replicas(
     starts: list[float] = []
 
     async def call(budget: SharedRateBudget) -> None:
-        async with budget.slot():
+        async with budget.slot(API):
             starts.append(time.monotonic())
             if len(starts) <= rate:
                 await asyncio.sleep(0.3)  # a TLS handshake, say
@@ -95,7 +98,7 @@ async def test_calls_are_spread_not_bunched(pg_url: str) -> None:
         starts: list[float] = []
 
         async def caller() -> None:
-            await budget.acquire()
+            await budget.acquire(API)
             starts.append(time.monotonic())
 
         await asyncio.gather(*(caller() for _ in range(20)))
@@ -114,7 +117,7 @@ async def test_a_call_still_in_flight_holds_its_slot(pg_url: str) -> None:
         all_inside = asyncio.Event()
 
         async def long_call() -> None:
-            async with busy.slot():
+            async with busy.slot(API):
                 inside.append(None)
                 if len(inside) == 3:
                     all_inside.set()
@@ -123,7 +126,7 @@ async def test_a_call_still_in_flight_holds_its_slot(pg_url: str) -> None:
         holders = [asyncio.create_task(long_call()) for _ in range(3)]
         await asyncio.wait_for(all_inside.wait(), timeout=5)
         # Three calls in flight on replica a: replica b gets nothing, however long it waits.
-        waiting = asyncio.create_task(other.acquire())
+        waiting = asyncio.create_task(other.acquire(API))
         await asyncio.sleep(1.5)
         assert not waiting.done()
         answered = time.monotonic()
@@ -147,12 +150,12 @@ async def test_the_slots_of_a_stopped_replica_are_ended_by_a_survivor(pg_url: st
         dead = stopped.rate_budget(3, burst=3)
         live = alive.rate_budget(3, burst=3)
         # Replica "stopped" dies in two calls, replica "alive" is in one: all three slots held.
-        stuck = [dead.slot(), dead.slot()]
+        stuck = [dead.slot(API), dead.slot(API)]
         for cm in stuck:
             await asyncio.wait_for(cm.__aenter__(), timeout=5)
-        in_flight = live.slot()
+        in_flight = live.slot(API)
         await asyncio.wait_for(in_flight.__aenter__(), timeout=5)
-        waiting = asyncio.create_task(survivor.rate_budget(3, burst=3).acquire())
+        waiting = asyncio.create_task(survivor.rate_budget(3, burst=3).acquire(API))
         await asyncio.sleep(1.2)
         assert not waiting.done()  # without help it would wait for the holds (a minute)
 
@@ -197,11 +200,11 @@ def _request() -> NewRequest:
 async def test_a_slow_database_means_fewer_calls_never_more(pg_url: str) -> None:
     async with await open_store(pg_url) as store:
         budget = store.rate_budget(20)
-        await budget.acquire()  # the budget's row exists from here on
+        await budget.acquire(API)  # the budget's row exists from here on
         starts: list[float] = []
 
         async def caller() -> None:
-            await budget.acquire()
+            await budget.acquire(API)
             starts.append(time.monotonic())
 
         async with await psycopg.AsyncConnection.connect(pg_url) as locker:
@@ -223,10 +226,10 @@ async def test_an_unreachable_database_fails_the_call_instead_of_letting_it_thro
     began = time.monotonic()
     try:
         with pytest.raises(RateBudgetUnavailable) as info:
-            async with budget.slot():
+            async with budget.slot(API):
                 pytest.fail("the call must not be made")
         with pytest.raises(RateBudgetUnavailable):
-            await budget.acquire()
+            await budget.acquire(API)
     finally:
         await budget.aclose()
     assert time.monotonic() - began >= 0.5
@@ -237,14 +240,14 @@ async def test_an_unreachable_database_fails_the_call_instead_of_letting_it_thro
 async def test_cancelled_callers_leave_no_slot_behind(pg_url: str) -> None:
     async with await open_store(pg_url) as store:
         budget = store.rate_budget(2, burst=2)
-        waiters = [asyncio.create_task(budget.acquire()) for _ in range(20)]
+        waiters = [asyncio.create_task(budget.acquire(API)) for _ in range(20)]
         await asyncio.sleep(0.05)
         for waiter in waiters:
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
         # Every slot granted to a cancelled caller was handed back: two fresh calls get
         # through (within a window of the cancelled ones, at worst).
-        await asyncio.wait_for(asyncio.gather(budget.acquire(), budget.acquire()), timeout=3)
+        await asyncio.wait_for(asyncio.gather(budget.acquire(API), budget.acquire(API)), timeout=3)
 
 
 async def test_the_budget_refuses_a_nonsense_rate(pg_url: str) -> None:
@@ -261,3 +264,71 @@ async def test_sqlite_stores_use_the_process_budget(tmp_path: Path) -> None:
         budget = store.rate_budget(50)
         assert isinstance(budget, RateBudget)
         assert store.rate_budget(50) is budget
+
+
+# -- one budget per API, and halving one for every replica -----------------------------------------
+
+
+@pytest.mark.slow
+async def test_member_reads_at_the_limit_do_not_delay_a_room_write(
+    replicas: list[AuditStore], pg_url: str
+) -> None:
+    rate = 10
+    reader, writer = (store.rate_budget(rate, burst=rate, app=1400000042) for store in replicas[:2])
+    reads: list[float] = []
+    first_window = asyncio.Event()
+
+    async def read() -> None:
+        async with reader.slot("get_room_member_list"):
+            reads.append(time.monotonic())
+            if len(reads) == rate:
+                first_window.set()
+
+    # Four windows' worth of member reads on one replica (the first window's at once)...
+    flood = [asyncio.create_task(read()) for _ in range(4 * rate)]
+    await asyncio.wait_for(first_window.wait(), timeout=5)
+    # ... and a room write on another, while the reads still queue for their budget.
+    asked = time.monotonic()
+    await writer.acquire("update_room_info")
+    waited = time.monotonic() - asked
+    assert len(reads) < 4 * rate
+    assert waited < 0.3, waited
+    await asyncio.gather(*flood)
+    assert max_in_any_window(reads) <= rate
+    async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+        cur = await conn.execute("SELECT name FROM rate_budgets ORDER BY name")
+        names = [row[0] for row in await cur.fetchall()]
+    assert names == ["1400000042:get_room_member_list", "1400000042:update_room_info"]
+
+
+@pytest.mark.slow
+async def test_halving_on_one_replica_halves_every_replica_for_that_api_only(
+    replicas: list[AuditStore],
+) -> None:
+    rate = 20
+    warned, other = (store.rate_budget(rate, burst=2) for store in replicas[:2])
+    halving = await warned.halve(API, seconds=30)
+    assert (halving.started, halving.limit) == (True, 10)
+    assert 29 <= halving.until_s <= 30
+    # Another replica warned too (Tencent repeats itself): extended, not started again.
+    again = await other.halve(API, seconds=30)
+    assert again.started is False
+
+    starts: list[float] = []
+    reads: list[float] = []
+
+    async def call(budget: RateBudgets, api: str, into: list[float]) -> None:
+        async with budget.slot(api):
+            into.append(time.monotonic())
+
+    await asyncio.gather(
+        *(call(b, API, starts) for b in (warned, other) for _ in range(20)),
+        *(call(other, "get_room_info", reads) for _ in range(20)),
+    )
+    # Both replicas together: 10 a second for the halved API, 20 for the other one.
+    assert max_in_any_window(starts) <= 10
+    assert max(starts) - min(starts) >= 2.9  # 40 calls at 10/s, not at 20/s
+    assert max_in_any_window(reads) == 20
+    # The replica that was not warned learnt it from its grants (what its gauge shows).
+    assert other.limit(API) == 10
+    assert other.limit("get_room_info") == 20

@@ -67,7 +67,7 @@ async def test_every_earlier_version_reaches_the_current_one(pg_url: str, start:
         lease = await store.claim_request(_request("req-1"))
         assert lease is not None
         assert lease.owner == store.owner
-        await store.rate_budget(50).acquire()
+        await store.rate_budget(50).acquire("get_room_info")
     assert await _version(pg_url) == SCHEMA_VERSION
     assert "leases" not in await _tables(pg_url)
 

@@ -7,7 +7,7 @@ import logging
 import random
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -452,17 +452,17 @@ async def test_create_room_only_retries_when_nothing_happened(
 
 async def test_every_attempt_waits_on_the_rate_budget() -> None:
     class CountingBudget(RateBudget):
-        acquired = 0
+        acquired: ClassVar[list[str]] = []
 
-        async def acquire(self) -> None:
-            CountingBudget.acquired += 1
-            await super().acquire()
+        async def acquire(self, api: str) -> None:
+            CountingBudget.acquired.append(api)
+            await super().acquire(api)
 
     budget = CountingBudget(200, burst=200)
     recorder = Recorder(fail(100001), httpx.Response(502), ok())
     async with make_client(recorder, budget=budget) as client:
         await client.update_room_info(RoomPatch.of("r", {"IsAudioDisabled": True}))
-    assert CountingBudget.acquired == 3
+    assert CountingBudget.acquired == ["update_room_info"] * 3
 
 
 # -- secrets stay secret ---------------------------------------------------------------------
