@@ -193,8 +193,8 @@ STORE_OPERATIONS: Final = frozenset(
 #: Member verbs and how one account's action ended (`bot.audit.Outcome` values).
 MEMBER_VERBS: Final = frozenset({"kick", "ban", "unban"})
 TARGET_OUTCOMES: Final = frozenset({"ok", "noop", "failed", "not_attempted"})
-#: Room Engine callback commands (reference §5) and what became of one.
-CALLBACK_COMMANDS: Final = frozenset(models.CALLBACK_COMMANDS)
+#: Room Engine callback commands (reference §5), `Alert.RequestOverLimit`, and what became of one.
+CALLBACK_COMMANDS: Final = frozenset(command.value for command in models.CallbackCommand)
 CALLBACK_OUTCOMES: Final = frozenset(
     {
         # What the processor made of a delivery (`bot.callbacks.processor.Handling`):

@@ -34,6 +34,7 @@ from bot.models import (
     Call,
     RoomMember,
     RoomSnapshot,
+    SeatEvent,
     SeatList,
     is_seat_target,
     restorable,
@@ -62,6 +63,7 @@ __all__ = [
     "Prepared",
     "Progress",
     "ProgressCallback",
+    "RateWarning",
     "Rejected",
     "RequestSummary",
     "RoomResult",
@@ -475,6 +477,7 @@ class ChangeKind(StrEnum):
     UPDATED = "updated"
     DESTROYED = "destroyed"
     CREATED = "created"
+    SEATS = "seats"  # its seats: a seat locked, a speaker removed, ...
 
 
 @dataclass(frozen=True)
@@ -485,7 +488,8 @@ class OutsideChange:
     callback's `OptPlatform` (`RESTAPI`, `Web`, `Android`, ...). For an update, `changed` holds
     the new values of the fields roombot knew and that differ, with what roombot knew in
     `before`; `reported` the values of fields roombot knew nothing of (all of them when it knew
-    nothing of the room). `at` is the event's time (Unix seconds); `row_id` its audit row, None
+    nothing of the room). For seats, `seats` holds what happened to them (never plain
+    sit/leave traffic). `at` is the event's time (Unix seconds); `row_id` its audit row, None
     when it could not be written (`note` then says so).
     """
 
@@ -497,5 +501,24 @@ class OutsideChange:
     changed: Mapping[str, Any] = field(default_factory=dict)
     before: Mapping[str, Any] = field(default_factory=dict)
     reported: Mapping[str, Any] = field(default_factory=dict)
+    seats: tuple[SeatEvent, ...] = ()
     row_id: int | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class RateWarning:
+    """Tencent warned that the app passed 80% of an API's limit (`Alert.RequestOverLimit`:
+    `observed` requests a second against Tencent's `limit`), and roombot halved its own budget
+    for `api`, to `budget` calls a second for `until_s` seconds, on every replica. `budget` is
+    None when it could not (`note` says why). `at` is when it arrived (Unix seconds).
+    """
+
+    api: str
+    at: float
+    service: str | None = None
+    observed: int | None = None
+    limit: int | None = None
+    budget: float | None = None
+    until_s: float | None = None
     note: str | None = None

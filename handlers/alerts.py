@@ -1,5 +1,6 @@
-"""Alerts about changes made outside roombot: posted to `ROOMBOT_ALERT_CHANNEL` with bursts
-coalesced, and the Show button those messages carry.
+"""Alerts about changes made outside roombot (room settings, seats) and Tencent's rate
+warnings: posted to `ROOMBOT_ALERT_CHANNEL` with bursts coalesced, and the Show button those
+messages carry.
 
 Slack accepts about one message per second per channel, so `AlertPoster` posts at most one
 message every `ALERT_INTERVAL_S`: the first change after a quiet spell goes out at once, and
@@ -22,7 +23,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.outcomes import Actor, OutsideChange
+from bot.outcomes import Actor, OutsideChange, RateWarning
 from bot.presenter import Presenter
 from handlers import blocks
 from handlers.blocks import Message
@@ -37,9 +38,13 @@ ALERT_INTERVAL_S: Final = 1.1
 #: Changes waiting for the next message beyond this are only counted ("…and N more").
 MAX_PENDING: Final = 1000
 
+#: What an alert reports: a change made outside roombot, or a rate warning.
+Alert = OutsideChange | RateWarning
+
 
 class AlertPoster:
-    """Posts `OutsideChange`s to one channel, coalescing bursts (see the module docstring).
+    """Posts `OutsideChange`s and `RateWarning`s to one channel, coalescing bursts (see the
+    module docstring).
 
     `add()` never blocks or fails; a background task (started on first use, in the running
     loop) does the posting. `close()` posts what is still waiting, within a grace period.
@@ -61,7 +66,7 @@ class AlertPoster:
         self._max_pending = max_pending
         self._clock = clock
         self._sleep = sleep
-        self._pending: list[OutsideChange] = []
+        self._pending: list[Alert] = []
         self._overflow = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -76,8 +81,8 @@ class AlertPoster:
         """Changes not yet posted (listed or counted)."""
         return len(self._pending) + self._overflow
 
-    def add(self, change: OutsideChange) -> None:
-        """Queue `change` for the next message."""
+    def add(self, change: Alert) -> None:
+        """Queue `change` (or a warning) for the next message."""
         if len(self._pending) < self._max_pending:
             self._pending.append(change)
         else:
@@ -126,7 +131,7 @@ class AlertPoster:
             if not self._pending and not self._overflow:
                 self._idle.set()
 
-    async def _post(self, batch: list[OutsideChange], more: int) -> None:
+    async def _post(self, batch: list[Alert], more: int) -> None:
         message = blocks.outside_changes_message(batch, more)
         try:
             await self._client.chat_postMessage(

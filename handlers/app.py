@@ -176,7 +176,7 @@ async def build_bot(
         settings=settings,
         audit=audit,
         runtime=runtime,
-        callbacks=build_receiver(settings, audit, slack),
+        callbacks=build_receiver(settings, audit, slack, limits=budget),
         loop=loop,
     )
 

@@ -24,6 +24,7 @@ from bot.outcomes import (
     HistoryView,
     NeedsConfirmation,
     OutsideChange,
+    RateWarning,
     Rejected,
     RoomResult,
     RoomView,
@@ -459,20 +460,32 @@ def listing_message(lines: list[str]) -> Message:
     )
 
 
-def outside_changes_message(changes: Sequence[OutsideChange], more: int = 0) -> Message:
-    """One alert for changes made outside roombot: a line per change (the first
-    `ALERT_MAX_LISTED`), each with a Show button unless the room is gone, then how many more
-    there were and where the full record is."""
+def outside_changes_message(
+    changes: Sequence[OutsideChange | RateWarning], more: int = 0
+) -> Message:
+    """One alert for changes made outside roombot (and Tencent's rate warnings): a line per
+    change (the first `ALERT_MAX_LISTED`), each with a Show button unless the room is gone,
+    then how many more there were and where the full record is."""
     listed = list(changes[:ALERT_MAX_LISTED])
     more += len(changes) - len(listed)
-    lines = [wording.outside_change_line(SLACK, change) for change in listed]
+    lines = [
+        wording.rate_warning_line(SLACK, change)
+        if isinstance(change, RateWarning)
+        else wording.outside_change_line(SLACK, change)
+        for change in listed
+    ]
     blocks: list[dict[str, Any]] = []
     for change, line in zip(listed, lines, strict=True):
         block = _section(line)
-        if change.kind is not ChangeKind.DESTROYED:
+        if isinstance(change, OutsideChange) and change.kind is not ChangeKind.DESTROYED:
             block["accessory"] = _button("Show", ACTION_SHOW, change.room_id)
         blocks.append(block)
     footer = "Recorded in the audit trail: `/room history ROOM`, or `roombot audit --since 1h`."
+    if not any(isinstance(change, OutsideChange) for change in changes) and not more:
+        footer = (
+            "roombot slows down by itself; the metric `roombot_rate_budget_limit` shows each "
+            "API's budget now."
+        )
     if more:
         footer = f"…and {more} more change{'s' if more != 1 else ''} not listed here. " + footer
     blocks.append(_context(footer))

@@ -5,11 +5,13 @@ otherwise). A request is authenticated from its query before anything else is re
 (`bot.callbacks.authenticate`; 401 and one short log line when it fails), parsed (400 when it
 cannot be; a body over `MAX_BODY_BYTES` is refused with 413 as soon as it passes the cap,
 whether it announced its length or came chunked), and answered `{"ActionStatus": "OK", ...}` at
-once. Member and seat callbacks are counted right there (no I/O); the room-level ones wait in
-a bounded queue for one worker that handles them in arrival order after the answer
-(`CallbackProcessor.handle`: de-duplication, the echo rule, the audit row) and hands what it
-finds to the alerts. A full queue answers 503, so a storm can never grow memory or tasks
-without bound.
+once. Member callbacks are counted right there (no I/O), and so are seat callbacks that
+report only people taking and leaving seats (`CallbackProcessor.note_seats`, against the seats
+last seen, in arrival order). The room-level ones, the seat changes left and
+`Alert.RequestOverLimit` wait in a bounded queue for one worker that handles them in arrival
+order after the answer (`CallbackProcessor.handle` / `handle_seats`: de-duplication, the echo
+rule, the audit row; `over_limit`: the rate budget halved) and hands what it finds to the
+alerts. A full queue answers 503, so a storm can never grow memory or tasks without bound.
 
 `add_callback_route(web_app, receiver)` is what both serving modes call.
 """
@@ -29,6 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.audit import AuditStore
+from bot.budget import RateLimits
 from bot.callbacks import (
     OK_ANSWER,
     CallbackError,
@@ -36,17 +39,19 @@ from bot.callbacks import (
     Delivery,
     Handled,
     Handling,
+    SeatNews,
     authenticate,
     parse_callback,
 )
 from bot.config import Settings
 from bot.logs import log_unexpected
+from bot.models import CallbackCommand
 from handlers.alerts import AlertPoster
 
 log = logging.getLogger(__name__)
 
 CALLBACK_PATH: Final = "/tencent/callback"
-#: Room-level callbacks waiting for the worker; beyond this the answer is 503.
+#: Callbacks waiting for the worker; beyond this the answer is 503.
 MAX_QUEUED: Final = 1000
 #: Larger bodies are refused (413) unread: a real callback is a few hundred bytes.
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -90,14 +95,14 @@ class CallbackReceiver:
         self._token = token
         self._sdkappid = sdkappid
         self._clock = clock
-        self._queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=max_queued)
+        self._queue: asyncio.Queue[Delivery | SeatNews] = asyncio.Queue(maxsize=max_queued)
         self._worker: asyncio.Task[None] | None = None
         #: How each delivery was handled, by outcome (tests and the bench read it).
         self.handled: dict[Handling, int] = dict.fromkeys(Handling, 0)
 
     @property
     def queued(self) -> int:
-        """Room-level callbacks answered but not yet handled."""
+        """Callbacks answered but not yet handled."""
         return self._queue.qsize()
 
     async def handle_request(self, request: web.Request) -> web.Response:
@@ -128,24 +133,39 @@ class CallbackReceiver:
         return _ok()
 
     def submit(self, delivery: Delivery) -> bool:
-        """Count a member or seat callback now, or queue a room-level one for the worker.
-        False when the queue is full (the delivery is then dropped and logged)."""
-        if not delivery.event.room_level:
+        """Count a member callback (or a seat callback of sit/leave traffic) now, or queue the
+        rest for the worker. False when the queue is full (the delivery is then dropped and
+        logged)."""
+        command = delivery.event.command
+        item: Delivery | SeatNews = delivery
+        if command is CallbackCommand.SEAT_INFO_CHANGED:
+            if self._queue.full():  # refused before it is noted: Tencent may deliver it again
+                self._refuse(delivery)
+                return False
+            news = self.processor.note_seats(delivery)
+            if news is None:
+                self._note(Handled(Handling.COUNTED))
+                return True
+            item = news
+        elif not delivery.event.room_level and command is not CallbackCommand.REQUEST_OVER_LIMIT:
             self._note(self.processor.count(delivery))
             return True
         try:
-            self._queue.put_nowait(delivery)
+            self._queue.put_nowait(item)
         except asyncio.QueueFull:
-            log.error(
-                "callback %s for room %s refused: %d callbacks already waiting",
-                delivery.event.command.value,
-                delivery.event.room_id,
-                self._queue.maxsize,
-            )
+            self._refuse(delivery)
             return False
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="roombot-callbacks")
         return True
+
+    def _refuse(self, delivery: Delivery) -> None:
+        log.error(
+            "callback %s for room %s refused: %d callbacks already waiting",
+            delivery.event.command.value,
+            delivery.event.room_id or "-",
+            self._queue.maxsize,
+        )
 
     async def settle(self, timeout_s: float = 10.0) -> None:
         """Wait until every queued callback has been handled (`TimeoutError` after
@@ -169,21 +189,27 @@ class CallbackReceiver:
 
     async def _work(self) -> None:
         while True:
-            delivery = await self._queue.get()
+            item = await self._queue.get()
+            delivery = item.delivery if isinstance(item, SeatNews) else item
             try:
-                self._note(await self.processor.handle(delivery))
+                if isinstance(item, SeatNews):
+                    self._note(await self.processor.handle_seats(item))
+                else:
+                    self._note(await self.processor.handle(item))
             except Exception:
                 log_unexpected(
                     log,
                     "callback %s for room %s failed",
                     delivery.event.command.value,
-                    delivery.event.room_id,
+                    delivery.event.room_id or "-",
                 )
             finally:
                 self._queue.task_done()
 
     def _note(self, handled: Handled) -> None:
         self.handled[handled.handling] += 1
+        if handled.warning is not None and self.alerts is not None:
+            self.alerts.add(handled.warning)
         change = handled.change
         if change is None:
             return
@@ -192,7 +218,14 @@ class CallbackReceiver:
             change.room_id,
             change.kind.value,
             change.operator,
-            ", ".join([*change.changed, *change.reported]) or "no fields",
+            ", ".join(
+                [
+                    *change.changed,
+                    *change.reported,
+                    *(f"seat {e.index} {e.kind}" for e in change.seats),
+                ]
+            )
+            or "no fields",
         )
         if self.alerts is not None:
             self.alerts.add(change)
@@ -212,10 +245,14 @@ async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
 
 
 def build_receiver(
-    settings: Settings, store: AuditStore, slack: AsyncWebClient
+    settings: Settings,
+    store: AuditStore,
+    slack: AsyncWebClient,
+    limits: RateLimits | None = None,
 ) -> CallbackReceiver | None:
     """The receiver `settings` ask for: None without `ROOMBOT_CALLBACK_TOKEN`; alerts only
-    with `ROOMBOT_ALERT_CHANNEL`."""
+    with `ROOMBOT_ALERT_CHANNEL`. `limits` is the rate budget `Alert.RequestOverLimit` halves
+    (the one the client's calls wait on)."""
     if settings.roombot_callback_token is None:
         return None
     settings.require("TENCENT_SDKAPPID", purpose="Room Engine callbacks")
@@ -224,7 +261,7 @@ def build_receiver(
     if settings.roombot_alert_channel is not None:
         alerts = AlertPoster(slack, settings.roombot_alert_channel)
     return CallbackReceiver(
-        CallbackProcessor(store, admin_id=settings.tencent_admin_id),
+        CallbackProcessor(store, admin_id=settings.tencent_admin_id, limits=limits),
         token=settings.roombot_callback_token.get_secret_value(),
         sdkappid=settings.tencent_sdkappid,
         alerts=alerts,

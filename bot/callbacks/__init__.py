@@ -2,7 +2,8 @@
 server hands over the query and the body and answers Tencent itself.
 
 `requests` reads a request (authentication, parsing), `knowledge` compares what it reports with
-what roombot knew, `processor` records and decides what to alert. Import from here.
+what roombot knew, `seat_changes` does the same for seats, `processor` records and decides what
+to alert. Import from here.
 
 Three steps, each usable alone:
 
@@ -14,12 +15,35 @@ Three steps, each usable alone:
 2. `parse_callback(query, body)`: the typed `Delivery` (its event, `OptPlatform`, `ClientIP`
    and a de-duplication key), read leniently (booleans as "true"/"false", numbers as strings);
    anything unreadable raises `CallbackInvalid` (HTTP 400).
-3. `CallbackProcessor`: `count()` takes member and seat callbacks (counts only, never posted);
+3. `CallbackProcessor`: `count()` takes member callbacks (counts only, never posted);
    `handle()` takes the room-level ones. Each delivery is de-duplicated (`AuditStore.claim` on
    its key); an update or destruction roombot made itself (an *echo*, see below) is dropped;
    any other is diffed against what roombot last knew of the room, recorded in the audit trail
    (source `tencent`) and returned as an `OutsideChange` for the adapter to post. Creations are
-   recorded, not alerted.
+   recorded, not alerted. Seat callbacks and `Alert.RequestOverLimit`: below.
+
+Seats (`Mic.CallbackAfterSeatInfoChanged`). `note_seats()` compares the reported seats with the
+ones the room's last seat callback reported to this process (`seat_changes.SeatMemory`: in
+memory, bounded; the first callback of a room is a baseline) without any I/O. People taking,
+leaving and switching seats themselves is traffic: counted, never stored, never posted. Any
+other change (a seat locked or unlocked, audio or video forbidden or allowed, a speaker removed
+by a lock or by someone else, someone put on or moved between seats by someone else) goes to
+`handle_seats()`: a change one of roombot's own seat requests made is its echo (the same rule
+as for rooms: the operator is roombot's administrator, or not given, since Tencent's newer
+seat callbacks drop `Operator_Account`; the platform the REST API or not given; a request of
+roombot's for that room written within `ECHO_WINDOW_S` whose call may have taken effect, that
+set that flag on that seat, or took that member off their seat with `kick-seat`). Such a
+request may explain several callbacks: Tencent may report a lock's removal of the occupant and
+the lock itself apart. The other changes are recorded as one row (verb `outside-seats`; the
+seats involved, before in `previous`, after in `patch`), which `history` shows; only a lock or
+a removal is returned as an `OutsideChange` to alert. Without `Operator_Account`, a speaker
+taken off a seat by someone else cannot be told from one who left: it counts as leaving.
+
+`Alert.RequestOverLimit` (Tencent: an API passed 80% of its limit; documented for Chat, not
+said to be sent for Room Engine). `over_limit()` halves roombot's own rate budget for the API it
+names, on every replica, for `bot.budget.HALVE_S` seconds (a later warning extends it), counts
+it, and returns a `RateWarning` to alert only when the halving starts: one alert however many
+warnings, whichever replica receives them. An API roombot does not call is only counted.
 
 What roombot last knew of a room (`fold_trail`) comes from its audit trail
 (`AuditStore.room_trail`): the values its requests read before writing (`previous`), the values
@@ -56,6 +80,7 @@ comparisons are strict again: someone unmuting a room roombot has just muted is 
 from bot.callbacks.knowledge import (
     OUTSIDE_CREATE,
     OUTSIDE_DESTROY,
+    OUTSIDE_SEATS,
     OUTSIDE_UPDATE,
     REST_PLATFORM,
     Difference,
@@ -75,6 +100,7 @@ from bot.callbacks.processor import (
     Handled,
     Handling,
     MemberCounts,
+    SeatNews,
 )
 from bot.callbacks.requests import (
     OK_ANSWER,
@@ -86,10 +112,18 @@ from bot.callbacks.requests import (
     CallbackInvalid,
     CallbackRefused,
     Delivery,
+    OverLimit,
     authenticate,
     callback_sign,
     parse_callback,
     room_state,
+    seat_list,
+)
+from bot.callbacks.seat_changes import (
+    SEAT_ROOMS_KEPT,
+    SeatMemory,
+    row_events,
+    seat_events,
 )
 
 __all__ = [
@@ -98,9 +132,11 @@ __all__ = [
     "OK_ANSWER",
     "OUTSIDE_CREATE",
     "OUTSIDE_DESTROY",
+    "OUTSIDE_SEATS",
     "OUTSIDE_UPDATE",
     "REST_PLATFORM",
     "ROOM_COMMANDS",
+    "SEAT_ROOMS_KEPT",
     "SIGN_MAX_SKEW_S",
     "TRAIL_ROWS",
     "UNKNOWN_OPERATOR",
@@ -116,6 +152,9 @@ __all__ = [
     "InFlight",
     "Knowledge",
     "MemberCounts",
+    "OverLimit",
+    "SeatMemory",
+    "SeatNews",
     "authenticate",
     "callback_sign",
     "difference",
@@ -124,5 +163,8 @@ __all__ = [
     "outside_conflicts",
     "parse_callback",
     "room_state",
+    "row_events",
+    "seat_events",
+    "seat_list",
     "settable",
 ]

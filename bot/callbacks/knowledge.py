@@ -18,6 +18,8 @@ REST_PLATFORM: Final = "RESTAPI"
 OUTSIDE_UPDATE: Final = "outside-update"
 OUTSIDE_DESTROY: Final = "outside-destroy"
 OUTSIDE_CREATE: Final = "outside-create"
+#: ... and of seat changes (`bot.callbacks.seat_changes`).
+OUTSIDE_SEATS: Final = "outside-seats"
 
 # Outcomes of one of roombot's own rows after which its change is in place.
 _APPLIED: Final = frozenset({Outcome.OK, Outcome.NOOP, Outcome.IN_PLACE})
@@ -89,6 +91,8 @@ def fold_trail(
     for row in rows:
         patch = settable(row.patch)
         if row.source == Source.TENCENT:
+            if row.verb == OUTSIDE_SEATS:
+                continue  # seats, not the room's settings
             if row.verb == OUTSIDE_DESTROY:
                 state, destroyed = {}, True
             elif row.verb == OUTSIDE_CREATE:
@@ -102,10 +106,7 @@ def fold_trail(
             continue  # a member verb, or a row with nothing settable
         previous = settable(row.previous)
         state.update(previous)
-        maybe = row.outcome in _MAYBE_APPLIED or (
-            row.outcome is Outcome.FAILED and row.error_code is None
-        )
-        if maybe and row.id not in done and now - row.created_at <= window_s:
+        if may_have_applied(row) and row.id not in done and now - row.created_at <= window_s:
             in_flight.append(InFlight(row.id, patch, previous, destroys))
         if row.outcome in _APPLIED or row.id in done:
             if destroys:
@@ -115,6 +116,14 @@ def fold_trail(
                 state.update(echoed.get(row.id, {}))
                 destroyed = False
     return Knowledge(state=state, destroyed=destroyed, in_flight=tuple(in_flight))
+
+
+def may_have_applied(row: AuditEntry) -> bool:
+    """True when the call of one of roombot's own rows may have taken effect: it is running,
+    succeeded, found the change in place, or failed without any answer from Tencent."""
+    return row.outcome in _MAYBE_APPLIED or (
+        row.outcome is Outcome.FAILED and row.error_code is None
+    )
 
 
 def settable(values: Mapping[str, Any] | None) -> dict[str, Any]:

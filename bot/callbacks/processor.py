@@ -1,10 +1,13 @@
 """`CallbackProcessor`: deliveries → de-duplication, the echo rule, audit rows and the
-`OutsideChange`s to alert; `MemberCounts` for member callbacks. See `bot.callbacks`."""
+`OutsideChange`s to alert; `MemberCounts` for member callbacks; seat callbacks against the seats
+last seen (`SeatNews`); `Alert.RequestOverLimit` → the budget halved and a `RateWarning`. See
+`bot.callbacks`."""
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,19 +16,32 @@ from enum import StrEnum
 from typing import Any, Final
 
 from bot import metrics
-from bot.audit import AuditError, AuditStore, NewEntry, Outcome, Source
+from bot.audit import AuditEntry, AuditError, AuditStore, NewEntry, Outcome, Source
+from bot.budget import RateBudgetUnavailable, RateLimits
 from bot.callbacks.knowledge import (
     OUTSIDE_CREATE,
     OUTSIDE_DESTROY,
+    OUTSIDE_SEATS,
     OUTSIDE_UPDATE,
+    REST_PLATFORM,
     Knowledge,
     difference,
     echo_candidates,
     fold_trail,
+    may_have_applied,
 )
-from bot.callbacks.requests import CallbackEvent, Delivery
-from bot.models import CallbackCommand
-from bot.outcomes import ChangeKind, OutsideChange
+from bot.callbacks.requests import UNKNOWN_OPERATOR, CallbackEvent, Delivery
+from bot.callbacks.seat_changes import (
+    SEATS_KEY,
+    SeatMemory,
+    explained,
+    involved,
+    seat_events,
+    seats_value,
+)
+from bot.models import CallbackCommand, Seat, SeatEvent
+from bot.models.apis import COMMANDS
+from bot.outcomes import ChangeKind, OutsideChange, RateWarning
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +56,38 @@ ECHOES_KEPT: Final = 10_000
 class Handling(StrEnum):
     """What became of one delivery (also the `outcome` label of the callbacks metric)."""
 
-    COUNTED = "counted"  # a member or seat callback: counted, never posted
+    COUNTED = "counted"  # a member callback, or seats' sit/leave traffic: counted, never posted
     DUPLICATE = "duplicate"  # a repeated delivery of an event already handled
     ECHO = "echo"  # roombot's own change, echoed back
     UNCHANGED = "unchanged"  # recorded; nothing roombot knew changed, so no alert
     RECORDED = "recorded"  # a creation: recorded, no alert
     OUTSIDE = "outside"  # recorded, and to be alerted
     UNRECORDED = "unrecorded"  # the audit store failed: alerted unchecked, not recorded
+    OVER_LIMIT = "over_limit"  # Alert.RequestOverLimit: the API's budget halved
 
 
 @dataclass(frozen=True)
 class Handled:
     """The result of one delivery: what became of it, the change to alert (if any), its audit
-    row, and the row of roombot's request it echoed."""
+    row, the row of roombot's request it echoed, and the rate warning to alert (if any)."""
 
     handling: Handling
     change: OutsideChange | None = None
     row_id: int | None = None
     echo_of: int | None = None
+    warning: RateWarning | None = None
+
+
+@dataclass(frozen=True)
+class SeatNews:
+    """A seat callback that reported more than sit/leave traffic: the seat changes (`events`,
+    traffic left out) between the seats last seen (`before`) and now (`after`). What remains
+    to do needs the audit trail (`CallbackProcessor.handle_seats`)."""
+
+    delivery: Delivery
+    events: tuple[SeatEvent, ...]
+    before: Mapping[int, Seat]
+    after: Mapping[int, Seat]
 
 
 class MemberCounts:
@@ -90,8 +120,10 @@ class CallbackProcessor:
     """Turns deliveries into audit rows and `OutsideChange`s; see the module docstring.
 
     `admin_id` is roombot's administrator account; `clock` gives Unix seconds (the store's
-    clock, so windows compare like with like). Room-level deliveries are meant to be handled
-    one at a time, in arrival order (the adapter's queue does that).
+    clock, so windows compare like with like); `limits` is the rate budget that
+    `Alert.RequestOverLimit` halves (None: it is only counted and logged). Room-level deliveries
+    are meant to be handled one at a time, in arrival order (the adapter's queue does that), and
+    seat callbacks noted (`note_seats`) in arrival order.
     """
 
     def __init__(
@@ -102,22 +134,27 @@ class CallbackProcessor:
         clock: Callable[[], float] = time.time,
         echo_window_s: float = ECHO_WINDOW_S,
         members: MemberCounts | None = None,
+        seats: SeatMemory | None = None,
+        limits: RateLimits | None = None,
     ) -> None:
         self._store = store
         self._admin_id = admin_id
         self._clock = clock
         self._window_s = echo_window_s
+        self._limits = limits
         self.members = members if members is not None else MemberCounts()
+        #: The seats each room's last seat callback reported (see `bot.callbacks.seat_changes`).
+        self.seats = seats if seats is not None else SeatMemory()
         # room → (row id, state): what the newest echo this process saw reported of the room.
         # Echoes are not recorded, yet they report every field; this keeps alerts about the
         # next change precise (a replica that did not see the echo just knows less).
         self._echoed: OrderedDict[str, tuple[int, Mapping[str, Any]]] = OrderedDict()
 
     def count(self, delivery: Delivery) -> Handled:
-        """A member or seat callback: note the member count; nothing is stored or posted."""
+        """A member callback: note the member count; nothing is stored or posted."""
         event = delivery.event
-        if event.room_level:
-            raise ValueError("count() takes member and seat callbacks; use handle()")
+        if event.room_level or event.command in _NOT_COUNTED:
+            raise ValueError("count() takes member callbacks; use handle()")
         if event.member_count is not None:
             at = event.event_ms / 1000 if event.event_ms is not None else self._clock()
             self.members.note(event.room_id, event.member_count, at)
@@ -132,6 +169,11 @@ class CallbackProcessor:
         marked as unchecked; it never raises `AuditError`.
         """
         event = delivery.event
+        if event.command is CallbackCommand.SEAT_INFO_CHANGED:
+            news = self.note_seats(delivery)
+            return Handled(Handling.COUNTED) if news is None else await self.handle_seats(news)
+        if event.command is CallbackCommand.REQUEST_OVER_LIMIT:
+            return await self.over_limit(delivery)
         if not event.room_level:
             return self.count(delivery)
         try:
@@ -146,6 +188,149 @@ class CallbackProcessor:
             handled = self._unrecorded(delivery)
         metrics.count_callback(event.command.value, handled.handling.value)
         return handled
+
+    # -- seats ----------------------------------------------------------------------------------
+
+    def note_seats(self, delivery: Delivery) -> SeatNews | None:
+        """A seat callback, against the seats last seen of its room (no I/O): None when it
+        reported only sit/leave traffic, or when the room's seats were not known before (it is
+        then the baseline); both are only counted. Otherwise the news for `handle_seats`."""
+        event = delivery.event
+        if event.command is not CallbackCommand.SEAT_INFO_CHANGED:
+            raise ValueError("note_seats() takes seat callbacks")
+        before, after = self.seats.update(event.room_id, event.seat_list)
+        operator = None if event.operator == UNKNOWN_OPERATOR else event.operator
+        events = (
+            [e for e in seat_events(before, after, operator) if not e.traffic]
+            if before is not None
+            else []
+        )
+        if not events:
+            metrics.count_callback(event.command.value, Handling.COUNTED.value)
+            return None
+        return SeatNews(delivery, tuple(events), before or {}, after)
+
+    async def handle_seats(self, news: SeatNews) -> Handled:
+        """Seat changes: those roombot's own recent requests made are its echo; the others are
+        recorded in the room's history (source `tencent`, verb `outside-seats`) and, when a
+        seat was locked or a speaker removed, returned as an `OutsideChange` to alert.
+
+        A failing audit store is logged and reported as `UNRECORDED`, with a lock or removal
+        to alert marked as unchecked; it never raises `AuditError`."""
+        event = news.delivery.event
+        try:
+            handled = await self._handle_seats(news)
+        except AuditError as exc:
+            log.error(
+                "seat callback for room %s not recorded, the audit store failed: %s",
+                event.room_id,
+                exc,
+            )
+            change = None
+            if any(e.alerted for e in news.events):
+                note = (
+                    "the audit trail could not be read or written, so this was neither "
+                    "recorded nor checked against roombot's own requests"
+                )
+                change = self._change(news.delivery, ChangeKind.SEATS, seats=news.events, note=note)
+            handled = Handled(Handling.UNRECORDED, change=change)
+        metrics.count_callback(event.command.value, handled.handling.value)
+        return handled
+
+    async def _handle_seats(self, news: SeatNews) -> Handled:
+        delivery = news.delivery
+        own = await self._own_seat_requests(delivery)
+        left = tuple(e for e in news.events if not any(explained(e, row) for row in own))
+        if not left:
+            by = next(row.id for row in own if any(explained(e, row) for e in news.events))
+            return Handled(Handling.ECHO, echo_of=by)
+        indexes = involved(left)
+        row_id = await self._record(
+            delivery,
+            OUTSIDE_SEATS,
+            {SEATS_KEY: seats_value(news.after, indexes)},
+            {SEATS_KEY: seats_value(news.before, indexes)},
+            True,
+            request_key="tencent-" + uuid.uuid4().hex,
+        )
+        if not any(e.alerted for e in left):
+            return Handled(Handling.RECORDED, row_id=row_id)
+        change = self._change(delivery, ChangeKind.SEATS, seats=left, row_id=row_id)
+        return Handled(Handling.OUTSIDE, change=change, row_id=row_id)
+
+    async def _own_seat_requests(self, delivery: Delivery) -> list[AuditEntry]:
+        """roombot's own rows for the callback's room that may have made its seat changes:
+        written within the echo window, their call possibly in effect; none unless the
+        callback's operator is roombot's administrator (or not given: Tencent's newer seat
+        callbacks drop it) and its platform the REST API (or not given)."""
+        event = delivery.event
+        if event.operator not in (self._admin_id, UNKNOWN_OPERATOR):
+            return []
+        if delivery.platform and delivery.platform != REST_PLATFORM:
+            return []
+        rows = await self._store.room_trail(event.room_id, limit=TRAIL_ROWS)
+        now = self._clock()
+        return [
+            row
+            for row in rows
+            if row.source != Source.TENCENT
+            and now - row.created_at <= self._window_s
+            and may_have_applied(row)
+        ]
+
+    # -- Alert.RequestOverLimit -------------------------------------------------------------------
+
+    async def over_limit(self, delivery: Delivery) -> Handled:
+        """Tencent warned that an API passed 80% of its limit: halve roombot's own budget for
+        it (every replica, for a minute from now) and return a `RateWarning` to alert the first
+        time (not while it is already halved). An API roombot does not call is only counted
+        and logged. Never raises: a budget that cannot be halved is logged and alerted."""
+        event = delivery.event
+        alarm = event.over_limit
+        if alarm is None:
+            raise ValueError("over_limit() takes Alert.RequestOverLimit")
+        metrics.count_over_limit(alarm.api)
+        metrics.count_callback(event.command.value, Handling.OVER_LIMIT.value)
+        at = self._clock()
+        if alarm.api not in COMMANDS or self._limits is None:
+            log.warning(
+                "Tencent warns that %s/%s ran at %s calls/s (limit %s); roombot %s",
+                alarm.service or "?",
+                alarm.api,
+                alarm.observed,
+                alarm.limit,
+                "does not call it" if alarm.api not in COMMANDS else "has no budget to slow",
+            )
+            return Handled(Handling.OVER_LIMIT)
+        fields: dict[str, Any] = {
+            "api": alarm.api,
+            "at": at,
+            "service": alarm.service,
+            "observed": alarm.observed,
+            "limit": alarm.limit,
+        }
+        try:
+            halving = await self._limits.halve(alarm.api)
+        except RateBudgetUnavailable as exc:
+            log.error("could not halve the rate budget of %s: %s", alarm.api, exc)
+            note = f"roombot could not slow down: {exc}"
+            return Handled(Handling.OVER_LIMIT, warning=RateWarning(**fields, note=note))
+        log.warning(
+            "Tencent warns that %s ran at %s calls/s (limit %s): roombot's budget for it is %g "
+            "calls/s for %.0f s%s",
+            alarm.api,
+            alarm.observed,
+            alarm.limit,
+            halving.limit,
+            halving.until_s,
+            "" if halving.started else " (already halved: extended)",
+        )
+        if not halving.started:
+            return Handled(Handling.OVER_LIMIT)
+        warning = RateWarning(**fields, budget=halving.limit, until_s=halving.until_s)
+        return Handled(Handling.OVER_LIMIT, warning=warning)
+
+    # -- rooms ------------------------------------------------------------------------------------
 
     async def _handle_room(self, delivery: Delivery) -> Handled:
         event = delivery.event
@@ -215,10 +400,12 @@ class CallbackProcessor:
         patch: dict[str, Any],
         previous: dict[str, Any] | None,
         changed: bool,
+        *,
+        request_key: str | None = None,
     ) -> int:
         event = delivery.event
         row = NewEntry(
-            request_key=delivery.key.replace("callback:", "tencent-", 1),
+            request_key=request_key or delivery.key.replace("callback:", "tencent-", 1),
             source=Source.TENCENT.value,
             user_id=event.operator,
             verb=verb,
@@ -259,6 +446,12 @@ class CallbackProcessor:
         )
         change = self._change(delivery, kind, reported=dict(event.state), note=note)
         return Handled(Handling.UNRECORDED, change=change)
+
+
+# Callbacks `count()` does not take: seats (`note_seats`) and rate warnings (`over_limit`).
+_NOT_COUNTED: Final = frozenset(
+    {CallbackCommand.SEAT_INFO_CHANGED, CallbackCommand.REQUEST_OVER_LIMIT}
+)
 
 
 def _echo_key(row_id: int) -> str:

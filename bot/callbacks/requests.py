@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -15,7 +16,9 @@ from bot.models import (
     CUSTOM_INFO_MAX_BYTES,
     PATCH_FIELDS,
     ROOM_NAME_MAX_BYTES,
+    SEAT_INDEX_MAX,
     CallbackCommand,
+    Seat,
     account_id_problem,
     clip_utf8,
     room_id_problem,
@@ -44,6 +47,11 @@ _TEXT_FIELD_MAX_BYTES: Final = {
 }
 #: The operator of a callback that names none, or something that is no account ID.
 UNKNOWN_OPERATOR: Final = "(unknown)"
+#: The most seats read from one seat callback's `SeatList` (a room has at most its package's
+#: MaxSeatCount, tens of seats; more than this did not come from Room Engine).
+MAX_SEATS_READ: Final = 1000
+# An API's or a service's name in `Alert.RequestOverLimit` (it is logged and posted).
+_API_NAME: Final = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -135,8 +143,10 @@ class CallbackEvent:
     `update_room_info` can set, by API name, with JSON types (booleans as booleans).
     `operator` is `Operator_Account` when it is a valid account ID, else `UNKNOWN_OPERATOR`;
     `accounts` keeps only valid account IDs.
-    `member_count`, `accounts` and `leave_type` are set for member callbacks, `seats` (how many
-    seats the list held) for seat callbacks. `event_ms` is `EventTime`, when it was given.
+    `member_count`, `accounts` and `leave_type` are set for member callbacks; `seats` (how many
+    seats the list held) and `seat_list` (the seats it reported, readable ones only, in index
+    order) for seat callbacks; `over_limit` for `Alert.RequestOverLimit`, which names no room
+    (`room_id` is empty). `event_ms` is `EventTime`, when it was given.
     """
 
     command: CallbackCommand
@@ -148,11 +158,24 @@ class CallbackEvent:
     accounts: tuple[str, ...] = ()
     leave_type: str | None = None
     seats: int | None = None
+    seat_list: tuple[Seat, ...] = ()
+    over_limit: OverLimit | None = None
 
     @property
     def room_level(self) -> bool:
         """True for creation, destruction and updates; False for member and seat callbacks."""
         return self.command in ROOM_COMMANDS
+
+
+@dataclass(frozen=True)
+class OverLimit:
+    """What `Alert.RequestOverLimit` says: the API (`Command`) of service `ServiceName` ran at
+    `observed` requests a second against a `limit` (Tencent's), past 80% of it."""
+
+    api: str
+    service: str | None = None
+    observed: int | None = None
+    limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +237,10 @@ def _command(query: Mapping[str, str], data: Mapping[str, Any]) -> CallbackComma
 
 
 def _event(command: CallbackCommand, data: Mapping[str, Any]) -> CallbackEvent:
+    if command is CallbackCommand.REQUEST_OVER_LIMIT:
+        return CallbackEvent(
+            command=command, room_id="", operator=UNKNOWN_OPERATOR, over_limit=_over_limit(data)
+        )
     common: dict[str, Any] = {
         "command": command,
         "operator": _account(data.get("Operator_Account")) or UNKNOWN_OPERATOR,
@@ -233,7 +260,10 @@ def _event(command: CallbackCommand, data: Mapping[str, Any]) -> CallbackEvent:
     if command is CallbackCommand.SEAT_INFO_CHANGED:
         seats = data.get("SeatList")
         return CallbackEvent(
-            room_id=room_id, seats=len(seats) if isinstance(seats, list) else None, **common
+            room_id=room_id,
+            seats=len(seats) if isinstance(seats, list) else None,
+            seat_list=seat_list(seats),
+            **common,
         )
     accounts = data.get("MemberList_Account")
     kept = (
@@ -248,6 +278,47 @@ def _event(command: CallbackCommand, data: Mapping[str, Any]) -> CallbackEvent:
         accounts=kept,
         leave_type=kind if isinstance(kind, str) else None,
         **common,
+    )
+
+
+def seat_list(value: Any) -> tuple[Seat, ...]:
+    """The seats of a reported `SeatList`, read leniently (an index or a flag as a string, an
+    account as a bare number, a missing flag as false), in index order. An entry that is not a
+    seat (no index, an index out of range, an unreadable flag) is left out; so is an occupant
+    that is no account ID; at most `MAX_SEATS_READ` entries are read."""
+    if not isinstance(value, list):
+        return ()
+    seats: dict[int, Seat] = {}
+    for item in value[:MAX_SEATS_READ]:
+        if not isinstance(item, dict):
+            continue
+        index = _lenient_int(item.get("Index"), "Index", required=False)
+        if index is None or not 0 <= index <= SEAT_INDEX_MAX:
+            continue
+        account = item.get("Member_Account")
+        if isinstance(account, int) and not isinstance(account, bool):
+            account = str(account)  # some of Tencent's samples send the account as a number
+        try:
+            locked, video, audio = (
+                _lenient_bool(item.get(name, False), name)
+                for name in ("IsTakenDisabled", "IsVideoDisabled", "IsAudioDisabled")
+            )
+        except CallbackInvalid:
+            continue
+        seats[index] = Seat(index, _account(account) or None, locked, video, audio)
+    return tuple(seats[index] for index in sorted(seats))
+
+
+def _over_limit(data: Mapping[str, Any]) -> OverLimit:
+    api = data.get("Command")
+    if not isinstance(api, str) or not _API_NAME.fullmatch(api):
+        raise CallbackInvalid("Command is missing or not an API name")
+    service = data.get("ServiceName")
+    return OverLimit(
+        api=api,
+        service=service if isinstance(service, str) and _API_NAME.fullmatch(service) else None,
+        observed=_lenient_int(data.get("Request"), "Request", required=False),
+        limit=_lenient_int(data.get("Limit"), "Limit", required=False),
     )
 
 

@@ -7,6 +7,7 @@ One module per family, all re-exported here (import from `bot.models`):
 * `members` — kick / ban / unban calls, members and bans as the list APIs report them;
 * `seats` — seats as `get_seat_list` reports them, and the `lock_seat` / `kick_user_off_seat`
   calls;
+* `seat_events` — what happened to seats between two seat lists (seat callbacks);
 * `callbacks` — callback command names, leave types, the app's callback configuration;
 * `calls` — `Call`, every write call a command can make.
 
@@ -70,6 +71,7 @@ from bot.models.rooms import (
     TakeSeatMode,
     restorable,
 )
+from bot.models.seat_events import ALERTED, TRAFFIC, SeatEvent, SeatEventKind
 from bot.models.seats import (
     SEAT_FLAGS,
     SEAT_INDEX,
@@ -86,6 +88,7 @@ from bot.models.seats import (
 
 __all__ = [
     "ACCOUNT_ID_MAX_BYTES",
+    "ALERTED",
     "BANNED_PAGE_MAX",
     "BAN_DURATION_MAX_S",
     "BOOL_FIELDS",
@@ -101,6 +104,7 @@ __all__ = [
     "SEAT_FLAGS",
     "SEAT_INDEX",
     "SEAT_INDEX_MAX",
+    "TRAFFIC",
     "BannedList",
     "BannedMember",
     "BannedPage",
@@ -121,6 +125,8 @@ __all__ = [
     "RoomSnapshot",
     "Seat",
     "SeatChange",
+    "SeatEvent",
+    "SeatEventKind",
     "SeatKickCall",
     "SeatList",
     "TakeSeatMode",

@@ -17,11 +17,13 @@ wording`; `wording.final_status(...)`):
 * `results`: a request and its outcome: its head, status lines, each target's line, notes,
   failures and policy refusals;
 * `views`: what reads show: a room, its history, outside changes, members and bans;
+* `alerts`: seat changes made outside roombot, and Tencent's rate warnings;
 * `takeover`: a request whose replica stopped, as a survivor reports it.
 """
 
 from __future__ import annotations
 
+from bot.wording.alerts import rate_warning_line, seat_event_phrase, seat_events_phrase
 from bot.wording.changes import (
     PAST_TENSE,
     SEAT_MODES,
@@ -114,6 +116,7 @@ __all__ = [
     "outside_change_line",
     "outside_summary",
     "progress_status",
+    "rate_warning_line",
     "read_before_note",
     "read_failure_line",
     "request_head",
@@ -122,6 +125,8 @@ __all__ = [
     "room_line",
     "room_view_lines",
     "rooms_phrase",
+    "seat_event_phrase",
+    "seat_events_phrase",
     "takeover_counts",
     "takeover_noun",
     "takeover_retry_count",

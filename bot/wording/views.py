@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Final
 
 from bot.audit import AuditEntry, Outcome, Source
-from bot.callbacks import OUTSIDE_CREATE, OUTSIDE_DESTROY
+from bot.callbacks import OUTSIDE_CREATE, OUTSIDE_DESTROY, OUTSIDE_SEATS, row_events
 from bot.commands import format_duration
 from bot.outcomes import BannedView, ChangeKind, MembersView, OutsideChange, RoomView
+from bot.wording.alerts import seat_events_phrase
 from bot.wording.changes import SEAT_MODES, describe_outside, describe_target
 from bot.wording.results import read_failure_line, request_id_phrase
 from bot.wording.style import CORE, OUTSIDE_MARK, WARN_MARK, Style
@@ -63,6 +64,9 @@ def outside_change_line(style: Style, change: OutsideChange) -> str:
         line = f"{WARN_MARK} {room} was destroyed outside roombot by {who}{via}"
     elif change.kind is ChangeKind.CREATED:
         line = f"{room} was created outside roombot by {who}{via}"
+    elif change.kind is ChangeKind.SEATS:
+        what = seat_events_phrase(style, change.seats)
+        line = f"{WARN_MARK} {room}'s seats were changed outside roombot by {who}{via}: {what}"
     else:
         what = describe_outside(style, change.changed, change.before, change.reported)
         line = f"{WARN_MARK} {room} was changed outside roombot by {who}{via}: {what}"
@@ -76,6 +80,8 @@ def _outside_history(style: Style, entry: AuditEntry) -> str:
         return "room destroyed"
     if entry.verb == OUTSIDE_CREATE:
         return "room created"
+    if entry.verb == OUTSIDE_SEATS:
+        return seat_events_phrase(style, row_events(entry))
     if entry.outcome is Outcome.NOOP:
         return "nothing roombot knew of changed"
     previous = entry.previous or {}

@@ -1,6 +1,7 @@
 """`POST /tencent/callback` served by aiohttp on 127.0.0.1: 401 before anything is read, 4xx
-without a traceback for what cannot be read, the OK answer at once, member callbacks counted
-inline, room-level ones handled after the answer in arrival order, and a bounded queue."""
+without a traceback for what cannot be read, the OK answer at once, member callbacks (and seat
+traffic) counted inline, room-level ones, seat changes and rate warnings handled after the
+answer in arrival order, and a bounded queue."""
 
 from __future__ import annotations
 
@@ -16,13 +17,21 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.audit import AuditStore, open_store
+from bot.budget import RateBudget
 from bot.callbacks import CallbackProcessor, Delivery, Handled, Handling, callback_sign
 from bot.config import load_settings
-from bot.tencent.emulator_callbacks import member_enter_body, update_room_info_body
+from bot.tencent.emulator_callbacks import (
+    member_enter_body,
+    seat_info_changed_body,
+    update_room_info_body,
+)
+from handlers.alerts import AlertPoster
 from handlers.callbacks import CALLBACK_PATH, CallbackReceiver, add_callback_route, build_receiver
+from testkit.slack_api import FakeSlack
 
 TOKEN = "handler-callback-token-0123456789"
 APP = 1400000055
@@ -77,10 +86,13 @@ async def serving(
     *,
     max_queued: int = 1000,
     processor: Callable[[AuditStore], CallbackProcessor] | None = None,
+    alerts: AlertPoster | None = None,
 ) -> AsyncIterator[Served]:
     store = await open_store(tmp_path / "audit.sqlite3")
     made = (processor or (lambda s: CallbackProcessor(s, admin_id="administrator")))(store)
-    receiver = CallbackReceiver(made, token=TOKEN, sdkappid=APP, max_queued=max_queued)
+    receiver = CallbackReceiver(
+        made, token=TOKEN, sdkappid=APP, max_queued=max_queued, alerts=alerts
+    )
     app = web.Application()
     add_callback_route(app, receiver)
     runner = web.AppRunner(app, access_log=None)
@@ -337,3 +349,73 @@ async def test_stored_fields_are_capped_at_room_engines_own_limits(tmp_path: Pat
     assert name.startswith("n" * 90)
     assert len(info.encode()) <= 500
     assert info.startswith("i" * 400)
+
+
+async def test_rate_warnings_halve_the_budget_and_post_one_alert(tmp_path: Path) -> None:
+    budget = RateBudget(20)
+    alert = "Alert.RequestOverLimit"
+    body = {
+        "CallbackCommand": alert,
+        "ServiceName": "room_engine_http_srv",
+        "Command": "get_room_member_list",
+        "Request": 180,
+        "Limit": 200,
+    }
+    async with FakeSlack(bot_token="xoxb-cb") as slack:
+        client = AsyncWebClient(token="xoxb-cb", base_url=slack.api_url)
+        poster = AlertPoster(client, "C0ALERTS01")
+
+        def make(store: AuditStore) -> CallbackProcessor:
+            return CallbackProcessor(store, admin_id="administrator", limits=budget)
+
+        async with serving(tmp_path, processor=make, alerts=poster) as served:
+            # Tencent's sample URL has no ClientIP; it warns every few seconds while it lasts.
+            for _ in range(3):
+                plain = {k: v for k, v in query(alert).items() if k != "ClientIP"}
+                assert await served.post(plain, body) == (200, OK)
+            await served.receiver.settle()
+            assert await poster.flush(5)
+            assert served.receiver.handled[Handling.OVER_LIMIT] == 3
+        assert budget.limit("get_room_member_list") == 10
+        [posted] = slack.messages("C0ALERTS01")
+        assert "calls to `get_room_member_list` passed 80% of its limit" in posted["text"]
+        assert "to 10 calls/s" in posted["text"]
+        assert "roombot_rate_budget_limit" in posted["text"]
+        assert all("accessory" not in b for b in posted["blocks"])  # no room to Show
+
+
+async def test_seat_traffic_is_counted_inline_and_a_lock_is_queued_and_alerted(
+    tmp_path: Path,
+) -> None:
+    seat = "Mic.CallbackAfterSeatInfoChanged"
+
+    def seats(*listed: dict[str, Any]) -> dict[str, Any]:
+        return seat_info_changed_body("ops", "room-test", list(listed), 1_000)
+
+    async with FakeSlack(bot_token="xoxb-cb") as slack:
+        client = AsyncWebClient(token="xoxb-cb", base_url=slack.api_url)
+        poster = AlertPoster(client, "C0ALERTS01")
+        async with serving(tmp_path, alerts=poster) as served:
+            taken = {"Index": 0, "Member_Account": "u1"}
+            assert await served.post(query(seat), seats({"Index": 0})) == (200, OK)  # baseline
+            for _ in range(20):  # u1 takes and leaves seat 0 as themselves
+                assert await served.post(
+                    query(seat), seat_info_changed_body("u1", "room-test", [taken], 1)
+                ) == (200, OK)
+                assert await served.post(
+                    query(seat), seat_info_changed_body("u1", "room-test", [{"Index": 0}], 1)
+                ) == (200, OK)
+            assert served.receiver.handled[Handling.COUNTED] == 41
+            assert served.receiver.queued == 0
+            assert await served.store.query() == []
+            await served.post(query(seat), seat_info_changed_body("u1", "room-test", [taken], 1))
+            locked = {"Index": 0, "IsTakenDisabled": True}
+            assert await served.post(query(seat), seats(locked)) == (200, OK)
+            await served.receiver.settle()
+            assert await poster.flush(5)
+            assert served.receiver.handled[Handling.OUTSIDE] == 1
+            [row] = await served.store.query()
+            assert (row.verb, row.user_id) == ("outside-seats", "ops")
+        [posted] = slack.messages("C0ALERTS01")
+        assert "`room-test`'s seats were changed outside roombot by `ops` via Web" in posted["text"]
+        assert "seat 0 locked (speaker `u1` removed)" in posted["text"]
