@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.audit import Outcome
+from bot.callbacks import OUTSIDE_SEATS, Handling
 from handlers import blocks
-from tests.e2e.stack import GENERAL, Stack, running_stack
+from tests.e2e.stack import ALERTS, GENERAL, Stack, running_stack
 from tests.e2e.test_members import _button, _parent, _read, _reply
 
 STAGE: dict[str, Any] = {
@@ -106,3 +107,47 @@ async def test_a_seat_dry_run_shows_the_partial_body_and_calls_nothing(tmp_path:
         assert "seat list read just before the call" in str(body["blocks"][-1])
         await stack.settle()
         assert stack.emulator.requests == []
+
+
+async def test_a_seat_locked_outside_roombot_is_in_history_and_alerted_once(
+    tmp_path: Path,
+) -> None:
+    async with running_stack(tmp_path, rooms=[STAGE], callbacks=True) as stack:
+        # A guest takes a seat: roombot learns the room's seats (its first seat callback).
+        stack.emulator.take_seat("town-hall", "guest", 3)
+        # roombot's own lock: echoed back, not alerted, not recorded again.
+        await stack.slash("lock-seat town-hall 2")
+        await stack.settle()
+        # Plain sit/leave traffic: counted, never posted.
+        for _ in range(5):
+            stack.emulator.leave_seat("town-hall", "guest")
+            stack.emulator.take_seat("town-hall", "guest", 3)
+        await stack.settle_callbacks()
+        assert stack.slack.messages(ALERTS) == []
+        receiver = stack.bot.callbacks
+        assert receiver is not None
+        assert receiver.handled[Handling.ECHO] == 1
+        assert receiver.handled[Handling.COUNTED] == 11
+
+        # Someone locks the heckler's seat in the Tencent console.
+        async with stack.as_admin() as console:
+            await console.lock_seat(
+                "town-hall", 1, forbid_taken=True, forbid_video=True, forbid_audio=False
+            )
+        await stack.settle_callbacks()
+        [alert] = stack.slack.messages(ALERTS)
+        assert alert["text"].startswith(
+            "⚠️ `town-hall`'s seats were changed outside roombot by `ops-console` via RESTAPI: "
+            "seat 1 locked (speaker `heckler` removed)"
+        )
+        show = alert["blocks"][0]["accessory"]
+        assert (show["action_id"], show["value"]) == (blocks.ACTION_SHOW, "town-hall")
+
+        _, key = await stack.slash("history town-hall")
+        await stack.settle()
+        history = stack.response_posts(key)[-1]["text"]
+        assert "`ops-console` · `outside-seats` · seat 1 locked (speaker `heckler` removed)" in (
+            history
+        )
+        outside = [r for r in await stack.rows() if r.verb == OUTSIDE_SEATS]
+        assert len(outside) == 1
