@@ -288,12 +288,17 @@ class RoomView:
     `allowed_verbs` are the verbs the asker may run where they asked (canonical names), so an
     adapter can offer exactly those as buttons; empty when nobody worked them out. Offering is
     not permitting: a click is checked against the policy again.
+
+    `seats` is the room's `get_seat_list` when `show` read it too (a few rooms: room cards list
+    their seats), or `seats_failure` why it could not be read; both None when not read.
     """
 
     room_id: str
     snapshot: RoomSnapshot | None = None
     failure: Failure | None = None
     allowed_verbs: frozenset[str] = frozenset()
+    seats: SeatList | None = None
+    seats_failure: Failure | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
 from typing import Final
@@ -13,13 +14,14 @@ from typing import Final
 from bot.audit import AuditEntry, AuditError, Outcome
 from bot.commands import VERBS, VerbKind
 from bot.failures import describe_failure
-from bot.models import BANNED_PAGE_MAX
+from bot.models import BANNED_PAGE_MAX, SeatList
 from bot.outcomes import (
     Access,
     Activity,
     Actor,
     Approved,
     BannedView,
+    Failure,
     HistoryView,
     MembersView,
     RequestSummary,
@@ -32,6 +34,9 @@ from bot.tencent.client import RoomEngineClient
 
 #: How many audit entries `history` shows.
 HISTORY_LIMIT: Final = 10
+#: A `show` of at most this many rooms reads their seats too (`get_seat_list`, one call each):
+#: what Slack draws as room cards, which list the seats. A bigger `show` reads rooms only.
+SHOW_SEATS_MAX_ROOMS: Final = 10
 #: Most members `members` lists; most bans `banned` lists (each is "… and N more" beyond).
 MEMBERS_LIMIT: Final = 500
 BANNED_LIMIT: Final = 500
@@ -63,17 +68,39 @@ class Reads:
         self._allowed_verbs = allowed_verbs
 
     async def show(self, approved: Approved) -> list[RoomView]:
-        """Read each named room with `get_room_info`."""
+        """Read each named room with `get_room_info`, and, for at most `SHOW_SEATS_MAX_ROOMS`
+        rooms, its seats with `get_seat_list` at the same time (a seat list that cannot be read
+        leaves the room's view as it is, with `seats_failure` saying why)."""
 
         allowed = await self._allowed_verbs(approved.actor)
+        with_seats = len(approved.command.rooms) <= SHOW_SEATS_MAX_ROOMS
+
+        async def seats(room_id: str) -> SeatList | Failure | None:
+            if not with_seats:
+                return None
+            try:
+                return await self._client.get_seat_list(room_id)
+            except Exception as exc:
+                return describe_failure(exc, room_id=room_id, reading=True)
 
         async def one(room_id: str) -> RoomView:
+            read_seats = asyncio.ensure_future(seats(room_id))
             try:
                 snapshot = await self._client.get_room_info(room_id)
             except Exception as exc:
+                read_seats.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await read_seats
                 failure = describe_failure(exc, room_id=room_id, reading=True)
                 return RoomView(room_id=room_id, failure=failure, allowed_verbs=allowed)
-            return RoomView(room_id=room_id, snapshot=snapshot, allowed_verbs=allowed)
+            listed = await read_seats
+            return RoomView(
+                room_id=room_id,
+                snapshot=snapshot,
+                allowed_verbs=allowed,
+                seats=listed if isinstance(listed, SeatList) else None,
+                seats_failure=listed if isinstance(listed, Failure) else None,
+            )
 
         return list(await asyncio.gather(*(one(r) for r in approved.command.rooms)))
 

@@ -1,5 +1,5 @@
 """How seats are said, in any medium (each adapter's `Style`, as in `bot.wording`): the `seats`
-listing and the parts of a dry run that differ for seat verbs."""
+listing, a room card's seats, and the parts of a dry run that differ for seat verbs."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from typing import Final
 
 from bot.commands import Command
 from bot.models import Seat
-from bot.outcomes import SeatsView
+from bot.outcomes import RoomView, SeatsView
 from bot.seats import flag_words
-from bot.wording import Style, read_failure_line, request_id_phrase
+from bot.wording import Style, failure_phrase, read_failure_line, request_id_phrase
 
 #: Marks of a seat's flags in the listing.
 _LOCKED: Final = "🔒"
 _FORBIDDEN: Final = "🚫"
+
+#: Most seats a room card lists; the rest are counted (`seats ROOM` lists every one).
+CARD_SEATS: Final = 16
 
 #: What a dry run of a `lock_seat` verb says about the flags it cannot show (a core sentence).
 LOCK_SEAT_DRY_RUN_NOTE: Final = (
@@ -42,6 +45,25 @@ def seats_lines(style: Style, view: SeatsView) -> list[str]:
     lines += [_seat_line(style, seat) for seat in seats]
     lines.append(request_id_phrase(style, view.seats.request_id))
     return lines
+
+
+def card_seats_line(style: Style, view: RoomView, *, max_listed: int = CARD_SEATS) -> str | None:
+    """A room card's seats in one line: who sits where and what is locked or forbidden (the
+    first `max_listed` seats), or why they could not be read; None when `show` did not read
+    them or the room has no seats."""
+    if view.seats_failure is not None:
+        return f"Seats could not be read: {failure_phrase(style, view.seats_failure)}"
+    if view.seats is None or not view.seats.seats:
+        return None
+    seats = view.seats.seats
+    taken = sum(1 for seat in seats if seat.account is not None)
+    locked = sum(1 for seat in seats if seat.locked)
+    counts = f"{taken}/{len(seats)} taken" + (f", {locked} locked" if locked else "")
+    listed = "; ".join(_seat_line(style, seat) for seat in seats[:max_listed])
+    more = len(seats) - max_listed
+    if more > 0:
+        listed += f"; …and {more} more ({style.literal('seats ' + view.room_id)})"
+    return f"Seats ({counts}): {listed}"
 
 
 def _seat_line(style: Style, seat: Seat) -> str:

@@ -1,5 +1,6 @@
-"""Room cards: `show`'s answer as a card per room with the toggles the asker may use, or one
-line per room beyond `MAX_CARDS`; and what a card's buttons carry (`CardClick`, `CardPrompt`).
+"""Room cards: `show`'s answer as a card per room (its state, its seats, the toggles the asker
+may use), or one line per room beyond `MAX_CARDS`; and what a card's buttons carry (`CardClick`,
+`CardPrompt`).
 
 Pure functions of `bot.outcomes` types, built from `handlers.blocks`' pieces; `handlers.cards`
 handles the clicks.
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot import wording
+from bot import seat_wording, wording
 from bot.models import room_id_problem
 from bot.outcomes import NeedsConfirmation, RoomView
 from handlers.blocks import (
@@ -50,7 +51,8 @@ def show_message(views: Sequence[RoomView]) -> Message:
 # -- room cards ------------------------------------------------------------------------------------
 
 #: Most rooms a `show` answer draws as cards with buttons. A click re-reads every room of the
-#: message to redraw it, and its button's value names them all, so this stays small.
+#: message to redraw it, and its button's value names them all, so this stays small. (The
+#: core reads seats for as many: `bot.reads.SHOW_SEATS_MAX_ROOMS`.)
 MAX_CARDS: Final = 10
 
 
@@ -202,9 +204,13 @@ def card_action_id(verb: str) -> str:
 
 
 def room_card(view: RoomView, index: int, rooms: Sequence[str]) -> list[dict[str, Any]]:
-    """One room's card: its state at a glance, then its toggle buttons (if any). `rooms` are
-    all the rooms carded in the message; `index` keeps block ids unique within it."""
+    """One room's card: its state at a glance, its seats (when `show` read them), then its
+    toggle buttons (if any). `rooms` are all the rooms carded in the message; `index` keeps
+    block ids unique within it."""
     card = [section(room_view_text(view))]
+    seats = card_seats_text(view)
+    if seats is not None:
+        card.append(context(seats))
     toggles = card_toggles(view)
     if toggles:
         card.append(
@@ -225,6 +231,13 @@ def room_card(view: RoomView, index: int, rooms: Sequence[str]) -> list[dict[str
     return card
 
 
+def card_seats_text(view: RoomView) -> str | None:
+    """A card's line about the room's seats (None: not read, or the room has none)."""
+    if view.snapshot is None:
+        return None
+    return seat_wording.card_seats_line(SLACK, view)
+
+
 def cards_message(views: Sequence[RoomView]) -> Message:
     """A card per room (at most `MAX_CARDS`), separated by dividers."""
     rooms = [v.room_id for v in views]
@@ -233,7 +246,9 @@ def cards_message(views: Sequence[RoomView]) -> Message:
         if blocks:
             blocks.append({"type": "divider"})
         blocks += room_card(view, index, rooms)
-    text = "\n\n".join(room_view_text(v) for v in views)
+    text = "\n\n".join(
+        "\n".join([room_view_text(v), *filter(None, [card_seats_text(v)])]) for v in views
+    )
     return Message(text=truncate(text, MAX_TEXT_CHARS), blocks=blocks[:MAX_BLOCKS])
 
 

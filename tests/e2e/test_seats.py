@@ -47,6 +47,22 @@ async def test_seats_answers_privately(tmp_path: Path) -> None:
         assert [r.command for r in stack.emulator.requests] == ["get_seat_list"]
 
 
+async def test_the_room_card_lists_the_seats(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, rooms=[STAGE]) as stack:
+        _ack, key = await stack.slash("show town-hall")
+        await stack.settle()
+        [card] = stack.response_posts(key)
+        seats = [b for b in card["blocks"] if b["type"] == "context"]
+        assert seats[0]["elements"][0]["text"] == (
+            "Seats (3/4 taken): 0 · `host`; 1 · `heckler` · 🚫 video forbidden; 2 · `speaker`; "
+            "3 · empty"
+        )
+        assert sorted(r.command for r in stack.emulator.requests) == [
+            "get_room_info",
+            "get_seat_list",
+        ]
+
+
 async def test_lock_seat_takes_the_heckler_off_and_undo_opens_the_seat(tmp_path: Path) -> None:
     async with running_stack(tmp_path, rooms=[STAGE]) as stack:
         await stack.slash("lock-seat town-hall 1 --reason heckling")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bot.audit import Source
 from bot.commands import VERBS, parse_command
 from bot.commands.tokens import word
-from bot.models import RoomInfo, RoomSnapshot
+from bot.models import RoomInfo, RoomSnapshot, Seat, SeatList
 from bot.outcomes import Actor, Failure, FailureKind, NeedsConfirmation, RoomView
 from handlers import blocks, card_blocks
 from handlers.card_blocks import CardClick, CardPrompt, show_message
@@ -43,6 +43,16 @@ def _view(
         room_id=room_id,
         snapshot=RoomSnapshot(room=room, request_id="Id-" + "0" * 32),
         allowed_verbs=allowed,
+    )
+
+
+def _seated(view: RoomView, *seats: Seat) -> RoomView:
+    listed = SeatList(view.room_id, seats, "Id-" + "1" * 32)
+    return RoomView(
+        room_id=view.room_id,
+        snapshot=view.snapshot,
+        allowed_verbs=view.allowed_verbs,
+        seats=listed,
     )
 
 
@@ -110,6 +120,62 @@ def test_a_room_that_could_not_be_read_has_a_card_without_buttons() -> None:
     assert "error 100004" in message.text
     [actions] = [b for b in message.blocks if b["type"] == "actions"]
     assert actions["block_id"] == "roombot_card_0"
+
+
+def test_a_card_lists_the_rooms_seats_under_its_state() -> None:
+    view = _seated(
+        _view("town-hall"),
+        Seat(0, "host"),
+        Seat(1, "heckler", video_forbidden=True),
+        Seat(2, "speaker", audio_forbidden=True),
+        Seat(3, locked=True),
+    )
+    message = show_message([view])
+    section, seats, actions = message.blocks
+    assert (section["type"], seats["type"], actions["type"]) == ("section", "context", "actions")
+    line = seats["elements"][0]["text"]
+    assert line == (
+        "Seats (3/4 taken, 1 locked): 0 · `host`; 1 · `heckler` · 🚫 video forbidden; "
+        "2 · `speaker` · 🚫 audio forbidden; 3 · empty · 🔒 locked"
+    )
+    assert line in message.text
+    _check_limits(message)
+
+
+def test_seats_that_could_not_be_read_leave_the_card_whole_and_say_why() -> None:
+    failure = Failure(kind=FailureKind.API, message="", hint="retry later", code=100001)
+    base = _view("town-hall")
+    view = RoomView(
+        room_id="town-hall",
+        snapshot=base.snapshot,
+        allowed_verbs=EVERY_VERB,
+        seats_failure=failure,
+    )
+    message = show_message([view])
+    _, seats, _ = message.blocks
+    assert seats["elements"][0]["text"].startswith("Seats could not be read: error 100001")
+    assert len(_buttons(message.blocks)) == 5  # the room's toggles are all there
+
+
+def test_a_room_without_seats_or_whose_seats_were_not_read_has_no_seats_line() -> None:
+    for view in (_view(), _seated(_view())):
+        assert [b["type"] for b in show_message([view]).blocks] == ["section", "actions"]
+
+
+def test_ten_cards_of_a_hundred_seats_each_fit_with_the_rest_counted() -> None:
+    rooms = [f"{i:02d}" + "x" * 46 for i in range(card_blocks.MAX_CARDS)]
+    views = [
+        _seated(
+            _view(r, name="é" * 50, CustomInfo="c" * 500),
+            *(Seat(i, f"{i:03d}" + "a" * 29, locked=i % 7 == 0) for i in range(100)),
+        )
+        for r in rooms
+    ]
+    message = show_message(views)
+    _check_limits(message)
+    seats = [b for b in message.blocks if b["type"] == "context"]
+    assert len(seats) == card_blocks.MAX_CARDS
+    assert all("…and 84 more (`seats " in b["elements"][0]["text"] for b in seats)
 
 
 def test_a_button_carries_its_verb_room_and_every_carded_room() -> None:
