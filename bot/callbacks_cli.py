@@ -4,8 +4,10 @@ configuration, through `v4/room_config/` (`set_callback`, `update_callback`, `ge
 
 `install` registers the room-level callbacks (`ROOM_CALLBACKS`) by default and the member and
 seat ones (`MEMBER_CALLBACKS`) only when asked: those come by the hundred a second on a busy
-app, and roombot only counts them. The URL gets `?token=ROOMBOT_CALLBACK_TOKEN` appended when it
-lacks one; a URL carrying another token is refused (every callback would be refused with 401).
+app; roombot counts them, and of the seat ones records (and alerts) only the seat changes made
+outside roombot, never people taking and leaving seats. The URL gets
+`?token=ROOMBOT_CALLBACK_TOKEN` appended when it lacks one; a URL carrying another token is
+refused (every callback would be refused with 401).
 An existing configuration is replaced, so `install` can be run again to change the URL.
 
 Everything printed has the token masked; it never appears in output, even inside an error text
@@ -33,7 +35,8 @@ ROOM_CALLBACKS: Final = (
     CallbackCommand.DESTROY_ROOM.value,
     CallbackCommand.UPDATE_ROOM_INFO.value,
 )
-#: What `install --members` adds: member and seat callbacks (counted only, never posted).
+#: What `install --members` adds: member and seat callbacks (counted; seat changes made outside
+#: roombot are recorded, and locks and removals alerted).
 MEMBER_CALLBACKS: Final = (
     CallbackCommand.MEMBER_ENTER.value,
     CallbackCommand.MEMBER_LEAVE.value,

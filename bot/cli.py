@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument(
         "--members",
         action="store_true",
-        help="also register member enter/leave and seat callbacks (counted, never posted)",
+        help="also register member enter/leave and seat callbacks (counted; of the seat ones, "
+        "changes made outside roombot are recorded, locks and removals alerted)",
     )
     action.add_parser("show", help="print the configuration (token masked)")
     action.add_parser("remove", help="delete the configuration")

@@ -198,7 +198,7 @@ CALLBACK_COMMANDS: Final = frozenset(command.value for command in models.Callbac
 CALLBACK_OUTCOMES: Final = frozenset(
     {
         # What the processor made of a delivery (`bot.callbacks.processor.Handling`):
-        "counted",  # member and seat callbacks: counted, never posted
+        "counted",  # member callbacks and seat sit/leave traffic: counted, never posted
         "duplicate",  # a repeated delivery of an event already handled
         "echo",  # roombot's own change, echoed back: nothing to record
         "unchanged",  # recorded; nothing roombot knew changed, so no alert
