@@ -171,13 +171,7 @@ class Cluster:
 
     def busiest_second(self) -> int:
         """The most Room Engine calls that arrived within any one-second window."""
-        times = sorted(at for _, at in self.arrivals)
-        best = start = 0
-        for end, moment in enumerate(times):
-            while moment - times[start] >= 1.0:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        return busiest_second(at for _, at in self.arrivals)
 
     async def rows(self) -> list[AuditEntry]:
         """Every audit row, oldest first (read through a store of this test's own)."""
@@ -373,6 +367,17 @@ async def running_cluster(
         await session.close()
         await slack.stop()
         await emulator.stop()
+
+
+def busiest_second(moments: Iterable[float]) -> int:
+    """The most of `moments` (monotonic seconds) within any one-second window."""
+    times = sorted(moments)
+    best = start = 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 def rooms(count: int, prefix: str = "room-") -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import Cluster, rooms, running_cluster
+from tests.e2e.cluster import Cluster, busiest_second, rooms, running_cluster
 from tests.e2e.stack import SDKAPPID
 
 pytestmark = pytest.mark.postgres
@@ -66,16 +66,6 @@ async def mute(cluster: Cluster, replica: int, verb: str, names: list[str]) -> l
         timeout=30,
     )
     return [at for api, at in cluster.arrivals[before:] if api == "update_room_info"]
-
-
-def busiest_second(moments: list[float]) -> int:
-    times = sorted(moments)
-    best = start = 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 async def test_a_warning_to_one_replica_halves_that_api_on_every_replica(
