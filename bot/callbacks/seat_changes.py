@@ -64,9 +64,12 @@ class SeatMemory:
 
     def update(self, room_id: str, reported: Sequence[Seat]) -> tuple[Seats | None, Seats]:
         """Merge `reported` into what is remembered of `room_id`: (the seats before, or None
-        when the room was not remembered, and the seats now)."""
+        when the room was not remembered, and the seats now). A list with no readable seat
+        teaches nothing: a room not remembered stays so."""
         before = self._rooms.get(room_id)
         after = merge(before or {}, reported)
+        if before is None and not after:
+            return None, after
         self._rooms[room_id] = after
         self._rooms.move_to_end(room_id)
         while len(self._rooms) > self._max:
@@ -104,14 +107,15 @@ def seat_events(before: Seats, after: Seats, operator: str | None) -> list[SeatE
     operator is someone else, else left by themselves (traffic). Arriving on a seat or moving
     between seats is traffic unless the operator is someone else. Audio and video bans belong
     to the member on the seat, so they are compared per member (a member who left lost theirs:
-    no event); locks per seat (a seat `before` did not have is only learnt).
+    no event); locks per seat. A seat `before` did not have, and whoever sits on it, is only
+    learnt.
     """
     events: list[SeatEvent] = []
     was = _positions(before)
     now = _positions(after)
     for account in sorted(set(was) | set(now)):
         old, new = was.get(account), now.get(account)
-        if old == new:
+        if old == new or (new is not None and new not in before):
             continue
         someone_else = operator is not None and operator != account
         if old is None:

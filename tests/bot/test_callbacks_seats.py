@@ -288,3 +288,15 @@ def test_bans_follow_the_member_and_a_leave_resets_them_without_an_event() -> No
     moved_by_admin = seat_events(before, moved, "admin")
     assert moved_by_admin == [SeatEvent(SeatEventKind.MOVED, 1, "u1", from_index=0)]
     assert not moved_by_admin[0].traffic
+
+
+def test_seats_not_known_before_are_learnt_not_reported() -> None:
+    # A first list that named no seat is no baseline; a seat the baseline lacked is learnt.
+    memory = SeatMemory()
+    assert memory.update("r", []) == (None, {})
+    assert memory.get("r") is None
+    before, after = memory.update("r", [Seat(0, "u1")])
+    assert before is None
+    before, after = memory.update("r", [Seat(0, "u1"), Seat(5, "u2", locked=False)])
+    assert before is not None
+    assert seat_events(before, after, "admin") == []
