@@ -15,7 +15,7 @@ from bot.wording import Style, failure_phrase, read_failure_line, request_id_phr
 _LOCKED: Final = "🔒"
 _FORBIDDEN: Final = "🚫"
 
-#: Most seats a room card lists; the rest are counted (`seats ROOM` lists every one).
+#: Most seats `show` (a room card) lists; the rest are counted (`seats ROOM` lists every one).
 CARD_SEATS: Final = 16
 
 #: What a dry run of a `lock_seat` verb says about the flags it cannot show (a core sentence).
@@ -47,10 +47,12 @@ def seats_lines(style: Style, view: SeatsView) -> list[str]:
     return lines
 
 
-def card_seats_line(style: Style, view: RoomView, *, max_listed: int = CARD_SEATS) -> str | None:
-    """A room card's seats in one line: who sits where and what is locked or forbidden (the
-    first `max_listed` seats), or why they could not be read; None when `show` did not read
-    them or the room has no seats."""
+def room_seats_line(style: Style, view: RoomView, *, max_listed: int = CARD_SEATS) -> str | None:
+    """A room's seats as `show` (a room card) says them, in one line: who sits where and what
+    is locked or forbidden (the first `max_listed` seats), or why they could not be read; None
+    when the room itself could not be read, `show` did not read its seats, or it has none."""
+    if view.snapshot is None:
+        return None
     if view.seats_failure is not None:
         return f"Seats could not be read: {failure_phrase(style, view.seats_failure)}"
     if view.seats is None or not view.seats.seats:

@@ -233,9 +233,7 @@ def room_card(view: RoomView, index: int, rooms: Sequence[str]) -> list[dict[str
 
 def card_seats_text(view: RoomView) -> str | None:
     """A card's line about the room's seats (None: not read, or the room has none)."""
-    if view.snapshot is None:
-        return None
-    return seat_wording.card_seats_line(SLACK, view)
+    return seat_wording.room_seats_line(SLACK, view)
 
 
 def cards_message(views: Sequence[RoomView]) -> Message:

@@ -122,8 +122,16 @@ class TextRenderer:
         return "\n".join(lines)
 
     def show(self, views: Sequence[RoomView]) -> str:
-        """`show`: each room's settings, a blank line between rooms."""
-        return "\n\n".join("\n".join(wording.room_view_lines(PLAIN, v)) for v in views)
+        """`show`: each room's settings (and seats, when read), a blank line between rooms."""
+        return "\n\n".join(
+            "\n".join(
+                [
+                    *wording.room_view_lines(PLAIN, v),
+                    *filter(None, [seat_wording.room_seats_line(PLAIN, v)]),
+                ]
+            )
+            for v in views
+        )
 
     def history(self, view: HistoryView) -> str:
         """`history`: the newest audit entries of a room, one a line."""

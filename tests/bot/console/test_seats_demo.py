@@ -68,3 +68,11 @@ async def test_kick_seat_of_someone_not_on_a_seat_says_so(tmp_path: Path) -> Non
     assert "❌ town-hall · staff-5 — error 100206:" in text
     assert "the account is not on a seat, so there is nobody to take off" in text
     assert "'/room seats ROOM' shows who sits where" in text
+
+
+async def test_show_lists_the_seats_under_the_room(tmp_path: Path) -> None:
+    code, lines, err = await _console(tmp_path, "show town-hall\n")
+    assert code == 0, err
+    [seats] = [line for line in lines if line.startswith("Seats (")]
+    assert seats.startswith("Seats (4/8 taken, 1 locked): 0 · host-1; 1 · ceo; 2 · staff-1; ")
+    assert seats.endswith("7 · empty · 🔒 locked")
