@@ -11,15 +11,15 @@ connections and the writing of call ends.
 
 The mechanism: a counting semaphore of N slots, granted by the database
 -------------------------------------------------------------------------
-Each call needs a *slot*. The function `roombot_rate_reserve` (created by migration 3) locks the
-budget's row, reads the database's clock (the one clock every replica shares: no replica's own
-clock matters), drops slots that no longer count, and grants new ones only while fewer than N
-are counted. A slot counts from the moment it is granted until a window (1.02 s: a second plus
-20 ms of network and scheduling jitter, as in `RateBudget`) after the call ended, `ended_at`
-being written by the replica once the answer is in (`slot()`), or once the call has started
-(`acquire()`, which knows nothing of the answer). It holds the moment of the end on the
-database's clock, converted from the replica's own with the offset its grant showed, erring late
-(the database read its clock after the replica sent the request).
+Each call needs a *slot*. The function `roombot_rate_reserve` (created by migration 3, replaced by
+the migration that made budgets halvable) locks the budget's row, reads the database's clock (the
+one clock every replica shares: no replica's own clock matters), drops slots that no longer count,
+and grants new ones only while fewer than N are counted. A slot counts from the moment it is
+granted until a window (1.02 s: a second plus 20 ms of network and scheduling jitter, as in
+`RateBudget`) after the call ended, `ended_at` being written by the replica once the answer is in
+(`slot()`), or once the call has started (`acquire()`, which knows nothing of the answer). It holds
+the moment of the end on the database's clock, converted from the replica's own with the offset its
+grant showed, erring late (the database read its clock after the replica sent the request).
 
 Why that bounds every window: suppose N + 1 calls reached Tencent within one window [t, t + 1 s)
 and let c be the one granted last, at G. Each of the N others was granted before G and ended at
@@ -81,12 +81,12 @@ fewer than its own N are counted, so the total stays within the largest of them.
 
 Halving (`Alert.RequestOverLimit`)
 ----------------------------------
-`halve(api)` writes `halved_until` (the database's clock, 60 s on) on the API's row (migration
-5). The reservation function reads it under the row's lock, so from the next grant on, on every
-replica, that API gets half its slots (`N // 2`, at least 1) at half its pace, until then.
-Slots granted before still count, so the halved window fills only as they drain. Each grant says
-until when the halving lasts, which is how a replica that did not receive the warning knows its
-limit (`limit(api)`, the metrics' gauge). A warning while halved extends the halving and says
+`halve(api)` writes `halved_until` (the database's clock, 60 s on) on the API's row (a column of
+its own migration). The reservation function reads it under the row's lock, so from the next grant
+on, on every replica, that API gets half its slots (`N // 2`, at least 1) at half its pace, until
+then. Slots granted before still count, so the halved window fills only as they drain. Each grant
+says until when the halving lasts, which is how a replica that did not receive the warning knows
+its limit (`limit(api)`, the metrics' gauge). A warning while halved extends the halving and says
 so (`Halving.started` False), so only the first warning is alerted, whichever replica gets it.
 """
 
