@@ -3,16 +3,19 @@
 Two cases, each repeated, for every roombot variant:
 
 - one command over 200 rooms: the wall time from sending it to the last threaded reply, against
-  the ideal N / rate, N being the Room Engine calls the work needs (200 updates: 2 s);
-- 20 users each sending a 10-room command at the same moment: their calls share one budget
-  (small requests read each room before changing it, so N is 400 there).
+  the ideal N / rate, N being the Room Engine calls of the busiest API the work needs (200
+  updates: 2 s);
+- 20 users each sending a 10-room command at the same moment: their calls share one budget per
+  API (small requests read each room before changing it: 200 reads and 200 updates, each API
+  at its own rate, so the ideal is 2 s there too).
 
 The emulator enforces the bot's own budget (100 calls/s per API, sliding one-second window) rather
 than Tencent's 200: the customer's backend is assumed to use the rest, so the bot must keep to
 its budget exactly. Every 60007 ("frequency limit exceeded") it answers is counted, and the
-busiest one-second window of arrivals is reported. Each case starts after a quiet spell, with no
-open connections, as real commands do, and Room Engine is modelled `RTT_MS` away: every call takes
-a round trip, and a call on a new connection two more (TCP and TLS set-up).
+busiest one-second window of one API's arrivals is reported (the limit is per API). Each case
+starts after a quiet spell, with no open connections, as real commands do, and Room Engine is
+modelled `RTT_MS` away: every call takes a round trip, and a call on a new connection two more
+(TCP and TLS set-up).
 """
 
 from __future__ import annotations
@@ -114,17 +117,25 @@ async def burst(
     arrivals = [c["at"] for c in tencent]
     span = max(arrivals) - min(arrivals) if len(arrivals) > 1 else 0.0
     limited = sum(1 for c in tencent if c["code"] == 60007)
-    needed = len(tencent) - limited  # a 60007 is answered before any work: its retry is waste
+    # Tencent's limit, and roombot's budget, are per API: the reads before and the writes each
+    # have RATE a second, so the ideal is the busiest API's calls at RATE, and the busiest second
+    # is counted per API. A 60007 is answered before any work: its retry is waste, not need.
+    apis = sorted({c["command"] for c in tencent})
+    needed = {a: sum(1 for c in tencent if c["command"] == a and c["code"] != 60007) for a in apis}
     return {
         "wall_s": max(done),
-        "ideal_s": needed / RATE,
+        "ideal_s": max(needed.values(), default=0) / RATE,
         "per_request_s": sorted(done),
         "acks_ms": [1000 * s.latency_s for s in shots],
         "calls": len(tencent),
         "rate_limited": limited,
         "failed_calls": sum(1 for c in tencent if c["code"] not in (0, 60007)),
         "all_changed": all(f["last_line"].startswith("✅") for f in finals),
-        "max_calls_in_1s": max_in_window(arrivals, 1.0),
+        "max_calls_in_1s": max(
+            (max_in_window([c["at"] for c in tencent if c["command"] == a], 1.0) for a in apis),
+            default=0,
+        ),
+        "max_all_calls_in_1s": max_in_window(arrivals, 1.0),
         "achieved_rate": (len(arrivals) - 1) / span if span else 0.0,
         "first_call_s": min(arrivals) - sent,
         "last_call_s": max(arrivals) - sent,
@@ -211,9 +222,10 @@ async def run(ctx: RunContext) -> ScenarioResult:
         rows=rows,
         notes=[
             "wall: from sending the command(s) to the last threaded reply; ideal: the Room "
-            f"Engine calls the work needs (all calls but 60007 retries) / {RATE} per s.",
-            "calls/s: Room Engine arrivals from first to last; busiest 1 s: most arrivals in any "
-            "one-second window.",
+            "Engine calls the work needs of its busiest API (all calls but 60007 retries) / "
+            f"{RATE} per s (the budget, like Tencent's limit, is per API).",
+            "calls/s: Room Engine arrivals from first to last, every API; busiest 1 s: most "
+            "arrivals of one API in any one-second window.",
             f"Each case starts after {COLD_S:g} s idle (past httpx's keep-alive expiry), so its "
             "first calls open new connections, as after a quiet spell in production; Room Engine "
             f"is {RTT_MS:g} ms away, and a new connection costs {HANDSHAKE_RTTS:g} more round "

@@ -8,9 +8,10 @@ budget of `RATE` calls/s, Room Engine `RTT_MS` away as in `bulk`). Three parts:
 
 - **budget**: 20 users each send a 10-room command at the same moment, spread round-robin over
   the replicas (`ROOMBOT_RATE_LIMIT=RATE` on each: the budget is for all of them together).
-  Reported: the busiest one-second window of Room Engine arrivals across all replicas against
-  the budget, 60007 answers, and the wall time from the sends to the last threaded reply against
-  the ideal N / rate (N: the calls the work needs). Each repetition starts cold, as in `bulk`.
+  Reported: the busiest one-second window of one API's Room Engine arrivals across all replicas
+  against the budget (per API, like Tencent's limit), 60007 answers, and the wall time from the
+  sends to the last threaded reply against the ideal N / rate (N: the calls of the busiest API).
+  Each repetition starts cold, as in `bulk`.
 - **ack**: signed write commands at a fixed concurrency, in rounds taking turns: to the one
   SQLite replica, spread over the three PostgreSQL replicas, to one PostgreSQL replica alone,
   and spread over three processes sharing nothing (a SQLite file each: what co-locating three
@@ -373,9 +374,11 @@ def _result(
             f"{CLUSTER}: commands go round-robin to the replicas; each replica's "
             f"ROOMBOT_RATE_LIMIT is {RATE}, the budget all of them share. {SQLITE}: the same "
             "burst to one replica, in the same run, for comparison. The emulator refuses "
-            f"(60007) more than {RATE} calls/s per API; busiest 1 s counts every replica's calls.",
-            "wall: from the sends to the last threaded reply; ideal: the calls the work needs "
-            f"/ {RATE} per s; calls/s: Room Engine arrivals from first to last. Each repetition "
+            f"(60007) more than {RATE} calls/s per API; busiest 1 s counts every replica's calls "
+            "to one API.",
+            "wall: from the sends to the last threaded reply; ideal: the calls of the busiest "
+            f"API the work needs / {RATE} per s; calls/s: Room Engine arrivals from first to "
+            "last. Each repetition "
             f"starts after {COLD_S:g} s idle; Room Engine is {RTT_MS:g} ms away "
             f"(+{HANDSHAKE_RTTS:g} round trips for a new connection).",
             "PostgreSQL runs with its durable defaults (fsync, synchronous_commit) on the "
