@@ -35,7 +35,13 @@ from bot.commands import (
     render_help,
     render_verb_help,
 )
-from bot.defaults import CONFIRM_ABOVE, CONFIRMATION_TTL_S, CONFIRMATION_TTL_TEXT, MAX_ROOMS
+from bot.defaults import (
+    CONFIRM_ABOVE,
+    CONFIRMATION_TTL_S,
+    CONFIRMATION_TTL_TEXT,
+    MAX_ROOMS,
+    MAX_TIMEBOX_S,
+)
 from bot.followups import FollowUps
 from bot.outcomes import (
     Access,
@@ -89,6 +95,7 @@ class RoomService:
         groups: GroupDirectory | None = None,
         audit: AuditStore | None = None,
         max_rooms: int = MAX_ROOMS,
+        max_timebox: int = MAX_TIMEBOX_S,
         confirm_above: int = CONFIRM_ABOVE,
         allow_unaudited: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -111,6 +118,7 @@ class RoomService:
         )
         self._due = DueRequests(audit, self._life) if audit is not None else None
         self._max_rooms = max_rooms
+        self._max_timebox = max_timebox
         self._confirm_above = confirm_above
         self._followups = FollowUps(self._audit, self.authorize)
         self._reads = Reads(client, self._audit, lambda: self._policy, groups, self.allowed_verbs)
@@ -138,6 +146,10 @@ class RoomService:
 
     # -- step 1: parse, authorize, decide --------------------------------------------------------
 
+    def parse(self, text: str) -> Command:
+        """`parse_command` with this service's limits (rooms, `--for`); raises `ParseError`."""
+        return parse_command(text, max_rooms=self._max_rooms, max_timebox=self._max_timebox)
+
     async def prepare(self, text: str, actor: Actor, *, defer: Deferrer | None = None) -> Prepared:
         """Parse `text` and check the policy for `actor`. Calls nothing on Room Engine.
 
@@ -146,7 +158,7 @@ class RoomService:
         write is awaited.
         """
         try:
-            command = parse_command(text, max_rooms=self._max_rooms)
+            command = self.parse(text)
         except ParseError as exc:
             invalid = entry(actor, None, text, outcome=Outcome.INVALID, detail=exc.message)
             await self._record_refusal([invalid], defer)
@@ -272,7 +284,7 @@ class RoomService:
         if status is not ConfirmationStatus.OK or prompt is None:
             return Rejected(message=_CONFIRM_PROBLEMS.get(status, "this prompt cannot be used"))
         actor = replace(actor, channel_id=prompt.channel_id or actor.channel_id)
-        command = parse_command(prompt.text, max_rooms=self._max_rooms)
+        command = self.parse(prompt.text)
         decision = await self.authorize(command.verb, actor)
         if not decision.allowed:
             await self._audit.record(
@@ -294,7 +306,7 @@ class RoomService:
             )
         if status is not ConfirmationStatus.OK or prompt is None:
             return Rejected(message=_CONFIRM_PROBLEMS.get(status, "this prompt cannot be used"))
-        command = parse_command(prompt.text, max_rooms=self._max_rooms)
+        command = self.parse(prompt.text)
         await self._audit.record(
             entries(
                 actor,

@@ -148,6 +148,7 @@ async def build_bot(
         groups=group_directory(slack),
         audit=audit,
         max_rooms=settings.roombot_max_rooms,
+        max_timebox=settings.roombot_max_timebox,
         confirm_above=settings.roombot_confirm_above,
         allow_unaudited=settings.roombot_allow_unaudited,
     )

@@ -15,6 +15,8 @@ from .errors import ParseError, did_you_mean, shown
 #: The shape of every command, for errors that cannot name a verb.
 GENERAL_USAGE: Final = "/room VERB ROOM... [--dry-run] [--reason TEXT]"
 _OPTIONS: Final = "[--dry-run] [--reason TEXT]"
+#: The options of a verb whose change can be time-boxed (DESIGN §2.11).
+_TIMEBOX_OPTIONS: Final = "[--for DURATION] [--dry-run] [--reason TEXT]"
 
 
 class VerbKind(StrEnum):
@@ -75,6 +77,12 @@ class VerbSpec:
     video_sets: tuple[tuple[str, bool], ...] = ()
 
     @property
+    def timeboxable(self) -> bool:
+        """True for the verbs whose change `--for DURATION` reverts by itself when the time is
+        up (DESIGN §2.11): room settings and seat flags, the changes roombot can set back."""
+        return self.kind is VerbKind.WRITE and self.api in (_UPDATE, _LOCK_SEAT)
+
+    @property
     def takes_accounts(self) -> bool:
         """True for verbs that name Room Engine accounts after the room (`kick`, `ban`, ...)."""
         return self.form is ArgForm.ROOM_USERS
@@ -120,7 +128,11 @@ def _spec(
         aliases=aliases,
         kind=kind,
         summary=summary,
-        usage=f"{synopsis} {_OPTIONS}" if kind is VerbKind.WRITE else synopsis,
+        usage=(
+            f"{synopsis} {_TIMEBOX_OPTIONS if room_change else _OPTIONS}"
+            if kind is VerbKind.WRITE
+            else synopsis
+        ),
         example=f"/room {name} {example}",
         multi_room=form in (ArgForm.ROOMS, ArgForm.ROOMS_SETTINGS),
         fields=fields or tuple(dict.fromkeys(field for field, _ in (*sets, *video_sets))),
