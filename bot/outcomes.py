@@ -157,6 +157,9 @@ class RunKind(StrEnum):
     REQUEST = "request"
     UNDO = "undo"
     RETRY = "retry"
+    #: The revert of a time-boxed change (`--for`, DESIGN §2.11): an undo roombot runs by
+    #: itself when the time is up.
+    REVERT = "revert"
 
 
 #: What one audit row and one result are about: a room, and the account for member verbs.
@@ -189,6 +192,8 @@ class Plan:
     #: Makes the request once-only (`RoomService.submit`): an undo or retry of a request
     #: carries "undo:KEY" / "retry:KEY", so a second click, on any replica, runs nothing.
     dedupe_key: str | None = None
+    #: Core sentences the report adds (a revert: the fields it left alone, that it ran late).
+    notes: tuple[str, ...] = ()
 
 
 # -- outcomes of calls ----------------------------------------------------------------------------
@@ -338,6 +343,12 @@ class RunResult:
     #: Set when another replica took the request over before it ended here, and why: this
     #: replica reports nothing (the other one does).
     lost: str | None = None
+    #: Core sentences to report with the outcome (the plan's `notes`).
+    notes: tuple[str, ...] = ()
+    #: A time-boxed change (`--for`): when its revert is due (Unix seconds), and that
+    #: request's key (the Revert now / Extend / Keep buttons name it). None otherwise.
+    reverts_at: float | None = None
+    revert_key: str | None = None
 
     @property
     def failed(self) -> list[RoomResult]:

@@ -21,11 +21,20 @@ it came from (`bot.requests.loop`).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Final
 
-from bot.audit import AuditError, AuditStore, ConfirmationStatus, NewEntry, Outcome
+from bot.audit import (
+    REVERT_KIND,
+    AuditError,
+    AuditStore,
+    ConfirmationStatus,
+    NewEntry,
+    Outcome,
+    TakenRequest,
+)
 from bot.commands import (
     VERBS,
     Command,
@@ -75,6 +84,8 @@ from bot.requests.recorder import AuditRecorder, entries, entry
 from bot.requests.runner import Runner
 from bot.seat_wording import dry_run_note
 from bot.tencent.client import RoomEngineClient
+from bot.timers import Timer, Timers, count_revert
+from bot.wording.timers import dry_run_revert_note
 
 #: Why the verbs that always ask first (`VerbSpec.confirm`) do.
 _ALWAYS_CONFIRM_WHY: Final = {
@@ -99,15 +110,20 @@ class RoomService:
         confirm_above: int = CONFIRM_ABOVE,
         allow_unaudited: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         """`allow_unaudited` (ROOMBOT_ALLOW_UNAUDITED) lets changes go ahead when their audit rows
-        cannot be written (each outcome is then logged instead); `sleep` paces retries."""
+        cannot be written (each outcome is then logged instead); `sleep` paces retries; `wall`
+        is Unix time (when a time-boxed change's revert is due)."""
         self._client = client
         self._policy = policy
         self._groups = groups
         self._audit = AuditRecorder(audit)
         self._book = LeaseBook(audit) if audit is not None else None
-        self._runner = Runner(client, self._audit, allow_unaudited=allow_unaudited, sleep=sleep)
+        self._runner = Runner(
+            client, self._audit, allow_unaudited=allow_unaudited, sleep=sleep, wall=wall
+        )
+        self._wall = wall
         self._life = RequestLife(
             audit,
             self._runner,
@@ -117,6 +133,9 @@ class RoomService:
             sleep=sleep,
         )
         self._due = DueRequests(audit, self._life) if audit is not None else None
+        self._timers = Timers(audit, client, self.authorize, wall=wall) if audit else None
+        if self._due is not None and self._timers is not None:
+            self._due.on_due(REVERT_KIND, self._timers.build_revert, done=count_revert)
         self._max_rooms = max_rooms
         self._max_timebox = max_timebox
         self._confirm_above = confirm_above
@@ -174,10 +193,13 @@ class RoomService:
             dry = entries(actor, command, text, outcome=Outcome.DRY_RUN)
             await self._record_refusal(dry, defer)
             calls = command.calls(actor.user_id)
+            notes = [dry_run_note(command)]
+            if command.timebox_s is not None:
+                notes.append(dry_run_revert_note(command.timebox_s, self._wall()))
             return DryRun(
                 command=command,
                 bodies=tuple(c.body() for c in calls),
-                note=dry_run_note(command),
+                note=" ".join(n for n in notes if n) or None,
             )
         why = self.confirmation_reason(command)
         if why is not None and self._audit.store is None:
@@ -367,6 +389,42 @@ class RoomService:
     async def first_delivery(self, key: str) -> bool:
         """True the first time `key` is seen (see `FollowUps.first_delivery`)."""
         return await self._followups.first_delivery(key)
+
+    # -- time-boxed changes: `bot.timers` ------------------------------------------------------
+
+    @property
+    def timers(self) -> Timers | None:
+        """Time-boxed changes' timers: list, keep, extend, revert now (None without a store)."""
+        return self._timers
+
+    async def pending_timers(self, approved: Approved) -> list[Timer]:
+        """`timers [ROOM...]`: the pending reverts (of those rooms), soonest first."""
+        if self._timers is None:
+            return []
+        return await self._timers.pending(approved.command.rooms)
+
+    async def revert_now(
+        self, revert_key: str, actor: Actor, delivery: Delivery
+    ) -> RunResult | Rejected:
+        """Revert now: take the timer (once, whoever else clicks or whichever loop looks) and
+        carry its revert out at once, reported through `delivery`."""
+        if self._timers is None or self._due is None:
+            return Rejected(message="timers need the audit store, which is not configured")
+        taken = await self._timers.take_now(revert_key, actor)
+        if isinstance(taken, Rejected):
+            return taken
+        return await self._carry_out_taken(taken, delivery)
+
+    async def _carry_out_taken(
+        self, taken: TakenRequest, delivery: Delivery
+    ) -> RunResult | Rejected:
+        assert self._due is not None
+        run = await self._due.carry_out_due(taken, delivery)
+        if run is None:
+            return Rejected(
+                message="nothing to revert: the change set nothing that can be set back"
+            )
+        return run
 
     # -- reads: `bot.reads` --------------------------------------------------------------------
 

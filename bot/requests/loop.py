@@ -59,7 +59,7 @@ REDELIVERY_MAX_S: Final = 60.0
 class DueWork(Protocol):
     """What carries out the requests the loop finds due (the service)."""
 
-    async def carry_out_due(self, taken: TakenRequest, delivery: Delivery) -> None:
+    async def carry_out_due(self, taken: TakenRequest, delivery: Delivery) -> object:
         """Carry out `taken` (held by this replica under `taken.lease`) and report it through
         `delivery`; it must end the request's life, whatever happens."""
         ...

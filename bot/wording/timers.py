@@ -1,0 +1,88 @@
+"""Time-boxed changes (`--for`, DESIGN §2.11) in words: when a change ends ("reverts at 14:30
+UTC, in 30 min"), what its revert left alone and why, and that a revert ran late. Times are in
+UTC; core sentences (backticks for literals), formatted by each adapter's `Style`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.wording.changes import describe_setting
+from bot.wording.style import CORE
+
+
+def utc_time(at: float, *, now: float | None = None) -> str:
+    """`at` (Unix seconds) as people read it: "14:30 UTC", with the date when it is not the
+    same day as `now` ("2026-12-08 14:30 UTC")."""
+    moment = datetime.fromtimestamp(at, UTC)
+    today = datetime.fromtimestamp(now, UTC).date() if now is not None else moment.date()
+    if moment.date() == today:
+        return moment.strftime("%H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def span(seconds: float) -> str:
+    """A length of time, roughly, as people say it: "45 s", "30 min", "1 h 30 min", "2 d 3 h"."""
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, _ = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def relative(at: float, now: float) -> str:
+    """ "in 30 min" (or "now" once `at` has come)."""
+    return f"in {span(at - now)}" if at > now else "now"
+
+
+def reverts_line(at: float, now: float) -> str:
+    """When a time-boxed change ends: "reverts at 14:30 UTC, in 30 min"."""
+    return f"reverts at {utc_time(at, now=now)}, {relative(at, now)}"
+
+
+def ends_sentence(at: float, now: float) -> str:
+    """The sentence under a time-boxed change: when it ends, and what happens then."""
+    return (
+        f"⏰ This change {reverts_line(at, now)}: roombot then sets back what it changed, "
+        "unless someone changed it since."
+    )
+
+
+def dry_run_revert_note(seconds: int, now: float) -> str:
+    """What a dry run of a time-boxed change adds: the revert that would follow, and when."""
+    at = now + seconds
+    return (
+        f"Then, at {utc_time(at, now=now)} ({relative(at, now)}), roombot would set back the "
+        "same settings to the values read before the change, leaving alone any that someone "
+        "changed in the meantime."
+    )
+
+
+def late_note(due: float, ran: float) -> str:
+    """A revert that ran well after its time: "due 14:30 UTC, reverted 14:37 after a restart"."""
+    ran_at = datetime.fromtimestamp(ran, UTC).strftime("%H:%M")
+    return (
+        f"Late: due {utc_time(due, now=ran)}, reverted {ran_at} after a restart "
+        "(no roombot was running at its time)."
+    )
+
+
+def left_alone_note(room: str, field: str, now_value: object, why: str) -> str:
+    """One field a revert left alone: "`room-1`: audio off left alone — muted again by …"."""
+    return f"`{room}`: {describe_setting(CORE, field, now_value)} left alone — {why}"
+
+
+def superseded_why(user_id: str, verb: str | None, request_key: str) -> str:
+    """Why: a later change through roombot set that field (it wins over the timer)."""
+    shown = f"`/room {verb}`" if verb else "a later request"
+    return f"set again by `{user_id}` with {shown} since (request `{request_key[:12]}`)"
+
+
+def changed_since_why(who: str | None) -> str:
+    """Why: the field no longer holds the value roombot set."""
+    return f"changed since {who}" if who else "changed since, outside roombot or by someone else"
