@@ -59,6 +59,7 @@ __all__ = [
     "MembersView",
     "NeedsConfirmation",
     "OutsideChange",
+    "PendingTimer",
     "Plan",
     "Prepared",
     "Progress",
@@ -73,6 +74,7 @@ __all__ = [
     "SeatsView",
     "Source",
     "TargetKey",
+    "TimersView",
 ]
 
 
@@ -194,6 +196,30 @@ class Plan:
     dedupe_key: str | None = None
     #: Core sentences the report adds (a revert: the fields it left alone, that it ran late).
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PendingTimer:
+    """A time-boxed change's revert still to run (`--for`, DESIGN §2.11): what it reverts
+    (the change as asked), who asked, and when it is due (Unix seconds)."""
+
+    request_key: str
+    #: The time-boxed request's key.
+    reverts: str
+    command: Command
+    user_id: str
+    due: float
+    channel_id: str | None
+
+
+@dataclass(frozen=True)
+class TimersView:
+    """`timers [ROOM...]`: the pending reverts (of those rooms, or all), soonest first, or why
+    they could not be read."""
+
+    rooms: tuple[str, ...]
+    timers: tuple[PendingTimer, ...] = ()
+    problem: str | None = None
 
 
 # -- outcomes of calls ----------------------------------------------------------------------------

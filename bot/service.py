@@ -73,6 +73,7 @@ from bot.outcomes import (
     RunKind,
     RunResult,
     SeatsView,
+    TimersView,
 )
 from bot.policy import Decision, GroupDirectory, Policy
 from bot.reads import Reads
@@ -84,7 +85,7 @@ from bot.requests.recorder import AuditRecorder, entries, entry
 from bot.requests.runner import Runner
 from bot.seat_wording import dry_run_note
 from bot.tencent.client import RoomEngineClient
-from bot.timers import Timer, Timers, count_revert
+from bot.timers import Timers, count_revert
 from bot.wording.timers import dry_run_revert_note
 
 #: Why the verbs that always ask first (`VerbSpec.confirm`) do.
@@ -397,11 +398,12 @@ class RoomService:
         """Time-boxed changes' timers: list, keep, extend, revert now (None without a store)."""
         return self._timers
 
-    async def pending_timers(self, approved: Approved) -> list[Timer]:
+    async def pending_timers(self, approved: Approved) -> TimersView:
         """`timers [ROOM...]`: the pending reverts (of those rooms), soonest first."""
+        rooms = approved.command.rooms
         if self._timers is None:
-            return []
-        return await self._timers.pending(approved.command.rooms)
+            return TimersView(rooms=rooms, problem="timers need the audit store")
+        return await self._timers.view(rooms)
 
     async def revert_now(
         self, revert_key: str, actor: Actor, delivery: Delivery

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 from bot import metrics
@@ -37,6 +37,7 @@ from bot.audit import (
     AuditEntry,
     AuditError,
     AuditStore,
+    NewEntry,
     Outcome,
     RequestRecord,
     RequestState,
@@ -55,7 +56,17 @@ from bot.models import (
     is_seat_target,
     restorable,
 )
-from bot.outcomes import Actor, Failure, FailureKind, Plan, Rejected, RunKind, RunResult
+from bot.outcomes import (
+    Actor,
+    Failure,
+    FailureKind,
+    PendingTimer,
+    Plan,
+    Rejected,
+    RunKind,
+    RunResult,
+    TimersView,
+)
 from bot.requests.due import NothingToRun
 from bot.requests.plans import PlanUnreadable, plan_from_json, reverted_key
 from bot.tencent.client import RoomEngineClient
@@ -82,16 +93,8 @@ _TRAIL_LIMIT: Final = 200
 _SCHEDULED: Final = (RequestState.SCHEDULED,)
 
 
-@dataclass(frozen=True)
-class Timer:
-    """A pending revert, as `timers` lists it: what (verb, rooms, changes), who, and when."""
-
-    request_key: str
-    reverts: str  # the time-boxed request's key
-    command: Command
-    user_id: str
-    due: float
-    channel_id: str | None
+#: A pending revert, as `timers` lists it.
+Timer = PendingTimer
 
 
 class Timers:
@@ -257,6 +260,13 @@ class Timers:
 
     # -- what people see and do ----------------------------------------------------------------
 
+    async def view(self, rooms: tuple[str, ...] = ()) -> TimersView:
+        """`timers [ROOM...]`: `pending`, or why the store could not say."""
+        try:
+            return TimersView(rooms=rooms, timers=tuple(await self.pending(rooms)))
+        except AuditError as exc:
+            return TimersView(rooms=rooms, problem=f"the audit store could not be read ({exc})")
+
     async def pending(self, rooms: tuple[str, ...] = ()) -> list[Timer]:
         """The timers still to run, soonest first (those touching `rooms`, when given)."""
         found: list[Timer] = []
@@ -315,8 +325,38 @@ class Timers:
         timer = None if settled is None else _timer_of(settled)
         if timer is None:
             return Rejected(message="this timer has already run, or was kept or taken by someone")
-        metrics.count_timer_action("extend" if extend else "keep")
+        action = "extend" if extend else "keep"
+        metrics.count_timer_action(action)
+        await self._audit(timer, actor, action)
         return timer
+
+    async def _audit(self, timer: Timer, actor: Actor, action: str) -> None:
+        """One audit row per room for a Keep or an Extend (who, when, the new due time)."""
+        detail = (
+            f"kept: {timer.reverts} will not be reverted"
+            if action == "keep"
+            else f"extended: {timer.reverts} now reverts at {utc_time(timer.due)}"
+        )
+        key = uuid.uuid4().hex
+        rows = [
+            NewEntry(
+                request_key=key,
+                source=actor.source.value,
+                user_id=actor.user_id,
+                verb=f"{action}-timer",
+                raw_text=f"{action} timer {timer.request_key}",
+                room_id=room,
+                team_id=actor.team_id,
+                channel_id=actor.channel_id,
+                outcome=Outcome.OK,
+                detail=detail,
+            )
+            for room in timer.command.rooms
+        ]
+        try:
+            await self._store.record(rows)
+        except AuditError as exc:
+            log.warning("could not audit the %s of timer %s: %s", action, timer.request_key, exc)
 
     async def _check(self, revert_key: str, actor: Actor) -> Timer | Rejected:
         """The timer, when `actor` may run its change's verb (the same permission as the

@@ -21,7 +21,17 @@ from bot.requests.delivery import Deliveries
 from bot.requests.loop import RequestLoop
 from bot.service import RoomService
 from bot.tencent.client import RoomEngineClient
-from handlers import actions, alerts, backstop, cards, commands, home, mentions, modal
+from handlers import (
+    actions,
+    alerts,
+    backstop,
+    cards,
+    commands,
+    home,
+    mentions,
+    modal,
+    timer_actions,
+)
 from handlers.blocks import Message
 from handlers.callbacks import CallbackReceiver, build_receiver
 from handlers.middleware import attach_actor
@@ -189,6 +199,7 @@ def register_all(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRun
     commands.register(app, presenter, runtime)
     mentions.register(app, presenter, runtime)
     actions.register(app, presenter.service, runtime)
+    timer_actions.register(app, presenter.service, runtime)
     modal.register(app, presenter, runtime)
     cards.register(app, presenter, runtime)
     home.register(app, presenter, runtime)

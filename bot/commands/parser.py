@@ -93,7 +93,9 @@ def parse_command(
     changes: dict[str, Any] = {}
     accounts: tuple[str, ...] = ()
     seats: tuple[int, ...] = ()
-    if spec.form is ArgForm.ROOMS:
+    if spec.form is ArgForm.ANY_ROOMS and not args:
+        return Command(spec.name, ())
+    if spec.form in (ArgForm.ROOMS, ArgForm.ANY_ROOMS):
         rooms, changes = args, dict(spec.sets)
     elif spec.form is ArgForm.ROOM:
         rooms = _one_room(args, spec)

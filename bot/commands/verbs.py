@@ -32,6 +32,7 @@ class ArgForm(StrEnum):
     """The shape of a verb's arguments, which decides how the parser reads them."""
 
     ROOMS = "ROOM..."  # one or more rooms
+    ANY_ROOMS = "[ROOM...]"  # none (every room) or some
     ROOM = "ROOM"  # exactly one room
     ROOM_VALUE = "ROOM VALUE"  # one room, then one word
     ROOM_TEXT = "ROOM TEXT..."  # one room, then the rest of the line
@@ -134,7 +135,7 @@ def _spec(
             else synopsis
         ),
         example=f"/room {name} {example}",
-        multi_room=form in (ArgForm.ROOMS, ArgForm.ROOMS_SETTINGS),
+        multi_room=form in (ArgForm.ROOMS, ArgForm.ANY_ROOMS, ArgForm.ROOMS_SETTINGS),
         fields=fields or tuple(dict.fromkeys(field for field, _ in (*sets, *video_sets))),
         form=form,
         synopsis=synopsis,
@@ -275,6 +276,14 @@ _TABLE: Final = (
         "history",
         ArgForm.ROOM,
         "Show the recent changes roombot made to a room",
+        "room-test",
+        kind=VerbKind.READ,
+        api=None,
+    ),
+    _spec(
+        "timers",
+        ArgForm.ANY_ROOMS,
+        "List the time-boxed changes still to revert (`--for`): what, where, who and when",
         "room-test",
         kind=VerbKind.READ,
         api=None,

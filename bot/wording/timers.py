@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bot.outcomes import RunKind, RunResult, TimersView
 from bot.wording.changes import describe_setting
-from bot.wording.style import CORE
+from bot.wording.style import CORE, WARN_MARK, Style
 
 
 def utc_time(at: float, *, now: float | None = None) -> str:
@@ -86,3 +87,44 @@ def superseded_why(user_id: str, verb: str | None, request_key: str) -> str:
 def changed_since_why(who: str | None) -> str:
     """Why: the field no longer holds the value roombot set."""
     return f"changed since {who}" if who else "changed since, outside roombot or by someone else"
+
+
+def timebox_notes(style: Style, run: RunResult, now: float) -> list[str]:
+    """What a finished request adds about time boxes: when a time-boxed change ends (or that
+    its revert could not be recorded), and a revert's own notes (fields left alone, late)."""
+    notes = [style.prose(note) for note in run.notes]
+    timebox = run.command.timebox_s if run.kind is RunKind.REQUEST else None
+    if timebox is None or not run.succeeded:
+        return notes
+    if run.reverts_at is not None:
+        notes.append(style.prose(ends_sentence(run.reverts_at, now)))
+    else:
+        notes.append(
+            f"{WARN_MARK} The revert in {span(timebox)} could not be recorded (the audit trail "
+            "was not written): this change stays until someone undoes it."
+        )
+    return notes
+
+
+def timers_lines(style: Style, view: TimersView, now: float) -> list[str]:
+    """`timers`: a head, then one line per pending revert: where, what, who, when."""
+    where = f" in {', '.join(style.literal(r) for r in view.rooms)}" if view.rooms else ""
+    if view.problem is not None:
+        return [f"Time-boxed changes{where}: {style.text(view.problem)}"]
+    if not view.timers:
+        return [f"No time-boxed change{where} is waiting to be reverted."]
+    count = len(view.timers)
+    lines = [f"{count} time-boxed change{'s' if count != 1 else ''}{where} to revert:"]
+    for timer in view.timers:
+        command = timer.command
+        what = ", ".join(describe_setting(style, k, v) for k, v in command.changes.items())
+        if command.seats:
+            what = f"seats {', '.join(map(str, command.seats))}: {what}"
+        rooms = ", ".join(style.literal(room) for room in command.rooms[:10])
+        more = f" and {len(command.rooms) - 10} more" if len(command.rooms) > 10 else ""
+        lines.append(
+            f"⏰ {rooms}{more} — {what or command.verb} "
+            f"({style.literal('/room ' + command.verb)} by {style.user(timer.user_id)}), "
+            f"{reverts_line(timer.due, now)}"
+        )
+    return lines

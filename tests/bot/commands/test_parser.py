@@ -72,6 +72,7 @@ CANONICAL_NAMES = [
     "set",
     "show",
     "history",
+    "timers",
     "members",
     "kick",
     "ban",
