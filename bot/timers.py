@@ -68,7 +68,12 @@ from bot.outcomes import (
     TimersView,
 )
 from bot.requests.due import NothingToRun
-from bot.requests.plans import PlanUnreadable, plan_from_json, reverted_key
+from bot.requests.plans import (
+    PlanUnreadable,
+    plan_from_json,
+    revert_dedupe_key,
+    reverted_key,
+)
 from bot.tencent.client import RoomEngineClient
 from bot.wording.timers import (
     changed_since_why,
@@ -91,6 +96,10 @@ _SET_AGAIN: Final = frozenset({Outcome.OK, Outcome.NOOP, Outcome.IN_PLACE})
 #: Later rows read per room when a revert is due.
 _TRAIL_LIMIT: Final = 200
 _SCHEDULED: Final = (RequestState.SCHEDULED,)
+#: How many time-boxed changes back a revert looks for the value to go back to.
+_CHAIN_LIMIT: Final = 5
+#: ... and how far back in time (the longest time box allowed).
+_CHAIN_LOOKBACK_S: Final = 365 * 86_400
 
 
 #: A pending revert, as `timers` lists it.
@@ -125,7 +134,16 @@ class Timers:
         scheduled = plan_from_json(record.plan, record.request_key)
         rows = await self._store.rows_for_request(original)
         seat_rows = [r for r in rows if _in_place(r) and is_seat_target(r.patch or {})]
-        room_rows = [r for r in rows if _in_place(r) and not is_seat_target(r.patch or {})]
+        # A no-op too: a change made while an earlier time-boxed one was on may take over its
+        # end (`_inherited`).
+        room_rows = [
+            r
+            for r in rows
+            if (
+                _in_place(r) or (r.outcome is Outcome.NOOP and r.room_id and r.patch and r.previous)
+            )
+            and not is_seat_target(r.patch or {})
+        ]
         notes: list[str] = []
         calls: list[Call] = []
         expected: dict[str, dict[str, Any]] = {}
@@ -134,7 +152,7 @@ class Timers:
         keys = {original, record.request_key}
         for row in room_rows:
             room = row.room_id or ""
-            fields = _changed_fields(row)
+            fields = await self._changed_fields(row, keys)
             if not fields:
                 continue
             later = await self._later(row)
@@ -196,6 +214,60 @@ class Timers:
             request_key=record.request_key,
             notes=tuple(notes),
         )
+
+    async def _changed_fields(self, row: AuditEntry, keys: set[str]) -> dict[str, tuple[Any, Any]]:
+        """Field -> (the value roombot set, the value to go back to) for the fields `row`'s
+        change can set back: those it changed, and those it set while an earlier time-boxed
+        change of the same field was on (then the revert goes back to what that one found)."""
+        patch, previous = row.patch or {}, restorable(row.previous or {})
+        fields: dict[str, tuple[Any, Any]] = {}
+        for name in patch:
+            if name not in previous:
+                continue
+            before = await self._inherited(row, name, previous[name], keys)
+            if before != patch[name]:
+                fields[name] = (patch[name], before)
+        return fields
+
+    async def _inherited(self, row: AuditEntry, name: str, before: Any, keys: set[str]) -> Any:
+        """The value field `name` goes back to when `row`'s time box ends. Normally the value
+        read before `row`'s change; but when that value was set by an earlier time-boxed change
+        whose timer was still on (`row`'s change superseded it: it will not revert that
+        field), the value that change found, and so on back. A time box made longer by running
+        the change again with a longer `--for` ends as the first one would have."""
+        seen = set(keys)
+        for _ in range(_CHAIN_LIMIT):
+            try:
+                earlier = await self._store.query(
+                    room=row.room_id, since=row.created_at - _CHAIN_LOOKBACK_S, limit=_TRAIL_LIMIT
+                )
+            except AuditError:
+                return before
+            candidates = [
+                r
+                for r in earlier
+                if r.id < row.id
+                and r.request_key not in seen
+                and r.source != "tencent"
+                and r.outcome in _SET_AGAIN
+                and name in (r.patch or {})
+            ]
+            if not candidates:
+                return before
+            last = max(candidates, key=lambda r: r.id)
+            if (last.patch or {}).get(name) != before or name not in (last.previous or {}):
+                return before
+            try:
+                timer = await self._store.request_by_dedupe_key(revert_dedupe_key(last.request_key))
+            except AuditError:
+                return before
+            if timer is None or timer.run_after is None or timer.run_after <= row.created_at:
+                return before  # not time-boxed, or its time was up before `row`'s change
+            if timer.state is RequestState.CANCELLED and timer.updated_at <= row.created_at:
+                return before  # kept before `row`'s change: that value was meant to stay
+            seen.add(last.request_key)
+            before, row = (last.previous or {})[name], last
+        return before
 
     async def _later(self, row: AuditEntry) -> list[AuditEntry]:
         try:
@@ -420,17 +492,6 @@ def _timer_of(record: RequestRecord) -> Timer | None:
 
 def _in_place(row: AuditEntry) -> bool:
     return bool(row.outcome in _IN_PLACE and row.room_id and row.patch and row.previous)
-
-
-def _changed_fields(row: AuditEntry) -> dict[str, tuple[Any, Any]]:
-    """Field -> (the value roombot set, the value read before): those it changed and can set
-    back."""
-    patch, previous = row.patch or {}, restorable(row.previous or {})
-    return {
-        name: (patch[name], previous[name])
-        for name in patch
-        if name in previous and previous[name] != patch[name]
-    }
 
 
 def _set_again(

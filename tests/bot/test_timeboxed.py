@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from bot import metrics
-from bot.audit import AuditStore, Outcome, RequestState
+from bot.audit import AuditStore, NewEntry, Outcome, RequestState, Source
 from bot.audit.sql import Body, Query
 from bot.budget import RateBudget
 from bot.outcomes import Rejected, RunKind, RunResult
@@ -43,7 +43,8 @@ MALLORY = "U0MALLORY"
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[RoomEngineEmulator]:
-    emu = RoomEngineEmulator(sdkappid=APP, secret_key=KEY, rooms=["room-1", "room-2"])
+    stage = {"RoomId": "stage", "IsSeatEnabled": True, "MaxSeatCount": 4}
+    emu = RoomEngineEmulator(sdkappid=APP, secret_key=KEY, rooms=["room-1", "room-2", stage])
     await emu.start()
     yield emu
     await emu.stop()
@@ -379,3 +380,94 @@ async def test_a_timeboxed_write_costs_no_extra_store_transaction(
     # The timer rides in the begin transaction, with the rows it reverts.
     life = ("claim_request", "begin_request", "complete_request", "finish_request")
     assert used == dict.fromkeys(life, 1.0)
+
+
+async def test_a_longer_for_run_again_ends_as_the_first_change_would_have(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    bot = await bots.open("a")
+    await bot.run("mute-all room-1 --for 30m")
+    await bots.age(bot, 300)
+    await bot.run("mute-all room-1 --for 2h")  # the same mute, for longer
+    await bots.age(bot, 1501)
+    await bot.loop.tick()
+    # The first timer's field was set again since: left alone, the room stays muted.
+    assert emulator.rooms["room-1"]["IsAudioDisabled"] is True
+    [first] = bot.reverts()
+    [result] = first.results
+    assert result.failure is not None
+    assert "set again" in result.failure.message
+    await bots.age(bot, 7200)
+    await bot.loop.tick()
+    # The second ends the mute: back to what the first change found, not to "muted".
+    assert emulator.rooms["room-1"]["IsAudioDisabled"] is False
+    assert len(bot.reverts()) == 2
+
+
+async def test_a_kept_change_is_not_undone_by_a_later_time_box(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    bot = await bots.open("a")
+    timers = bot.service.timers
+    assert timers is not None
+    first = await bot.run("mute-all room-1 --for 30m")
+    assert first.revert_key is not None
+    assert not isinstance(await timers.keep(first.revert_key, actor(ALICE)), Rejected)
+    await bots.age(bot, 60)
+    await bot.run("mute-all room-1 --for 10m")
+    await bots.age(bot, 3600)
+    await bot.loop.tick()
+    # The mute was kept before the second --for: it was meant to stay, so it stays.
+    assert emulator.rooms["room-1"]["IsAudioDisabled"] is True
+
+
+async def test_a_change_a_callback_reported_is_left_alone_saying_by_whom(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    bot = await bots.open("a")
+    await bot.run("mute-all room-1 --for 30m")
+    # The app's backend unmuted it; Room Engine's callback said so (the row it leaves).
+    emulator.rooms["room-1"]["IsAudioDisabled"] = False
+    await bot.store.record(
+        [
+            NewEntry(
+                request_key="callback-1",
+                source=Source.TENCENT.value,
+                user_id="ops-admin",
+                verb="outside",
+                raw_text="Room.CallbackAfterRoomInfoChanged",
+                room_id="room-1",
+                patch={"IsAudioDisabled": False},
+                outcome=Outcome.OK,
+            )
+        ]
+    )
+    sent = len(updates(emulator))
+    await bots.age(bot, 1801)
+    await bot.loop.tick()
+    [revert] = bot.reverts()
+    [result] = revert.results
+    assert result.failure is not None
+    assert "changed since by `ops-admin` outside roombot" in result.failure.message
+    assert len(updates(emulator)) == sent
+
+
+async def test_a_timeboxed_seat_lock_is_lifted_when_due(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    bot = await bots.open("a")
+    run = await bot.run("lock-seat stage 2 --for 15m")
+    assert run.reverts_at is not None
+    assert emulator.seats["stage"].as_api()[2]["IsTakenDisabled"] is True
+    await bots.age(bot, 901)
+    await bot.loop.tick()
+    seat = emulator.seats["stage"].as_api()[2]
+    assert (seat["IsTakenDisabled"], seat["IsAudioDisabled"], seat["IsVideoDisabled"]) == (
+        False,
+        False,
+        False,
+    )
+    [revert] = bot.reverts()
+    [result] = revert.results
+    assert result.ok
+    assert result.request_id
