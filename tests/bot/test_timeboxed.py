@@ -22,7 +22,7 @@ from bot import metrics
 from bot.audit import AuditStore, NewEntry, Outcome, RequestState, Source
 from bot.audit.sql import Body, Query
 from bot.budget import RateBudget
-from bot.outcomes import Rejected, RunKind, RunResult
+from bot.outcomes import DryRun, Rejected, RunKind, RunResult
 from bot.policy import known_verbs, load_policy
 from bot.requests.delivery import Deliveries, Delivery
 from bot.requests.loop import RequestLoop
@@ -471,3 +471,40 @@ async def test_a_timeboxed_seat_lock_is_lifted_when_due(
     [result] = revert.results
     assert result.ok
     assert result.request_id
+
+
+async def test_a_survivor_runs_a_due_revert_whose_replica_stopped_holding_it(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    dead = await bots.open("dead")
+    survivor = await bots.open("survivor")
+    run = await dead.run("mute-all room-1 --for 10m")
+    await bots.age(dead, 601)
+    # The replica took the due revert (its loop's look) and stopped before sending anything.
+    [taken] = await dead.store.take_due(adapters=("test",))
+    assert taken.request_key == run.revert_key
+    await survivor.loop.tick()
+    assert emulator.rooms["room-1"]["IsAudioDisabled"] is True  # its lease still runs
+    await bots.cluster.advance(bots.cluster.lease_s + 1)
+    await survivor.loop.tick()
+    assert emulator.rooms["room-1"]["IsAudioDisabled"] is False
+    [revert] = survivor.reverts()
+    assert revert.request_key == run.revert_key
+    record = await survivor.store.get_request(taken.request_key)
+    assert record is not None
+    assert (record.state, record.owner) == (RequestState.REPORTED, None)
+
+
+async def test_a_dry_run_with_for_shows_the_change_and_the_revert_that_would_follow(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    bot = await bots.open("a")
+    dry = await bot.service.prepare("mute-all room-1 --for 30m --dry-run", actor(ALICE))
+    assert isinstance(dry, DryRun)
+    assert dry.bodies == ({"RoomInfo": {"RoomId": "room-1", "IsAudioDisabled": True}},)
+    assert dry.note is not None
+    assert dry.note.startswith("Then, at ")
+    assert "UTC (in 30 min), roombot would set back the same settings" in dry.note
+    assert updates(emulator) == []
+    assert bot.service.timers is not None
+    assert await bot.service.timers.pending() == []
