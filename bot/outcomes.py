@@ -330,6 +330,8 @@ class RoomView:
     allowed_verbs: frozenset[str] = frozenset()
     seats: SeatList | None = None
     seats_failure: Failure | None = None
+    #: The room's time-boxed changes still to revert (room cards say "… until 14:30 UTC").
+    timers: tuple[PendingTimer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -511,6 +513,8 @@ class Activity:
     requests: tuple[RequestSummary, ...] = ()
     rooms: tuple[str, ...] = ()
     problem: str | None = None
+    #: The user's time-boxed changes still to revert, soonest first.
+    timers: tuple[PendingTimer, ...] = ()
 
 
 class ChangeKind(StrEnum):

@@ -76,7 +76,7 @@ from bot.outcomes import (
     TimersView,
 )
 from bot.policy import Decision, GroupDirectory, Policy
-from bot.reads import Reads
+from bot.reads import SHOW_SEATS_MAX_ROOMS, Reads
 from bot.requests.delivery import Delivery, LoggedDelivery
 from bot.requests.due import DueRequests
 from bot.requests.leases import LeaseBook
@@ -431,8 +431,20 @@ class RoomService:
     # -- reads: `bot.reads` --------------------------------------------------------------------
 
     async def show(self, approved: Approved) -> list[RoomView]:
-        """Read each named room with `get_room_info`."""
-        return await self._reads.show(approved)
+        """Read each named room with `get_room_info`; for a few rooms (room cards), with their
+        time-boxed changes still to revert."""
+        views = await self._reads.show(approved)
+        if self._timers is None or len(views) > SHOW_SEATS_MAX_ROOMS:
+            return views
+        try:
+            pending = await self._timers.pending(approved.command.rooms)
+        except AuditError as exc:
+            self._audit.failed("read", exc)
+            return views
+        return [
+            replace(v, timers=tuple(t for t in pending if v.room_id in t.command.rooms))
+            for v in views
+        ]
 
     async def members(self, approved: Approved) -> MembersView:
         """`members ROOM`: every member (up to a cap), and the total."""
@@ -455,8 +467,17 @@ class RoomService:
         return await self._reads.access(user_id)
 
     async def activity(self, user_id: str, **limits: int) -> Activity:
-        """`user_id`'s newest requests and the rooms they touched lately."""
-        return await self._reads.activity(user_id, **limits)
+        """`user_id`'s newest requests, the rooms they touched lately, and their time-boxed
+        changes still to revert."""
+        activity = await self._reads.activity(user_id, **limits)
+        if self._timers is None:
+            return activity
+        try:
+            pending = await self._timers.pending()
+        except AuditError as exc:
+            self._audit.failed("read", exc)
+            return activity
+        return replace(activity, timers=tuple(t for t in pending if t.user_id == user_id))
 
 
 _CONFIRM_PROBLEMS: dict[ConfirmationStatus, str] = {

@@ -30,7 +30,7 @@ from bot.outcomes import (
     TimersView,
 )
 from bot.wording import FAIL_MARK, WARN_MARK, Style
-from bot.wording.timers import timebox_notes, timers_lines
+from bot.wording.timers import room_timers_line, timebox_notes, timers_lines
 
 
 def _same(text: str) -> str:
@@ -125,12 +125,20 @@ class TextRenderer:
         return "\n".join(lines)
 
     def show(self, views: Sequence[RoomView]) -> str:
-        """`show`: each room's settings (and seats, when read), a blank line between rooms."""
+        """`show`: each room's settings (seats, when read, and its time-boxed changes still to
+        revert), a blank line between rooms."""
+        now = time.time()
         return "\n\n".join(
             "\n".join(
                 [
                     *wording.room_view_lines(PLAIN, v),
-                    *filter(None, [seat_wording.room_seats_line(PLAIN, v)]),
+                    *filter(
+                        None,
+                        [
+                            seat_wording.room_seats_line(PLAIN, v),
+                            room_timers_line(PLAIN, v.timers, now),
+                        ],
+                    ),
                 ]
             )
             for v in views

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.outcomes import RunKind, RunResult, TimersView
-from bot.wording.changes import describe_setting
+from bot.outcomes import PendingTimer, RunKind, RunResult, TimersView
+from bot.wording.changes import describe_change, describe_setting
 from bot.wording.style import CORE, WARN_MARK, Style
 
 
@@ -128,3 +128,30 @@ def timers_lines(style: Style, view: TimersView, now: float) -> list[str]:
             f"{reverts_line(timer.due, now)}"
         )
     return lines
+
+
+def until_phrase(style: Style, timer: PendingTimer, now: float) -> str:
+    """One pending timer from a room's point of view: "audio muted until 14:30 UTC (in 25 min),
+    `/room mute-all` by @alice"."""
+    command = timer.command
+    what = ", ".join(describe_change(style, k, v) for k, v in command.changes.items())
+    if command.seats:
+        what = f"seats {', '.join(map(str, command.seats))} {what}"
+    return (
+        f"{what or command.verb} until {utc_time(timer.due, now=now)} ({relative(timer.due, now)}),"
+        f" {style.literal('/room ' + command.verb)} by {style.user(timer.user_id)}"
+    )
+
+
+def room_timers_line(style: Style, timers: tuple[PendingTimer, ...], now: float) -> str | None:
+    """A room card's line about its time-boxed changes, or None when it has none."""
+    if not timers:
+        return None
+    return "⏰ " + "; ".join(until_phrase(style, t, now) for t in timers)
+
+
+def home_timer_line(style: Style, timer: PendingTimer, now: float) -> str:
+    """One of the user's pending timers on the App Home: where, what, until when."""
+    rooms = ", ".join(style.literal(room) for room in timer.command.rooms[:5])
+    more = f" and {len(timer.command.rooms) - 5} more" if len(timer.command.rooms) > 5 else ""
+    return f"⏰ {rooms}{more}: {until_phrase(style, timer, now)}"

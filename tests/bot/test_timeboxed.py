@@ -22,7 +22,7 @@ from bot import metrics
 from bot.audit import AuditStore, NewEntry, Outcome, RequestState, Source
 from bot.audit.sql import Body, Query
 from bot.budget import RateBudget
-from bot.outcomes import DryRun, Rejected, RunKind, RunResult
+from bot.outcomes import Approved, DryRun, Rejected, RunKind, RunResult
 from bot.policy import known_verbs, load_policy
 from bot.requests.delivery import Deliveries, Delivery
 from bot.requests.loop import RequestLoop
@@ -508,3 +508,18 @@ async def test_a_dry_run_with_for_shows_the_change_and_the_revert_that_would_fol
     assert updates(emulator) == []
     assert bot.service.timers is not None
     assert await bot.service.timers.pending() == []
+
+
+async def test_show_and_the_users_activity_carry_the_pending_timers(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    bot = await bots.open("a")
+    run = await bot.run("mute-all room-1 --for 30m")
+    prepared = await bot.service.prepare("show room-1 room-2", actor(ALICE))
+    assert isinstance(prepared, Approved)
+    views = {v.room_id: v for v in await bot.service.show(prepared)}
+    assert [t.request_key for t in views["room-1"].timers] == [run.revert_key]
+    assert views["room-2"].timers == ()
+    mine = await bot.service.activity(ALICE)
+    assert [t.request_key for t in mine.timers] == [run.revert_key]
+    assert (await bot.service.activity(MALLORY)).timers == ()
