@@ -219,7 +219,11 @@ def _run_parse(args: argparse.Namespace, settings: Settings) -> int:
     # The words are joined, so `parse mute-all r1` and `parse 'mute-all r1'` are the same text.
     text = " ".join(args.text)
     try:
-        command = parse_command(text, max_rooms=settings.roombot_max_rooms)
+        command = parse_command(
+            text,
+            max_rooms=settings.roombot_max_rooms,
+            max_timebox=settings.roombot_max_timebox,
+        )
     except ParseError as exc:
         usage = f" — usage: {exc.usage}" if exc.usage else ""
         print(f"roombot parse: {exc.message}{usage}", file=sys.stderr)

@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.defaults import CONFIRM_ABOVE, MAX_ROOMS, RATE_LIMIT
+from bot.defaults import CONFIRM_ABOVE, MAX_ROOMS, MAX_TIMEBOX_S, MIN_TIMEBOX_S, RATE_LIMIT
 from bot.dsn import DatabaseUrl, audit_target
 from bot.errors import RoombotError
 from bot.redact import remember, scrub, shown
@@ -52,6 +52,9 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 #: ROOMBOT_LOG_LEVEL's accepted values (the standard `logging` level names).
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _URL = TypeAdapter(AnyHttpUrl)
+_DURATION_PART = re.compile(r"([0-9]{1,9})([dhms])")
+_DURATION = re.compile(r"(?:[0-9]{1,9}[dhms])+")
+_UNIT_S = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
 
 class ConfigError(RoombotError):
@@ -89,6 +92,9 @@ class Settings(BaseSettings):
     roombot_rate_limit: int = Field(default=RATE_LIMIT, ge=1, le=200)
     roombot_confirm_above: int = Field(default=CONFIRM_ABOVE, ge=0)
     roombot_max_rooms: int = Field(default=MAX_ROOMS, ge=1, le=10_000)
+    #: The longest `--for` of a time-boxed change (DESIGN §2.11), in seconds; the environment
+    #: may say `7d`, `12h`, `90m` or a number of seconds.
+    roombot_max_timebox: int = Field(default=MAX_TIMEBOX_S, ge=MIN_TIMEBOX_S, le=365 * 86_400)
     #: Go ahead with a change whose audit rows cannot be written (each outcome is logged
     #: instead). Off: such a change is refused, so the audit trail cannot be skipped.
     roombot_allow_unaudited: bool = False
@@ -147,6 +153,20 @@ class Settings(BaseSettings):
         # key=value string or a misspelt URL would quietly become a SQLite file of its own).
         if isinstance(value, str):
             return audit_target(value)
+        return value
+
+    @field_validator("roombot_max_timebox", mode="before")
+    @classmethod
+    def _max_timebox(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text.isdigit():
+                return int(text)
+            if not _DURATION.fullmatch(text):
+                raise ValueError(
+                    f"must be a duration like `7d`, `12h` or `90m` (or seconds), got {shown(text)}"
+                )
+            return sum(int(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(text))
         return value
 
     @field_validator("tencent_sdkappid", mode="before")

@@ -10,6 +10,10 @@ from typing import Final
 
 #: Most rooms one command may name (`ROOMBOT_MAX_ROOMS`).
 MAX_ROOMS: Final = 500
+#: The longest `--for` of a time-boxed change, in seconds (`ROOMBOT_MAX_TIMEBOX`: a week).
+MAX_TIMEBOX_S: Final = 7 * 86_400
+#: The shortest `--for` of a time-boxed change, in seconds (not a setting).
+MIN_TIMEBOX_S: Final = 10
 #: Requests for more rooms than this ask for confirmation (`ROOMBOT_CONFIRM_ABOVE`; 0 = never).
 CONFIRM_ABOVE: Final = 5
 #: Room Engine calls per second the bot may use (`ROOMBOT_RATE_LIMIT`).

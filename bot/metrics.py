@@ -26,6 +26,9 @@ Prometheus's conventions: a `roombot_` prefix, counters ending in `_total`, dura
 | `roombot_takeovers_total` | counter | `kind` |
 | `roombot_takeovers_undelivered` | gauge | – |
 | `roombot_work_in_flight` | gauge | – (the serving adapter's collector) |
+| `roombot_timebox_reverts_total` | counter | `outcome` |
+| `roombot_timebox_actions_total` | counter | `action` |
+| `roombot_timebox_lateness_seconds` | histogram | – |
 
 Plus the standard `process_*` and `python_info` series.
 
@@ -166,6 +169,10 @@ AUDIT_OPERATIONS: Final = frozenset(
 )
 #: The store's transactions by what they do (`bot.audit.store`): a write request's life is
 #: claim_request, begin_request, complete_request and finish_request.
+#: How a time-boxed change's revert ended.
+REVERT_OUTCOMES: Final = frozenset({"reverted", "partial", "left_alone", "failed"})
+#: What people do with a timer.
+TIMER_ACTIONS: Final = frozenset({"keep", "extend", "revert_now"})
 STORE_OPERATIONS: Final = frozenset(
     {
         "claim_request",
@@ -346,6 +353,26 @@ TAKEOVERS_UNDELIVERED: Final = Gauge(
     registry=REGISTRY,
 )
 
+TIMEBOX_REVERTS: Final = Counter(
+    "roombot_timebox_reverts",
+    "Reverts of time-boxed changes (--for) carried out, by outcome: reverted (every field set "
+    "back), partial (some left alone or failed), left_alone (every field changed since), failed.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+TIMEBOX_ACTIONS: Final = Counter(
+    "roombot_timebox_actions",
+    "What people did with a time-boxed change's timer: keep, extend or revert_now.",
+    ["action"],
+    registry=REGISTRY,
+)
+TIMEBOX_LATENESS: Final = Histogram(
+    "roombot_timebox_lateness_seconds",
+    "How long after its due time a time-boxed change's revert was taken (late: no replica ran).",
+    buckets=(1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+    registry=REGISTRY,
+)
+
 # -- counting -------------------------------------------------------------------------------------
 
 
@@ -444,6 +471,21 @@ def count_takeover(kind: str) -> None:
 def set_takeovers_undelivered(count: int) -> None:
     """How many taken-over requests' reports this replica still has to deliver."""
     TAKEOVERS_UNDELIVERED.set(count)
+
+
+def count_revert(outcome: str) -> None:
+    """A time-boxed change's revert ended (`REVERT_OUTCOMES`)."""
+    TIMEBOX_REVERTS.labels(_closed(outcome, REVERT_OUTCOMES)).inc()
+
+
+def count_timer_action(action: str) -> None:
+    """Someone kept, extended or reverted now a time-boxed change (`TIMER_ACTIONS`)."""
+    TIMEBOX_ACTIONS.labels(_closed(action, TIMER_ACTIONS)).inc()
+
+
+def observe_revert_lateness(seconds: float) -> None:
+    """A due revert was taken `seconds` after its time."""
+    TIMEBOX_LATENESS.observe(max(0.0, seconds))
 
 
 def watch_rate_limits(budget: RateLimits) -> None:

@@ -59,6 +59,7 @@ __all__ = [
     "MembersView",
     "NeedsConfirmation",
     "OutsideChange",
+    "PendingTimer",
     "Plan",
     "Prepared",
     "Progress",
@@ -73,6 +74,7 @@ __all__ = [
     "SeatsView",
     "Source",
     "TargetKey",
+    "TimersView",
 ]
 
 
@@ -157,6 +159,9 @@ class RunKind(StrEnum):
     REQUEST = "request"
     UNDO = "undo"
     RETRY = "retry"
+    #: The revert of a time-boxed change (`--for`, DESIGN §2.11): an undo roombot runs by
+    #: itself when the time is up.
+    REVERT = "revert"
 
 
 #: What one audit row and one result are about: a room, and the account for member verbs.
@@ -189,6 +194,32 @@ class Plan:
     #: Makes the request once-only (`RoomService.submit`): an undo or retry of a request
     #: carries "undo:KEY" / "retry:KEY", so a second click, on any replica, runs nothing.
     dedupe_key: str | None = None
+    #: Core sentences the report adds (a revert: the fields it left alone, that it ran late).
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PendingTimer:
+    """A time-boxed change's revert still to run (`--for`, DESIGN §2.11): what it reverts
+    (the change as asked), who asked, and when it is due (Unix seconds)."""
+
+    request_key: str
+    #: The time-boxed request's key.
+    reverts: str
+    command: Command
+    user_id: str
+    due: float
+    channel_id: str | None
+
+
+@dataclass(frozen=True)
+class TimersView:
+    """`timers [ROOM...]`: the pending reverts (of those rooms, or all), soonest first, or why
+    they could not be read."""
+
+    rooms: tuple[str, ...]
+    timers: tuple[PendingTimer, ...] = ()
+    problem: str | None = None
 
 
 # -- outcomes of calls ----------------------------------------------------------------------------
@@ -299,6 +330,8 @@ class RoomView:
     allowed_verbs: frozenset[str] = frozenset()
     seats: SeatList | None = None
     seats_failure: Failure | None = None
+    #: The room's time-boxed changes still to revert (room cards say "… until 14:30 UTC").
+    timers: tuple[PendingTimer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -338,6 +371,12 @@ class RunResult:
     #: Set when another replica took the request over before it ended here, and why: this
     #: replica reports nothing (the other one does).
     lost: str | None = None
+    #: Core sentences to report with the outcome (the plan's `notes`).
+    notes: tuple[str, ...] = ()
+    #: A time-boxed change (`--for`): when its revert is due (Unix seconds), and that
+    #: request's key (the Revert now / Extend / Keep buttons name it). None otherwise.
+    reverts_at: float | None = None
+    revert_key: str | None = None
 
     @property
     def failed(self) -> list[RoomResult]:
@@ -474,6 +513,8 @@ class Activity:
     requests: tuple[RequestSummary, ...] = ()
     rooms: tuple[str, ...] = ()
     problem: str | None = None
+    #: The user's time-boxed changes still to revert, soonest first.
+    timers: tuple[PendingTimer, ...] = ()
 
 
 class ChangeKind(StrEnum):

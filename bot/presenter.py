@@ -37,6 +37,7 @@ from bot.outcomes import (
     Rejected,
     RoomView,
     SeatsView,
+    TimersView,
 )
 from bot.service import RoomService
 
@@ -83,6 +84,10 @@ class Renderer(Protocol[M_co]):
 
     def seats(self, view: SeatsView) -> M_co:
         """`seats`: who sits on each seat of a room, and what each forbids."""
+        ...
+
+    def timers(self, view: TimersView) -> M_co:
+        """`timers`: the time-boxed changes still to revert."""
         ...
 
     def unexpected_error(self, correlation_id: str) -> M_co:
@@ -177,6 +182,9 @@ class Presenter(Generic[M]):
         if verb == "banned":
             banned = await self.service.banned(approved)
             return Answer(self.renderer.banned(banned), ok=banned.failure is None)
+        if verb == "timers":
+            pending = await self.service.pending_timers(approved)
+            return Answer(self.renderer.timers(pending), ok=pending.problem is None)
         if verb == "seats":
             seats = await self.service.seats(approved)
             return Answer(self.renderer.seats(seats), ok=seats.failure is None)

@@ -21,11 +21,20 @@ it came from (`bot.requests.loop`).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Final
 
-from bot.audit import AuditError, AuditStore, ConfirmationStatus, NewEntry, Outcome
+from bot.audit import (
+    REVERT_KIND,
+    AuditError,
+    AuditStore,
+    ConfirmationStatus,
+    NewEntry,
+    Outcome,
+    TakenRequest,
+)
 from bot.commands import (
     VERBS,
     Command,
@@ -35,7 +44,13 @@ from bot.commands import (
     render_help,
     render_verb_help,
 )
-from bot.defaults import CONFIRM_ABOVE, CONFIRMATION_TTL_S, CONFIRMATION_TTL_TEXT, MAX_ROOMS
+from bot.defaults import (
+    CONFIRM_ABOVE,
+    CONFIRMATION_TTL_S,
+    CONFIRMATION_TTL_TEXT,
+    MAX_ROOMS,
+    MAX_TIMEBOX_S,
+)
 from bot.followups import FollowUps
 from bot.outcomes import (
     Access,
@@ -58,9 +73,10 @@ from bot.outcomes import (
     RunKind,
     RunResult,
     SeatsView,
+    TimersView,
 )
 from bot.policy import Decision, GroupDirectory, Policy
-from bot.reads import Reads
+from bot.reads import SHOW_SEATS_MAX_ROOMS, Reads
 from bot.requests.delivery import Delivery, LoggedDelivery
 from bot.requests.due import DueRequests
 from bot.requests.leases import LeaseBook
@@ -69,6 +85,8 @@ from bot.requests.recorder import AuditRecorder, entries, entry
 from bot.requests.runner import Runner
 from bot.seat_wording import dry_run_note
 from bot.tencent.client import RoomEngineClient
+from bot.timers import Timers, count_revert
+from bot.wording.timers import dry_run_revert_note
 
 #: Why the verbs that always ask first (`VerbSpec.confirm`) do.
 _ALWAYS_CONFIRM_WHY: Final = {
@@ -89,18 +107,24 @@ class RoomService:
         groups: GroupDirectory | None = None,
         audit: AuditStore | None = None,
         max_rooms: int = MAX_ROOMS,
+        max_timebox: int = MAX_TIMEBOX_S,
         confirm_above: int = CONFIRM_ABOVE,
         allow_unaudited: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         """`allow_unaudited` (ROOMBOT_ALLOW_UNAUDITED) lets changes go ahead when their audit rows
-        cannot be written (each outcome is then logged instead); `sleep` paces retries."""
+        cannot be written (each outcome is then logged instead); `sleep` paces retries; `wall`
+        is Unix time (when a time-boxed change's revert is due)."""
         self._client = client
         self._policy = policy
         self._groups = groups
         self._audit = AuditRecorder(audit)
         self._book = LeaseBook(audit) if audit is not None else None
-        self._runner = Runner(client, self._audit, allow_unaudited=allow_unaudited, sleep=sleep)
+        self._runner = Runner(
+            client, self._audit, allow_unaudited=allow_unaudited, sleep=sleep, wall=wall
+        )
+        self._wall = wall
         self._life = RequestLife(
             audit,
             self._runner,
@@ -110,7 +134,11 @@ class RoomService:
             sleep=sleep,
         )
         self._due = DueRequests(audit, self._life) if audit is not None else None
+        self._timers = Timers(audit, client, self.authorize, wall=wall) if audit else None
+        if self._due is not None and self._timers is not None:
+            self._due.on_due(REVERT_KIND, self._timers.build_revert, done=count_revert)
         self._max_rooms = max_rooms
+        self._max_timebox = max_timebox
         self._confirm_above = confirm_above
         self._followups = FollowUps(self._audit, self.authorize)
         self._reads = Reads(client, self._audit, lambda: self._policy, groups, self.allowed_verbs)
@@ -138,6 +166,10 @@ class RoomService:
 
     # -- step 1: parse, authorize, decide --------------------------------------------------------
 
+    def parse(self, text: str) -> Command:
+        """`parse_command` with this service's limits (rooms, `--for`); raises `ParseError`."""
+        return parse_command(text, max_rooms=self._max_rooms, max_timebox=self._max_timebox)
+
     async def prepare(self, text: str, actor: Actor, *, defer: Deferrer | None = None) -> Prepared:
         """Parse `text` and check the policy for `actor`. Calls nothing on Room Engine.
 
@@ -146,7 +178,7 @@ class RoomService:
         write is awaited.
         """
         try:
-            command = parse_command(text, max_rooms=self._max_rooms)
+            command = self.parse(text)
         except ParseError as exc:
             invalid = entry(actor, None, text, outcome=Outcome.INVALID, detail=exc.message)
             await self._record_refusal([invalid], defer)
@@ -162,10 +194,13 @@ class RoomService:
             dry = entries(actor, command, text, outcome=Outcome.DRY_RUN)
             await self._record_refusal(dry, defer)
             calls = command.calls(actor.user_id)
+            notes = [dry_run_note(command)]
+            if command.timebox_s is not None:
+                notes.append(dry_run_revert_note(command.timebox_s, self._wall()))
             return DryRun(
                 command=command,
                 bodies=tuple(c.body() for c in calls),
-                note=dry_run_note(command),
+                note=" ".join(n for n in notes if n) or None,
             )
         why = self.confirmation_reason(command)
         if why is not None and self._audit.store is None:
@@ -272,7 +307,7 @@ class RoomService:
         if status is not ConfirmationStatus.OK or prompt is None:
             return Rejected(message=_CONFIRM_PROBLEMS.get(status, "this prompt cannot be used"))
         actor = replace(actor, channel_id=prompt.channel_id or actor.channel_id)
-        command = parse_command(prompt.text, max_rooms=self._max_rooms)
+        command = self.parse(prompt.text)
         decision = await self.authorize(command.verb, actor)
         if not decision.allowed:
             await self._audit.record(
@@ -294,7 +329,7 @@ class RoomService:
             )
         if status is not ConfirmationStatus.OK or prompt is None:
             return Rejected(message=_CONFIRM_PROBLEMS.get(status, "this prompt cannot be used"))
-        command = parse_command(prompt.text, max_rooms=self._max_rooms)
+        command = self.parse(prompt.text)
         await self._audit.record(
             entries(
                 actor,
@@ -356,11 +391,60 @@ class RoomService:
         """True the first time `key` is seen (see `FollowUps.first_delivery`)."""
         return await self._followups.first_delivery(key)
 
+    # -- time-boxed changes: `bot.timers` ------------------------------------------------------
+
+    @property
+    def timers(self) -> Timers | None:
+        """Time-boxed changes' timers: list, keep, extend, revert now (None without a store)."""
+        return self._timers
+
+    async def pending_timers(self, approved: Approved) -> TimersView:
+        """`timers [ROOM...]`: the pending reverts (of those rooms), soonest first."""
+        rooms = approved.command.rooms
+        if self._timers is None:
+            return TimersView(rooms=rooms, problem="timers need the audit store")
+        return await self._timers.view(rooms)
+
+    async def revert_now(
+        self, revert_key: str, actor: Actor, delivery: Delivery
+    ) -> RunResult | Rejected:
+        """Revert now: take the timer (once, whoever else clicks or whichever loop looks) and
+        carry its revert out at once, reported through `delivery`."""
+        if self._timers is None or self._due is None:
+            return Rejected(message="timers need the audit store, which is not configured")
+        taken = await self._timers.take_now(revert_key, actor)
+        if isinstance(taken, Rejected):
+            return taken
+        return await self._carry_out_taken(taken, delivery)
+
+    async def _carry_out_taken(
+        self, taken: TakenRequest, delivery: Delivery
+    ) -> RunResult | Rejected:
+        assert self._due is not None
+        run = await self._due.carry_out_due(taken, delivery)
+        if run is None:
+            return Rejected(
+                message="nothing to revert: the change set nothing that can be set back"
+            )
+        return run
+
     # -- reads: `bot.reads` --------------------------------------------------------------------
 
     async def show(self, approved: Approved) -> list[RoomView]:
-        """Read each named room with `get_room_info`."""
-        return await self._reads.show(approved)
+        """Read each named room with `get_room_info`; for a few rooms (room cards), with their
+        time-boxed changes still to revert."""
+        views = await self._reads.show(approved)
+        if self._timers is None or len(views) > SHOW_SEATS_MAX_ROOMS:
+            return views
+        try:
+            pending = await self._timers.pending(approved.command.rooms)
+        except AuditError as exc:
+            self._audit.failed("read", exc)
+            return views
+        return [
+            replace(v, timers=tuple(t for t in pending if v.room_id in t.command.rooms))
+            for v in views
+        ]
 
     async def members(self, approved: Approved) -> MembersView:
         """`members ROOM`: every member (up to a cap), and the total."""
@@ -383,8 +467,17 @@ class RoomService:
         return await self._reads.access(user_id)
 
     async def activity(self, user_id: str, **limits: int) -> Activity:
-        """`user_id`'s newest requests and the rooms they touched lately."""
-        return await self._reads.activity(user_id, **limits)
+        """`user_id`'s newest requests, the rooms they touched lately, and their time-boxed
+        changes still to revert."""
+        activity = await self._reads.activity(user_id, **limits)
+        if self._timers is None:
+            return activity
+        try:
+            pending = await self._timers.pending()
+        except AuditError as exc:
+            self._audit.failed("read", exc)
+            return activity
+        return replace(activity, timers=tuple(t for t in pending if t.user_id == user_id))
 
 
 _CONFIRM_PROBLEMS: dict[ConfirmationStatus, str] = {

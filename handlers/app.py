@@ -21,7 +21,17 @@ from bot.requests.delivery import Deliveries
 from bot.requests.loop import RequestLoop
 from bot.service import RoomService
 from bot.tencent.client import RoomEngineClient
-from handlers import actions, alerts, backstop, cards, commands, home, mentions, modal
+from handlers import (
+    actions,
+    alerts,
+    backstop,
+    cards,
+    commands,
+    home,
+    mentions,
+    modal,
+    timer_actions,
+)
 from handlers.blocks import Message
 from handlers.callbacks import CallbackReceiver, build_receiver
 from handlers.middleware import attach_actor
@@ -148,6 +158,7 @@ async def build_bot(
         groups=group_directory(slack),
         audit=audit,
         max_rooms=settings.roombot_max_rooms,
+        max_timebox=settings.roombot_max_timebox,
         confirm_above=settings.roombot_confirm_above,
         allow_unaudited=settings.roombot_allow_unaudited,
     )
@@ -188,6 +199,7 @@ def register_all(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRun
     commands.register(app, presenter, runtime)
     mentions.register(app, presenter, runtime)
     actions.register(app, presenter.service, runtime)
+    timer_actions.register(app, presenter.service, runtime)
     modal.register(app, presenter, runtime)
     cards.register(app, presenter, runtime)
     home.register(app, presenter, runtime)

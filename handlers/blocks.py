@@ -8,6 +8,7 @@ Tencent text is escaped before it is put into mrkdwn, so a room name or a reason
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -33,6 +34,7 @@ from bot.outcomes import (
 )
 from bot.requests.takeover import TakeoverReport
 from bot.wording import FAIL_MARK, WARN_MARK, WORKING_MARK, Style
+from bot.wording.timers import timebox_notes
 
 #: Slack's Block Kit limits (reference/slack-platform.md), in one place: every renderer here and in
 #: `handlers.views` keeps to them, and tests/handlers check them with 500 rooms and long names.
@@ -62,6 +64,11 @@ ACTION_CONFIRM: Final = "roombot_confirm"
 ACTION_CANCEL: Final = "roombot_cancel"
 ACTION_UNDO: Final = "roombot_undo"
 ACTION_RETRY: Final = "roombot_retry_failed"
+#: A time-boxed change's timer buttons (their value is the revert request's key).
+ACTION_REVERT_NOW: Final = "roombot_timer_revert_now"
+ACTION_EXTEND: Final = "roombot_timer_extend"
+ACTION_KEEP: Final = "roombot_timer_keep"
+TIMER_ACTIONS: Final = (ACTION_REVERT_NOW, ACTION_EXTEND, ACTION_KEEP)
 #: The Show button of an alert about a change made outside roombot (its value is the room ID).
 ACTION_SHOW: Final = "roombot_show_room"
 #: Most changes one alert message lists; the rest are counted.
@@ -182,6 +189,12 @@ def result_actions(run: RunResult) -> dict[str, Any] | None:
     if run.retryable and run.kind is not RunKind.UNDO:
         retry = f"Retry {len(run.retryable)} failed"
         buttons.append(_button(retry, ACTION_RETRY, run.request_key))
+    if run.revert_key is not None and run.kind is RunKind.REQUEST and run.succeeded:
+        buttons += [
+            _button("Revert now", ACTION_REVERT_NOW, run.revert_key),
+            _button("Extend 30 min", ACTION_EXTEND, run.revert_key),
+            _button("Keep", ACTION_KEEP, run.revert_key),
+        ]
     if not buttons:
         return None
     return {"type": "actions", "block_id": "roombot_result_actions", "elements": buttons}
@@ -192,6 +205,7 @@ def _notes(run: RunResult) -> list[str]:
         wording.read_before_note(run),
         wording.not_undoable_note(run),
         wording.audit_failed_note(SLACK, run),
+        *timebox_notes(SLACK, run, time.time()),
     ]
     return [note for note in notes if note is not None]
 

@@ -9,6 +9,7 @@ handles the clicks.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -16,6 +17,7 @@ from typing import Any, Final
 from bot import seat_wording, wording
 from bot.models import room_id_problem
 from bot.outcomes import NeedsConfirmation, RoomView
+from bot.wording.timers import room_timers_line
 from handlers.blocks import (
     MAX_BLOCKS,
     MAX_TEXT_CHARS,
@@ -211,6 +213,9 @@ def room_card(view: RoomView, index: int, rooms: Sequence[str]) -> list[dict[str
     seats = card_seats_text(view)
     if seats is not None:
         card.append(context(seats))
+    timers = room_timers_line(SLACK, view.timers, time.time())
+    if timers is not None:
+        card.append(context(timers))
     toggles = card_toggles(view)
     if toggles:
         card.append(
@@ -244,8 +249,15 @@ def cards_message(views: Sequence[RoomView]) -> Message:
         if blocks:
             blocks.append({"type": "divider"})
         blocks += room_card(view, index, rooms)
+    now = time.time()
     text = "\n\n".join(
-        "\n".join([room_view_text(v), *filter(None, [card_seats_text(v)])]) for v in views
+        "\n".join(
+            [
+                room_view_text(v),
+                *filter(None, [card_seats_text(v), room_timers_line(SLACK, v.timers, now)]),
+            ]
+        )
+        for v in views
     )
     return Message(text=truncate(text, MAX_TEXT_CHARS), blocks=blocks[:MAX_BLOCKS])
 

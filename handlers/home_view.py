@@ -3,6 +3,7 @@ touched lately with a Show button. Pure functions of `bot.outcomes.Access` and `
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -11,6 +12,7 @@ from bot import wording
 from bot.audit import Outcome
 from bot.outcomes import Access, Activity, RequestSummary
 from bot.wording import FAIL_MARK, OK_MARK, WARN_MARK, WORKING_MARK
+from bot.wording.timers import home_timer_line
 from handlers import blocks
 from handlers.blocks import MAX_HEADER_CHARS, MAX_VIEW_BLOCKS, SLACK, code, context, section
 
@@ -115,6 +117,12 @@ def home_view(access: Access, activity: Activity) -> dict[str, Any]:
                 f"{WARN_MARK} Could not read the audit trail: {blocks.escape(activity.problem)}"
             )
         )
+    if activity.timers:
+        now = time.time()
+        view_blocks.append({"type": "divider"})
+        timer_lines = [home_timer_line(SLACK, t, now) for t in activity.timers]
+        title = "*Your time-boxed changes* (reverted by roombot when their time is up)"
+        view_blocks += [section(chunk) for chunk in blocks.chunk_lines([title, *timer_lines])]
     view_blocks.append({"type": "divider"})
     view_blocks.append(
         section("*Rooms you touched lately*" + ("" if activity.rooms else "\nNone yet."))

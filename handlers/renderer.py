@@ -17,7 +17,9 @@ from bot.outcomes import (
     Rejected,
     RoomView,
     SeatsView,
+    TimersView,
 )
+from bot.wording.timers import timers_lines
 from handlers.blocks import (
     SLACK,
     Message,
@@ -70,6 +72,10 @@ class SlackRenderer:
     def seats(self, view: SeatsView) -> Message:
         """`seats`' answer."""
         return listing_message(seat_wording.seats_lines(SLACK, view))
+
+    def timers(self, view: TimersView) -> Message:
+        """`timers`' answer."""
+        return listing_message(timers_lines(SLACK, view, time.time()))
 
     def unexpected_error(self, correlation_id: str) -> Message:
         """roombot itself failed: the id to report."""

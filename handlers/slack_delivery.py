@@ -38,7 +38,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import wording
 from bot.errors import RoombotError
-from bot.outcomes import Plan, Progress, RunResult
+from bot.outcomes import Plan, Progress, RunKind, RunResult
 from bot.requests.delivery import Deliveries
 from bot.requests.takeover import TakeoverReport
 from handlers import blocks
@@ -169,6 +169,10 @@ class SlackDelivery:
             self.guard()
 
     async def start(self, plan: Plan) -> None:
+        reporter = self.reporter
+        if plan.kind is RunKind.REVERT and reporter.root_ts is None and reporter.parent_ts:
+            # A time-boxed change's revert is told in the change's own thread.
+            reporter.root_ts = reporter.parent_ts
         await self.reporter.start(blocks.parent_message(plan.command, plan.actor, kind=plan.kind))
 
     async def progress(self, plan: Plan, progress: Progress) -> None:

@@ -44,6 +44,7 @@ from bot.audit.store import (
     DEFAULT_LEASE_S,
     AuditStore,
 )
+from bot.audit.timers import REVERT_KIND
 
 __all__ = [
     "ANY_ADAPTER",
@@ -52,6 +53,7 @@ __all__ = [
     "IN_FLIGHT",
     "NO_ENTRIES",
     "PROVISIONAL_OUTCOMES",
+    "REVERT_KIND",
     "AuditEntry",
     "AuditError",
     "AuditStore",

@@ -123,10 +123,16 @@ def _fenced_update(holder: Holder, sets: str, **params: Any) -> Body[None]:
 
 
 def begin(
-    holder: Holder, entries: Sequence[NewEntry], reply: dict[str, Any] | None, *, now: float
+    holder: Holder,
+    entries: Sequence[NewEntry],
+    reply: dict[str, Any] | None,
+    *,
+    now: float,
+    timer: NewRequest | None = None,
 ) -> Body[list[int]]:
     """The request is running: write its pending rows (with the values read before) and, when
-    given, its latest reply address. Fenced."""
+    given, its latest reply address and the revert of a time-boxed change (`timer`, scheduled:
+    recorded with the rows it reverts, so it exists exactly when they do). Fenced."""
     yield from _fenced_update(
         holder,
         f"state = %(state)s, updated_at = %(now)s, {_REPLY}",
@@ -134,6 +140,8 @@ def begin(
         now=now,
         reply=None if reply is None else json_text(reply, "reply address"),
     )
+    if timer is not None:
+        yield from claim(timer, owner=None, lease_s=0.0, now=now)
     return (yield from trail.insert_entries(entries, final=False, now=now))
 
 

@@ -405,6 +405,12 @@ MIGRATIONS: Final[tuple[tuple[Statement, ...], ...]] = (
         ),
         Only("postgresql", _RATE_RESERVE_HALVABLE),
     ),
+    # (issue 23) time-boxed changes: their reverts are `revert` requests waiting `scheduled`;
+    # `timers`, room cards and the App Home list the pending ones (`bot.audit.timers`).
+    (
+        "CREATE INDEX requests_timers ON requests (run_after) "
+        "WHERE kind = 'revert' AND state = 'scheduled'",
+    ),
 )
 
 #: The version this code reads and writes.

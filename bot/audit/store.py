@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any, Final, TypeVar
 
 from bot import metrics
-from bot.audit import life, trail
+from bot.audit import life, timers, trail
 from bot.audit.dialect import BudgetRider, Dialect, RateBudgets
 from bot.audit.records import (
     AuditEntry,
@@ -448,16 +448,22 @@ class AuditStore:
         )
 
     async def begin_request(
-        self, lease: Lease, entries: Sequence[NewEntry], reply: Mapping[str, Any] | None = None
+        self,
+        lease: Lease,
+        entries: Sequence[NewEntry],
+        reply: Mapping[str, Any] | None = None,
+        *,
+        timer: NewRequest | None = None,
     ) -> list[int]:
         """The request is running: write its pending rows (and, when given, its latest reply
-        address) in one transaction. Ids in order. `LeaseLost` when it is not this replica's."""
+        address, and the revert `timer` of a time-boxed change) in one transaction. Ids in
+        order. `LeaseLost` when it is not this replica's."""
         check_new_entries(entries, final=False)
         now = self._clock()
         holder = _holder(lease)
         address = None if reply is None else dict(reply)
         return await self._write(
-            "start a request", lambda: life.begin(holder, entries, address, now=now)
+            "start a request", lambda: life.begin(holder, entries, address, now=now, timer=timer)
         )
 
     async def complete_request(
@@ -662,6 +668,10 @@ class AuditStore:
     async def request_by_dedupe_key(self, dedupe_key: str) -> RequestRecord | None:
         """The request recorded under `dedupe_key` (e.g. "undo:KEY"), or None."""
         return await self._read("read a request", lambda: life.by_dedupe_key(dedupe_key))
+
+    async def pending_timers(self, *, limit: int = 500) -> list[RequestRecord]:
+        """The time-boxed changes' reverts still to run, soonest first (`bot.audit.timers`)."""
+        return await self._read("list timers", lambda: timers.pending(limit))
 
     async def get_request(self, request_key: str) -> RequestRecord | None:
         """The record of one request, or None."""

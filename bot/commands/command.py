@@ -36,7 +36,9 @@ class Command:
     a seat verb's `lock_seat` flags, e.g. `ForbidAudio: true`);
     `accounts` are the Room Engine account IDs a member verb names, de-duplicated in order;
     `seats` the seat indexes a seat verb names, de-duplicated in order;
-    `duration_s` is a ban's length in seconds; `topic` is the verb `help VERB` asked about.
+    `duration_s` is what `--for` gave, in seconds: a ban's length, or for a verb that changes
+    room settings or seat flags how long the change lasts before roombot reverts it
+    (`timebox_s`); `topic` is the verb `help VERB` asked about.
     Immutable: `changes` is a read-only mapping.
     """
 
@@ -63,6 +65,13 @@ class Command:
     def spec(self) -> VerbSpec:
         """The verb's entry in `VERBS`."""
         return VERBS[self.verb]
+
+    @property
+    def timebox_s(self) -> int | None:
+        """How long the change lasts before roombot reverts it (`--for` on a time-boxable verb,
+        DESIGN §2.11), in seconds; None for a change that stays (and for a ban's `--for`, which
+        Room Engine itself ends)."""
+        return self.duration_s if self.spec.timeboxable else None
 
     def patches(self) -> list[RoomPatch]:
         """One `update_room_info` patch per room: `RoomId` plus exactly `changes`.

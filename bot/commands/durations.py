@@ -1,9 +1,11 @@
-"""Ban durations: `90s`, `30m`, `2h`, `7d`, `1h30m` to seconds, and seconds back to that form.
+"""Durations (`--for`): `90s`, `30m`, `2h`, `7d`, `1h30m` to seconds, and seconds back to that form.
 
 The rule: one or more parts, each a whole number and a unit, optionally separated by spaces;
 the parts add up. Units (any case): `s`/`sec`/`second(s)`, `m`/`min`/`minute(s)`,
-`h`/`hr`/`hour(s)`, `d`/`day(s)`, `w`/`week(s)`. From 1 second to `BAN_MAX_SECONDS` (365 days).
-A bare number is refused: `90` could mean seconds or minutes.
+`h`/`hr`/`hour(s)`, `d`/`day(s)`, `w`/`week(s)`. A ban lasts from 1 second to
+`BAN_MAX_SECONDS` (365 days); a time-boxed change (DESIGN §2.11) from `TIMEBOX_MIN_SECONDS`
+to `ROOMBOT_MAX_TIMEBOX` (`timebox_bounds`). A bare number is refused: `90` could mean seconds
+or minutes.
 """
 
 from __future__ import annotations
@@ -11,12 +13,21 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from bot.defaults import MAX_TIMEBOX_S, MIN_TIMEBOX_S
+
 from .errors import shown
 from .values import InvalidValue
 
 #: The longest ban roombot sends: a year. The API documents no maximum; a longer ban is more
 #: likely a typo (`70d` for `7d`... or `7000m`) than a wish, and can be renewed.
 BAN_MAX_SECONDS: Final = 365 * 86_400
+
+#: The shortest time-boxed change: a revert sooner than this is more likely a typo (`10s` for
+#: `10m`) than a wish, and would race the change's own report.
+TIMEBOX_MIN_SECONDS: Final = MIN_TIMEBOX_S
+
+#: `ROOMBOT_MAX_TIMEBOX`'s default: a week.
+TIMEBOX_MAX_SECONDS: Final = MAX_TIMEBOX_S
 
 #: The forms the help text and error messages show.
 DURATION_EXAMPLES: Final = "`90s`, `30m`, `2h`, `7d` or `1h30m`"
@@ -40,8 +51,15 @@ def looks_like_duration(word: str) -> bool:
     return _SHAPE.fullmatch(word) is not None and _units_known(word)
 
 
-def parse_duration(text: str) -> int:
-    """The number of seconds `text` means; raises `InvalidValue` saying why it is not a duration."""
+def parse_duration(
+    text: str,
+    *,
+    minimum: int = 1,
+    maximum: int = BAN_MAX_SECONDS,
+    what: str = "a ban",
+) -> int:
+    """The number of seconds `text` means, from `minimum` to `maximum` (a ban's by default);
+    raises `InvalidValue` saying why it is not such a duration (`what` names what lasts)."""
     stripped = text.strip()
     if not _SHAPE.fullmatch(stripped):
         hint = " (give a unit, e.g. `90s` or `30m`)" if stripped.isdigit() else ""
@@ -59,12 +77,14 @@ def parse_duration(text: str) -> int:
                 f"(e.g. {DURATION_EXAMPLES})"
             )
         if len(digits.lstrip("0")) > _MAX_DIGITS:
-            raise InvalidValue(_too_long(stripped))
+            raise InvalidValue(_too_long(stripped, what, maximum))
         total += int(digits) * seconds
-    if total < 1:
-        raise InvalidValue(f"a ban must last at least 1s, not {shown(stripped)}")
-    if total > BAN_MAX_SECONDS:
-        raise InvalidValue(_too_long(stripped))
+    if total < minimum:
+        raise InvalidValue(
+            f"{what} must last at least {format_duration(minimum)}, not {shown(stripped)}"
+        )
+    if total > maximum:
+        raise InvalidValue(_too_long(stripped, what, maximum))
     return total
 
 
@@ -84,5 +104,8 @@ def _units_known(text: str) -> bool:
     return all(match.group(2).lower() in _UNIT_SECONDS for match in _PART.finditer(text))
 
 
-def _too_long(text: str) -> str:
-    return f"a ban lasts at most {BAN_MAX_SECONDS // 86_400}d (a year), not {shown(text)}"
+def _too_long(text: str, what: str, maximum: int) -> str:
+    most = format_duration(maximum)
+    if maximum == BAN_MAX_SECONDS:
+        most += " (a year)"
+    return f"{what} lasts at most {most}, not {shown(text)}"

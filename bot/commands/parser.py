@@ -9,7 +9,12 @@ from typing import Any, Final
 from bot.models import SEAT_INDEX_MAX, account_id_problem, reason_problem, room_id_problem
 
 from .command import Command
-from .durations import looks_like_duration, parse_duration
+from .durations import (
+    TIMEBOX_MAX_SECONDS,
+    TIMEBOX_MIN_SECONDS,
+    looks_like_duration,
+    parse_duration,
+)
 from .errors import ParseError, did_you_mean, shown
 from .limits import DEFAULT_MAX_ROOMS, MAX_ACCOUNTS, MAX_SEATS, max_command_chars
 from .normalise import normalise
@@ -54,8 +59,13 @@ class _Options:
     video: bool = False
 
 
-def parse_command(text: str, *, max_rooms: int = DEFAULT_MAX_ROOMS) -> Command:
+def parse_command(
+    text: str, *, max_rooms: int = DEFAULT_MAX_ROOMS, max_timebox: int = TIMEBOX_MAX_SECONDS
+) -> Command:
     """Parse `/room` command text (as Slack delivers it) into a `Command`.
+
+    `--for DURATION` is a ban's length, or on a verb that changes room settings or seat flags
+    how long the change lasts (from `TIMEBOX_MIN_SECONDS` to `max_timebox`, DESIGN §2.11).
 
     Empty text and `help` give the help command. Raises `ParseError` (and nothing else) when the
     text is not a valid command, before anything is sent anywhere: first of all when it is longer
@@ -76,14 +86,16 @@ def parse_command(text: str, *, max_rooms: int = DEFAULT_MAX_ROOMS) -> Command:
     options = _split_options(normalised, tokens[1:], spec)
     if spec.kind is not VerbKind.WRITE:
         _refuse_options(options, spec)
-    duration = _duration(options, spec)
+    duration = _duration(options, spec, max_timebox)
     args = options.args
     if spec.form is ArgForm.TOPIC:
         return Command(spec.name, (), topic=_topic(args, spec))
     changes: dict[str, Any] = {}
     accounts: tuple[str, ...] = ()
     seats: tuple[int, ...] = ()
-    if spec.form is ArgForm.ROOMS:
+    if spec.form is ArgForm.ANY_ROOMS and not args:
+        return Command(spec.name, ())
+    if spec.form in (ArgForm.ROOMS, ArgForm.ANY_ROOMS):
         rooms, changes = args, dict(spec.sets)
     elif spec.form is ArgForm.ROOM:
         rooms = _one_room(args, spec)
@@ -229,7 +241,7 @@ def _refuse_options(options: _Options, spec: VerbSpec) -> None:
         )
 
 
-def _duration(options: _Options, spec: VerbSpec) -> int | None:
+def _duration(options: _Options, spec: VerbSpec, max_timebox: int) -> int | None:
     if options.duration is None:
         if spec.needs_duration:
             raise ParseError(
@@ -238,11 +250,21 @@ def _duration(options: _Options, spec: VerbSpec) -> int | None:
                 spec.usage,
             )
         return None
+    if spec.timeboxable:
+        try:
+            return parse_duration(
+                options.duration,
+                minimum=TIMEBOX_MIN_SECONDS,
+                maximum=max(max_timebox, TIMEBOX_MIN_SECONDS),
+                what="a time-boxed change",
+            )
+        except InvalidValue as exc:
+            raise ParseError(f"--for: {exc}", spec.usage) from None
     if not spec.needs_duration:
         hint = (
             ": to keep members out for a time, use `/room ban ROOM USER... --for DURATION`"
             if spec.takes_accounts and not spec.seat_verb
-            else ""
+            else ": it cannot be undone, so it cannot be time-boxed"
         )
         raise ParseError(f"`--for` does not apply to `{spec.name}`{hint}", spec.usage)
     try:

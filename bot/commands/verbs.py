@@ -15,6 +15,8 @@ from .errors import ParseError, did_you_mean, shown
 #: The shape of every command, for errors that cannot name a verb.
 GENERAL_USAGE: Final = "/room VERB ROOM... [--dry-run] [--reason TEXT]"
 _OPTIONS: Final = "[--dry-run] [--reason TEXT]"
+#: The options of a verb whose change can be time-boxed (DESIGN §2.11).
+_TIMEBOX_OPTIONS: Final = "[--for DURATION] [--dry-run] [--reason TEXT]"
 
 
 class VerbKind(StrEnum):
@@ -30,6 +32,7 @@ class ArgForm(StrEnum):
     """The shape of a verb's arguments, which decides how the parser reads them."""
 
     ROOMS = "ROOM..."  # one or more rooms
+    ANY_ROOMS = "[ROOM...]"  # none (every room) or some
     ROOM = "ROOM"  # exactly one room
     ROOM_VALUE = "ROOM VALUE"  # one room, then one word
     ROOM_TEXT = "ROOM TEXT..."  # one room, then the rest of the line
@@ -73,6 +76,12 @@ class VerbSpec:
     needs_duration: bool = False
     confirm: bool = False
     video_sets: tuple[tuple[str, bool], ...] = ()
+
+    @property
+    def timeboxable(self) -> bool:
+        """True for the verbs whose change `--for DURATION` reverts by itself when the time is
+        up (DESIGN §2.11): room settings and seat flags, the changes roombot can set back."""
+        return self.kind is VerbKind.WRITE and self.api in (_UPDATE, _LOCK_SEAT)
 
     @property
     def takes_accounts(self) -> bool:
@@ -120,9 +129,13 @@ def _spec(
         aliases=aliases,
         kind=kind,
         summary=summary,
-        usage=f"{synopsis} {_OPTIONS}" if kind is VerbKind.WRITE else synopsis,
+        usage=(
+            f"{synopsis} {_TIMEBOX_OPTIONS if room_change else _OPTIONS}"
+            if kind is VerbKind.WRITE
+            else synopsis
+        ),
         example=f"/room {name} {example}",
-        multi_room=form in (ArgForm.ROOMS, ArgForm.ROOMS_SETTINGS),
+        multi_room=form in (ArgForm.ROOMS, ArgForm.ANY_ROOMS, ArgForm.ROOMS_SETTINGS),
         fields=fields or tuple(dict.fromkeys(field for field, _ in (*sets, *video_sets))),
         form=form,
         synopsis=synopsis,
@@ -263,6 +276,14 @@ _TABLE: Final = (
         "history",
         ArgForm.ROOM,
         "Show the recent changes roombot made to a room",
+        "room-test",
+        kind=VerbKind.READ,
+        api=None,
+    ),
+    _spec(
+        "timers",
+        ArgForm.ANY_ROOMS,
+        "List the time-boxed changes still to revert (`--for`): what, where, who and when",
         "room-test",
         kind=VerbKind.READ,
         api=None,

@@ -379,6 +379,7 @@ def _session(
         groups=None,
         audit=audit,
         max_rooms=settings.roombot_max_rooms,
+        max_timebox=settings.roombot_max_timebox,
         confirm_above=settings.roombot_confirm_above,
         allow_unaudited=settings.roombot_allow_unaudited,
     )

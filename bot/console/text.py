@@ -27,8 +27,10 @@ from bot.outcomes import (
     RunKind,
     RunResult,
     SeatsView,
+    TimersView,
 )
 from bot.wording import FAIL_MARK, WARN_MARK, Style
+from bot.wording.timers import room_timers_line, timebox_notes, timers_lines
 
 
 def _same(text: str) -> str:
@@ -70,6 +72,7 @@ def result_lines(run: RunResult) -> list[str]:
         wording.audit_failed_note(PLAIN, run),
     ]
     lines += [f"  {note}" for note in notes if note is not None]
+    lines += [f"  {note}" for note in timebox_notes(PLAIN, run, time.time())]
     lines.append(wording.final_status(run))
     return lines
 
@@ -122,12 +125,20 @@ class TextRenderer:
         return "\n".join(lines)
 
     def show(self, views: Sequence[RoomView]) -> str:
-        """`show`: each room's settings (and seats, when read), a blank line between rooms."""
+        """`show`: each room's settings (seats, when read, and its time-boxed changes still to
+        revert), a blank line between rooms."""
+        now = time.time()
         return "\n\n".join(
             "\n".join(
                 [
                     *wording.room_view_lines(PLAIN, v),
-                    *filter(None, [seat_wording.room_seats_line(PLAIN, v)]),
+                    *filter(
+                        None,
+                        [
+                            seat_wording.room_seats_line(PLAIN, v),
+                            room_timers_line(PLAIN, v.timers, now),
+                        ],
+                    ),
                 ]
             )
             for v in views
@@ -155,6 +166,11 @@ class TextRenderer:
     def seats(self, view: SeatsView) -> str:
         """`seats`: who sits on each seat, one a line."""
         head, *rest = seat_wording.seats_lines(PLAIN, view)
+        return "\n".join([head, *(f"  {line}" for line in rest)])
+
+    def timers(self, view: TimersView) -> str:
+        """`timers`: the time-boxed changes still to revert, one a line, with their end."""
+        head, *rest = timers_lines(PLAIN, view, time.time())
         return "\n".join([head, *(f"  {line}" for line in rest)])
 
     def unexpected_error(self, correlation_id: str) -> str:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bot.audit import AuditError, AuditStore, LeaseLost, RequestRecord, RequestState, TakenRequest
-from bot.outcomes import Plan
+from bot.outcomes import Plan, RunResult
 from bot.requests.delivery import Delivery
 from bot.requests.life import RequestLife
 from bot.requests.plans import PlanUnreadable, plan_from_json
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 #: Makes the plan of a request whose time has come; raises `NothingToRun` (or
 #: `PlanUnreadable`) when there is nothing to carry out.
 PlanBuilder = Callable[[RequestRecord], Awaitable[Plan]]
+#: Told each run of a due request of its kind once it has ended (e.g. to count it).
+RunWatcher = Callable[[RunResult], None]
 
 
 class NothingToRun(Exception):
@@ -43,16 +45,20 @@ class DueRequests:
         self._store = store
         self._life = life
         self._builders: dict[str, PlanBuilder] = {}
+        self._watchers: dict[str, RunWatcher] = {}
 
-    def on_due(self, kind: str, builder: PlanBuilder) -> None:
+    def on_due(self, kind: str, builder: PlanBuilder, *, done: RunWatcher | None = None) -> None:
         """Make the plans of due requests of `kind` with `builder` (instead of the recorded
-        plan)."""
+        plan); `done`, when given, is told each run once it has ended."""
         self._builders[kind] = builder
+        if done is not None:
+            self._watchers[kind] = done
 
-    async def carry_out_due(self, taken: TakenRequest, delivery: Delivery) -> None:
+    async def carry_out_due(self, taken: TakenRequest, delivery: Delivery) -> RunResult | None:
         """Carry out `taken` (held under `taken.lease`) through its life, reported through
         `delivery`. One with nothing to run, or no plan this version can read, ends
-        `cancelled` (logged; the delivery is not told: there is no outcome to show)."""
+        `cancelled` (logged; the delivery is not told: there is no outcome to show) and
+        returns None; else the run."""
         record = taken.record
         builder = self._builders.get(record.kind, recorded_plan)
         try:
@@ -63,5 +69,9 @@ class DueRequests:
                 await self._store.finish_request(taken.lease, state=RequestState.CANCELLED)
             except (LeaseLost, AuditError) as failed:
                 log.warning("could not end due request %s: %s", record.request_key, failed)
-            return
-        await self._life.carry_out(plan, delivery, taken.lease)
+            return None
+        run = await self._life.carry_out(plan, delivery, taken.lease)
+        watcher = self._watchers.get(record.kind)
+        if watcher is not None:
+            watcher(run)
+        return run

@@ -31,48 +31,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from bot.audit import AuditError, AuditStore, Lease, LeaseLost, NewRequest, RequestState
-from bot.commands import clip_for_audit
-from bot.outcomes import Plan, Progress, RunKind, RunResult
+from bot.audit import AuditError, AuditStore, Lease, LeaseLost, RequestState
+from bot.outcomes import Plan, Progress, RunResult
 from bot.requests.delivery import Delivery
 from bot.requests.leases import HeldLease, LeaseBook
-from bot.requests.plans import plan_to_json
+from bot.requests.plans import new_request
 from bot.requests.recorder import AuditRecorder
 from bot.requests.runner import AUDIT_RETRY_S, Runner, calls_first
 
 log = logging.getLogger(__name__)
 
 _RETRY_PAUSES: Final = (0.1, 0.4, 1.0)
-
-
-def new_request(
-    plan: Plan,
-    address: dict[str, object],
-    dedupe_key: str | None,
-    *,
-    run_after: float | None = None,
-    waiting: RequestState | None = None,
-) -> NewRequest:
-    """The record of `plan`, reported at `address` (to run at `run_after`, or waiting in
-    `waiting`, when no replica carries it out at once)."""
-    command = plan.command
-    actor = plan.actor
-    return NewRequest(
-        request_key=plan.request_key,
-        kind=plan.kind.value,
-        source=actor.source.value,
-        user_id=actor.user_id,
-        verb="undo" if plan.kind is RunKind.UNDO else command.verb,
-        raw_text=clip_for_audit(plan.raw_text),
-        plan=plan_to_json(plan),
-        reply=dict(address),
-        team_id=actor.team_id,
-        channel_id=actor.channel_id,
-        reason=command.reason,
-        dedupe_key=dedupe_key,
-        run_after=run_after,
-        waiting=waiting,
-    )
 
 
 class RequestLife:
@@ -113,6 +82,13 @@ class RequestLife:
         An unexpected error leaves the request to the loops (its lease is handed back, so any
         replica reads its rooms and reports) and propagates.
         """
+        if plan.command.timebox_s is not None and self._store is None:
+            run = self._runner.refused(
+                plan, "a time-boxed change (--for) needs the audit store, to keep its timer"
+            )
+            await delivery.start(plan)
+            await delivery.finish(run)
+            return run
         claim = await self._claim(plan, delivery, dedupe_key or plan.dedupe_key)
         if claim is None:
             return None

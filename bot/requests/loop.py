@@ -37,7 +37,14 @@ from typing import Final, Protocol
 
 from bot import metrics
 from bot.aio import cancel_and_wait
-from bot.audit import AuditError, AuditStore, LeaseLost, RequestState, TakenRequest
+from bot.audit import (
+    REVERT_KIND,
+    AuditError,
+    AuditStore,
+    LeaseLost,
+    RequestState,
+    TakenRequest,
+)
 from bot.audit.store import certainly_stopped
 from bot.requests.delivery import Deliveries, Delivery
 from bot.requests.leases import HeldLease, LeaseBook
@@ -59,7 +66,7 @@ REDELIVERY_MAX_S: Final = 60.0
 class DueWork(Protocol):
     """What carries out the requests the loop finds due (the service)."""
 
-    async def carry_out_due(self, taken: TakenRequest, delivery: Delivery) -> None:
+    async def carry_out_due(self, taken: TakenRequest, delivery: Delivery) -> object:
         """Carry out `taken` (held by this replica under `taken.lease`) and report it through
         `delivery`; it must end the request's life, whatever happens."""
         ...
@@ -161,7 +168,13 @@ class RequestLoop:
             del self._undelivered[one.taken.request_key]
         jobs: list[Coroutine[object, object, TakeoverReport | None]]
         jobs = [self._redeliver(u) for u in again]
-        jobs += [self._report(t, self._book.hold(t.lease), 1) for t in found.taken_over]
+        for t in found.taken_over:
+            if self._due is not None and _never_started(t):
+                # A due request whose replica stopped before it sent anything (a timer's
+                # revert, an approved request): it is simply carried out here.
+                jobs.append(self._carry_out(t, self._due))
+            else:
+                jobs.append(self._report(t, self._book.hold(t.lease), 1))
         if self._due is not None:
             jobs += [self._carry_out(t, self._due) for t in found.due]
         tasks = [asyncio.ensure_future(job) for job in jobs]
@@ -300,3 +313,10 @@ class RequestLoop:
         await self._store.begin_request(held.lease, rows)
         # Still reported as `received`: nothing was sent.
         return replace(taken, rows=tuple(await self._store.rows_for_request(taken.request_key)))
+
+
+def _never_started(taken: TakenRequest) -> bool:
+    """True for a time-boxed change's revert taken over before its holder wrote any row: it
+    sent nothing, so it is run again rather than reported."""
+    record = taken.record
+    return record.kind == REVERT_KIND and record.state is RequestState.RECEIVED and not taken.rows

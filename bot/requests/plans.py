@@ -13,8 +13,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
-from bot.audit import Source
-from bot.commands import Command
+from bot.audit import NewRequest, RequestState, Source
+from bot.commands import Command, clip_for_audit
 from bot.errors import RoombotError
 from bot.models import (
     Call,
@@ -44,6 +44,63 @@ _NAME_OF: Final = {cls: name for name, cls in CALL_TYPES.items()}
 
 class PlanUnreadable(RoombotError):
     """A recorded plan that this roombot cannot turn back into a plan."""
+
+
+def new_request(
+    plan: Plan,
+    address: dict[str, object],
+    dedupe_key: str | None,
+    *,
+    run_after: float | None = None,
+    waiting: RequestState | None = None,
+) -> NewRequest:
+    """The record of `plan`, reported at `address` (to run at `run_after`, or waiting in
+    `waiting`, when no replica carries it out at once)."""
+    command = plan.command
+    actor = plan.actor
+    verb = plan.kind.value if plan.kind in (RunKind.UNDO, RunKind.REVERT) else command.verb
+    return NewRequest(
+        request_key=plan.request_key,
+        kind=plan.kind.value,
+        source=actor.source.value,
+        user_id=actor.user_id,
+        verb=verb,
+        raw_text=clip_for_audit(plan.raw_text),
+        plan=plan_to_json(plan),
+        reply=dict(address),
+        team_id=actor.team_id,
+        channel_id=actor.channel_id,
+        reason=command.reason,
+        dedupe_key=dedupe_key,
+        run_after=run_after,
+        waiting=waiting,
+    )
+
+
+def revert_dedupe_key(request_key: str) -> str:
+    """The dedupe key of the revert of time-boxed request `request_key`: one revert each."""
+    return f"revert:{request_key}"
+
+
+def reverted_key(record_dedupe_key: str | None) -> str | None:
+    """The time-boxed request a revert's record reverts (from its dedupe key), or None."""
+    if record_dedupe_key is None or not record_dedupe_key.startswith("revert:"):
+        return None
+    return record_dedupe_key.removeprefix("revert:")
+
+
+def revert_request(plan: Plan, address: dict[str, object], due: float) -> NewRequest:
+    """The record of the revert of time-boxed `plan` (DESIGN §2.11), due at `due` and reported
+    at `address` (the change's own thread). It holds the change as asked (rooms, fields,
+    values, who); the values read before are the change's audit rows, read when it is due."""
+    revert = Plan(
+        command=plan.command,
+        actor=plan.actor,
+        calls=plan.calls,
+        raw_text=f"revert {plan.command.canonical_text()}",
+        kind=RunKind.REVERT,
+    )
+    return new_request(revert, address, revert_dedupe_key(plan.request_key), run_after=due)
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
@@ -76,6 +133,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             for room, failure in (plan.conflicts or {}).items()
         }
         or None,
+        "notes": list(plan.notes),
     }
 
 
@@ -117,6 +175,7 @@ def plan_from_json(data: dict[str, Any], request_key: str) -> Plan:
             expected=data.get("expected"),
             conflicts=conflicts or None,
             request_key=request_key,
+            notes=tuple(str(note) for note in data.get("notes") or ()),
         )
     except (KeyError, TypeError, ValueError, ValidationError) as exc:
         raise PlanUnreadable(f"request {request_key}: its recorded plan is malformed") from exc

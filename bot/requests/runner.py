@@ -47,7 +47,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from bot import metrics
-from bot.audit import AuditError, LeaseLost, NewEntry
+from bot.audit import AuditError, LeaseLost, NewEntry, NewRequest
 from bot.failures import describe_failure
 from bot.logs import log_context
 from bot.models import (
@@ -72,6 +72,7 @@ from bot.outcomes import (
 from bot.requests import results as runs
 from bot.requests.calls import CallSender, withdrawn
 from bot.requests.leases import HeldLease
+from bot.requests.plans import revert_request
 from bot.requests.recorder import AuditRecorder, entry, targets_of
 from bot.seats import previous_of
 from bot.tencent.client import RoomEngineClient
@@ -154,7 +155,8 @@ class Runner:
 
     `allow_unaudited` (ROOMBOT_ALLOW_UNAUDITED) lets a request go ahead when its audit rows
     cannot be written; `sleep` paces the audit retries and `monotonic` measures them and the
-    progress interval (tests pass fakes).
+    progress interval (tests pass fakes); `wall` (Unix seconds) dates a time-boxed change's
+    revert.
     """
 
     def __init__(
@@ -165,8 +167,10 @@ class Runner:
         allow_unaudited: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
+        self._wall = wall
         self._calls = CallSender(client)
         self._audit = audit
         self._allow_unaudited = allow_unaudited
@@ -257,7 +261,7 @@ class Runner:
         if abort.lost is not None:
             return runs.lost(plan, abort.lost, targets=targets, started=started)
 
-        verb = "undo" if plan.kind is RunKind.UNDO else None
+        verb = plan.kind.value if plan.kind in (RunKind.UNDO, RunKind.REVERT) else None
         rows = [
             entry(
                 plan.actor,
@@ -278,7 +282,7 @@ class Runner:
             # replica that stops mid-way is reported there (a failed start does not stop this).
             await asyncio.wait({ready})
         try:
-            row_ids, audit_error = await self._begin(held, rows, address)
+            row_ids, audit_error, timer = await self._begin(held, rows, address, plan)
         except LeaseLost as exc:
             return runs.lost(plan, str(exc), targets=targets, started=started)
         if audit_error is not None and not self._allow_unaudited:
@@ -377,6 +381,9 @@ class Runner:
             kind=plan.kind,
             read_before=read_before or not room_info_only,
             audit_error=audit_error,
+            notes=plan.notes,
+            reverts_at=None if timer is None else timer.run_after,
+            revert_key=None if timer is None else timer.request_key,
         )
         if audit_error is not None:
             runs.log_unaudited(run)
@@ -454,27 +461,35 @@ class Runner:
         held: HeldLease | None,
         rows: Sequence[NewEntry],
         address: Callable[[], Mapping[str, Any]] | None,
-    ) -> tuple[list[int | None], str | None]:
+        plan: Plan,
+    ) -> tuple[list[int | None], str | None, NewRequest | None]:
         """Write the pending rows (retried, see `_retried`): the request's `begin` transaction
-        when it is on record, else plain rows (or none, without a store)."""
+        when it is on record, else plain rows (or none, without a store). A time-boxed change
+        (`--for`) records its revert in the same transaction, due `timebox_s` from now and
+        reported where the change is: returned (None when there is none)."""
         row_ids: list[int | None] = [None] * len(rows)
         store = self._audit.store
         if store is None or held is None:
-            return row_ids, None
+            return row_ids, None, None
+        timebox = plan.command.timebox_s if plan.kind is RunKind.REQUEST else None
+        timer: NewRequest | None = None
 
         async def attempt() -> str | None:
-            nonlocal row_ids
+            nonlocal row_ids, timer
+            reply = None if address is None else dict(address())
+            if timebox is not None:
+                due = self._wall() + timebox
+                timer = revert_request(plan, dict(reply or {}), due)
             try:
-                ids = await store.begin_request(
-                    held.lease, rows, None if address is None else address()
-                )
+                ids = await store.begin_request(held.lease, rows, reply, timer=timer)
             except AuditError as exc:
+                timer = None
                 return self._audit.failed("begin", exc)
             row_ids = list(ids)
             return None
 
         problem = await self._retried(attempt)
-        return row_ids, problem
+        return row_ids, problem, timer
 
     async def _complete(
         self,

@@ -83,6 +83,8 @@ def request_head(style: Style, command: Command, actor: Actor, kind: RunKind) ->
         return f"↩️ {who} is undoing {verb} on {count} room{plural}: {rooms}"
     if kind is RunKind.RETRY:
         return f"🔁 {who} is retrying {verb} on {count} failed room{plural}: {rooms}"
+    if kind is RunKind.REVERT:
+        return f"⏰ Time's up for {who}'s {verb}: reverting {count} room{plural}: {rooms}"
     return f"{who} ran {verb} on {count} room{plural}: {rooms}"
 
 

@@ -30,7 +30,7 @@ from bot.commands import parse_command
 from bot.outcomes import Actor, Plan, RunKind, Source
 from bot.policy import Policy, known_verbs, load_policy
 from bot.requests.leases import HeldLease
-from bot.requests.life import new_request
+from bot.requests.plans import new_request
 from bot.requests.recorder import AuditRecorder
 from bot.requests.runner import Runner
 from bot.service import RoomService
@@ -133,11 +133,16 @@ class BrokenStore(AuditStore):
         return await super().claim_request(new, hold=hold, prefetch=prefetch)
 
     async def begin_request(
-        self, lease: Lease, entries: Sequence[NewEntry], reply: Any = None
+        self,
+        lease: Lease,
+        entries: Sequence[NewEntry],
+        reply: Any = None,
+        *,
+        timer: NewRequest | None = None,
     ) -> list[int]:
         if self.fail_begin:
             raise AuditError("the audit store could not start a request: disk I/O error")
-        return await super().begin_request(lease, entries, reply)
+        return await super().begin_request(lease, entries, reply, timer=timer)
 
     async def complete_request(
         self, lease: Lease, completions: Sequence[tuple[int, Completion]], reply: Any = None

@@ -25,6 +25,7 @@ from bot.outcomes import (
     Rejected,
     RoomView,
     SeatsView,
+    TimersView,
 )
 from bot.policy import Decision, GroupDirectory, Policy
 from bot.presenter import Answer, Confirm, Presenter
@@ -70,6 +71,9 @@ class RecordingRenderer:
 
     def seats(self, view: SeatsView) -> Said:
         return Said("seats", view)
+
+    def timers(self, view: TimersView) -> Said:
+        return Said("timers", view)
 
     def unexpected_error(self, correlation_id: str) -> Said:
         return Said("unexpected_error", correlation_id)

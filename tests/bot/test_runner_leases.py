@@ -275,10 +275,15 @@ class SlowFailures(BrokenStore):
         return await super().claim_request(new, hold=hold, prefetch=prefetch)
 
     async def begin_request(
-        self, lease: Lease, entries: Sequence[NewEntry], reply: Any = None
+        self,
+        lease: Lease,
+        entries: Sequence[NewEntry],
+        reply: Any = None,
+        *,
+        timer: NewRequest | None = None,
     ) -> list[int]:
         self._fail("begin")
-        return await super().begin_request(lease, entries, reply)
+        return await super().begin_request(lease, entries, reply, timer=timer)
 
 
 @pytest.mark.parametrize("failing", ["claim", "begin"])

@@ -72,6 +72,7 @@ CANONICAL_NAMES = [
     "set",
     "show",
     "history",
+    "timers",
     "members",
     "kick",
     "ban",
@@ -207,8 +208,14 @@ def test_every_verb_names_the_api_command_it_calls_and_whether_it_can_be_undone(
 
 
 def test_usage_lines_show_options_only_for_write_verbs() -> None:
-    assert VERBS["mute-all"].usage == "/room mute-all ROOM... [--dry-run] [--reason TEXT]"
-    assert VERBS["rename"].usage == "/room rename ROOM NAME... [--dry-run] [--reason TEXT]"
+    assert (
+        VERBS["mute-all"].usage
+        == "/room mute-all ROOM... [--for DURATION] [--dry-run] [--reason TEXT]"
+    )
+    assert (
+        VERBS["rename"].usage
+        == "/room rename ROOM NAME... [--for DURATION] [--dry-run] [--reason TEXT]"
+    )
     assert VERBS["show"].usage == "/room show ROOM..."
     assert VERBS["history"].usage == "/room history ROOM"
     assert VERBS["help"].usage == "/room help [VERB]"
@@ -659,7 +666,7 @@ ERRORS: list[tuple[str, str, str | None]] = [
     ("history r1 --reason x", "`--reason` does not apply to `history`", "history"),
     ("help --dry-run", "does not apply to `help`", "help"),
     ("show r1 --for 2h", "`--for` does not apply to `show`", "show"),
-    ("mute-all r1 --for 2h", "`--for` does not apply to `mute-all`", "mute-all"),
+    ("mute-all r1 --for 5s", "a time-boxed change must last at least 10s", "mute-all"),
     ("mute-all r1 --reason " + "x" * 1001, "the reason is 1001 bytes in UTF-8", "mute-all"),
     ("mute-all r1 --reason " + "会" * 334, "the reason is 1002 bytes", "mute-all"),
 ]
