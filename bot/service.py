@@ -379,7 +379,7 @@ class RoomService:
         """Record `plan` to await approval, or refuse it where approval cannot be asked for."""
         approvals = self._approvals
         if approvals is None or plan.actor.source is Source.CONSOLE:
-            run = self._runner.refused(plan, console_approval_refusal(plan.command, why))
+            run = self._runner.not_run(plan, console_approval_refusal(plan.command, why))
             await delivery.start(plan)
             await delivery.finish(run)
             return run
