@@ -312,7 +312,7 @@ class Approvals:
 
 def ended_message(record: RequestRecord) -> str:
     """Why a request that awaited approval can be decided no more, in one sentence."""
-    by = f" by <@{record.decided_by}>" if record.decided_by else ""
+    by = f" by `{record.decided_by}`" if record.decided_by else ""
     decision = record.decision
     if decision == ApprovalDecision.APPROVED:
         return f"this request was already approved{by}; it runs once, nothing was done again"

@@ -409,7 +409,7 @@ async def test_a_denial_with_a_reason_ends_it_and_no_approval_runs_it_after(
     late = await a.approvals.approve("asked", who(ERIN))
     assert isinstance(late, Rejected)
     assert late.message == (
-        f"this request was denied by <@{BOB}> (not during the keynote); nothing was done"
+        f"this request was denied by `{BOB}` (not during the keynote); nothing was done"
     )
     assert updates(emulator) == []
     assert [(d.decision, d.decision_note) for d in setup.notices.decided] == [
