@@ -30,6 +30,7 @@ from dataclasses import replace
 from typing import Any, Final, Protocol
 
 from bot.audit import AuditError, AuditStore, Outcome, RequestRecord, RequestState
+from bot.audit.approvals import approval_summary
 from bot.audit.records import ApprovalDecision
 from bot.outcomes import Actor, ApprovalPending, Plan, Rejected, RunKind, RunResult
 from bot.policy import Decision, GroupDirectory, Policy
@@ -230,13 +231,17 @@ class Approvals:
         )
         if ended is None:
             return await self._gone(request_key)
-        await self._tell(ended)
+        await self._ended(ended, plan)
         return ended
 
     async def expired(self, records: Iterable[RequestRecord]) -> None:
         """Tell people about requests that expired waiting (the loop found them)."""
         for record in records:
-            await self._tell(record)
+            try:
+                plan: Plan | None = plan_from_json(record.plan, record.request_key)
+            except PlanUnreadable:
+                plan = None
+            await self._ended(record, plan)
 
     # -- the checks ------------------------------------------------------------------------------
 
@@ -294,7 +299,7 @@ class Approvals:
         note = f"stopped: the policy no longer allows it ({decision.reason})"
         ended = await self._store.decline_waiting(record.request_key, by=actor.user_id, note=note)
         if ended is not None:
-            await self._tell(ended)
+            await self._ended(ended, plan)
         return Rejected(message=f"this request cannot run any more: {decision.reason}")
 
     async def _gone(self, request_key: str) -> Rejected:
@@ -302,6 +307,21 @@ class Approvals:
         if record is None:
             return Rejected(message="this approval request is unknown; nothing was done")
         return Rejected(message=ended_message(record))
+
+    async def _ended(self, record: RequestRecord, plan: Plan | None) -> None:
+        """A request that will never run: its rows say so (one a target, under its own key,
+        so `history` and `roombot audit` show it), and people are told."""
+        if plan is not None:
+            outcome = Outcome.DENIED if record.state is RequestState.DENIED else Outcome.CANCELLED
+            rows = entries(
+                plan.actor,
+                plan.command,
+                plan.raw_text,
+                outcome=outcome,
+                detail=approval_summary(record),
+            )
+            await self._audit.record([replace(r, request_key=record.request_key) for r in rows])
+        await self._tell(record)
 
     async def _tell(self, record: RequestRecord) -> None:
         try:

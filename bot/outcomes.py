@@ -329,6 +329,9 @@ class HistoryView:
     room_id: str
     entries: tuple[AuditEntry, ...] = ()
     problem: str | None = None
+    #: Request key → who asked and who approved or denied it, with the times (requests that
+    #: awaited a second person's approval only).
+    approvals: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ at once exactly one changes it:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.audit.records import ApprovalDecision, RequestRecord, RequestState, TakenRequest
@@ -115,6 +116,40 @@ def expire_waiting() -> Body[list[RequestRecord]]:
     return [request_from_row(row) for row in result.rows]
 
 
+def decisions(keys: Sequence[str]) -> Body[dict[str, RequestRecord]]:
+    """The records of those of `keys` that awaited approval (they carry a decision)."""
+    if not keys:
+        return {}
+    result = yield Query(
+        f"SELECT {REQUEST_SELECT} FROM requests "  # noqa: S608
+        "WHERE request_key $IN(keys) AND decision IS NOT NULL",
+        {"keys": list(keys)},
+    )
+    return {r.request_key: r for r in map(request_from_row, result.rows)}
+
+
+def approval_summary(record: RequestRecord) -> str | None:
+    """Who asked and who decided, with the times (UTC), as one plain line; None for a request
+    that never awaited approval."""
+    if record.decision is None:
+        return None
+    asked = f"asked by {record.user_id} at {_iso(record.created_at)}"
+    at = f" at {_iso(record.decided_at)}" if record.decided_at is not None else ""
+    by = f" by {record.decided_by}" if record.decided_by else ""
+    if record.decision == ApprovalDecision.APPROVED:
+        return f"{asked}; approved{by}{at}"
+    if record.decision == ApprovalDecision.DENIED:
+        why = f": {record.decision_note}" if record.decision_note else ""
+        return f"{asked}; denied{by}{at}{why}"
+    if record.decision == ApprovalDecision.WITHDRAWN:
+        return f"{asked}; withdrawn{at}"
+    return f"{asked}; expired{at} (nobody approved it)"
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 class ApprovalOps:
     """The store's approval operations (mixed into `AuditStore`)."""
 
@@ -125,6 +160,8 @@ class ApprovalOps:
         _monotonic: Callable[[], float]
 
         async def _write(self, action: str, body: BodyFactory[_T]) -> _T: ...
+
+        async def _read(self, action: str, body: BodyFactory[_T]) -> _T: ...
 
         def _taken(self, record: RequestRecord, now: float, sent: float) -> TakenRequest: ...
 
@@ -156,3 +193,8 @@ class ApprovalOps:
         return await self._write(
             "readdress a waiting request", lambda: readdress(request_key, reply)
         )
+
+    async def approval_decisions(self, keys: Sequence[str]) -> dict[str, RequestRecord]:
+        """The records of those of `keys` that awaited approval, by key."""
+        unique = sorted(set(keys))
+        return await self._read("read approvals", lambda: decisions(unique))

@@ -415,6 +415,13 @@ async def test_a_denial_with_a_reason_ends_it_and_no_approval_runs_it_after(
     assert [(d.decision, d.decision_note) for d in setup.notices.decided] == [
         (ApprovalDecision.DENIED, "not during the keynote")
     ]
+    # Its rows (one a room, under its own key) say who asked, who denied it, when and why.
+    [row] = await a.store.rows_for_request("asked")
+    assert (row.outcome, row.room_id, row.user_id) == (Outcome.DENIED, "room-1", ALICE)
+    assert row.detail is not None
+    assert row.detail.startswith(f"asked by {ALICE} at ")
+    assert f"; denied by {BOB} at " in row.detail
+    assert row.detail.endswith(": not during the keynote")
 
 
 async def test_the_requester_may_withdraw_their_request(setup: Setup) -> None:
@@ -449,6 +456,9 @@ async def test_an_expired_request_cannot_be_approved_and_the_loop_ends_it_once(
     await asyncio.gather(a.loop.tick(), b.loop.tick())
     assert len(setup.notices.decided) == 1
     assert updates(emulator) == []
+    [row] = await a.store.rows_for_request("asked")  # recorded once, by one replica
+    assert row.outcome is Outcome.CANCELLED
+    assert "expired" in (row.detail or "")
 
 
 async def test_a_request_not_yet_expired_is_left_waiting_by_the_loop(setup: Setup) -> None:

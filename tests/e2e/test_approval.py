@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.audit import RequestState
+from bot.audit import RequestState, format_entries
+from bot.audit.report import read_report
 from bot.audit.records import ApprovalDecision
 from handlers import approval_blocks as ab
 from tests.e2e.stack import ALICE, GENERAL, Stack, running_stack
@@ -23,7 +24,7 @@ APPROVALS = "C0APPROVALS"
 
 POLICY = f"""
 [roles.mods]
-verbs = ["mute-all", "unmute-all", "show"]
+verbs = ["mute-all", "unmute-all", "show", "history"]
 users = ["{ALICE}", "{BOB}", "{ERIN}"]
 
 [approval]
@@ -125,6 +126,17 @@ async def test_a_request_needing_approval_waits_then_runs_once_when_approved(
             ALICE,
         )
 
+        # `history` and `roombot audit` say who asked and who approved, with the times.
+        _reply, history_key = await stack.slash("history room-test")
+        await stack.settle()
+        [history] = stack.response_posts(history_key)
+        assert f"asked by {ALICE} at " in history["text"]
+        assert f"approved by {BOB} at " in history["text"]
+        entries, approvals = await read_report(stack.audit_path)
+        table = format_entries(entries, "table", approvals)
+        assert "approval" in table.splitlines()[0]
+        assert f"approved by {BOB}" in table
+
 
 async def test_deny_with_a_reason_through_the_modal(tmp_path: Any) -> None:
     async with running_stack(tmp_path, policy_toml=POLICY, allowed_users=()) as stack:
@@ -157,3 +169,9 @@ async def test_deny_with_a_reason_through_the_modal(tmp_path: Any) -> None:
         [refusal] = stack.response_posts(approve_after)
         assert "denied" in refusal["text"]
         assert stack.tencent_calls() == []
+        # The denial is in the room's history, with who denied it and why.
+        _reply, history_key = await stack.slash("history room-test")
+        await stack.settle()
+        [history] = stack.response_posts(history_key)
+        assert f"denied by {ERIN} at " in history["text"]
+        assert ": keynote" in history["text"]
