@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from bot.audit import RequestState, format_entries
-from bot.audit.report import read_report
 from bot.audit.records import ApprovalDecision
+from bot.audit.report import read_report
 from handlers import approval_blocks as ab
 from tests.e2e.stack import ALICE, GENERAL, Stack, running_stack
 
