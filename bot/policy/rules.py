@@ -153,8 +153,9 @@ class Policy:
 
     @property
     def usergroups(self) -> frozenset[str]:
-        """Every user group ID some role names."""
-        return frozenset(group for role in self.roles for group in role.usergroups)
+        """Every user group ID some role, or the `[approval]` table's approvers, names."""
+        approvers = self.approval.usergroups if self.approval is not None else frozenset()
+        return frozenset(group for role in self.roles for group in role.usergroups) | approvers
 
     async def decide(
         self, *, user_id: str, verb: str, channel_id: str | None, groups: GroupDirectory | None
