@@ -94,6 +94,14 @@ def rooms_of(plan: Plan) -> int:
     return len(rooms) or len(plan.command.rooms)
 
 
+def judged_verb(plan: Plan) -> str:
+    """The verb whoever decides on `plan` must be allowed: its own, or for an undo its inverse
+    when it has one (`unban`), else the original verb (the one whose change it reverts)."""
+    if plan.kind is RunKind.UNDO and plan.command.spec.undo_verb is not None:
+        return plan.command.spec.undo_verb
+    return plan.command.verb
+
+
 def approval_verb(plan: Plan) -> str | None:
     """The verb an approval rule judges `plan` by: its own verb; for an undo, the inverse verb
     when it has one (`unban` for a ban), else none (only its room count then counts)."""
@@ -274,11 +282,12 @@ class Approvals:
                 if check.problems:
                     why += " (" + "; ".join(check.problems) + ")"
             else:
-                decision = await self._authorize(plan.command.verb, where)
+                verb = judged_verb(plan)
+                decision = await self._authorize(verb, where)
                 if not decision.allowed:
                     why = (
                         f"you are an approver, but the policy does not let you run "
-                        f"`{plan.command.verb}` in this request's channel: {decision.reason}"
+                        f"`{verb}` in this request's channel: {decision.reason}"
                     )
         if why is None:
             return None
@@ -293,7 +302,7 @@ class Approvals:
     ) -> Rejected | None:
         """The requester must still be allowed what they asked: a policy change since the
         request stops it (denied on record, people told)."""
-        decision = await self._authorize(plan.command.verb, plan.actor)
+        decision = await self._authorize(judged_verb(plan), plan.actor)
         if decision.allowed:
             return None
         note = f"stopped: the policy no longer allows it ({decision.reason})"

@@ -100,17 +100,21 @@ def readdress(key: str, reply: dict[str, Any]) -> Body[bool]:
     return bool(result.rows)
 
 
-def expire_waiting() -> Body[list[RequestRecord]]:
+def expire_waiting(adapters: Sequence[str]) -> Body[list[RequestRecord]]:
     """Every request that waited for an approver past its `expires_at` ends `expired`; each
-    is returned by exactly one of the replicas running this at once."""
+    is returned by exactly one of the replicas running this at once. Only requests one of
+    `adapters` can show (a console sharing the database leaves Slack's to a Slack replica,
+    which updates their messages)."""
     result = yield Query(
         "UPDATE requests SET state = %(expired)s, updated_at = $NOW, "  # noqa: S608
         f"decision = %(decision)s, decided_at = $NOW WHERE {_WAITING} "
-        f"AND expires_at IS NOT NULL AND expires_at <= $NOW RETURNING {REQUEST_SELECT}",
+        "AND expires_at IS NOT NULL AND expires_at <= $NOW AND adapter $IN(adapters) "
+        f"RETURNING {REQUEST_SELECT}",
         {
             "expired": RequestState.EXPIRED.value,
             "decision": ApprovalDecision.EXPIRED.value,
             "awaiting": RequestState.AWAITING_APPROVAL.value,
+            "adapters": list(adapters),
         },
     )
     return [request_from_row(row) for row in result.rows]

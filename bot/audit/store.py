@@ -581,7 +581,7 @@ class AuditStore(ApprovalOps):
             ready = yield from life.take_due(
                 owner, lease_s=lease_s, adapters=list(adapters), limit=limit
             )
-            return taken, ready, (yield from expire_waiting())
+            return taken, ready, (yield from expire_waiting(list(adapters)))
 
         taken, ready, expired = await self._write("find work", body)
         return FoundWork(

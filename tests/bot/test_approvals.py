@@ -37,7 +37,7 @@ from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 from testkit.clock import FakeClock
 from tests.bot.corekit import plan_for, room_of
-from tests.bot.requestkit import RecordingDelivery, Replicas, replicas
+from tests.bot.requestkit import RecordingDelivery, Replicas, new_request, replicas
 
 APP = 1400000000
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -466,4 +466,20 @@ async def test_a_request_not_yet_expired_is_left_waiting_by_the_loop(setup: Setu
     await ask(a)
     await a.loop.tick()
     assert (await record(a)).state is RequestState.AWAITING_APPROVAL
+    assert setup.notices.decided == []
+
+
+async def test_a_loop_expires_only_the_requests_its_adapters_can_show(setup: Setup) -> None:
+    a = await setup.node("a")  # delivers "test" (and the logged adapters), not Slack
+    past = (time.time() if a.store.backend == "postgresql" else setup.clock()) - 60
+    assert await a.store.record_request(
+        new_request(
+            "slack-1",
+            reply={"adapter": "slack"},
+            waiting=RequestState.AWAITING_APPROVAL,
+            expires_at=past,
+        )
+    )
+    await a.loop.tick()
+    assert (await record(a, "slack-1")).state is RequestState.AWAITING_APPROVAL
     assert setup.notices.decided == []
