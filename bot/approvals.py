@@ -251,6 +251,37 @@ class Approvals:
                 plan = None
             await self._ended(record, plan)
 
+    async def awaiting_for(self, user_id: str, *, limit: int = 10) -> list[ApprovalPending]:
+        """The requests `user_id` could approve now (an approver, not the requester), newest
+        first: what the App Home lists. Whether the policy lets them run the command there is
+        judged when they click."""
+        rule = self.rule
+        if rule is None:
+            return []
+        check = await rule.check(user_id, self._groups)
+        if not check.ok:
+            return []
+        pending = []
+        for record in await self._store.awaiting_approval(limit=50):
+            if record.user_id == user_id:
+                continue
+            try:
+                plan = plan_from_json(record.plan, record.request_key)
+            except PlanUnreadable:
+                continue
+            pending.append(
+                ApprovalPending(
+                    plan=plan,
+                    why=self.why(plan) or "it needs a second person's approval",
+                    approvers=rule.approvers,
+                    expires_at=record.expires_at or 0.0,
+                    channel=rule.channel,
+                )
+            )
+            if len(pending) >= limit:
+                break
+        return pending
+
     # -- the checks ------------------------------------------------------------------------------
 
     async def _waiting(self, request_key: str) -> tuple[RequestRecord, Plan] | Rejected:

@@ -199,8 +199,9 @@ async def _tell(
     if url and await post_response_url(client, url, blocks.Message(text=text), in_channel=False):
         return
     try:
-        await client.chat_postEphemeral(
-            channel=actor.channel_id or actor.user_id, user=actor.user_id, text=text
-        )
+        if actor.channel_id:
+            await client.chat_postEphemeral(channel=actor.channel_id, user=actor.user_id, text=text)
+        else:  # a click on the App Home: no channel, no response_url; the user's DM
+            await client.chat_postMessage(channel=actor.user_id, text=text)
     except SLACK_FAILURES as exc:
         log.warning("could not tell %s: %s", actor.user_id, slack_error(exc))

@@ -132,6 +132,17 @@ def decisions(keys: Sequence[str]) -> Body[dict[str, RequestRecord]]:
     return {r.request_key: r for r in map(request_from_row, result.rows)}
 
 
+def awaiting(limit: int) -> Body[list[RequestRecord]]:
+    """Up to `limit` requests awaiting approval and not expired, newest first."""
+    result = yield Query(
+        f"SELECT {REQUEST_SELECT} FROM requests WHERE {_WAITING} "  # noqa: S608
+        "AND (expires_at IS NULL OR expires_at > $NOW) ORDER BY created_at DESC "
+        "LIMIT %(limit)s",
+        {"awaiting": RequestState.AWAITING_APPROVAL.value, "limit": limit},
+    )
+    return [request_from_row(row) for row in result.rows]
+
+
 def approval_summary(record: RequestRecord) -> str | None:
     """Who asked and who decided, with the times (UTC), as one plain line; None for a request
     that never awaited approval."""
@@ -202,3 +213,7 @@ class ApprovalOps:
         """The records of those of `keys` that awaited approval, by key."""
         unique = sorted(set(keys))
         return await self._read("read approvals", lambda: decisions(unique))
+
+    async def awaiting_approval(self, *, limit: int = 20) -> list[RequestRecord]:
+        """Requests awaiting approval now (not expired), newest first."""
+        return await self._read("read approvals", lambda: awaiting(limit))

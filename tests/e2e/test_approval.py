@@ -175,3 +175,36 @@ async def test_deny_with_a_reason_through_the_modal(tmp_path: Any) -> None:
         [history] = stack.response_posts(history_key)
         assert f"denied by {ERIN} at " in history["text"]
         assert ": keynote" in history["text"]
+
+
+async def test_the_app_home_lists_requests_awaiting_the_viewers_approval_with_the_buttons(
+    tmp_path: Any,
+) -> None:
+    async with running_stack(tmp_path, policy_toml=POLICY, allowed_users=()) as stack:
+        request, _copy, key = await _asked(stack, "mute-all room-test")
+        await stack.home_opened(BOB)
+        await stack.settle()
+        home = stack.slack.home_view(BOB)
+        text = "\n".join(
+            b["text"]["text"] for b in home["blocks"] if b["type"] == "section" and "text" in b
+        )
+        assert "*Awaiting your approval (1)*" in text
+        assert f"<@{ALICE}> asks to run `/room mute-all room-test`" in text
+        approve = next(
+            e
+            for b in home["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e["action_id"] == ab.ACTION_APPROVE
+        )
+        assert approve["value"] == key
+        # The requester's own Home does not offer it to them.
+        await stack.home_opened(ALICE)
+        await stack.settle()
+        assert "Awaiting your approval" not in str(stack.slack.home_view(ALICE)["blocks"])
+        # Approve from the Home tab (no channel there): judged in the request's channel, run once.
+        await stack.in_view(home, ab.ACTION_APPROVE, value=key, user=BOB)
+        await stack.settle()
+        assert len(stack.tencent_calls()) == 1
+        assert f"Approved by <@{BOB}>" in stack.slack.messages(GENERAL)[0]["text"]
+        assert request["ts"] == stack.slack.messages(GENERAL)[0]["ts"]
