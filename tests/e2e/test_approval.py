@@ -185,6 +185,7 @@ async def test_the_app_home_lists_requests_awaiting_the_viewers_approval_with_th
         await stack.home_opened(BOB)
         await stack.settle()
         home = stack.slack.home_view(BOB)
+        assert home is not None
         text = "\n".join(
             b["text"]["text"] for b in home["blocks"] if b["type"] == "section" and "text" in b
         )
@@ -201,7 +202,9 @@ async def test_the_app_home_lists_requests_awaiting_the_viewers_approval_with_th
         # The requester's own Home does not offer it to them.
         await stack.home_opened(ALICE)
         await stack.settle()
-        assert "Awaiting your approval" not in str(stack.slack.home_view(ALICE)["blocks"])
+        alice_home = stack.slack.home_view(ALICE)
+        assert alice_home is not None
+        assert "Awaiting your approval" not in str(alice_home["blocks"])
         # Approve from the Home tab (no channel there): judged in the request's channel, run once.
         await stack.in_view(home, ab.ACTION_APPROVE, value=key, user=BOB)
         await stack.settle()
