@@ -49,9 +49,6 @@ def _what(plan: Plan) -> list[str]:
     if command.changes:
         sent = json.dumps(dict(command.changes), ensure_ascii=False, sort_keys=True)
         lines.append(f"Fields and values: {code(sent)}")
-    duration = getattr(command, "for_s", None)
-    if isinstance(duration, int):
-        lines.append(f"For: {duration} s, then it reverts")
     if command.reason:
         lines.append(f"Reason: {escape(command.reason)}")
     return lines

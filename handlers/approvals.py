@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import wording
 from bot.approvals import Approvals
 from bot.audit import RequestRecord
-from bot.outcomes import Actor, ApprovalPending, Rejected
+from bot.outcomes import Actor, ApprovalPending, Plan, Rejected
 from bot.requests.plans import PlanUnreadable, plan_from_json
 from handlers import approval_blocks as ab
 from handlers import blocks
@@ -101,7 +101,7 @@ class SlackApprovalNotices:
             await self._update(copy.get("channel"), copy.get("ts"), plan, record, link)
 
     async def _update(
-        self, channel: Any, ts: Any, plan: Any, record: RequestRecord, link: str | None
+        self, channel: Any, ts: Any, plan: Plan, record: RequestRecord, link: str | None
     ) -> None:
         if not isinstance(channel, str) or not isinstance(ts, str):
             return
