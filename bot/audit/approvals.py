@@ -11,6 +11,9 @@ at once exactly one changes it:
   the reason;
 * `expire_waiting`: every one past its expiry ends `expired` (a replica's loop runs it with its
   look for work, in the same transaction).
+
+A request that ends without running gives up its `dedupe_key`, so the same Undo or Retry can be
+asked for again; one that was approved keeps it (it ran: once).
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def decline(
     """`by` denies the waiting request `key` (or, `withdrawn`, its requester takes it back):
     it ends `denied` (`cancelled`) with who, when and `note`. None when it waits no more."""
     result = yield Query(
-        "UPDATE requests SET state = %(state)s, updated_at = %(now)s, "  # noqa: S608
+        "UPDATE requests SET state = %(state)s, updated_at = %(now)s, dedupe_key = NULL, "  # noqa: S608
         "decision = %(decision)s, decided_by = %(by)s, decided_at = %(now)s, "
         f"decision_note = %(note)s WHERE request_key = %(key)s AND {_WAITING} "
         f"RETURNING {REQUEST_SELECT}",
@@ -106,7 +109,7 @@ def expire_waiting(adapters: Sequence[str]) -> Body[list[RequestRecord]]:
     `adapters` can show (a console sharing the database leaves Slack's to a Slack replica,
     which updates their messages)."""
     result = yield Query(
-        "UPDATE requests SET state = %(expired)s, updated_at = $NOW, "  # noqa: S608
+        "UPDATE requests SET state = %(expired)s, updated_at = $NOW, dedupe_key = NULL, "  # noqa: S608
         f"decision = %(decision)s, decided_at = $NOW WHERE {_WAITING} "
         "AND expires_at IS NOT NULL AND expires_at <= $NOW AND adapter $IN(adapters) "
         f"RETURNING {REQUEST_SELECT}",

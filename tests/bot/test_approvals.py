@@ -424,6 +424,20 @@ async def test_a_denial_with_a_reason_ends_it_and_no_approval_runs_it_after(
     assert row.detail.endswith(": not during the keynote")
 
 
+async def test_a_denied_undo_may_be_asked_for_again_but_an_approved_one_not(
+    setup: Setup,
+) -> None:
+    a = await setup.node("a")
+    plan = mute()
+    assert await a.approvals.ask(plan, a.delivery, "why", dedupe_key="undo:K") is not None
+    assert isinstance(await a.approvals.deny("asked", who(BOB)), RequestRecord)
+    again = replace(plan, request_key="asked-2")
+    assert await a.approvals.ask(again, a.delivery, "why", dedupe_key="undo:K") is not None
+    assert isinstance(await a.approvals.approve("asked-2", who(BOB)), RunResult)
+    third = replace(plan, request_key="asked-3")
+    assert await a.approvals.ask(third, a.delivery, "why", dedupe_key="undo:K") is None
+
+
 async def test_the_requester_may_withdraw_their_request(setup: Setup) -> None:
     a = await setup.node("a")
     await ask(a)
