@@ -337,7 +337,8 @@ def _run_audit(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
     import time
 
-    from bot.audit import AuditError, format_entries, parse_since, read_entries
+    from bot.audit import AuditError, format_entries, parse_since
+    from bot.audit.report import read_report
 
     if args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
@@ -354,13 +355,13 @@ def _run_audit(args: argparse.Namespace, settings: Settings) -> int:
     if isinstance(path, Path) and not path.is_file():
         raise UsageError(f"no audit database at {path} (set ROOMBOT_AUDIT_DB to the bot's file)")
     try:
-        entries = asyncio.run(
-            read_entries(path, room=args.room, user=args.user, since=since, limit=args.limit)
+        entries, approvals = asyncio.run(
+            read_report(path, room=args.room, user=args.user, since=since, limit=args.limit)
         )
     except AuditError as exc:
         print(f"roombot audit: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    text = format_entries(entries, args.format)
+    text = format_entries(entries, args.format, approvals)
     if text:
         print(text)
     return EXIT_OK

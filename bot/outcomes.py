@@ -138,6 +138,27 @@ class Approved:
     command: Command
     actor: Actor
     decision: Decision
+    #: Why a write needs a second person's approval before it runs (DESIGN §2.12), or None:
+    #: the adapter says so in its answer; `RoomService.submit` then asks instead of running.
+    approval: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalPending:
+    """A write recorded to await a second person's approval (DESIGN §2.12), not run: what would
+    run (`plan`, immutable), `why` it needs approval, who may approve (user and user group
+    IDs), until when (`expires_at`, Unix seconds) and where else it is posted (`channel`)."""
+
+    plan: Plan
+    why: str
+    approvers: tuple[str, ...]
+    expires_at: float
+    channel: str | None = None
+
+    @property
+    def request_key(self) -> str:
+        """The waiting request's key (what Approve / Deny carry)."""
+        return self.plan.request_key
 
 
 @dataclass(frozen=True)
@@ -341,6 +362,9 @@ class HistoryView:
     room_id: str
     entries: tuple[AuditEntry, ...] = ()
     problem: str | None = None
+    #: Request key → who asked and who approved or denied it, with the times (requests that
+    #: awaited a second person's approval only).
+    approvals: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Final
 
 from bot.audit import AuditEntry, AuditError, Outcome
+from bot.audit.approvals import approval_summary
 from bot.commands import VERBS, VerbKind
 from bot.failures import describe_failure
 from bot.models import BANNED_PAGE_MAX, SeatList
@@ -161,7 +162,17 @@ class Reads:
             entries = await store.query(room=room_id, limit=HISTORY_LIMIT)
         except AuditError as exc:
             return HistoryView(room_id=room_id, problem=self._audit.failed("history", exc))
-        return HistoryView(room_id=room_id, entries=tuple(entries))
+        try:
+            decided = await store.approval_decisions([e.request_key for e in entries])
+        except AuditError as exc:
+            self._audit.failed("history", exc)
+            decided = {}
+        approvals = {
+            key: summary
+            for key, record in decided.items()
+            if (summary := approval_summary(record)) is not None
+        }
+        return HistoryView(room_id=room_id, entries=tuple(entries), approvals=approvals)
 
     async def access(self, user_id: str) -> Access:
         """What `user_id` may run everywhere, and what more only in guardrailed channels."""

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Final
 
+from bot.approvals import Approvals
 from bot.audit import (
     REVERT_KIND,
     AuditError,
@@ -33,6 +34,7 @@ from bot.audit import (
     ConfirmationStatus,
     NewEntry,
     Outcome,
+    Source,
     TakenRequest,
 )
 from bot.commands import (
@@ -56,6 +58,7 @@ from bot.outcomes import (
     Access,
     Activity,
     Actor,
+    ApprovalPending,
     Approved,
     BannedView,
     Deferrer,
@@ -137,6 +140,18 @@ class RoomService:
         self._timers = Timers(audit, client, self.authorize, wall=wall) if audit else None
         if self._due is not None and self._timers is not None:
             self._due.on_due(REVERT_KIND, self._timers.build_revert, done=count_revert)
+        self._approvals = (
+            None
+            if audit is None
+            else Approvals(
+                audit,
+                self._life,
+                self._audit,
+                policy=lambda: self._policy,
+                groups=groups,
+                authorize=self.authorize,
+            )
+        )
         self._max_rooms = max_rooms
         self._max_timebox = max_timebox
         self._confirm_above = confirm_above
@@ -154,6 +169,12 @@ class RoomService:
         """What carries out this process's due requests (None without an audit store): the
         `RequestLoop`'s `due`; features register how a kind's plan is made (`on_due`)."""
         return self._due
+
+    @property
+    def approvals(self) -> Approvals | None:
+        """Two-person approval (None without an audit store): Approve / Deny clicks, and
+        what the composition root wires (the adapters' notices, the loop's deliveries)."""
+        return self._approvals
 
     def set_policy(self, policy: Policy) -> None:
         """Swap in a reloaded policy; requests and clicks from now on are decided by it."""
@@ -202,6 +223,13 @@ class RoomService:
                 bodies=tuple(c.body() for c in calls),
                 note=" ".join(n for n in notes if n) or None,
             )
+        approval = self.approval_reason(command)
+        if approval is not None and actor.source is Source.CONSOLE:
+            detail = f"needs approval: {approval}"
+            await self._record_refusal(
+                entries(actor, command, text, outcome=Outcome.DENIED, detail=detail), defer
+            )
+            return Rejected(message=console_approval_refusal(command, approval), denied=True)
         why = self.confirmation_reason(command)
         if why is not None and self._audit.store is None:
             return Rejected(
@@ -223,7 +251,7 @@ class RoomService:
                     "confirmations is not working; nothing was done"
                 )
             return NeedsConfirmation(command=command, actor=actor, key=key, reason=why)
-        return Approved(command=command, actor=actor, decision=decision)
+        return Approved(command=command, actor=actor, decision=decision, approval=approval)
 
     async def refuse(self, actor: Actor, raw_text: str, why: str) -> Rejected:
         """Refuse input an adapter cannot take as a request (a button value roombot did not
@@ -261,6 +289,14 @@ class RoomService:
         if self._confirm_above and len(command.rooms) > self._confirm_above:
             return f"it changes {len(command.rooms)} rooms (more than {self._confirm_above})"
         return None
+
+    def approval_reason(self, command: Command) -> str | None:
+        """Why `command` needs a second person's approval before it runs, or None (reads,
+        dry runs, and everything when the policy has no `[approval]` table)."""
+        rule = self._policy.approval
+        if rule is None or command.spec.kind is not VerbKind.WRITE or command.dry_run:
+            return None
+        return rule.why(command.verb, len(command.rooms) or 1)
 
     async def authorize(self, verb: str, actor: Actor) -> Decision:
         """The policy's decision for `actor` running `verb` (canonical) in the actor's channel."""
@@ -314,7 +350,8 @@ class RoomService:
                 entries(actor, command, prompt.text, outcome=Outcome.DENIED, detail=decision.reason)
             )
             return Rejected.by_policy(decision)
-        return Approved(command=command, actor=actor, decision=decision)
+        approval = self.approval_reason(command)
+        return Approved(command=command, actor=actor, decision=decision, approval=approval)
 
     async def cancel(self, key: str, actor: Actor) -> Rejected | Command:
         """The requester cancelled: the prompt is spent; returns the command that will not run."""
@@ -355,11 +392,34 @@ class RoomService:
 
     async def submit(
         self, plan: Plan, delivery: Delivery, *, dedupe_key: str | None = None
-    ) -> RunResult | None:
+    ) -> RunResult | ApprovalPending | None:
         """Carry out a write request through its whole life, reported through `delivery` (see
         `bot.requests.life`). None when `dedupe_key` is already on record: a repeat (a Slack
-        retry, a replayed command, a second click), not run again."""
+        retry, a replayed command, a second click), not run again.
+
+        A request the policy's `[approval]` table names is not run: it is recorded to await a
+        second person and shown (`bot.approvals`); its `ApprovalPending` is returned. From the
+        console it is refused (the console cannot ask for approval)."""
+        rule = self._policy.approval
+        if rule is not None:
+            why = self._approvals.why(plan) if self._approvals is not None else None
+            if self._approvals is None and rule.why(plan.command.verb, len(plan.command.rooms)):
+                why = "it needs a second person's approval, which needs the audit store"
+            if why is not None:
+                return await self._ask_approval(plan, delivery, why, dedupe_key)
         return await self._life.submit(plan, delivery, dedupe_key=dedupe_key)
+
+    async def _ask_approval(
+        self, plan: Plan, delivery: Delivery, why: str, dedupe_key: str | None
+    ) -> RunResult | ApprovalPending | None:
+        """Record `plan` to await approval, or refuse it where approval cannot be asked for."""
+        approvals = self._approvals
+        if approvals is None or plan.actor.source is Source.CONSOLE:
+            run = self._runner.not_run(plan, console_approval_refusal(plan.command, why))
+            await delivery.start(plan)
+            await delivery.finish(run)
+            return run
+        return await approvals.ask(plan, delivery, why, dedupe_key=dedupe_key or plan.dedupe_key)
 
     async def run(self, plan: Plan, *, progress: ProgressCallback | None = None) -> RunResult:
         """`submit` for callers with no adapter to report through (scripts, tests): the
@@ -478,6 +538,15 @@ class RoomService:
             self._audit.failed("read", exc)
             return activity
         return replace(activity, timers=tuple(t for t in pending if t.user_id == user_id))
+
+
+def console_approval_refusal(command: Command, why: str) -> str:
+    """The console's refusal of a request that needs a second person's approval."""
+    return (
+        f"`{command.verb}` was not run: {why}, and the console cannot ask for it. "
+        f"Ask in Slack instead (`/room {command.canonical_text()}`): an approver approves it "
+        "there."
+    )
 
 
 _CONFIRM_PROBLEMS: dict[ConfirmationStatus, str] = {

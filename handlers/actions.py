@@ -109,9 +109,13 @@ async def confirm_click(
     if isinstance(outcome, Rejected):
         await _tell(body, blocks.rejected_text(outcome), client)
         return
-    await _replace(
-        body, f"{wording.OK_MARK} Confirmed — running `/room {outcome.command.verb}`.", client
-    )
+    running = f"{wording.OK_MARK} Confirmed — running `/room {outcome.command.verb}`."
+    if outcome.approval is not None:
+        running = (
+            f"{wording.OK_MARK} Confirmed — `/room {outcome.command.verb}` now awaits a second "
+            "person's approval (posted in this channel)."
+        )
+    await _replace(body, running, client)
     delivery = SlackDelivery.for_request(
         client,
         runtime,

@@ -32,6 +32,7 @@ from handlers import (
     modal,
     timer_actions,
 )
+from handlers import approvals as approvals_slack
 from handlers.blocks import Message
 from handlers.callbacks import CallbackReceiver, build_receiver
 from handlers.middleware import attach_actor
@@ -178,7 +179,13 @@ async def build_bot(
     register_all(app, presenter, runtime)
     assert service.book is not None  # there is an audit store
     deliveries = slack_deliveries(Deliveries(), slack, runtime, restarted=audit.backend == "sqlite")
-    loop = RequestLoop(audit, tencent, deliveries, service.book, due=service.due)
+    approvals = service.approvals
+    assert approvals is not None  # there is an audit store
+    approvals.deliveries = deliveries
+    approvals_slack.register_notices(approvals, slack)
+    loop = RequestLoop(
+        audit, tencent, deliveries, service.book, due=service.due, on_expired=approvals.expired
+    )
     return Bot(
         app=app,
         presenter=presenter,
@@ -200,6 +207,7 @@ def register_all(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRun
     mentions.register(app, presenter, runtime)
     actions.register(app, presenter.service, runtime)
     timer_actions.register(app, presenter.service, runtime)
+    approvals_slack.register(app, presenter.service.approvals, runtime)
     modal.register(app, presenter, runtime)
     cards.register(app, presenter, runtime)
     home.register(app, presenter, runtime)

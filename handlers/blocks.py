@@ -456,7 +456,10 @@ def history_message(view: HistoryView) -> Message:
         text = f"No audit entries for {code(view.room_id)} yet."
         return Message(text=text, blocks=[_section(text)])
     head = wording.history_head(SLACK, view.room_id, len(view.entries))
-    lines = [head, *(wording.history_line(SLACK, e) for e in view.entries)]
+    lines = [
+        head,
+        *(wording.history_line(SLACK, e, view.approvals.get(e.request_key)) for e in view.entries),
+    ]
     chunks = _chunk_lines(lines)
     return Message(
         text=_truncate("\n".join(lines), MAX_TEXT_CHARS),

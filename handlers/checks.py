@@ -253,7 +253,7 @@ async def check_slack(
     """The `slack token` and `slack scopes` results, and one result per user group the policy
     names (checked only once the token works)."""
     settings = usable(loaded, ("SLACK_BOT_TOKEN", "SLACK_API_URL"))
-    groups = sorted({group for role in policy.roles for group in role.usergroups}) if policy else []
+    groups = sorted(policy.usergroups) if policy else []
     if isinstance(settings, str):
         tail = [warn("user groups", settings)] if groups else []
         return [warn("slack token", settings), warn("slack scopes", settings)], tail

@@ -27,7 +27,8 @@ from bot.commands import VerbKind
 from bot.outcomes import Approved
 from bot.presenter import Answer, Confirm, Presenter
 from handlers import modal
-from handlers.blocks import Message
+from handlers.approval_blocks import WAIT_MARK
+from handlers.blocks import SLACK, Message
 from handlers.delivery import post_response_url
 from handlers.middleware import actor_of, received_at
 from handlers.runtime import SlackRuntime
@@ -84,7 +85,10 @@ def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime
             await ack(response_type="ephemeral", text=_NO_TRIGGER)
             runtime.tasks.spawn(_refuse_untriggered(presenter, reply, command))
             return
-        await ack()
+        if reply.approval is not None:
+            await ack(response_type="ephemeral", text=approval_pending_text(reply.approval))
+        else:
+            await ack()
         if time.monotonic() - received_at(context) > ACK_DEADLINE_S:
             log.warning("not running a command whose ack was late: user=%s", actor.user_id)
             tell = Message(text=_TOO_LATE)
@@ -115,6 +119,14 @@ async def _answer_later(
         client, command.get("response_url"), reply.message, in_channel=False
     ):
         log.error("could not deliver a late answer to %s", command.get("user_id"))
+
+
+def approval_pending_text(why: str) -> str:
+    """The ack of a write that awaits a second person's approval."""
+    return (
+        f"{WAIT_MARK} Approval pending: {SLACK.prose(why)}. I posted the request in this channel "
+        "for an approver; nothing runs until one approves it (you cannot approve your own)."
+    )
 
 
 def _unreplayable(approved: Approved, command: dict[str, Any]) -> bool:

@@ -1,8 +1,9 @@
 """The App Home tab: published for a user each time they open it, and its Show buttons.
 
-`app_home_opened` (Home tab only) → `views.publish` of `home_view.home_view`: what the user may
-run, their last requests with outcome and time, the rooms they touched lately with a Show
-button. A user who may run nothing is told how to get access.
+`app_home_opened` (Home tab only) → `views.publish` of `home_view.home_view`: the requests
+awaiting the user's approval (with Approve / Deny), what the user may run, their last requests
+with outcome and time, the rooms they touched lately with a Show button. A user who may run
+nothing is told how to get access.
 
 Show answers in the user's DM with roombot (the app's Messages tab, next to Home): the Home tab
 has no channel and no `response_url`, and a card there stays where the user expects to find it
@@ -36,7 +37,9 @@ async def publish_home(service: RoomService, client: AsyncWebClient, user_id: st
     """Publish `user_id`'s Home tab as it is now."""
     access = await service.access(user_id)
     activity = await service.activity(user_id)
-    await client.views_publish(user_id=user_id, view=home_view(access, activity))
+    approvals = service.approvals
+    awaiting = await approvals.awaiting_for(user_id) if approvals is not None else []
+    await client.views_publish(user_id=user_id, view=home_view(access, activity, awaiting))
 
 
 def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime) -> None:

@@ -4,16 +4,17 @@ touched lately with a Show button. Pure functions of `bot.outcomes.Access` and `
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from bot import wording
 from bot.audit import Outcome
-from bot.outcomes import Access, Activity, RequestSummary
+from bot.outcomes import Access, Activity, ApprovalPending, RequestSummary
 from bot.wording import FAIL_MARK, OK_MARK, WARN_MARK, WORKING_MARK
 from bot.wording.timers import home_timer_line
 from handlers import blocks
+from handlers.approval_blocks import request_message
 from handlers.blocks import MAX_HEADER_CHARS, MAX_VIEW_BLOCKS, SLACK, code, context, section
 
 #: The Show button next to a room the user touched lately (its value is the room ID).
@@ -91,12 +92,23 @@ def request_line(request: RequestSummary) -> str:
     return f"{outcome_phrase(request.outcomes)} · {command}{rooms} · {_when(request.created_at)}"
 
 
-def home_view(access: Access, activity: Activity) -> dict[str, Any]:
-    """The Home tab for one user (≤ `MAX_VIEW_BLOCKS` blocks)."""
+def home_view(
+    access: Access, activity: Activity, awaiting: Sequence[ApprovalPending] = ()
+) -> dict[str, Any]:
+    """The Home tab for one user (≤ `MAX_VIEW_BLOCKS` blocks); `awaiting`: the requests they
+    may approve, each with Approve / Deny, first."""
     view_blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "roombot"[:MAX_HEADER_CHARS]}},
-        *(section(chunk) for chunk in blocks.chunk_lines(access_lines(access))),
     ]
+    if awaiting:
+        view_blocks.append(section(f"*Awaiting your approval ({len(awaiting)})*"))
+        for index, pending in enumerate(awaiting):
+            for block in request_message(pending).blocks:
+                view_blocks.append(
+                    {**block, "block_id": f"roombot_home_approval_{index}_{block['type']}"}
+                )
+        view_blocks.append({"type": "divider"})
+    view_blocks += [section(chunk) for chunk in blocks.chunk_lines(access_lines(access))]
     if not access.nothing:
         view_blocks.append(
             context(

@@ -47,6 +47,7 @@ _NEW_COLUMNS: Final = (
     "run_after",
     "owner",
     "fence",
+    "expires_at",
 )
 CLAIM: Final = (
     f"INSERT INTO requests ({', '.join(_NEW_COLUMNS)}, lease_until) "  # noqa: S608
@@ -101,6 +102,7 @@ def claim(new: NewRequest, *, owner: str | None, lease_s: float, now: float) -> 
         "run_after": new.run_after,
         "owner": owner,
         "fence": 1 if owner is not None else 0,
+        "expires_at": new.expires_at,
         "lease_s": lease_s,
     }
     result = yield Query(CLAIM, params)

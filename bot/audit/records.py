@@ -5,7 +5,7 @@ for storage problems, `LeaseLost` when a request's lease is no longer this repli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -203,6 +203,8 @@ class NewRequest:
     #: The state of a request recorded without a holder: `scheduled` by default when it has a
     #: `run_after`, or e.g. `awaiting_approval`.
     waiting: RequestState | None = None
+    #: When a request awaiting approval expires (Unix seconds).
+    expires_at: float | None = None
 
     @property
     def adapter(self) -> str:
@@ -240,6 +242,22 @@ class RequestRecord:
     lease_until: float | None
     fence: int
     takeovers: int
+    #: Two-person approval: when a waiting request expires, and the decision on it
+    #: (`ApprovalDecision` values), who made it, when, and why (a denial's reason).
+    expires_at: float | None = None
+    decision: str | None = None
+    decided_by: str | None = None
+    decided_at: float | None = None
+    decision_note: str | None = None
+
+
+class ApprovalDecision(StrEnum):
+    """What became of a request that awaited approval (`RequestRecord.decision`)."""
+
+    APPROVED = "approved"
+    DENIED = "denied"
+    WITHDRAWN = "withdrawn"  # the requester took it back
+    EXPIRED = "expired"
 
 
 @dataclass(frozen=True)
@@ -288,3 +306,5 @@ class FoundWork:
 
     taken_over: list[TakenRequest]
     due: list[TakenRequest]
+    #: Requests that waited for an approver past their expiry, now `expired` (to tell people).
+    expired: list[RequestRecord] = field(default_factory=list)

@@ -8,11 +8,12 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from bot.audit.approvals import approval_summary
 from bot.audit.factory import StoreTarget, open_store
 from bot.audit.records import AuditEntry
 
@@ -59,24 +60,58 @@ async def read_entries(
     """Query the store at `path` (a SQLite path or a PostgreSQL URL) read-only: it is never
     created, migrated or recovered, so reading cannot disturb a running bot. Raises `AuditError`
     if it cannot be read."""
+    entries, _ = await read_report(path, room=room, user=user, since=since, limit=limit)
+    return entries
+
+
+async def read_report(
+    path: StoreTarget,
+    *,
+    room: str | None = None,
+    user: str | None = None,
+    since: float | None = None,
+    limit: int = 50,
+) -> tuple[list[AuditEntry], dict[str, str]]:
+    """`read_entries`, and who asked and who approved or denied each of their requests that
+    awaited a second person's approval (request key → one line), read-only."""
     async with await open_store(path, read_only=True) as store:
-        return await store.query(room=room, user=user, since=since, limit=limit)
+        entries = await store.query(room=room, user=user, since=since, limit=limit)
+        decided = await store.approval_decisions([e.request_key for e in entries])
+    approvals = {
+        key: summary
+        for key, record in decided.items()
+        if (summary := approval_summary(record)) is not None
+    }
+    return entries, approvals
 
 
-def format_entries(entries: Sequence[AuditEntry], fmt: str) -> str:
+def format_entries(
+    entries: Sequence[AuditEntry], fmt: str, approvals: Mapping[str, str] | None = None
+) -> str:
     """`entries` as `table` (fixed-width, long cells cut with "…"), `jsonl` (one object per
     entry, every field) or `csv` (a header row, every field). No trailing newline; with no
-    entries, `table` gives `NO_ENTRIES` and the others an empty string.
+    entries, `table` gives `NO_ENTRIES` and the others an empty string. `approvals` (request
+    key → who asked and who approved or denied it) adds an `approval` column (table, csv) or
+    field (jsonl) when it names any of the entries' requests.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     if not entries:
         return NO_ENTRIES if fmt == "table" else ""
+    known = approvals or {}
+    shown = {e.request_key: known[e.request_key] for e in entries if e.request_key in known}
     if fmt == "jsonl":
-        return "\n".join(json.dumps(_record(e), ensure_ascii=False) for e in entries)
+        return "\n".join(
+            json.dumps(_with_approval(_record(e), shown), ensure_ascii=False) for e in entries
+        )
     if fmt == "csv":
-        return _csv(entries)
-    return _table(entries)
+        return _csv(entries, shown)
+    return _table(entries, shown)
+
+
+def _with_approval(record: dict[str, Any], shown: Mapping[str, str]) -> dict[str, Any]:
+    approval = shown.get(str(record["request_key"]))
+    return record if approval is None else {**record, "approval": approval}
 
 
 def iso_utc(timestamp: float, *, timespec: str = "seconds") -> str:
@@ -95,15 +130,16 @@ def _record(entry: AuditEntry) -> dict[str, Any]:
     return record
 
 
-def _csv(entries: Sequence[AuditEntry]) -> str:
+def _csv(entries: Sequence[AuditEntry], shown: Mapping[str, str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(_ENTRY_FIELDS)
+    names = (*_ENTRY_FIELDS, "approval") if shown else _ENTRY_FIELDS
+    writer.writerow(names)
     for entry in entries:
-        record = _record(entry)
+        record = _with_approval(_record(entry), shown)
         if entry.detail is not None:
             record["detail"] = plain_text(entry.detail)
-        writer.writerow(_csv_cell(record[name]) for name in _ENTRY_FIELDS)
+        writer.writerow(_csv_cell(record.get(name)) for name in names)
     return out.getvalue().removesuffix("\n")
 
 
@@ -151,14 +187,17 @@ _COLUMNS: Final[tuple[tuple[str, Callable[[AuditEntry], str], int, bool], ...]] 
 )
 
 
-def _table(entries: Sequence[AuditEntry]) -> str:
-    cells = [[_one_line(cell(e)) for _, cell, _, _ in _COLUMNS] for e in entries]
+def _table(entries: Sequence[AuditEntry], shown: Mapping[str, str]) -> str:
+    columns = _COLUMNS
+    if shown:
+        columns = (*columns, ("approval", lambda e: shown.get(e.request_key, ""), 120, False))
+    cells = [[_one_line(cell(e)) for _, cell, _, _ in columns] for e in entries]
     widths = [
         min(cap, max(len(header), *(len(row[i]) for row in cells)))
-        for i, (header, _, cap, _) in enumerate(_COLUMNS)
+        for i, (header, _, cap, _) in enumerate(columns)
     ]
-    rights = [right for *_, right in _COLUMNS]
-    lines = [_line([header for header, *_ in _COLUMNS], widths, rights)]
+    rights = [right for *_, right in columns]
+    lines = [_line([header for header, *_ in columns], widths, rights)]
     lines += [_line(row, widths, rights) for row in cells]
     return "\n".join(lines)
 

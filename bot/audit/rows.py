@@ -150,7 +150,7 @@ def request_from_row(row: Sequence[Any]) -> RequestRecord:
     values["reply"] = from_json(values["reply"], f"the reply address of request {key}") or {}
     for name in ("created_at", "updated_at"):
         values[name] = float(values[name])
-    for name in ("run_after", "lease_until"):
+    for name in ("run_after", "lease_until", "expires_at", "decided_at"):
         values[name] = None if values[name] is None else float(values[name])
     values["fence"] = int(values["fence"])
     values["takeovers"] = int(values["takeovers"])

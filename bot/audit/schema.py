@@ -15,7 +15,8 @@ prompts; 3 leases, and on PostgreSQL the shared Room Engine rate budget (`rate_b
 `rate_slots` and the function `roombot_rate_reserve`: `bot.audit.budget` explains it); 4 the
 request record (`requests`, DESIGN §2.10), which takes the leases in: a request in flight holds
 its lease (owner, expiry, fencing number) on its own row; 5 (PostgreSQL only) the rate budget per
-API and its halving (`rate_budgets.halved_until`).
+API and its halving (`rate_budgets.halved_until`); 6 two-person approval on the request record
+(its expiry and the decision: who, when, why).
 """
 
 from __future__ import annotations
@@ -410,6 +411,17 @@ MIGRATIONS: Final[tuple[tuple[Statement, ...], ...]] = (
     (
         "CREATE INDEX requests_timers ON requests (run_after) "
         "WHERE kind = 'revert' AND state = 'scheduled'",
+    ),
+    # Two-person approval (DESIGN §2.12): a request awaiting approval waits until `expires_at`
+    # (Unix seconds); the decision on it (`approved`, `denied`, `withdrawn`, `expired`), who made
+    # it, when, and the note given (a denial's reason) stay on the record after it ran.
+    (
+        "ALTER TABLE requests ADD COLUMN expires_at $REAL",
+        "ALTER TABLE requests ADD COLUMN decision TEXT",
+        "ALTER TABLE requests ADD COLUMN decided_by TEXT",
+        "ALTER TABLE requests ADD COLUMN decided_at $REAL",
+        "ALTER TABLE requests ADD COLUMN decision_note TEXT",
+        "CREATE INDEX requests_awaiting ON requests (expires_at) WHERE state = 'awaiting_approval'",
     ),
 )
 

@@ -35,6 +35,7 @@ from typing import Any, Final, TypeVar
 
 from bot import metrics
 from bot.audit import life, timers, trail
+from bot.audit.approvals import ApprovalOps, expire_waiting
 from bot.audit.dialect import BudgetRider, Dialect, RateBudgets
 from bot.audit.records import (
     AuditEntry,
@@ -75,6 +76,9 @@ _OPERATIONS: Final = {
     "take due requests": "take_due",
     "take a waiting request": "take_waiting",
     "settle a waiting request": "settle_waiting",
+    "approve a waiting request": "take_waiting",
+    "decline a waiting request": "settle_waiting",
+    "readdress a waiting request": "settle_waiting",
     "write entries": "write",
     "complete entries": "complete",
     "claim a key": "claim",
@@ -112,7 +116,7 @@ def certainly_stopped(owner: str) -> bool:
     return False
 
 
-class AuditStore:
+class AuditStore(ApprovalOps):
     """The audit trail, request records and their leases, claims, confirmation prompts and the
     shared rate budget, on one `Dialect`.
 
@@ -560,7 +564,8 @@ class AuditStore:
         """A replica loop's one look for work, in one transaction: up to `limit` requests whose
         holder's lease expired (as `take_over`) and, with `due`, up to `limit` scheduled
         requests whose time has come (as `take_due`), each taken by exactly one of the stores
-        asking at once."""
+        asking at once; with `due` too, requests awaiting approval past their expiry end
+        `expired` (`FoundWork.expired`)."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         sent = self._monotonic()
@@ -568,7 +573,7 @@ class AuditStore:
         owner = self._owner
         lease_s = self._lease_s
 
-        def body() -> Body[tuple[list[life.TakenOver], list[RequestRecord]]]:
+        def body() -> Body[tuple[list[life.TakenOver], list[RequestRecord], list[RequestRecord]]]:
             taken = yield from life.take_over(
                 owner,
                 lease_s=lease_s,
@@ -578,19 +583,20 @@ class AuditStore:
                 end_rate_slots=self.backend == "postgresql",
             )
             if not due:
-                return taken, []
+                return taken, [], []
             ready = yield from life.take_due(
                 owner, lease_s=lease_s, adapters=list(adapters), limit=limit
             )
-            return taken, ready
+            return taken, ready, (yield from expire_waiting(list(adapters)))
 
-        taken, ready = await self._write("find work", body)
+        taken, ready, expired = await self._write("find work", body)
         return FoundWork(
             taken_over=[
                 replace(self._taken(record, now, sent), rows=rows, previous_owner=previous)
                 for record, rows, previous in taken
             ],
             due=[self._taken(record, now, sent) for record in ready],
+            expired=expired,
         )
 
     async def take_due(

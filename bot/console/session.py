@@ -177,6 +177,8 @@ class Console:
             done = "undone" if plan.kind is RunKind.UNDO else "retried"
             self._print(f"That request was already {done}; nothing was done again.")
             return False
+        if not isinstance(run, RunResult):  # the console's requests are refused instead
+            return False
         self._offer(run)
         return not run.failed
 

@@ -151,7 +151,15 @@ class TextRenderer:
         if not view.entries:
             return f"No audit entries for {view.room_id} yet."
         head = wording.history_head(PLAIN, view.room_id, len(view.entries))
-        return "\n".join([head, *(f"  {wording.history_line(PLAIN, e)}" for e in view.entries)])
+        return "\n".join(
+            [
+                head,
+                *(
+                    f"  {wording.history_line(PLAIN, e, view.approvals.get(e.request_key))}"
+                    for e in view.entries
+                ),
+            ]
+        )
 
     def members(self, view: MembersView) -> str:
         """`members`: who is in the room, one a line."""

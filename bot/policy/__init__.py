@@ -4,6 +4,7 @@
 Import from here: `from bot.policy import Policy, Decision, policy_from_settings`.
 """
 
+from bot.policy.approval import ApprovalRule, ApproverCheck
 from bot.policy.groups import GroupDirectory, GroupFetcher, GroupLookupError
 from bot.policy.loader import (
     CHANNEL_ID_RE,
@@ -20,6 +21,8 @@ __all__ = [
     "GROUP_ID_RE",
     "HELP_VERB",
     "WILDCARD",
+    "ApprovalRule",
+    "ApproverCheck",
     "Decision",
     "Denial",
     "GroupDirectory",

@@ -25,8 +25,12 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from bot.commands import VERBS
+from bot.commands.durations import parse_duration
+from bot.commands.values import InvalidValue
+from bot.commands.verbs import VerbKind
 from bot.config import USER_ID_RE, ConfigError, Settings
 from bot.errors import one_line
+from bot.policy.approval import DEFAULT_EXPIRE_S, MAX_EXPIRE_S, MIN_EXPIRE_S, ApprovalRule
 from bot.policy.rules import HELP_VERB, WILDCARD, Policy, Role
 
 #: Slack user group IDs (`usergroups.users.list?usergroup=S…`).
@@ -71,14 +75,17 @@ def load_policy(
     found: list[str] = []
     users = _checked_allowed_users(allowed_users, found)
     roles: tuple[Role, ...] = ()
+    approval: ApprovalRule | None = None
     if policy_file is not None:
         file = _Found(str(policy_file), found)
         document = _read(policy_file, file)
         if document is not None:
             roles = _parse_policy(file, document, words)
+            if "approval" in document:
+                approval = _parse_approval(file, document["approval"], words)
     if found:
         raise PolicyError(found)
-    return Policy(allowed_users=users, roles=roles, verbs=words.values())
+    return Policy(allowed_users=users, roles=roles, verbs=words.values(), approval=approval)
 
 
 def policy_from_settings(settings: Settings) -> Policy:
@@ -90,7 +97,8 @@ def policy_from_settings(settings: Settings) -> Policy:
     )
 
 
-_TOP_LEVEL_KEYS: Final = ("roles",)
+_TOP_LEVEL_KEYS: Final = ("roles", "approval")
+_APPROVAL_KEYS: Final = ("verbs", "above_rooms", "approvers", "channel", "expire")
 _ROLE_KEYS: Final = ("verbs", "users", "usergroups", "channels")
 _ROLE_NAME_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BARE_KEY_RE: Final = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -164,7 +172,7 @@ def _parse_policy(
         if roles is not None:
             found.add("roles", f"must be tables like [roles.moderators], not {_kind(roles)}")
         roles = {}
-    if not roles and len(found.lines) == before:
+    if not roles and len(found.lines) == before and "approval" not in document:
         # (A misspelt [roles] table already explains why there are none.)
         found.add(
             "", "no roles defined; add a [roles.NAME] table with verbs and users or usergroups"
@@ -211,6 +219,100 @@ def _parse_role(found: _Found, name: str, body: Any, words: Mapping[str, str]) -
     if len(found.lines) > before:
         return None
     return Role(name, verbs, users, usergroups, channels)
+
+
+def _parse_approval(found: _Found, body: Any, words: Mapping[str, str]) -> ApprovalRule | None:
+    """The `[approval]` table, or None when it has a mistake (each one added to `found`)."""
+    before = len(found.lines)
+    where = "approval"
+    if not isinstance(body, dict):
+        found.add(where, f"must be a table like [approval], not {_kind(body)}")
+        return None
+    unknown = [key for key in body if key not in _APPROVAL_KEYS]
+    for key in unknown:
+        keys = ", ".join(_APPROVAL_KEYS)
+        hint = _did_you_mean(key, _APPROVAL_KEYS) or f"[approval] has only {keys}"
+        found.add(f"{where}.{_key(key)}", f"unknown key; {hint}")
+    verbs: frozenset[str] = frozenset()
+    if "verbs" in body:
+        verbs = _parse_verbs(found, f"{where}.verbs", body["verbs"], words)
+        if WILDCARD in verbs:
+            verbs = frozenset(c for c in words.values() if _is_write(c))
+        for verb in sorted(verbs):
+            if not _is_write(verb):
+                found.add(f"{where}.verbs", f"{verb!r} changes nothing, so it needs no approval")
+    above: int | None = None
+    if "above_rooms" in body:
+        value = body["above_rooms"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            found.add(f"{where}.above_rooms", f"must be a whole number of rooms, not {value!r}")
+        else:
+            above = value
+    if not verbs and above is None and len(found.lines) == before:
+        found.add(where, "no rule; set 'verbs' and/or 'above_rooms' (or remove [approval])")
+    users: set[str] = set()
+    usergroups: set[str] = set()
+    approvers = _strings(found, f"{where}.approvers", body.get("approvers", []))
+    for index, value in approvers.items():
+        if USER_ID_RE.match(value):
+            users.add(value)
+        elif GROUP_ID_RE.match(value):
+            usergroups.add(value)
+        else:
+            problem = _id_problem(value, _USERS)
+            if problem is not None and "is a Slack channel ID" not in problem:
+                problem = problem.replace("(use IDs like U012ABCDEF, not names)", "")
+                problem = problem.rstrip() + " (use user IDs like U012ABCDEF or user group IDs "
+                problem += "like S0123ABCD, not names or handles)"
+            found.add(f"{where}.approvers[{index}]", problem or f"malformed ID {value!r}")
+    if not approvers and (verbs or above is not None):
+        found.add(
+            f"{where}.approvers",
+            "empty or missing, so nobody could approve; list user IDs or user group IDs",
+        )
+    channel: str | None = None
+    if "channel" in body:
+        value = body["channel"]
+        if not isinstance(value, str):
+            found.add(f"{where}.channel", f"must be a channel ID string, not {_kind(value)}")
+        else:
+            problem = _id_problem(value, _CHANNELS)
+            if problem is not None:
+                found.add(f"{where}.channel", problem)
+            channel = value
+    expire_s = _parse_expire(found, f"{where}.expire", body)
+    if len(found.lines) > before:
+        return None
+    return ApprovalRule(
+        verbs=verbs,
+        above_rooms=above,
+        users=frozenset(users),
+        usergroups=frozenset(usergroups),
+        channel=channel,
+        expire_s=expire_s,
+    )
+
+
+def _is_write(verb: str) -> bool:
+    spec = VERBS.get(verb)
+    return spec is not None and spec.kind is VerbKind.WRITE
+
+
+def _parse_expire(found: _Found, where: str, body: dict[str, Any]) -> int:
+    if "expire" not in body:
+        return DEFAULT_EXPIRE_S
+    value = body["expire"]
+    if not isinstance(value, str):
+        found.add(where, f'must be a duration string like "15m", not {_kind(value)}')
+        return DEFAULT_EXPIRE_S
+    try:
+        seconds = parse_duration(value)
+    except InvalidValue as exc:
+        found.add(where, str(exc).replace("`", "'"))
+        return DEFAULT_EXPIRE_S
+    if not MIN_EXPIRE_S <= seconds <= MAX_EXPIRE_S:
+        found.add(where, f"{value!r} is out of range: from 1m to 7d")
+    return seconds
 
 
 def _parse_verbs(found: _Found, where: str, value: Any, words: Mapping[str, str]) -> frozenset[str]:

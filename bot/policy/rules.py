@@ -23,6 +23,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from bot.policy.approval import ApprovalRule
 from bot.policy.groups import GroupDirectory, GroupLookupError
 
 #: The verb everyone may always run; it is never granted or refused by the policy.
@@ -130,11 +131,14 @@ class Policy:
         allowed_users: Iterable[str] = (),
         roles: Iterable[Role] = (),
         verbs: Iterable[str] = (),
+        approval: ApprovalRule | None = None,
     ) -> None:
         """`verbs` are the canonical verbs the command parser knows, in display order; a `"*"`
-        role or an allow-listed user gets all of them."""
+        role or an allow-listed user gets all of them. `approval` is the `[approval]` table
+        (None: no write needs a second person)."""
         self.allowed_users: frozenset[str] = frozenset(allowed_users)
         self.roles: tuple[Role, ...] = tuple(roles)
+        self.approval = approval
         self._verbs = tuple(dict.fromkeys(verb for verb in verbs if verb != HELP_VERB))
 
     @property
@@ -149,8 +153,9 @@ class Policy:
 
     @property
     def usergroups(self) -> frozenset[str]:
-        """Every user group ID some role names."""
-        return frozenset(group for role in self.roles for group in role.usergroups)
+        """Every user group ID some role, or the `[approval]` table's approvers, names."""
+        approvers = self.approval.usergroups if self.approval is not None else frozenset()
+        return frozenset(group for role in self.roles for group in role.usergroups) | approvers
 
     async def decide(
         self, *, user_id: str, verb: str, channel_id: str | None, groups: GroupDirectory | None
@@ -255,6 +260,8 @@ class Policy:
                 "set ROOMBOT_ALLOWED_USERS or ROOMBOT_POLICY_FILE"
             )
         lines.append("everyone may run help")
+        if self.approval is not None:
+            lines.extend(self.approval.describe())
         return lines
 
     def _expand(self, role: Role) -> frozenset[str]:

@@ -108,13 +108,14 @@ class RequestLife:
         run_after: float | None,
         waiting: RequestState = RequestState.SCHEDULED,
         dedupe_key: str | None = None,
+        expires_at: float | None = None,
     ) -> bool:
         """Record `plan` without carrying it out: it waits in `waiting` (`scheduled`: a
         replica's loop runs it once `run_after`, Unix seconds, has passed; `awaiting_approval`:
-        until a click takes it, `AuditStore.take_waiting`). Reported through `delivery`'s
-        address when it runs. False for a repeat (`dedupe_key` on record). Raises `AuditError`
-        when it cannot be recorded (nothing would ever run it) and `RuntimeError` without an
-        audit store."""
+        until a click takes it, `AuditStore.take_waiting`, or `expires_at`). Reported through
+        `delivery`'s address when it runs. False for a repeat (`dedupe_key` on record). Raises
+        `AuditError` when it cannot be recorded (nothing would ever run it) and `RuntimeError`
+        without an audit store."""
         if self._store is None:
             raise RuntimeError("scheduling a request needs an audit store")
         new = new_request(
@@ -123,6 +124,7 @@ class RequestLife:
             dedupe_key or plan.dedupe_key,
             run_after=run_after,
             waiting=waiting,
+            expires_at=expires_at,
         )
         return await self._store.record_request(new)
 

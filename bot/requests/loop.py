@@ -18,7 +18,9 @@ Every `interval_s` (and once at start), `RequestLoop.tick()`:
 4. takes scheduled requests whose time has come (in the same transaction as the takeovers,
    each by exactly one replica) and hands each to the process's `DueWork` (the service: it
    makes the plan and carries the request out through its life, reported through its own
-   delivery). `wake()` runs a round at once (a request just approved or set to run now).
+   delivery). `wake()` runs a round at once (a request just approved or set to run now);
+5. in the same transaction, ends requests that awaited approval past their expiry (`expired`,
+   each by exactly one replica) and hands them to `on_expired` (the approvals: people are told).
 
 A request still `received` when its replica stopped sent nothing: its rows are written from its
 recorded plan (so the audit trail and Retry see every target) and reported `not_attempted`.
@@ -31,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
@@ -42,6 +44,7 @@ from bot.audit import (
     AuditError,
     AuditStore,
     LeaseLost,
+    RequestRecord,
     RequestState,
     TakenRequest,
 )
@@ -100,6 +103,7 @@ class RequestLoop:
         max_takeovers: int = MAX_TAKEOVERS,
         monotonic: Callable[[], float] = time.monotonic,
         due: DueWork | None = None,
+        on_expired: Callable[[list[RequestRecord]], Awaitable[None]] | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
@@ -112,6 +116,7 @@ class RequestLoop:
         self._max_takeovers = max_takeovers
         self._monotonic = monotonic
         self._due = due
+        self._on_expired = on_expired
         self._wake = asyncio.Event()
         self._undelivered: dict[str, _Undelivered] = {}
         self._task: asyncio.Task[None] | None = None
@@ -177,6 +182,8 @@ class RequestLoop:
                 jobs.append(self._report(t, self._book.hold(t.lease), 1))
         if self._due is not None:
             jobs += [self._carry_out(t, self._due) for t in found.due]
+        if found.expired:
+            jobs.append(self._expired(found.expired))
         tasks = [asyncio.ensure_future(job) for job in jobs]
         for task in tasks:
             self._reporting.add(task)
@@ -186,6 +193,15 @@ class RequestLoop:
     def wake(self) -> None:
         """Run a round now rather than at the next tick (work was just made due)."""
         self._wake.set()
+
+    async def _expired(self, records: list[RequestRecord]) -> None:
+        for record in records:
+            log.info("request %s expired waiting for approval", record.request_key)
+        if self._on_expired is not None:
+            try:
+                await self._on_expired(records)
+            except Exception:
+                log.exception("telling people about expired requests failed")
 
     async def _carry_out(self, taken: TakenRequest, due: DueWork) -> None:
         try:

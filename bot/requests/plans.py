@@ -53,9 +53,10 @@ def new_request(
     *,
     run_after: float | None = None,
     waiting: RequestState | None = None,
+    expires_at: float | None = None,
 ) -> NewRequest:
     """The record of `plan`, reported at `address` (to run at `run_after`, or waiting in
-    `waiting`, when no replica carries it out at once)."""
+    `waiting`, until `expires_at` for an approval, when no replica carries it out at once)."""
     command = plan.command
     actor = plan.actor
     verb = plan.kind.value if plan.kind in (RunKind.UNDO, RunKind.REVERT) else command.verb
@@ -74,6 +75,7 @@ def new_request(
         dedupe_key=dedupe_key,
         run_after=run_after,
         waiting=waiting,
+        expires_at=expires_at,
     )
 
 

@@ -99,9 +99,10 @@ def history_head(style: Style, room_id: str, count: int) -> str:
     return f"Last {count} audit entries for {style.literal(room_id)}, newest first:"
 
 
-def history_line(style: Style, entry: AuditEntry) -> str:
+def history_line(style: Style, entry: AuditEntry, approval: str | None = None) -> str:
     """One audit entry as `history` lists it; a change made outside roombot is marked, with
-    the Room Engine account that made it."""
+    the Room Engine account that made it; `approval` says who asked and who approved or denied
+    a request that awaited a second person."""
     when = datetime.fromtimestamp(entry.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     if entry.source == Source.TENCENT:
         return (
@@ -118,9 +119,10 @@ def history_line(style: Style, entry: AuditEntry) -> str:
         else ""
     )
     verb = style.literal(entry.verb or "?")
+    approved = f" · {style.text(approval)}" if approval else ""
     return (
         f"{when} · {style.user(entry.user_id)} · {verb} · {what} · "
-        f"{style.strong(style.text(outcome))}{rid}"
+        f"{style.strong(style.text(outcome))}{rid}{approved}"
     )
 
 

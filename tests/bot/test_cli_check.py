@@ -364,6 +364,34 @@ async def test_a_valid_policy_file_says_who_may_do_what(
     assert "    everyone may run help" in out.splitlines()
 
 
+async def test_the_approval_table_is_reported_and_its_mistakes_fail(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    role = '[roles.mods]\nverbs = ["mute-all", "show"]\nusers = ["U0BOB0001"]\n'
+    policy.write_text(
+        role + '[approval]\nverbs = ["mute-all"]\nabove_rooms = 20\napprovers = ["U0LEAD0001"]\n'
+        'channel = "C0APPROVALS"\n'
+    )
+    deployment.configure(ROOMBOT_POLICY_FILE=str(policy), ROOMBOT_ALLOWED_USERS=None)
+    code, out = await run_check(capsys)
+    assert code == 0, out
+    lines = out.splitlines()
+    assert (
+        "    approval: mute-all and any write on more than 20 rooms need(s) a second person: "
+        "users U0LEAD0001"
+    ) in lines
+    assert (
+        "    approval: requests wait 15m for an approver, then expire; also posted in C0APPROVALS"
+    ) in lines
+    policy.write_text(role + '[approval]\nverbs = ["mute-all"]\napprover = ["U0LEAD0001"]\n')
+    code, out = await run_check(capsys)
+    assert code == 1
+    assert line(out, "policy").startswith("✗")
+    assert "approval.approver: unknown key; did you mean 'approvers'?" in out
+    assert "approval.approvers: empty or missing, so nobody could approve" in out
+
+
 async def test_an_empty_policy_is_a_warning_not_a_problem(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -215,7 +215,7 @@ async def test_a_claim_that_cannot_be_written_refuses_the_request(
     plan = plan_for("mute-all room-test")
     with caplog.at_level(logging.ERROR):
         run = await core.service.submit(plan, delivery)
-    assert run is not None
+    assert isinstance(run, RunResult)
     assert run.refused is not None
     assert "audit trail could not be written" in run.refused
     assert core.emulator.requests == []  # not even a read

@@ -134,7 +134,13 @@ class Cluster:
         return await self.post(replica, body, content_type="application/json", headers=headers)
 
     async def click(
-        self, replica: int, action_id: str, value: str, *, message: dict[str, Any]
+        self,
+        replica: int,
+        action_id: str,
+        value: str,
+        *,
+        message: dict[str, Any],
+        user: str = ALICE,
     ) -> tuple[int, str]:
         """Click a button of a message in the fake Slack (`message` as `FakeSlack.messages()`
         gives it) on one replica; the status and the response_url key of the click."""
@@ -146,6 +152,7 @@ class Cluster:
             thread_ts=message.get("thread_ts"),
             response_url=url,
             message=message,
+            user_id=user,
         )
         status, _ = await self.post(replica, interactive_body(payload))
         assert status == 200

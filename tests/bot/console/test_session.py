@@ -478,3 +478,22 @@ async def test_reset_demo_is_refused_for_a_real_room_engine(tmp_path: Path) -> N
         "reset (it resets the embedded emulator's)"
     ]
     assert lines == []
+
+
+async def test_a_request_that_needs_approval_is_refused_saying_how_to_ask_in_slack(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[approval]\nverbs = ["mute-all"]\napprovers = ["U0LEAD0001"]\n')
+    code, lines, err = await _console(
+        tmp_path,
+        "/room mute-all room-test\nshow room-test\n",
+        ROOMBOT_POLICY_FILE=str(policy),
+    )
+    text = "\n".join(lines)
+    assert code != 0, err
+    assert "❌ 'mute-all' was not run: 'mute-all' needs a second person's approval" in text
+    assert (
+        "the console cannot ask for it. Ask in Slack instead ('/room mute-all room-test')" in text
+    )
+    assert "audio ⛔ muted" not in text  # nothing ran
