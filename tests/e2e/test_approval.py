@@ -6,6 +6,7 @@ with a reason; self-approval refused; both messages end in the final state."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import pytest
@@ -210,4 +211,30 @@ async def test_the_app_home_lists_requests_awaiting_the_viewers_approval_with_th
         await stack.settle()
         assert len(stack.tencent_calls()) == 1
         assert f"Approved by <@{BOB}>" in stack.slack.messages(GENERAL)[0]["text"]
+        assert request["ts"] == stack.slack.messages(GENERAL)[0]["ts"]
+
+
+async def test_an_expired_request_is_told_in_the_thread_and_the_approvals_channel(
+    tmp_path: Any,
+) -> None:
+    async with running_stack(tmp_path, policy_toml=POLICY, allowed_users=()) as stack:
+        request, copy, key = await _asked(stack, "mute-all room-test")
+        # Its 20 minutes are over (the clock is not moved: its expiry is).
+        with sqlite3.connect(stack.audit_path) as db:
+            db.execute("UPDATE requests SET expires_at = 1 WHERE request_key = ?", (key,))
+        loop = stack.bot.loop
+        assert loop is not None
+        loop.wake()
+        await stack.slack.wait_for(
+            lambda: "Expired at" in stack.slack.messages(GENERAL)[0]["text"], timeout=10
+        )
+        await stack.slack.wait_for(
+            lambda: "Expired at" in stack.slack.messages(APPROVALS)[0]["text"], timeout=10
+        )
+        assert _button(stack.slack.messages(GENERAL)[0], ab.ACTION_APPROVE) is None
+        late = await _click(stack, ab.ACTION_APPROVE, key, copy, BOB, APPROVALS)
+        await stack.settle()
+        [refusal] = stack.response_posts(late)
+        assert "expired" in refusal["text"]
+        assert stack.tencent_calls() == []
         assert request["ts"] == stack.slack.messages(GENERAL)[0]["ts"]
