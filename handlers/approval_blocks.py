@@ -12,6 +12,7 @@ from typing import Any, Final
 from bot import wording
 from bot.audit import RequestRecord
 from bot.audit.records import ApprovalDecision
+from bot.commands import format_duration
 from bot.outcomes import ApprovalPending, Plan, RunKind
 from bot.wording import FAIL_MARK, OK_MARK
 from handlers.blocks import MAX_TEXT_CHARS, SLACK, Message, code, escape, user
@@ -37,7 +38,8 @@ def _approver(approver_id: str) -> str:
 
 
 def _what(plan: Plan) -> list[str]:
-    """Exactly what would run: the command, rooms, fields and values, accounts, reason."""
+    """Exactly what would run: the command, rooms, fields and values, accounts, time box,
+    reason."""
     command = plan.command
     undo = " (an undo)" if plan.kind is RunKind.UNDO else ""
     lines = [
@@ -49,6 +51,9 @@ def _what(plan: Plan) -> list[str]:
     if command.changes:
         sent = json.dumps(dict(command.changes), ensure_ascii=False, sort_keys=True)
         lines.append(f"Fields and values: {code(sent)}")
+    if command.timebox_s is not None:
+        span = format_duration(command.timebox_s)
+        lines.append(f"For: {span} (it reverts by itself {span} after it runs, once approved)")
     if command.reason:
         lines.append(f"Reason: {escape(command.reason)}")
     return lines

@@ -9,4 +9,5 @@ def test_properties_are_not_timed() -> None:
     """Hypothesis times every example (200 ms by default) and fails a property whose example
     took longer, whatever it asserts: on a loaded CI machine that failed a card-button property
     that holds. Examples are bounded by their inputs; how fast roombot is belongs to the bench."""
+    assert settings.default is not None
     assert settings.default.deadline is None

@@ -142,9 +142,9 @@ class Node:
         self.delivery = RecordingDelivery(reply=dict(REPLY))
         book = LeaseBook(store, monotonic=clock)
         recorder = AuditRecorder(store)
-        self.life = RequestLife(
-            store, Runner(client, recorder, monotonic=clock), recorder, book=book
-        )
+        # The runner's wall clock (a time box's due time) is the approvals' (the store's).
+        runner = Runner(client, recorder, monotonic=clock, wall=approval_clock)
+        self.life = RequestLife(store, runner, recorder, book=book)
 
         async def authorize(verb: str, actor: Actor) -> Decision:
             return await box[0].decide(
@@ -497,3 +497,28 @@ async def test_a_loop_expires_only_the_requests_its_adapters_can_show(setup: Set
     await a.loop.tick()
     assert (await record(a, "slack-1")).state is RequestState.AWAITING_APPROVAL
     assert setup.notices.decided == []
+
+
+# -- with a time box (DESIGN §2.11) ----------------------------------------------------------------
+
+
+async def test_an_approved_time_box_starts_when_it_runs_not_when_it_was_asked(
+    setup: Setup, emulator: RoomEngineEmulator
+) -> None:
+    a = await setup.node("a")
+    plan = replace(plan_for("mute-all room-1 --for 30m", who(ALICE, GENERAL)), request_key="asked")
+    await ask(a, plan)
+    assert await a.store.pending_timers() == []  # nothing is timed while it waits
+    setup.clock.advance(600)  # ten minutes pass before anyone approves
+
+    def wall() -> float:  # the runner's clock: the store's (fake on SQLite, real on PostgreSQL)
+        return time.time() if a.store.backend == "postgresql" else setup.clock()
+
+    before = wall()
+    run = await a.approvals.approve("asked", who(BOB))
+    after = wall()
+    assert isinstance(run, RunResult)
+    assert run.succeeded
+    [timer] = await a.store.pending_timers()
+    assert timer.run_after is not None
+    assert before + 1800 <= timer.run_after <= after + 1800
