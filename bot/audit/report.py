@@ -4,19 +4,24 @@ fixed-width table, JSON Lines or CSV (what `roombot audit` prints).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final, TextIO
 
+from bot.audit.export import (
+    EXPORT_FORMATS,
+    PAGE_ROWS,
+    Exporter,
+    iso_utc,
+    newest_entries,
+    stream_entries,
+)
 from bot.audit.factory import StoreTarget, open_store
 from bot.audit.records import AuditEntry
 
-FORMATS: Final = ("table", "jsonl", "csv")
+FORMATS: Final = ("table", *EXPORT_FORMATS)
 #: What `format_entries(..., "table")` says when there is nothing to show.
 NO_ENTRIES: Final = "no entries"
 
@@ -63,77 +68,79 @@ async def read_entries(
         return await store.query(room=room, user=user, since=since, limit=limit)
 
 
+async def export_to(
+    out: TextIO,
+    path: StoreTarget,
+    fmt: str,
+    *,
+    room: str | None = None,
+    user: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int | None = None,
+) -> None:
+    """What `roombot audit` prints, written to `out`: the table (the newest `limit` rows, 50 by
+    default, newest first), or an export (`md`, `csv`, `jsonl`) of every row of the window,
+    oldest first, streamed a page at a time (only the newest `limit` when given). A table with
+    no rows says `NO_ENTRIES`; an export with no rows writes nothing."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    async with await open_store(path, read_only=True) as store:
+        if fmt == "table":
+            entries = await store.query(room=room, user=user, since=since, limit=limit or 50)
+            if until is not None:
+                entries = [e for e in entries if e.created_at < until]
+            out.write(format_entries(entries, "table") + "\n")
+            return
+        exporter = Exporter(fmt)
+        started = False
+        if limit is not None:
+            batches: AsyncIterator[list[AuditEntry]] = _one(
+                await newest_entries(
+                    store, room=room, user=user, since=since, until=until, limit=limit
+                )
+            )
+        else:
+            batches = _pages(stream_entries(store, room=room, user=user, since=since, until=until))
+        async for batch in batches:
+            if not batch:
+                continue
+            if not started:
+                out.write(exporter.header())
+                started = True
+            out.write(exporter.lines(batch))
+        out.flush()
+
+
+async def _one(entries: list[AuditEntry]) -> AsyncIterator[list[AuditEntry]]:
+    yield entries
+
+
+async def _pages(
+    entries: AsyncIterator[AuditEntry], size: int = PAGE_ROWS
+) -> AsyncIterator[list[AuditEntry]]:
+    batch: list[AuditEntry] = []
+    async for entry in entries:
+        batch.append(entry)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    yield batch
+
+
 def format_entries(entries: Sequence[AuditEntry], fmt: str) -> str:
-    """`entries` as `table` (fixed-width, long cells cut with "…"), `jsonl` (one object per
-    entry, every field) or `csv` (a header row, every field). No trailing newline; with no
+    """`entries` as `table` (fixed-width, long cells cut with "…"), or one of the export formats
+    (`bot.audit.export`: `md`, `jsonl`, `csv`), in the order given. No trailing newline; with no
     entries, `table` gives `NO_ENTRIES` and the others an empty string.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     if not entries:
         return NO_ENTRIES if fmt == "table" else ""
-    if fmt == "jsonl":
-        return "\n".join(json.dumps(_record(e), ensure_ascii=False) for e in entries)
-    if fmt == "csv":
-        return _csv(entries)
-    return _table(entries)
-
-
-def iso_utc(timestamp: float, *, timespec: str = "seconds") -> str:
-    """Unix seconds as an ISO 8601 UTC time ending in `Z`."""
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
-
-
-def _record(entry: AuditEntry) -> dict[str, Any]:
-    """Every field, JSON-ready; times as ISO UTC with milliseconds."""
-    record = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
-    record["created_at"] = iso_utc(entry.created_at, timespec="milliseconds")
-    if entry.finished_at is not None:
-        record["finished_at"] = iso_utc(entry.finished_at, timespec="milliseconds")
-    record["outcome"] = entry.outcome.value
-    return record
-
-
-def _csv(entries: Sequence[AuditEntry]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(_ENTRY_FIELDS)
-    for entry in entries:
-        record = _record(entry)
-        if entry.detail is not None:
-            record["detail"] = plain_text(entry.detail)
-        writer.writerow(_csv_cell(record[name]) for name in _ENTRY_FIELDS)
-    return out.getvalue().removesuffix("\n")
-
-
-# Slack's markup: <#C…|name>, <@U…|name>, <!subteam^S…|@handle>, <!here>, <url|label>, <url>.
-_SLACK_MARKUP = re.compile(r"<([#@!])?([^<>|]+)(?:\|([^<>]*))?>")
-_CODE_SPAN = re.compile(r"`([^`\n]*)`")
-
-
-def plain_text(text: str) -> str:
-    """`text` (an audit row's `detail`, worded for chat) as plain text for a spreadsheet: code
-    spans as 'quotes', mentions as `#name` / `@name`, links as `label (url)`."""
-
-    def markup(match: re.Match[str]) -> str:
-        sigil, target, label = match.group(1), match.group(2), match.group(3)
-        if sigil == "#":
-            return "#" + (label or target)
-        if sigil in ("@", "!"):
-            shown = label or target.split("^", 1)[-1]
-            return shown if shown.startswith("@") else "@" + shown
-        return f"{label} ({target})" if label else target
-
-    return _CODE_SPAN.sub(r"'\1'", _SLACK_MARKUP.sub(markup, text))
-
-
-def _csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
+    if fmt == "table":
+        return _table(entries)
+    exporter = Exporter(fmt)
+    return (exporter.header() + exporter.lines(entries)).removesuffix("\n")
 
 
 # (header, cell, widest allowed, right-aligned). The RequestId is what Tencent support asks for,

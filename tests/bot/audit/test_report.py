@@ -222,8 +222,8 @@ def test_the_csv_detail_is_plain_text_without_slack_markup() -> None:
     text = format_entries([_entry(detail=detail, outcome=Outcome.INVALID)], "csv")
     [row] = list(csv.DictReader(io.StringIO(text)))
     assert row["detail"] == (
-        "'#general': that looks like a Slack mention, not a room ID; ask @bob or @ops, see "
-        "the runbook (https://example.com/runbook)"
+        "'#general (C123)': that looks like a Slack mention, not a room ID; ask @bob (U0BOB) "
+        "or @ops, see the runbook (https://example.com/runbook)"
     )
     assert "<" not in row["detail"]
     assert "`" not in row["detail"]
