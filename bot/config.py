@@ -54,6 +54,21 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _URL = TypeAdapter(AnyHttpUrl)
 
 
+_AGE = re.compile(r"(?:\s*[0-9]{1,9}\s*[smhdw])+\s*", re.IGNORECASE)
+_AGE_PART = re.compile(r"([0-9]+)\s*([smhdw])", re.IGNORECASE)
+_AGE_UNIT_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+
+
+def age_seconds(text: str) -> float:
+    """`90m`, `36h`, `7d`, `400d`, `1d12h` as seconds; ValueError saying what is expected."""
+    if not _AGE.fullmatch(text):
+        raise ValueError(f"must be a duration like 36h, 7d or 400d, got {shown(text)}")
+    seconds = sum(int(n) * _AGE_UNIT_S[u.lower()] for n, u in _AGE_PART.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"must be longer than 0s, got {shown(text)}")
+    return float(seconds)
+
+
 class ConfigError(RoombotError):
     """A configuration problem, phrased as one line a person can act on."""
 
@@ -99,6 +114,8 @@ class Settings(BaseSettings):
     roombot_callback_token: SecretStr | None = None
     #: Where changes made outside roombot are posted (a channel ID); unset: recorded only.
     roombot_alert_channel: str | None = None
+    #: The widest `timeline` window, in seconds (`7d`, `36h`, ... in the environment).
+    roombot_timeline_max: float = Field(default=7 * 86_400.0, gt=0)
 
     @field_validator(
         "slack_bot_token",
@@ -116,6 +133,13 @@ class Settings(BaseSettings):
         # `FOO=` in a .env file means "not set", not "set to the empty string".
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("roombot_timeline_max", mode="before")
+    @classmethod
+    def _age(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return age_seconds(value)
         return value
 
     @field_validator("roombot_log_format", mode="before")

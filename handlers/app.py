@@ -150,6 +150,7 @@ async def build_bot(
         max_rooms=settings.roombot_max_rooms,
         confirm_above=settings.roombot_confirm_above,
         allow_unaudited=settings.roombot_allow_unaudited,
+        timeline_max_s=settings.roombot_timeline_max,
     )
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""

@@ -220,9 +220,12 @@ class Exporter:
         if self.fmt == "jsonl":
             return "".join(json.dumps(export_record(e), ensure_ascii=False) + "\n" for e in entries)
         if self.fmt == "csv":
-            return "".join(
-                _csv_line([csv_cell(export_record(e)[n]) for n in EXPORT_COLUMNS]) for e in entries
-            )
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            for entry in entries:
+                record = export_record(entry)
+                writer.writerow([csv_cell(record[n]) for n in EXPORT_COLUMNS])
+            return out.getvalue()
         return "".join(
             f"| {' | '.join(md_cell(cell(e)) for _, cell in MARKDOWN_COLUMNS)} |\n" for e in entries
         )
@@ -262,6 +265,9 @@ def plain_text(text: str) -> str:
     """`text` (worded for chat, or typed in Slack) as plain text: code spans as 'quotes', a
     channel as `#general (C123)`, a user as `@U1` (or `@bob (U1)` with a label), a group as
     `@ops`, links as `label (url)`."""
+
+    if "<" not in text and "`" not in text:
+        return text
 
     def markup(match: re.Match[str]) -> str:
         sigil, target, label = match.group(1), match.group(2), match.group(3)

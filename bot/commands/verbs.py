@@ -37,6 +37,7 @@ class ArgForm(StrEnum):
     ROOM_USERS = "ROOM USER..."  # one room, then one or more Room Engine account IDs
     ROOM_SEATS = "ROOM INDEX..."  # one room, then one or more seat indexes
     TOPIC = "[VERB]"  # nothing, or one verb
+    ANY_ROOMS = "[ROOM...]"  # no room (every room), or some
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def _spec(
         summary=summary,
         usage=f"{synopsis} {_OPTIONS}" if kind is VerbKind.WRITE else synopsis,
         example=f"/room {name} {example}",
-        multi_room=form in (ArgForm.ROOMS, ArgForm.ROOMS_SETTINGS),
+        multi_room=form in (ArgForm.ROOMS, ArgForm.ROOMS_SETTINGS, ArgForm.ANY_ROOMS),
         fields=fields or tuple(dict.fromkeys(field for field, _ in (*sets, *video_sets))),
         form=form,
         synopsis=synopsis,
@@ -265,6 +266,16 @@ _TABLE: Final = (
         "Show the recent changes roombot made to a room",
         "room-test",
         kind=VerbKind.READ,
+        api=None,
+    ),
+    _spec(
+        "timeline",
+        ArgForm.ANY_ROOMS,
+        "What happened, in order (UTC): who did what to which rooms, why, and the outcome, "
+        "with changes made outside roombot; as a file",
+        "room-test room-2 --since 2h",
+        kind=VerbKind.READ,
+        args="[ROOM...] [--since 2h | --from T --to T]",
         api=None,
     ),
     _spec(

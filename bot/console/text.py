@@ -28,6 +28,7 @@ from bot.outcomes import (
     RunResult,
     SeatsView,
 )
+from bot.timeline import TimelineView
 from bot.wording import FAIL_MARK, WARN_MARK, Style
 
 
@@ -141,6 +142,12 @@ class TextRenderer:
             return f"No audit entries for {view.room_id} yet."
         head = wording.history_head(PLAIN, view.room_id, len(view.entries))
         return "\n".join([head, *(f"  {wording.history_line(PLAIN, e)}" for e in view.entries)])
+
+    def timeline(self, view: TimelineView) -> str:
+        """`timeline`: the whole timeline, the same text the Slack file holds."""
+        if view.timeline is None:
+            return f"{FAIL_MARK} No timeline: {view.problem}"
+        return view.timeline.markdown().rstrip("\n")
 
     def members(self, view: MembersView) -> str:
         """`members`: who is in the room, one a line."""

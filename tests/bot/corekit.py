@@ -254,6 +254,7 @@ async def open_core(
         max_rooms=max_rooms,
         confirm_above=confirm_above,
         sleep=clock.sleep,
+        clock=clock,
     )
     try:
         yield Core(

@@ -72,6 +72,7 @@ CANONICAL_NAMES = [
     "set",
     "show",
     "history",
+    "timeline",
     "members",
     "kick",
     "ban",
