@@ -12,13 +12,14 @@ summary says so and how to get the file (`roombot audit --format md`, or the con
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any, Final
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.timeline import TimelineView
 from handlers.blocks import MAX_TEXT_CHARS, Message, SlackFile, escape
+from handlers.delivery import SLACK_FAILURES, post_response_url, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,49 @@ def split_text(text: str, part_bytes: int, max_files: int) -> tuple[list[str], b
     return parts, False
 
 
+async def deliver_timeline(
+    client: AsyncWebClient,
+    message: Message,
+    *,
+    channel: str,
+    thread_ts: str | None = None,
+    response_url: str | None = None,
+) -> None:
+    """Post the summary in `channel` (in the thread of `thread_ts`, or as a new message whose
+    thread then holds the file) and upload the timeline file(s) into that thread. The summary
+    goes to `response_url` instead when the bot cannot post there; an upload that fails is said
+    in the thread, with how to get the timeline otherwise."""
+    try:
+        posted = await client.chat_postMessage(
+            channel=channel, text=message.text, thread_ts=thread_ts
+        )
+    except SLACK_FAILURES as exc:
+        error = slack_error(exc)
+        log.warning("timeline: cannot post the summary in %s: %s", channel, error)
+        note = Message(
+            text=f"{message.text}\n\nI cannot post in this channel (`{error}`), so the timeline "
+            f"file is not shared here: invite me, or {_ELSEWHERE}."
+        )
+        if not await post_response_url(client, response_url, note, in_channel=False):
+            log.error("timeline: the summary could not be delivered either")
+        return
+    if not message.files:
+        return
+    thread = thread_ts or str(posted.get("ts") or "") or None
+    problem = await upload_files(client, message, channel=channel, thread_ts=thread)
+    if problem is None:
+        return
+    try:
+        await client.chat_postMessage(
+            channel=channel, thread_ts=thread, text=f"{problem} Get it with {_ELSEWHERE}."
+        )
+    except SLACK_FAILURES as exc:
+        log.error("timeline: could not say that the upload failed: %s", slack_error(exc))
+
+
+_ELSEWHERE: Final = "`timeline` in `roombot console`, or `roombot audit --format md`"
+
+
 async def upload_files(
     client: AsyncWebClient,
     message: Message,
@@ -95,34 +139,23 @@ async def upload_files(
     thread_ts: str | None,
 ) -> str | None:
     """Upload `message.files` to `channel` (in the thread of `thread_ts`); None when done, or
-    one line saying why not (the Slack error: `missing_scope`, `not_in_channel`...)."""
-    if not message.files:
-        return None
+    one line saying why not (Slack's error: `missing_scope`, `not_in_channel`...)."""
     uploads: list[dict[str, Any]] = [
         {"content": f.content, "filename": f.filename, "title": f.title} for f in message.files
     ]
     try:
         await client.files_upload_v2(file_uploads=uploads, channel=channel, thread_ts=thread_ts)
-    except SlackApiError as exc:
-        error = str(exc.response.get("error") or "unknown_error")
+    except SLACK_FAILURES as exc:
+        error = slack_error(exc)
         log.warning("timeline: the file upload failed: %s", error)
         hint = (
-            " (the app needs the `files:write` scope: reinstall it)"
-            if error
-            in (
-                "missing_scope",
-                "not_allowed_token_type",
-            )
+            " (the app lacks the `files:write` scope: add it and reinstall the app)"
+            if error == "missing_scope"
             else ""
         )
         return f"The timeline file could not be uploaded: `{error}`{hint}."
-    except Exception as exc:
-        log.warning("timeline: the file upload failed: %s", type(exc).__name__)
-        return f"The timeline file could not be uploaded ({type(exc).__name__})."
     return None
 
 
 def _stamp(at: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(at, UTC).strftime("%Y%m%dT%H%MZ")
