@@ -170,8 +170,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser(
         "audit",
-        help="read the audit trail",
-        description="Read the audit trail (ROOMBOT_AUDIT_DB).",
+        help="read (or export, or prune) the audit trail",
+        description="Read the audit trail (ROOMBOT_AUDIT_DB): a table, or an export (md, csv, "
+        "jsonl). `roombot audit prune` deletes rows older than --older-than (default "
+        "ROOMBOT_AUDIT_RETENTION); rows of unfinished requests are never deleted.",
+    )
+    audit.add_argument(
+        "action", nargs="?", choices=["prune"], help="prune: delete old rows (see --older-than)"
+    )
+    audit.add_argument(
+        "--older-than",
+        help="prune: rows older than this, e.g. 400d (default ROOMBOT_AUDIT_RETENTION)",
+    )
+    audit.add_argument(
+        "--dry-run", action="store_true", help="prune: only count what would be deleted"
     )
     audit.add_argument("--room", help="only this room ID")
     who = audit.add_mutually_exclusive_group()
@@ -345,6 +357,10 @@ async def run_all_checks(
 
 
 def _run_audit(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "prune":
+        return _run_prune(args, settings)
+    if args.older_than is not None or args.dry_run:
+        raise UsageError("--older-than and --dry-run are for `roombot audit prune`")
     # Imported here so the other subcommands never load the audit code.
     import asyncio
     import time
@@ -380,6 +396,49 @@ def _run_audit(args: argparse.Namespace, settings: Settings) -> int:
                 limit=args.limit,
             )
         )
+    except AuditError as exc:
+        print(f"roombot audit: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_prune(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import time
+    from pathlib import Path
+
+    from bot.audit import AuditError, open_store
+    from bot.audit.retention import prune
+    from bot.config import age_seconds
+
+    if args.older_than is not None:
+        try:
+            older_than = age_seconds(args.older_than.strip())
+        except ValueError as exc:
+            raise UsageError(f"--older-than {exc}") from None
+    elif settings.roombot_audit_retention is not None:
+        older_than = settings.roombot_audit_retention
+    else:
+        raise UsageError(
+            "say how old a row must be: --older-than 400d, or set ROOMBOT_AUDIT_RETENTION"
+        )
+    path = settings.roombot_audit_db
+    if isinstance(path, Path) and not path.is_file():
+        raise UsageError(f"no audit database at {path} (set ROOMBOT_AUDIT_DB to the bot's file)")
+
+    async def run() -> str:
+        async with await open_store(path) as store:
+            done = await prune(store, older_than, now=time.time(), dry_run=args.dry_run)
+        cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(done.cutoff))
+        what = f"{done.rows} audit row(s) and {done.requests} request record(s) older than {cutoff}"
+        if done.dry_run:
+            return f"would prune {what} (nothing deleted: --dry-run)"
+        if done.busy:
+            return f"pruned {what}; another replica is pruning too and goes on"
+        return f"pruned {what}"
+
+    try:
+        print(asyncio.run(run()))
     except AuditError as exc:
         print(f"roombot audit: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -18,6 +18,7 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -116,6 +117,9 @@ class Settings(BaseSettings):
     roombot_alert_channel: str | None = None
     #: The widest `timeline` window, in seconds (`7d`, `36h`, ... in the environment).
     roombot_timeline_max: float = Field(default=7 * 86_400.0, gt=0)
+    #: Audit rows older than this many seconds are pruned (`400d` in the environment); unset:
+    #: every row is kept.
+    roombot_audit_retention: float | None = Field(default=None, gt=0)
 
     @field_validator(
         "slack_bot_token",
@@ -126,6 +130,7 @@ class Settings(BaseSettings):
         "roombot_policy_file",
         "roombot_callback_token",
         "roombot_alert_channel",
+        "roombot_audit_retention",
         mode="before",
     )
     @classmethod
@@ -135,11 +140,14 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("roombot_timeline_max", mode="before")
+    @field_validator("roombot_timeline_max", "roombot_audit_retention", mode="before")
     @classmethod
-    def _age(cls, value: Any) -> Any:
+    def _age(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
-            return age_seconds(value)
+            if value.strip():
+                return age_seconds(value.strip())
+            # Blank means unset: keep every row; the default widest timeline.
+            return None if info.field_name == "roombot_audit_retention" else 7 * 86_400.0
         return value
 
     @field_validator("roombot_log_format", mode="before")

@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit import AuditStore, open_store
+from bot.audit.retention import AuditPruner
 from bot.config import ConfigError, Settings
 from bot.policy import GroupDirectory, policy_from_settings
 from bot.presenter import Presenter
@@ -73,12 +74,16 @@ class Bot:
     #: `POST /tencent/callback`'s receiver; None without ROOMBOT_CALLBACK_TOKEN.
     callbacks: CallbackReceiver | None = None
     loop: RequestLoop | None = None
+    #: Prunes rows older than ROOMBOT_AUDIT_RETENTION in the background; None when unset.
+    pruner: AuditPruner | None = None
 
     def start(self) -> None:
         """Start the request loop: a look for due work now (a restart's unfinished requests),
         then every few seconds. Idempotent."""
         if self.loop is not None:
             self.loop.start()
+        if self.pruner is not None:
+            self.pruner.start()
 
     @property
     def service(self) -> RoomService:
@@ -104,6 +109,8 @@ class Bot:
         this process's successor."""
         if self.loop is not None:
             await self.loop.stop()
+        if self.pruner is not None:
+            await self.pruner.stop()
         if self.callbacks is not None:
             await self.callbacks.close()
         await self.tencent.aclose()
@@ -179,6 +186,11 @@ async def build_bot(
         runtime=runtime,
         callbacks=build_receiver(settings, audit, slack, limits=budget),
         loop=loop,
+        pruner=(
+            AuditPruner(audit, settings.roombot_audit_retention)
+            if settings.roombot_audit_retention is not None
+            else None
+        ),
     )
 
 

@@ -15,7 +15,8 @@ prompts; 3 leases, and on PostgreSQL the shared Room Engine rate budget (`rate_b
 `rate_slots` and the function `roombot_rate_reserve`: `bot.audit.budget` explains it); 4 the
 request record (`requests`, DESIGN §2.10), which takes the leases in: a request in flight holds
 its lease (owner, expiry, fencing number) on its own row; 5 (PostgreSQL only) the rate budget per
-API and its halving (`rate_budgets.halved_until`).
+API and its halving (`rate_budgets.halved_until`); 6 an index on `audit_entries.undo_of` for
+retention.
 """
 
 from __future__ import annotations
@@ -405,6 +406,10 @@ MIGRATIONS: Final[tuple[tuple[Statement, ...], ...]] = (
         ),
         Only("postgresql", _RATE_RESERVE_HALVABLE),
     ),
+    # 6: audit retention (DESIGN §2.14): whether a row is pointed at by another's `undo_of` (a
+    # foreign key: such a row is pruned only after the row pointing at it) is an index lookup,
+    # not a scan of the trail for every row pruned.
+    ("CREATE INDEX audit_entries_undo_of ON audit_entries (undo_of) WHERE undo_of IS NOT NULL",),
 )
 
 #: The version this code reads and writes.

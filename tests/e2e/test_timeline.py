@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bot.audit import NewEntry, Outcome, trail
 from handlers import blocks
 from tests.e2e.stack import ALICE, GENERAL, OTHER_ADMIN, Stack, running_stack
 
@@ -124,3 +125,35 @@ async def test_a_refused_window_is_answered_in_the_ack(tmp_path: Path) -> None:
             "No timeline: the window from" in t and "the most is 1d (ROOMBOT_TIMELINE_MAX)" in t
             for t in texts
         ), texts
+
+
+async def test_retention_runs_in_the_served_bot(tmp_path: Path) -> None:
+    """With ROOMBOT_AUDIT_RETENTION the bot prunes in the background (here: one round now)."""
+    async with running_stack(tmp_path, roombot_audit_retention="400d") as stack:
+        await stack.slash("mute-all room-test")
+        await stack.settle()
+        store = stack.bot.audit
+        assert store is not None
+        old = await stack.rows()
+        entries = [
+            NewEntry(
+                request_key="k-ancient",
+                source="slash",
+                user_id=ALICE,
+                verb="mute-all",
+                raw_text="mute-all room-test",
+                room_id="room-test",
+                outcome=Outcome.OK,
+            )
+        ]
+        await store.dialect.write(
+            "write an old row",
+            lambda: trail.insert_entries(entries, final=True, now=old[0].created_at - 500 * 86_400),
+        )
+        assert len(await stack.rows()) == 2
+        pruner = stack.bot.pruner
+        assert pruner is not None
+        result = await pruner.run_once()
+        assert result is not None
+        assert result.rows == 1
+        assert [r.request_key for r in await stack.rows()] == [old[0].request_key]
