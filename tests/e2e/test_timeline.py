@@ -157,3 +157,48 @@ async def test_retention_runs_in_the_served_bot(tmp_path: Path) -> None:
         assert result is not None
         assert result.rows == 1
         assert [r.request_key for r in await stack.rows()] == [old[0].request_key]
+
+
+async def test_a_week_of_100k_rows_answers_within_slacks_limits(tmp_path: Path) -> None:
+    """DESIGN §2.14's figure: `timeline --since 7d` over 100,000 rows (5,000 requests of 20
+    rooms, some failures) acks at once and the file is in Slack within 10 s."""
+    import sqlite3
+    import time
+
+    async with running_stack(tmp_path) as stack:
+        now = time.time()
+        with sqlite3.connect(stack.audit_path) as conn:
+            conn.execute(
+                f"""
+                WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
+                INSERT INTO audit_entries (request_key, created_at, finished_at, user_id, source,
+                    verb, raw_text, reason, room_id, patch, outcome, error_code, error_info,
+                    tencent_request_id, latency_ms)
+                SELECT 'req-' || (i / 20), {now} - 6.9 * 86400 + (i / 20) * 119.0, NULL,
+                       'U0ALICE01', 'slash', 'mute-all', '/room mute-all ...', 'incident 42',
+                       'room-' || (i % 20), '{{"IsAudioDisabled":true}}',
+                       CASE WHEN i % 97 = 0 THEN 'failed' ELSE 'ok' END,
+                       CASE WHEN i % 97 = 0 THEN 100004 END,
+                       CASE WHEN i % 97 = 0 THEN 'room not exist' END,
+                       'Id-' || hex(randomblob(16)) || '-O-Seq-1', 12.5
+                  FROM n
+                """  # noqa: S608
+            )
+        reply, _ = await stack.slash("timeline --since 7d")
+        acked = time.monotonic()
+        assert reply.status == 200
+        assert reply.elapsed_s < 3.0
+        await stack.slack.wait_for(lambda: bool(stack.slack.files), timeout=10)
+        took = time.monotonic() - acked
+        await stack.settle()
+        files = stack.slack.files
+        size = sum(len(f["content"].encode()) for f in files)
+        print(
+            f"\ntimeline --since 7d over 100,000 rows: ack {reply.elapsed_s * 1000:.0f} ms, "
+            f"file(s) in Slack {took:.1f} s after the ack, {len(files)} file(s), {size:,} bytes"
+        )
+        assert took < 10.0
+        summary = _parents(stack)[-1]["text"]
+        assert summary.startswith("5000 event(s) in every room from ")
+        assert "(1031 with failures)" in summary
+        assert files[0]["content"].count("\n  - failed 100004 in room-") > 0

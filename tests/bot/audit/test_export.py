@@ -304,3 +304,38 @@ def test_a_million_rows_export_in_constant_memory(tmp_path: Path, fmt: str) -> N
     # alone is ~300 MiB).
     assert growth_mib < 16, (peak_small, peak_large)
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss >= peak_large
+
+
+def _history_sql() -> tuple[str, dict[str, object]]:
+    from bot.audit.rows import entries_query
+
+    sql, params = entries_query(room="room-1", user=None, since=None, limit=10)
+    return translate(sql, now="0", locking=False, in_list=lambda n: f"IN ({n})"), params
+
+
+async def test_history_is_an_index_lookup_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    async with await open_store(path) as store:
+        await store.record([_row("k", "room-1")])
+    sql, params = _history_sql()
+    sql = sql.replace("%(", ":").replace(")s", "")
+    with sqlite3.connect(path) as conn:
+        conn.execute("ANALYZE")
+        plan = " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    assert "USING INDEX audit_entries_room_time (room_id=?)" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.postgres
+async def test_history_is_an_index_lookup_postgres(pg_url: str) -> None:
+    import psycopg
+
+    async with await open_store(pg_url, clock=lambda: T0) as store:
+        await store.record([_row(f"k{i}", f"room-{i % 5}") for i in range(50)])
+    sql, params = _history_sql()
+    async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+        await conn.execute("SET enable_seqscan = off")
+        cur = await conn.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in await cur.fetchall())
+    assert "audit_entries_room_time" in plan, plan
+    assert "Index Cond: (room_id = " in plan, plan
