@@ -170,15 +170,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser(
         "audit",
-        help="read the audit trail",
-        description="Read the audit trail (ROOMBOT_AUDIT_DB).",
+        help="read (or export, or prune) the audit trail",
+        description="Read the audit trail (ROOMBOT_AUDIT_DB): a table, or an export (md, csv, "
+        "jsonl). `roombot audit prune` deletes rows older than --older-than (default "
+        "ROOMBOT_AUDIT_RETENTION); rows of unfinished requests are never deleted.",
+    )
+    audit.add_argument(
+        "action", nargs="?", choices=["prune"], help="prune: delete old rows (see --older-than)"
+    )
+    audit.add_argument(
+        "--older-than",
+        help="prune: rows older than this, e.g. 400d (default ROOMBOT_AUDIT_RETENTION)",
+    )
+    audit.add_argument(
+        "--dry-run", action="store_true", help="prune: only count what would be deleted"
     )
     audit.add_argument("--room", help="only this room ID")
-    audit.add_argument("--user", help="only this Slack user ID")
-    audit.add_argument("--since", help="only entries newer than this, e.g. 30m, 24h, 7d")
-    audit.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
+    who = audit.add_mutually_exclusive_group()
+    who.add_argument("--user", help="only this Slack user ID (U…/W…; not a name)")
+    who.add_argument(
+        "--operator", help="only changes made outside roombot by this Room Engine account"
+    )
     audit.add_argument(
-        "--format", choices=["table", "jsonl", "csv"], default="table", help="output format"
+        "--since", help="only entries newer than this: an age (30m, 24h, 7d) or ISO 8601"
+    )
+    audit.add_argument("--until", help="only entries older than this (same forms as --since)")
+    audit.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="only the newest N rows (default: 50 for the table, every row for an export)",
+    )
+    audit.add_argument(
+        "--format",
+        choices=["table", "md", "csv", "jsonl"],
+        default="table",
+        help="table (newest first, for a terminal), or an export streamed oldest first: md, "
+        "csv (safe to open in a spreadsheet), jsonl (one object per row)",
     )
 
     callbacks = sub.add_parser(
@@ -333,38 +361,103 @@ async def run_all_checks(
 
 
 def _run_audit(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "prune":
+        return _run_prune(args, settings)
+    if args.older_than is not None or args.dry_run:
+        raise UsageError("--older-than and --dry-run are for `roombot audit prune`")
     # Imported here so the other subcommands never load the audit code.
     import asyncio
     import time
-
-    from bot.audit import AuditError, format_entries, parse_since
-    from bot.audit.report import read_report
-
-    if args.limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {args.limit}")
-    since = None
-    if args.since is not None:
-        try:
-            since = parse_since(args.since, now=time.time())
-        except ValueError as exc:
-            raise UsageError(f"--since: {exc}") from None
     from pathlib import Path
 
+    from bot.audit import AuditError
+    from bot.audit.export import check_user_id
+    from bot.audit.report import export_to
+
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    if args.user is not None:
+        try:
+            check_user_id(args.user)
+        except ValueError as exc:
+            raise UsageError(f"--user: {exc}") from None
+    now = time.time()
+    since, until = _audit_time(args.since, "--since", now), _audit_time(args.until, "--until", now)
     path = settings.roombot_audit_db
     # Checked first so that reading never creates an empty database where none was.
     if isinstance(path, Path) and not path.is_file():
         raise UsageError(f"no audit database at {path} (set ROOMBOT_AUDIT_DB to the bot's file)")
     try:
-        entries, approvals = asyncio.run(
-            read_report(path, room=args.room, user=args.user, since=since, limit=args.limit)
+        asyncio.run(
+            export_to(
+                sys.stdout,
+                path,
+                args.format,
+                room=args.room,
+                user=args.user if args.user is not None else args.operator,
+                since=since,
+                until=until,
+                limit=args.limit,
+            )
         )
     except AuditError as exc:
         print(f"roombot audit: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    text = format_entries(entries, args.format, approvals)
-    if text:
-        print(text)
     return EXIT_OK
+
+
+def _run_prune(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import time
+    from pathlib import Path
+
+    from bot.audit import AuditError, open_store
+    from bot.audit.retention import prune
+    from bot.config import age_seconds
+
+    if args.older_than is not None:
+        try:
+            older_than = age_seconds(args.older_than.strip())
+        except ValueError as exc:
+            raise UsageError(f"--older-than {exc}") from None
+    elif settings.roombot_audit_retention is not None:
+        older_than = settings.roombot_audit_retention
+    else:
+        raise UsageError(
+            "say how old a row must be: --older-than 400d, or set ROOMBOT_AUDIT_RETENTION"
+        )
+    path = settings.roombot_audit_db
+    if isinstance(path, Path) and not path.is_file():
+        raise UsageError(f"no audit database at {path} (set ROOMBOT_AUDIT_DB to the bot's file)")
+
+    async def run() -> str:
+        async with await open_store(path) as store:
+            done = await prune(store, older_than, now=time.time(), dry_run=args.dry_run)
+        cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(done.cutoff))
+        what = f"{done.rows} audit row(s) and {done.requests} request record(s) older than {cutoff}"
+        if done.dry_run:
+            return f"would prune {what} (nothing deleted: --dry-run)"
+        if done.busy:
+            return f"pruned {what}; another replica is pruning too and goes on"
+        return f"pruned {what}"
+
+    try:
+        print(asyncio.run(run()))
+    except AuditError as exc:
+        print(f"roombot audit: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _audit_time(text: str | None, option: str, now: float) -> float | None:
+    from bot.audit import parse_since
+
+    if text is None:
+        return None
+    try:
+        return parse_since(text, now=now)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 def _run_callbacks(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,6 +18,7 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -55,6 +56,21 @@ _URL = TypeAdapter(AnyHttpUrl)
 _DURATION_PART = re.compile(r"([0-9]{1,9})([dhms])")
 _DURATION = re.compile(r"(?:[0-9]{1,9}[dhms])+")
 _UNIT_S = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+_AGE = re.compile(r"(?:\s*[0-9]{1,9}\s*[smhdw])+\s*", re.IGNORECASE)
+_AGE_PART = re.compile(r"([0-9]+)\s*([smhdw])", re.IGNORECASE)
+_AGE_UNIT_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+
+
+def age_seconds(text: str) -> float:
+    """`90m`, `36h`, `7d`, `400d`, `1d12h` as seconds; ValueError saying what is expected."""
+    if not _AGE.fullmatch(text):
+        raise ValueError(f"must be a duration like 36h, 7d or 400d, got {shown(text)}")
+    seconds = sum(int(n) * _AGE_UNIT_S[u.lower()] for n, u in _AGE_PART.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"must be longer than 0s, got {shown(text)}")
+    return float(seconds)
 
 
 class ConfigError(RoombotError):
@@ -105,6 +121,11 @@ class Settings(BaseSettings):
     roombot_callback_token: SecretStr | None = None
     #: Where changes made outside roombot are posted (a channel ID); unset: recorded only.
     roombot_alert_channel: str | None = None
+    #: The widest `timeline` window, in seconds (`7d`, `36h`, ... in the environment).
+    roombot_timeline_max: float = Field(default=7 * 86_400.0, gt=0)
+    #: Audit rows older than this many seconds are pruned (`400d` in the environment); unset:
+    #: every row is kept.
+    roombot_audit_retention: float | None = Field(default=None, gt=0)
 
     @field_validator(
         "slack_bot_token",
@@ -115,6 +136,7 @@ class Settings(BaseSettings):
         "roombot_policy_file",
         "roombot_callback_token",
         "roombot_alert_channel",
+        "roombot_audit_retention",
         mode="before",
     )
     @classmethod
@@ -122,6 +144,16 @@ class Settings(BaseSettings):
         # `FOO=` in a .env file means "not set", not "set to the empty string".
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("roombot_timeline_max", "roombot_audit_retention", mode="before")
+    @classmethod
+    def _age(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            if value.strip():
+                return age_seconds(value.strip())
+            # Blank means unset: keep every row; the default widest timeline.
+            return None if info.field_name == "roombot_audit_retention" else 7 * 86_400.0
         return value
 
     @field_validator("roombot_log_format", mode="before")

@@ -195,8 +195,11 @@ STORE_OPERATIONS: Final = frozenset(
         "rate_reserve",
         "rate_end",
         "rate_halve",
+        "prune",
     }
 )
+#: What audit retention deletes (`bot.audit.retention`).
+PRUNED_KINDS: Final = frozenset({"rows", "requests"})
 #: Member verbs and how one account's action ended (`bot.audit.Outcome` values).
 MEMBER_VERBS: Final = frozenset({"kick", "ban", "unban"})
 TARGET_OUTCOMES: Final = frozenset({"ok", "noop", "failed", "not_attempted"})
@@ -313,6 +316,13 @@ STORE_TRANSACTIONS: Final = Counter(
     "Transactions the audit store ran (a read outside one counts as one), by operation: a "
     "write request's life is claim_request, begin_request, complete_request, finish_request.",
     ["operation"],
+    registry=REGISTRY,
+)
+AUDIT_PRUNED: Final = Counter(
+    "roombot_audit_pruned",
+    "Audit rows and request records deleted by retention (ROOMBOT_AUDIT_RETENTION, "
+    "roombot audit prune), by kind: rows or requests.",
+    ["kind"],
     registry=REGISTRY,
 )
 MEMBER_ACTIONS: Final = Counter(
@@ -441,6 +451,11 @@ def count_audit_failure(operation: str) -> None:
 def count_store_transaction(operation: str) -> None:
     """The audit store ran one transaction (`STORE_OPERATIONS`)."""
     STORE_TRANSACTIONS.labels(_closed(operation, STORE_OPERATIONS)).inc()
+
+
+def count_pruned(kind: str, count: int) -> None:
+    """Retention deleted `count` audit rows or request records (`PRUNED_KINDS`)."""
+    AUDIT_PRUNED.labels(_closed(kind, PRUNED_KINDS)).inc(count)
 
 
 def count_member_action(verb: str, outcome: str) -> None:

@@ -6,8 +6,8 @@
   a dry run, or an unexpected error (logged with a correlation id that the message shows);
 * `Confirm` — show this Confirm / Cancel prompt for `needs`;
 * `Approved` — acknowledged work for the adapter to carry out: `read(approved)` for `show`,
-  `history`, `members`, `banned` and `seats`, or `RoomService.plan` + `run` for writes, each adapter
-  with its own progress display.
+  `history`, `timeline`, `members`, `banned` and `seats`, or `RoomService.plan` + `run` for
+  writes, each adapter with its own progress display.
 
 Each adapter supplies a `Renderer` that words the outcomes in its own medium (Block Kit for Slack,
 plain text for the terminal); the presenter decides what is said, the renderer how.
@@ -40,6 +40,7 @@ from bot.outcomes import (
     TimersView,
 )
 from bot.service import RoomService
+from bot.timeline import TimelineView
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,10 @@ class Renderer(Protocol[M_co]):
 
     def members(self, view: MembersView) -> M_co:
         """`members`: who is in a room."""
+        ...
+
+    def timeline(self, view: TimelineView) -> M_co:
+        """`timeline`: what happened in a window, in order."""
         ...
 
     def banned(self, view: BannedView) -> M_co:
@@ -176,6 +181,9 @@ class Presenter(Generic[M]):
         if verb == "history":
             view = await self.service.history(approved)
             return Answer(self.renderer.history(view), ok=view.problem is None)
+        if verb == "timeline":
+            timeline = await self.service.timeline(approved)
+            return Answer(self.renderer.timeline(timeline), ok=timeline.problem is None)
         if verb == "members":
             members = await self.service.members(approved)
             return Answer(self.renderer.members(members), ok=members.failure is None)

@@ -46,6 +46,7 @@ from bot.commands import (
     render_help,
     render_verb_help,
 )
+from bot.commands.window import DEFAULT_TIMELINE_MAX_S
 from bot.defaults import (
     CONFIRM_ABOVE,
     CONFIRMATION_TTL_S,
@@ -88,6 +89,7 @@ from bot.requests.recorder import AuditRecorder, entries, entry
 from bot.requests.runner import Runner
 from bot.seat_wording import dry_run_note
 from bot.tencent.client import RoomEngineClient
+from bot.timeline import TimelineView, timeline_view
 from bot.timers import Timers, count_revert
 from bot.wording.timers import dry_run_revert_note
 
@@ -114,11 +116,15 @@ class RoomService:
         confirm_above: int = CONFIRM_ABOVE,
         allow_unaudited: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        timeline_max_s: float = DEFAULT_TIMELINE_MAX_S,
         wall: Callable[[], float] = time.time,
     ) -> None:
         """`allow_unaudited` (ROOMBOT_ALLOW_UNAUDITED) lets changes go ahead when their audit rows
-        cannot be written (each outcome is then logged instead); `sleep` paces retries; `wall`
-        is Unix time (when a time-boxed change's revert is due)."""
+        cannot be written (each outcome is then logged instead); `sleep` paces retries;
+        `timeline_max_s` is the widest `timeline` window (ROOMBOT_TIMELINE_MAX); `wall` is Unix
+        time (when a time-boxed change's revert is due, what "now" is for `timeline` windows)."""
+        self._store = audit
+        self._timeline_max_s = timeline_max_s
         self._client = client
         self._policy = policy
         self._groups = groups
@@ -521,6 +527,12 @@ class RoomService:
     async def history(self, approved: Approved) -> HistoryView:
         """The newest audit entries for the room named in a `history` command."""
         return await self._reads.history(approved)
+
+    async def timeline(self, approved: Approved) -> TimelineView:
+        """The timeline of a `timeline` command's window and rooms (DESIGN §2.14)."""
+        return await timeline_view(
+            self._store, approved.command, now=self._wall(), max_s=self._timeline_max_s
+        )
 
     async def access(self, user_id: str) -> Access:
         """What `user_id` may run everywhere, and what more only in guardrailed channels."""

@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit import AuditStore, open_store
+from bot.audit.retention import AuditPruner
 from bot.config import ConfigError, Settings
 from bot.policy import GroupDirectory, policy_from_settings
 from bot.presenter import Presenter
@@ -84,12 +85,16 @@ class Bot:
     #: `POST /tencent/callback`'s receiver; None without ROOMBOT_CALLBACK_TOKEN.
     callbacks: CallbackReceiver | None = None
     loop: RequestLoop | None = None
+    #: Prunes rows older than ROOMBOT_AUDIT_RETENTION in the background; None when unset.
+    pruner: AuditPruner | None = None
 
     def start(self) -> None:
         """Start the request loop: a look for due work now (a restart's unfinished requests),
         then every few seconds. Idempotent."""
         if self.loop is not None:
             self.loop.start()
+        if self.pruner is not None:
+            self.pruner.start()
 
     @property
     def service(self) -> RoomService:
@@ -115,6 +120,8 @@ class Bot:
         this process's successor."""
         if self.loop is not None:
             await self.loop.stop()
+        if self.pruner is not None:
+            await self.pruner.stop()
         if self.callbacks is not None:
             await self.callbacks.close()
         await self.tencent.aclose()
@@ -162,6 +169,7 @@ async def build_bot(
         max_timebox=settings.roombot_max_timebox,
         confirm_above=settings.roombot_confirm_above,
         allow_unaudited=settings.roombot_allow_unaudited,
+        timeline_max_s=settings.roombot_timeline_max,
     )
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
@@ -196,6 +204,11 @@ async def build_bot(
         runtime=runtime,
         callbacks=build_receiver(settings, audit, slack, limits=budget),
         loop=loop,
+        pruner=(
+            AuditPruner(audit, settings.roombot_audit_retention)
+            if settings.roombot_audit_retention is not None
+            else None
+        ),
     )
 
 

@@ -81,6 +81,17 @@ class Message:
 
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
+    #: Files to upload with the message (`files_upload_v2`): `timeline`'s Markdown.
+    files: tuple[SlackFile, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlackFile:
+    """A file to upload beside a message."""
+
+    filename: str
+    title: str
+    content: str
 
 
 def escape(text: str) -> str:

@@ -45,6 +45,7 @@ REQUIRED_BOT_SCOPES: Final = (
     "chat:write.public",
     "app_mentions:read",
     "usergroups:read",
+    "files:write",
 )
 
 

@@ -33,6 +33,7 @@ from handlers.delivery import post_response_url
 from handlers.middleware import actor_of, received_at
 from handlers.runtime import SlackRuntime
 from handlers.slack_delivery import SlackDelivery
+from handlers.timeline_file import deliver_timeline
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,10 @@ def _carry_out(
             message = presenter.renderer.unexpected_error(correlation_id)
             await _deliver(message, approved, response_url, client)
 
-        runtime.tasks.spawn(_read(presenter, approved, response_url, client), on_error=tell)
+        channel = str(command.get("channel_id") or "")
+        runtime.tasks.spawn(
+            _read(presenter, approved, response_url, client, channel), on_error=tell
+        )
         return
     delivery = SlackDelivery.for_request(
         client,
@@ -191,8 +195,12 @@ async def _read(
     approved: Approved,
     response_url: str | None,
     client: AsyncWebClient,
+    channel: str,
 ) -> None:
     answer = await presenter.read(approved)
+    if answer.message.files:  # `timeline`: a summary in the channel, the file in its thread
+        await deliver_timeline(client, answer.message, channel=channel, response_url=response_url)
+        return
     await _deliver(answer.message, approved, response_url, client)
 
 

@@ -18,6 +18,7 @@ from handlers.blocks import Message
 from handlers.middleware import actor_of
 from handlers.runtime import SlackRuntime
 from handlers.slack_delivery import SlackDelivery
+from handlers.timeline_file import deliver_timeline
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,14 @@ async def _handle(
     for work in later:
         await work
     if isinstance(reply, Approved):
-        await _ephemeral(delivery, (await presenter.read(reply)).message)
+        message = (await presenter.read(reply)).message
+        if message.files:  # `timeline`: the summary and the file in the mention's thread
+            reporter = delivery.reporter
+            await deliver_timeline(
+                reporter.client, message, channel=reporter.channel, thread_ts=reporter.root_ts
+            )
+            return
+        await _ephemeral(delivery, message)
     else:
         await _ephemeral(delivery, reply.message)
 

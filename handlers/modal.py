@@ -45,6 +45,7 @@ from handlers.middleware import actor_of
 from handlers.renderer import SlackRenderer
 from handlers.runtime import SlackRuntime
 from handlers.slack_delivery import SlackDelivery
+from handlers.timeline_file import deliver_timeline
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,14 @@ async def _read(
     presenter: Presenter[Message], approved: Approved, context: FormContext, client: AsyncWebClient
 ) -> None:
     answer = await presenter.read(approved)
+    if answer.message.files:  # `timeline`: a summary in the channel, the file in its thread
+        await deliver_timeline(
+            client,
+            answer.message,
+            channel=context.channel_id,
+            response_url=context.response_url,
+        )
+        return
     await _tell(context, approved.actor, answer.message, client)
 
 

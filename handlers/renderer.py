@@ -19,6 +19,7 @@ from bot.outcomes import (
     SeatsView,
     TimersView,
 )
+from bot.timeline import TimelineView
 from bot.wording.timers import timers_lines
 from handlers.blocks import (
     SLACK,
@@ -32,6 +33,7 @@ from handlers.blocks import (
     unexpected_error_text,
 )
 from handlers.card_blocks import show_message
+from handlers.timeline_file import timeline_message
 
 
 class SlackRenderer:
@@ -60,6 +62,10 @@ class SlackRenderer:
     def history(self, view: HistoryView) -> Message:
         """`history`'s answer."""
         return history_message(view)
+
+    def timeline(self, view: TimelineView) -> Message:
+        """`timeline`'s answer: the summary, with the whole timeline as a file to upload."""
+        return timeline_message(view)
 
     def members(self, view: MembersView) -> Message:
         """`members`' answer."""

@@ -26,8 +26,15 @@ Faithful to Slack where it matters to an app:
   refused with `invalid_arguments` and json-pointer messages, as Slack does. Views are kept,
   with a fresh `id` and `hash`, for the tests to submit (`view`, `latest_view`, `home_view`).
 
+- files: the three steps of `files_upload_v2` — `files.getUploadURLExternal` (`filename`,
+  `length`; scope `files:write`) gives an `upload_url` on this server and a `file_id`; a POST of
+  the bytes there (answered `OK - <length>`, 404 for an unknown or used URL); then
+  `files.completeUploadExternal` (`files` as a JSON list of `{"id", "title"}`, `channel_id`,
+  `thread_ts`, `initial_comment`) shares them (`file_not_found` for an id not uploaded, the
+  channel checks of chat.postMessage). Shared files are kept with their content (`files`).
+
 Not modelled: rate limits by themselves (inject them), channel names instead of IDs, reactions,
-files, conversations.* methods, what a user types into a view (tests put it in the submission).
+conversations.* methods, what a user types into a view (tests put it in the submission).
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ _METHOD_SCOPES = {
     "chat.update": "chat:write",
     "chat.postEphemeral": "chat:write",
     "usergroups.users.list": "usergroups:read",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
 }
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 _RESPONSE_URL_MAX_USES = 5  # Slack: up to 5 responses per response_url (within 30 minutes)
@@ -162,6 +171,12 @@ class FakeSlack:
         self._triggers: dict[str, float] = {}
         self._used_triggers: set[str] = set()
         self._views: dict[str, dict[str, Any]] = {}
+        #: file id → {"filename", "length", "content"} of uploads not yet completed.
+        self._uploads: dict[str, dict[str, Any]] = {}
+        #: every shared file: id, filename, title, content (text), channel, thread_ts,
+        #: initial_comment, in the order shared.
+        self.files: list[dict[str, Any]] = []
+        self._file_serial = 0
         self._home_views: dict[str, str] = {}
         self._view_serial = 0
         self._runner: web.AppRunner | None = None
@@ -174,6 +189,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{key}", self._response)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -382,6 +398,8 @@ class FakeSlack:
             "views.open": self._views_open,
             "views.update": self._views_update,
             "views.publish": self._views_publish,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }
         handler = handlers.get(method)
         if handler is None:
@@ -563,6 +581,64 @@ class FakeSlack:
         }
         self._views[view_id] = stored
         return {k: v for k, v in stored.items() if k != "_serial"}
+
+    def _get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename = str(params.get("filename") or "")
+        length = str(params.get("length") or "")
+        if not filename or not length.isdigit() or int(length) < 1:
+            raise _SlackError("invalid_arguments")
+        self._file_serial += 1
+        file_id = f"F{self._file_serial:08d}"
+        self._uploads[file_id] = {"filename": filename, "length": int(length), "content": None}
+        return {
+            "upload_url": f"{self.api_url.removesuffix('/api/')}/upload/{file_id}",
+            "file_id": file_id,
+        }
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        upload = self._uploads.get(request.match_info["file_id"])
+        if upload is None or upload["content"] is not None:
+            return web.Response(status=404, text="not found")
+        data = await request.read()
+        upload["content"] = data
+        return web.Response(text=f"OK - {len(data)}")
+
+    def _complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        raw = params.get("files")
+        try:
+            items = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            raise _SlackError("invalid_arguments") from None
+        if not isinstance(items, list) or not items:
+            raise _SlackError("invalid_arguments")
+        channel = _str_or_none(params.get("channel_id"))
+        if channel:
+            self._check_channel(channel)
+        thread_ts = _thread_ts(params)
+        shared = []
+        for item in items:
+            upload = self._uploads.get(str(item.get("id")))
+            if upload is None or upload["content"] is None:
+                raise _SlackError("file_not_found")
+            if len(upload["content"]) != upload["length"]:
+                raise _SlackError("file_upload_size_mismatch")
+            shared.append((str(item["id"]), upload, item.get("title") or upload["filename"]))
+        answer = []
+        for file_id, upload, title in shared:
+            del self._uploads[file_id]
+            self.files.append(
+                {
+                    "id": file_id,
+                    "filename": upload["filename"],
+                    "title": title,
+                    "content": upload["content"].decode("utf-8"),
+                    "channel": channel,
+                    "thread_ts": thread_ts,
+                    "initial_comment": params.get("initial_comment"),
+                }
+            )
+            answer.append({"id": file_id, "title": title, "name": upload["filename"]})
+        return {"files": answer}
 
     def _next_ts(self) -> str:
         # Unique and increasing, shaped like Slack's "seconds.microseconds" message ids.

@@ -4,20 +4,28 @@ fixed-width table, JSON Lines or CSV (what `roombot audit` prints).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final, TextIO
 
 from bot.audit.approvals import approval_summary
+from bot.audit.export import (
+    EXPORT_FORMATS,
+    PAGE_ROWS,
+    Exporter,
+    iso_utc,
+    newest_entries,
+    stream_entries,
+)
 from bot.audit.factory import StoreTarget, open_store
 from bot.audit.records import AuditEntry
 
-FORMATS: Final = ("table", "jsonl", "csv")
+if TYPE_CHECKING:
+    from bot.audit.store import AuditStore
+
+FORMATS: Final = ("table", *EXPORT_FORMATS)
 #: What `format_entries(..., "table")` says when there is nothing to show.
 NO_ENTRIES: Final = "no entries"
 
@@ -60,116 +68,103 @@ async def read_entries(
     """Query the store at `path` (a SQLite path or a PostgreSQL URL) read-only: it is never
     created, migrated or recovered, so reading cannot disturb a running bot. Raises `AuditError`
     if it cannot be read."""
-    entries, _ = await read_report(path, room=room, user=user, since=since, limit=limit)
-    return entries
+    async with await open_store(path, read_only=True) as store:
+        return await store.query(room=room, user=user, since=since, limit=limit)
 
 
-async def read_report(
+async def export_to(
+    out: TextIO,
     path: StoreTarget,
+    fmt: str,
     *,
     room: str | None = None,
     user: str | None = None,
     since: float | None = None,
-    limit: int = 50,
-) -> tuple[list[AuditEntry], dict[str, str]]:
-    """`read_entries`, and who asked and who approved or denied each of their requests that
-    awaited a second person's approval (request key → one line), read-only."""
+    until: float | None = None,
+    limit: int | None = None,
+) -> None:
+    """What `roombot audit` prints, written to `out`: the table (the newest `limit` rows, 50 by
+    default, newest first), or an export (`md`, `csv`, `jsonl`) of every row of the window,
+    oldest first, streamed a page at a time (only the newest `limit` when given). A table with
+    no rows says `NO_ENTRIES`; an export with no rows writes nothing."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     async with await open_store(path, read_only=True) as store:
-        entries = await store.query(room=room, user=user, since=since, limit=limit)
-        decided = await store.approval_decisions([e.request_key for e in entries])
-    approvals = {
+        if fmt == "table":
+            entries = await store.query(room=room, user=user, since=since, limit=limit or 50)
+            if until is not None:
+                entries = [e for e in entries if e.created_at < until]
+            approvals = await _approvals(store, entries)
+            out.write(format_entries(entries, "table", approvals) + "\n")
+            return
+        exporter = Exporter(fmt)
+        started = False
+        if limit is not None:
+            batches: AsyncIterator[list[AuditEntry]] = _one(
+                await newest_entries(
+                    store, room=room, user=user, since=since, until=until, limit=limit
+                )
+            )
+        else:
+            batches = _pages(stream_entries(store, room=room, user=user, since=since, until=until))
+        async for batch in batches:
+            if not batch:
+                continue
+            if not started:
+                out.write(exporter.header())
+                started = True
+            out.write(exporter.lines(batch, await _approvals(store, batch)))
+        out.flush()
+
+
+async def _approvals(store: AuditStore, entries: Sequence[AuditEntry]) -> dict[str, str]:
+    """Who asked and who approved or denied the requests of `entries` that awaited approval
+    (request key → one line): one read for the batch."""
+    decided = await store.approval_decisions(sorted({e.request_key for e in entries}))
+    return {
         key: summary
         for key, record in decided.items()
         if (summary := approval_summary(record)) is not None
     }
-    return entries, approvals
+
+
+async def _one(entries: list[AuditEntry]) -> AsyncIterator[list[AuditEntry]]:
+    yield entries
+
+
+async def _pages(
+    entries: AsyncIterator[AuditEntry], size: int = PAGE_ROWS
+) -> AsyncIterator[list[AuditEntry]]:
+    batch: list[AuditEntry] = []
+    async for entry in entries:
+        batch.append(entry)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    yield batch
 
 
 def format_entries(
     entries: Sequence[AuditEntry], fmt: str, approvals: Mapping[str, str] | None = None
 ) -> str:
-    """`entries` as `table` (fixed-width, long cells cut with "…"), `jsonl` (one object per
-    entry, every field) or `csv` (a header row, every field). No trailing newline; with no
+    """`entries` as `table` (fixed-width, long cells cut with "…"), or one of the export formats
+    (`bot.audit.export`: `md`, `jsonl`, `csv`), in the order given. No trailing newline; with no
     entries, `table` gives `NO_ENTRIES` and the others an empty string. `approvals` (request
-    key → who asked and who approved or denied it) adds an `approval` column (table, csv) or
-    field (jsonl) when it names any of the entries' requests.
+    key → who asked and who approved or denied it) fills the exports' `approval` column and adds
+    one to the table when it names any of the entries' requests.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     if not entries:
         return NO_ENTRIES if fmt == "table" else ""
     known = approvals or {}
-    shown = {e.request_key: known[e.request_key] for e in entries if e.request_key in known}
-    if fmt == "jsonl":
-        return "\n".join(
-            json.dumps(_with_approval(_record(e), shown), ensure_ascii=False) for e in entries
+    if fmt == "table":
+        return _table(
+            entries,
+            {e.request_key: known[e.request_key] for e in entries if e.request_key in known},
         )
-    if fmt == "csv":
-        return _csv(entries, shown)
-    return _table(entries, shown)
-
-
-def _with_approval(record: dict[str, Any], shown: Mapping[str, str]) -> dict[str, Any]:
-    approval = shown.get(str(record["request_key"]))
-    return record if approval is None else {**record, "approval": approval}
-
-
-def iso_utc(timestamp: float, *, timespec: str = "seconds") -> str:
-    """Unix seconds as an ISO 8601 UTC time ending in `Z`."""
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
-
-
-def _record(entry: AuditEntry) -> dict[str, Any]:
-    """Every field, JSON-ready; times as ISO UTC with milliseconds."""
-    record = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
-    record["created_at"] = iso_utc(entry.created_at, timespec="milliseconds")
-    if entry.finished_at is not None:
-        record["finished_at"] = iso_utc(entry.finished_at, timespec="milliseconds")
-    record["outcome"] = entry.outcome.value
-    return record
-
-
-def _csv(entries: Sequence[AuditEntry], shown: Mapping[str, str]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    names = (*_ENTRY_FIELDS, "approval") if shown else _ENTRY_FIELDS
-    writer.writerow(names)
-    for entry in entries:
-        record = _with_approval(_record(entry), shown)
-        if entry.detail is not None:
-            record["detail"] = plain_text(entry.detail)
-        writer.writerow(_csv_cell(record.get(name)) for name in names)
-    return out.getvalue().removesuffix("\n")
-
-
-# Slack's markup: <#C…|name>, <@U…|name>, <!subteam^S…|@handle>, <!here>, <url|label>, <url>.
-_SLACK_MARKUP = re.compile(r"<([#@!])?([^<>|]+)(?:\|([^<>]*))?>")
-_CODE_SPAN = re.compile(r"`([^`\n]*)`")
-
-
-def plain_text(text: str) -> str:
-    """`text` (an audit row's `detail`, worded for chat) as plain text for a spreadsheet: code
-    spans as 'quotes', mentions as `#name` / `@name`, links as `label (url)`."""
-
-    def markup(match: re.Match[str]) -> str:
-        sigil, target, label = match.group(1), match.group(2), match.group(3)
-        if sigil == "#":
-            return "#" + (label or target)
-        if sigil in ("@", "!"):
-            shown = label or target.split("^", 1)[-1]
-            return shown if shown.startswith("@") else "@" + shown
-        return f"{label} ({target})" if label else target
-
-    return _CODE_SPAN.sub(r"'\1'", _SLACK_MARKUP.sub(markup, text))
-
-
-def _csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
+    exporter = Exporter(fmt)
+    return (exporter.header() + exporter.lines(entries, known)).removesuffix("\n")
 
 
 # (header, cell, widest allowed, right-aligned). The RequestId is what Tencent support asks for,

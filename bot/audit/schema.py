@@ -15,8 +15,9 @@ prompts; 3 leases, and on PostgreSQL the shared Room Engine rate budget (`rate_b
 `rate_slots` and the function `roombot_rate_reserve`: `bot.audit.budget` explains it); 4 the
 request record (`requests`, DESIGN §2.10), which takes the leases in: a request in flight holds
 its lease (owner, expiry, fencing number) on its own row; 5 (PostgreSQL only) the rate budget per
-API and its halving (`rate_budgets.halved_until`); 6 two-person approval on the request record
-(its expiry and the decision: who, when, why).
+API and its halving (`rate_budgets.halved_until`); 6 the index of time-boxed changes'
+reverts still to run; 7 two-person approval on the request record (its expiry and the
+decision: who, when, why); 8 an index on `audit_entries.undo_of` for retention.
 """
 
 from __future__ import annotations
@@ -423,6 +424,10 @@ MIGRATIONS: Final[tuple[tuple[Statement, ...], ...]] = (
         "ALTER TABLE requests ADD COLUMN decision_note TEXT",
         "CREATE INDEX requests_awaiting ON requests (expires_at) WHERE state = 'awaiting_approval'",
     ),
+    # 8: audit retention (DESIGN §2.14): whether a row is pointed at by another's `undo_of` (a
+    # foreign key: such a row is pruned only after the row pointing at it) is an index lookup,
+    # not a scan of the trail for every row pruned.
+    ("CREATE INDEX audit_entries_undo_of ON audit_entries (undo_of) WHERE undo_of IS NOT NULL",),
 )
 
 #: The version this code reads and writes.

@@ -25,6 +25,7 @@ from .durations import format_duration, looks_like_duration
 from .tokens import quote, word
 from .values import SHORT_KEY_OF, render
 from .verbs import VERBS, ArgForm, VerbKind, VerbSpec
+from .window import WindowSpec
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class Command:
     accounts: tuple[str, ...] = ()
     duration_s: int | None = None
     seats: tuple[int, ...] = ()
+    #: `timeline`'s window as typed (`--since`, `--from`, `--to`); None for other verbs.
+    window: WindowSpec | None = None
 
     def __post_init__(self) -> None:
         # Frozen all the way down, in the API's field order whatever order they were given in.
@@ -133,6 +136,11 @@ class Command:
             "dry_run": self.dry_run,
             "reason": self.reason,
             "topic": self.topic,
+            **(
+                {"since": self.window.since, "from": self.window.start, "to": self.window.end}
+                if self.window is not None
+                else {}
+            ),
         }
 
     def canonical_text(self) -> str:
@@ -163,6 +171,14 @@ class Command:
                 parts.append("--video")
         if self.duration_s is not None:
             parts.append(f"--for {format_duration(self.duration_s)}")
+        if self.window is not None:
+            for option, value in (
+                ("--since", self.window.since),
+                ("--from", self.window.start),
+                ("--to", self.window.end),
+            ):
+                if value is not None:
+                    parts.append(f"{option} {word(value)}")
         if self.dry_run:
             parts.append("--dry-run")
         if self.reason is not None:

@@ -37,8 +37,11 @@ from .verbs import (
     canonical_verb,
     unknown_verb,
 )
+from .window import TIME_EXAMPLES, WindowSpec, check_time
 
-_OPTION_NAMES: Final = ("--dry-run", "--reason", "--for", "--video")
+_OPTION_NAMES: Final = ("--dry-run", "--reason", "--for", "--video", "--since", "--from", "--to")
+#: The options that set `timeline`'s window, by name -> `WindowSpec` field.
+_WINDOW_OPTIONS: Final = {"--since": "since", "--from": "start", "--to": "end"}
 _OPTIONS_HINT: Final = " — the options are --dry-run, --reason and --for"
 # What Slack sends for a mention when the app escapes them: users, channels, groups, @here.
 _MENTION = re.compile(r"<[@#!]")
@@ -57,6 +60,7 @@ class _Options:
     reason: str | None = None
     duration: str | None = None
     video: bool = False
+    window: dict[str, str] | None = None
 
 
 def parse_command(
@@ -90,6 +94,9 @@ def parse_command(
     args = options.args
     if spec.form is ArgForm.TOPIC:
         return Command(spec.name, (), topic=_topic(args, spec))
+    if spec.windowed:
+        named = _room_ids(args, spec, max_rooms) if args else ()
+        return Command(spec.name, named, window=WindowSpec(**(options.window or {})))
     changes: dict[str, Any] = {}
     accounts: tuple[str, ...] = ()
     seats: tuple[int, ...] = ()
@@ -155,6 +162,9 @@ def _split_options(text: str, tokens: list[Token], spec: VerbSpec) -> _Options:
             if options.duration is not None:
                 raise ParseError("`--for` is given twice; give it once", spec.usage)
             options.duration, i = _for(tokens, i, spec)
+        elif option in _WINDOW_OPTIONS:
+            value, i = _option_value(tokens, i, spec, option)
+            options.window = _window_option(options.window, option, value, spec)
         elif option == "--video":
             if eq:
                 raise ParseError("`--video` takes no value", spec.usage)
@@ -216,6 +226,41 @@ def _for(tokens: list[Token], after: int, spec: VerbSpec) -> tuple[str, int]:
     if not value.strip():
         raise ParseError("`--for` needs a duration, e.g. --for 2h", spec.usage)
     return value, end
+
+
+def _option_value(tokens: list[Token], after: int, spec: VerbSpec, name: str) -> tuple[str, int]:
+    """The one-word value of the option at `tokens[after - 1]` (`--since 2h`, `--since=2h`)."""
+    option = tokens[after - 1]
+    _, eq, _ = option.prefix.partition("=")
+    if eq:
+        value, end = option.value[len(name) + 1 :], after
+    elif after < len(tokens) and not tokens[after].is_option:
+        value, end = tokens[after].value, after + 1
+    else:
+        value, end = "", after
+    if not value.strip():
+        raise ParseError(f"`{name}` needs a time like {TIME_EXAMPLES}", spec.usage)
+    return value, end
+
+
+def _window_option(
+    window: dict[str, str] | None, option: str, value: str, spec: VerbSpec
+) -> dict[str, str]:
+    if not spec.windowed:
+        raise ParseError(
+            f"`{option}` does not apply to `{spec.name}`: it is for `timeline`", spec.usage
+        )
+    window = dict(window or {})
+    field = _WINDOW_OPTIONS[option]
+    if field in window:
+        raise ParseError(f"`{option}` is given twice; give it once", spec.usage)
+    if (field == "since" and window) or (field != "since" and "since" in window):
+        raise ParseError("give either `--since` or `--from`/`--to`, not both", spec.usage)
+    try:
+        window[field] = check_time(value, option)
+    except InvalidValue as exc:
+        raise ParseError(str(exc), spec.usage) from None
+    return window
 
 
 def _until_option(tokens: list[Token], start: int) -> list[Token]:

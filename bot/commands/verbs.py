@@ -56,7 +56,8 @@ class VerbSpec:
     an `undo_verb` by running that verb on the same room and accounts (`ban` -> `unban`).
     `needs_duration`: the verb requires `--for DURATION`. `confirm`: always ask before running.
     `video_sets` is what a seat verb sets instead of `sets` when given `--video` (empty: the
-    verb takes no `--video`).
+    verb takes no `--video`). `windowed`: the verb reads a time window (`--since`, `--from`,
+    `--to`: `timeline`).
     """
 
     name: str
@@ -76,6 +77,7 @@ class VerbSpec:
     needs_duration: bool = False
     confirm: bool = False
     video_sets: tuple[tuple[str, bool], ...] = ()
+    windowed: bool = False
 
     @property
     def timeboxable(self) -> bool:
@@ -120,6 +122,7 @@ def _spec(
     needs_duration: bool = False,
     confirm: bool = False,
     video_sets: tuple[tuple[str, bool], ...] = (),
+    windowed: bool = False,
 ) -> VerbSpec:
     synopsis = f"/room {name} {args or form.value}"
     # Room changes and seat flags are undone by restoring the values read before.
@@ -146,6 +149,7 @@ def _spec(
         needs_duration=needs_duration,
         confirm=confirm,
         video_sets=video_sets,
+        windowed=windowed,
     )
 
 
@@ -287,6 +291,17 @@ _TABLE: Final = (
         "room-test",
         kind=VerbKind.READ,
         api=None,
+    ),
+    _spec(
+        "timeline",
+        ArgForm.ANY_ROOMS,
+        "What happened, in order (UTC): who did what to which rooms, why, and the outcome, "
+        "with changes made outside roombot; as a file",
+        "room-test room-2 --since 2h",
+        kind=VerbKind.READ,
+        args="[ROOM...] [--since 2h | --from T --to T]",
+        api=None,
+        windowed=True,
     ),
     _spec(
         "members",

@@ -384,6 +384,7 @@ def _session(
         max_timebox=settings.roombot_max_timebox,
         confirm_above=settings.roombot_confirm_above,
         allow_unaudited=settings.roombot_allow_unaudited,
+        timeline_max_s=settings.roombot_timeline_max,
     )
     assert service.book is not None  # the console always has an audit store
     loop = RequestLoop(

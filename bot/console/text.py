@@ -29,6 +29,7 @@ from bot.outcomes import (
     SeatsView,
     TimersView,
 )
+from bot.timeline import TimelineView
 from bot.wording import FAIL_MARK, WARN_MARK, Style
 from bot.wording.timers import room_timers_line, timebox_notes, timers_lines
 
@@ -160,6 +161,12 @@ class TextRenderer:
                 ),
             ]
         )
+
+    def timeline(self, view: TimelineView) -> str:
+        """`timeline`: the whole timeline, the same text the Slack file holds."""
+        if view.timeline is None:
+            return f"{FAIL_MARK} No timeline: {view.problem}"
+        return view.timeline.markdown().rstrip("\n")
 
     def members(self, view: MembersView) -> str:
         """`members`: who is in the room, one a line."""

@@ -259,6 +259,7 @@ async def open_core(
         max_rooms=max_rooms,
         confirm_above=confirm_above,
         sleep=clock.sleep,
+        wall=clock,
     )
     try:
         yield Core(

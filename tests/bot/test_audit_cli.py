@@ -91,8 +91,9 @@ def test_table_is_the_default_newest_first(
 
 def test_jsonl_has_every_field(db: str | Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = _jsonl(capsys)
-    assert [row["request_key"] for row in rows] == ["k3", "k2", "k1", "k-old"]
-    failed = rows[0]
+    # An export runs oldest first (a table newest first).
+    assert [row["request_key"] for row in rows] == ["k-old", "k1", "k2", "k3"]
+    failed = rows[-1]
     assert failed["outcome"] == "failed"
     assert failed["error_code"] == 100004
     assert failed["error_info"] == "room not exist"
@@ -106,24 +107,26 @@ def test_jsonl_has_every_field(db: str | Path, capsys: pytest.CaptureFixture[str
 def test_csv_has_a_header_row(db: str | Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert [row["request_key"] for row in rows] == ["k3", "k2", "k1", "k-old"]
-    assert rows[0]["error_code"] == "100004"
-    assert rows[1]["room_id"] == "room-b"
+    assert [row["request_key"] for row in rows] == ["k-old", "k1", "k2", "k3"]
+    assert rows[3]["error_code"] == "100004"
+    assert rows[2]["room_id"] == "room-b"
 
 
 def test_filters(db: str | Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _keys(capsys, "--room", "room-a") == ["k3", "k1", "k-old"]
-    assert _keys(capsys, "--user", "U2") == ["k3", "k2"]
-    assert _keys(capsys, "--room", "room-a", "--user", "U1") == ["k1", "k-old"]
-    assert _keys(capsys, "--since", "24h") == ["k3", "k2", "k1"]
-    assert _keys(capsys, "--since", "150m") == ["k3", "k2"]
-    assert _keys(capsys, "--since", "1w") == ["k3", "k2", "k1", "k-old"]
-    assert _keys(capsys, "--limit", "2") == ["k3", "k2"]
+    assert _keys(capsys, "--room", "room-a") == ["k-old", "k1", "k3"]
+    assert _keys(capsys, "--user", "U2") == ["k2", "k3"]
+    assert _keys(capsys, "--room", "room-a", "--user", "U1") == ["k-old", "k1"]
+    assert _keys(capsys, "--since", "24h") == ["k1", "k2", "k3"]
+    assert _keys(capsys, "--since", "150m") == ["k2", "k3"]
+    assert _keys(capsys, "--since", "1w") == ["k-old", "k1", "k2", "k3"]
+    assert _keys(capsys, "--since", "1w", "--until", "150m") == ["k-old", "k1"]
+    # --limit: the newest N, still oldest first.
+    assert _keys(capsys, "--limit", "2") == ["k2", "k3"]
     assert _keys(capsys, "--room", "room-a", "--since", "24h", "--limit", "1") == ["k3"]
 
 
 def test_since_an_iso_date(db: str | Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _keys(capsys, "--since", "2000-01-01") == ["k3", "k2", "k1", "k-old"]
+    assert _keys(capsys, "--since", "2000-01-01") == ["k-old", "k1", "k2", "k3"]
     assert _keys(capsys, "--since", "2999-01-01T00:00Z") == []
 
 
@@ -283,7 +286,10 @@ def test_changes_made_outside_roombot_are_listed_and_marked(
     assert main(["audit"]) == 0
     row = capsys.readouterr().out.splitlines()[1].split()
     assert row[1:5] == ["ops-console", "tencent", "outside-update", "room-a"]
-    assert main(["audit", "--format", "jsonl", "--user", "ops-console"]) == 0
+    # A Room Engine operator is no Slack user: --user refuses it, --operator takes it.
+    assert main(["audit", "--format", "jsonl", "--user", "ops-console"]) == 2
+    assert "Slack user ID" in capsys.readouterr().err
+    assert main(["audit", "--format", "jsonl", "--operator", "ops-console"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert (record["source"], record["patch"], record["previous"]) == (
         "tencent",

@@ -30,6 +30,7 @@ from bot.outcomes import (
 from bot.policy import Decision, GroupDirectory, Policy
 from bot.presenter import Answer, Confirm, Presenter
 from bot.service import RoomService
+from bot.timeline import TimelineView
 from tests.bot.conftest import CoreFactory
 from tests.bot.corekit import ALICE, MALLORY, Core, actor
 
@@ -62,6 +63,9 @@ class RecordingRenderer:
 
     def history(self, view: HistoryView) -> Said:
         return Said("history", view)
+
+    def timeline(self, view: TimelineView) -> Said:
+        return Said("timeline", view)
 
     def members(self, view: MembersView) -> Said:
         return Said("members", view)

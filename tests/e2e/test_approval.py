@@ -6,14 +6,15 @@ with a reason; self-approval refused; both messages end in the final state."""
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from typing import Any
 
 import pytest
 
-from bot.audit import RequestState, format_entries
+from bot.audit import RequestState
 from bot.audit.records import ApprovalDecision
-from bot.audit.report import read_report
+from bot.audit.report import export_to
 from handlers import approval_blocks as ab
 from tests.e2e.stack import ALICE, GENERAL, Stack, running_stack
 
@@ -133,8 +134,9 @@ async def test_a_request_needing_approval_waits_then_runs_once_when_approved(
         [history] = stack.response_posts(history_key)
         assert f"asked by {ALICE} at " in history["text"]
         assert f"approved by {BOB} at " in history["text"]
-        entries, approvals = await read_report(stack.audit_path)
-        table = format_entries(entries, "table", approvals)
+        printed = io.StringIO()
+        await export_to(printed, stack.audit_path, "table")
+        table = printed.getvalue()
         assert "approval" in table.splitlines()[0]
         assert f"approved by {BOB}" in table
 

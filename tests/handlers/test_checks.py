@@ -30,8 +30,13 @@ def test_required_scopes_are_the_manifests() -> None:
 @pytest.mark.parametrize(
     ("granted", "status", "detail"),
     [
-        (MANIFEST_BOT_SCOPES, Status.OK, "all 5 scopes the manifest asks for are granted"),
-        ((*MANIFEST_BOT_SCOPES, "channels:read"), Status.OK, "all 5 scopes"),
+        (MANIFEST_BOT_SCOPES, Status.OK, "all 6 scopes the manifest asks for are granted"),
+        ((*MANIFEST_BOT_SCOPES, "channels:read"), Status.OK, "all 6 scopes"),
+        (
+            tuple(s for s in MANIFEST_BOT_SCOPES if s != "files:write"),
+            Status.FAIL,
+            "missing scope files:write",
+        ),
         (("commands", "chat:write"), Status.FAIL, "missing scopes chat:write.public, app_mentions"),
         ((), Status.FAIL, "missing scopes commands, chat:write"),
         (None, Status.WARN, "no x-oauth-scopes header"),

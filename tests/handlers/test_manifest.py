@@ -17,6 +17,7 @@ REQUIRED_BOT_SCOPES = {
     "chat:write.public",
     "app_mentions:read",
     "usergroups:read",
+    "files:write",
 }
 
 

@@ -424,3 +424,47 @@ async def test_a_delay_answers_late() -> None:
         started = time.monotonic()
         await client.auth_test()
         assert time.monotonic() - started < 0.3
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+
+async def test_files_upload_v2_shares_the_bytes_in_a_thread(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    parent = await client.chat_postMessage(channel="C0GENERAL1", text="summary")
+    done = await client.files_upload_v2(
+        file_uploads=[
+            {"content": "# one ✓\n", "filename": "a.md", "title": "A"},
+            {"content": "two\n", "filename": "b.md", "title": "B"},
+        ],
+        channel="C0GENERAL1",
+        thread_ts=parent["ts"],
+    )
+    assert [f["title"] for f in done["files"]] == ["A", "B"]
+    assert [(f["filename"], f["content"], f["thread_ts"]) for f in slack.files] == [
+        ("a.md", "# one ✓\n", parent["ts"]),
+        ("b.md", "two\n", parent["ts"]),
+    ]
+    assert [c.method for c in slack.calls if c.method.startswith("files.")] == [
+        "files.getUploadURLExternal",
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    ]
+
+
+async def test_files_need_files_write_and_an_uploaded_file() -> None:
+    scopes = tuple(s for s in MANIFEST_BOT_SCOPES if s != "files:write")
+    async with FakeSlack(scopes=scopes) as slack:
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
+        with pytest.raises(SlackApiError) as excinfo:
+            await client.files_upload_v2(content="x", filename="x.md", channel="C0GENERAL1")
+        assert _error(excinfo) == "missing_scope"
+        assert excinfo.value.response["needed"] == "files:write"
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
+        ticket = await client.files_getUploadURLExternal(filename="x.md", length=3)
+        with pytest.raises(SlackApiError) as excinfo:  # the bytes were never sent
+            await client.files_completeUploadExternal(files=[{"id": ticket["file_id"]}])
+        assert _error(excinfo) == "file_not_found"
+        assert slack.files == []

@@ -165,7 +165,8 @@ def test_table_shows_pending_and_missing_values_as_blank() -> None:
 
 # -- jsonl and csv ------------------------------------------------------------------------------
 
-_FIELDS = [f.name for f in fields(AuditEntry)]
+# Every field of the row, then who asked and who decided (empty for these rows).
+_FIELDS = [*(f.name for f in fields(AuditEntry)), "approval"]
 
 
 def test_jsonl_is_one_object_per_entry_with_every_field() -> None:
@@ -222,8 +223,8 @@ def test_the_csv_detail_is_plain_text_without_slack_markup() -> None:
     text = format_entries([_entry(detail=detail, outcome=Outcome.INVALID)], "csv")
     [row] = list(csv.DictReader(io.StringIO(text)))
     assert row["detail"] == (
-        "'#general': that looks like a Slack mention, not a room ID; ask @bob or @ops, see "
-        "the runbook (https://example.com/runbook)"
+        "'#general (C123)': that looks like a Slack mention, not a room ID; ask @bob (U0BOB) "
+        "or @ops, see the runbook (https://example.com/runbook)"
     )
     assert "<" not in row["detail"]
     assert "`" not in row["detail"]

@@ -73,6 +73,7 @@ CANONICAL_NAMES = [
     "show",
     "history",
     "timers",
+    "timeline",
     "members",
     "kick",
     "ban",

@@ -25,6 +25,7 @@ from bot.commands import (
 from bot.commands.normalise import ODD_WHITESPACE
 from bot.commands.tokens import quote
 from bot.commands.verbs import VERB_WORDS
+from bot.commands.window import WindowSpec
 from bot.models import (
     BOOL_FIELDS,
     SEAT_INDEX_MAX,
@@ -213,6 +214,15 @@ def _commands(draw: st.DrawFn) -> Command:
                 if spec.needs_duration
                 else None
             ),
+        )
+    if spec.windowed:
+        times = st.sampled_from(["2h", "1d", "1h30m", "14:05", "2026-12-07", "2026-12-07T14:05Z"])
+        since = draw(st.none() | times)
+        start, end = (None, None) if since else (draw(st.none() | times), draw(st.none() | times))
+        return Command(
+            spec.name,
+            tuple(draw(st.lists(_room_ids, max_size=5, unique=True))),
+            window=WindowSpec(since=since, start=start, end=end),
         )
     many = spec.form in (ArgForm.ROOMS, ArgForm.ROOMS_SETTINGS)
     rooms = draw(st.lists(_room_ids, min_size=1, max_size=5 if many else 1, unique=True))
