@@ -367,3 +367,56 @@ async def test_a_request_for_many_rooms_is_one_entry_with_its_failures(
     failures = [line for line in answer.message.splitlines() if line.startswith("  - failed")]
     assert [line.split(" in ")[1].split(":")[0] for line in failures] == ["r-000", "r-001", "r-002"]
     assert all("100004" in line and "(RequestId Id-" in line for line in failures)
+
+
+async def test_a_decision_on_the_record_is_shown(target: str | Path) -> None:
+    """Two-person approval keeps its decision on the request record (`decision`, `decided_by`,
+    `decided_at`): the timeline shows it, for any record that carries those."""
+    from dataclasses import dataclass
+
+    from bot.audit import RequestRecord
+    from bot.timeline import Entry, _apply_record, entry_lines
+
+    @dataclass(frozen=True, kw_only=True)
+    class Decided(RequestRecord):
+        decision: str | None = None
+        decided_by: str | None = None
+        decided_at: float | None = None
+
+    async with await open_store(target, clock=lambda: T0) as store:
+        await store.record_request(new_request("k-ask", waiting=RequestState.AWAITING_APPROVAL))
+        record = await store.get_request("k-ask")
+    assert record is not None
+    fields = {f: getattr(record, f) for f in record.__dataclass_fields__}
+    decided = Decided(
+        **{**fields, "state": RequestState.DENIED},
+        decision="denied",
+        decided_by="U0BOB0001",
+        decided_at=T0 + 60,
+    )
+    entry = Entry(
+        at=T0,
+        request_key="k-ask",
+        who="U111",
+        source="slash",
+        kind="request",
+        verb="mute-all",
+        raw_text="mute-all room-1",
+        reason=None,
+    )
+    _apply_record(entry, decided)
+    [line] = entry_lines(entry)
+    assert line.endswith("— denied by U0BOB0001 at 05:47:40Z; denied (request k-ask)")
+    plain = Entry(
+        at=T0,
+        request_key="k-ask",
+        who="U111",
+        source="slash",
+        kind="request",
+        verb="mute-all",
+        raw_text="mute-all room-1",
+        reason=None,
+    )
+    _apply_record(plain, record)
+    assert plain.decision is None
+    assert entry_lines(plain)[0].endswith("— awaiting approval (request k-ask)")
