@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.audit import NewEntry, Outcome, RequestState, open_store
+from bot.audit.sql import Body, Query
 from bot.callbacks import CallbackProcessor
 from bot.commands import InvalidValue, ParseError, parse_command
 from bot.commands.window import resolve_window
@@ -260,13 +261,21 @@ async def test_kinds_and_states_it_does_not_know_are_shown_as_they_are(
                 run_after=T0 + 7200,
             )
         )
+
+        def taken_over() -> Body[None]:  # as a survivor's takeover leaves the record
+            yield Query("UPDATE requests SET takeovers = 2 WHERE request_key = 'k-wait'")
+
+        await store.dialect.write("take over", taken_over)
         timeline = await build_timeline(store, Window(T0 - 60, T0 + 60))
         assert [(e.request_key, e.kind, e.state) for e in timeline.entries] == [
             ("k-wait", "approval", "awaiting_approval"),
             ("k-revert", "revert", "scheduled"),
         ]
         text = timeline.markdown()
-        assert "U111 (slash) [approval] mute-all room-1 — reason: incident 42 — awaiting " in text
+        assert (
+            "U111 (slash) [approval] mute-all room-1, taken over 2 time(s) after its replica "
+            "stopped — reason: incident 42 — awaiting approval (request k-wait)"
+        ) in text
         assert "[revert] unmute-all room-2" in text
         assert "scheduled for 2025-12-06 07:46:40Z" in text
         only = await build_timeline(store, Window(T0 - 60, T0 + 60, ("room-2",)))
