@@ -101,6 +101,11 @@ class Entry:
     changes: dict[str, object] = field(default_factory=dict)
     previous: dict[str, object] = field(default_factory=dict)
     row_ids: list[int] = field(default_factory=list)
+    #: A decision on the request (two-person approval: approved, denied, withdrawn, expired),
+    #: who made it and when; None when its record carries none.
+    decision: str | None = None
+    decided_by: str | None = None
+    decided_at: float | None = None
 
     @property
     def outside(self) -> bool:
@@ -250,13 +255,27 @@ async def build_timeline(store: AuditStore, window: Window) -> Timeline:
             if window.rooms and not set(rooms) & set(window.rooms):
                 continue
             entry = entries[record.request_key] = _entry_of_record(record, rooms)
-        entry.kind = record.kind
-        entry.state = record.state.value
-        entry.run_after = record.run_after
-        entry.takeovers = record.takeovers
-        entry.reason = entry.reason or record.reason
+        _apply_record(entry, record)
     ordered = sorted(entries.values(), key=lambda e: (e.at, e.row_ids[:1], e.request_key))
     return Timeline(window=window, entries=ordered, traffic=traffic)
+
+
+def _apply_record(entry: Entry, record: RequestRecord) -> None:
+    """What the request's record adds to its entry: kind, state, schedule, takeovers, and the
+    decision on it where the record carries one (read by name: the approval columns come with
+    the approvals, and any record without them is shown without)."""
+    entry.kind = record.kind
+    entry.state = record.state.value
+    entry.run_after = record.run_after
+    entry.takeovers = record.takeovers
+    entry.reason = entry.reason or record.reason
+    decision = getattr(record, "decision", None)
+    if isinstance(decision, str) and decision:
+        entry.decision = decision
+        by = getattr(record, "decided_by", None)
+        at = getattr(record, "decided_at", None)
+        entry.decided_by = by if isinstance(by, str) else None
+        entry.decided_at = float(at) if isinstance(at, int | float) else None
 
 
 def _entry_of(row: AuditEntry) -> Entry:
@@ -380,6 +399,14 @@ def _headline(entry: Entry) -> str:
 
 
 def _outcome(entry: Entry) -> str:
+    if entry.decision is None:
+        return _result(entry)
+    by = f" by {entry.decided_by}" if entry.decided_by else ""
+    at = f" at {_when(entry.decided_at)}" if entry.decided_at is not None else ""
+    return f"{entry.decision}{by}{at}; {_result(entry)}"
+
+
+def _result(entry: Entry) -> str:
     state = entry.state
     if state is not None and RequestState(state) not in _PLAIN_STATES:
         when = f" for {_when(entry.run_after, day=True)}" if entry.run_after else ""

@@ -250,7 +250,7 @@ def form_problem(form: FormInput) -> FieldError | None:
     if spec is None or spec.kind is VerbKind.HELP:
         return FieldError(BLOCK_VERB, "Pick a command.")
     rooms = form.room_ids
-    if not rooms:
+    if not rooms and spec.form is not ArgForm.ANY_ROOMS:  # `timeline`: no room is every room
         return FieldError(BLOCK_ROOMS, f"`{spec.name}` needs a room ID.")
     if not spec.multi_room and len(rooms) > 1:
         return FieldError(BLOCK_ROOMS, f"`{spec.name}` takes one room, got {len(rooms)}.")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.audit import NewEntry, Outcome, RequestState, open_store
+from bot.audit.sql import Body, Query
 from bot.callbacks import CallbackProcessor
 from bot.commands import InvalidValue, ParseError, parse_command
 from bot.commands.window import resolve_window
@@ -260,13 +261,21 @@ async def test_kinds_and_states_it_does_not_know_are_shown_as_they_are(
                 run_after=T0 + 7200,
             )
         )
+
+        def taken_over() -> Body[None]:  # as a survivor's takeover leaves the record
+            yield Query("UPDATE requests SET takeovers = 2 WHERE request_key = 'k-wait'")
+
+        await store.dialect.write("take over", taken_over)
         timeline = await build_timeline(store, Window(T0 - 60, T0 + 60))
         assert [(e.request_key, e.kind, e.state) for e in timeline.entries] == [
             ("k-wait", "approval", "awaiting_approval"),
             ("k-revert", "revert", "scheduled"),
         ]
         text = timeline.markdown()
-        assert "U111 (slash) [approval] mute-all room-1 — reason: incident 42 — awaiting " in text
+        assert (
+            "U111 (slash) [approval] mute-all room-1, taken over 2 time(s) after its replica "
+            "stopped — reason: incident 42 — awaiting approval (request k-wait)"
+        ) in text
         assert "[revert] unmute-all room-2" in text
         assert "scheduled for 2025-12-06 07:46:40Z" in text
         only = await build_timeline(store, Window(T0 - 60, T0 + 60, ("room-2",)))
@@ -367,3 +376,56 @@ async def test_a_request_for_many_rooms_is_one_entry_with_its_failures(
     failures = [line for line in answer.message.splitlines() if line.startswith("  - failed")]
     assert [line.split(" in ")[1].split(":")[0] for line in failures] == ["r-000", "r-001", "r-002"]
     assert all("100004" in line and "(RequestId Id-" in line for line in failures)
+
+
+async def test_a_decision_on_the_record_is_shown(target: str | Path) -> None:
+    """Two-person approval keeps its decision on the request record (`decision`, `decided_by`,
+    `decided_at`): the timeline shows it, for any record that carries those."""
+    from dataclasses import dataclass
+
+    from bot.audit import RequestRecord
+    from bot.timeline import Entry, _apply_record, entry_lines
+
+    @dataclass(frozen=True, kw_only=True)
+    class Decided(RequestRecord):
+        decision: str | None = None
+        decided_by: str | None = None
+        decided_at: float | None = None
+
+    async with await open_store(target, clock=lambda: T0) as store:
+        await store.record_request(new_request("k-ask", waiting=RequestState.AWAITING_APPROVAL))
+        record = await store.get_request("k-ask")
+    assert record is not None
+    fields = {f: getattr(record, f) for f in record.__dataclass_fields__}
+    decided = Decided(
+        **{**fields, "state": RequestState.DENIED},
+        decision="denied",
+        decided_by="U0BOB0001",
+        decided_at=T0 + 60,
+    )
+    entry = Entry(
+        at=T0,
+        request_key="k-ask",
+        who="U111",
+        source="slash",
+        kind="request",
+        verb="mute-all",
+        raw_text="mute-all room-1",
+        reason=None,
+    )
+    _apply_record(entry, decided)
+    [line] = entry_lines(entry)
+    assert line.endswith("— denied by U0BOB0001 at 05:47:40Z; denied (request k-ask)")
+    plain = Entry(
+        at=T0,
+        request_key="k-ask",
+        who="U111",
+        source="slash",
+        kind="request",
+        verb="mute-all",
+        raw_text="mute-all room-1",
+        reason=None,
+    )
+    _apply_record(plain, record)
+    assert plain.decision is None
+    assert entry_lines(plain)[0].endswith("— awaiting approval (request k-ask)")

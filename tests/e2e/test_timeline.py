@@ -112,7 +112,7 @@ async def test_without_files_write_the_thread_says_the_upload_failed(tmp_path: P
         assert stack.slack.files == []
 
 
-async def test_a_refused_window_is_answered_in_the_ack(tmp_path: Path) -> None:
+async def test_a_refused_window_is_one_line_to_the_requester(tmp_path: Path) -> None:
     async with running_stack(tmp_path, roombot_timeline_max="1d") as stack:
         reply, _ = await stack.slash("timeline --since 2d")
         await stack.settle()

@@ -317,6 +317,8 @@ def test_refusals_that_are_not_the_parsers_land_on_the_picker() -> None:
         ),
         (FormInput(verb="mute-all", rooms="r1 r2"), None),
         (FormInput(verb="mute-all", rooms="r1", value=""), None),
+        (FormInput(verb="timeline", rooms=""), None),  # no room: every room
+        (FormInput(verb="timeline", rooms="r1 r2"), None),
     ],
 )
 def test_what_the_typed_language_cannot_express_is_caught_first(
