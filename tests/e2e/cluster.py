@@ -177,8 +177,14 @@ class Cluster:
         return [r for r in self.emulator.requests if r.command == command]
 
     def busiest_second(self) -> int:
-        """The most Room Engine calls that arrived within any one-second window."""
-        return busiest_second(at for _, at in self.arrivals)
+        """The most Room Engine calls of one API that arrived within any one-second window
+        (Tencent's limit, and roombot's budget, are per API: counting every API together, a
+        replica's readiness probe, a `get_room_info`, made 21 of a burst of 20 writes)."""
+        apis = {api for api, _ in self.arrivals}
+        return max(
+            (busiest_second(at for name, at in self.arrivals if name == api) for api in apis),
+            default=0,
+        )
 
     async def rows(self) -> list[AuditEntry]:
         """Every audit row, oldest first (read through a store of this test's own)."""
