@@ -106,6 +106,8 @@ class Entry:
     decision: str | None = None
     decided_by: str | None = None
     decided_at: float | None = None
+    #: Why, as the decider said (a denial's reason).
+    decision_note: str | None = None
 
     @property
     def outside(self) -> bool:
@@ -262,20 +264,17 @@ async def build_timeline(store: AuditStore, window: Window) -> Timeline:
 
 def _apply_record(entry: Entry, record: RequestRecord) -> None:
     """What the request's record adds to its entry: kind, state, schedule, takeovers, and the
-    decision on it where the record carries one (read by name: the approval columns come with
-    the approvals, and any record without them is shown without)."""
+    decision on it (two-person approval) where there was one."""
     entry.kind = record.kind
     entry.state = record.state.value
     entry.run_after = record.run_after
     entry.takeovers = record.takeovers
     entry.reason = entry.reason or record.reason
-    decision = getattr(record, "decision", None)
-    if isinstance(decision, str) and decision:
-        entry.decision = decision
-        by = getattr(record, "decided_by", None)
-        at = getattr(record, "decided_at", None)
-        entry.decided_by = by if isinstance(by, str) else None
-        entry.decided_at = float(at) if isinstance(at, int | float) else None
+    if record.decision:
+        entry.decision = str(record.decision)
+        entry.decided_by = record.decided_by
+        entry.decided_at = record.decided_at
+        entry.decision_note = record.decision_note
 
 
 def _entry_of(row: AuditEntry) -> Entry:
@@ -375,6 +374,9 @@ def _created_in(start: float, end: float) -> Body[list[RequestRecord]]:
 # -- wording --------------------------------------------------------------------------------------
 
 
+_FOR: Final = re.compile(r"(?:^|\s)--for[\s=]+(\S+)")
+
+
 def _headline(entry: Entry) -> str:
     if entry.outside:
         platform = _PLATFORM.search(entry.raw_text)
@@ -390,6 +392,9 @@ def _headline(entry: Entry) -> str:
     if entry.accounts:
         target += f" ({', '.join(entry.accounts[:ROOMS_SHOWN])})"
     text = f"{entry.who} ({entry.source}) {tag}{what} {target}".rstrip()
+    timebox = _FOR.search(entry.raw_text) if entry.kind == "request" else None
+    if timebox:  # a time-boxed change (its revert follows as an entry of its own), a ban's length
+        text += f" for {timebox[1]}"
     if entry.undo_of:
         rows = ", ".join(f"#{row_id}" for row_id in entry.undo_of[:ROOMS_SHOWN])
         text += f", undoing row(s) {rows}"
@@ -403,7 +408,8 @@ def _outcome(entry: Entry) -> str:
         return _result(entry)
     by = f" by {entry.decided_by}" if entry.decided_by else ""
     at = f" at {_when(entry.decided_at)}" if entry.decided_at is not None else ""
-    return f"{entry.decision}{by}{at}; {_result(entry)}"
+    why = f" ({_text(entry.decision_note)})" if entry.decision_note else ""
+    return f"{entry.decision}{by}{at}{why}; {_result(entry)}"
 
 
 def _result(entry: Entry) -> str:

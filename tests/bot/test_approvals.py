@@ -35,6 +35,7 @@ from bot.requests.recorder import AuditRecorder
 from bot.requests.runner import Runner
 from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
+from bot.timeline import Window, build_timeline, entry_lines
 from testkit.clock import FakeClock
 from tests.bot.corekit import plan_for, room_of
 from tests.bot.requestkit import RecordingDelivery, Replicas, new_request, replicas
@@ -522,3 +523,21 @@ async def test_an_approved_time_box_starts_when_it_runs_not_when_it_was_asked(
     [timer] = await a.store.pending_timers()
     assert timer.run_after is not None
     assert before + 1800 <= timer.run_after <= after + 1800
+
+
+async def test_the_timeline_shows_who_asked_and_who_approved_or_denied(
+    setup: Setup, emulator: RoomEngineEmulator
+) -> None:
+    a = await setup.node("a")
+    await ask(a)
+    await a.approvals.deny("asked", who(BOB), "not during the keynote")
+    await ask(a, mute("second", room="room-2"))
+    await a.approvals.approve("second", who(ERIN))
+    timeline = await build_timeline(a.store, Window(0.0, 4e9))
+    denied, approved = (" ".join(entry_lines(e)) for e in timeline.entries)
+    assert f"{ALICE} (button) mute-all room-1" in denied
+    assert f"denied by {BOB} at " in denied
+    assert "not during the keynote" in denied
+    assert f"{ALICE} (button) mute-all room-2" in approved
+    assert f"approved by {ERIN} at " in approved
+    assert "1 ok, RequestId Id-" in approved

@@ -29,6 +29,7 @@ from bot.requests.loop import RequestLoop
 from bot.service import RoomService
 from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
+from bot.timeline import Window, build_timeline, entry_lines
 from testkit.clock import FakeClock
 from tests.bot.corekit import actor, plan_for, room_of
 from tests.bot.requestkit import RecordingDelivery, Replicas, replicas
@@ -523,3 +524,19 @@ async def test_show_and_the_users_activity_carry_the_pending_timers(
     mine = await bot.service.activity(ALICE)
     assert [t.request_key for t in mine.timers] == [run.revert_key]
     assert (await bot.service.activity(MALLORY)).timers == ()
+
+
+async def test_the_timeline_tells_the_change_and_then_its_revert(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    bot = await bots.open("a")
+    run = await bot.run("mute-all room-1 --for 30m")
+    await bots.age(bot, 1801)
+    await bot.loop.tick()
+    assert len(bot.reverts()) == 1
+    timeline = await build_timeline(bot.store, Window(0.0, 4e9))
+    change, revert = (" ".join(entry_lines(e)) for e in timeline.entries)
+    assert "mute-all room-1 for 30m — 1 ok" in change
+    assert run.request_key in {e.request_key for e in timeline.entries}
+    assert "(slash) revert room-1, undoing row(s) #" in revert
+    assert "end of --for 30m set by U0ALICE01 — 1 ok, RequestId Id-" in revert
