@@ -384,7 +384,7 @@ def _closed(value: str | None, allowed: Iterable[str]) -> str:
 def _verbs() -> frozenset[str]:
     from bot.commands import VERBS
 
-    return frozenset({*VERBS, "undo", "unknown"})
+    return frozenset({*VERBS, "undo", "revert", "unknown"})
 
 
 def verb_label(verb: str | None) -> str:

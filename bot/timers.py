@@ -93,8 +93,8 @@ EXTEND_S: Final = 1800
 _IN_PLACE: Final = frozenset({Outcome.OK, Outcome.IN_PLACE})
 #: The outcomes of a later row that set a field through roombot (a no-op too: it was meant).
 _SET_AGAIN: Final = frozenset({Outcome.OK, Outcome.NOOP, Outcome.IN_PLACE})
-#: Later rows read per room when a revert is due.
-_TRAIL_LIMIT: Final = 200
+#: Rows read per room when a revert is due (those since the change).
+_TRAIL_LIMIT: Final = 1000
 _SCHEDULED: Final = (RequestState.SCHEDULED,)
 #: How many time-boxed changes back a revert looks for the value to go back to.
 _CHAIN_LIMIT: Final = 5
