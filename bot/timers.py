@@ -508,11 +508,6 @@ def _conflict(failure: Failure | None) -> bool:
     return failure is not None and failure.kind is FailureKind.CONFLICT
 
 
-def due_phrase(timer: Timer, now: float) -> str:
-    """ "14:30 UTC" for a listing."""
-    return utc_time(timer.due, now=now)
-
-
 def _timer_of(record: RequestRecord) -> Timer | None:
     original = reverted_key(record.dedupe_key)
     if original is None or record.run_after is None:

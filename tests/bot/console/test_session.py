@@ -478,3 +478,19 @@ async def test_reset_demo_is_refused_for_a_real_room_engine(tmp_path: Path) -> N
         "reset (it resets the embedded emulator's)"
     ]
     assert lines == []
+
+
+async def test_a_time_boxed_change_in_the_console_says_when_it_ends_and_timers_lists_it(
+    tmp_path: Path,
+) -> None:
+    code, lines, err = await _console(
+        tmp_path, "mute-all room-test --for 30m\ntimers\nshow room-test\ntimers room-2\n"
+    )
+    assert code == 0, err
+    text = "\n".join(lines)
+    assert "✅ room-test — audio muted · RequestId Id-" in text
+    assert re.search(r"This change reverts at \d\d:\d\d UTC, in (29|30) min", text), text
+    assert "1 time-boxed change to revert:" in text
+    assert "⏰ room-test — audio muted (/room mute-all by U0OPERATOR), reverts at " in text
+    assert re.search(r"audio muted until \d\d:\d\d UTC \(in (29|30) min\)", text), text
+    assert "No time-boxed change in room-2 is waiting to be reverted." in text
