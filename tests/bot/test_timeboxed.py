@@ -523,3 +523,17 @@ async def test_show_and_the_users_activity_carry_the_pending_timers(
     mine = await bot.service.activity(ALICE)
     assert [t.request_key for t in mine.timers] == [run.revert_key]
     assert (await bot.service.activity(MALLORY)).timers == ()
+
+
+async def test_a_timeboxed_change_that_changed_nothing_leaves_no_timer(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    bot = await bots.open("a")
+    run = await bot.run("mute-all no-such-room --for 30m")
+    assert not run.succeeded
+    assert run.revert_key is not None
+    assert bot.service.timers is not None
+    assert await bot.service.timers.pending() == []
+    record = await bot.store.get_request(run.revert_key)
+    assert record is not None
+    assert record.state is RequestState.CANCELLED
