@@ -412,6 +412,8 @@ class Timers:
             return Rejected(message=f"could not take the timer: {exc}")
         if taken is None:
             return Rejected(message="this timer has already run, or was kept or taken by someone")
+        metrics.count_timer_action("revert_now")
+        await self._audit(checked, actor, "revert-now")
         return taken
 
     async def _settle(
@@ -444,12 +446,12 @@ class Timers:
         return timer
 
     async def _audit(self, timer: Timer, actor: Actor, action: str) -> None:
-        """One audit row per room for a Keep or an Extend (who, when, the new due time)."""
-        detail = (
-            f"kept: {timer.reverts} will not be reverted"
-            if action == "keep"
-            else f"extended: {timer.reverts} now reverts at {utc_time(timer.due)}"
-        )
+        """One audit row per room for a Keep, an Extend or a Revert now: who clicked, when, and
+        what became of the timer (the revert itself is audited as its own request)."""
+        detail = {
+            "keep": f"kept: {timer.reverts} will not be reverted",
+            "extend": f"extended: {timer.reverts} now reverts at {utc_time(timer.due)}",
+        }.get(action, f"reverted now: {timer.reverts} (its revert is request {timer.request_key})")
         key = uuid.uuid4().hex
         rows = [
             NewEntry(
