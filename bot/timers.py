@@ -77,6 +77,7 @@ from bot.requests.plans import (
     reverted_key,
 )
 from bot.tencent.client import RoomEngineClient
+from bot.wording import CORE, describe_setting
 from bot.wording.timers import (
     changed_since_why,
     late_note,
@@ -245,7 +246,10 @@ class Timers:
         if not back:
             conflict = Failure(
                 kind=FailureKind.CONFLICT,
-                message="left alone: " + "; ".join(f"{k} {why}" for k, why in kept.items()),
+                message="left alone: "
+                + "; ".join(
+                    f"{describe_setting(CORE, k, current.get(k))}, {why}" for k, why in kept.items()
+                ),
                 hint="not reverted, so the later change stays",
             )
             return _RoomRevert(every, row.id, conflict=conflict)
