@@ -29,6 +29,7 @@ Prometheus's conventions: a `roombot_` prefix, counters ending in `_total`, dura
 | `roombot_timebox_reverts_total` | counter | `outcome` |
 | `roombot_timebox_actions_total` | counter | `action` |
 | `roombot_timebox_lateness_seconds` | histogram | – |
+| `roombot_timebox_pending` | gauge | – |
 
 Plus the standard `process_*` and `python_info` series.
 
@@ -376,6 +377,12 @@ TIMEBOX_ACTIONS: Final = Counter(
     ["action"],
     registry=REGISTRY,
 )
+TIMEBOX_PENDING: Final = Gauge(
+    "roombot_timebox_pending",
+    "Time-boxed changes whose revert is still to run, on the whole audit database (as of this "
+    "replica's last readiness check).",
+    registry=REGISTRY,
+)
 TIMEBOX_LATENESS: Final = Histogram(
     "roombot_timebox_lateness_seconds",
     "How long after its due time a time-boxed change's revert was taken (late: no replica ran).",
@@ -394,7 +401,7 @@ def _closed(value: str | None, allowed: Iterable[str]) -> str:
 def _verbs() -> frozenset[str]:
     from bot.commands import VERBS
 
-    return frozenset({*VERBS, "undo", "unknown"})
+    return frozenset({*VERBS, "undo", "revert", "unknown"})
 
 
 def verb_label(verb: str | None) -> str:
@@ -496,6 +503,11 @@ def count_revert(outcome: str) -> None:
 def count_timer_action(action: str) -> None:
     """Someone kept, extended or reverted now a time-boxed change (`TIMER_ACTIONS`)."""
     TIMEBOX_ACTIONS.labels(_closed(action, TIMER_ACTIONS)).inc()
+
+
+def set_timers_pending(count: int) -> None:
+    """How many time-boxed changes' reverts are still to run (the whole database)."""
+    TIMEBOX_PENDING.set(count)
 
 
 def observe_revert_lateness(seconds: float) -> None:

@@ -201,13 +201,15 @@ class Readiness:
 
 
 def database_part(store: AuditStore | None) -> Check:
-    """The audit database answers a read on the connection (or pool) the bot uses."""
+    """The audit database answers a read on the connection (or pool) the bot uses: the count
+    of time-boxed changes still to revert (an indexed read), kept in
+    `roombot_timebox_pending`."""
 
     async def check() -> str:
         if store is None:
             return "no audit store configured"
         try:
-            await store.get(0)  # no row 0: a cheap read that still reaches the database
+            metrics.set_timers_pending(await store.count_pending_timers())
         except AuditError as exc:
             raise NotReady(f"{store.backend} does not answer: {exc}") from None
         return f"{store.backend} answers"

@@ -26,10 +26,12 @@ replicas, exactly one acts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bot import metrics
@@ -75,6 +77,7 @@ from bot.requests.plans import (
     reverted_key,
 )
 from bot.tencent.client import RoomEngineClient
+from bot.wording import CORE, describe_setting
 from bot.wording.timers import (
     changed_since_why,
     late_note,
@@ -93,8 +96,8 @@ EXTEND_S: Final = 1800
 _IN_PLACE: Final = frozenset({Outcome.OK, Outcome.IN_PLACE})
 #: The outcomes of a later row that set a field through roombot (a no-op too: it was meant).
 _SET_AGAIN: Final = frozenset({Outcome.OK, Outcome.NOOP, Outcome.IN_PLACE})
-#: Later rows read per room when a revert is due.
-_TRAIL_LIMIT: Final = 200
+#: Rows read per room when a revert is due (those since the change).
+_TRAIL_LIMIT: Final = 1000
 _SCHEDULED: Final = (RequestState.SCHEDULED,)
 #: How many time-boxed changes back a revert looks for the value to go back to.
 _CHAIN_LIMIT: Final = 5
@@ -104,6 +107,20 @@ _CHAIN_LOOKBACK_S: Final = 365 * 86_400
 
 #: A pending revert, as `timers` lists it.
 Timer = PendingTimer
+#: Rooms a revert reads at once when it is due (the client's rate budget paces the calls).
+_ROOMS_AT_ONCE: Final = 16
+
+
+@dataclass(frozen=True)
+class _RoomRevert:
+    """One room of a revert: its call, the change's row, and what must still hold, what is
+    left alone (the whole room: `conflict`; some fields: `notes`)."""
+
+    call: RoomPatch
+    row_id: int
+    expected: dict[str, Any] = field(default_factory=dict)
+    conflict: Failure | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 class Timers:
@@ -144,48 +161,37 @@ class Timers:
             )
             and not is_seat_target(r.patch or {})
         ]
+        keys = {original, record.request_key}
+        gate = asyncio.Semaphore(_ROOMS_AT_ONCE)
+
+        async def room(row: AuditEntry) -> _RoomRevert | None:
+            async with gate:
+                return await self._room_revert(row, keys)
+
+        async def seat(row: AuditEntry) -> tuple[SeatChange | None, list[str]]:
+            async with gate:
+                notes: list[str] = []
+                return await self._seat_revert(row, keys, notes), notes
+
+        rooms_done = await asyncio.gather(*(room(r) for r in room_rows))
+        seats_done = await asyncio.gather(*(seat(r) for r in seat_rows))
         notes: list[str] = []
         calls: list[Call] = []
         expected: dict[str, dict[str, Any]] = {}
         conflicts: dict[str, Failure] = {}
         undo_of: dict[tuple[str, str | None], int] = {}
-        keys = {original, record.request_key}
-        for row in room_rows:
-            room = row.room_id or ""
-            fields = await self._changed_fields(row, keys)
-            if not fields:
+        for done in rooms_done:
+            if done is None:
                 continue
-            later = await self._later(row)
-            kept: dict[str, str] = {}  # field -> why it is left alone
-            for name, (user, verb, key) in _set_again(later, row, fields, keys).items():
-                kept[name] = superseded_why(user, verb, key)
-            outside = outside_conflicts(later, after_row=row.id, fields=fields)
-            current, failure = await self._read(room, list(fields))
-            if failure is not None:
-                calls.append(RoomPatch.of(room, {k: v[1] for k, v in fields.items()}))
-                conflicts[room] = failure
-                continue
-            for name, (set_value, _) in fields.items():
-                if name not in kept and current.get(name) != set_value:
-                    who = next(
-                        (f"by `{o.user_id}` outside roombot" for o in reversed(outside)), None
-                    )
-                    kept[name] = changed_since_why(who)
-            back = {k: v[1] for k, v in fields.items() if k not in kept}
-            undo_of[(room, None)] = row.id
-            if not back:
-                calls.append(RoomPatch.of(room, {k: v[1] for k, v in fields.items()}))
-                conflicts[room] = Failure(
-                    kind=FailureKind.CONFLICT,
-                    message="left alone: " + "; ".join(f"{k} {why}" for k, why in kept.items()),
-                    hint="not reverted, so the later change stays",
-                )
-                continue
-            calls.append(RoomPatch.of(room, back))
-            expected[room] = {k: fields[k][0] for k in back}
-            notes += [left_alone_note(room, k, current.get(k), why) for k, why in kept.items()]
-        for row in seat_rows:
-            change = await self._seat_revert(row, keys, notes)
+            calls.append(done.call)
+            undo_of[(done.call.room_id, None)] = done.row_id
+            if done.conflict is not None:
+                conflicts[done.call.room_id] = done.conflict
+            if done.expected:
+                expected[done.call.room_id] = done.expected
+            notes += done.notes
+        for change, seat_notes in seats_done:
+            notes += seat_notes
             if change is not None:
                 calls.append(change)
         if not calls:
@@ -195,11 +201,10 @@ class Timers:
             notes.insert(0, late)
         command = scheduled.command
         span = format_duration(command.duration_s) if command.duration_s else "a time"
-        rooms = tuple(dict.fromkeys(c.room_id for c in calls))
         return Plan(
             command=Command(
                 verb=command.verb,
-                rooms=rooms,
+                rooms=tuple(dict.fromkeys(c.room_id for c in calls)),
                 changes=dict(command.changes),
                 seats=command.seats,
                 reason=f"end of --for {span} set by {scheduled.actor.user_id}",
@@ -215,7 +220,49 @@ class Timers:
             notes=tuple(notes),
         )
 
-    async def _changed_fields(self, row: AuditEntry, keys: set[str]) -> dict[str, tuple[Any, Any]]:
+    async def _room_revert(self, row: AuditEntry, keys: set[str]) -> _RoomRevert | None:
+        """One room of a revert: the fields to set back, those left alone and why (a later
+        change through roombot, a callback, the read now), from one read of the room's trail
+        and one read of the room."""
+        room = row.room_id or ""
+        trail = await self._trail(row)
+        fields = await self._changed_fields(row, trail, keys)
+        if not fields:
+            return None
+        later = [r for r in trail if r.id > row.id]
+        kept: dict[str, str] = {}  # field -> why it is left alone
+        for name, (user, verb, key) in _set_again(later, row, fields, keys).items():
+            kept[name] = superseded_why(user, verb, key)
+        outside = outside_conflicts(later, after_row=row.id, fields=fields)
+        current, failure = await self._read(room, list(fields))
+        every = RoomPatch.of(room, {k: v[1] for k, v in fields.items()})
+        if failure is not None:
+            return _RoomRevert(every, row.id, conflict=failure)
+        for name, (set_value, _) in fields.items():
+            if name not in kept and current.get(name) != set_value:
+                who = next((f"by `{o.user_id}` outside roombot" for o in reversed(outside)), None)
+                kept[name] = changed_since_why(who)
+        back = {k: v[1] for k, v in fields.items() if k not in kept}
+        if not back:
+            conflict = Failure(
+                kind=FailureKind.CONFLICT,
+                message="left alone: "
+                + "; ".join(
+                    f"{describe_setting(CORE, k, current.get(k))}, {why}" for k, why in kept.items()
+                ),
+                hint="not reverted, so the later change stays",
+            )
+            return _RoomRevert(every, row.id, conflict=conflict)
+        return _RoomRevert(
+            RoomPatch.of(room, back),
+            row.id,
+            expected={k: fields[k][0] for k in back},
+            notes=[left_alone_note(room, k, current.get(k), why) for k, why in kept.items()],
+        )
+
+    async def _changed_fields(
+        self, row: AuditEntry, trail: list[AuditEntry], keys: set[str]
+    ) -> dict[str, tuple[Any, Any]]:
         """Field -> (the value roombot set, the value to go back to) for the fields `row`'s
         change can set back: those it changed, and those it set while an earlier time-boxed
         change of the same field was on (then the revert goes back to what that one found)."""
@@ -224,12 +271,14 @@ class Timers:
         for name in patch:
             if name not in previous:
                 continue
-            before = await self._inherited(row, name, previous[name], keys)
+            before = await self._inherited(row, name, previous[name], trail, keys)
             if before != patch[name]:
                 fields[name] = (patch[name], before)
         return fields
 
-    async def _inherited(self, row: AuditEntry, name: str, before: Any, keys: set[str]) -> Any:
+    async def _inherited(
+        self, row: AuditEntry, name: str, before: Any, trail: list[AuditEntry], keys: set[str]
+    ) -> Any:
         """The value field `name` goes back to when `row`'s time box ends. Normally the value
         read before `row`'s change; but when that value was set by an earlier time-boxed change
         whose timer was still on (`row`'s change superseded it: it will not revert that
@@ -237,15 +286,9 @@ class Timers:
         the change again with a longer `--for` ends as the first one would have."""
         seen = set(keys)
         for _ in range(_CHAIN_LIMIT):
-            try:
-                earlier = await self._store.query(
-                    room=row.room_id, since=row.created_at - _CHAIN_LOOKBACK_S, limit=_TRAIL_LIMIT
-                )
-            except AuditError:
-                return before
             candidates = [
                 r
-                for r in earlier
+                for r in trail
                 if r.id < row.id
                 and r.request_key not in seen
                 and r.source != "tencent"
@@ -269,10 +312,12 @@ class Timers:
             before, row = (last.previous or {})[name], last
         return before
 
-    async def _later(self, row: AuditEntry) -> list[AuditEntry]:
+    async def _trail(self, row: AuditEntry) -> list[AuditEntry]:
+        """The room's rows around `row`'s change: up to a time box back (for `_inherited`)
+        and everything since (who set the fields again)."""
         try:
             return await self._store.query(
-                room=row.room_id, since=row.created_at, limit=_TRAIL_LIMIT
+                room=row.room_id, since=row.created_at - _CHAIN_LOOKBACK_S, limit=_TRAIL_LIMIT
             )
         except AuditError as exc:
             # The read before the write still catches a changed value; a same-value change
@@ -301,8 +346,8 @@ class Timers:
             return None
         later = [
             r
-            for r in await self._later(row)
-            if (r.patch or {}).get(SEAT_INDEX) == patch[SEAT_INDEX]
+            for r in await self._trail(row)
+            if r.id > row.id and (r.patch or {}).get(SEAT_INDEX) == patch[SEAT_INDEX]
         ]
         room = row.room_id or ""
         for name, (user, verb, key) in _set_again(later, row, flags, keys).items():
@@ -371,6 +416,8 @@ class Timers:
             return Rejected(message=f"could not take the timer: {exc}")
         if taken is None:
             return Rejected(message="this timer has already run, or was kept or taken by someone")
+        metrics.count_timer_action("revert_now")
+        await self._audit(checked, actor, "revert-now")
         return taken
 
     async def _settle(
@@ -403,12 +450,12 @@ class Timers:
         return timer
 
     async def _audit(self, timer: Timer, actor: Actor, action: str) -> None:
-        """One audit row per room for a Keep or an Extend (who, when, the new due time)."""
-        detail = (
-            f"kept: {timer.reverts} will not be reverted"
-            if action == "keep"
-            else f"extended: {timer.reverts} now reverts at {utc_time(timer.due)}"
-        )
+        """One audit row per room for a Keep, an Extend or a Revert now: who clicked, when, and
+        what became of the timer (the revert itself is audited as its own request)."""
+        detail = {
+            "keep": f"kept: {timer.reverts} will not be reverted",
+            "extend": f"extended: {timer.reverts} now reverts at {utc_time(timer.due)}",
+        }.get(action, f"reverted now: {timer.reverts} (its revert is request {timer.request_key})")
         key = uuid.uuid4().hex
         rows = [
             NewEntry(
@@ -465,11 +512,6 @@ def count_revert(run: RunResult) -> None:
 
 def _conflict(failure: Failure | None) -> bool:
     return failure is not None and failure.kind is FailureKind.CONFLICT
-
-
-def due_phrase(timer: Timer, now: float) -> str:
-    """ "14:30 UTC" for a listing."""
-    return utc_time(timer.due, now=now)
 
 
 def _timer_of(record: RequestRecord) -> Timer | None:

@@ -18,7 +18,6 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import metrics
 from bot.outcomes import Actor, Rejected
 from bot.service import RoomService
 from bot.wording import OK_MARK
@@ -84,7 +83,6 @@ async def timer_click(
         if isinstance(outcome, Rejected):
             await _tell(body, blocks.rejected_text(outcome), client)
             return
-        metrics.count_timer_action("revert_now")
         note = f"⏰ Reverted now by {who}"
     else:
         keep = action_id == blocks.ACTION_KEEP

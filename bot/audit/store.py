@@ -679,6 +679,10 @@ class AuditStore(ApprovalOps):
         """The time-boxed changes' reverts still to run, soonest first (`bot.audit.timers`)."""
         return await self._read("list timers", lambda: timers.pending(limit))
 
+    async def count_pending_timers(self) -> int:
+        """How many time-boxed changes' reverts are still to run."""
+        return await self._read("count timers", timers.count_pending)
+
     async def get_request(self, request_key: str) -> RequestRecord | None:
         """The record of one request, or None."""
         return await self._read("read a request", lambda: life.get(request_key))

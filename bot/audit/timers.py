@@ -24,3 +24,13 @@ def pending(limit: int) -> Body[list[RequestRecord]]:
         {"kind": REVERT_KIND, "state": RequestState.SCHEDULED.value, "limit": limit},
     )
     return [request_from_row(row) for row in result.rows]
+
+
+def count_pending() -> Body[int]:
+    """How many timers have not run yet (scheduled, or taken and running)."""
+    result = yield Query(
+        "SELECT COUNT(*) FROM requests WHERE kind = %(kind)s AND state = %(state)s",
+        {"kind": REVERT_KIND, "state": RequestState.SCHEDULED.value},
+    )
+    row = result.one()
+    return int(row[0]) if row is not None else 0

@@ -3,7 +3,8 @@ real service, policy and audit (source "console"), rendered as plain text.
 
 Besides the `/room` language the console takes what Slack offers as buttons: `undo [KEY]` (the
 last request of this session, or the one named by its request key) and `retry-failed [KEY]`,
-with the same permission checks.
+and for a time-boxed change (`--for`) `revert-now`, `extend` and `keep` [TIMER], with the same
+permission checks.
 
 The session runs its event loop step by step (`asyncio.Runner`) and reads input between steps,
 on the main thread: Ctrl-C at the prompt drops the line, at a confirmation it answers no, and
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final, TextIO
@@ -40,6 +42,7 @@ from bot.policy import Policy
 from bot.presenter import Answer, Confirm, Presenter
 from bot.requests.loop import RequestLoop
 from bot.service import RoomService
+from bot.wording.timers import reverts_line
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,9 @@ log = logging.getLogger(__name__)
 OPERATOR_ID = "U0OPERATOR"
 HISTORY_FILE = Path.home() / ".roombot_history"
 #: What the console offers in place of Slack's buttons.
-BUTTON_WORDS: Final = ("undo", "retry-failed")
+BUTTON_WORDS: Final = ("undo", "retry-failed", "revert-now", "extend", "keep")
+#: The buttons of a time-boxed change (`--for`): they name its timer.
+TIMER_WORDS: Final = ("revert-now", "extend", "keep")
 
 #: Asks the operator to confirm: shows the prompt, returns what they typed (None for Ctrl-C or
 #: the end of input). `--yes` answers "yes" itself.
@@ -103,6 +108,9 @@ class Console:
         self._ask = ask
         #: The request key of this session's last write, for a bare `undo` / `retry-failed`.
         self.last_request: str | None = None
+        #: The timer of this session's last time-boxed change, for `revert-now` / `extend` /
+        #: `keep`.
+        self.last_timer: str | None = None
 
     def _print(self, text: str = "") -> None:
         print(text, file=self._out, flush=True)
@@ -157,6 +165,8 @@ class Console:
     def _button(self, word: str, key: str) -> bool:
         """`undo [KEY]` or `retry-failed [KEY]`: what Slack's buttons do, for the last request
         of this session or the one named."""
+        if word in TIMER_WORDS:
+            return self._timer_button(word, key or self.last_timer or "")
         key = key or self.last_request or ""
         if not key:
             self._print(
@@ -170,6 +180,35 @@ class Console:
             self._print(self._presenter.renderer.rejected(plan))
             return False
         return self._run(plan)
+
+    def _timer_button(self, word: str, key: str) -> bool:
+        """`revert-now`, `extend` or `keep` [TIMER]: what a time-boxed change's buttons do."""
+        timers = self._service.timers
+        if not key or timers is None:
+            self._print(
+                f"No time-boxed change to {word} in this session; name its timer: "
+                f"'{word} TIMER' ('timers' lists them)."
+            )
+            return False
+        if word == "revert-now":
+            outcome = self._runner.run(
+                self._service.revert_now(key, self._actor, ConsoleDelivery(self._print))
+            )
+            if isinstance(outcome, Rejected):
+                self._print(self._presenter.renderer.rejected(outcome))
+                return False
+            return not outcome.failed
+        settled = self._runner.run(
+            timers.keep(key, self._actor) if word == "keep" else timers.extend(key, self._actor)
+        )
+        if isinstance(settled, Rejected):
+            self._print(self._presenter.renderer.rejected(settled))
+            return False
+        if word == "keep":
+            self._print("Kept: this change stays; it will not be reverted.")
+        else:
+            self._print(f"Extended: now {reverts_line(settled.due, time.time())}.")
+        return True
 
     def _run(self, plan: Plan) -> bool:
         run = self._runner.run(self._service.submit(plan, ConsoleDelivery(self._print)))
@@ -198,6 +237,9 @@ class Console:
                 else f"'retry-failed' retries {again} of the {failed} that failed (the others "
                 "would fail the same way)"
             )
+        if run.revert_key is not None and run.succeeded:
+            self.last_timer = run.revert_key
+            offers.append("'revert-now', 'extend' (30 min) or 'keep' act on its timer")
         if offers:
             self._print(f"  (request {run.request_key}: {'; '.join(offers)})")
 

@@ -221,7 +221,20 @@ class RequestLife:
         await delivery.finish(run)
         if held is not None and self._store is not None:
             await self._finish(held, delivery)
+            if run.revert_key is not None and not run.succeeded:
+                await self._drop_timer(run.revert_key)
         return run
+
+    async def _drop_timer(self, revert_key: str) -> None:
+        """A time-boxed change that changed nothing has nothing to revert: its timer is
+        cancelled rather than left listed (were it left, it would end `cancelled` when due)."""
+        assert self._store is not None
+        try:
+            await self._store.settle_waiting(
+                revert_key, from_states=(RequestState.SCHEDULED,), state=RequestState.CANCELLED
+            )
+        except AuditError as exc:
+            log.warning("could not drop timer %s of a change that failed: %s", revert_key, exc)
 
     async def _finish(self, held: HeldLease, delivery: Delivery) -> None:
         """Mark the request reported and release its lease (retried; a failure is logged: the

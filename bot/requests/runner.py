@@ -209,7 +209,9 @@ class Runner:
         if not run.lost:
             metrics.count_request(
                 plan.actor.source.value,
-                "undo" if plan.kind is RunKind.UNDO else plan.command.verb,
+                plan.kind.value
+                if plan.kind in (RunKind.UNDO, RunKind.REVERT)
+                else plan.command.verb,
                 runs.request_outcome(run),
             )
         return run

@@ -4,6 +4,7 @@ Engine parts against a real store and the emulator."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from bot.redact import remember
 from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 from testkit.clock import FakeClock
+from tests.bot.requestkit import new_request
 
 KEY = "ready0test0secret0key" + "0" * 43
 APP = 1400000077
@@ -151,6 +153,14 @@ async def test_database_part_against_a_real_store(tmp_path: Path) -> None:
     store = await open_store(tmp_path / "audit.sqlite3")
     check = database_part(store)
     assert await check() == "sqlite answers"
+    assert metrics.value("roombot_timebox_pending") == 0
+    # A time-boxed change's revert waiting: counted at the next check.
+    timer = new_request(
+        "timer-1", kind="revert", dedupe_key="revert:k1", run_after=time.time() + 60
+    )
+    assert await store.record_request(timer)
+    assert await check() == "sqlite answers"
+    assert metrics.value("roombot_timebox_pending") == 1
     await store.close()
     with pytest.raises(NotReady, match="sqlite does not answer"):
         await check()

@@ -540,3 +540,43 @@ async def test_the_timeline_tells_the_change_and_then_its_revert(
     assert run.request_key in {e.request_key for e in timeline.entries}
     assert "(slash) revert room-1, undoing row(s) #" in revert
     assert "end of --for 30m set by U0ALICE01 — 1 ok, RequestId Id-" in revert
+
+
+async def test_a_timeboxed_change_that_changed_nothing_leaves_no_timer(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    bot = await bots.open("a")
+    run = await bot.run("mute-all no-such-room --for 30m")
+    assert not run.succeeded
+    assert run.revert_key is not None
+    assert bot.service.timers is not None
+    assert await bot.service.timers.pending() == []
+    record = await bot.store.get_request(run.revert_key)
+    assert record is not None
+    assert record.state is RequestState.CANCELLED
+
+
+async def test_keep_extend_and_revert_now_are_audited_as_who_clicked(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    bot = await bots.open("a")
+    timers = bot.service.timers
+    assert timers is not None
+    before = metrics.value("roombot_timebox_actions_total", action="revert_now")
+    first = await bot.run("mute-all room-1 --for 30m")
+    second = await bot.run("disable-chat room-2 --for 30m")
+    assert first.revert_key is not None
+    assert second.revert_key is not None
+    assert not isinstance(await timers.extend(first.revert_key, actor(ALICE)), Rejected)
+    assert isinstance(
+        await bot.service.revert_now(first.revert_key, actor(ALICE), bot.delivery), RunResult
+    )
+    assert not isinstance(await timers.keep(second.revert_key, actor(ALICE)), Rejected)
+    rows = await bot.store.query(user=ALICE, limit=100)
+    actions = sorted((r.verb, r.room_id) for r in rows if (r.verb or "").endswith("-timer"))
+    assert actions == [
+        ("extend-timer", "room-1"),
+        ("keep-timer", "room-2"),
+        ("revert-now-timer", "room-1"),
+    ]
+    assert metrics.value("roombot_timebox_actions_total", action="revert_now") == before + 1

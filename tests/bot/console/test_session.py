@@ -497,3 +497,32 @@ async def test_a_request_that_needs_approval_is_refused_saying_how_to_ask_in_sla
         "the console cannot ask for it. Ask in Slack instead ('/room mute-all room-test')" in text
     )
     assert "audio ⛔ muted" not in text  # nothing ran
+
+
+async def test_a_time_boxed_change_in_the_console_says_when_it_ends_and_timers_lists_it(
+    tmp_path: Path,
+) -> None:
+    code, lines, err = await _console(
+        tmp_path,
+        "mute-all room-test --for 30m\ntimers\nshow room-test\ntimers room-2\n"
+        "extend\ndisable-chat support-1 --for 1h\nkeep\nkeep\nmute-all standup --for 2h\n"
+        "revert-now\nrevert-now\ntimers\n",
+    )
+    assert code == 1, err  # the second keep and the second revert-now fail, as they should
+    text = "\n".join(lines)
+    assert "✅ room-test — audio muted · RequestId Id-" in text
+    assert re.search(r"This change reverts at \d\d:\d\d UTC, in (29|30) min", text), text
+    assert "1 time-boxed change to revert:" in text
+    assert "⏰ room-test — audio muted (/room mute-all by U0OPERATOR), reverts at " in text
+    assert re.search(r"audio muted until \d\d:\d\d UTC \(in (29|30) min\)", text), text
+    assert "No time-boxed change in room-2 is waiting to be reverted." in text
+    assert "'revert-now', 'extend' (30 min) or 'keep' act on its timer" in text
+    assert re.search(r"Extended: now reverts at \d\d:\d\d UTC, in (59 min|1 h)", text), text
+    assert "Kept: this change stays; it will not be reverted." in text
+    assert "this timer has already run, or was kept or taken by someone" in text
+    assert re.search(r"Time's up for U0OPERATOR's /room mute-all: reverting 1 room: standup", text)
+    assert "✅ standup — audio unmuted · RequestId Id-" in text
+    # Only the extended one is left.
+    last = text[text.rindex("/room timers") :]
+    assert "1 time-boxed change to revert:" in last
+    assert "⏰ room-test — audio muted" in last  # kept: support-1's; reverted: standup's
