@@ -38,7 +38,7 @@ from bot.policy.approval import ApprovalRule
 from bot.requests.delivery import Deliveries, Delivery
 from bot.requests.life import RequestLife
 from bot.requests.plans import PlanUnreadable, plan_from_json
-from bot.requests.recorder import AuditRecorder, entries
+from bot.requests.recorder import AuditRecorder, entries, new_request_key
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,10 @@ def judged_verb(plan: Plan) -> str:
 
 
 def approval_verb(plan: Plan) -> str | None:
-    """The verb an approval rule judges `plan` by: its own verb; for an undo, the inverse verb
-    when it has one (`unban` for a ban), else none (only its room count then counts)."""
-    if plan.kind is RunKind.UNDO:
+    """The verb an approval rule judges `plan` by: its own verb; for an undo or a time-boxed
+    change's revert, the inverse verb when it has one (`unban` for a ban), else none (only its
+    room count then counts: a revert of 200 rooms is a mass change of its own)."""
+    if plan.kind in (RunKind.UNDO, RunKind.REVERT):
         return plan.command.spec.undo_verb
     return plan.command.verb
 
@@ -160,6 +161,19 @@ class Approvals:
         if verb is None:
             return rule.why("", rooms)
         return rule.why(verb, rooms)
+
+    async def hold_due(self, plan: Plan, delivery: Delivery) -> str | None:
+        """Why a request whose time came (a time-boxed change's revert) must first wait for a
+        second person, having asked for it; None when it may run now. It waits when the table
+        would demand approval for that plan itself (DESIGN §2.12: "a mass unmute of 200 rooms
+        does need approval"), asked once, as a request of its own, in the same thread."""
+        why = self.why(plan)
+        if why is None:
+            return None
+        asked = replace(plan, request_key=new_request_key())
+        # A repeat (a tick retried after asking) finds the approval already asked: it stands.
+        await self.ask(asked, delivery, why, dedupe_key=f"approve:{plan.request_key}")
+        return why
 
     # -- ask -------------------------------------------------------------------------------------
 

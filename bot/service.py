@@ -82,7 +82,7 @@ from bot.outcomes import (
 from bot.policy import Decision, GroupDirectory, Policy
 from bot.reads import SHOW_SEATS_MAX_ROOMS, Reads
 from bot.requests.delivery import Delivery, LoggedDelivery
-from bot.requests.due import DueRequests
+from bot.requests.due import DueRequests, HeldForApproval
 from bot.requests.leases import LeaseBook
 from bot.requests.life import RequestLife
 from bot.requests.recorder import AuditRecorder, entries, entry
@@ -158,6 +158,9 @@ class RoomService:
                 authorize=self.authorize,
             )
         )
+        if self._due is not None and self._approvals is not None:
+            # A due revert that the [approval] table names for itself waits for a second person.
+            self._due.hold = self._approvals.hold_due
         self._max_rooms = max_rooms
         self._max_timebox = max_timebox
         self._confirm_above = confirm_above
@@ -491,6 +494,10 @@ class RoomService:
         if run is None:
             return Rejected(
                 message="nothing to revert: the change set nothing that can be set back"
+            )
+        if isinstance(run, HeldForApproval):
+            return Rejected(
+                message=f"the revert was not run: {run.why}; it is asked for in the thread"
             )
         return run
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from bot.audit import AuditError, AuditStore, LeaseLost, RequestRecord, RequestState, TakenRequest
 from bot.outcomes import Plan, RunResult
@@ -16,6 +17,18 @@ from bot.requests.life import RequestLife
 from bot.requests.plans import PlanUnreadable, plan_from_json
 
 log = logging.getLogger(__name__)
+
+#: Whether a due request's plan must first wait for a second person's approval: why, once the
+#: approval is asked for, or None to run it now (`DueRequests.hold`).
+HoldForApproval = Callable[[Plan, Delivery], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class HeldForApproval:
+    """A due request not run: its plan waits for a second person's approval, asked for `why`."""
+
+    why: str
+
 
 #: Makes the plan of a request whose time has come; raises `NothingToRun` (or
 #: `PlanUnreadable`) when there is nothing to carry out.
@@ -46,6 +59,9 @@ class DueRequests:
         self._life = life
         self._builders: dict[str, PlanBuilder] = {}
         self._watchers: dict[str, RunWatcher] = {}
+        #: Asked once a due request's plan is built: why that plan must wait for a second person
+        #: first, having asked (DESIGN §2.12), or None to run it now.
+        self.hold: HoldForApproval | None = None
 
     def on_due(self, kind: str, builder: PlanBuilder, *, done: RunWatcher | None = None) -> None:
         """Make the plans of due requests of `kind` with `builder` (instead of the recorded
@@ -54,11 +70,14 @@ class DueRequests:
         if done is not None:
             self._watchers[kind] = done
 
-    async def carry_out_due(self, taken: TakenRequest, delivery: Delivery) -> RunResult | None:
+    async def carry_out_due(
+        self, taken: TakenRequest, delivery: Delivery
+    ) -> RunResult | HeldForApproval | None:
         """Carry out `taken` (held under `taken.lease`) through its life, reported through
         `delivery`. One with nothing to run, or no plan this version can read, ends
         `cancelled` (logged; the delivery is not told: there is no outcome to show) and
-        returns None; else the run."""
+        returns None. One whose plan needs a second person's approval (`hold`) ends
+        `cancelled` too, handed over to the approval it asked for; else the run."""
         record = taken.record
         builder = self._builders.get(record.kind, recorded_plan)
         try:
@@ -70,6 +89,15 @@ class DueRequests:
             except (LeaseLost, AuditError) as failed:
                 log.warning("could not end due request %s: %s", record.request_key, failed)
             return None
+        if self.hold is not None:
+            why = await self.hold(plan, delivery)
+            if why is not None:
+                log.info("due request %s waits for approval: %s", record.request_key, why)
+                try:
+                    await self._store.finish_request(taken.lease, state=RequestState.CANCELLED)
+                except (LeaseLost, AuditError) as failed:
+                    log.warning("could not end due request %s: %s", record.request_key, failed)
+                return HeldForApproval(why)
         run = await self._life.carry_out(plan, delivery, taken.lease)
         watcher = self._watchers.get(record.kind)
         if watcher is not None:

@@ -580,3 +580,84 @@ async def test_keep_extend_and_revert_now_are_audited_as_who_clicked(
         ("revert-now-timer", "room-1"),
     ]
     assert metrics.value("roombot_timebox_actions_total", action="revert_now") == before + 1
+
+
+class _Notices:
+    """Approval notices (what Slack would show), recorded."""
+
+    def __init__(self) -> None:
+        self.asked: list[Any] = []
+
+    async def asked_for(self, pending: Any) -> Mapping[str, Any] | None:
+        self.asked.append(pending)
+        return None
+
+    async def decided_on(self, record: Any) -> None:
+        return None
+
+
+async def test_a_revert_the_approval_table_names_waits_for_a_second_person(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    """DESIGN §2.12: a revert of an approved request needs approval again when the rule would
+    demand it for the revert itself (a mass unmute): at its time it is asked for, not run."""
+    from bot.policy import Policy, Role
+    from bot.policy.approval import ApprovalRule
+
+    bob = "U0BOB0001"
+    bot = await bots.open("a")
+    bot.service.set_policy(
+        Policy(
+            roles=[Role("all", frozenset(known_verbs()), users=frozenset({ALICE, bob}))],
+            verbs=known_verbs().values(),
+            approval=ApprovalRule(above_rooms=1, users=frozenset({bob})),
+        )
+    )
+    approvals = bot.service.approvals
+    assert approvals is not None
+    notices = _Notices()
+
+    class Shown:
+        def __init__(self, _address: Mapping[str, Any]) -> None:
+            pass
+
+        async def asked(self, pending: Any) -> Mapping[str, Any] | None:
+            return await notices.asked_for(pending)
+
+        async def decided(self, record: Any) -> None:
+            await notices.decided_on(record)
+
+    approvals.register("test", Shown)
+    deliveries = Deliveries()
+    deliveries.register("test", lambda _address: bot.delivery)
+    approvals.deliveries = deliveries
+
+    asked = await bot.service.submit(
+        plan_for("mute-all room-1 room-2 --for 30m", actor(ALICE)), bot.delivery
+    )
+    assert not isinstance(asked, RunResult)  # two rooms: it waits for Bob
+    [first] = notices.asked
+    run = await approvals.approve(first.request_key, actor(bob))
+    assert isinstance(run, RunResult)
+    assert run.revert_key is not None
+    assert emulator.rooms["room-1"]["IsAudioDisabled"] is True
+
+    await bots.age(bot, 1801)
+    await bot.loop.tick()
+    # Due, but a two-room unmute is a change the table names: asked for, not run.
+    assert emulator.rooms["room-1"]["IsAudioDisabled"] is True
+    assert bot.reverts() == []
+    _, revert = notices.asked
+    assert revert.plan.kind is RunKind.REVERT
+    assert sorted(revert.plan.command.rooms) == ["room-1", "room-2"]
+    timer = await bot.store.get_request(run.revert_key)
+    assert timer is not None
+    assert timer.state is RequestState.CANCELLED  # handed over to the approval
+    await bot.loop.tick()
+    assert len(notices.asked) == 2  # asked once
+
+    reverted = await approvals.approve(revert.request_key, actor(bob))
+    assert isinstance(reverted, RunResult)
+    assert reverted.kind is RunKind.REVERT
+    assert emulator.rooms["room-1"]["IsAudioDisabled"] is False
+    assert emulator.rooms["room-2"]["IsAudioDisabled"] is False
