@@ -242,8 +242,14 @@ async def build_timeline(store: AuditStore, window: Window) -> Timeline:
     rows = stream_entries(store, rooms=window.rooms, since=window.start, until=window.end)
     async for row in rows:
         if row.verb in TRAFFIC_VERBS:
-            hour = row.created_at - row.created_at % 3600
-            traffic.setdefault((row.room_id or "", hour), Counter())[row.verb or ""] += 1
+            # A row of counted traffic (`bot.callbacks.traffic`) says its hour and count.
+            counted = row.patch or {}
+            hour = counted.get("hour")
+            if not isinstance(hour, int | float):
+                hour = row.created_at - row.created_at % 3600
+            count = counted.get("count")
+            n = count if isinstance(count, int) and count > 0 else 1
+            traffic.setdefault((row.room_id or "", float(hour)), Counter())[row.verb or ""] += n
             continue
         entry = entries.get(row.request_key)
         if entry is None:

@@ -43,6 +43,7 @@ from bot.callbacks import (
     authenticate,
     parse_callback,
 )
+from bot.callbacks.traffic import FLUSH_S
 from bot.config import Settings
 from bot.logs import log_unexpected
 from bot.models import CallbackCommand
@@ -87,6 +88,7 @@ class CallbackReceiver:
         alerts: AlertPoster | None = None,
         clock: Callable[[], float] = time.time,
         max_queued: int = MAX_QUEUED,
+        flush_s: float = FLUSH_S,
     ) -> None:
         if not token:
             raise ValueError("a callback receiver needs a token")
@@ -97,6 +99,10 @@ class CallbackReceiver:
         self._clock = clock
         self._queue: asyncio.Queue[Delivery | SeatNews] = asyncio.Queue(maxsize=max_queued)
         self._worker: asyncio.Task[None] | None = None
+        # Member traffic is written a while after its first unwritten count (`flush_s`).
+        self._flush_s = flush_s
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
         #: How each delivery was handled, by outcome (tests and the bench read it).
         self.handled: dict[Handling, int] = dict.fromkeys(Handling, 0)
 
@@ -149,6 +155,9 @@ class CallbackReceiver:
             item = news
         elif not delivery.event.room_level and command is not CallbackCommand.REQUEST_OVER_LIMIT:
             self._note(self.processor.count(delivery))
+            if self.processor.traffic.waiting and self._flush_timer is None:
+                loop = asyncio.get_running_loop()
+                self._flush_timer = loop.call_later(self._flush_s, self._start_flush)
             return True
         try:
             self._queue.put_nowait(item)
@@ -158,6 +167,18 @@ class CallbackReceiver:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="roombot-callbacks")
         return True
+
+    def _start_flush(self) -> None:
+        self._flush_timer = None
+        task = asyncio.create_task(self._flush(), name="roombot-member-traffic")
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _flush(self) -> None:
+        try:
+            await self.processor.flush_traffic()
+        except Exception:
+            log_unexpected(log, "member traffic could not be written")
 
     def _refuse(self, delivery: Delivery) -> None:
         log.error(
@@ -174,7 +195,14 @@ class CallbackReceiver:
             await self._queue.join()
 
     async def close(self, grace_s: float = 5.0) -> None:
-        """Handle what is queued (up to `grace_s`), stop the worker, flush the alerts."""
+        """Handle what is queued (up to `grace_s`), stop the worker, write the member traffic
+        counted, flush the alerts."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._flushing:
+            await asyncio.wait(self._flushing, timeout=grace_s)
+        await self._flush()
         if self._worker is not None:
             try:
                 await self.settle(grace_s)

@@ -39,6 +39,7 @@ from bot.callbacks.seat_changes import (
     seat_events,
     seats_value,
 )
+from bot.callbacks.traffic import TrafficTally
 from bot.models import CallbackCommand, Seat, SeatEvent
 from bot.models.apis import COMMANDS
 from bot.outcomes import ChangeKind, OutsideChange, RateWarning
@@ -143,6 +144,8 @@ class CallbackProcessor:
         self._window_s = echo_window_s
         self._limits = limits
         self.members = members if members is not None else MemberCounts()
+        #: Member enter/leave callbacks counted for the timeline until `flush_traffic`.
+        self.traffic = TrafficTally()
         #: The seats each room's last seat callback reported (see `bot.callbacks.seat_changes`).
         self.seats = seats if seats is not None else SeatMemory()
         # room → (row id, state): what the newest echo this process saw reported of the room.
@@ -155,11 +158,16 @@ class CallbackProcessor:
         event = delivery.event
         if event.room_level or event.command in _NOT_COUNTED:
             raise ValueError("count() takes member callbacks; use handle()")
+        at = event.event_ms / 1000 if event.event_ms is not None else self._clock()
         if event.member_count is not None:
-            at = event.event_ms / 1000 if event.event_ms is not None else self._clock()
             self.members.note(event.room_id, event.member_count, at)
+        self.traffic.add(event.command, event.room_id, at)
         metrics.count_callback(event.command.value, Handling.COUNTED.value)
         return Handled(Handling.COUNTED)
+
+    async def flush_traffic(self) -> int:
+        """Write the member traffic counted so far (one row per room, hour and kind)."""
+        return await self.traffic.flush(self._store)
 
     async def handle(self, delivery: Delivery) -> Handled:
         """Any callback. Room-level ones are de-duplicated, matched against roombot's own

@@ -26,6 +26,7 @@ from bot.callbacks import CallbackProcessor, Delivery, Handled, Handling, callba
 from bot.config import load_settings
 from bot.tencent.emulator_callbacks import (
     member_enter_body,
+    member_leave_body,
     seat_info_changed_body,
     update_room_info_body,
 )
@@ -87,11 +88,12 @@ async def serving(
     max_queued: int = 1000,
     processor: Callable[[AuditStore], CallbackProcessor] | None = None,
     alerts: AlertPoster | None = None,
+    flush_s: float = 60.0,
 ) -> AsyncIterator[Served]:
     store = await open_store(tmp_path / "audit.sqlite3")
     made = (processor or (lambda s: CallbackProcessor(s, admin_id="administrator")))(store)
     receiver = CallbackReceiver(
-        made, token=TOKEN, sdkappid=APP, max_queued=max_queued, alerts=alerts
+        made, token=TOKEN, sdkappid=APP, max_queued=max_queued, alerts=alerts, flush_s=flush_s
     )
     app = web.Application()
     add_callback_route(app, receiver)
@@ -225,6 +227,28 @@ async def test_member_callbacks_are_counted_at_once_and_touch_nothing_else(
         assert served.receiver.queued == 0
         assert served.receiver.processor.members.get("room-test") == (50, 1.049)
         assert await served.store.query() == []
+
+
+async def test_member_traffic_is_written_summed_a_while_after_it_came(tmp_path: Path) -> None:
+    enter, leave = "Room.CallbackAfterMemberEnter", "Room.CallbackAfterMemberLeave"
+    async with serving(tmp_path, flush_s=0.2) as served:
+        for i in range(20):
+            body = member_enter_body(f"u{i}", "room-test", [f"u{i}"], i + 1, 1_000 + i)
+            assert await served.post(query(enter), body) == (200, OK)
+        for i in range(5):
+            gone = member_leave_body(
+                f"u{i}", "room-test", [f"u{i}"], 19 - i, 2_000 + i, leave_type="Leave", reason=""
+            )
+            assert await served.post(query(leave), gone) == (200, OK)
+        assert await served.store.query() == []  # not a row per callback
+        for _ in range(100):
+            rows = await served.store.query()
+            if rows:
+                break
+            await asyncio.sleep(0.05)
+        counted = sorted((r.verb, (r.patch or {}).get("count")) for r in rows)
+        assert counted == [("member-enter", 20), ("member-leave", 5)]
+        assert {r.room_id for r in rows} == {"room-test"}
 
 
 async def test_the_queue_is_bounded_and_a_full_one_answers_503(
