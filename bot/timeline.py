@@ -264,7 +264,11 @@ async def build_timeline(store: AuditStore, window: Window) -> Timeline:
                 continue
             entry = entries[record.request_key] = _entry_of_record(record, rooms)
         _apply_record(entry, record)
-    ordered = sorted(entries.values(), key=lambda e: (e.at, e.row_ids[:1], e.request_key))
+    # At the same moment, what wrote rows comes before what is only on record (a change before
+    # the revert its begin transaction scheduled).
+    ordered = sorted(
+        entries.values(), key=lambda e: (e.at, not e.row_ids, e.row_ids[:1], e.request_key)
+    )
     return Timeline(window=window, entries=ordered, traffic=traffic)
 
 

@@ -661,3 +661,15 @@ async def test_a_revert_the_approval_table_names_waits_for_a_second_person(
     assert reverted.kind is RunKind.REVERT
     assert emulator.rooms["room-1"]["IsAudioDisabled"] is False
     assert emulator.rooms["room-2"]["IsAudioDisabled"] is False
+
+
+async def test_before_its_time_the_timeline_shows_the_change_then_its_scheduled_revert(
+    bots: Bots, emulator: RoomEngineEmulator
+) -> None:
+    bot = await bots.open("a")
+    await bot.run("mute-all room-1 --for 30m")
+    timeline = await build_timeline(bot.store, Window(0.0, 4e9))
+    change, revert = (" ".join(entry_lines(e)) for e in timeline.entries)
+    assert "mute-all room-1 for 30m — 1 ok" in change
+    assert "revert room-1" in revert
+    assert "scheduled for " in revert
