@@ -28,7 +28,17 @@ import aiohttp
 from bench.machine import describe_machine, git_commit, loadavg
 from bench.procs import REPO_ROOT, pin
 from bench.report import ScenarioResult, Table, write_json
-from bench.scenarios import ack, bulk, callbacks, costs, e2e, memory, replicas, scrape
+from bench.scenarios import (
+    ack,
+    bulk,
+    callbacks,
+    costs,
+    e2e,
+    memory,
+    replicas,
+    scrape,
+    timeline,
+)
 from bench.stack import Placement, RunContext, Variant
 
 SCENARIOS: dict[str, Callable[[RunContext], Awaitable[ScenarioResult]]] = {
@@ -40,6 +50,7 @@ SCENARIOS: dict[str, Callable[[RunContext], Awaitable[ScenarioResult]]] = {
     "replicas": replicas.run,
     "scrape": scrape.run,
     "callbacks": callbacks.run,
+    "timeline": timeline.run,
 }
 #: No scenario may run longer than this, whatever happens.
 SCENARIO_TIMEOUT_S = 900.0
