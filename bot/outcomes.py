@@ -231,6 +231,10 @@ class PendingTimer:
     user_id: str
     due: float
     channel_id: str | None
+    #: (who, with which verb) set every field again through roombot since (`timers` only): the
+    #: revert will then set nothing back. None while something is still to go back (or when it
+    #: was not looked at).
+    superseded_by: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

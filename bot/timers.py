@@ -31,7 +31,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from bot import metrics
@@ -378,11 +378,38 @@ class Timers:
     # -- what people see and do ----------------------------------------------------------------
 
     async def view(self, rooms: tuple[str, ...] = ()) -> TimersView:
-        """`timers [ROOM...]`: `pending`, or why the store could not say."""
+        """`timers [ROOM...]`: `pending`, each saying when a later change through roombot set
+        every field again (its revert will set nothing back), or why the store could not say."""
         try:
-            return TimersView(rooms=rooms, timers=tuple(await self.pending(rooms)))
+            timers = [
+                replace(timer, superseded_by=await self._superseded_by(timer))
+                for timer in await self.pending(rooms)
+            ]
         except AuditError as exc:
             return TimersView(rooms=rooms, problem=f"the audit store could not be read ({exc})")
+        return TimersView(rooms=rooms, timers=tuple(timers))
+
+    async def _superseded_by(self, timer: Timer) -> tuple[str, str] | None:
+        """Who set every field of `timer`'s change again through roombot since (the newest), or
+        None while any field is still to go back. Reads the change's rows and each room's
+        trail, no Room Engine call: what the revert will read of the rooms may leave more alone."""
+        keys = {timer.reverts, timer.request_key}
+        rows = [r for r in await self._store.rows_for_request(timer.reverts) if _in_place(r)]
+        if not rows:
+            return None
+        who: list[tuple[str, str]] = []
+        for row in rows:
+            fields = {name: None for name in row.patch or {} if name in (row.previous or {})}
+            if not fields:
+                continue
+            later = await self._store.query(
+                room=row.room_id, since=row.created_at, limit=_TRAIL_LIMIT
+            )
+            again = _set_again(later, row, fields, keys)
+            if set(again) != set(fields):
+                return None
+            who += [(user, verb or "") for user, verb, _ in again.values()]
+        return who[-1] if who else None
 
     async def pending(self, rooms: tuple[str, ...] = ()) -> list[Timer]:
         """The timers still to run, soonest first (those touching `rooms`, when given)."""

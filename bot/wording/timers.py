@@ -122,11 +122,19 @@ def timers_lines(style: Style, view: TimersView, now: float) -> list[str]:
             what = f"seats {', '.join(map(str, command.seats))}: {what}"
         rooms = ", ".join(style.literal(room) for room in command.rooms[:10])
         more = f" and {len(command.rooms) - 10} more" if len(command.rooms) > 10 else ""
-        lines.append(
+        line = (
             f"⏰ {rooms}{more} — {what or command.verb} "
             f"({style.literal('/room ' + command.verb)} by {style.user(timer.user_id)}), "
             f"{reverts_line(timer.due, now)}"
         )
+        if timer.superseded_by:
+            user, verb = timer.superseded_by
+            with_verb = f" with {style.literal('/room ' + verb)}" if verb else ""
+            line += (
+                f" — superseded: set again since by {style.user(user)}{with_verb}, so it will "
+                "set nothing back"
+            )
+        lines.append(line)
     return lines
 
 

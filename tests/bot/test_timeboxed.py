@@ -22,6 +22,7 @@ from bot import metrics
 from bot.audit import AuditStore, NewEntry, Outcome, RequestState, Source
 from bot.audit.sql import Body, Query
 from bot.budget import RateBudget
+from bot.console.text import PLAIN
 from bot.outcomes import Approved, DryRun, Rejected, RunKind, RunResult
 from bot.policy import known_verbs, load_policy
 from bot.requests.delivery import Deliveries, Delivery
@@ -30,6 +31,7 @@ from bot.service import RoomService
 from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 from bot.timeline import Window, build_timeline, entry_lines
+from bot.wording.timers import timers_lines
 from testkit.clock import FakeClock
 from tests.bot.corekit import actor, plan_for, room_of
 from tests.bot.requestkit import RecordingDelivery, Replicas, replicas
@@ -245,7 +247,17 @@ async def test_a_later_permanent_change_supersedes_the_timer(
 ) -> None:
     bot = await bots.open("a")
     await bot.run("mute-all room-1 --for 30m")
+    assert bot.service.timers is not None
+    [listed] = (await bot.service.timers.view()).timers
+    assert listed.superseded_by is None
     await bot.run("mute-all room-1")  # the same value, meant to stay
+    # `timers` says so before it falls due.
+    [listed] = (await bot.service.timers.view()).timers
+    assert listed.superseded_by == (ALICE, "mute-all")
+    [line] = timers_lines(PLAIN, await bot.service.timers.view(), NOW)[1:]
+    assert line.endswith(
+        f"superseded: set again since by {ALICE} with /room mute-all, so it will set nothing back"
+    )
     sent = len(updates(emulator))
     await bots.age(bot, 1801)
     await bot.loop.tick()
@@ -264,6 +276,9 @@ async def test_a_later_change_of_another_field_does_not_supersede(
     bot = await bots.open("a")
     await bot.run("mute-all room-1 --for 30m")
     await bot.run("disable-chat room-1")
+    assert bot.service.timers is not None
+    [listed] = (await bot.service.timers.view()).timers
+    assert listed.superseded_by is None
     await bots.age(bot, 1801)
     await bot.loop.tick()
     room = emulator.rooms["room-1"]
