@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import partial
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
@@ -220,7 +221,9 @@ def register_all(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRun
     mentions.register(app, presenter, runtime)
     actions.register(app, presenter.service, runtime)
     timer_actions.register(app, presenter.service, runtime)
-    approvals_slack.register(app, presenter.service.approvals, runtime)
+    approvals_slack.register(
+        app, presenter.service.approvals, runtime, partial(home.publish_home, presenter.service)
+    )
     modal.register(app, presenter, runtime)
     cards.register(app, presenter, runtime)
     home.register(app, presenter, runtime)

@@ -16,8 +16,8 @@ A refused click is told privately.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -125,8 +125,18 @@ def register_notices(approvals: Approvals, client: AsyncWebClient) -> None:
     approvals.register("slack", build)
 
 
-def register(app: AsyncApp, approvals: Approvals | None, runtime: SlackRuntime) -> None:
-    """Attach Approve, Deny and the Deny modal to `app`."""
+#: Draws a user's App Home again (after a decision taken there).
+Republish = Callable[[AsyncWebClient, str], Awaitable[None]]
+
+
+def register(
+    app: AsyncApp,
+    approvals: Approvals | None,
+    runtime: SlackRuntime,
+    republish: Republish | None = None,
+) -> None:
+    """Attach Approve, Deny and the Deny modal to `app`; a decision taken on the App Home
+    draws it again with `republish`."""
 
     @app.action(ab.ACTION_APPROVE)
     async def on_approve(
@@ -134,7 +144,15 @@ def register(app: AsyncApp, approvals: Approvals | None, runtime: SlackRuntime) 
     ) -> None:
         await ack()
         key = str(body["actions"][0].get("value") or "")
-        runtime.tasks.spawn(_approve(approvals, actor_of(context), key, body, client))
+        actor = actor_of(context)
+        runtime.tasks.spawn(
+            _then_home(
+                _approve(approvals, actor, key, body, client),
+                republish if _on_home(body) else None,
+                client,
+                actor.user_id,
+            )
+        )
 
     @app.action(ab.ACTION_DENY)
     async def on_deny(
@@ -142,21 +160,66 @@ def register(app: AsyncApp, approvals: Approvals | None, runtime: SlackRuntime) 
     ) -> None:
         await ack()
         key = str(body["actions"][0].get("value") or "")
+        home = _on_home(body)
         try:
-            await client.views_open(trigger_id=body["trigger_id"], view=ab.deny_modal(key))
+            await client.views_open(
+                trigger_id=body["trigger_id"], view=ab.deny_modal(key + (_HOME if home else ""))
+            )
         except SLACK_FAILURES as exc:
             log.info("no Deny modal (%s): denying without a reason", slack_error(exc))
-            runtime.tasks.spawn(_deny(approvals, actor_of(context), key, None, body, client))
+            actor = actor_of(context)
+            runtime.tasks.spawn(
+                _then_home(
+                    _deny(approvals, actor, key, None, body, client),
+                    republish if home else None,
+                    client,
+                    actor.user_id,
+                )
+            )
 
     @app.view(ab.DENY_VIEW)
     async def on_deny_reason(
         ack: AsyncAck, view: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()
-        key = str(view.get("private_metadata") or "")
+        metadata = str(view.get("private_metadata") or "")
+        key, home = metadata.removesuffix(_HOME), metadata.endswith(_HOME)
         values = (view.get("state") or {}).get("values") or {}
         reason = ((values.get(ab.DENY_BLOCK) or {}).get(ab.DENY_INPUT) or {}).get("value")
-        runtime.tasks.spawn(_deny(approvals, actor_of(context), key, reason, None, client))
+        actor = actor_of(context)
+        runtime.tasks.spawn(
+            _then_home(
+                _deny(approvals, actor, key, reason, None, client),
+                republish if home else None,
+                client,
+                actor.user_id,
+            )
+        )
+
+
+#: Marks a Deny modal opened from the App Home (its `private_metadata` is the request key).
+_HOME: Final = "|home"
+
+
+def _on_home(body: Mapping[str, Any]) -> bool:
+    """True for a click on the App Home tab."""
+    return str((body.get("view") or {}).get("type") or "") == "home"
+
+
+async def _then_home(
+    decision: Awaitable[None],
+    republish: Republish | None,
+    client: AsyncWebClient,
+    user_id: str,
+) -> None:
+    """The decision, then (taken on the App Home) that Home drawn again without it."""
+    await decision
+    if republish is None:
+        return
+    try:
+        await republish(client, user_id)
+    except SLACK_FAILURES as exc:
+        log.warning("could not redraw %s's Home: %s", user_id, slack_error(exc))
 
 
 async def _approve(

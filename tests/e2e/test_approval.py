@@ -214,6 +214,10 @@ async def test_the_app_home_lists_requests_awaiting_the_viewers_approval_with_th
         assert len(stack.tencent_calls()) == 1
         assert f"Approved by <@{BOB}>" in stack.slack.messages(GENERAL)[0]["text"]
         assert request["ts"] == stack.slack.messages(GENERAL)[0]["ts"]
+        # The Home tab it was approved from is drawn again, without it.
+        redrawn = stack.slack.home_view(BOB)
+        assert redrawn is not None
+        assert "Awaiting your approval" not in str(redrawn["blocks"])
 
 
 async def test_an_expired_request_is_told_in_the_thread_and_the_approvals_channel(
