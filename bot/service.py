@@ -40,13 +40,14 @@ from bot.audit import (
 from bot.commands import (
     VERBS,
     Command,
+    InvalidValue,
     ParseError,
     VerbKind,
     parse_command,
     render_help,
     render_verb_help,
 )
-from bot.commands.window import DEFAULT_TIMELINE_MAX_S
+from bot.commands.window import DEFAULT_TIMELINE_MAX_S, WindowSpec, resolve_window
 from bot.defaults import (
     CONFIRM_ABOVE,
     CONFIRMATION_TTL_S,
@@ -215,6 +216,16 @@ class RoomService:
             return Rejected(message=exc.message, usage=exc.usage)
         if command.spec.kind is VerbKind.HELP:
             return HelpReply(text=await self.help_text(actor, topic=command.topic))
+        if command.spec.windowed:
+            # A window refused (too wide, reversed, in the future) is said in the ack.
+            try:
+                resolve_window(
+                    command.window or WindowSpec(), now=self._wall(), max_s=self._timeline_max_s
+                )
+            except InvalidValue as exc:
+                invalid = entry(actor, None, text, outcome=Outcome.INVALID, detail=str(exc))
+                await self._record_refusal([invalid], defer)
+                return Rejected(message=str(exc), usage=command.spec.usage)
         decision = await self.authorize(command.verb, actor)
         if not decision.allowed:
             denied = entries(actor, command, text, outcome=Outcome.DENIED, detail=decision.reason)

@@ -352,12 +352,17 @@ async def test_the_story_of_an_incident_in_order(core: Core) -> None:
 
 
 async def test_a_refused_window_is_one_line(make_core: CoreFactory) -> None:
+    """Refused at once (in Slack: in the ack), in one line and the usage, and audited."""
     core = await make_core()
-    answer = await _timeline(core, "timeline --since 30d")
+    answer = await Presenter(core.service, TextRenderer()).answer("timeline --since 30d", actor())
+    assert isinstance(answer, Answer)
     assert not answer.ok
-    assert answer.message.startswith("❌ No timeline: the window from ")
-    assert "(ROOMBOT_TIMELINE_MAX)" in answer.message
-    assert len(answer.message.splitlines()) == 1
+    line, usage = answer.message.splitlines()
+    assert line.startswith("❌ the window from ")
+    assert "the most is 7d (ROOMBOT_TIMELINE_MAX)" in line
+    assert usage == "Usage: /room timeline [ROOM...] [--since 2h | --from T --to T]"
+    [row] = await core.store.query(limit=5)
+    assert (row.outcome, row.raw_text) == (Outcome.INVALID, "timeline --since 30d")
 
 
 async def test_a_request_for_many_rooms_is_one_entry_with_its_failures(
