@@ -166,7 +166,11 @@ class Approvals:
         """Why a request whose time came (a time-boxed change's revert) must first wait for a
         second person, having asked for it; None when it may run now. It waits when the table
         would demand approval for that plan itself (DESIGN §2.12: "a mass unmute of 200 rooms
-        does need approval"), asked once, as a request of its own, in the same thread."""
+        does need approval"), asked once, as a request of its own, in the same thread. Only a
+        revert: any other request that falls due (an approved one a survivor took over) was
+        approved already."""
+        if plan.kind is not RunKind.REVERT:
+            return None
         why = self.why(plan)
         if why is None:
             return None

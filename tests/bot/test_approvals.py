@@ -23,7 +23,7 @@ from bot.approvals import Approvals
 from bot.audit import AuditStore, Outcome, RequestRecord, RequestState
 from bot.audit.records import ApprovalDecision
 from bot.budget import RateBudget
-from bot.outcomes import Actor, ApprovalPending, Plan, Rejected, RunResult, Source
+from bot.outcomes import Actor, ApprovalPending, Plan, Rejected, RunKind, RunResult, Source
 from bot.policy import Decision, Policy, Role, known_verbs
 from bot.policy.approval import ApprovalRule
 from bot.requests.delivery import Deliveries, Delivery
@@ -541,3 +541,15 @@ async def test_the_timeline_shows_who_asked_and_who_approved_or_denied(
     assert f"{ALICE} (button) mute-all room-2" in approved
     assert f"approved by {ERIN} at " in approved
     assert "1 ok, RequestId Id-" in approved
+
+
+async def test_only_a_revert_is_held_for_approval_when_it_falls_due(setup: Setup) -> None:
+    """A due request that is no revert (an approved one a survivor carries out) was approved
+    already: it is never asked for again."""
+    a = await setup.node("a")
+    plan = mute()
+    assert a.approvals.why(plan) is not None  # the table names it
+    assert await a.approvals.hold_due(plan, a.delivery) is None
+    assert setup.notices.asked == []
+    revert = replace(plan, kind=RunKind.REVERT)
+    assert await a.approvals.hold_due(revert, a.delivery) is None  # a mute's revert: no rule
