@@ -16,7 +16,7 @@ A refused click is told privately.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Final
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -138,6 +138,12 @@ def register(
     """Attach Approve, Deny and the Deny modal to `app`; a decision taken on the App Home
     draws it again with `republish`."""
 
+    def decide(
+        decision: Coroutine[Any, Any, None], client: AsyncWebClient, user_id: str, home: bool
+    ) -> None:
+        """Run `decision` after the ack; on the App Home, draw it again afterwards."""
+        runtime.tasks.spawn(_then_home(decision, republish if home else None, client, user_id))
+
     @app.action(ab.ACTION_APPROVE)
     async def on_approve(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
@@ -145,14 +151,8 @@ def register(
         await ack()
         key = str(body["actions"][0].get("value") or "")
         actor = actor_of(context)
-        runtime.tasks.spawn(
-            _then_home(
-                _approve(approvals, actor, key, body, client),
-                republish if _on_home(body) else None,
-                client,
-                actor.user_id,
-            )
-        )
+        approving = _approve(approvals, actor, key, body, client)
+        decide(approving, client, actor.user_id, _on_home(body))
 
     @app.action(ab.ACTION_DENY)
     async def on_deny(
@@ -168,14 +168,7 @@ def register(
         except SLACK_FAILURES as exc:
             log.info("no Deny modal (%s): denying without a reason", slack_error(exc))
             actor = actor_of(context)
-            runtime.tasks.spawn(
-                _then_home(
-                    _deny(approvals, actor, key, None, body, client),
-                    republish if home else None,
-                    client,
-                    actor.user_id,
-                )
-            )
+            decide(_deny(approvals, actor, key, None, body, client), client, actor.user_id, home)
 
     @app.view(ab.DENY_VIEW)
     async def on_deny_reason(
@@ -187,14 +180,7 @@ def register(
         values = (view.get("state") or {}).get("values") or {}
         reason = ((values.get(ab.DENY_BLOCK) or {}).get(ab.DENY_INPUT) or {}).get("value")
         actor = actor_of(context)
-        runtime.tasks.spawn(
-            _then_home(
-                _deny(approvals, actor, key, reason, None, client),
-                republish if home else None,
-                client,
-                actor.user_id,
-            )
-        )
+        decide(_deny(approvals, actor, key, reason, None, client), client, actor.user_id, home)
 
 
 #: Marks a Deny modal opened from the App Home (its `private_metadata` is the request key).
@@ -207,7 +193,7 @@ def _on_home(body: Mapping[str, Any]) -> bool:
 
 
 async def _then_home(
-    decision: Awaitable[None],
+    decision: Coroutine[Any, Any, None],
     republish: Republish | None,
     client: AsyncWebClient,
     user_id: str,
