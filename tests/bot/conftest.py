@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
+from bot.tencent.client import RoomEngineClient
+from bot.tencent.emulator import RoomEngineEmulator
 from tests.bot.corekit import Core, open_core
+from tests.bot.requestkit import emulator_client
 
 #: Builds a core with `open_core`'s options; it is shut down when the test ends.
 CoreFactory = Callable[..., Awaitable[Core]]
@@ -31,3 +34,10 @@ async def core(make_core: CoreFactory) -> Core:
     """The service over the emulator (rooms `room-test`, `room-2`, `room-3`) and an in-memory
     audit store; ALICE is allow-listed, nobody else is granted anything."""
     return await make_core()
+
+
+@pytest.fixture
+async def client(emulator: RoomEngineEmulator) -> AsyncIterator[RoomEngineClient]:
+    """A client of the requesting module's `emulator` fixture (`requestkit.emulator_client`)."""
+    async with emulator_client(emulator) as made:
+        yield made

@@ -23,14 +23,20 @@ from typing import Any, TypeVar
 from bot.audit import AuditStore, NewEntry, NewRequest, open_store
 from bot.audit.factory import open_dialect
 from bot.audit.sql import Body, Query
+from bot.budget import RateBudget
 from bot.outcomes import Plan, Progress, RunResult
 from bot.requests.takeover import TakeoverReport
+from bot.tencent.client import RetryPolicy, RoomEngineClient
+from bot.tencent.emulator import RoomEngineEmulator
 from testkit.clock import FakeClock
 
 S = TypeVar("S", bound=AuditStore)
 
 #: A lease's life in these tests (seconds of fake time).
 LEASE_S = 30.0
+#: The emulator's app and key in the request-life tests (`emulator_client`).
+APP = 1400000000
+KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 SLACK = {"adapter": "slack", "channel": "C1", "user": "U111", "parent_ts": None}
 MUTE = {"IsAudioDisabled": True}
 
@@ -184,3 +190,18 @@ class RecordingDelivery:
     def of(self, kind: str) -> list[Any]:
         """What each call of `kind` was given."""
         return [value for k, value in self.events if k == kind]
+
+
+@asynccontextmanager
+async def emulator_client(emulator: RoomEngineEmulator) -> AsyncIterator[RoomEngineClient]:
+    """A client of `emulator` (made with `APP` and `KEY`): no retries, a budget that never
+    paces these tests."""
+    async with RoomEngineClient(
+        base_url=emulator.base_url,
+        sdkappid=APP,
+        secret_key=KEY,
+        admin_id="administrator",
+        rate_budget=RateBudget(200),
+        retry=RetryPolicy(max_attempts=1),
+    ) as client:
+        yield client

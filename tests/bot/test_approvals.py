@@ -22,7 +22,6 @@ import pytest
 from bot.approvals import Approvals
 from bot.audit import AuditStore, Outcome, RequestRecord, RequestState
 from bot.audit.records import ApprovalDecision
-from bot.budget import RateBudget
 from bot.outcomes import Actor, ApprovalPending, Plan, Rejected, RunKind, RunResult, Source
 from bot.policy import Decision, Policy, Role, known_verbs
 from bot.policy.approval import ApprovalRule
@@ -33,15 +32,13 @@ from bot.requests.life import RequestLife
 from bot.requests.loop import RequestLoop
 from bot.requests.recorder import AuditRecorder
 from bot.requests.runner import Runner
-from bot.tencent.client import RetryPolicy, RoomEngineClient
+from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 from bot.timeline import Window, build_timeline, entry_lines
 from testkit.clock import FakeClock
 from tests.bot.corekit import plan_for, room_of
-from tests.bot.requestkit import RecordingDelivery, Replicas, new_request, replicas
+from tests.bot.requestkit import APP, KEY, RecordingDelivery, Replicas, new_request, replicas
 
-APP = 1400000000
-KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 REPLY = {"adapter": "test", "channel": "C0GENERAL1"}
 NOW = 1_700_000_000.0
 GENERAL = "C0GENERAL1"
@@ -77,19 +74,6 @@ async def emulator() -> AsyncIterator[RoomEngineEmulator]:
     await emu.start()
     yield emu
     await emu.stop()
-
-
-@pytest.fixture
-async def client(emulator: RoomEngineEmulator) -> AsyncIterator[RoomEngineClient]:
-    async with RoomEngineClient(
-        base_url=emulator.base_url,
-        sdkappid=APP,
-        secret_key=KEY,
-        admin_id="administrator",
-        rate_budget=RateBudget(200),
-        retry=RetryPolicy(max_attempts=1),
-    ) as c:
-        yield c
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import pytest
 
 from bot import metrics
 from bot.audit import AuditStore, Outcome, RequestRecord, RequestState
-from bot.budget import RateBudget
 from bot.outcomes import Plan
 from bot.requests.delivery import Deliveries, Delivery
 from bot.requests.due import DueRequests, NothingToRun
@@ -30,14 +29,12 @@ from bot.requests.life import RequestLife
 from bot.requests.loop import RequestLoop
 from bot.requests.recorder import AuditRecorder
 from bot.requests.runner import Runner
-from bot.tencent.client import RetryPolicy, RoomEngineClient
+from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 from testkit.clock import FakeClock
 from tests.bot.corekit import plan_for, room_of
-from tests.bot.requestkit import RecordingDelivery, Replicas, new_request, replicas
+from tests.bot.requestkit import APP, KEY, RecordingDelivery, Replicas, new_request, replicas
 
-APP = 1400000000
-KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 REPLY = {"adapter": "test", "channel": "C1", "parent_ts": "1700000000.000100"}
 NOW = 1_700_000_000.0
 
@@ -48,19 +45,6 @@ async def emulator() -> AsyncIterator[RoomEngineEmulator]:
     await emu.start()
     yield emu
     await emu.stop()
-
-
-@pytest.fixture
-async def client(emulator: RoomEngineEmulator) -> AsyncIterator[RoomEngineClient]:
-    async with RoomEngineClient(
-        base_url=emulator.base_url,
-        sdkappid=APP,
-        secret_key=KEY,
-        admin_id="administrator",
-        rate_budget=RateBudget(200),
-        retry=RetryPolicy(max_attempts=1),
-    ) as c:
-        yield c
 
 
 @pytest.fixture

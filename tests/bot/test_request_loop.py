@@ -19,17 +19,18 @@ from typing import Any
 import pytest
 
 from bot.audit import AuditError, AuditStore, Outcome, RequestState, open_store
-from bot.budget import RateBudget
 from bot.requests.delivery import Deliveries, Delivery
 from bot.requests.leases import LeaseBook
 from bot.requests.loop import RequestLoop
 from bot.requests.plans import plan_to_json
 from bot.requests.takeover import VERDICT_DETAILS, TakeoverReport
-from bot.tencent.client import RetryPolicy, RoomEngineClient
+from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 from testkit.clock import FakeClock
 from tests.bot.corekit import plan_for
 from tests.bot.requestkit import (
+    APP,
+    KEY,
     LEASE_S,
     RecordingDelivery,
     Replicas,
@@ -39,8 +40,6 @@ from tests.bot.requestkit import (
     replicas,
 )
 
-APP = 1400000000
-KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 REPLY = {"adapter": "test", "channel": "C1", "parent_ts": "1700000000.000100"}
 
 
@@ -54,19 +53,6 @@ async def emulator() -> AsyncIterator[RoomEngineEmulator]:
     await emu.start()
     yield emu
     await emu.stop()
-
-
-@pytest.fixture
-async def client(emulator: RoomEngineEmulator) -> AsyncIterator[RoomEngineClient]:
-    async with RoomEngineClient(
-        base_url=emulator.base_url,
-        sdkappid=APP,
-        secret_key=KEY,
-        admin_id="administrator",
-        rate_budget=RateBudget(200),
-        retry=RetryPolicy(max_attempts=1),
-    ) as c:
-        yield c
 
 
 @pytest.fixture

@@ -24,18 +24,15 @@ from bot.audit import (
     TakenRequest,
 )
 from bot.audit.rows import Completion
-from bot.budget import RateBudget
 from bot.models import RoomSnapshot
 from bot.requests.plans import plan_to_json
 from bot.requests.takeover import VERDICT_DETAILS, take_over
-from bot.tencent.client import RetryPolicy, RoomEngineClient
+from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 from testkit.clock import FakeClock
 from tests.bot.corekit import plan_for
-from tests.bot.requestkit import LEASE_S, Replicas, new_request, replicas
+from tests.bot.requestkit import APP, KEY, LEASE_S, Replicas, new_request, replicas
 
-APP = 1400000000
-KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 REPLY = {"adapter": "slack", "channel": "C1", "parent_ts": "1700000000.000100"}
 MUTE = {"IsAudioDisabled": True}
 LOCKDOWN = {
@@ -62,19 +59,6 @@ async def emulator() -> AsyncIterator[RoomEngineEmulator]:
     await emu.start()
     yield emu
     await emu.stop()
-
-
-@pytest.fixture
-async def client(emulator: RoomEngineEmulator) -> AsyncIterator[RoomEngineClient]:
-    async with RoomEngineClient(
-        base_url=emulator.base_url,
-        sdkappid=APP,
-        secret_key=KEY,
-        admin_id="administrator",
-        rate_budget=RateBudget(200),
-        retry=RetryPolicy(max_attempts=1),
-    ) as c:
-        yield c
 
 
 @pytest.fixture

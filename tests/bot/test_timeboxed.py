@@ -21,23 +21,20 @@ import pytest
 from bot import metrics
 from bot.audit import AuditStore, NewEntry, Outcome, RequestState, Source
 from bot.audit.sql import Body, Query
-from bot.budget import RateBudget
 from bot.console.text import PLAIN
 from bot.outcomes import Approved, DryRun, Rejected, RunKind, RunResult
 from bot.policy import known_verbs, load_policy
 from bot.requests.delivery import Deliveries, Delivery
 from bot.requests.loop import RequestLoop
 from bot.service import RoomService
-from bot.tencent.client import RetryPolicy, RoomEngineClient
+from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 from bot.timeline import Window, build_timeline, entry_lines
 from bot.wording.timers import timers_lines
 from testkit.clock import FakeClock
 from tests.bot.corekit import actor, plan_for, room_of
-from tests.bot.requestkit import RecordingDelivery, Replicas, replicas
+from tests.bot.requestkit import APP, KEY, RecordingDelivery, Replicas, replicas
 
-APP = 1400000000
-KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 REPLY = {"adapter": "test", "channel": "C1", "parent_ts": "1700000000.000100"}
 NOW = 1_700_000_000.0
 ALICE = "U0ALICE01"
@@ -51,19 +48,6 @@ async def emulator() -> AsyncIterator[RoomEngineEmulator]:
     await emu.start()
     yield emu
     await emu.stop()
-
-
-@pytest.fixture
-async def client(emulator: RoomEngineEmulator) -> AsyncIterator[RoomEngineClient]:
-    async with RoomEngineClient(
-        base_url=emulator.base_url,
-        sdkappid=APP,
-        secret_key=KEY,
-        admin_id="administrator",
-        rate_budget=RateBudget(200),
-        retry=RetryPolicy(max_attempts=1),
-    ) as c:
-        yield c
 
 
 def _age_timers(seconds: float) -> Body[None]:
