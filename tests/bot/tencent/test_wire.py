@@ -145,6 +145,19 @@ async def test_a_closed_wire_sends_nothing(wire: AiohttpWire) -> None:
     assert info.value.sent is False
 
 
+def _client(url: str, *, timeout_s: float) -> RoomEngineClient:
+    """The real client (on the aiohttp wire) at `url`: one attempt, a budget that never paces."""
+    return RoomEngineClient(
+        base_url=url,
+        sdkappid=1400000000,
+        secret_key=KEY,
+        admin_id="administrator",
+        rate_budget=RateBudget(200),
+        retry=RetryPolicy(max_attempts=1),
+        timeout_s=timeout_s,
+    )
+
+
 async def test_through_the_client_failures_read_as_before_and_never_show_the_usersig() -> None:
     async def close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
@@ -152,27 +165,11 @@ async def test_through_the_client_failures_read_as_before_and_never_show_the_use
 
     server, url = await _serve(close)
     async with server:
-        client = RoomEngineClient(
-            base_url=url,
-            sdkappid=1400000000,
-            secret_key=KEY,
-            admin_id="administrator",
-            rate_budget=RateBudget(200),
-            retry=RetryPolicy(max_attempts=1),
-            timeout_s=0.5,
-        )
+        client = _client(url, timeout_s=0.5)
         async with client:
             with pytest.raises(TransportError) as closed:
                 await client.get_room_info("room-1")
-    refused = RoomEngineClient(
-        base_url=f"http://127.0.0.1:{_free_port()}",
-        sdkappid=1400000000,
-        secret_key=KEY,
-        admin_id="administrator",
-        rate_budget=RateBudget(200),
-        retry=RetryPolicy(max_attempts=1),
-        timeout_s=0.5,
-    )
+    refused = _client(f"http://127.0.0.1:{_free_port()}", timeout_s=0.5)
     async with refused:
         with pytest.raises(TransportError) as down:
             await refused.get_room_info("room-1")
@@ -191,15 +188,7 @@ async def test_a_hang_through_the_client_is_a_timeout() -> None:
 
     server, url = await _serve(hang)
     async with server:
-        client = RoomEngineClient(
-            base_url=url,
-            sdkappid=1400000000,
-            secret_key=KEY,
-            admin_id="administrator",
-            rate_budget=RateBudget(200),
-            retry=RetryPolicy(max_attempts=1),
-            timeout_s=0.3,
-        )
+        client = _client(url, timeout_s=0.3)
         async with client:
             with pytest.raises(RequestTimeout) as info:
                 await client.get_room_info("room-1")
