@@ -215,7 +215,6 @@ async def build_bot(
 
 def register_all(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime) -> None:
     """Install the middleware and every listener on `app`."""
-    app.use(runtime.gate.track)
     app.use(attach_actor)
     commands.register(app, presenter, runtime)
     mentions.register(app, presenter, runtime)

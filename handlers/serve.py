@@ -71,7 +71,16 @@ def make_web_app(bot: Bot, ops: Operations | None = None) -> web.Application:
     )
     refusals = RefusalLog()
 
+    gate = bot.runtime.gate
+
     async def events(request: web.Request) -> web.Response:
+        gate.enter()  # background work steps aside until this request is answered
+        try:
+            return await _answer(request)
+        finally:
+            gate.leave()
+
+    async def _answer(request: web.Request) -> web.Response:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -167,6 +176,8 @@ async def serve_socket_mode(
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     runner, url = await _start(make_ops_app(bot, ops), sock)
+    # No door here: a request counts as being acknowledged inside bolt (HTTP counts at the door).
+    bot.app.use(bot.runtime.gate.track)
     handler = AsyncSocketModeHandler(bot.app, app_token)
     try:
         await handler.connect_async()  # type: ignore[no-untyped-call]

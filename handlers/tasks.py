@@ -25,12 +25,19 @@ class BackgroundTasks:
     At most `max_running` jobs run at once; the others wait their turn. The jobs share the event
     loop with the acks of new requests, which Slack wants within 3 s: without a bound, a burst
     of commands starts all its Slack and Room Engine calls at once and the acks queue behind
-    them. (The Room Engine rate budget already paces the calls; this bounds the rest.)
+    them. (The Room Engine rate budget already paces the calls; this bounds the rest.) A job
+    that has its place first awaits `before_start` (the ack gate: no request awaiting its ack).
     """
 
-    def __init__(self, max_running: int = MAX_RUNNING_JOBS) -> None:
+    def __init__(
+        self,
+        max_running: int = MAX_RUNNING_JOBS,
+        *,
+        before_start: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = asyncio.Semaphore(max_running)
+        self._before_start = before_start
 
     def spawn(
         self, coro: Coroutine[Any, Any, None], *, on_error: OnError | None = None
@@ -50,6 +57,8 @@ class BackgroundTasks:
 
     async def _run(self, coro: Coroutine[Any, Any, None], on_error: OnError | None) -> None:
         async with self._running:
+            if self._before_start is not None:
+                await self._before_start()
             try:
                 await coro
             except Exception:
