@@ -17,6 +17,7 @@ other subcommands must not pay for loading the database code.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, unquote, urlsplit
@@ -71,6 +72,20 @@ class DatabaseUrl:
     def secret(self) -> str:
         """The URL as configured, password included: only for connecting."""
         return self._url
+
+    def session_options(self, settings: Mapping[str, str | int]) -> str:
+        """libpq's `options` for a connection to this URL with `settings` (PostgreSQL parameters)
+        set at connection start: the URL's own `options`, then `-c name=value` for each.
+
+        Set this way, a parameter costs no statement and no transaction of its own (a `SET` on a
+        new pooled connection is one committed transaction each, which the database counts
+        against the writes of the moment).
+        """
+        from psycopg.conninfo import conninfo_to_dict  # only where PostgreSQL is used
+
+        own = str(conninfo_to_dict(self._url).get("options") or "")
+        added = " ".join(f"-c {name}={value}" for name, value in settings.items())
+        return f"{own} {added}".strip()
 
     @property
     def redacted(self) -> str:

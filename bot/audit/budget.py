@@ -578,14 +578,6 @@ class SharedRateBudget:
             self._pool_lock = asyncio.Lock()
         async with self._pool_lock:
             if self._pool is None:
-
-                async def configure(conn: _Connection) -> None:
-                    await conn.execute(f"SET statement_timeout = {_STATEMENT_TIMEOUT_MS:d}")
-                    # Slots live for a second or so: a grant need not wait for the disk. A
-                    # database crash could lose the last few grants; the calls they paced are
-                    # long over by the time it is back.
-                    await conn.execute("SET synchronous_commit = off")
-
                 pool: AsyncConnectionPool[_Connection] = AsyncConnectionPool(
                     self._url.secret(),
                     min_size=1,
@@ -594,8 +586,17 @@ class SharedRateBudget:
                     kwargs={
                         "autocommit": True,
                         "connect_timeout": max(2, round(self._connect_timeout_s)),
+                        # Set at connection start (a SET would be a transaction of its own).
+                        # Slots live for a second or so: a grant need not wait for the disk.
+                        # A database crash could lose the last few grants; the calls they
+                        # paced are long over by the time it is back.
+                        "options": self._url.session_options(
+                            {
+                                "statement_timeout": _STATEMENT_TIMEOUT_MS,
+                                "synchronous_commit": "off",
+                            }
+                        ),
                     },
-                    configure=configure,
                     timeout=self._connect_timeout_s,
                     name="roombot-rate-budget",
                 )

@@ -157,18 +157,20 @@ class PostgresDialect(Dialect):
         finally:
             await conn.close()
 
-        async def configure(new: Connection) -> None:
-            await new.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS:d}")
-            if read_only:
-                await new.execute("SET default_transaction_read_only = on")
-
+        session: dict[str, str | int] = {"statement_timeout": STATEMENT_TIMEOUT_MS}
+        if read_only:
+            session["default_transaction_read_only"] = "on"
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             url.secret(),
             min_size=1,
             max_size=pool_size,
             open=False,
-            kwargs={"autocommit": True, "connect_timeout": _libpq_timeout(pool_wait_s)},
-            configure=configure,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": _libpq_timeout(pool_wait_s),
+                # At connection start: a SET would be a transaction of its own.
+                "options": url.session_options(session),
+            },
             timeout=pool_wait_s,
             name="roombot-audit",
         )
