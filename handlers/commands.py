@@ -30,7 +30,7 @@ from handlers import modal
 from handlers.approval_blocks import WAIT_MARK
 from handlers.blocks import SLACK, Message
 from handlers.delivery import post_response_url
-from handlers.middleware import actor_of, received_at
+from handlers.middleware import acknowledged, actor_of, received_at
 from handlers.runtime import SlackRuntime
 from handlers.slack_delivery import SlackDelivery
 from handlers.timeline_file import deliver_timeline
@@ -90,6 +90,7 @@ def register(app: AsyncApp, presenter: Presenter[Message], runtime: SlackRuntime
             await ack(response_type="ephemeral", text=approval_pending_text(reply.approval))
         else:
             await ack()
+        acknowledged(context)  # its work may start once the other acks of a burst are out
         if time.monotonic() - received_at(context) > ACK_DEADLINE_S:
             log.warning("not running a command whose ack was late: user=%s", actor.user_id)
             tell = Message(text=_TOO_LATE)

@@ -15,6 +15,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.outcomes import Actor, Source
 from handlers.form import form_channel
+from handlers.runtime import ADMISSION_KEY, Admission
 
 _ACTOR_KEY = "roombot_actor"
 _RECEIVED_KEY = "roombot_received_at"
@@ -88,6 +89,14 @@ async def attach_actor(
     if actor is not None:
         context[_ACTOR_KEY] = actor
     return await next()
+
+
+def acknowledged(context: AsyncBoltContext) -> None:
+    """The listener's ack is out: background work need not wait for this request any more
+    (`handlers.runtime.AckGate`; bolt itself notices the ack up to 10 ms later)."""
+    admission = context.get(ADMISSION_KEY)
+    if isinstance(admission, Admission):
+        admission.done()
 
 
 def received_at(context: AsyncBoltContext) -> float:

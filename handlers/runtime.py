@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from handlers.tasks import BackgroundTasks
 from handlers.update_budget import UpdateBudget
@@ -41,13 +41,35 @@ class RecentIds:
         return True
 
 
+#: Where a request's `Admission` is kept in its bolt context (see `acknowledged`).
+ADMISSION_KEY: Final = "roombot_admission"
+
+
+class Admission:
+    """One request being acknowledged; `done` (idempotent) once its ack is out."""
+
+    __slots__ = ("_gate", "_open")
+
+    def __init__(self, gate: AckGate) -> None:
+        self._gate = gate
+        self._open = True
+
+    def done(self) -> None:
+        """The ack is out (or the request is over): stop holding background work for it."""
+        if self._open:
+            self._open = False
+            self._gate.leave()
+
+
 class AckGate:
     """Lets background work step aside while requests are waiting for their ack.
 
     Slack needs an ack within 3 s; the work after it has no deadline. A request counts as being
-    acknowledged from its arrival until its answer is out: HTTP mode counts it at the door
-    (`POST /slack/events`, from the body read to the response, parsing and signature check
-    included), Socket Mode through `track`, installed as bolt middleware. Under a burst, a
+    acknowledged from its arrival (`admit`) until its ack is out: HTTP mode admits it at the door
+    (`POST /slack/events`: parsing and the signature check included), Socket Mode through
+    `track`, installed as bolt middleware; either keeps the `Admission` in the bolt context, so a
+    listener that acks and then starts work says so at once (`handlers.middleware.acknowledged`)
+    rather than when bolt has noticed the ack (it looks every 10 ms). Under a burst, a
     background step (`wait_idle`: a job's start, each outside call of a request) waits until no
     request has been in flight for `quiet_s`, or `max_wait_s`, whichever is first, so a burst's
     acks are not queued behind the work of the commands before them and that work is never
@@ -77,6 +99,12 @@ class AckGate:
         """How many background steps are waiting for the acks right now."""
         return len(self._waiters)
 
+    def admit(self) -> Admission:
+        """A request arrived: background steps wait until its `Admission` is done (and every
+        other's)."""
+        self.enter()
+        return Admission(self)
+
     def enter(self) -> None:
         """A request arrived: background steps wait until it (and any other) is answered."""
         self._acking += 1
@@ -99,13 +127,15 @@ class AckGate:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def track(self, next: Callable[[], Awaitable[Any]]) -> Any:  # bolt passes `next`
-        """bolt middleware: count this request as 'being acknowledged' until its ack is out."""
-        self.enter()
+    async def track(self, context: Any, next: Callable[[], Awaitable[Any]]) -> Any:
+        """bolt middleware (bolt passes `context` and `next` by name): admit this request until
+        its ack is out, or bolt is done with it."""
+        admission = self.admit()
+        context[ADMISSION_KEY] = admission
         try:
             return await next()
         finally:
-            self.leave()
+            admission.done()
 
     async def wait_idle(self) -> None:
         """Return at once when no request awaits its ack; else when none has for `quiet_s`, or

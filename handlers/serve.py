@@ -42,6 +42,7 @@ from handlers.app import Bot
 from handlers.callbacks import add_callback_route
 from handlers.ingress import Refusal, RefusalLog, screen
 from handlers.ops import Operations, add_ops_routes
+from handlers.runtime import ADMISSION_KEY, Admission
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +75,13 @@ def make_web_app(bot: Bot, ops: Operations | None = None) -> web.Application:
     gate = bot.runtime.gate
 
     async def events(request: web.Request) -> web.Response:
-        gate.enter()  # background work steps aside until this request is answered
+        admission = gate.admit()  # background work steps aside until this request is acked
         try:
-            return await _answer(request)
+            return await _answer(request, admission)
         finally:
-            gate.leave()
+            admission.done()
 
-    async def _answer(request: web.Request) -> web.Response:
+    async def _answer(request: web.Request, admission: Admission) -> web.Response:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -94,6 +95,7 @@ def make_web_app(bot: Bot, ops: Operations | None = None) -> web.Application:
             body=screened,
             query=request.query_string,
             headers=request.headers,  # type: ignore[arg-type]
+            context={ADMISSION_KEY: admission},
         )
         bolt_response = await bot.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from handlers.runtime import AckGate, RecentIds
+from handlers.runtime import ADMISSION_KEY, AckGate, Admission, RecentIds
 from handlers.tasks import BackgroundTasks
 from handlers.update_budget import UpdateBudget
 from testkit.clock import FakeClock
@@ -55,7 +55,7 @@ async def test_ack_gate_holds_background_work_until_the_ack_is_out() -> None:
         order.append("acked")
         return "response"
 
-    acking = asyncio.create_task(gate.track(request))
+    acking = asyncio.create_task(gate.track({}, request))
     await asyncio.sleep(0)
     assert gate.acking == 1
 
@@ -76,7 +76,7 @@ async def test_ack_gate_holds_background_work_until_the_ack_is_out() -> None:
 async def test_ack_gate_never_starves_background_work() -> None:
     gate = AckGate(max_wait_s=0.05)
     never = asyncio.Event()
-    acking = asyncio.create_task(gate.track(never.wait))
+    acking = asyncio.create_task(gate.track({}, never.wait))
     await asyncio.sleep(0)
     started = time.monotonic()
     await gate.wait_idle()  # gives up waiting after max_wait_s
@@ -153,3 +153,29 @@ async def test_background_jobs_start_only_once_no_request_awaits_its_ack() -> No
     gate.leave()
     await asyncio.wait_for(ran.wait(), 2)
     assert await tasks.drain(2) == 0
+
+
+async def test_an_admission_ends_once_however_often_it_is_done() -> None:
+    gate = AckGate(max_wait_s=5, quiet_s=0)
+    first, second = gate.admit(), gate.admit()
+    first.done()
+    first.done()  # the listener said so, then the door: counted once
+    assert gate.acking == 1
+    second.done()
+    assert gate.acking == 0
+
+
+async def test_track_keeps_the_admission_in_the_context_for_the_listener() -> None:
+    gate = AckGate(max_wait_s=5, quiet_s=0)
+    context: dict[str, object] = {}
+    seen: list[int] = []
+
+    async def listener() -> None:
+        admission = context[ADMISSION_KEY]
+        assert isinstance(admission, Admission)
+        admission.done()  # acked: what follows in the listener holds nothing up
+        seen.append(gate.acking)
+
+    await gate.track(context, listener)
+    assert seen == [0]
+    assert gate.acking == 0
