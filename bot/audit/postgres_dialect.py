@@ -37,6 +37,10 @@ Connection = psycopg.AsyncConnection[TupleRow]
 
 #: Connections the store's pool may open (the rate budget has its own, smaller pool).
 POOL_SIZE: Final = 10
+#: Connections kept open even when idle: the loop's tick and one request's transaction often
+#: overlap, and a connection opened then costs the request a login (SCRAM: ~10 ms) and the
+#: database a transaction of its own, counted against the writes of the moment.
+MIN_POOL_SIZE: Final = 2
 #: How long the first connection (at start, `roombot check`) may take before `AuditError`.
 CONNECT_TIMEOUT_S: Final = 10.0
 #: How long a request waits for a pooled connection (or a reconnection) before `AuditError`.
@@ -162,7 +166,7 @@ class PostgresDialect(Dialect):
             session["default_transaction_read_only"] = "on"
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             url.secret(),
-            min_size=1,
+            min_size=min(MIN_POOL_SIZE, pool_size),
             max_size=pool_size,
             open=False,
             kwargs={

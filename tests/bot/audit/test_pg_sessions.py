@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bot.audit.budget import SharedRateBudget
-from bot.audit.postgres_dialect import STATEMENT_TIMEOUT_MS, PostgresDialect
+from bot.audit.postgres_dialect import MIN_POOL_SIZE, STATEMENT_TIMEOUT_MS, PostgresDialect
 from bot.dsn import DatabaseUrl
 
 
@@ -61,4 +61,20 @@ async def test_rate_budget_connections_start_with_their_settings(pg_url: str) ->
         assert timeout != "0"
     finally:
         await budget.aclose()
+        await dialect.close()
+
+
+@pytest.mark.postgres
+async def test_the_store_keeps_two_connections_open_so_the_loop_and_a_request_need_no_login(
+    pg_url: str,
+) -> None:
+    dialect = await PostgresDialect.connect(DatabaseUrl(pg_url))
+    try:
+        pool = dialect._pool
+        assert MIN_POOL_SIZE == 2
+        assert pool.get_stats()["pool_size"] == MIN_POOL_SIZE  # open before anyone asks
+        async with pool.connection(), pool.connection():  # a tick and a write at once
+            pass
+        assert pool.get_stats().get("connections_num", 0) == MIN_POOL_SIZE  # none opened since
+    finally:
         await dialect.close()
