@@ -59,18 +59,19 @@ async def _store_transactions(ctx: RunContext, server: Server) -> Counter[str]:
     return counts
 
 
-async def _xact_commits(url: str) -> int:
-    """The database's committed transactions so far; read from the server's `postgres`
+async def _xact_commits(url: str) -> tuple[int, int]:
+    """The database's committed transactions and the sessions opened on it so far (each
+    session's start commits one transaction of its own); read from the server's `postgres`
     database, so the reading is not counted. A backend reports its counts at most once a
     second, and an idle one within `STATS_FLUSH_S`: read after waiting that long."""
     name = urlsplit(url).path.lstrip("/")
     elsewhere = urlunsplit(urlsplit(url)._replace(path="/postgres"))
     async with await psycopg.AsyncConnection.connect(elsewhere, autocommit=True) as conn:
         cur = await conn.execute(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (name,)
+            "SELECT xact_commit, sessions FROM pg_stat_database WHERE datname = %s", (name,)
         )
         row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 async def run(ctx: RunContext) -> ScenarioResult:
@@ -115,7 +116,9 @@ async def run(ctx: RunContext) -> ScenarioResult:
         cpu = {name: cpu_seconds(s.pid) - cpu_before[name] for name, s in servers.items()}
         await asyncio.sleep(STATS_FLUSH_S)
         after = {name: await _store_transactions(ctx, s) for name, s in servers.items()}
-        commits = await _xact_commits(database) - commits_before
+        commits_after = await _xact_commits(database)
+        commits = commits_after[0] - commits_before[0]
+        sessions = commits_after[1] - commits_before[1]
         window_s = time.monotonic() - started
     measured: dict[str, dict[str, Any]] = {}
     for name in servers:
@@ -135,10 +138,19 @@ async def run(ctx: RunContext) -> ScenarioResult:
     pg = measured["PostgreSQL"]
     idle_pg = pg["all_store_transactions"] - pg["store_transactions_per_write"] * count
     pg["database_transactions"] = commits
+    pg["database_sessions_opened"] = sessions
     # The database counts the loop's idle transactions too: they are the replica's own count of
     # them (the same transactions), taken away.
     pg["database_transactions_per_write"] = (commits - idle_pg) / count
     return _result(measured, count)
+
+
+def _sessions_note(measured: dict[str, dict[str, Any]]) -> str:
+    opened = measured["PostgreSQL"].get("database_sessions_opened")
+    return (
+        f"Sessions opened on the database in the window: {opened} (pg_stat_database.sessions; "
+        "each one's start is a transaction in the database's count)."
+    )
 
 
 def _result(measured: dict[str, dict[str, Any]], count: int) -> ScenarioResult:
@@ -176,6 +188,7 @@ def _result(measured: dict[str, dict[str, Any]], count: int) -> ScenarioResult:
             "Database's own count: pg_stat_database.xact_commit over the same window, less the "
             "replica's idle transactions, ÷ writes (the database counts every transaction it "
             "committed, whoever made it).",
+            _sessions_note(measured),
             "Idle transactions: what a replica does whatever the traffic, per second over the "
             "window, not charged to the writes: its loop's look every tick for expired leases "
             "and due requests (find_work: one transaction a tick), and the readiness check's "
