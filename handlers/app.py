@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit import AuditStore, open_store
+from bot.audit.dialect import BudgetRider
 from bot.audit.retention import AuditPruner
 from bot.config import ConfigError, Settings
 from bot.policy import GroupDirectory, policy_from_settings
@@ -160,6 +161,8 @@ async def build_bot(
         log.warning("nobody may run any command: set ROOMBOT_ALLOWED_USERS or ROOMBOT_POLICY_FILE")
     # The store's budget: on PostgreSQL, one budget for every replica on the database.
     budget = audit.rate_budget(settings.roombot_rate_limit, app=settings.tencent_sdkappid)
+    if isinstance(budget, BudgetRider):
+        await budget.warm()  # its first use, under load, waits for no login
     tencent = tencent or RoomEngineClient.from_settings(settings, rate_budget=budget)
     service = RoomService(
         client=tencent,

@@ -330,6 +330,14 @@ class SharedRateBudget:
             return halved(self.rate)
         return self.rate
 
+    async def warm(self) -> None:
+        """Open the connections now, at start, rather than at the first grant or call end that
+        needs a transaction of its own: that one then waits for no login, and the database sees
+        the session start now, not among the writes of that moment. A failure is left for that
+        first use to meet (and report)."""
+        with contextlib.suppress(RateBudgetUnavailable):
+            await self._open_pool_or_fail()
+
     async def aclose(self) -> None:
         """Fail whoever still waits, write the pending ends (briefly), close the connections."""
         if self._closed:

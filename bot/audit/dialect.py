@@ -44,6 +44,9 @@ class BudgetRider(Protocol):
     def restore_ends(self, batch: list[tuple[int, float]]) -> None:
         """Take back ends a failed transaction did not write."""
 
+    async def warm(self) -> None:
+        """Open its own connections now (a server's start), not at their first use."""
+
 
 class Dialect(abc.ABC):
     """One database, as the store sees it."""

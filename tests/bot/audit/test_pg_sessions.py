@@ -78,3 +78,32 @@ async def test_the_store_keeps_two_connections_open_so_the_loop_and_a_request_ne
         assert pool.get_stats().get("connections_num", 0) == MIN_POOL_SIZE  # none opened since
     finally:
         await dialect.close()
+
+
+@pytest.mark.postgres
+async def test_a_warmed_rate_budget_has_its_connection_before_its_first_use(pg_url: str) -> None:
+    dialect = await PostgresDialect.connect(DatabaseUrl(pg_url))
+    budget = SharedRateBudget(DatabaseUrl(pg_url), rate_per_second=10)
+    try:
+        assert budget._pool is None  # opened at first use, unless warmed
+        await budget.warm()
+        assert budget._pool is not None
+        opened = budget._pool.get_stats().get("connections_num", 0)
+        await budget.acquire("update_room_info")
+        assert budget._pool.get_stats().get("connections_num", 0) == opened  # no login then
+    finally:
+        await budget.aclose()
+        await dialect.close()
+
+
+async def test_warming_a_budget_whose_database_is_gone_is_left_to_its_first_use() -> None:
+    budget = SharedRateBudget(
+        DatabaseUrl("postgresql://roombot@127.0.0.1:1/roombot"),
+        rate_per_second=10,
+        connect_timeout_s=1,
+    )
+    try:
+        await budget.warm()  # no error here: the first call meets it
+        assert budget._pool is None
+    finally:
+        await budget.aclose()
