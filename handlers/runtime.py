@@ -65,15 +65,15 @@ class AckGate:
     """Lets background work step aside while requests are waiting for their ack.
 
     Slack needs an ack within 3 s; the work after it has no deadline. A request counts as being
-    acknowledged from its arrival (`admit`) until its ack is out: HTTP mode admits it at the door
-    (`POST /slack/events`: parsing and the signature check included), Socket Mode through
-    `track`, installed as bolt middleware; either keeps the `Admission` in the bolt context, so a
-    listener that acks and then starts work says so at once (`handlers.middleware.acknowledged`)
-    rather than when bolt has noticed the ack (it looks every 10 ms). Under a burst, a
-    background step (`wait_idle`: a job's start, each outside call of a request) waits until no
-    request has been in flight for `quiet_s`, or `max_wait_s`, whichever is first, so a burst's
-    acks are not queued behind the work of the commands before them and that work is never
-    starved.
+    acknowledged from its admission (`admit`) until its ack is out: HTTP mode admits it at the
+    door (`POST /slack/events`) once its body is whole and its signature checked, Socket Mode
+    through `track`, installed as bolt middleware; either keeps the `Admission` in the bolt
+    context, so a listener that acks and then starts work says so at once
+    (`handlers.middleware.acknowledged`) rather than when bolt has noticed the ack (it looks
+    every 10 ms). Under a burst, a background step (`wait_idle`: a job's start, each outside
+    call of a request) waits until no request has been in flight for `quiet_s`, or `max_wait_s`,
+    whichever is first, so a burst's acks are not queued behind the work of the commands before
+    them and that work is never starved.
 
     Waiting costs one future per waiter, woken together by one timer when the door goes quiet
     (not a task per waiter, and not woken at each momentary gap between two requests: the

@@ -42,7 +42,7 @@ from handlers.app import Bot
 from handlers.callbacks import add_callback_route
 from handlers.ingress import Refusal, RefusalLog, screen
 from handlers.ops import Operations, add_ops_routes
-from handlers.runtime import ADMISSION_KEY, Admission
+from handlers.runtime import ADMISSION_KEY
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,6 @@ def make_web_app(bot: Bot, ops: Operations | None = None) -> web.Application:
     gate = bot.runtime.gate
 
     async def events(request: web.Request) -> web.Response:
-        admission = gate.admit()  # background work steps aside until this request is acked
-        try:
-            return await _answer(request, admission)
-        finally:
-            admission.done()
-
-    async def _answer(request: web.Request, admission: Admission) -> web.Response:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -91,13 +84,19 @@ def make_web_app(bot: Bot, ops: Operations | None = None) -> web.Application:
         if isinstance(screened, Refusal):
             refusals.note(screened, request.remote)
             return web.json_response({"error": screened.reason}, status=screened.status)
-        bolt_request = AsyncBoltRequest(
-            body=screened,
-            query=request.query_string,
-            headers=request.headers,  # type: ignore[arg-type]
-            context={ADMISSION_KEY: admission},
-        )
-        bolt_response = await bot.app.async_dispatch(bolt_request)
+        # Admitted once whole and signed: background work steps aside until its ack is out. (Not
+        # before: anyone can hold a connection open mid-body, and must not slow the work down.)
+        admission = gate.admit()
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=screened,
+                query=request.query_string,
+                headers=request.headers,  # type: ignore[arg-type]
+                context={ADMISSION_KEY: admission},
+            )
+            bolt_response = await bot.app.async_dispatch(bolt_request)
+        finally:
+            admission.done()
         return await to_aiohttp_response(bolt_response)
 
     web_app = make_ops_app(bot, ops)
