@@ -215,21 +215,15 @@ def _reason(text: str, tokens: list[Token], after: int, spec: VerbSpec) -> tuple
 def _for(tokens: list[Token], after: int, spec: VerbSpec) -> tuple[str, int]:
     """The duration text of the `--for` at `tokens[after - 1]` (`--for 2h`, `--for=2h`), and the
     index of the word after it. One word: `1h30m`, or a quoted `"1h 30m"`."""
-    option = tokens[after - 1]
-    name, eq, _ = option.prefix.partition("=")
-    if eq:
-        value, end = option.value[len(name) + 1 :], after
-    elif after < len(tokens) and not tokens[after].is_option:
-        value, end = tokens[after].value, after + 1
-    else:
-        value, end = "", after
-    if not value.strip():
-        raise ParseError("`--for` needs a duration, e.g. --for 2h", spec.usage)
-    return value, end
+    return _option_value(tokens, after, spec, "--for", needs="a duration, e.g. --for 2h")
 
 
-def _option_value(tokens: list[Token], after: int, spec: VerbSpec, name: str) -> tuple[str, int]:
-    """The one-word value of the option at `tokens[after - 1]` (`--since 2h`, `--since=2h`)."""
+def _option_value(
+    tokens: list[Token], after: int, spec: VerbSpec, name: str, *, needs: str | None = None
+) -> tuple[str, int]:
+    """The one-word value of the option `name` at `tokens[after - 1]` (`--since 2h`,
+    `--since=2h`), and the index of the word after it; without one, a `ParseError` saying what
+    it `needs` (by default a time)."""
     option = tokens[after - 1]
     _, eq, _ = option.prefix.partition("=")
     if eq:
@@ -239,7 +233,8 @@ def _option_value(tokens: list[Token], after: int, spec: VerbSpec, name: str) ->
     else:
         value, end = "", after
     if not value.strip():
-        raise ParseError(f"`{name}` needs a time like {TIME_EXAMPLES}", spec.usage)
+        what = needs or f"a time like {TIME_EXAMPLES}"
+        raise ParseError(f"`{name}` needs {what}", spec.usage)
     return value, end
 
 
