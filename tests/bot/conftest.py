@@ -11,8 +11,9 @@ import pytest
 
 from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
+from testkit.clock import FakeClock
 from tests.bot.corekit import Core, open_core
-from tests.bot.requestkit import emulator_client
+from tests.bot.requestkit import APP, KEY, Replicas, emulator_client, replicas
 
 #: Builds a core with `open_core`'s options; it is shut down when the test ends.
 CoreFactory = Callable[..., Awaitable[Core]]
@@ -34,6 +35,28 @@ async def core(make_core: CoreFactory) -> Core:
     """The service over the emulator (rooms `room-test`, `room-2`, `room-3`) and an in-memory
     audit store; ALICE is allow-listed, nobody else is granted anything."""
     return await make_core()
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[RoomEngineEmulator]:
+    """The emulator with rooms `room-1` and `room-2` (a module needing others defines its own)."""
+    emu = RoomEngineEmulator(sdkappid=APP, secret_key=KEY, rooms=["room-1", "room-2"])
+    await emu.start()
+    yield emu
+    await emu.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The store's clock for request-life tests, at a fixed moment tests move on by hand."""
+    return FakeClock(1_700_000_000.0)
+
+
+@pytest.fixture
+async def cluster(target: str | Path, clock: FakeClock) -> AsyncIterator[Replicas]:
+    """Replicas on one store (`target`: SQLite or PostgreSQL), sharing `clock`."""
+    async with replicas(target, clock) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +36,7 @@ from bot.tencent.emulator import RoomEngineEmulator
 from bot.timeline import Window, build_timeline, entry_lines
 from testkit.clock import FakeClock
 from tests.bot.corekit import plan_for, room_of
-from tests.bot.requestkit import APP, KEY, RecordingDelivery, Replicas, new_request, replicas
+from tests.bot.requestkit import RecordingDelivery, Replicas, new_request
 
 REPLY = {"adapter": "test", "channel": "C0GENERAL1"}
 NOW = 1_700_000_000.0
@@ -66,25 +65,6 @@ def policy(*, alice_may_mute: bool = True, rule: ApprovalRule | None = RULE) -> 
 
 def who(user_id: str, channel: str | None = GENERAL) -> Actor:
     return Actor(user_id=user_id, source=Source.BUTTON, team_id="T1", channel_id=channel)
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[RoomEngineEmulator]:
-    emu = RoomEngineEmulator(sdkappid=APP, secret_key=KEY, rooms=["room-1", "room-2"])
-    await emu.start()
-    yield emu
-    await emu.stop()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(NOW)
-
-
-@pytest.fixture
-async def cluster(target: str | Path, clock: FakeClock) -> AsyncIterator[Replicas]:
-    async with replicas(target, clock) as opened:
-        yield opened
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -23,20 +22,11 @@ from bot.requests.recorder import AuditRecorder
 from bot.requests.runner import Runner
 from bot.tencent.client import RetryPolicy, RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
-from testkit.clock import FakeClock
 from tests.bot.corekit import plan_for
-from tests.bot.requestkit import LEASE_S, RecordingDelivery, Replicas, replicas
+from tests.bot.requestkit import LEASE_S, RecordingDelivery, Replicas
 
 APP = 1400000000
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[RoomEngineEmulator]:
-    emu = RoomEngineEmulator(sdkappid=APP, secret_key=KEY, rooms=["room-1", "room-2"])
-    await emu.start()
-    yield emu
-    await emu.stop()
 
 
 @pytest.fixture
@@ -51,12 +41,6 @@ async def client(emulator: RoomEngineEmulator) -> AsyncIterator[RoomEngineClient
         timeout_s=30.0,
     ) as c:
         yield c
-
-
-@pytest.fixture
-async def cluster(target: str | Path) -> AsyncIterator[Replicas]:
-    async with replicas(target, FakeClock(1_700_000_000.0)) as opened:
-        yield opened
 
 
 async def test_a_request_interrupted_while_reading_its_rooms_is_in_the_audit(

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,29 +32,10 @@ from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 from testkit.clock import FakeClock
 from tests.bot.corekit import plan_for, room_of
-from tests.bot.requestkit import APP, KEY, RecordingDelivery, Replicas, new_request, replicas
+from tests.bot.requestkit import RecordingDelivery, Replicas, new_request
 
 REPLY = {"adapter": "test", "channel": "C1", "parent_ts": "1700000000.000100"}
 NOW = 1_700_000_000.0
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[RoomEngineEmulator]:
-    emu = RoomEngineEmulator(sdkappid=APP, secret_key=KEY, rooms=["room-1", "room-2"])
-    await emu.start()
-    yield emu
-    await emu.stop()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(NOW)
-
-
-@pytest.fixture
-async def cluster(target: str | Path, clock: FakeClock) -> AsyncIterator[Replicas]:
-    async with replicas(target, clock) as opened:
-        yield opened
 
 
 def due_in(store: AuditStore, clock: FakeClock, seconds: float) -> float:

@@ -7,15 +7,13 @@ unrenewed, and lets a failing renewal pass while the lease lasts. Both backends,
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 
 import pytest
 
 from bot.audit import AuditError, AuditStore, Lease, LeaseLost
 from bot.requests.leases import CHECK_MARGIN, RENEW_BELOW, LeaseBook
-from testkit.clock import FakeClock
-from tests.bot.requestkit import LEASE_S, Replicas, new_request, replicas
+from tests.bot.requestkit import LEASE_S, Replicas, new_request
 
 
 class Renewals(AuditStore):
@@ -34,17 +32,6 @@ class Renewals(AuditStore):
             raise AuditError("the audit store could not renew leases: connection refused")
         self.renewed.append(sorted(lease.request_key for lease in held))
         return await super().renew_leases(held)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(1_700_000_000.0)
-
-
-@pytest.fixture
-async def cluster(target: str | Path, clock: FakeClock) -> AsyncIterator[Replicas]:
-    async with replicas(target, clock) as opened:
-        yield opened
 
 
 async def me(cluster: Replicas) -> tuple[Renewals, LeaseBook]:

@@ -26,7 +26,6 @@ from bot.requests.plans import plan_to_json
 from bot.requests.takeover import VERDICT_DETAILS, TakeoverReport
 from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
-from testkit.clock import FakeClock
 from tests.bot.corekit import plan_for
 from tests.bot.requestkit import (
     APP,
@@ -37,7 +36,6 @@ from tests.bot.requestkit import (
     entry,
     new_request,
     predecessor,
-    replicas,
 )
 
 REPLY = {"adapter": "test", "channel": "C1", "parent_ts": "1700000000.000100"}
@@ -53,17 +51,6 @@ async def emulator() -> AsyncIterator[RoomEngineEmulator]:
     await emu.start()
     yield emu
     await emu.stop()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(1_700_000_000.0)
-
-
-@pytest.fixture
-async def cluster(target: str | Path, clock: FakeClock) -> AsyncIterator[Replicas]:
-    async with replicas(target, clock) as opened:
-        yield opened
 
 
 class Survivor:

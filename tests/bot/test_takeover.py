@@ -8,7 +8,6 @@ the replica that lost the request is refused and the verdict stands. Both store 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,9 +28,8 @@ from bot.requests.plans import plan_to_json
 from bot.requests.takeover import VERDICT_DETAILS, take_over
 from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
-from testkit.clock import FakeClock
 from tests.bot.corekit import plan_for
-from tests.bot.requestkit import APP, KEY, LEASE_S, Replicas, new_request, replicas
+from tests.bot.requestkit import APP, KEY, LEASE_S, Replicas, new_request
 
 REPLY = {"adapter": "slack", "channel": "C1", "parent_ts": "1700000000.000100"}
 MUTE = {"IsAudioDisabled": True}
@@ -59,12 +57,6 @@ async def emulator() -> AsyncIterator[RoomEngineEmulator]:
     await emu.start()
     yield emu
     await emu.stop()
-
-
-@pytest.fixture
-async def cluster(target: str | Path) -> AsyncIterator[Replicas]:
-    async with replicas(target, FakeClock(1_700_000_000.0)) as opened:
-        yield opened
 
 
 def entry(room: str, patch: dict[str, Any], key: str = "req-1") -> NewEntry:

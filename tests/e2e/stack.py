@@ -50,6 +50,16 @@ ALERTS = "C0ALERTS01"
 OTHER_ADMIN = "ops-console"
 
 
+def button(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
+    """The button `action_id` in `message`'s actions blocks, or None."""
+    for block in message["blocks"]:
+        for element in block.get("elements", []) if block["type"] == "actions" else []:
+            if element["action_id"] == action_id:
+                found: dict[str, Any] = element
+                return found
+    return None
+
+
 @dataclass
 class Reply:
     """roombot's HTTP answer to one signed request."""

@@ -16,7 +16,7 @@ from bot.audit import RequestState
 from bot.audit.records import ApprovalDecision
 from bot.audit.report import export_to
 from handlers import approval_blocks as ab
-from tests.e2e.stack import ALICE, GENERAL, Stack, running_stack
+from tests.e2e.stack import ALICE, GENERAL, Stack, button, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -37,15 +37,6 @@ expire = "20m"
 """
 
 
-def _button(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
-    for block in message["blocks"]:
-        for element in block.get("elements", []) if block["type"] == "actions" else []:
-            if element["action_id"] == action_id:
-                found: dict[str, Any] = element
-                return found
-    return None
-
-
 async def _asked(stack: Stack, text: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     """Send `/room text` as ALICE; the request message, its approvals-channel copy and the
     request key its Approve button carries."""
@@ -55,10 +46,10 @@ async def _asked(stack: Stack, text: str) -> tuple[dict[str, Any], dict[str, Any
     await stack.settle()
     [request] = [m for m in stack.slack.messages(GENERAL) if m["thread_ts"] is None]
     [copy] = stack.slack.messages(APPROVALS)
-    approve = _button(request, ab.ACTION_APPROVE)
+    approve = button(request, ab.ACTION_APPROVE)
     assert approve is not None
-    assert _button(request, ab.ACTION_DENY) is not None
-    assert _button(copy, ab.ACTION_APPROVE) is not None
+    assert button(request, ab.ACTION_DENY) is not None
+    assert button(copy, ab.ACTION_APPROVE) is not None
     return request, copy, str(approve["value"])
 
 
@@ -116,7 +107,7 @@ async def test_a_request_needing_approval_waits_then_runs_once_when_approved(
             stack.slack.messages(APPROVALS)[0],
         ):
             assert f"Approved by <@{BOB}>" in message["text"]
-            assert _button(message, ab.ACTION_APPROVE) is None
+            assert button(message, ab.ACTION_APPROVE) is None
         store = stack.bot.audit
         assert store is not None
         record = await store.get_request(key)
@@ -237,7 +228,7 @@ async def test_an_expired_request_is_told_in_the_thread_and_the_approvals_channe
         await stack.slack.wait_for(
             lambda: "Expired at" in stack.slack.messages(APPROVALS)[0]["text"], timeout=10
         )
-        assert _button(stack.slack.messages(GENERAL)[0], ab.ACTION_APPROVE) is None
+        assert button(stack.slack.messages(GENERAL)[0], ab.ACTION_APPROVE) is None
         late = await _click(stack, ab.ACTION_APPROVE, key, copy, BOB, APPROVALS)
         await stack.settle()
         [refusal] = stack.response_posts(late)

@@ -14,7 +14,7 @@ from bot.audit import Outcome, open_store
 from bot.cli import main
 from bot.policy import known_verbs, load_policy
 from handlers import blocks
-from tests.e2e.stack import ALICE, GENERAL, MALLORY, Stack, running_stack
+from tests.e2e.stack import ALICE, GENERAL, MALLORY, Stack, button, running_stack
 
 
 def _parent(stack: Stack) -> dict[str, Any]:
@@ -25,15 +25,6 @@ def _parent(stack: Stack) -> dict[str, Any]:
 
 def _thread(stack: Stack, parent: dict[str, Any]) -> list[dict[str, Any]]:
     return stack.slack.thread(GENERAL, parent["ts"])
-
-
-def _button(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
-    for block in message["blocks"]:
-        for element in block.get("elements", []) if block["type"] == "actions" else []:
-            if element["action_id"] == action_id:
-                found: dict[str, Any] = element
-                return found
-    return None
 
 
 async def _rows(stack: Stack) -> list[Any]:
@@ -196,7 +187,7 @@ async def _muted_with_undo(stack: Stack) -> tuple[dict[str, Any], dict[str, Any]
     await stack.settle()
     parent = _parent(stack)
     [result] = _thread(stack, parent)
-    undo = _button(result, blocks.ACTION_UNDO)
+    undo = button(result, blocks.ACTION_UNDO)
     assert undo is not None, result
     return parent, result, undo["value"]
 
@@ -225,7 +216,7 @@ async def test_undo_restores_exactly_the_changed_fields_and_is_audited(tmp_path:
         assert "✅ done: 2/2 rooms changed" in texts  # the undo's status line, updated
         assert "✅ `room-test` — audio unmuted" in texts
         updated = next(m for m in stack.slack.messages(GENERAL) if m["ts"] == result["ts"])
-        assert _button(updated, blocks.ACTION_UNDO) is None
+        assert button(updated, blocks.ACTION_UNDO) is None
         assert "Undo used by" in json.dumps(updated["blocks"])
         rows = await _rows(stack)
         originals = {r.room_id: r.id for r in rows if r.verb == "mute-all" and r.undo_of is None}
@@ -452,9 +443,9 @@ async def test_120_rooms_with_failures_progress_summary_and_retry(tmp_path: Path
         assert sections.count("❌ `") == 5
         assert sections.count("✅ `") == 115
         assert "Undo is not offered" in "\n".join(m["text"] for m in replies)
-        retry = next(b for m in replies if (b := _button(m, blocks.ACTION_RETRY)))
+        retry = next(b for m in replies if (b := button(m, blocks.ACTION_RETRY)))
         failed_rooms = sorted(c.body["RoomInfo"]["RoomId"] for c in calls if c.error_code == 100006)
-        last = next(m for m in replies if _button(m, blocks.ACTION_RETRY))
+        last = next(m for m in replies if button(m, blocks.ACTION_RETRY))
         await stack.click(
             blocks.ACTION_RETRY,
             retry["value"],
@@ -485,8 +476,8 @@ async def test_a_broken_audit_trail_refuses_the_change_and_says_so(tmp_path: Pat
         [result] = _thread(stack, parent)
         assert "2 not attempted — the audit trail could not be written" in result["text"]
         assert "`room-test`, `room-2`" in result["text"]
-        assert _button(result, blocks.ACTION_UNDO) is None
-        assert _button(result, blocks.ACTION_RETRY) is None
+        assert button(result, blocks.ACTION_UNDO) is None
+        assert button(result, blocks.ACTION_RETRY) is None
 
 
 async def test_an_operator_may_allow_unaudited_changes(tmp_path: Path) -> None:
@@ -502,7 +493,7 @@ async def test_an_operator_may_allow_unaudited_changes(tmp_path: Path) -> None:
         assert "✅ `room-test` — video disabled" in result["text"]
         assert call.request_id in result["text"]
         assert "The audit trail could not be written" in result["text"]
-        assert _button(result, blocks.ACTION_UNDO) is None  # it could not find the request
+        assert button(result, blocks.ACTION_UNDO) is None  # it could not find the request
 
 
 async def test_wrong_credentials_stop_a_many_room_request_and_are_said_once(
@@ -530,7 +521,7 @@ async def test_wrong_credentials_stop_a_many_room_request_and_are_said_once(
         outcomes = [r.outcome for r in rows]
         assert outcomes.count(Outcome.FAILED) == len(calls)
         assert outcomes.count(Outcome.NOT_ATTEMPTED) == 30 - len(calls)
-        retry = _button(result, blocks.ACTION_RETRY)
+        retry = button(result, blocks.ACTION_RETRY)
         assert retry is not None  # once the key is fixed, Retry covers the not-attempted rooms
 
 
@@ -540,7 +531,7 @@ async def test_an_undo_is_recorded_as_an_undo_not_as_the_original_verb(tmp_path:
         await stack.slash("disable-chat room-test")
         await stack.settle()
         [result] = _thread(stack, _parent(stack))
-        undo = _button(result, blocks.ACTION_UNDO)
+        undo = button(result, blocks.ACTION_UNDO)
         assert undo is not None
         await stack.click(
             blocks.ACTION_UNDO,

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.audit import Outcome
 from handlers import blocks
-from tests.e2e.stack import ALICE, GENERAL, Stack, running_stack
+from tests.e2e.stack import ALICE, GENERAL, Stack, button, running_stack
 
 RAID_ROOM: dict[str, Any] = {
     "RoomId": "town-hall",
@@ -31,15 +31,6 @@ def _parent(stack: Stack) -> dict[str, Any]:
 def _reply(stack: Stack) -> dict[str, Any]:
     [reply] = stack.slack.thread(GENERAL, _parent(stack)["ts"])
     return reply
-
-
-def _button(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
-    for block in message["blocks"]:
-        for element in block.get("elements", []) if block["type"] == "actions" else []:
-            if element["action_id"] == action_id:
-                found: dict[str, Any] = element
-                return found
-    return None
 
 
 def _members(stack: Stack) -> list[str]:
@@ -86,7 +77,7 @@ async def test_kick_removes_members_and_says_it_cannot_be_undone(tmp_path: Path)
         assert parent["text"].splitlines()[-1] == "✅ done: 2/2 accounts kicked"
         assert f"`troll-1` kicked · RequestId `{call.request_id}`" in reply["text"]
         assert "A kick cannot be undone" in reply["text"]
-        assert _button(reply, blocks.ACTION_UNDO) is None
+        assert button(reply, blocks.ACTION_UNDO) is None
         rows = [r for r in await stack.rows() if r.verb == "kick"]
         assert [(r.room_id, r.patch, r.outcome) for r in rows] == [
             ("town-hall", {"Member_Account": "troll-1"}, Outcome.OK),
@@ -130,7 +121,7 @@ async def test_ban_lists_the_ban_and_its_undo_unbans_exactly_those_accounts(
         assert "`troll-1` · until" in banned
         assert "(2h left)" in banned
         reply = _reply(stack)
-        undo = _button(reply, blocks.ACTION_UNDO)
+        undo = button(reply, blocks.ACTION_UNDO)
         assert undo is not None
         await stack.click(
             blocks.ACTION_UNDO,
@@ -202,5 +193,5 @@ async def test_a_confirmed_destroy_destroys_the_room(tmp_path: Path) -> None:
         reply_text = _reply(stack)["text"]
         assert "✅ `town-hall` — room destroyed" in reply_text
         assert "A destroyed room cannot be brought back." in reply_text
-        assert _button(_reply(stack), blocks.ACTION_UNDO) is None
+        assert button(_reply(stack), blocks.ACTION_UNDO) is None
         assert "error 100004" in await _read(stack, "show town-hall")

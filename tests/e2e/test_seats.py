@@ -11,8 +11,8 @@ from typing import Any
 from bot.audit import Outcome
 from bot.callbacks import OUTSIDE_SEATS, Handling
 from handlers import blocks
-from tests.e2e.stack import ALERTS, GENERAL, Stack, running_stack
-from tests.e2e.test_members import _button, _parent, _read, _reply
+from tests.e2e.stack import ALERTS, GENERAL, Stack, button, running_stack
+from tests.e2e.test_members import _parent, _read, _reply
 
 STAGE: dict[str, Any] = {
     "RoomId": "town-hall",
@@ -80,7 +80,7 @@ async def test_lock_seat_takes_the_heckler_off_and_undo_opens_the_seat(tmp_path:
         assert "`/room lock-seat` on 1 room: `town-hall` (seat 1)" in parent["text"]
         assert parent["text"].splitlines()[-1] == "✅ done: 1/1 seat changed"
         assert f"seat 1: locked · RequestId `{lock.request_id}`" in reply["text"]
-        undo = _button(reply, blocks.ACTION_UNDO)
+        undo = button(reply, blocks.ACTION_UNDO)
         assert undo is not None
         await stack.click(
             blocks.ACTION_UNDO,
@@ -109,7 +109,7 @@ async def test_kick_seat_of_someone_not_on_a_seat_is_100206_with_its_hint(tmp_pa
         assert "the account is not on a seat" in reply["text"]
         assert "`speaker` taken off the seat" in reply["text"]
         assert "Taking someone off a seat cannot be undone" in reply["text"]
-        assert _button(reply, blocks.ACTION_UNDO) is None
+        assert button(reply, blocks.ACTION_UNDO) is None
         assert "Member_Account" not in _seat(stack, 2)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.audit import Outcome
 from handlers import blocks
-from tests.e2e.stack import ALICE, GENERAL, MALLORY, Stack, running_stack
+from tests.e2e.stack import ALICE, GENERAL, MALLORY, Stack, button, running_stack
 
 
 def _parent(stack: Stack) -> dict[str, Any]:
@@ -25,15 +25,6 @@ def _parent(stack: Stack) -> dict[str, Any]:
 
 def _thread_text(stack: Stack, parent: dict[str, Any]) -> str:
     return "\n".join(m["text"] for m in stack.slack.thread(GENERAL, parent["ts"]))
-
-
-def _button(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
-    for block in message["blocks"]:
-        for element in block.get("elements", []) if block["type"] == "actions" else []:
-            if element["action_id"] == action_id:
-                found: dict[str, Any] = element
-                return found
-    return None
 
 
 async def _timers(stack: Stack) -> str:
@@ -55,7 +46,7 @@ async def test_a_change_for_10s_ends_by_itself_and_the_thread_says_so(tmp_path: 
         assert "This change reverts at " in result["text"]
         assert " UTC, in " in result["text"]
         for action_id in blocks.TIMER_ACTIONS:
-            assert _button(result, action_id) is not None, result
+            assert button(result, action_id) is not None, result
         listed = await _timers(stack)
         assert "1 time-boxed change in `room-test` to revert" in listed
         assert f"<@{ALICE}>" in listed
@@ -87,8 +78,8 @@ async def test_revert_now_and_keep_are_once_and_only_for_those_allowed(tmp_path:
         first, second = [m for m in stack.slack.messages(GENERAL) if m["thread_ts"] is None]
         [muted] = stack.slack.thread(GENERAL, first["ts"])
         [chat] = stack.slack.thread(GENERAL, second["ts"])
-        revert_now = _button(muted, blocks.ACTION_REVERT_NOW)
-        keep = _button(chat, blocks.ACTION_KEEP)
+        revert_now = button(muted, blocks.ACTION_REVERT_NOW)
+        keep = button(chat, blocks.ACTION_KEEP)
         assert revert_now is not None
         assert keep is not None
 
@@ -121,7 +112,7 @@ async def test_revert_now_and_keep_are_once_and_only_for_those_allowed(tmp_path:
         assert "⏰ Time's up for" in text
         assert "audio unmuted · RequestId" in text
         updated = next(m for m in stack.slack.messages(GENERAL) if m["ts"] == muted["ts"])
-        assert _button(updated, blocks.ACTION_REVERT_NOW) is None
+        assert button(updated, blocks.ACTION_REVERT_NOW) is None
         assert "Reverted now by" in json.dumps(updated["blocks"])
 
         _ack, _ = await stack.click(
