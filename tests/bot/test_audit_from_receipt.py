@@ -7,40 +7,21 @@ attempted", and `history` of its room shows it. Both store backends; the loop ti
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
 
 from bot.audit import Outcome, RequestState
-from bot.budget import RateBudget
 from bot.requests.delivery import Deliveries
 from bot.requests.leases import LeaseBook
 from bot.requests.life import RequestLife
 from bot.requests.loop import RequestLoop
 from bot.requests.recorder import AuditRecorder
 from bot.requests.runner import Runner
-from bot.tencent.client import RetryPolicy, RoomEngineClient
+from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
 from tests.bot.corekit import plan_for
 from tests.bot.requestkit import LEASE_S, RecordingDelivery, Replicas
-
-APP = 1400000000
-KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
-
-
-@pytest.fixture
-async def client(emulator: RoomEngineEmulator) -> AsyncIterator[RoomEngineClient]:
-    async with RoomEngineClient(
-        base_url=emulator.base_url,
-        sdkappid=APP,
-        secret_key=KEY,
-        admin_id="administrator",
-        rate_budget=RateBudget(200),
-        retry=RetryPolicy(max_attempts=1),
-        timeout_s=30.0,
-    ) as c:
-        yield c
 
 
 async def test_a_request_interrupted_while_reading_its_rooms_is_in_the_audit(

@@ -11,14 +11,10 @@ from typing import Any
 import pytest
 
 from bot.audit import AuditStore, NewEntry, Outcome, open_store
-from bot.budget import RateBudget
 from bot.requests.takeover import take_over
-from bot.tencent.client import RetryPolicy, RoomEngineClient
+from bot.tencent.client import RoomEngineClient
 from bot.tencent.emulator import RoomEngineEmulator
-from tests.bot.requestkit import new_request
-
-APP = 1400000000
-KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
+from tests.bot.requestkit import APP, KEY, emulator_client, new_request
 
 
 @pytest.fixture
@@ -41,14 +37,7 @@ async def emulator() -> AsyncIterator[RoomEngineEmulator]:
 
 @pytest.fixture
 async def client(emulator: RoomEngineEmulator) -> AsyncIterator[RoomEngineClient]:
-    async with RoomEngineClient(
-        base_url=emulator.base_url,
-        sdkappid=APP,
-        secret_key=KEY,
-        admin_id="administrator",
-        rate_budget=RateBudget(200),
-        retry=RetryPolicy(max_attempts=1),
-    ) as c:
+    async with emulator_client(emulator) as c:
         # The world as the stopped replica left it: some of its calls happened, some did not.
         await c.ban_room_member("room-m", ["banned-now"], "spam", 3600)
         await c.ban_room_member("room-m", ["unbanned-not"], "spam", 3600)
