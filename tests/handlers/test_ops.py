@@ -3,6 +3,8 @@ part tells a rejected token from an unreachable Slack, and failed calls are coun
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 from slack_sdk.errors import SlackApiError
@@ -74,3 +76,27 @@ def test_the_metrics_text_is_generated_at_most_once_a_second() -> None:
     assert ops.exposition(100.0 + METRICS_MAX_AGE_S / 2) is first
     fresh = ops.exposition(100.0 + METRICS_MAX_AGE_S)
     assert b"roombot_test_things_total 1.0" in fresh
+
+
+class _CountedRepr(dict[str, object]):
+    """A block that counts how often it is turned into text (JSON encoding does not)."""
+
+    reprs = 0
+
+    def __repr__(self) -> str:
+        type(self).reprs += 1
+        return super().__repr__()
+
+
+async def test_a_web_api_call_formats_no_debug_line_that_logging_would_drop() -> None:
+    # slack_sdk builds its request and response debug lines whenever its logger's own level
+    # is NOTSET; `build_slack_client` gives it an explicit one, so nothing is formatted.
+    logging.getLogger("slack_sdk.web.async_base_client").setLevel(logging.NOTSET)
+    async with FakeSlack(bot_token=TOKEN) as slack:
+        client = build_slack_client(
+            load_settings(env_file=None, slack_bot_token=TOKEN, slack_api_url=slack.api_url)
+        )
+        block = _CountedRepr(type="section", text={"type": "mrkdwn", "text": "hi"})
+        await client.chat_postMessage(channel="C0GENERAL1", text="hi", blocks=[block])
+        assert _CountedRepr.reprs == 0
+        assert [c.params.get("text") for c in slack.calls_to("chat.postMessage")] == ["hi"]
