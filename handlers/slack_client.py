@@ -10,13 +10,23 @@ response_url, an ephemeral message) and says so.
 Every Web API method goes through `api_call`, so `CountingWebClient` sees every failed call,
 whoever made it (delivery, the middleware, readiness, user-group lookups): it counts it in
 `roombot_slack_api_errors_total{method,error}` and lets the exception go on unchanged.
+
+The two methods every command calls three times (`chat.postMessage` for the parent and the
+threaded reply, `chat.update` for the parent's final status) take a direct path under `api_call`
+(`CountingWebClient._direct`): the same URL, headers, JSON body, retry handlers and
+`AsyncSlackResponse`, without slack_sdk's per-call assembly (URL join, header and user-agent
+building, deprecation lookup in the environment, the request description the retry handlers
+are given even when nothing fails). Measured beside slack_sdk's own path on one pooled session:
+about 0.1 ms less CPU a call (bench/README.md, "Slack calls").
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any, Final
+from urllib.parse import urljoin
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
@@ -33,6 +43,8 @@ from bot.config import Settings
 
 #: The longest `Retry-After` (seconds) roombot waits out before retrying a Web API call.
 MAX_RETRY_AFTER_S: Final = 10.0
+#: Methods sent by `CountingWebClient._direct` when called with a JSON body alone.
+DIRECT_METHODS: Final = frozenset({"chat.postMessage", "chat.update"})
 
 
 def retry_after_s(response: HttpResponse) -> float | None:
@@ -76,10 +88,25 @@ def slack_error_code(exc: SlackApiError) -> str:
 
 
 class CountingWebClient(AsyncWebClient):
-    """An `AsyncWebClient` whose failed calls are counted by method and Slack error."""
+    """An `AsyncWebClient` whose failed calls are counted by method and Slack error, and whose
+    per-command calls take the direct path (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._direct_urls: dict[str, str] = {}
+        self._direct_headers: dict[str, str] | None = None
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         try:
+            payload = kwargs.get("json")
+            if (
+                api_method in DIRECT_METHODS
+                and isinstance(payload, dict)
+                and kwargs.keys() == {"json"}
+                and self.session is not None
+                and not self.session.closed
+            ):
+                return await self._direct(api_method, payload)
             return await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
             metrics.count_slack_error(api_method, slack_error_code(exc))
@@ -90,6 +117,83 @@ class CountingWebClient(AsyncWebClient):
         except (aiohttp.ClientError, OSError, SlackRequestError, asyncio.IncompleteReadError):
             metrics.count_slack_error(api_method, "transport")
             raise
+
+    async def _direct(self, api_method: str, payload: dict[str, Any]) -> AsyncSlackResponse:
+        """POST `payload` as JSON to `api_method` on the shared session, as slack_sdk would:
+        its token and default parameters, its headers, its retry handlers (asked only when a
+        call fails or is refused: ours retry nothing else), its response and `validate()`."""
+        session = self.session
+        assert session is not None  # api_call checked
+        for name, value in self.default_params.items():
+            payload.setdefault(name, value)
+        token = payload.pop("token", None) or self.token
+        url = self._url(api_method)
+        headers = self._headers(token)
+        body = json.dumps(payload).encode()
+        state = RetryState()
+        while True:
+            state.next_attempt_requested = False
+            try:
+                async with session.post(
+                    url, data=body, headers=headers, ssl=self.ssl or True, proxy=self.proxy
+                ) as res:
+                    raw = await res.read()
+                    status, res_headers = res.status, res.headers
+            except Exception as exc:
+                if await self._retry(state, url, None, exc):
+                    continue
+                raise
+            try:
+                data = json.loads(raw) if raw else {}
+            except ValueError:
+                data = {}  # not the Web API's answer: validate() raises, as slack_sdk does
+            if status != 200:
+                refused = HttpResponse(status_code=status, headers=dict(res_headers), body=data)
+                if await self._retry(state, url, refused, None):
+                    continue
+            response = AsyncSlackResponse(
+                client=self,
+                http_verb="POST",
+                api_url=url,
+                req_args={"json": payload},
+                data=data,
+                headers=dict(res_headers),
+                status_code=status,
+            )
+            response.validate()  # type: ignore[no-untyped-call]  # raises unless Slack said ok
+            return response
+
+    async def _retry(
+        self, state: RetryState, url: str, response: HttpResponse | None, error: Exception | None
+    ) -> bool:
+        """Whether one of the retry handlers retries this failure (it has waited if so)."""
+        request = HttpRequest(method="POST", url=url, headers={})
+        for handler in self.retry_handlers:
+            if await handler.can_retry_async(
+                state=state, request=request, response=response, error=error
+            ):
+                await handler.prepare_for_next_attempt_async(
+                    state=state, request=request, response=response, error=error
+                )
+                return True
+        return False
+
+    def _url(self, api_method: str) -> str:
+        url = self._direct_urls.get(api_method)
+        if url is None:
+            url = self._direct_urls[api_method] = urljoin(self.base_url, api_method)
+        return url
+
+    def _headers(self, token: str | None) -> dict[str, str]:
+        headers = self._direct_headers
+        if headers is None or headers.get("Authorization") != f"Bearer {token}":
+            # self.headers carries slack_sdk's User-Agent (set when the client was made).
+            headers = {"Content-Type": "application/json;charset=utf-8"}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            headers.update(self.headers)
+            self._direct_headers = headers
+        return headers
 
 
 def sdk_logger() -> logging.Logger:
