@@ -16,8 +16,8 @@ threaded reply, `chat.update` for the parent's final status) take a direct path 
 (`CountingWebClient._direct`): the same URL, headers, JSON body, retry handlers and
 `AsyncSlackResponse`, without slack_sdk's per-call assembly (URL join, header and user-agent
 building, deprecation lookup in the environment, the request description the retry handlers
-are given even when nothing fails). Measured beside slack_sdk's own path on one pooled session:
-about 0.1 ms less CPU a call (bench/README.md, "Slack calls").
+are given even when nothing fails). Measured beside slack_sdk's own path on one pooled session,
+it costs about 0.1 ms less CPU a call, 0.3 ms of the CPU a command costs.
 """
 
 from __future__ import annotations
