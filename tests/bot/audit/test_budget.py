@@ -13,7 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bot import metrics
 from bot.audit import AuditStore, NewRequest, open_store
+from bot.audit import budget as budget_module
 from bot.audit.budget import END_RIDE_S, RateBudgetUnavailable, SharedRateBudget
 from bot.audit.dialect import RateBudgets
 from bot.budget import RateBudget
@@ -183,9 +185,43 @@ async def test_the_slots_of_a_stopped_replica_are_ended_by_a_survivor(pg_url: st
         await in_flight.__aexit__(None, None, None)
 
 
-def _request() -> NewRequest:
+@pytest.mark.slow
+async def test_a_call_end_waits_its_own_ride_for_a_store_write_to_carry_it(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ride = 1.0  # long enough that the sleeps below cannot blur the moments
+    monkeypatch.setattr(budget_module, "END_RIDE_S", ride)
+
+    def written_on_their_own() -> float:
+        return metrics.value("roombot_store_transactions_total", operation="rate_end")
+
+    async with await open_store(pg_url, owner="rider") as store:
+        budget = store.rate_budget(50)
+        before = written_on_their_own()
+        started = time.monotonic()
+        async with budget.slot(API):
+            pass  # a first call ends: its end waits to ride along
+        await asyncio.sleep(0.2)
+        assert await store.claim_request(_request("first")) is not None  # and rides here
+        await asyncio.sleep(0.6)
+        async with budget.slot(API):
+            pass  # a second call ends, 0.8 s in: its own ride lasts until 1.8 s
+        await asyncio.sleep(0.5)
+        assert time.monotonic() - started > ride  # past the first end's ride
+        assert await store.claim_request(_request("second")) is not None
+        assert written_on_their_own() == before  # both ends rode with a claim
+        async with budget.slot(API):
+            pass  # an end no write comes for is written on its own after its ride
+        await asyncio.sleep(ride + 0.5)
+        assert written_on_their_own() == before + 1
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            cur = await conn.execute("SELECT count(*) FROM rate_slots WHERE ended_at IS NULL")
+            assert await cur.fetchone() == (0,)
+
+
+def _request(key: str = "stranded") -> NewRequest:
     return NewRequest(
-        request_key="stranded",
+        request_key=key,
         kind="request",
         source="slash",
         user_id="U1",
