@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+
+_T = TypeVar("_T")
 
 #: How long `cancel_and_wait` waits before cancelling again.
 _RECANCEL_S: Final = 0.1
@@ -23,6 +26,15 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
         await asyncio.wait({task}, timeout=_RECANCEL_S)
     if not task.cancelled():
         task.exception()  # consumed: the task logs its own failures
+
+
+async def gather_all(*coros: Coroutine[Any, Any, _T]) -> list[_T]:
+    """`asyncio.gather(*coros)`, but a lone coroutine is awaited in place: the one-room request,
+    the usual one, then makes no task (a task and its wake-ups per step are a visible part of
+    a command's CPU). Results in order; the first exception is raised, as gather does."""
+    if len(coros) == 1:
+        return [await coros[0]]
+    return list(await asyncio.gather(*coros))
 
 
 #: The signals roombot handles on its main thread: interrupt, stop, reload.

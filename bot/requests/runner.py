@@ -47,6 +47,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from bot import metrics
+from bot.aio import gather_all
 from bot.audit import AuditError, LeaseLost, NewEntry, NewRequest
 from bot.failures import describe_failure
 from bot.logs import log_context
@@ -366,7 +367,7 @@ class Runner:
                     )
             return finished
 
-        per_call = await asyncio.gather(*(one(i, c) for i, c in enumerate(calls)))
+        per_call = await gather_all(*(one(i, c) for i, c in enumerate(calls)))
         results = [r for chunk in per_call for r in chunk]
         if abort.lost is not None:
             return runs.lost(plan, abort.lost, targets=targets, started=started, results=results)
@@ -438,7 +439,7 @@ class Runner:
                     request_id=snapshot.request_id,
                 )
 
-        await asyncio.gather(*(one(p) for p in patches))
+        await gather_all(*(one(p) for p in patches))
         return previous, conflicts
 
     # -- the audit trail --------------------------------------------------------------------------
