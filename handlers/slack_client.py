@@ -94,7 +94,6 @@ class CountingWebClient(AsyncWebClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._direct_urls: dict[str, str] = {}
-        self._direct_headers: dict[str, str] | None = None
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         try:
@@ -185,14 +184,11 @@ class CountingWebClient(AsyncWebClient):
         return url
 
     def _headers(self, token: str | None) -> dict[str, str]:
-        headers = self._direct_headers
-        if headers is None or headers.get("Authorization") != f"Bearer {token}":
-            # self.headers carries slack_sdk's User-Agent (set when the client was made).
-            headers = {"Content-Type": "application/json;charset=utf-8"}
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
-            headers.update(self.headers)
-            self._direct_headers = headers
+        # self.headers carries slack_sdk's User-Agent (set when the client was made).
+        headers = {"Content-Type": "application/json;charset=utf-8"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        headers.update(self.headers)
         return headers
 
 
