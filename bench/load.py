@@ -7,9 +7,11 @@ the server's (plus loopback), not ours. Each worker holds one keep-alive connect
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -72,6 +74,27 @@ def pool(concurrency: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
 
 
+@contextlib.contextmanager
+def no_collector_pauses() -> Iterator[None]:
+    """Within the block, this process's cyclic garbage collector does not run (it collects
+    first, and runs again after as it was).
+
+    The load generator is the bench process, which grows over a full run: its own gen-2
+    collections took 23-45 ms each (measured with `gc.callbacks`). One falling in a round held up
+    the reading of every answer in flight and was counted as the measured server's ack
+    latency, in one round of one series: the single slow rounds the replica and scrape ratios
+    showed. A round lasts seconds; its garbage waits for the end of it.
+    """
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 async def fire(
     session: aiohttp.ClientSession,
     url: str | Sequence[str],
@@ -80,7 +103,19 @@ async def fire(
     concurrency: int,
 ) -> list[Shot]:
     """Send every command to `url` (given several, command i goes to `url[i % len(url)]`) with
-    `concurrency` requests in flight; shots in send order."""
+    `concurrency` requests in flight, without the load generator's collector pausing it
+    (`no_collector_pauses`); shots in send order."""
+    with no_collector_pauses():
+        return await _fire(session, url, commands, concurrency=concurrency)
+
+
+async def _fire(
+    session: aiohttp.ClientSession,
+    url: str | Sequence[str],
+    commands: Sequence[Command],
+    *,
+    concurrency: int,
+) -> list[Shot]:
     urls = [url] if isinstance(url, str) else list(url)
     bodies = [slash_body(c) for c in commands]
     shots: list[Shot | None] = [None] * len(bodies)
