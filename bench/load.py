@@ -105,17 +105,6 @@ async def fire(
     """Send every command to `url` (given several, command i goes to `url[i % len(url)]`) with
     `concurrency` requests in flight, without the load generator's collector pausing it
     (`no_collector_pauses`); shots in send order."""
-    with no_collector_pauses():
-        return await _fire(session, url, commands, concurrency=concurrency)
-
-
-async def _fire(
-    session: aiohttp.ClientSession,
-    url: str | Sequence[str],
-    commands: Sequence[Command],
-    *,
-    concurrency: int,
-) -> list[Shot]:
     urls = [url] if isinstance(url, str) else list(url)
     bodies = [slash_body(c) for c in commands]
     shots: list[Shot | None] = [None] * len(bodies)
@@ -127,5 +116,6 @@ async def _fire(
                 return
             shots[i] = await send(session, urls[i % len(urls)], bodies[i])
 
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(bodies)))))
+    with no_collector_pauses():
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(bodies)))))
     return [s for s in shots if s is not None]
