@@ -58,7 +58,7 @@ class Admission:
         """The ack is out (or the request is over): stop holding background work for it."""
         if self._open:
             self._open = False
-            self._gate.leave()
+            self._gate._leave()
 
 
 class AckGate:
@@ -102,17 +102,13 @@ class AckGate:
     def admit(self) -> Admission:
         """A request arrived: background steps wait until its `Admission` is done (and every
         other's)."""
-        self.enter()
-        return Admission(self)
-
-    def enter(self) -> None:
-        """A request arrived: background steps wait until it (and any other) is answered."""
         self._acking += 1
         if self._wake is not None:
             self._wake.cancel()
             self._wake = None
+        return Admission(self)
 
-    def leave(self) -> None:
+    def _leave(self) -> None:
         """A request was answered; once none is left for `quiet_s`, the waiters go."""
         self._acking -= 1
         if self._acking == 0 and self._waiters and self._wake is None:

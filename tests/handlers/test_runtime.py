@@ -108,14 +108,14 @@ async def test_background_tasks_drain_and_cancel() -> None:
 
 async def test_ack_gate_is_not_opened_by_a_momentary_gap_between_two_requests() -> None:
     gate = AckGate(max_wait_s=5, quiet_s=0.05)
-    gate.enter()
+    first = gate.admit()
     waiting = asyncio.create_task(gate.wait_idle())
     await asyncio.sleep(0)
-    gate.leave()
-    gate.enter()  # the next request of the burst, within quiet_s
+    first.done()
+    second = gate.admit()  # the next request of the burst, within quiet_s
     await asyncio.sleep(0.15)
     assert not waiting.done()
-    gate.leave()
+    second.done()
     started = time.monotonic()
     await asyncio.wait_for(waiting, 2)
     assert time.monotonic() - started >= 0.04  # went once the door had been quiet for quiet_s
@@ -124,7 +124,7 @@ async def test_ack_gate_is_not_opened_by_a_momentary_gap_between_two_requests() 
 
 async def test_ack_gate_releases_every_waiter_at_once_and_forgets_the_ones_that_gave_up() -> None:
     gate = AckGate(max_wait_s=0.05, quiet_s=0)
-    gate.enter()
+    admission = gate.admit()
     await gate.wait_idle()  # gave up after max_wait_s
     assert gate.waiting == 0
     gate.max_wait_s = 5
@@ -132,7 +132,7 @@ async def test_ack_gate_releases_every_waiter_at_once_and_forgets_the_ones_that_
     await asyncio.sleep(0)
     assert gate.waiting == 3
     started = time.monotonic()
-    gate.leave()
+    admission.done()
     await asyncio.wait_for(asyncio.gather(*waiters), 2)
     assert time.monotonic() - started < 1  # released, not timed out
     assert gate.waiting == 0
@@ -146,11 +146,11 @@ async def test_background_jobs_start_only_once_no_request_awaits_its_ack() -> No
     async def job() -> None:
         ran.set()
 
-    gate.enter()
+    admission = gate.admit()
     tasks.spawn(job())
     await asyncio.sleep(0.1)
     assert not ran.is_set()
-    gate.leave()
+    admission.done()
     await asyncio.wait_for(ran.wait(), 2)
     assert await tasks.drain(2) == 0
 
